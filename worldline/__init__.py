@@ -1,0 +1,1 @@
+"""worldline: the command-line app that wires particles, dynamics, critic and viz."""

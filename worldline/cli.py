@@ -1,0 +1,77 @@
+"""The ``worldline`` command line: one app, one module per subcommand.
+
+Each ``worldline/cmd_<name>.py`` defines ``register(app)``; this file wires them
+and turns bad input into one clear line on stderr and exit code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from particles import FileFormatError, ValidationError
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "view"]
+
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="worldline",
+    help="A 3D world-model simulator on particles and keypoints, with a physics critic.\n\n"
+    "Lift a scene into particles, simulate or predict how they move under a tool, audit any rollout "
+    "for physical glitches, and view it all in Rerun.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class BadInput(Exception):
+    """Raised by subcommands for user errors: printed as one line, exit code 2."""
+
+
+def _register_all() -> None:
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"worldline.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"worldline.cmd_{name}":
+                continue  # subcommand not built yet
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``worldline`` console script."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except (FileFormatError, ValidationError, BadInput, FileNotFoundError) as exc:
+        typer.secho(f"worldline: error: {exc}", err=True, fg=typer.colors.RED)
+        return EXIT_BAD_INPUT
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        typer.secho("worldline: interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return EXIT_BAD_INPUT
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
