@@ -222,12 +222,17 @@ class ParticleState:
     """(N, 3) float32, m."""
     velocities: np.ndarray
     """(N, 3) float32, m/s."""
+    history: Optional[np.ndarray] = None
+    """(H, N, 3) float32, m, or None. Positions of the H frames before this one, oldest
+    first, for learned models that read a velocity history; simulators ignore it."""
 
     def __post_init__(self):
         pos = _as_array("positions", self.positions, np.float32, (None, 3))
         vel = _as_array("velocities", self.velocities, np.float32, (pos.shape[0], 3))
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "velocities", vel)
+        if self.history is not None:
+            object.__setattr__(self, "history", _as_array("history", self.history, np.float32, (None, pos.shape[0], 3)))
 
     @classmethod
     def at_rest(cls, scene: ParticleScene) -> "ParticleState":

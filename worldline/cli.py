@@ -12,6 +12,7 @@ import sys
 import typer
 
 from particles import FileFormatError, ValidationError
+from worldline.errors import BadInput
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "view"]
@@ -27,10 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-class BadInput(Exception):
-    """Raised by subcommands for user errors: printed as one line, exit code 2."""
 
 
 def _register_all() -> None:
