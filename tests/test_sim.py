@@ -11,7 +11,7 @@ import pytest
 
 from particles import KINEMATIC, ParticleState
 from dynamics.sim import NewtonSimulator, ObjectShape, SimConfig
-from dynamics.sim.scenes import ObjectSpec, build_setup, push_action, random_setup
+from dynamics.sim.scenes import PrimitiveSpec, build_setup, push_action, random_setup
 
 R = 0.01  # particle radius, m
 G = 9.81
@@ -33,14 +33,14 @@ def _pairwise_drift(rollout, obj):
 
 @pytest.fixture(scope="module")
 def free_fall():
-    setup = build_setup([ObjectSpec("box", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0, 0, 1.0)))],
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0, 0, 1.0)))],
                         R, ground=None)
     return setup.simulator(CFG).rollout(None, 30)
 
 
 @pytest.fixture(scope="module")
 def resting():
-    setup = build_setup([ObjectSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.02), position=(0, 0, 0.02)))], R)
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.02), position=(0, 0, 0.02)))], R)
     return setup.simulator(CFG).rollout(None, 120)  # 2 s
 
 
@@ -48,7 +48,7 @@ def resting():
 def pushed():
     """A 6 cm box pushed 6 cm along +x by a pusher plate, then left alone for half a second."""
     start = np.array([-0.08, 0.0, 0.022])
-    setup = build_setup([ObjectSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0, 0, 0.03)))], R,
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0, 0, 0.03)))], R,
                         tool=ObjectShape("box", (0.01, 0.04, 0.02), position=start),
                         tool_path=push_action(start, start + [0.12, 0, 0], 90, hold=30))
     return setup, setup.simulator(CFG).rollout(setup.action, 89)
@@ -59,8 +59,8 @@ def stack():
     """Two stacked boxes knocked over by a pusher hitting the top one."""
     start = np.array([-0.07, 0.0, 0.07])
     setup = build_setup([
-        ObjectSpec("bottom", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0, 0, 0.03))),
-        ObjectSpec("top", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0, 0, 0.0805))),
+        PrimitiveSpec("bottom", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0, 0, 0.03))),
+        PrimitiveSpec("top", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0, 0, 0.0805))),
     ], R, tool=ObjectShape("box", (0.01, 0.03, 0.01), position=start),
         tool_path=push_action(start, start + [0.12, 0, 0], 60, hold=10))
     return setup, setup.simulator(CFG).rollout(setup.action, 59)
@@ -70,8 +70,8 @@ def stack():
 def collision():
     """Two equal boxes, no gravity and no ground, the left one moving at 0.5 m/s into the right one."""
     setup = build_setup([
-        ObjectSpec("left", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(-0.05, 0, 0))),
-        ObjectSpec("right", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0.05, 0, 0))),
+        PrimitiveSpec("left", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(-0.05, 0, 0))),
+        PrimitiveSpec("right", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0.05, 0, 0))),
     ], R, ground=None, gravity=(0, 0, 0))
     sim = setup.simulator(SimConfig(rigid_contact_weighting=False))
     v = np.zeros_like(setup.scene.positions)
@@ -83,7 +83,7 @@ def collision():
 def sand():
     """A 12 x 12 x 8 cm block of dry sand released on the ground and pushed."""
     start = np.array([-0.1, 0.0, 0.052])
-    setup = build_setup([ObjectSpec("sand", "granular", ObjectShape("box", (0.06, 0.06, 0.04), position=(0, 0, 0.04)))],
+    setup = build_setup([PrimitiveSpec("sand", "granular", ObjectShape("box", (0.06, 0.06, 0.04), position=(0, 0, 0.04)))],
                         R, tool=ObjectShape("box", (0.01, 0.03, 0.05), position=start),
                         tool_path=push_action(start, start + [0.08, 0, 0], 45, hold=10))
     return setup, setup.simulator(CFG).rollout(setup.action, 44)

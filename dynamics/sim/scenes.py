@@ -21,7 +21,7 @@ from .materials import Material, default_material
 from .simulator import NewtonSimulator, ObjectShape, SimConfig
 
 __all__ = ["SimSetup", "lattice_box", "lattice_cylinder", "lattice_sphere", "push_action", "random_setup",
-           "build_setup", "ObjectSpec"]
+           "build_setup", "PrimitiveSpec", "setup_from_lifted", "setup_from_scene_file"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,11 +36,13 @@ class SimSetup:
     """(K,) material parameters per object, or None for the defaults."""
     action: Optional[Action]
     """The tool's motion, or None when the scene has no tool."""
+    tool_parts: Optional[tuple] = None
+    """Rigid parts of the tool (gripper fingers), see :class:`NewtonSimulator`; None: found automatically."""
 
     def simulator(self, config: SimConfig = SimConfig()) -> NewtonSimulator:
         """A :class:`NewtonSimulator` of this setup."""
         return NewtonSimulator(self.scene, self.shapes, self.materials,
-                               None if self.action is None else self.action.indices, config)
+                               None if self.action is None else self.action.indices, config, self.tool_parts)
 
 
 # --------------------------------------------------------------------------- lattices
@@ -85,7 +87,7 @@ def lattice_cylinder(radius: float, half_height: float, r: float, position=(0, 0
 
 
 @dataclass(frozen=True, eq=False)
-class ObjectSpec:
+class PrimitiveSpec:
     """One primitive object of a generated scene."""
 
     name: str
@@ -97,7 +99,7 @@ class ObjectSpec:
     """Coulomb friction; None for the material's default."""
 
 
-def build_setup(objects: Sequence[ObjectSpec], r: float, tool: Optional[ObjectShape] = None,
+def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[ObjectShape] = None,
                 tool_path: Optional[np.ndarray] = None, ground: Optional[float] = 0.0,
                 gravity=(0.0, 0.0, -9.81)) -> SimSetup:
     """A :class:`SimSetup` from primitive objects filled with particles of radius ``r`` (m).
@@ -181,11 +183,11 @@ def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: flo
     heading = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(heading), np.sin(heading), 0.0])
     side = np.array([-direction[1], direction[0], 0.0])
-    objects: list[ObjectSpec] = []
+    objects: list[PrimitiveSpec] = []
     if rng.random() < granular_fraction:
         half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(3, 6)]) * r  # 5-7 x 5-7 x 3-5 spacings
         centre = np.array([0.0, 0.0, half[2]])
-        objects.append(ObjectSpec("sand", "granular", ObjectShape("box", tuple(half), position=centre),
+        objects.append(PrimitiveSpec("sand", "granular", ObjectShape("box", tuple(half), position=centre),
                                   friction=float(rng.uniform(0.5, 0.8))))
         extent = float(np.linalg.norm(half[:2]))
     else:
@@ -203,7 +205,7 @@ def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: flo
                 along = offset + half[0] + rng.uniform(0.01, 0.05)
             yaw = heading + rng.uniform(-0.4, 0.4)
             quat = (0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2))
-            objects.append(ObjectSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
+            objects.append(PrimitiveSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
                                       density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))))
         extent = along + 0.05
     tool_half = np.array([r, rng.integers(3, 6) * r, rng.integers(2, 4) * r])
@@ -216,3 +218,74 @@ def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: flo
     path = push_action(start, start + direction * travel, frames, hold)
     tool = ObjectShape("box", tuple(tool_half), position=start, rotation=yaw_tool)
     return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+# --------------------------------------------------------------------------- scene files
+
+
+def setup_from_lifted(lifted, dt: float, steps: int) -> SimSetup:
+    """A :class:`SimSetup` from a lifted scene file (``particles.lift.LiftedScene``).
+
+    Shapes follow ``particles.scene_file.SHAPE_SIZES`` (box full extents, capsule/cylinder
+    radius and length along local z, meshes from their file); sheets and ropes have none.
+    Materials take density, friction, restitution, Young's modulus and Poisson ratio from the
+    file, except that granular matter keeps its default rigid-plastic stiffness
+    (:data:`~dynamics.sim.DEFAULT_MATERIALS`), as Newton's granular MPM models sand.
+    The action is ``particles.lift.tool_action(lifted, dt, steps)`` (``steps + 1`` frames).
+    """
+    from particles.lift import object_mesh, tool_action
+
+    spec = lifted.spec
+    shapes: list[Optional[ObjectShape]] = []
+    materials: list[Optional[Material]] = []
+    for obj in spec.objects:
+        pos, rot = np.asarray(obj.position), np.asarray(obj.rotation)
+        if obj.shape == "box":
+            shapes.append(ObjectShape("box", tuple(np.asarray(obj.size) / 2), pos, rot))
+        elif obj.shape == "sphere":
+            shapes.append(ObjectShape("sphere", tuple(obj.size), pos, rot))
+        elif obj.shape in ("capsule", "cylinder"):
+            shapes.append(ObjectShape(obj.shape, (obj.size[0], obj.size[1] / 2), pos, rot))
+        elif obj.shape == "mesh":
+            mesh = object_mesh(obj)
+            shapes.append(ObjectShape("mesh", (), pos, rot, vertices=np.asarray(mesh.vertices, np.float32),
+                                      faces=np.asarray(mesh.faces, np.int32)))
+        else:
+            shapes.append(None)
+        mat = default_material(obj.material).with_(density=obj.density, friction=obj.friction,
+                                                   restitution=min(obj.restitution, 1.0), poisson=obj.poisson_ratio)
+        if obj.material != "granular":
+            mat = mat.with_(young_modulus=obj.youngs_modulus)
+        materials.append(mat)
+    action = None
+    if spec.tool is not None:
+        tool = spec.tool
+        if tool.shape == "pusher":
+            shapes.append(ObjectShape("box", tuple(np.asarray(tool.size) / 2), np.asarray(tool.path[0].position),
+                                      np.asarray(tool.rotation)))
+        else:
+            shapes.append(None)
+        materials.append(default_material("rigid").with_(friction=tool.friction))
+        action = tool_action(lifted, dt, steps)
+    return SimSetup(lifted.scene, tuple(shapes), tuple(materials), action, _tool_parts_of(lifted))
+
+
+def _tool_parts_of(lifted):
+    """Per gripper finger: its positions within ``tool_indices`` and its box shape at rest; None for a pusher."""
+    tool = lifted.spec.tool
+    if tool is None or tool.shape != "gripper":
+        return None
+    parts = []
+    pos = lifted.scene.positions[lifted.tool_indices].astype(np.float64)
+    for label in (-1, 1):
+        sel = np.flatnonzero(lifted.tool_finger == label)
+        parts.append((sel, ObjectShape("box", tuple(np.asarray(tool.size) / 2), pos[sel].mean(0), np.asarray(tool.rotation))))
+    return tuple(parts)
+
+
+def setup_from_scene_file(path, dt: float, steps: int) -> SimSetup:
+    """Read a scene ``.toml``, lift it (``particles.lift.lift_scene``) and build its :class:`SimSetup`."""
+    from particles.lift import lift_scene
+    from particles.scene_file import load_scene_file
+
+    return setup_from_lifted(lift_scene(load_scene_file(path)), dt, steps)

@@ -164,7 +164,7 @@ def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
 def _kabsch(local: np.ndarray, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rotation R (3, 3) and translation t (3,) minimising |R local + t - world|^2.
 
-    ``local`` and ``world`` are (n, 3) m; ``local`` is centred on its mean.
+    ``local`` and ``world`` are (n, 3) m (local: body-frame offsets; world: positions).
     """
     local = np.asarray(local, np.float64)
     world = np.asarray(world, np.float64)
@@ -207,6 +207,9 @@ class NewtonSimulator(Dynamics):
         tool_indices: (M,) particle indices the action drives (``Action.indices``); each
             connected part of them becomes a kinematic box body. Other kinematic particles stay put.
         config: time stepping and solver settings.
+        tool_parts: optional split of the tool into rigid parts (e.g. gripper fingers): per part,
+            the positions *within* ``tool_indices`` of its particles and its box shape at rest (or
+            None for a box around them). Default: connected components of the tool's particles.
 
     The internal Newton state carries over between calls to :meth:`step` as long as
     ``state_in`` is the ``state_out`` of the previous call; any other ``state_in`` is
@@ -215,7 +218,8 @@ class NewtonSimulator(Dynamics):
 
     def __init__(self, scene: ParticleScene, shapes: Optional[Sequence[Optional[ObjectShape]]] = None,
                  materials: Optional[Sequence[Optional[Material]]] = None,
-                 tool_indices: Optional[np.ndarray] = None, config: SimConfig = SimConfig()):
+                 tool_indices: Optional[np.ndarray] = None, config: SimConfig = SimConfig(),
+                 tool_parts: Optional[Sequence[tuple[np.ndarray, Optional[ObjectShape]]]] = None):
         import warp as wp
 
         import newton
@@ -288,19 +292,22 @@ class NewtonSimulator(Dynamics):
         self._tool_parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (body, tool-local idx, rest local offsets)
         if tool.size:
             tool_cfg = newton.ModelBuilder.ShapeConfig(density=1000.0, mu=config.ground_friction)
-            for obj in np.unique(scene.object_id[tool]):
-                sel = np.flatnonzero(scene.object_id[tool] == obj)
-                parts = _connected_parts(pos0[tool[sel]], 3.0 * r)
-                for part in parts:
-                    local_idx = sel[part]
-                    pts = pos0[tool[local_idx]]
+            if tool_parts is None:
+                tool_parts = []
+                for obj in np.unique(scene.object_id[tool]):
+                    sel = np.flatnonzero(scene.object_id[tool] == obj)
+                    parts = _connected_parts(pos0[tool[sel]], 3.0 * r)
                     # one part with a known shape keeps it (and its orientation); otherwise a box around the part
-                    box = self.shapes[obj] if len(parts) == 1 and self.shapes[obj] is not None else self._box_around(pts, r)
-                    xform = wp.transform(wp.vec3(*box.position.tolist()), wp.quat(*box.rotation.tolist()))
-                    body = b.add_body(xform=xform, is_kinematic=True, label=f"tool{len(self._tool_parts)}")
-                    self._add_shape(b, body, box, tool_cfg, world=False)
-                    rest = (pts - box.position) @ _quat_to_matrix(box.rotation)
-                    self._tool_parts.append((body, local_idx, rest))
+                    tool_parts += [(sel[part], self.shapes[obj] if len(parts) == 1 else None) for part in parts]
+            for local_idx, box in tool_parts:
+                local_idx = np.asarray(local_idx, np.int64)
+                pts = pos0[tool[local_idx]]
+                box = box if box is not None else self._box_around(pts, r)
+                xform = wp.transform(wp.vec3(*box.position.tolist()), wp.quat(*box.rotation.tolist()))
+                body = b.add_body(xform=xform, is_kinematic=True, label=f"tool{len(self._tool_parts)}")
+                self._add_shape(b, body, box, tool_cfg, world=False)
+                rest = (pts - box.position) @ _quat_to_matrix(box.rotation)
+                self._tool_parts.append((body, local_idx, rest))
             self._role[tool] = 1
 
         # ---- spring networks (elastic, cloth, rope) as XPBD particles
