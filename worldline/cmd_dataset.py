@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from dynamics.sim.simulator import SimConfig
 from worldline.errors import BadInput
 
 WORK = ".work"
@@ -36,7 +37,7 @@ def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: 
     from particles import save_rollout
 
     path = _scene_path(Path(out), i)
-    config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=2 if substeps % 2 == 0 else 1)
+    config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=1)
     for attempt in range(ATTEMPTS):
         rng = np.random.default_rng([seed, i, attempt])
         setup = random_setup(rng, frames, r=radius, dt=dt, granular_fraction=granular_fraction)
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
         radius: float = typer.Option(0.01, "--radius", help="Particle radius, m."),
         granular_fraction: float = typer.Option(0.35, "--granular-fraction",
                                                 help="Fraction of scenes that are granular piles (the rest: rigid boxes)."),
-        substeps: int = typer.Option(10, "--substeps", help="Solver substeps per frame."),
+        substeps: int = typer.Option(SimConfig.substeps, "--substeps", help="XPBD substeps per frame."),
         valid: float = typer.Option(0.1, "--valid", help="Fraction of scenes for validation."),
         test: float = typer.Option(0.1, "--test", help="Fraction of scenes for testing."),
     ):

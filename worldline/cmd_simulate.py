@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from dynamics.sim.simulator import SimConfig
 from worldline.errors import BadInput
 
 
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
                                               help="Tool motion .npz: indices (M,), positions (T, M, 3) m, "
                                                    "T >= steps + 1. Default: the scene's tool path."),
         dt: float = typer.Option(1.0 / 60.0, "--dt", help="Frame time step, s."),
-        substeps: int = typer.Option(10, "--substeps", help="Solver substeps per frame."),
+        substeps: int = typer.Option(SimConfig.substeps, "--substeps", help="XPBD substeps per frame."),
         device: Optional[str] = typer.Option(None, "--device", help="Warp device (cpu, cuda:0); default Warp's."),
     ):
         """Simulate SCENE with Newton (rigid: XPBD, granular: implicit MPM, elastic/cloth: XPBD springs)
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from dynamics.sim.scenes import setup_from_scene_file
 
         try:
-            config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=2 if substeps % 2 == 0 else 1, device=device)
+            config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=1, device=device)
         except ValidationError as exc:
             raise BadInput(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
         setup = setup_from_scene_file(scene, dt, steps)

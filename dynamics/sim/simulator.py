@@ -54,11 +54,11 @@ class SimConfig:
 
     dt: float = 1.0 / 60.0
     """Frame time step, s (> 0): the time between two rollout frames."""
-    substeps: int = 10
+    substeps: int = 6
     """XPBD substeps per frame (>= 1); the rigid step is ``dt / substeps``."""
-    iterations: int = 8
+    iterations: int = 4
     """XPBD constraint iterations per substep (>= 1)."""
-    mpm_substeps: int = 2
+    mpm_substeps: int = 1
     """Implicit-MPM steps per frame (>= 1, divides ``substeps``)."""
     mpm_voxel: float = 4.0
     """MPM grid cell size in particle radii (> 0); 4 radii = 2 particles per cell per axis."""
