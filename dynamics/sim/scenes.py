@@ -194,7 +194,7 @@ def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: flo
         count = int(rng.integers(1, 4))
         along = 0.0
         for i in range(count):
-            half = np.array([rng.integers(2, 5), rng.integers(2, 5), rng.integers(2, 4)]) * r
+            half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r  # 3-5 particles a side
             if i > 0 and rng.random() < 0.5:  # stack on the previous box
                 prev = objects[-1].shape
                 centre = prev.position + np.array([0, 0, prev.size[2] + half[2] + 0.002])
@@ -207,10 +207,10 @@ def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: flo
             quat = (0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2))
             objects.append(PrimitiveSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
                                       density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))))
-        extent = along + 0.05
-    tool_half = np.array([r, rng.integers(3, 6) * r, rng.integers(2, 4) * r])
+        extent = float(np.linalg.norm(objects[0].shape.size[:2]))  # the tool starts behind the first box
+    tool_half = np.array([r, rng.integers(3, 6) * r, rng.integers(2, 5) * r])
     yaw_tool = (0.0, 0.0, np.sin(heading / 2), np.cos(heading / 2))
-    start = -direction * (extent + 0.06) + side * rng.uniform(-0.02, 0.02)
+    start = -direction * (extent + tool_half[0] + rng.uniform(0.01, 0.04)) + side * rng.uniform(-0.02, 0.02)
     start[2] = tool_half[2] + 0.002
     speed = rng.uniform(0.1, 0.3)
     hold = int(rng.integers(frames // 5, frames // 3))
