@@ -173,6 +173,67 @@ def test_sand_forms_a_pile_not_a_film(sand):
     assert p[-1, in_lane, 0].min() >= tool_front + 0.5 * R
 
 
+# --------------------------------------------------------------------------- spring networks
+
+
+@pytest.fixture(scope="module")
+def soft_ball():
+    """A soft rubber ball (spring network, E = 2e4 Pa) dropped 1 cm onto the ground."""
+    import dataclasses
+
+    from dynamics.sim import default_material
+
+    setup = build_setup([PrimitiveSpec("ball", "elastic", ObjectShape("sphere", (0.05,), position=(0, 0, 0.06)))], R)
+    setup = dataclasses.replace(setup, materials=(default_material("elastic").with_(young_modulus=2e4),))
+    sim = setup.simulator(CFG)
+    assert sim.substeps > CFG.substeps  # raised so the springs stay stable at their full stiffness
+    assert sim.spring_stiffness[0][0] == sim.spring_stiffness[0][1]
+    return sim.rollout(None, 60)
+
+
+@pytest.fixture(scope="module")
+def cloth():
+    """A 20 x 20 cm cloth square falling onto a 8 x 8 x 8 cm static box."""
+    from particles import ParticleScene
+    from dynamics.sim.scenes import SimSetup, lattice_box
+
+    ped = lattice_box((0.04, 0.04, 0.04), R, (0, 0, 0.04))
+    sheet = lattice_box((0.1, 0.1, R), R, (0, 0, 0.12))
+    scene = ParticleScene(np.concatenate([ped, sheet]), np.r_[np.zeros(len(ped)), np.ones(len(sheet))],
+                          ("static", "cloth"), R, particle_type=np.r_[np.full(len(ped), KINEMATIC), np.full(len(sheet), 10)])
+    setup = SimSetup(scene, (ObjectShape("box", (0.04, 0.04, 0.04), position=(0, 0, 0.04)), None), (None, None), None)
+    return setup.simulator(CFG).rollout(None, 60)
+
+
+def test_soft_ball_lands_and_keeps_its_shape(soft_ball):
+    p = soft_ball.positions.astype(np.float64)
+    assert np.all(np.isfinite(p))
+    assert p[-1, :, 2].min() >= soft_ball.scene.ground + 0.75 * R  # on the ground, not through it
+    assert p[-1, :, 2].min() < soft_ball.scene.ground + 1.5 * R  # and it did land
+    # elastic, not fluid: it sags under its weight (the spring network is soft at this substep,
+    # see NewtonSimulator.spring_stiffness) but keeps most of its height and its width
+    h0, h1 = np.ptp(p[0, :, 2]), np.ptp(p[-1, :, 2])
+    w0, w1 = np.ptp(p[0, :, 0]), np.ptp(p[-1, :, 0])
+    assert 0.7 * h0 < h1 <= h0 + 1e-3 and 0.9 * w0 < w1 < 1.3 * w0
+    # nearly at rest at the end (the lattice ball creeps by about a millimetre on the ground)
+    assert np.abs(p[-1] - p[-5]).max() < 0.25 * R
+
+
+def test_cloth_drapes_over_the_box(cloth):
+    s = cloth.scene
+    p = cloth.positions[:, s.object_indices(1)].astype(np.float64)
+    top = 0.08  # box top, m
+    centre = np.linalg.norm(p[0, :, :2], axis=1) < 0.03
+    corner = np.linalg.norm(p[0, :, :2], axis=1) > 0.12
+    assert np.all(np.isfinite(p))
+    # the middle rests on the box top, the corners hang below it
+    assert np.abs(p[-1, centre, 2] - (top + R)).max() < 0.5 * R
+    assert p[-1, corner, 2].max() < top - 0.02
+    # the cloth never passes through the box: no particle centre inside the box grown by 0.5 r
+    inside = (np.abs(p[..., 0]) < 0.04 + 0.5 * R) & (np.abs(p[..., 1]) < 0.04 + 0.5 * R) & (p[..., 2] < top + 0.5 * R)
+    assert not inside.any()
+
+
 # --------------------------------------------------------------------------- determinism and tool
 
 

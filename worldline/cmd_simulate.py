@@ -1,4 +1,11 @@
-"""``worldline simulate``: ground-truth rollout of a scene file on NVIDIA Newton."""
+"""``worldline simulate``: ground-truth rollout of a scene file on NVIDIA Newton.
+
+The tool follows the scene file's path by default. ``--action FILE.npz`` replaces it with
+prescribed tool particle positions: ``positions (T, M, 3) float32 m`` (T >= steps + 1, frame 0
+= the tool at rest) and optionally ``indices (M,) int`` (the scene's tool particle indices, in
+any order; default: the tool's particles in scene order), the fields of :class:`particles.Action`.
+The rollout file also carries ``tool_indices``.
+"""
 
 from __future__ import annotations
 
@@ -76,11 +83,9 @@ def register(app: typer.Typer) -> None:
             act = _load_action(action, setup.scene, act.indices)
             if act.num_frames < steps + 1:
                 raise BadInput(f"{action} covers {act.num_frames} frames; --steps {steps} needs {steps + 1}")
-            if not np.array_equal(act.indices, setup.action.indices):  # reorder to the scene's tool order
-                order = np.argsort(act.indices)[np.argsort(np.argsort(setup.action.indices))]
-                from particles import Action
-
-                act = Action(act.indices[order], act.positions[:, order])
+            # the simulator takes tool positions in the scene's (ascending) tool order
+            order = np.argsort(act.indices)
+            act = type(act)(act.indices[order], act.positions[:, order])
         sim = setup.simulator(config)
         rollout = sim.rollout(act, steps, progress=True)
         extra = {} if act is None else {"tool_indices": act.indices}

@@ -66,6 +66,9 @@ class SimConfig:
     """Maximum rheology-solver iterations per MPM step (>= 1)."""
     ground_friction: float = 0.5
     """Friction coefficient of the ground plane (>= 0)."""
+    max_substeps: int = 48
+    """Upper bound on substeps when a stiff spring network asks for more (>= substeps); beyond it
+    the spring stiffness is clamped to the stable value (with a warning)."""
     spring_neighbors: float = 1.8
     """Elastic/cloth springs tie particles closer than this many particle spacings (2 r) at rest (>= 1)."""
     rigid_contact_weighting: bool = True
@@ -84,6 +87,8 @@ class SimConfig:
             ("mpm_iterations", isinstance(self.mpm_iterations, int) and self.mpm_iterations >= 1, "must be an integer >= 1"),
             ("ground_friction", self.ground_friction >= 0, "must be non-negative"),
             ("spring_neighbors", self.spring_neighbors >= 1, "must be >= 1 (particle spacings)"),
+            ("max_substeps", isinstance(self.max_substeps, int) and self.max_substeps >= self.substeps,
+             "must be an integer >= substeps"),
         )
         for name, ok, problem in checks:
             if not ok:
@@ -244,6 +249,8 @@ class NewtonSimulator(Dynamics):
             raise ValidationError("tool_indices", f"particle indices must lie in [0, {n})")
         self.tool_indices = tool
         self.device = wp.get_device(config.device)
+        #: XPBD substeps per frame actually used: config.substeps, raised for stiff spring networks.
+        self.substeps = config.substeps
         r = float(scene.radius)
         pos0 = scene.positions.astype(np.float64)
         is_tool = np.zeros(n, bool)
@@ -320,30 +327,35 @@ class NewtonSimulator(Dynamics):
             for i in spring_idx:
                 b.add_particle(wp.vec3(*pos0[i].tolist()), wp.vec3(0.0), mass=float(scene.mass[i]), radius=r)
             spacing = 2.0 * r
-            h = config.dt / config.substeps
             self.spring_stiffness: dict[int, tuple[float, float]] = {}
+            nets = []
             for obj in np.unique(scene.object_id[spring_idx]):
                 loc = np.flatnonzero(scene.object_id[spring_idx] == obj)
-                mat = self.materials[obj]
                 pairs = cKDTree(pos0[spring_idx[loc]]).query_pairs(config.spring_neighbors * spacing, output_type="ndarray")
-                # a cubic lattice spring of rest length h carries stress E over area h^2: k = E h
-                ke = mat.young_modulus * spacing
-                # XPBD solves springs in Jacobi sweeps: with n springs on a particle of mass m it diverges
-                # once k h^2 n / m exceeds about 2 (measured: a 5e4 Pa ball explodes at h = 1/600 s).
-                # Clamp k to half that bound and keep the requested and used values.
                 degree = np.bincount(pairs.reshape(-1), minlength=len(loc)).max() if len(pairs) else 1
-                k_max = 1.0 * float(scene.mass[spring_idx[loc]].min()) / (h * h * max(degree, 1))
+                # a cubic lattice spring of rest length h carries stress E over area h^2: k = E h
+                ke = self.materials[obj].young_modulus * spacing
+                # XPBD solves springs in Jacobi sweeps: with n springs on a particle of mass m it diverges
+                # once k h^2 n / m exceeds a few (measured: a 5e4 Pa ball explodes at h = 1/600 s), so
+                # the substep must satisfy h^2 <= m / (k n): raise substeps up to max_substeps for it
+                m_min = float(scene.mass[spring_idx[loc]].min())
+                need = int(math.ceil(config.dt / math.sqrt(m_min / (ke * max(degree, 1)))))
+                self.substeps = max(self.substeps, min(need, config.max_substeps))
+                nets.append((obj, loc, pairs, degree, ke, m_min))
+            self.substeps = -(-self.substeps // config.mpm_substeps) * config.mpm_substeps
+            h = config.dt / self.substeps
+            for obj, loc, pairs, degree, ke, m_min in nets:
+                k_max = m_min / (h * h * max(degree, 1))
                 if ke > k_max:
                     import warnings
 
                     warnings.warn(f"object {scene.object_name[obj]!r}: spring stiffness {ke:.3g} N/m (E = "
-                                  f"{mat.young_modulus:.3g} Pa) exceeds the XPBD Jacobi stability bound at this substep; "
-                                  f"using {k_max:.3g} N/m (E = {k_max / spacing:.3g} Pa). Raise substeps for stiffer objects.",
-                                  stacklevel=2)
+                                  f"{self.materials[obj].young_modulus:.3g} Pa) exceeds the XPBD Jacobi stability bound "
+                                  f"at {self.substeps} substeps; using {k_max:.3g} N/m (E = {k_max / spacing:.3g} Pa). "
+                                  f"Raise max_substeps for stiffer objects.", stacklevel=2)
                 self.spring_stiffness[int(obj)] = (ke, min(ke, k_max))
-                ke = min(ke, k_max)
                 for a, c in pairs:
-                    b.add_spring(start + int(loc[a]), start + int(loc[c]), ke, mat.damping, 0.0)
+                    b.add_spring(start + int(loc[a]), start + int(loc[c]), min(ke, k_max), self.materials[obj].damping, 0.0)
             self._role[spring_idx] = 3
             self._spring_friction = float(np.mean([self.materials[o].friction for o in np.unique(scene.object_id[spring_idx])]))
 
@@ -554,11 +566,11 @@ class NewtonSimulator(Dynamics):
                 slerps.append(Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([r0, r1]))))
             wp_twists = wp.array(twists, dtype=wp.spatial_vector, device=self.device)
 
-        h = dt / cfg.substeps
-        mpm_every = cfg.substeps // cfg.mpm_substeps
-        for k in range(cfg.substeps):
+        h = dt / self.substeps
+        mpm_every = self.substeps // cfg.mpm_substeps
+        for k in range(self.substeps):
             if m:
-                s = k / cfg.substeps
+                s = k / self.substeps
                 poses = np.zeros((len(poses0), 7), np.float32)
                 for p, ((_, t0), (_, t1)) in enumerate(zip(poses0, poses1)):
                     poses[p, :3] = t0 + s * (t1 - t0)
