@@ -298,7 +298,6 @@ class NewtonSimulator(Dynamics):
         # ---- tool parts: kinematic boxes
         self._tool_parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (body, tool-local idx, rest local offsets)
         if tool.size:
-            tool_cfg = newton.ModelBuilder.ShapeConfig(density=1000.0, mu=config.ground_friction)
             if tool_parts is None:
                 tool_parts = []
                 for obj in np.unique(scene.object_id[tool]):
@@ -310,6 +309,9 @@ class NewtonSimulator(Dynamics):
                 local_idx = np.asarray(local_idx, np.int64)
                 pts = pos0[tool[local_idx]]
                 box = box if box is not None else self._box_around(pts, r)
+                # the tool's friction is its object's material friction (density is irrelevant: kinematic)
+                tool_cfg = newton.ModelBuilder.ShapeConfig(density=1000.0,
+                                                           mu=self.materials[int(scene.object_id[tool[local_idx[0]]])].friction)
                 xform = wp.transform(wp.vec3(*box.position.tolist()), wp.quat(*box.rotation.tolist()))
                 body = b.add_body(xform=xform, is_kinematic=True, label=f"tool{len(self._tool_parts)}")
                 self._add_shape(b, body, box, tool_cfg, world=False)
