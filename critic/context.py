@@ -1,0 +1,464 @@
+"""What every check needs, computed once per rollout: :class:`AuditConfig` and :class:`AuditContext`.
+
+The context is built from a :class:`particles.Rollout` and a config. Its quantities
+are computed lazily (``functools.cached_property``) and then shared, so a check
+that needs per-object centres of mass or the contact graph pays for them once
+however many checks read them. Nothing in the context is mutated after it is
+computed; checks are pure functions of it.
+
+Conventions: ``T`` frames, ``N`` particles, ``K`` objects. A *step* ``s`` goes from
+frame ``s`` to frame ``s + 1`` (``T - 1`` steps). Positions are m, times s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+
+from particles import KINEMATIC, Rollout
+
+from ._kernels import nearest_other_object
+from .report import CATEGORIES
+
+__all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
+
+#: float32 machine epsilon: relative resolution of stored positions.
+EPS32 = float(np.finfo(np.float32).eps)
+
+#: Densest packing fraction of equal spheres (Kepler): no body of particles packs tighter.
+KEPLER_DENSITY = np.pi / (3.0 * np.sqrt(2.0))
+
+#: Materials whose objects store no internal (elastic) energy we could not see in positions.
+_ENERGY_MATERIALS = ("rigid", "plastic", "granular", "fluid")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Tolerances of the critic, each a dimensionless multiple of the rollout's own scales.
+
+    Every bound a check uses is ``(physics of the rollout) + (tolerance below) x (its scale)``;
+    the scales are the particle radius ``r`` (m), gravity ``|g|`` (m/s^2) and the frame time
+    ``dt`` (s). The docstring of each check gives its formula. No value here was fit to a file.
+    """
+
+    contact_tolerance: float = 0.5
+    """Penetration allowed before it is a glitch, in particle radii (solvers resolve contact
+    to a fraction of ``r``). Penetration fires when depth > ``contact_tolerance * r``."""
+    contact_margin: float = 0.5
+    """Gap still counted as touching, in particle radii: objects whose particle centres are
+    within ``2 r + contact_margin * r`` (ground: ``r + contact_margin * r``) are in contact."""
+    teleport_tolerance: float = 1.0
+    """Extra one-frame displacement allowed beyond momentum, gravity and contacts, in particle
+    radii (a contact solver may project a particle out of an overlap of up to ``r``)."""
+    rigidity_tolerance: float = 0.25
+    """Deviation of a rigid object's particle from its best rigid motion, in particle radii."""
+    floating_tolerance: float = 0.25
+    """Deviation of an unsupported object's centre-of-mass acceleration from gravity, in ``|g|``."""
+    floating_window: float = 0.1
+    """Time window (s) over which that deviation must persist on average."""
+    energy_tolerance: float = 0.5
+    """Energy gain allowed without a source, as the height (in particle radii) the object
+    could be lifted with it (plus the matching kinetic-energy resolution, see check_energy)."""
+    jitter_amplitude: float = 0.1
+    """Frame-to-frame oscillation amplitude a solver's noise floor explains, in particle radii."""
+    jitter_window: float = 0.1
+    """Time window (s) in which at least half the frames must reverse direction to be jitter."""
+    collapse_fraction: float = 0.5
+    """An object has collapsed when its padded bounding-box volume falls below this fraction
+    of the smallest volume its particles can fill (``n * (4/3) pi r^3 / Kepler density``)."""
+    merge_gap: int = 1
+    """Frames without the glitch that still join two runs into one event."""
+    checks: tuple[str, ...] = CATEGORIES
+    """Which checks to run (names from :data:`critic.report.CATEGORIES`)."""
+    dedupe: bool = True
+    """Drop an event covered by a higher-priority event on the same object and frames
+    (vanish > jitter > teleport > penetration > rigidity > floating > energy)."""
+    device: str = "cpu"
+    """Warp device of the pair search."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name in ("checks", "dedupe", "device", "merge_gap"):
+                continue
+            v = getattr(self, f.name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{f.name}: must be a finite non-negative number, got {v!r}")
+        for name in ("floating_window", "jitter_window"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be a positive time in s, got {getattr(self, name)!r}")
+        if not isinstance(self.merge_gap, int) or isinstance(self.merge_gap, bool) or self.merge_gap < 0:
+            raise ValueError(f"merge_gap: must be a non-negative integer number of frames, got {self.merge_gap!r}")
+        checks = tuple(self.checks)
+        for c in checks:
+            if c not in CATEGORIES:
+                raise ValueError(f"checks: unknown check {c!r}; expected some of {', '.join(CATEGORIES)}")
+        object.__setattr__(self, "checks", checks)
+
+
+class AuditContext:
+    """Shared, lazily computed quantities of one rollout (see module docstring).
+
+    Build with ``AuditContext(rollout, config)``; read attributes. Arrays are NumPy,
+    never written after they are computed.
+    """
+
+    def __init__(self, rollout: Rollout, config: Optional[AuditConfig] = None):
+        self.rollout = rollout
+        self.config = config or AuditConfig()
+        scene = rollout.scene
+        self.scene = scene
+        self.pos: np.ndarray = rollout.positions
+        """(T, N, 3) float32, m."""
+        self.T, self.N = int(self.pos.shape[0]), int(self.pos.shape[1])
+        self.K = scene.num_objects
+        self.dt = float(rollout.dt)
+        self.r = float(scene.radius)
+        self.g = np.asarray(scene.gravity, np.float64)
+        """(3,) float64, m/s^2."""
+        self.g_mag = float(np.linalg.norm(self.g))
+        self.ground: Optional[float] = scene.ground
+        self.missing = set(rollout.missing)
+        self.has_objects = "object_id" not in self.missing
+        self.has_materials = self.has_objects and "object_material" not in self.missing
+        self.has_types = "particle_type" not in self.missing
+        self.obj = scene.object_id.astype(np.int64)
+        self.mass = scene.mass.astype(np.float64)
+        self.kin = scene.kinematic.copy() if self.has_types else np.zeros(self.N, bool)
+        self.names = scene.object_name
+        self.materials = scene.object_material
+        order = np.argsort(self.obj, kind="stable")
+        counts = np.bincount(self.obj, minlength=self.K)
+        self.counts = counts
+        """(K,) int64. Particles per object."""
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        if np.array_equal(order, np.arange(self.N)):
+            self._sel = [slice(int(s), int(s + c)) for s, c in zip(starts, counts)]
+        else:
+            self._sel = [order[s:s + c] for s, c in zip(starts, counts)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def sel(self, k: int):
+        """Index of object ``k``'s particles along the particle axis (a slice when contiguous)."""
+        return self._sel[k]
+
+    def ids(self, k: int) -> np.ndarray:
+        """(n_k,) int64. Particle ids of object ``k``."""
+        s = self._sel[k]
+        return np.arange(s.start, s.stop) if isinstance(s, slice) else s
+
+    def name(self, k: Optional[int]) -> str:
+        if k is None:
+            return "the scene"
+        return f"'{self.names[k]}'" if self.has_objects else "the particles"
+
+    # ------------------------------------------------------------------ scales
+
+    @cached_property
+    def scale(self) -> float:
+        """Largest finite |coordinate| of frame 0, m (sets the float32 resolution)."""
+        p = self.pos[0]
+        f = np.isfinite(p)
+        return float(np.max(np.abs(p[f]))) if f.any() else 1.0
+
+    @cached_property
+    def eps_pos(self) -> float:
+        """Float32 resolution of positions, m: ``4 * eps32 * scale``."""
+        return 4.0 * EPS32 * max(self.scale, self.r)
+
+    # ------------------------------------------------------------------ object roles
+
+    @cached_property
+    def obj_kinematic(self) -> np.ndarray:
+        """(K,) bool. Every particle of the object is kinematic (tool or static scenery)."""
+        nk = np.bincount(self.obj, weights=self.kin.astype(np.float64), minlength=self.K)
+        return (nk == self.counts) & (self.counts > 0)
+
+    @cached_property
+    def obj_tool(self) -> np.ndarray:
+        """(K,) bool. Kinematic objects that move (the tool): some particle leaves its frame-0
+        position by more than the float32 resolution."""
+        out = np.zeros(self.K, bool)
+        for k in np.flatnonzero(self.obj_kinematic):
+            p = self.pos[:, self.sel(k)]
+            d = np.abs(p - p[:1])
+            out[k] = bool(np.nanmax(d) > self.eps_pos) if np.isfinite(d).any() else False
+        return out
+
+    @cached_property
+    def obj_static(self) -> np.ndarray:
+        """(K,) bool. Material ``static``, or kinematic and never moving: supports, does no work."""
+        mat = np.array([m == "static" for m in self.materials], bool) if self.has_materials else np.zeros(self.K, bool)
+        return mat | (self.obj_kinematic & ~self.obj_tool)
+
+    @cached_property
+    def obj_dynamic(self) -> np.ndarray:
+        """(K,) bool. Free objects whose motion the physics decides (not kinematic, not static)."""
+        return ~self.obj_kinematic & ~self.obj_static & (self.counts > 0)
+
+    @cached_property
+    def obj_mass(self) -> np.ndarray:
+        """(K,) float64, kg."""
+        return np.bincount(self.obj, weights=self.mass, minlength=self.K)
+
+    # ------------------------------------------------------------------ validity
+
+    @cached_property
+    def finite(self) -> np.ndarray:
+        """(T, N) bool. All three coordinates finite."""
+        return np.isfinite(self.pos).all(axis=2)
+
+    @cached_property
+    def world(self) -> tuple[np.ndarray, np.ndarray]:
+        """World bounds ``(lo (3,), hi (3,))``, m: the box of frame 0's free particles and of every
+        kinematic position, grown by ``L + (v0 + 2 u) tau + |g| tau^2 / 2 + 2 r`` where ``L`` is the box
+        diagonal, ``tau = (T - 1) dt`` the duration, ``v0`` the fastest free particle's initial speed
+        and ``u`` the tool's top speed (a tool can launch an object at up to twice its speed)."""
+        p0 = self.pos[0][self.finite[0] & ~self.kin]
+        parts = [p0] if len(p0) else []
+        if self.kin.any():
+            pk = self.pos[:, self.kin].reshape(-1, 3)
+            parts.append(pk[np.isfinite(pk).all(1)])
+        allp = np.concatenate(parts) if parts else np.zeros((1, 3))
+        if not len(allp):
+            allp = np.zeros((1, 3))
+        lo, hi = allp.min(0).astype(np.float64), allp.max(0).astype(np.float64)
+        diag = float(np.linalg.norm(hi - lo))
+        tau = (self.T - 1) * self.dt
+        v0 = 0.0
+        if self.T > 1:
+            s0 = np.linalg.norm(self.pos[1][~self.kin] - self.pos[0][~self.kin], axis=1)
+            s0 = s0[np.isfinite(s0)]
+            v0 = float(s0.max()) / self.dt if len(s0) else 0.0
+        u = 0.0
+        if self.kin.any() and self.T > 1:
+            sk = np.linalg.norm(np.diff(self.pos[:, self.kin], axis=0), axis=-1)
+            sk = sk[np.isfinite(sk)]
+            u = float(sk.max()) / self.dt if len(sk) else 0.0
+        margin = diag + (v0 + 2 * u) * tau + 0.5 * self.g_mag * tau * tau + 2 * self.r
+        return lo - margin, hi + margin
+
+    @cached_property
+    def inworld(self) -> np.ndarray:
+        """(T, N) bool. Finite and inside :attr:`world`."""
+        lo, hi = self.world
+        with np.errstate(invalid="ignore"):
+            inside = ((self.pos >= lo.astype(np.float32)) & (self.pos <= hi.astype(np.float32))).all(axis=2)
+        return inside & self.finite
+
+    @cached_property
+    def obj_valid(self) -> np.ndarray:
+        """(T, K) bool. Every particle of the object is in the world at that frame."""
+        out = np.zeros((self.T, self.K), bool)
+        for k in range(self.K):
+            if self.counts[k]:
+                out[:, k] = self.inworld[:, self.sel(k)].all(axis=1)
+        return out
+
+    # ------------------------------------------------------------------ motion
+
+    @cached_property
+    def disp(self) -> np.ndarray:
+        """(T-1, N, 3) float32, m. Per-step displacement ``x[s+1] - x[s]``."""
+        return np.subtract(self.pos[1:], self.pos[:-1])
+
+    @cached_property
+    def step_len(self) -> np.ndarray:
+        """(T-1, N) float32, m. ``|x[s+1] - x[s]|``; NaN when either end is not in the world."""
+        d = self.disp
+        s = np.sqrt(np.einsum("tni,tni->tn", d, d))
+        if self.T > 1:
+            ok = self.inworld[1:] & self.inworld[:-1]
+            s[~ok] = np.nan
+        return s
+
+    @cached_property
+    def obj_step_max(self) -> np.ndarray:
+        """(T-1, K) float64, m. Longest particle step of each object (0 where unknown)."""
+        out = np.zeros((max(self.T - 1, 0), self.K))
+        for k in range(self.K):
+            if self.counts[k] and self.T > 1:
+                out[:, k] = np.nan_to_num(np.fmax.reduce(self.step_len[:, self.sel(k)], axis=1))
+        return out
+
+    @cached_property
+    def com(self) -> np.ndarray:
+        """(T, K, 3) float64, m. Mass-weighted centre of each object; NaN where not valid."""
+        out = np.full((self.T, self.K, 3), np.nan)
+        for k in range(self.K):
+            if self.counts[k]:
+                s = self.sel(k)
+                m = self.mass[s]
+                out[:, k] = np.tensordot(self.pos[:, s].astype(np.float64), m, axes=([1], [0])) / m.sum()
+        out[~self.obj_valid] = np.nan
+        return out
+
+    @cached_property
+    def bbox(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo (T, K, 3), hi (T, K, 3))`` float32, m: each object's box of in-world particles (NaN when none)."""
+        lo = np.full((self.T, self.K, 3), np.nan, np.float32)
+        hi = np.full((self.T, self.K, 3), np.nan, np.float32)
+        for k in range(self.K):
+            if self.counts[k]:
+                p = self.pos[:, self.sel(k)]
+                if not self.inworld[:, self.sel(k)].all():
+                    p = np.where(self.inworld[:, self.sel(k), None], p, np.nan)
+                    with np.errstate(invalid="ignore"):
+                        lo[:, k] = np.fmin.reduce(p, axis=1)
+                        hi[:, k] = np.fmax.reduce(p, axis=1)
+                else:
+                    lo[:, k] = p.min(axis=1)
+                    hi[:, k] = p.max(axis=1)
+        return lo, hi
+
+    @cached_property
+    def kinetic(self) -> np.ndarray:
+        """(T-1, K) float64, J. Kinetic energy of each object over each step, ``sum m |dx|^2 / (2 dt^2)``."""
+        out = np.zeros((max(self.T - 1, 0), self.K))
+        for k in range(self.K):
+            if self.counts[k] and self.T > 1:
+                s = self.sel(k)
+                sl = self.step_len[:, s].astype(np.float64)
+                out[:, k] = 0.5 * (sl * sl) @ self.mass[s] / (self.dt * self.dt)
+        return out
+
+    # ------------------------------------------------------------------ contacts
+
+    @property
+    def contact_dist(self) -> float:
+        """Particle centre distance of two touching objects, m: ``2 r``."""
+        return 2.0 * self.r
+
+    @property
+    def query_dist(self) -> float:
+        """Search radius of the pair search, m: ``2 r + contact_margin * r``."""
+        return (2.0 + self.config.contact_margin) * self.r
+
+    @cached_property
+    def pairs(self) -> dict:
+        """Nearest particle of another object, for every particle near another object's box.
+
+        Candidates: particle ``i`` of object ``a`` at frame ``t`` where ``i`` lies within
+        :attr:`query_dist` of the box of some object ``b``; pairs of two kinematic objects are not
+        searched. Returns a dict of equal-length arrays: ``frame``, ``i``, ``j`` (particle ids),
+        ``dist`` (m) for every candidate with a partner within :attr:`query_dist`.
+        """
+        empty = {"frame": np.zeros(0, np.int64), "i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
+                 "dist": np.zeros(0, np.float32)}
+        if not self.has_objects or self.K < 2:
+            return empty
+        lo, hi = self.bbox
+        q = np.float32(self.query_dist)
+        valid = np.isfinite(lo).all(2)
+        searchable = self.counts > 0
+        keys = []
+        for a in range(self.K):
+            if not searchable[a]:
+                continue
+            for b in range(a + 1, self.K):
+                if not searchable[b] or (self.obj_kinematic[a] and self.obj_kinematic[b]):
+                    continue
+                with np.errstate(invalid="ignore"):
+                    ov = valid[:, a] & valid[:, b] & (lo[:, a] - q <= hi[:, b]).all(1) & (lo[:, b] - q <= hi[:, a]).all(1)
+                frames = np.flatnonzero(ov)
+                if not len(frames):
+                    continue
+                for x, y in ((a, b), (b, a)):
+                    p = self.pos[frames][:, self.sel(x)]
+                    with np.errstate(invalid="ignore"):
+                        inside = ((p >= lo[frames, y][:, None] - q) & (p <= hi[frames, y][:, None] + q)).all(2)
+                    tt, ii = np.nonzero(inside)
+                    if len(tt):
+                        keys.append(frames[tt].astype(np.int64) * self.N + self.ids(x)[ii])
+        if not keys:
+            return empty
+        key = np.unique(np.concatenate(keys))
+        frame, idx = key // self.N, key % self.N
+        pts = self.pos[frame, idx]
+        dist, nb = nearest_other_object(pts, frame.astype(np.int32), self.obj[idx].astype(np.int32),
+                                        self.kin[idx], float(q), device=self.config.device)
+        hit = nb >= 0
+        return {"frame": frame[hit], "i": idx[hit], "j": idx[nb[hit]], "dist": dist[hit]}
+
+    @cached_property
+    def contact(self) -> np.ndarray:
+        """(T, K, K) bool, symmetric. Objects ``a`` and ``b`` touch at frame ``t``: some particle of
+        one has a particle of the other within ``2 r + contact_margin * r``."""
+        out = np.zeros((self.T, self.K, self.K), bool)
+        p = self.pairs
+        oa, ob = self.obj[p["i"]], self.obj[p["j"]]
+        out[p["frame"], oa, ob] = True
+        out[p["frame"], ob, oa] = True
+        return out
+
+    @cached_property
+    def ground_contact(self) -> np.ndarray:
+        """(T, K) bool. The object's lowest particle is within ``r + contact_margin * r`` of the ground."""
+        if self.ground is None:
+            return np.zeros((self.T, self.K), bool)
+        lo, _ = self.bbox
+        with np.errstate(invalid="ignore"):
+            return lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r
+
+    @cached_property
+    def reach(self) -> np.ndarray:
+        """(T, K) float64, m. How far the object's particles travel in the steps into and out of
+        frame ``t`` (the longer of the two): a contact can happen between frames within this."""
+        out = np.zeros((self.T, self.K))
+        if self.T > 1:
+            sm = self.obj_step_max
+            out[1:] = sm
+            out[:-1] = np.maximum(out[:-1], sm)
+        return out
+
+    @cached_property
+    def supported(self) -> np.ndarray:
+        """(T, K) bool. The object touches the ground or another object (static, tool or free) at
+        frame ``t``, or could have touched it between frames: its lowest particle is within
+        ``r + contact_margin * r + reach`` of the ground, or its box grown by
+        ``2 r + contact_margin * r + reach_a + reach_b`` overlaps another object's box (a fast
+        object bounces between two frames without ever being sampled in contact)."""
+        sup = self.contact.any(axis=2)
+        reach = self.reach
+        lo, hi = self.bbox
+        if self.ground is not None:
+            with np.errstate(invalid="ignore"):
+                sup |= lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r + reach
+        if self.has_objects and self.K > 1:
+            q = self.query_dist
+            valid = np.isfinite(lo).all(2)
+            for a in range(self.K):
+                for b in range(self.K):
+                    if a == b or not self.counts[b]:
+                        continue
+                    grow = (q + reach[:, a] + reach[:, b])[:, None]
+                    fast = reach[:, a] + reach[:, b] > self.config.contact_margin * self.r
+                    with np.errstate(invalid="ignore"):
+                        ov = ((lo[:, a] - grow <= hi[:, b]) & (lo[:, b] - grow <= hi[:, a])).all(1)
+                    sup[:, a] |= ov & fast & valid[:, a] & valid[:, b]
+        return sup
+
+    @cached_property
+    def moving(self) -> np.ndarray:
+        """(T-1, K) bool. Some particle of the object steps more than twice the jitter amplitude
+        (``2 * jitter_amplitude * r``), i.e. more than a solver's noise floor."""
+        return self.obj_step_max > 2.0 * self.config.jitter_amplitude * self.r + self.eps_pos
+
+    @cached_property
+    def source_speed(self) -> np.ndarray:
+        """(T-1, K) float64, m per step. For each object and step, the longest particle step of any
+        tool or moving free object it touches at either end of the step (0 when none): the speed
+        a contact can hand on. Without object ids, the longest step of any particle."""
+        n = max(self.T - 1, 0)
+        if not self.has_objects:
+            allmax = np.nan_to_num(np.fmax.reduce(self.step_len, axis=1)) if n else np.zeros(0)
+            return np.repeat(allmax[:, None], self.K, axis=1)
+        if n == 0:
+            return np.zeros((0, self.K))
+        c = self.contact[:-1] | self.contact[1:]  # (T-1, K, K): touching at frame s or s+1
+        giver = (self.obj_tool[None, :] | (self.obj_dynamic[None, :] & self.moving))  # (T-1, K)
+        speed = np.where(giver, self.obj_step_max, 0.0)  # (T-1, K)
+        return np.max(np.where(c, speed[:, None, :], 0.0), axis=2)
