@@ -43,16 +43,18 @@ _SLACK = 2  # frames: events this close in time on the same object describe the 
 
 
 def dedupe(events: list[Event], slack: int = _SLACK) -> list[Event]:
-    """Drop each event explained by a higher-priority event on a shared object that begins within
-    ``slack`` frames of it (one glitch seen by two checks); an event of the same category that
-    overlaps a kept one in time is merged into it (its end extended)."""
+    """Drop each event that begins while a higher-priority event on a shared object is under way
+    (within ``slack`` frames): a consequence of the same glitch seen by another check, e.g. the
+    overlap a teleport lands in. An event of the same category that overlaps a kept one in time
+    is merged into it (its end extended)."""
     kept: list[Event] = []
     for e in sorted(events, key=lambda e: (PRIORITY.index(e.category), e.frame)):
         hit = None
         for n, k in enumerate(kept):
             if set(e.objects) & set(k.objects) or (not e.objects and not k.objects):
-                if abs(e.frame - k.frame) <= slack or (e.category == k.category and e.frame <= k.end_frame + slack
-                                                       and k.frame <= e.end_frame + slack):
+                starts_within = k.frame - slack <= e.frame <= k.end_frame + slack
+                overlaps = e.frame <= k.end_frame + slack and k.frame <= e.end_frame + slack
+                if starts_within or (e.category == k.category and overlaps):
                     hit = n
                     break
         if hit is None:

@@ -516,7 +516,11 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     A step is *sourced* when the object touches, at frame ``s`` or ``s+1``, the tool or a free
     object that moves (some particle steps more than ``2 * jitter_amplitude * r``); the ground and
     static objects do no work. Within a run of unsourced steps the energy may not exceed its
-    value at the run's start, ``B = max(E_{s0-1}, E_{s0})``, by more than
+    budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the
+    energy down (friction and impacts only dissipate). Steps within 2 frames of a contact starting
+    or ending (or of a contact that happens between frames) are not judged and leave ``B`` as it
+    was: the step spanning a bounce is a short chord, and a compliant contact stores energy for a
+    moment, so energy may dip there and come back, but not beyond ``B``. The tolerance is
     ``tol_s = M (|g| h + v_s dv + dv^2 / 2)`` with ``h = energy_tolerance * r``, ``v_s`` the
     object's RMS particle speed and ``dv = 2 A / dt`` the velocity resolution that the noise floor
     ``A = jitter_amplitude * r`` leaves (see check_jitter): the energy of lifting the object by
@@ -548,6 +552,7 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         v = np.sqrt(2 * ke[:, k] / m)
         tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv)
         budget = np.full(len(e), np.nan)
+        unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
         b = np.nan
         for s in range(len(e)):
             if not ok[s] or sourced[s, k]:
@@ -555,7 +560,11 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 continue
             if np.isnan(b):
                 b = e[s] if s == 0 or not ok[s - 1] else max(e[s], e[s - 1])
+            if unreliable[s]:
+                continue
             budget[s] = b
+            if e[s] <= b + tol[s]:
+                b = min(b, e[s])
         rise = e - budget
         with np.errstate(invalid="ignore"):
             flags = np.nan_to_num(rise, nan=-np.inf) > tol

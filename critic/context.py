@@ -442,6 +442,29 @@ class AuditContext:
         return sup
 
     @cached_property
+    def touching(self) -> np.ndarray:
+        """(T, K) bool. In contact at frame ``t`` as sampled (no allowance for motion between frames)."""
+        out = self.contact.any(axis=2)
+        if self.ground is not None:
+            lo, _ = self.bbox
+            with np.errstate(invalid="ignore"):
+                out = out | (lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r)
+        return out
+
+    @cached_property
+    def impact(self) -> np.ndarray:
+        """(T, K) bool. Frames near a change of contact: supported only through motion between frames,
+        or the sampled contact starts or ends within 2 frames. Energy measured there is unreliable
+        (the step spanning a bounce is a short chord; a compliant contact stores energy briefly)."""
+        tch = self.touching
+        out = self.supported & ~tch
+        change = np.zeros_like(tch)
+        for i in np.flatnonzero((tch[1:] != tch[:-1]).any(axis=1)) if self.T > 1 else ():
+            flip = tch[i + 1] != tch[i]
+            change[max(0, i - 2):i + 4] |= flip[None, :]
+        return out | change
+
+    @cached_property
     def moving(self) -> np.ndarray:
         """(T-1, K) bool. Some particle of the object steps more than twice the jitter amplitude
         (``2 * jitter_amplitude * r``), i.e. more than a solver's noise floor."""
