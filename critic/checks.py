@@ -203,7 +203,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     what gravity adds in one frame, and twice the speed ``u`` (m/s) of any tool or moving
     object it touches at frame ``t-1`` or ``t`` (an elastic collision hands on at most twice
     the striker's speed);
-    * direction: ``e_t = |d_t - d_{t-1} - g dt^2| > 2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt (+ 2 max(s_{t-1},
+    * direction: with ``p = d_{t-1} + g dt^2`` the predicted step and ``delta = d_t - p`` minus any
+      braking along ``p`` (slowing down, even to a stop, is not a jump: floating and energy judge
+      it), ``e_t = |delta| > 2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt (+ 2 max(s_{t-1},
       s_{t-2}) if the object touches anything at ``t-1`` or ``t``, since a contact may reverse it)``:
       a free body keeps its velocity up to gravity and the steady turning of its spin, so a
       sideways jump that keeps the speed is caught too;
@@ -229,9 +231,14 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     allow = prev + (ctx.g_mag * ctx.dt * ctx.dt + tol) + push
     # (B) velocity vector: change of step minus gravity's share, against the last changes
     dd = ctx.disp
-    acc = dd[1:] - dd[:-1] - gdt2  # (T-2, N, 3)
-    e = np.sqrt(np.einsum("tni,tni->tn", acc, acc))
-    del acc
+    pred = dd[:-1] + gdt2  # (T-2, N, 3): the step momentum and gravity predict
+    dev = dd[1:] - pred
+    pn = np.sqrt(np.einsum("tni,tni->tn", pred, pred))
+    along = np.einsum("tni,tni->tn", dev, pred) / np.maximum(pn, 1e-30)
+    brake = np.clip(along, -pn, 0.0) / np.maximum(pn, 1e-30)  # slowing down along the path is not a jump
+    dev -= brake[..., None] * pred
+    e = np.sqrt(np.einsum("tni,tni->tn", dev, dev))
+    del pred, dev, pn, along, brake
     eprev = np.zeros_like(e)
     eprev[1:] = e[:-1]
     np.fmax(eprev[2:], e[:-2], out=eprev[2:])
