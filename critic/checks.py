@@ -218,51 +218,78 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     ctx = _ctx(rollout, ctx)
     if ctx.T < 3:
         return []
-    s = ctx.step_len  # (T-1, N); step i goes from frame i to i+1
     tol = ctx.config.teleport_tolerance * ctx.r + ctx.eps_pos
+    gdt2 = (ctx.g * ctx.dt * ctx.dt).astype(np.float32)[:, None, None]
+    base = ctx.g_mag * ctx.dt * ctx.dt + tol
     src = ctx.source_speed  # (T-1, K) m per step
-    if not (~ctx.kin).any():
-        return []
-    gdt2 = (ctx.g * ctx.dt * ctx.dt).astype(np.float32)
-    # (A) speed: frame t = i + 2 compares step i+1 with steps i and i-1
-    prev = s[:-1].copy()  # (T-2, N)
-    np.fmax(prev[1:], s[:-2], out=prev[1:])
-    push = 2.0 * np.maximum(src[1:], src[:-1])[:, ctx.obj].astype(np.float32)  # 2 u dt
-    allow = prev + (ctx.g_mag * ctx.dt * ctx.dt + tol) + push
-    # (B) velocity vector: change of step minus gravity's share, against the last changes
-    dd = ctx.disp
-    pred = dd[:-1] + gdt2  # (T-2, N, 3): the step momentum and gravity predict
-    dev = dd[1:] - pred
-    pn = np.sqrt(np.einsum("tni,tni->tn", pred, pred))
-    along = np.einsum("tni,tni->tn", dev, pred) / np.maximum(pn, 1e-30)
-    brake = np.clip(along, -pn, 0.0) / np.maximum(pn, 1e-30)  # slowing down along the path is not a jump
-    dev -= brake[..., None] * pred
-    e = np.sqrt(np.einsum("tni,tni->tn", dev, dev))
-    del pred, dev, pn, along, brake
-    eprev = np.zeros_like(e)
-    eprev[1:] = e[:-1]
-    np.fmax(eprev[2:], e[:-2], out=eprev[2:])
+    push_all = 2.0 * np.maximum(src[1:], src[:-1])  # (T-2, K): 2 u dt at frame t = i + 2
     touching = ctx.supported if ctx.has_objects else np.ones((ctx.T, ctx.K), bool)
-    touch = (touching[1:-1] | touching[2:])[:, ctx.obj]  # at frame t-1 or t
-    allow_v = 2.0 * eprev + tol + push + np.where(touch, 2.0 * prev, 0.0).astype(np.float32)
-    allow_v[0] = np.inf  # frame 2: no earlier change to compare with
-    with np.errstate(invalid="ignore"):
-        hit_a = s[1:] > allow
-        hit_b = e > allow_v
-    hit = hit_a | hit_b
-    hit[:, ctx.kin] = False
-    ti, pi = np.nonzero(hit)
-    if not len(ti):
+    touch_all = touching[1:-1] | touching[2:]  # (T-2, K): touching at frame t-1 or t
+    smax = ctx.obj_step_max
+    # no particle of an object can break either bound at frame t when its longest steps are short:
+    # s_t <= base (bound A) and s_t + s_{t-1} + |g| dt^2 <= tol (bound B)
+    quiet = (smax[1:] <= base) & (smax[1:] + smax[:-1] + ctx.g_mag * ctx.dt * ctx.dt <= tol)
+    out_t, out_p, out_v, out_b = [], [], [], []
+    for k in range(ctx.K):
+        if not ctx.counts[k] or ctx.obj_kinematic[k] or quiet[:, k].all():
+            continue
+        ids = ctx.ids(k)
+        freek = ~ctx.kin[ids]
+        for a, x in ctx.blocks(k, halo=4):
+            if x.shape[1] < 3:
+                continue
+            d = x[:, 1:] - x[:, :-1]  # (3, F-1, n): step j goes from frame a+j to a+j+1
+            s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (F-1, n)
+            # frame t = a + j + 2 for j in 0..F-3 compares step j+1 with steps j (and j-1)
+            prev = s[:-1].copy()
+            np.fmax(prev[1:], s[:-2], out=prev[1:])
+            rows = np.arange(a, a + prev.shape[0])  # index into (T-2,) arrays: frame - 2
+            push = push_all[rows, k][:, None].astype(np.float32)
+            allow = prev + np.float32(base) + push
+            pred = d[:, :-1] + gdt2
+            dev = d[:, 1:] - pred
+            pn = np.sqrt(pred[0] * pred[0] + pred[1] * pred[1] + pred[2] * pred[2])
+            pn_safe = np.maximum(pn, 1e-30)
+            along = (dev[0] * pred[0] + dev[1] * pred[1] + dev[2] * pred[2]) / pn_safe
+            brake = np.clip(along, -pn, 0.0) / pn_safe  # slowing down along the path is not a jump
+            dev -= brake[None] * pred
+            e = np.sqrt(dev[0] * dev[0] + dev[1] * dev[1] + dev[2] * dev[2])  # (F-2, n)
+            eprev = np.full_like(e, np.inf)
+            eprev[1:] = e[:-1]
+            np.fmax(eprev[2:], e[:-2], out=eprev[2:])
+            if a == 0:
+                eprev[0] = np.inf  # frame 2: no earlier change to compare with
+            touch = touch_all[rows, k][:, None]
+            allow_v = 2.0 * eprev + np.float32(tol) + push + np.where(touch, 2.0 * prev, 0.0).astype(np.float32)
+            with np.errstate(invalid="ignore"):
+                hit_a = s[1:] > allow
+                hit_b = e > allow_v
+            hit = (hit_a | hit_b) & freek[None]
+            start = 0 if a == 0 else 2  # the first two rows lack history here; the previous block judged them
+            hit[:start] = False
+            hit &= ~quiet[rows, k][:, None]
+            jj, pp = np.nonzero(hit)
+            if not len(jj):
+                continue
+            ha = hit_a[jj, pp]
+            out_t.append(a + jj + 2)
+            out_p.append(ids[pp])
+            out_v.append(np.where(ha, s[1:][jj, pp], e[jj, pp]).astype(np.float64))
+            out_b.append(np.where(ha, allow[jj, pp], allow_v[jj, pp]).astype(np.float64))
+    if not out_t:
         return []
-    a_part = hit_a[ti, pi]
-    value = np.where(a_part, s[1:][ti, pi], e[ti, pi]).astype(np.float64)
-    bound = np.where(a_part, allow[ti, pi], allow_v[ti, pi]).astype(np.float64)
-    frames = ti + 2
+    frames, pi = np.concatenate(out_t), np.concatenate(out_p)
+    value, bound = np.concatenate(out_v), np.concatenate(out_b)
+    lost_t, lost_p = ctx.lost
+    if len(lost_t):  # lost particles are vanish's
+        lk = set(zip(lost_t.tolist(), lost_p.tolist()))
+        keep = np.array([(int(f), int(p)) not in lk and (int(f) - 1, int(p)) not in lk for f, p in zip(frames, pi)])
+        frames, pi, value, bound = frames[keep], pi[keep], value[keep], bound[keep]
 
     def message(k, first, last, peak, v, b, ids):
         span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
         who = f"{len(ids)} of {ctx.counts[k]} particles of object {ctx.name(k)}"
-        prev = float(np.nanmax(s[peak - 2, ids])) if len(ids) else 0.0
+        prev = float(np.nanmax(np.linalg.norm(ctx.pos[peak - 1, ids] - ctx.pos[peak - 2, ids], axis=1))) if len(ids) else 0.0
         return (f"{who} jump {_mm(v)} in one frame {span} (dt = {ctx.dt:.4g} s), but their previous step "
                 f"({_mm(prev)}), gravity and the contacts they have allow at most {_mm(b)}.")
 
@@ -288,9 +315,9 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     """
     ctx = _ctx(rollout, ctx)
     events = []
-    lost = ~ctx.inworld
-    if lost.any():
-        ti, pi = np.nonzero(lost)
+    ti, pi = ctx.lost
+    if len(ti):
+        lostset = set(zip(ti.tolist(), pi.tolist()))
         lo, hi = ctx.world
         p = ctx.pos[ti, pi].astype(np.float64)
         with np.errstate(invalid="ignore"):
@@ -300,11 +327,8 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         value = np.where(finite, half + np.maximum(out, 0), np.inf)
         bound = np.full(len(ti), half)
 
-        def last_seen(frame: int) -> int:
-            return frame
-
         def message(k, first, last, peak, v, b, ids):
-            n_nan = int((~ctx.finite[first, ids]).sum()) if len(ids) else 0
+            n_nan = int((~np.isfinite(ctx.pos[first, ids]).all(1)).sum()) if len(ids) else 0
             span = f"from frame {first}" + (f" to {last}" if last < ctx.T - 1 else " on")
             what = []
             if n_nan:
@@ -315,20 +339,18 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
 
         ev = _particle_events(ctx, "vanish", ti, pi, value, bound, message)
         # locate at the last frame where the lost particles were still in the world
-        fixed = []
         for e in ev:
             first = e.frame
-            ids = np.array(e.particles if e.particles else (), np.int64)
-            lost_ids = pi[(ti == first)] if (ti == first).any() else ids
-            lost_ids = lost_ids[ctx.obj[lost_ids] == (e.object or 0)] if ctx.has_objects else lost_ids
+            lost_ids = pi[ti == first]
+            if ctx.has_objects:
+                lost_ids = lost_ids[ctx.obj[lost_ids] == e.object]
             loc = e.location
             for f in range(first, -1, -1):
-                ok = lost_ids[ctx.inworld[f, lost_ids]]
+                ok = np.array([q for q in lost_ids.tolist() if (f, q) not in lostset], np.int64)
                 if len(ok):
                     loc = _mean_pos(ctx, f, ok)
                     break
-            fixed.append(Event(e.category, e.frame, e.end_frame, e.object, e.other, loc, e.severity, e.particles, e.message))
-        events += fixed
+            events.append(Event(e.category, e.frame, e.end_frame, e.object, e.other, loc, e.severity, e.particles, e.message))
     # ---- collapse
     if ctx.has_objects:
         lo, hi = ctx.bbox
@@ -613,28 +635,42 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         return []
     amp = ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos
     w = max(4, int(round(ctx.config.jitter_window / ctx.dt)))
-    d = ctx.disp
-    s = ctx.step_len
-    big = s > 2 * amp  # NaN -> False
-    rev = big[1:] & big[:-1]  # (T-2, N), frame t = index + 1
-    rev &= np.einsum("tni,tni->tn", d[1:], d[:-1]) < 0
-    rev[:, ctx.kin] = False
+    touched = np.zeros((ctx.T, ctx.K), bool)
     if ctx.has_objects and ctx.obj_tool.any():
-        touched = (ctx.contact[:, :, ctx.obj_tool].any(axis=2))  # (T, K)
-        rev &= ~touched[1:-1][:, ctx.obj]
-    if not rev.any():
-        return []
-    cnt = np.cumsum(np.concatenate([np.zeros((1, ctx.N), np.int32), rev.astype(np.int32)]), axis=0)
-    n = rev.shape[0]
+        touched = ctx.contact[:, :, ctx.obj_tool].any(axis=2)  # (T, K)
+    lost_t, lost_p = ctx.lost
+    # a reversal needs two consecutive steps longer than 2A: objects whose longest steps never are skip
+    big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K)
     half = w // 2
-    lo = np.clip(np.arange(n) - half, 0, n)
-    hi = np.clip(np.arange(n) - half + w, 0, n)
-    win = cnt[hi] - cnt[lo]
-    hit = rev & (2 * win >= w)
-    ti, pi = np.nonzero(hit)
-    if not len(ti):
+    out_t, out_p, out_v = [], [], []
+    for k in range(ctx.K):
+        if not ctx.counts[k] or ctx.obj_kinematic[k] or not (big_obj[1:, k] & big_obj[:-1, k]).any():
+            continue
+        ids = ctx.ids(k)
+        x = ctx.soa(k)  # (3, T, n)
+        d = x[:, 1:] - x[:, :-1]
+        s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (T-1, n)
+        big = s > 2 * amp  # NaN -> False
+        rev = big[1:] & big[:-1]  # (T-2, n): frame t = row + 1
+        rev &= (d[0, 1:] * d[0, :-1] + d[1, 1:] * d[1, :-1] + d[2, 1:] * d[2, :-1]) < 0
+        rev[:, ctx.kin[ids]] = False
+        rev &= ~touched[1:-1, k][:, None]
+        if not rev.any():
+            continue
+        cnt = np.cumsum(np.concatenate([np.zeros((1, len(ids)), np.int32), rev.astype(np.int32)]), axis=0)
+        n = rev.shape[0]
+        lo = np.clip(np.arange(n) - half, 0, n)
+        hi = np.clip(np.arange(n) - half + w, 0, n)
+        hit = rev & (2 * (cnt[hi] - cnt[lo]) >= w)
+        tt, pp = np.nonzero(hit)
+        if not len(tt):
+            continue
+        out_t.append(tt + 1)
+        out_p.append(ids[pp])
+        out_v.append(np.minimum(s[tt, pp], s[tt + 1, pp]).astype(np.float64))
+    if not out_t:
         return []
-    value = np.minimum(s[ti, pi], s[ti + 1, pi]).astype(np.float64)
+    ti, pi, value = np.concatenate(out_t), np.concatenate(out_p), np.concatenate(out_v)
     bound = np.full(len(ti), 2 * amp)
 
     def message(k, first, last, peak, v, b, ids):
@@ -642,7 +678,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 f"reversing direction every frame with steps of {_mm(v)}, above the {_mm(b)} a noise floor of "
                 f"amplitude {_mm(amp)} explains.")
 
-    return _particle_events(ctx, "jitter", ti + 1, pi, value, bound, message)
+    return _particle_events(ctx, "jitter", ti, pi, value, bound, message)
 
 
 #: Check functions by category.

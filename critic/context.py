@@ -204,12 +204,30 @@ class AuditContext:
         """(K,) float64, kg."""
         return np.bincount(self.obj, weights=self.mass, minlength=self.K)
 
-    # ------------------------------------------------------------------ validity
+    # ------------------------------------------------------------------ streaming access
 
-    @cached_property
-    def finite(self) -> np.ndarray:
-        """(T, N) bool. All three coordinates finite."""
-        return np.isfinite(self.pos).all(axis=2)
+    def soa(self, k: int, a: int = 0, b: Optional[int] = None) -> np.ndarray:
+        """(3, b - a, n_k) float32, m: object ``k``'s positions of frames ``[a, b)``, one contiguous
+        plane per coordinate (fast reductions over particles)."""
+        b = self.T if b is None else b
+        x = self.pos[a:b, self.sel(k)]
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def blocks(self, k: int, halo: int = 0, budget: int = 1 << 21):
+        """Yield ``(a, planes)`` covering all frames of object ``k`` in blocks of about ``budget``
+        values: ``planes = soa(k, a, b)``; consecutive blocks overlap by ``halo`` frames, so a
+        quantity needing ``halo`` earlier frames is complete for frames ``a + halo .. b - 1``."""
+        n = max(int(self.counts[k]), 1)
+        f = max(halo + 2, budget // (3 * n))
+        a = 0
+        while True:
+            b = min(self.T, a + f)
+            yield a, self.soa(k, a, b)
+            if b >= self.T:
+                return
+            a = b - halo
+
+    # ------------------------------------------------------------------ validity
 
     @cached_property
     def world(self) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +235,8 @@ class AuditContext:
         kinematic position, grown by ``L + (v0 + 2 u) tau + |g| tau^2 / 2 + 2 r`` where ``L`` is the box
         diagonal, ``tau = (T - 1) dt`` the duration, ``v0`` the fastest free particle's initial speed
         and ``u`` the tool's top speed (a tool can launch an object at up to twice its speed)."""
-        p0 = self.pos[0][self.finite[0] & ~self.kin]
+        fin0 = np.isfinite(self.pos[0]).all(1)
+        p0 = self.pos[0][fin0 & ~self.kin]
         parts = [p0] if len(p0) else []
         if self.kin.any():
             pk = self.pos[:, self.kin].reshape(-1, 3)
@@ -242,88 +261,96 @@ class AuditContext:
         return lo - margin, hi + margin
 
     @cached_property
-    def inworld(self) -> np.ndarray:
-        """(T, N) bool. Finite and inside :attr:`world`."""
-        lo, hi = self.world
-        with np.errstate(invalid="ignore"):
-            inside = ((self.pos >= lo.astype(np.float32)) & (self.pos <= hi.astype(np.float32))).all(axis=2)
-        return inside & self.finite
+    def _summary(self) -> dict:
+        """One streaming pass over every object's particles (see the properties that read it)."""
+        T, K = self.T, self.K
+        lo = np.full((T, K, 3), np.nan, np.float32)
+        hi = np.full((T, K, 3), np.nan, np.float32)
+        com = np.full((T, K, 3), np.nan)
+        smax = np.zeros((max(T - 1, 0), K))
+        kin = np.zeros((max(T - 1, 0), K))
+        valid = np.zeros((T, K), bool)
+        lost_t, lost_p = [], []
+        wlo, whi = (w.astype(np.float32) for w in self.world)
+        inv_dt2 = 0.5 / (self.dt * self.dt)
+        for k in range(K):
+            if not self.counts[k]:
+                continue
+            ids = self.ids(k)
+            m32 = self.mass[ids].astype(np.float32)
+            mtot = float(self.mass[ids].sum())
+            for a, x in self.blocks(k, halo=1):
+                b = a + x.shape[1]
+                new = slice(0 if a == 0 else 1, None)  # frames of this block not done before
+                fin = np.isfinite(x[0]) & np.isfinite(x[1]) & np.isfinite(x[2])  # (F, n)
+                allfin = fin.all(1)
+                with np.errstate(invalid="ignore"):
+                    if allfin.all():
+                        blo, bhi = x.min(axis=2), x.max(axis=2)  # (3, F)
+                    else:
+                        blo, bhi = np.fmin.reduce(x, axis=2), np.fmax.reduce(x, axis=2)
+                    inside = ((blo.T >= wlo) & (bhi.T <= whi)).all(1) & allfin  # (F,)
+                lo[a:b, k][new] = blo.T[new]
+                hi[a:b, k][new] = bhi.T[new]
+                valid[a:b, k][new] = inside[new]
+                if not inside[new].all():
+                    bad_frames = np.flatnonzero(~inside)
+                    for f in bad_frames[bad_frames >= new.start]:
+                        p = x[:, f, :].T
+                        with np.errstate(invalid="ignore"):
+                            bad = ~(np.isfinite(p).all(1) & (p >= wlo).all(1) & (p <= whi).all(1))
+                        lost_p.append(ids[bad])
+                        lost_t.append(np.full(int(bad.sum()), a + f))
+                c = (x @ m32).astype(np.float64) / mtot  # (3, F)
+                com[a:b, k][new] = c.T[new]
+                if x.shape[1] > 1:
+                    d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
+                    s2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+                    with np.errstate(invalid="ignore"):
+                        smax[a:b - 1, k] = np.nan_to_num(np.sqrt(np.fmax.reduce(s2, axis=1)))
+                        kin[a:b - 1, k] = np.nan_to_num((s2 @ m32).astype(np.float64) * inv_dt2)
+        com[~valid] = np.nan
+        both = valid[1:] & valid[:-1] if T > 1 else np.zeros((0, K), bool)
+        smax[~both] = 0.0
+        kin[~both] = np.nan
+        lost = (np.concatenate(lost_t).astype(np.int64) if lost_t else np.zeros(0, np.int64),
+                np.concatenate(lost_p).astype(np.int64) if lost_p else np.zeros(0, np.int64))
+        return {"lo": lo, "hi": hi, "com": com, "smax": smax, "kinetic": kin, "valid": valid, "lost": lost}
 
-    @cached_property
+    @property
+    def lost(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(frame (L,), particle (L,))`` int64: particle positions that are non-finite or outside
+        :attr:`world`, sorted by frame within each object."""
+        return self._summary["lost"]
+
+    @property
     def obj_valid(self) -> np.ndarray:
-        """(T, K) bool. Every particle of the object is in the world at that frame."""
-        out = np.zeros((self.T, self.K), bool)
-        for k in range(self.K):
-            if self.counts[k]:
-                out[:, k] = self.inworld[:, self.sel(k)].all(axis=1)
-        return out
+        """(T, K) bool. Every particle of the object is finite and in the world at that frame."""
+        return self._summary["valid"]
 
     # ------------------------------------------------------------------ motion
 
-    @cached_property
-    def disp(self) -> np.ndarray:
-        """(T-1, N, 3) float32, m. Per-step displacement ``x[s+1] - x[s]``."""
-        return np.subtract(self.pos[1:], self.pos[:-1])
-
-    @cached_property
-    def step_len(self) -> np.ndarray:
-        """(T-1, N) float32, m. ``|x[s+1] - x[s]|``; NaN when either end is not in the world."""
-        d = self.disp
-        s = np.sqrt(np.einsum("tni,tni->tn", d, d))
-        if self.T > 1:
-            ok = self.inworld[1:] & self.inworld[:-1]
-            s[~ok] = np.nan
-        return s
-
-    @cached_property
+    @property
     def obj_step_max(self) -> np.ndarray:
-        """(T-1, K) float64, m. Longest particle step of each object (0 where unknown)."""
-        out = np.zeros((max(self.T - 1, 0), self.K))
-        for k in range(self.K):
-            if self.counts[k] and self.T > 1:
-                out[:, k] = np.nan_to_num(np.fmax.reduce(self.step_len[:, self.sel(k)], axis=1))
-        return out
+        """(T-1, K) float64, m. Longest particle step ``|x[s+1] - x[s]|`` of each object over step
+        ``s`` (0 where the object is not valid at both ends)."""
+        return self._summary["smax"]
 
-    @cached_property
+    @property
     def com(self) -> np.ndarray:
         """(T, K, 3) float64, m. Mass-weighted centre of each object; NaN where not valid."""
-        out = np.full((self.T, self.K, 3), np.nan)
-        for k in range(self.K):
-            if self.counts[k]:
-                s = self.sel(k)
-                m = self.mass[s]
-                out[:, k] = np.tensordot(self.pos[:, s].astype(np.float64), m, axes=([1], [0])) / m.sum()
-        out[~self.obj_valid] = np.nan
-        return out
+        return self._summary["com"]
 
-    @cached_property
+    @property
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo (T, K, 3), hi (T, K, 3))`` float32, m: each object's box of in-world particles (NaN when none)."""
-        lo = np.full((self.T, self.K, 3), np.nan, np.float32)
-        hi = np.full((self.T, self.K, 3), np.nan, np.float32)
-        for k in range(self.K):
-            if self.counts[k]:
-                p = self.pos[:, self.sel(k)]
-                if not self.inworld[:, self.sel(k)].all():
-                    p = np.where(self.inworld[:, self.sel(k), None], p, np.nan)
-                    with np.errstate(invalid="ignore"):
-                        lo[:, k] = np.fmin.reduce(p, axis=1)
-                        hi[:, k] = np.fmax.reduce(p, axis=1)
-                else:
-                    lo[:, k] = p.min(axis=1)
-                    hi[:, k] = p.max(axis=1)
-        return lo, hi
+        """``(lo (T, K, 3), hi (T, K, 3))`` float32, m: each object's box of finite particles (NaN when none)."""
+        return self._summary["lo"], self._summary["hi"]
 
-    @cached_property
+    @property
     def kinetic(self) -> np.ndarray:
-        """(T-1, K) float64, J. Kinetic energy of each object over each step, ``sum m |dx|^2 / (2 dt^2)``."""
-        out = np.zeros((max(self.T - 1, 0), self.K))
-        for k in range(self.K):
-            if self.counts[k] and self.T > 1:
-                s = self.sel(k)
-                sl = self.step_len[:, s].astype(np.float64)
-                out[:, k] = 0.5 * (sl * sl) @ self.mass[s] / (self.dt * self.dt)
-        return out
+        """(T-1, K) float64, J. Kinetic energy of each object over each step, ``sum m |dx|^2 / (2 dt^2)``
+        (NaN where the object is not valid at both ends)."""
+        return self._summary["kinetic"]
 
     # ------------------------------------------------------------------ contacts
 
@@ -367,7 +394,8 @@ class AuditContext:
                 if not len(frames):
                     continue
                 for x, y in ((a, b), (b, a)):
-                    p = self.pos[frames][:, self.sel(x)]
+                    sx = self.sel(x)
+                    p = self.pos[frames, sx] if isinstance(sx, slice) else self.pos[frames[:, None], sx[None, :]]
                     with np.errstate(invalid="ignore"):
                         inside = ((p >= lo[frames, y][:, None] - q) & (p <= hi[frames, y][:, None] + q)).all(2)
                     tt, ii = np.nonzero(inside)
@@ -477,7 +505,7 @@ class AuditContext:
         a contact can hand on. Without object ids, the longest step of any particle."""
         n = max(self.T - 1, 0)
         if not self.has_objects:
-            allmax = np.nan_to_num(np.fmax.reduce(self.step_len, axis=1)) if n else np.zeros(0)
+            allmax = self.obj_step_max.max(axis=1) if n else np.zeros(0)
             return np.repeat(allmax[:, None], self.K, axis=1)
         if n == 0:
             return np.zeros((0, self.K))
