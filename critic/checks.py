@@ -432,25 +432,32 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
             continue
         ref = int(np.argmax(valid))
         ids = ctx.ids(k)
-        x = ctx.pos[:, ctx.sel(k)].astype(np.float64)  # (T, n, 3)
-        x0 = x[ref]
         fr = frames_all[valid]
-        xt = x[fr]
+        xs = ctx.soa(k)[:, fr]  # (3, F, n) float32
+        x0 = xs[:, fr == ref][:, 0].T.astype(np.float64)  # (n, 3)
         a = np.unique(np.linspace(0, len(ids) - 1, min(_ANCHORS, len(ids))).round().astype(np.int64))
-        rot, c0, ct = _kabsch(x0[a], xt[:, a])
-        pred = np.einsum("tij,nj->tni", rot, x0 - c0[0]) + ct[:, None]
-        res = np.linalg.norm(xt - pred, axis=2)  # (F, n)
+        rot, c0, ct = _kabsch(x0[a], xs[:, :, a].transpose(1, 2, 0).astype(np.float64))
+        x0c = (x0 - c0[0]).T.astype(np.float32)  # (3, n)
+        rot32, ct32 = rot.astype(np.float32), ct.astype(np.float32)
+        res2 = np.zeros(xs.shape[1:], np.float32)  # (F, n)
+        for c in range(3):  # residual of the rigid prediction, one coordinate plane at a time
+            diff = xs[c] - ct32[:, c, None]
+            for j in range(3):
+                diff -= rot32[:, c, j, None] * x0c[j][None, :]
+            res2 += diff * diff
+        res = np.sqrt(res2)
         bad = res.max(1) > tol
         if bad.any():  # refit failing frames on the particles that fit (robust to a few strays)
+            xt = xs[:, bad].transpose(1, 2, 0).astype(np.float64)  # (B, n, 3)
             w = (res[bad] <= tol).astype(np.float64)
             few = w.sum(1) < 3
             w[few] = 1.0
-            rot2, c02, ct2 = _kabsch(x0, xt[bad], w)
+            rot2, c02, ct2 = _kabsch(x0, xt, w)
             pred2 = np.einsum("tij,tnj->tni", rot2, x0[None] - c02[:, None]) + ct2[:, None]
-            res2 = np.linalg.norm(xt[bad] - pred2, axis=2)
-            better = res2.max(1) < res[bad].max(1)
+            res2b = np.linalg.norm(xt - pred2, axis=2)
+            better = res2b.max(1) < res[bad].max(1)
             sub = res[bad]
-            sub[better] = res2[better]
+            sub[better] = res2b[better]
             res[bad] = sub
         worst = res.max(1)
         flags = worst > tol

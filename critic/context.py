@@ -20,7 +20,7 @@ import numpy as np
 
 from particles import KINEMATIC, Rollout
 
-from ._kernels import nearest_other_object
+from ._kernels import partners_within
 from .report import CATEGORIES
 
 __all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
@@ -364,63 +364,119 @@ class AuditContext:
         """Search radius of the pair search, m: ``2 r + contact_margin * r``."""
         return (2.0 + self.config.contact_margin) * self.r
 
-    @cached_property
-    def pairs(self) -> dict:
-        """Nearest particle of another object, for every particle near another object's box.
+    @property
+    def skin(self) -> float:
+        """Verlet skin of the pair search, m: ``r / 2``. A neighbour list built with radius
+        ``query_dist + 2 skin`` stays complete while no particle moved more than ``skin``."""
+        return 0.5 * self.r
 
-        Candidates: particle ``i`` of object ``a`` at frame ``t`` where ``i`` lies within
-        :attr:`query_dist` of the box of some object ``b``; pairs of two kinematic objects are not
-        searched. Returns a dict of equal-length arrays: ``frame``, ``i``, ``j`` (particle ids),
-        ``dist`` (m) for every candidate with a partner within :attr:`query_dist`.
+    def _frames_sel(self, frames: np.ndarray, k: int) -> np.ndarray:
+        sk = self.sel(k)
+        return self.pos[frames, sk] if isinstance(sk, slice) else self.pos[frames[:, None], sk[None, :]]
+
+    @cached_property
+    def _pair_search(self) -> dict:
+        """Particle pairs of different objects, found with a Verlet neighbour list per object pair.
+
+        For two objects whose boxes come within :attr:`query_dist`, the Warp kernel lists every
+        cross pair within ``query_dist + 2 skin`` at a *build* frame (only particles inside the
+        other object's grown box are searched); the list serves the following frames while no
+        particle of either object has moved more than :attr:`skin` since the build (then no pair
+        outside the list can be within ``query_dist``), and exact distances of the listed pairs are
+        computed every frame. All builds of the rollout go to one kernel launch (one hash-grid
+        group per build). Pairs of two kinematic objects are not searched.
         """
+        T, K = self.T, self.K
+        contact = np.zeros((T, K, K), bool)
         empty = {"frame": np.zeros(0, np.int64), "i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
-                 "dist": np.zeros(0, np.float32)}
-        if not self.has_objects or self.K < 2:
+                 "dist": np.zeros(0, np.float32), "contact": contact, "overflow": 0}
+        if not self.has_objects or K < 2:
             return empty
         lo, hi = self.bbox
-        q = np.float32(self.query_dist)
+        q = self.query_dist
+        skin = self.skin
+        grow = np.float32(q + 2 * skin)
         valid = np.isfinite(lo).all(2)
-        searchable = self.counts > 0
-        keys = []
-        for a in range(self.K):
-            if not searchable[a]:
-                continue
-            for b in range(a + 1, self.K):
-                if not searchable[b] or (self.obj_kinematic[a] and self.obj_kinematic[b]):
+        windows = []  # (a, b, build frame, window frames)
+        pts, grp, obj, pid = [], [], [], []
+        for a in range(K):
+            for b in range(a + 1, K):
+                if not self.counts[a] or not self.counts[b] or (self.obj_kinematic[a] and self.obj_kinematic[b]):
                     continue
                 with np.errstate(invalid="ignore"):
                     ov = valid[:, a] & valid[:, b] & (lo[:, a] - q <= hi[:, b]).all(1) & (lo[:, b] - q <= hi[:, a]).all(1)
                 frames = np.flatnonzero(ov)
-                if not len(frames):
-                    continue
-                for x, y in ((a, b), (b, a)):
-                    sx = self.sel(x)
-                    p = self.pos[frames, sx] if isinstance(sx, slice) else self.pos[frames[:, None], sx[None, :]]
-                    with np.errstate(invalid="ignore"):
-                        inside = ((p >= lo[frames, y][:, None] - q) & (p <= hi[frames, y][:, None] + q)).all(2)
-                    tt, ii = np.nonzero(inside)
-                    if len(tt):
-                        keys.append(frames[tt].astype(np.int64) * self.N + self.ids(x)[ii])
-        if not keys:
+                i = 0
+                while i < len(frames):
+                    f0 = int(frames[i])
+                    ref_a, ref_b = self._frames_sel(np.array([f0]), a)[0], self._frames_sel(np.array([f0]), b)[0]
+                    j = i + 1
+                    while j < len(frames) and frames[j] == frames[j - 1] + 1:
+                        stop = min(len(frames), j + 32)
+                        stop = j + int(np.argmax(np.diff(frames[j - 1:stop]) != 1)) if (np.diff(frames[j - 1:stop]) != 1).any() else stop
+                        fr = frames[j:stop]
+                        with np.errstate(invalid="ignore"):
+                            da = np.abs(self._frames_sel(fr, a) - ref_a).max(axis=(1, 2))
+                            db = np.abs(self._frames_sel(fr, b) - ref_b).max(axis=(1, 2))
+                        moved = ~(np.maximum(da, db) <= skin / np.sqrt(3))  # per-axis bound: |dx| <= skin
+                        if moved.any():
+                            j += int(np.argmax(moved))
+                            break
+                        j = stop
+                    gid = len(windows)
+                    windows.append((a, b, f0, frames[i:j]))
+                    for x, y, ref in ((a, b, ref_a), (b, a, ref_b)):
+                        with np.errstate(invalid="ignore"):
+                            inside = ((ref >= lo[f0, y] - grow) & (ref <= hi[f0, y] + grow)).all(1)
+                        idx = self.ids(x)[inside]
+                        pts.append(ref[inside])
+                        pid.append(idx)
+                        obj.append(np.full(len(idx), x, np.int32))
+                        grp.append(np.full(len(idx), gid, np.int32))
+                    i = j
+        if not windows:
             return empty
-        key = np.unique(np.concatenate(keys))
-        frame, idx = key // self.N, key % self.N
-        pts = self.pos[frame, idx]
-        dist, nb = nearest_other_object(pts, frame.astype(np.int32), self.obj[idx].astype(np.int32),
-                                        self.kin[idx], float(q), device=self.config.device)
-        hit = nb >= 0
-        return {"frame": frame[hit], "i": idx[hit], "j": idx[nb[hit]], "dist": dist[hit]}
+        pid_all = np.concatenate(pid)
+        grp_all = np.concatenate(grp)
+        rows, overflow = partners_within(np.concatenate(pts), grp_all, np.concatenate(obj), float(grow),
+                                         device=self.config.device)
+        order = np.argsort(grp_all[rows[:, 0]], kind="stable")
+        rows = rows[order]
+        bounds = np.searchsorted(grp_all[rows[:, 0]], np.arange(len(windows) + 1))
+        out_f, out_i, out_j, out_d = [], [], [], []
+        touch_d = np.float32(q)
+        deep = np.float32(self.contact_dist)
+        for gid, (a, b, f0, fr) in enumerate(windows):
+            pr = rows[bounds[gid]:bounds[gid + 1]]
+            if not len(pr):
+                continue
+            pi, pj = pid_all[pr[:, 0]], pid_all[pr[:, 1]]
+            d = np.linalg.norm(self.pos[fr][:, pi] - self.pos[fr][:, pj], axis=2) if len(fr) < 8 else \
+                np.linalg.norm(self.pos[fr[:, None], pi[None, :]] - self.pos[fr[:, None], pj[None, :]], axis=2)
+            with np.errstate(invalid="ignore"):
+                contact[fr, a, b] = contact[fr, b, a] = (d <= touch_d).any(axis=1)
+                ff, pp = np.nonzero(d < deep)
+            if len(ff):
+                out_f.append(fr[ff])
+                out_i.append(pi[pp])
+                out_j.append(pj[pp])
+                out_d.append(d[ff, pp].astype(np.float32))
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+        return {"frame": cat(out_f, np.int64), "i": cat(out_i, np.int64), "j": cat(out_j, np.int64),
+                "dist": cat(out_d, np.float32), "contact": contact, "overflow": overflow, "builds": len(windows)}
 
-    @cached_property
+    @property
+    def pairs(self) -> dict:
+        """Overlapping particle pairs: dict of equal-length arrays ``frame``, ``i``, ``j`` (particle
+        ids of different objects) and ``dist`` (m) for every pair closer than ``2 r`` (touching
+        spheres); see :attr:`_pair_search`."""
+        return self._pair_search
+
+    @property
     def contact(self) -> np.ndarray:
         """(T, K, K) bool, symmetric. Objects ``a`` and ``b`` touch at frame ``t``: some particle of
         one has a particle of the other within ``2 r + contact_margin * r``."""
-        out = np.zeros((self.T, self.K, self.K), bool)
-        p = self.pairs
-        oa, ob = self.obj[p["i"]], self.obj[p["j"]]
-        out[p["frame"], oa, ob] = True
-        out[p["frame"], ob, oa] = True
-        return out
+        return self._pair_search["contact"]
 
     @cached_property
     def ground_contact(self) -> np.ndarray:
