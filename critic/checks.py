@@ -229,41 +229,50 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     # no particle of an object can break either bound at frame t when its longest steps are short:
     # s_t <= base (bound A) and s_t + s_{t-1} + |g| dt^2 <= tol (bound B)
     quiet = (smax[1:] <= base) & (smax[1:] + smax[:-1] + ctx.g_mag * ctx.dt * ctx.dt <= tol)
-    out_t, out_p, out_v, out_b = [], [], [], []
-    for k in range(ctx.K):
-        if not ctx.counts[k] or ctx.obj_kinematic[k] or quiet[:, k].all():
-            continue
+    def one(k: int):
         ids = ctx.ids(k)
         freek = ~ctx.kin[ids]
+        res = []
         for a, x in ctx.blocks(k, halo=4):
             if x.shape[1] < 3:
                 continue
             d = x[:, 1:] - x[:, :-1]  # (3, F-1, n): step j goes from frame a+j to a+j+1
-            s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (F-1, n)
+            s = d[0] * d[0]
+            s += d[1] * d[1]
+            s += d[2] * d[2]
+            np.sqrt(s, out=s)  # (F-1, n)
             # frame t = a + j + 2 for j in 0..F-3 compares step j+1 with steps j (and j-1)
             prev = s[:-1].copy()
             np.fmax(prev[1:], s[:-2], out=prev[1:])
             rows = np.arange(a, a + prev.shape[0])  # index into (T-2,) arrays: frame - 2
             push = push_all[rows, k][:, None].astype(np.float32)
-            allow = prev + np.float32(base) + push
-            pred = d[:, :-1] + gdt2
-            dev = d[:, 1:] - pred
-            pn = np.sqrt(pred[0] * pred[0] + pred[1] * pred[1] + pred[2] * pred[2])
-            pn_safe = np.maximum(pn, 1e-30)
-            along = (dev[0] * pred[0] + dev[1] * pred[1] + dev[2] * pred[2]) / pn_safe
-            brake = np.clip(along, -pn, 0.0) / pn_safe  # slowing down along the path is not a jump
-            dev -= brake[None] * pred
-            e = np.sqrt(dev[0] * dev[0] + dev[1] * dev[1] + dev[2] * dev[2])  # (F-2, n)
-            eprev = np.full_like(e, np.inf)
-            eprev[1:] = e[:-1]
-            np.fmax(eprev[2:], e[:-2], out=eprev[2:])
-            if a == 0:
-                eprev[0] = np.inf  # frame 2: no earlier change to compare with
-            touch = touch_all[rows, k][:, None]
-            allow_v = 2.0 * eprev + np.float32(tol) + push + np.where(touch, 2.0 * prev, 0.0).astype(np.float32)
+            allow = prev + np.float32(base)
+            allow += push
             with np.errstate(invalid="ignore"):
                 hit_a = s[1:] > allow
-                hit_b = e > allow_v
+            hit_b = np.zeros_like(hit_a)
+            allow_v = np.full(hit_a.shape, np.inf, np.float32)
+            e = np.zeros(hit_a.shape, np.float32)
+            # bound B only where the object touches nothing: there a contact may reverse the
+            # velocity, and B's allowance (2 max(s_{t-1}, s_{t-2})) then adds nothing to bound A
+            free_rows = ~touch_all[rows, k]
+            if free_rows.any():
+                pred = d[:, :-1] + gdt2
+                dev = d[:, 1:] - pred
+                pn = np.sqrt(pred[0] * pred[0] + pred[1] * pred[1] + pred[2] * pred[2])
+                pn_safe = np.maximum(pn, 1e-30)
+                along = (dev[0] * pred[0] + dev[1] * pred[1] + dev[2] * pred[2]) / pn_safe
+                brake = np.clip(along, -pn, 0.0) / pn_safe  # slowing down along the path is not a jump
+                dev -= brake[None] * pred
+                e = np.sqrt(dev[0] * dev[0] + dev[1] * dev[1] + dev[2] * dev[2])  # (F-2, n)
+                eprev = np.full_like(e, np.inf)
+                eprev[1:] = e[:-1]
+                np.fmax(eprev[2:], e[:-2], out=eprev[2:])
+                if a == 0:
+                    eprev[0] = np.inf  # frame 2: no earlier change to compare with
+                allow_v = 2.0 * eprev + np.float32(tol) + push
+                with np.errstate(invalid="ignore"):
+                    hit_b = (e > allow_v) & free_rows[:, None]
             hit = (hit_a | hit_b) & freek[None]
             start = 0 if a == 0 else 2  # the first two rows lack history here; the previous block judged them
             hit[:start] = False
@@ -272,10 +281,13 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
             if not len(jj):
                 continue
             ha = hit_a[jj, pp]
-            out_t.append(a + jj + 2)
-            out_p.append(ids[pp])
-            out_v.append(np.where(ha, s[1:][jj, pp], e[jj, pp]).astype(np.float64))
-            out_b.append(np.where(ha, allow[jj, pp], allow_v[jj, pp]).astype(np.float64))
+            res.append((a + jj + 2, ids[pp], np.where(ha, s[1:][jj, pp], e[jj, pp]).astype(np.float64),
+                        np.where(ha, allow[jj, pp], allow_v[jj, pp]).astype(np.float64)))
+        return res
+
+    todo = [k for k in range(ctx.K) if ctx.counts[k] and not ctx.obj_kinematic[k] and not quiet[:, k].all()]
+    found = [r for rs in ctx.map_objects(one, todo) for r in rs]
+    out_t, out_p, out_v, out_b = ([r[i] for r in found] for i in range(4))
     if not out_t:
         return []
     frames, pi = np.concatenate(out_t), np.concatenate(out_p)
@@ -424,41 +436,51 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         return events
     tol = ctx.config.rigidity_tolerance * ctx.r + ctx.eps_pos
     frames_all = np.arange(ctx.T)
-    for k in range(ctx.K):
-        if ctx.materials[k] != "rigid" or ctx.obj_kinematic[k] or ctx.counts[k] < 3:
-            continue
+
+    def fit(k: int):
         valid = ctx.obj_valid[:, k]
         if not valid.any():
-            continue
+            return None
         ref = int(np.argmax(valid))
         ids = ctx.ids(k)
         fr = frames_all[valid]
-        xs = ctx.soa(k)[:, fr]  # (3, F, n) float32
-        x0 = xs[:, fr == ref][:, 0].T.astype(np.float64)  # (n, 3)
+        xs = ctx.soa(k)  # (3, T, n) float32
+        if len(fr) < ctx.T:
+            xs = xs[:, fr]
+        x0 = xs[:, int(np.searchsorted(fr, ref))].T.astype(np.float64)  # (n, 3)
         a = np.unique(np.linspace(0, len(ids) - 1, min(_ANCHORS, len(ids))).round().astype(np.int64))
         rot, c0, ct = _kabsch(x0[a], xs[:, :, a].transpose(1, 2, 0).astype(np.float64))
         x0c = (x0 - c0[0]).T.astype(np.float32)  # (3, n)
         rot32, ct32 = rot.astype(np.float32), ct.astype(np.float32)
-        res2 = np.zeros(xs.shape[1:], np.float32)  # (F, n)
-        for c in range(3):  # residual of the rigid prediction, one coordinate plane at a time
-            diff = xs[c] - ct32[:, c, None]
-            for j in range(3):
-                diff -= rot32[:, c, j, None] * x0c[j][None, :]
-            res2 += diff * diff
+        diff = np.matmul(rot32, x0c)  # (F, 3, n): the rigid prediction about the centre
+        diff += ct32[:, :, None]
+        diff -= xs.transpose(1, 0, 2)
+        diff *= diff
+        res2 = diff.sum(axis=1)  # (F, n) squared residuals
+        del diff
+        worst2 = res2.max(1)
+        if not (worst2 > tol * tol).any():
+            return None
         res = np.sqrt(res2)
-        bad = res.max(1) > tol
-        if bad.any():  # refit failing frames on the particles that fit (robust to a few strays)
-            xt = xs[:, bad].transpose(1, 2, 0).astype(np.float64)  # (B, n, 3)
-            w = (res[bad] <= tol).astype(np.float64)
-            few = w.sum(1) < 3
-            w[few] = 1.0
-            rot2, c02, ct2 = _kabsch(x0, xt, w)
-            pred2 = np.einsum("tij,tnj->tni", rot2, x0[None] - c02[:, None]) + ct2[:, None]
-            res2b = np.linalg.norm(xt - pred2, axis=2)
-            better = res2b.max(1) < res[bad].max(1)
-            sub = res[bad]
-            sub[better] = res2b[better]
-            res[bad] = sub
+        bad = worst2 > tol * tol
+        xt = xs[:, bad].transpose(1, 2, 0).astype(np.float64)  # (B, n, 3)
+        w = (res[bad] <= tol).astype(np.float64)  # refit failing frames on the particles that fit
+        few = w.sum(1) < 3
+        w[few] = 1.0
+        rot2, c02, ct2 = _kabsch(x0, xt, w)
+        pred2 = np.einsum("tij,tnj->tni", rot2, x0[None] - c02[:, None]) + ct2[:, None]
+        res2b = np.linalg.norm(xt - pred2, axis=2)
+        better = res2b.max(1) < res[bad].max(1)
+        sub = res[bad]
+        sub[better] = res2b[better]
+        res[bad] = sub
+        return ref, ids, fr, res
+
+    todo = [k for k in range(ctx.K) if ctx.materials[k] == "rigid" and not ctx.obj_kinematic[k] and ctx.counts[k] >= 3]
+    for k, got in zip(todo, ctx.map_objects(fit, todo)):
+        if got is None:
+            continue
+        ref, ids, fr, res = got
         worst = res.max(1)
         flags = worst > tol
         if not flags.any():

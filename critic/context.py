@@ -78,10 +78,12 @@ class AuditConfig:
     (vanish > jitter > teleport > penetration > rigidity > floating > energy)."""
     device: str = "cpu"
     """Warp device of the pair search."""
+    workers: int = 2
+    """Threads for per-object array work (NumPy releases the GIL); 1 runs everything inline."""
 
     def __post_init__(self):
         for f in fields(self):
-            if f.name in ("checks", "dedupe", "device", "merge_gap"):
+            if f.name in ("checks", "dedupe", "device", "merge_gap", "workers"):
                 continue
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
@@ -91,6 +93,8 @@ class AuditConfig:
                 raise ValueError(f"{name}: must be a positive time in s, got {getattr(self, name)!r}")
         if not isinstance(self.merge_gap, int) or isinstance(self.merge_gap, bool) or self.merge_gap < 0:
             raise ValueError(f"merge_gap: must be a non-negative integer number of frames, got {self.merge_gap!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise ValueError(f"workers: must be a positive integer, got {self.workers!r}")
         checks = tuple(self.checks)
         for c in checks:
             if c not in CATEGORIES:
@@ -260,9 +264,60 @@ class AuditContext:
         margin = diag + (v0 + 2 * u) * tau + 0.5 * self.g_mag * tau * tau + 2 * self.r
         return lo - margin, hi + margin
 
+    def map_objects(self, fn, objects) -> list:
+        """``[fn(k) for k in objects]``, on ``config.workers`` threads (NumPy releases the GIL)."""
+        objects = list(objects)
+        if self.config.workers > 1 and len(objects) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.config.workers) as pool:
+                return list(pool.map(fn, objects))
+        return [fn(k) for k in objects]
+
+    def _summarise(self, k: int) -> dict:
+        """Streaming summary of object ``k`` (see :attr:`_summary`)."""
+        T = self.T
+        ids = self.ids(k)
+        m32 = self.mass[ids].astype(np.float32)
+        mtot = float(self.mass[ids].sum())
+        wlo, whi = (w.astype(np.float32) for w in self.world)
+        out = {"lo": np.full((T, 3), np.nan, np.float32), "hi": np.full((T, 3), np.nan, np.float32),
+               "com": np.full((T, 3), np.nan), "smax": np.zeros(max(T - 1, 0)), "kin": np.zeros(max(T - 1, 0)),
+               "valid": np.zeros(T, bool), "lost_t": [], "lost_p": []}
+        inv_dt2 = 0.5 / (self.dt * self.dt)
+        for a, x in self.blocks(k, halo=1):
+            b = a + x.shape[1]
+            n0 = 0 if a == 0 else 1  # first frame of this block not done before
+            with np.errstate(invalid="ignore"):
+                blo, bhi = x.min(axis=2), x.max(axis=2)  # (3, F); NaN and inf show up here
+                fin = np.isfinite(blo).all(0) & np.isfinite(bhi).all(0)
+                if not fin.all():
+                    blo, bhi = np.fmin.reduce(x, axis=2), np.fmax.reduce(x, axis=2)
+                inside = ((blo.T >= wlo) & (bhi.T <= whi)).all(1) & fin  # (F,)
+            out["lo"][a + n0:b] = blo.T[n0:]
+            out["hi"][a + n0:b] = bhi.T[n0:]
+            out["valid"][a + n0:b] = inside[n0:]
+            for f in np.flatnonzero(~inside[n0:]) + n0:
+                p = x[:, f, :].T
+                with np.errstate(invalid="ignore"):
+                    bad = ~(np.isfinite(p).all(1) & (p >= wlo).all(1) & (p <= whi).all(1))
+                out["lost_p"].append(ids[bad])
+                out["lost_t"].append(np.full(int(bad.sum()), a + f))
+            c = (x @ m32).astype(np.float64) / mtot  # (3, F)
+            out["com"][a + n0:b] = c.T[n0:]
+            if x.shape[1] > 1:
+                d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
+                d *= d
+                s2 = d.sum(axis=0)  # (F-1, n) squared step lengths
+                with np.errstate(invalid="ignore"):
+                    out["smax"][a:b - 1] = np.nan_to_num(np.sqrt(np.fmax.reduce(s2, axis=1)))
+                    out["kin"][a:b - 1] = np.nan_to_num((s2 @ m32).astype(np.float64) * inv_dt2)
+        return out
+
     @cached_property
     def _summary(self) -> dict:
-        """One streaming pass over every object's particles (see the properties that read it)."""
+        """One streaming pass over every object's particles: per-object boxes, centres of mass,
+        longest steps, kinetic energies, validity and the lost particles (see the properties)."""
         T, K = self.T, self.K
         lo = np.full((T, K, 3), np.nan, np.float32)
         hi = np.full((T, K, 3), np.nan, np.float32)
@@ -271,44 +326,12 @@ class AuditContext:
         kin = np.zeros((max(T - 1, 0), K))
         valid = np.zeros((T, K), bool)
         lost_t, lost_p = [], []
-        wlo, whi = (w.astype(np.float32) for w in self.world)
-        inv_dt2 = 0.5 / (self.dt * self.dt)
-        for k in range(K):
-            if not self.counts[k]:
-                continue
-            ids = self.ids(k)
-            m32 = self.mass[ids].astype(np.float32)
-            mtot = float(self.mass[ids].sum())
-            for a, x in self.blocks(k, halo=1):
-                b = a + x.shape[1]
-                new = slice(0 if a == 0 else 1, None)  # frames of this block not done before
-                fin = np.isfinite(x[0]) & np.isfinite(x[1]) & np.isfinite(x[2])  # (F, n)
-                allfin = fin.all(1)
-                with np.errstate(invalid="ignore"):
-                    if allfin.all():
-                        blo, bhi = x.min(axis=2), x.max(axis=2)  # (3, F)
-                    else:
-                        blo, bhi = np.fmin.reduce(x, axis=2), np.fmax.reduce(x, axis=2)
-                    inside = ((blo.T >= wlo) & (bhi.T <= whi)).all(1) & allfin  # (F,)
-                lo[a:b, k][new] = blo.T[new]
-                hi[a:b, k][new] = bhi.T[new]
-                valid[a:b, k][new] = inside[new]
-                if not inside[new].all():
-                    bad_frames = np.flatnonzero(~inside)
-                    for f in bad_frames[bad_frames >= new.start]:
-                        p = x[:, f, :].T
-                        with np.errstate(invalid="ignore"):
-                            bad = ~(np.isfinite(p).all(1) & (p >= wlo).all(1) & (p <= whi).all(1))
-                        lost_p.append(ids[bad])
-                        lost_t.append(np.full(int(bad.sum()), a + f))
-                c = (x @ m32).astype(np.float64) / mtot  # (3, F)
-                com[a:b, k][new] = c.T[new]
-                if x.shape[1] > 1:
-                    d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
-                    s2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-                    with np.errstate(invalid="ignore"):
-                        smax[a:b - 1, k] = np.nan_to_num(np.sqrt(np.fmax.reduce(s2, axis=1)))
-                        kin[a:b - 1, k] = np.nan_to_num((s2 @ m32).astype(np.float64) * inv_dt2)
+        objs = [k for k in range(K) if self.counts[k]]
+        for k, o in zip(objs, self.map_objects(self._summarise, objs)):
+            lo[:, k], hi[:, k], com[:, k], smax[:, k], kin[:, k], valid[:, k] = (
+                o["lo"], o["hi"], o["com"], o["smax"], o["kin"], o["valid"])
+            lost_t += o["lost_t"]
+            lost_p += o["lost_p"]
         com[~valid] = np.nan
         both = valid[1:] & valid[:-1] if T > 1 else np.zeros((0, K), bool)
         smax[~both] = 0.0
@@ -397,15 +420,19 @@ class AuditContext:
         skin = self.skin
         grow = np.float32(q + 2 * skin)
         valid = np.isfinite(lo).all(2)
+        smax = self.obj_step_max
         windows = []  # (a, b, build frame, window frames)
         pts, grp, obj, pid = [], [], [], []
-        for a in range(K):
-            for b in range(a + 1, K):
-                if not self.counts[a] or not self.counts[b] or (self.obj_kinematic[a] and self.obj_kinematic[b]):
-                    continue
-                with np.errstate(invalid="ignore"):
-                    ov = valid[:, a] & valid[:, b] & (lo[:, a] - q <= hi[:, b]).all(1) & (lo[:, b] - q <= hi[:, a]).all(1)
-                frames = np.flatnonzero(ov)
+        with np.errstate(invalid="ignore"):  # (T, K, K): boxes within q of each other
+            near = ((lo[:, :, None] - q <= hi[:, None, :]) & (lo[:, None, :] - q <= hi[:, :, None])).all(3)
+        near &= valid[:, :, None] & valid[:, None, :]
+        cand = near.any(0)
+        cand &= ~(self.obj_kinematic[:, None] & self.obj_kinematic[None, :])
+        cand &= (self.counts[:, None] > 0) & (self.counts[None, :] > 0)
+        for a, b in zip(*np.nonzero(np.triu(cand, 1))):
+            a, b = int(a), int(b)
+            frames = np.flatnonzero(near[:, a, b])
+            if True:  # one Verlet window after another
                 i = 0
                 while i < len(frames):
                     f0 = int(frames[i])
@@ -415,9 +442,14 @@ class AuditContext:
                         stop = min(len(frames), j + 32)
                         stop = j + int(np.argmax(np.diff(frames[j - 1:stop]) != 1)) if (np.diff(frames[j - 1:stop]) != 1).any() else stop
                         fr = frames[j:stop]
+                        # cheap bound first: no particle moved further than the sum of its object's longest steps
+                        walk = np.cumsum(smax[f0:fr[-1], a] + smax[f0:fr[-1], b])[fr - f0 - 1]
+                        if walk[-1] <= skin:
+                            j = stop
+                            continue
                         with np.errstate(invalid="ignore"):
-                            da = np.abs(self._frames_sel(fr, a) - ref_a).max(axis=(1, 2))
-                            db = np.abs(self._frames_sel(fr, b) - ref_b).max(axis=(1, 2))
+                            da = np.abs(self._frames_sel(fr, a) - ref_a).reshape(len(fr), -1).max(axis=1)
+                            db = np.abs(self._frames_sel(fr, b) - ref_b).reshape(len(fr), -1).max(axis=1)
                         moved = ~(np.maximum(da, db) <= skin / np.sqrt(3))  # per-axis bound: |dx| <= skin
                         if moved.any():
                             j += int(np.argmax(moved))
@@ -451,8 +483,14 @@ class AuditContext:
             if not len(pr):
                 continue
             pi, pj = pid_all[pr[:, 0]], pid_all[pr[:, 1]]
-            d = np.linalg.norm(self.pos[fr][:, pi] - self.pos[fr][:, pj], axis=2) if len(fr) < 8 else \
-                np.linalg.norm(self.pos[fr[:, None], pi[None, :]] - self.pos[fr[:, None], pj[None, :]], axis=2)
+            swap = self.obj[pi] != a
+            pi, pj = np.where(swap, pj, pi), np.where(swap, pi, pj)  # pi in object a, pj in b
+            ida, idb = self.ids(a), self.ids(b)
+            li, lj = np.searchsorted(ida, pi), np.searchsorted(idb, pj)
+            diff = self._frames_sel(fr, a)[:, li]
+            diff -= self._frames_sel(fr, b)[:, lj]
+            diff *= diff
+            d = np.sqrt(diff.sum(axis=2))  # (W, L) exact pair distances, m
             with np.errstate(invalid="ignore"):
                 contact[fr, a, b] = contact[fr, b, a] = (d <= touch_d).any(axis=1)
                 ff, pp = np.nonzero(d < deep)
@@ -514,15 +552,13 @@ class AuditContext:
         if self.has_objects and self.K > 1:
             q = self.query_dist
             valid = np.isfinite(lo).all(2)
-            for a in range(self.K):
-                for b in range(self.K):
-                    if a == b or not self.counts[b]:
-                        continue
-                    grow = (q + reach[:, a] + reach[:, b])[:, None]
-                    fast = reach[:, a] + reach[:, b] > self.config.contact_margin * self.r
-                    with np.errstate(invalid="ignore"):
-                        ov = ((lo[:, a] - grow <= hi[:, b]) & (lo[:, b] - grow <= hi[:, a])).all(1)
-                    sup[:, a] |= ov & fast & valid[:, a] & valid[:, b]
+            grow = (q + reach[:, :, None] + reach[:, None, :])[..., None]  # (T, K, K, 1)
+            fast = reach[:, :, None] + reach[:, None, :] > self.config.contact_margin * self.r
+            with np.errstate(invalid="ignore"):
+                ov = ((lo[:, :, None] - grow <= hi[:, None, :]) & (lo[:, None, :] - grow <= hi[:, :, None])).all(3)
+            ov &= fast & valid[:, :, None] & valid[:, None, :] & (self.counts[None, None, :] > 0)
+            ov[:, np.arange(self.K), np.arange(self.K)] = False
+            sup |= ov.any(axis=2)
         return sup
 
     @cached_property
