@@ -212,6 +212,25 @@ def test_every_critic_event_appears_at_its_frame(full):
     assert column(data, "world/critic/2", "Clear:is_recursive") == []
 
 
+def test_truth_report_and_events_located_by_their_particles(tmp_path, predicted, truth):
+    truth_report = {"version": 1, "frames": T, "particles": 56, "events": [
+        {"category": "floating", "frame": 3, "end_frame": 6, "object": 1, "other": None, "location": None,
+         "severity": 0.9, "particles": [27, 53], "message": "Box B hangs in the air."}]}
+    data = read_rrd(viz.record(tmp_path / "t.rrd", predicted, REPORT, truth=truth, truth_report=truth_report).path)
+    logs = column(data, "critic/truth/events", "TextLog:text")
+    assert [f for f, _ in logs] == [3] and "floating" in logs[0][1][0] and "truth" in logs[0][1][0]
+    # no location: drawn at the centroid of its particles at its first frame
+    centre = dict(column(data, "world/truth/critic/0", "Boxes3D:centers"))[3][0]
+    np.testing.assert_allclose(centre, truth.positions[3, [27, 53]].mean(0), atol=1e-6)
+    assert [f for f, _ in column(data, "world/truth/critic/0", "Clear:is_recursive")] == [7]
+    sev = dict((f, v[0]) for f, v in column(data, "plots/severity/truth/floating", "Scalars:scalars"))
+    assert sev[3] == 0.9 and sev[7] == 0.0
+    # the rollout's own events are still where they were
+    assert [f for f, _ in column(data, "critic/events", "TextLog:text")] == [5, 12, 19]
+    with pytest.raises(ValidationError, match="truth_report"):
+        viz.record(tmp_path / "u.rrd", predicted, truth_report=truth_report)
+
+
 def test_series_energy_and_severity(full, predicted):
     _, _, data = full
     energy = object_energy(predicted)
@@ -409,6 +428,7 @@ def test_cli_writes_recording_and_png(files, capsys):
     (["bad.rrd"], "not a readable Rerun recording"),
     (["ok.rrd", "--png", "x.png"], "already a recording"),
     (["ok.rrd"], "no display"),
+    (["pred.npz", "--truth-report", "report.json"], "needs --truth"),
     (["pred.npz", "--out", "spawned.rrd", "--spawn"], "no display"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(files, capsys, monkeypatch, args, message):

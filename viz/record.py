@@ -14,6 +14,8 @@ Entity paths mirror the scene::
     world/flow/truth               the same for the ground truth
     world/critic/<i>               event i of the report: labelled box + marker, for its frames
     critic/events                  the events as a text log at their first frame
+    world/truth/critic/<i>, critic/truth/events, plots/severity/truth/<category>
+                                   the same for the truth's own report (``truth_report``)
     log/notices                    what the viewer left out (subsampling, trimmed frames)
     plots/energy/<k>               kinetic + potential energy of object k, J
     plots/severity/<category>      largest severity of the active events of a category, 0..1
@@ -37,7 +39,7 @@ from .report import ViewReport, load_report
 from .style import TRUTH_RGB, category_color, object_colors, tool_objects
 from .viewer import RerunViewer, Viewer
 
-__all__ = ["ViewConfig", "RecordSummary", "log_rollout", "record", "make_blueprint"]
+__all__ = ["ViewConfig", "RecordSummary", "log_rollout", "record", "make_blueprint", "event_location"]
 
 ReportLike = Union[Mapping, str, Path, ViewReport, None]
 
@@ -79,7 +81,9 @@ class RecordSummary:
     points_per_frame: int
     """Particles shown per frame (< particles when subsampled)."""
     events: int
-    """Critic events shown."""
+    """Critic events of the rollout shown."""
+    truth_events: int = 0
+    """Critic events of the truth shown."""
     notices: list[str] = field(default_factory=list)
     """What was left out and why (also logged to ``log/notices``)."""
 
@@ -181,21 +185,75 @@ def _event_text(ev, names) -> str:
     return f"{ev.category} at {span}{who}, severity {ev.severity:.2f}: {ev.message}"
 
 
-def _event_box(ev, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and half size (m) of the box marking an event: the event's location, sized to hold
-    its particles at its first frame (padded by a particle radius), at least 2 radii across."""
+def event_location(ev, rollout: Rollout) -> Optional[np.ndarray]:
+    """(3,) float64 m where an event is drawn: its reported location, else the centroid of its
+    finite particles at its first frame, else None (the event is then only in the text log)."""
+    if ev.location is not None:
+        return ev.location
+    if ev.particles:
+        p = rollout.positions[ev.frame, list(ev.particles)].astype(np.float64)
+        p = p[_finite_rows(p)]
+        if len(p):
+            return p.mean(0)
+    return None
+
+
+def _event_box(ev, centre: np.ndarray, rollout: Rollout) -> np.ndarray:
+    """Half size (m) of the box marking an event around ``centre``: big enough to hold its particles
+    at its first frame (padded by a particle radius), at least 2 radii."""
     r = rollout.scene.radius
     half = np.full(3, 2.0 * r)
     if ev.particles:
         p = rollout.positions[ev.frame, list(ev.particles)].astype(np.float64)
         p = p[_finite_rows(p)]
         if len(p):
-            half = np.maximum(half, np.max(np.abs(p - ev.location), axis=0) + r)
-    return ev.location, half
+            half = np.maximum(half, np.max(np.abs(p - centre), axis=0) + r)
+    return half
+
+
+class _EventTrack:
+    """The events of one report: text at their first frame, a box + marker for their frames, severity series."""
+
+    def __init__(self, rep: ViewReport, rollout: Rollout, text_path: str, marker_prefix: str, series_prefix: str,
+                 label: str = ""):
+        self.rep, self.rollout, self.label = rep, rollout, label
+        self.text_path, self.marker_prefix, self.series_prefix = text_path, marker_prefix, series_prefix
+        t_all = rollout.num_frames
+        self.starts: dict[int, list] = {}
+        self.ends: dict[int, list] = {}
+        self.where = {}
+        for ev in rep.events:
+            self.starts.setdefault(ev.frame, []).append(ev)
+            loc = event_location(ev, rollout)
+            if loc is not None:
+                self.where[ev.index] = loc
+                if ev.end_frame + 1 < t_all:
+                    self.ends.setdefault(ev.end_frame + 1, []).append(ev)
+
+    def log_frame(self, viewer: Viewer, t: int) -> None:
+        for ev in self.ends.get(t, ()):
+            viewer.clear(f"{self.marker_prefix}/{ev.index}")
+        for ev in self.starts.get(t, ()):
+            viewer.log_text(self.text_path, self.label + _event_text(ev, self.rollout.scene.object_name),
+                            level="ERROR" if ev.severity >= 0.5 else "WARN")
+            centre = self.where.get(ev.index)
+            if centre is not None:
+                c = category_color(ev.category)
+                path = f"{self.marker_prefix}/{ev.index}"
+                viewer.log_boxes(path, [centre], [_event_box(ev, centre, self.rollout)], colors=[c],
+                                 labels=[f"{self.label}{ev.category} {ev.severity:.2f}"])
+                viewer.log_points(path, [centre], radii=1.5 * self.rollout.scene.radius, colors=[c])
+
+    def log_series(self, viewer: Viewer, frames: np.ndarray, times: np.ndarray) -> None:
+        n = len(frames)
+        for cat, series in self.rep.severity_series(n).items():
+            viewer.log_series(f"{self.series_prefix}/{cat}", frames, times, series, name=self.label + cat,
+                              color=category_color(cat))
 
 
 def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, truth: Optional[Rollout] = None,
-                keypoints=None, edges=None, config: ViewConfig = ViewConfig(), progress: bool = False) -> RecordSummary:
+                keypoints=None, edges=None, config: ViewConfig = ViewConfig(), progress: bool = False,
+                truth_report: ReportLike = None) -> RecordSummary:
     """Send a rollout and what goes with it to ``viewer`` (see the module docstring for entity paths).
 
     ``rollout``: positions (T, N, 3) m. ``report``: a critic report (dict, JSON path or
@@ -203,6 +261,9 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
     same scene (adds truth particles, predicted and true flow, and the error plot).
     ``keypoints``: a :class:`particles.KeypointGraph` (keypoints follow their particle) or keypoint
     positions (P, 3) / (T, P, 3) m. ``edges``: (E, 2) int particle neighbour graph.
+    ``truth_report``: the critic report of ``truth`` (its events go to ``critic/truth/events``,
+    ``world/truth/critic/<i>`` and ``plots/severity/truth/<category>``).
+    An event without a location is drawn at the centroid of its particles (if it lists any).
     Non-finite positions are left out of the frame they occur in. ``progress`` shows a tqdm bar over frames.
     """
     scene = rollout.scene
@@ -211,6 +272,11 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
     rep = load_report(report) if report is not None else None
     if rep is not None:
         _check_report(rep, rollout)
+    truth_rep = load_report(truth_report) if truth_report is not None else None
+    if truth_rep is not None:
+        if truth is None:
+            raise ValidationError("truth_report", "given without the truth rollout it audits")
+        _check_report(truth_rep, truth)
     t_truth = _check_truth(rollout, truth, notices) if truth is not None else 0
     kp_track, kp_edges = _keypoint_track(keypoints, rollout) if keypoints is not None else (None, None)
     graph = _check_edges(edges, n) if edges is not None else None
@@ -268,13 +334,12 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
         viewer.begin_frame(0, float(times[0]))
         viewer.log_text("log/notices", text, level="WARN")
 
-    events_at: dict[int, list] = {}
-    clears_at: dict[int, list] = {}
+    tracks = []
     if rep is not None:
-        for ev in rep.events:
-            events_at.setdefault(ev.frame, []).append(ev)
-            if ev.end_frame + 1 < t_all:
-                clears_at.setdefault(ev.end_frame + 1, []).append(ev)
+        tracks.append(_EventTrack(rep, rollout, "critic/events", "world/critic", "plots/severity"))
+    if truth_rep is not None:
+        tracks.append(_EventTrack(truth_rep, truth, "critic/truth/events", "world/truth/critic",
+                                  "plots/severity/truth", label="truth: "))
 
     # ---- per frame
     from tqdm import tqdm
@@ -304,18 +369,9 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
             a, b = pos[t, graph[:, 0]], pos[t, graph[:, 1]]
             ok = _finite_rows(a) & _finite_rows(b)
             viewer.log_segments("world/graph", a[ok], b[ok], radius=0.15 * r, colors=(200, 200, 200))
-        for ev in clears_at.get(t, ()):
-            if ev.location is not None:
-                viewer.clear(f"world/critic/{ev.index}")
-        for ev in events_at.get(t, ()):
-            viewer.log_text("critic/events", _event_text(ev, scene.object_name),
-                            level="ERROR" if ev.severity >= 0.5 else "WARN")
-            if ev.location is not None:
-                centre, half = _event_box(ev, rollout)
-                c = category_color(ev.category)
-                path = f"world/critic/{ev.index}"
-                viewer.log_boxes(path, [centre], [half], colors=[c], labels=[f"{ev.category} {ev.severity:.2f}"])
-                viewer.log_points(path, [centre], radii=1.5 * r, colors=[c])
+        for track in tracks:
+            if t < track.rollout.num_frames:
+                track.log_frame(viewer, t)
 
     # ---- long series, one call each
     frames = np.arange(t_all)
@@ -325,9 +381,9 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
             continue  # prescribed motion: its energy says nothing about the physics
         viewer.log_series(f"plots/energy/{k}", frames, times, energy[:, k],
                           name=f"{k} {scene.object_name[k]} ({scene.object_material[k]})", color=colors[k])
-    if rep is not None:
-        for cat, series in rep.severity_series(t_all).items():
-            viewer.log_series(f"plots/severity/{cat}", frames, times, series, name=cat, color=category_color(cat))
+    for track in tracks:
+        tt = track.rollout.num_frames
+        track.log_series(viewer, frames[:tt], track.rollout.times[:tt])
     if truth is not None and t_truth:
         dist = np.linalg.norm(pos[:t_truth].astype(np.float64) - truth.positions[:t_truth], axis=-1)
         dist = np.where(np.isfinite(dist), dist, np.nan)
@@ -339,12 +395,13 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
         viewer.log_series("plots/error/max", frames[:t_truth], times[:t_truth], mx, name="max", color=(255, 40, 40))
 
     return RecordSummary(path=getattr(viewer, "path", None), frames=t_all, particles=n, points_per_frame=int(shown.size),
-                         events=len(rep.events) if rep is not None else 0, notices=notices)
+                         events=len(rep.events) if rep is not None else 0,
+                         truth_events=len(truth_rep.events) if truth_rep is not None else 0, notices=notices)
 
 
 def record(out_rrd, rollout: Rollout, report: ReportLike = None, truth: Optional[Rollout] = None, keypoints=None,
            edges=None, *, max_points: Optional[int] = None, config: ViewConfig = ViewConfig(),
-           name: Optional[str] = None, progress: bool = False) -> RecordSummary:
+           name: Optional[str] = None, progress: bool = False, truth_report: ReportLike = None) -> RecordSummary:
     """Write one Rerun recording ``out_rrd`` (``.rrd``) of a rollout; see :func:`log_rollout` for the
     arguments. ``max_points`` overrides ``config.max_points``. The file opens on :func:`make_blueprint`'s
     layout. Written atomically (nothing is left at ``out_rrd`` on error). Returns what was shown."""
@@ -353,7 +410,7 @@ def record(out_rrd, rollout: Rollout, report: ReportLike = None, truth: Optional
                             flow_scale=config.flow_scale, seed=config.seed)
     bp = make_blueprint(fps=1.0 / rollout.dt, with_error=truth is not None)
     with RerunViewer(out_rrd, blueprint=bp, recording_name=name or Path(out_rrd).stem) as viewer:
-        summary = log_rollout(viewer, rollout, report, truth, keypoints, edges, config, progress)
+        summary = log_rollout(viewer, rollout, report, truth, keypoints, edges, config, progress, truth_report)
     summary.path = Path(out_rrd)
     return summary
 

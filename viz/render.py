@@ -10,6 +10,7 @@ import numpy as np
 from particles import Rollout
 from particles.io import atomic_write
 
+from .record import event_location
 from .report import ViewReport, load_report
 from .style import category_color, object_colors, tool_objects
 
@@ -41,7 +42,8 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
 
     Each panel is a 3D scatter of the particles (coloured by material and object, as in Rerun;
     the tool in red) at one frame; critic events active at that frame are marked at their
-    location with a large cross in their category's colour and labelled with the category.
+    location (or their particles' centroid) with a large cross in their category's colour, labelled
+    with the category; events with neither are named under the panel title.
     ``report``: critic report (dict, JSON path or ViewReport). ``frames``: frame indices
     (default :func:`default_frames`). Returns the path.
     """
@@ -66,7 +68,8 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
     sel = rollout.positions[frames][:, shown].reshape(-1, 3)
     sel = sel[np.all(np.isfinite(sel), axis=1)]
     if rep is not None:
-        locs = [e.location for e in rep.events if e.location is not None and any(e.active(f) for f in frames)]
+        locs = [event_location(e, rollout) for e in rep.events if any(e.active(f) for f in frames)]
+        locs = [loc for loc in locs if loc is not None]
         if locs:
             sel = np.concatenate([sel, np.asarray(locs, np.float32)])
     lo, hi = (sel.min(0), sel.max(0)) if len(sel) else (np.full(3, -1.0), np.full(3, 1.0))
@@ -97,10 +100,11 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
                 if not ev.active(f):
                     continue
                 c = np.asarray(category_color(ev.category), np.float64) / 255.0
-                if ev.location is None:
+                loc = event_location(ev, rollout)
+                if loc is None:
                     missing.append(ev.category)
                     continue
-                x, y, z = ev.location
+                x, y, z = loc
                 ax.scatter([x], [y], [z], s=260, marker="X", color=c, edgecolors="black", linewidths=1.2,
                            depthshade=False, zorder=10)
                 ax.text(x, y, z + 0.15 * span[2], ev.category, color="black", fontsize=8, fontweight="bold",

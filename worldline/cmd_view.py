@@ -26,6 +26,7 @@ def view(
     path: Path = typer.Argument(..., help="A rollout .npz to record, or a .rrd recording to open.", show_default=False),
     report: Optional[Path] = typer.Option(None, "--report", help="Critic report JSON of this rollout (worldline audit --json)."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground-truth rollout .npz of the same scene: adds truth particles, flow arrows, error plot."),
+    truth_report: Optional[Path] = typer.Option(None, "--truth-report", help="Critic report JSON of the --truth rollout."),
     scene: Optional[Path] = typer.Option(None, "--scene", help="Lifted scene .npz (worldline lift) whose keypoints and neighbour graph to show."),
     out: Optional[Path] = typer.Option(None, "--out", help="Recording to write [default: ROLLOUT with suffix .rrd, unless only --png is given]."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw a PNG still of a few frames (headless)."),
@@ -40,7 +41,7 @@ def view(
     from particles import load_rollout, load_scene
 
     if path.suffix == ".rrd":
-        extra = [flag for flag, v in (("--report", report), ("--truth", truth), ("--scene", scene), ("--out", out),
+        extra = [flag for flag, v in (("--report", report), ("--truth", truth), ("--truth-report", truth_report), ("--scene", scene), ("--out", out),
                                       ("--png", png)) if v is not None]
         if extra:
             raise BadInput(f"{path} is already a recording; {', '.join(extra)} only go with a rollout .npz")
@@ -53,6 +54,8 @@ def view(
 
     rollout = load_rollout(path, strict=False)
     truth_ro = load_rollout(truth, strict=False) if truth is not None else None
+    if truth_report is not None and truth_ro is None:
+        raise BadInput("--truth-report needs --truth (the rollout it audits)")
     keypoints = edges = None
     if scene is not None:
         sc, keypoints, edges = load_scene(scene)
@@ -67,12 +70,13 @@ def view(
         if out.suffix != ".rrd":
             raise BadInput(f"--out {out}: a Rerun recording ends in .rrd")
         summary = viz.record(out, rollout, report, truth_ro, keypoints, edges, max_points=max_points,
-                             name=path.stem, progress=True)
+                             name=path.stem, progress=True, truth_report=truth_report)
         for notice in summary.notices:
             typer.secho(f"note: {notice}", fg=typer.colors.YELLOW, err=True)
         shown = "" if summary.points_per_frame == summary.particles else f" ({summary.points_per_frame} shown)"
+        truth_events = f", truth {summary.truth_events}" if truth_report is not None else ""
         typer.echo(f"wrote {out}: {summary.frames} frames, {summary.particles} particles{shown}, "
-                   f"{summary.events} critic event{'' if summary.events == 1 else 's'}")
+                   f"{summary.events} critic event{'' if summary.events == 1 else 's'}{truth_events}")
     if png is not None:
         if png.suffix.lower() != ".png":
             raise BadInput(f"--png {png}: expected a .png file name")
