@@ -140,6 +140,17 @@ def test_entity_paths_mirror_the_scene(full):
     assert info[None] == ["boxA"]
 
 
+def test_rerun_verifies_the_recording(full):
+    import subprocess
+    import sys
+
+    path, _, _ = full
+    run = subprocess.run([sys.executable, "-m", "rerun", "rrd", "verify", str(path)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "verified without error" in run.stdout + run.stderr
+
+
 def test_frame_timeline_covers_every_frame(full):
     _, _, data = full
     frames = [f for f, _ in column(data, "world/objects/1/particles", "Points3D:positions")]
@@ -426,6 +437,7 @@ def test_cli_writes_recording_and_png(files, capsys):
     (["pred.npz", "--out", "out.txt"], ".rrd"),
     (["pred.npz", "--png", "x.jpg"], ".png"),
     (["bad.rrd"], "not a readable Rerun recording"),
+    (["truncated.rrd"], "not a readable Rerun recording"),
     (["ok.rrd", "--png", "x.png"], "already a recording"),
     (["ok.rrd"], "no display"),
     (["pred.npz", "--truth-report", "report.json"], "needs --truth"),
@@ -439,7 +451,23 @@ def test_cli_bad_input_is_one_line_and_exit_2(files, capsys, monkeypatch, args, 
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     (files / "bad.rrd").write_bytes(b"not a recording")
     if not (files / "ok.rrd").exists():
-        viz.record(files / "ok.rrd", make_rollout())
+        viz.record(files / "ok.rrd", make_rollout(), REPORT)
+        (files / "truncated.rrd").write_bytes((files / "ok.rrd").read_bytes()[:3000])
     assert main(["view", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("worldline: error:") and message in err[0], err
+
+
+def test_cli_opens_a_recording_when_a_display_is_present(files, monkeypatch, capsys):
+    from worldline.cli import main
+    import viz.viewer
+
+    launched = []
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(viz.viewer.subprocess, "Popen", lambda cmd, **kw: launched.append(cmd))
+    viz.record(files / "open.rrd", make_rollout())
+    assert main(["view", str(files / "open.rrd")]) == 0
+    assert launched and launched[0][-1] == str(files / "open.rrd") and launched[0][1:3] == ["-m", "rerun"]
+    # --spawn writes the recording, then opens that file
+    assert main(["view", str(files / "pred.npz"), "--out", str(files / "sp.rrd"), "--spawn"]) == 0
+    assert launched[-1][-1] == str(files / "sp.rrd") and (files / "sp.rrd").is_file()

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import Optional, Protocol, Sequence, runtime_checkable
 
@@ -235,10 +236,12 @@ def check_rrd(path) -> int:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
-        reader = RrdReader(path)
-        if not reader.recordings():
-            raise ValueError(f"{path}: holds no recording")
-        return sum(1 for _ in reader.stream())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no footer" warnings: a broken file is reported below
+            reader = RrdReader(path)
+            if not reader.recordings():
+                raise ValueError(f"{path}: holds no recording")
+            return sum(1 for _ in reader.stream())
     except ValueError:
         raise
     except Exception as exc:  # the bindings raise their own error types
