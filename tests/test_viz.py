@@ -109,7 +109,7 @@ def keypoints():
 def full(tmp_path_factory, predicted, truth, keypoints):
     """A recording with everything: report, truth, keypoints, graph."""
     path = tmp_path_factory.mktemp("rrd") / "full.rrd"
-    edges = np.array([[0, 1], [1, 2], [27, 28]])
+    edges = np.array([[0, 1], [1, 0], [1, 2], [2, 1], [27, 28], [28, 27], [5, 5]])  # directed, as radius_graph
     summary = viz.record(path, predicted, REPORT, truth=truth, keypoints=keypoints, edges=edges)
     return path, summary, read_rrd(path)
 
@@ -171,6 +171,10 @@ def test_positions_read_back_equal_the_rollout(full, predicted):
     box_b = dict(column(data, "world/objects/1/particles", "Points3D:positions"))
     np.testing.assert_allclose(np.array(box_b[T - 1]), predicted.positions[T - 1, 27:54], atol=1e-7)
     # keypoints follow the particle each was picked at
+    # the neighbour graph: each undirected edge drawn once, between the particles' current positions
+    strips = np.array(dict(column(data, "world/graph", "LineStrips3D:strips"))[T - 1])
+    assert strips.shape == (3, 2, 3)
+    np.testing.assert_allclose(strips[2], predicted.positions[T - 1, [27, 28]], atol=1e-7)
     kp = dict(column(data, "world/keypoints", "Points3D:positions"))
     np.testing.assert_allclose(np.array(kp[T - 1]), predicted.positions[T - 1, [0, 26, 27]], atol=1e-7)
     # colours and radii are static, logged once; radius is the particle radius
@@ -257,6 +261,8 @@ def test_series_energy_and_severity(full, predicted):
     # severity: the event's severity over its frames, 0 elsewhere
     sev = dict((f, v[0]) for f, v in column(data, "plots/severity/penetration", "Scalars:scalars"))
     assert [sev[f] for f in range(T)] == [0.7 if 5 <= f <= 8 else 0.0 for f in range(T)]
+    total = [v[0] for _, v in column(data, "plots/energy/total", "Scalars:scalars")]
+    np.testing.assert_allclose(total, energy[:, 0] + energy[:, 1], rtol=1e-9)  # the tool is left out
     names = column(data, "plots/energy/1", "SeriesLines:names", static=True)
     assert "boxB" in names[0][1][0]
     # error against the truth: box A is 4 mm off from frame 1 on
@@ -343,6 +349,12 @@ def test_bad_report_is_named_and_leaves_no_file(tmp_path, rollout):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(REPORT))
     assert [e.category for e in viz.load_report(path).events] == ["penetration", "teleport", "jitter"]
+
+    class CriticReport:  # the critic's own report object: anything with to_dict()
+        def to_dict(self):
+            return REPORT
+
+    assert len(viz.load_report(CriticReport()).events) == 3
 
 
 def test_null_viewer_is_silent(tmp_path, rollout, truth, capsys, monkeypatch):

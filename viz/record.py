@@ -17,7 +17,7 @@ Entity paths mirror the scene::
     world/truth/critic/<i>, critic/truth/events, plots/severity/truth/<category>
                                    the same for the truth's own report (``truth_report``)
     log/notices                    what the viewer left out (subsampling, trimmed frames)
-    plots/energy/<k>               kinetic + potential energy of object k, J
+    plots/energy/<k>               kinetic + potential energy of object k, J (and plots/energy/total)
     plots/severity/<category>      largest severity of the active events of a category, 0..1
     plots/error/mean, plots/error/max   distance to the ground truth, m
 
@@ -143,7 +143,7 @@ def _keypoint_track(keypoints, rollout: Rollout):
     if isinstance(keypoints, KeypointGraph):
         if keypoints.num_keypoints and keypoints.particle_index.max() >= n:
             raise ValidationError("keypoints.particle_index", f"particle ids must lie in [0, {n})")
-        return rollout.positions[:, keypoints.particle_index], keypoints.edges
+        return rollout.positions[:, keypoints.particle_index], _undirected(keypoints.edges)
     kp = np.asarray(keypoints, np.float32)
     if kp.ndim == 2 and kp.shape[1] == 3:
         return np.broadcast_to(kp, (t,) + kp.shape), None
@@ -152,13 +152,21 @@ def _keypoint_track(keypoints, rollout: Rollout):
     raise ValidationError("keypoints", f"expected a KeypointGraph, (P, 3) or (T={t}, P, 3) positions, got {kp.shape}")
 
 
+def _undirected(e: np.ndarray) -> np.ndarray:
+    """(E', 2) int64: each undirected pair once (i < j), self-loops dropped: a directed graph
+    lists i->j and j->i, which would draw every segment twice."""
+    e = np.sort(np.asarray(e, np.int64).reshape(-1, 2), axis=1)
+    e = e[e[:, 0] != e[:, 1]]
+    return np.unique(e, axis=0) if len(e) else e
+
+
 def _check_edges(edges, n: int) -> np.ndarray:
     e = np.asarray(edges)
     if e.ndim != 2 or e.shape[1] != 2 or (e.size and not np.issubdtype(e.dtype, np.integer)):
         raise ValidationError("edges", f"expected (E, 2) integer particle ids, got {e.shape} {e.dtype}")
     if e.size and (e.min() < 0 or e.max() >= n):
         raise ValidationError("edges", f"particle ids must lie in [0, {n})")
-    return e.astype(np.int64)
+    return _undirected(e)
 
 
 def _seeded_subset(count: int, limit: int, seed: int, salt: int) -> np.ndarray:
@@ -286,7 +294,7 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
         notices.append(f"{n} particles per frame is more than the viewer's {config.max_points}: showing "
                        f"{shown.size} (seeded subsample, each object in proportion, seed {config.seed})")
     if graph is not None and len(graph) > config.max_edges:
-        notices.append(f"drawing {config.max_edges} of the graph's {len(graph)} edges (seeded subsample)")
+        notices.append(f"drawing {config.max_edges} of the graph's {len(graph)} undirected edges (seeded subsample)")
         graph = graph[_seeded_subset(len(graph), config.max_edges, config.seed, 1)]
     arrows = shown[_seeded_subset(shown.size, config.max_arrows, config.seed, 2)] if truth is not None else None
     if arrows is not None and arrows.size < shown.size:
@@ -376,11 +384,13 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
     # ---- long series, one call each
     frames = np.arange(t_all)
     energy = object_energy(rollout)
-    for k in range(scene.num_objects):
-        if is_tool[k] or scene.object_material[k] == "static":
-            continue  # prescribed motion: its energy says nothing about the physics
+    free = [k for k in range(scene.num_objects) if not is_tool[k] and scene.object_material[k] != "static"]
+    for k in free:  # the tool and static objects move as prescribed: their energy says nothing of the physics
         viewer.log_series(f"plots/energy/{k}", frames, times, energy[:, k],
                           name=f"{k} {scene.object_name[k]} ({scene.object_material[k]})", color=colors[k])
+    if len(free) > 1:
+        viewer.log_series("plots/energy/total", frames, times, energy[:, free].sum(axis=1), name="total",
+                          color=(255, 255, 255))
     for track in tracks:
         tt = track.rollout.num_frames
         track.log_series(viewer, frames[:tt], track.rollout.times[:tt])

@@ -142,12 +142,21 @@ def _event(raw, i: int, source: str, frames: int, particles: int) -> ReportEvent
 def load_report(report: Union[Mapping, str, Path, "ViewReport"]) -> ViewReport:
     """Read and check a critic report (JSON v1).
 
-    ``report`` is the parsed dict, a path to the JSON file, or an already loaded :class:`ViewReport`.
+    ``report`` is the parsed dict, a path to the JSON file, an already loaded :class:`ViewReport`,
+    or any object with a ``to_dict()`` (or ``to_json()`` returning the JSON text) giving that dict.
     Raises :class:`particles.FileFormatError` naming the file (or ``"report"``) and the field.
     """
     if isinstance(report, ViewReport):
         return report
     source = "report"
+    if not isinstance(report, (Mapping, str, Path)):
+        if callable(getattr(report, "to_dict", None)):
+            report = report.to_dict()
+        elif callable(getattr(report, "to_json", None)):
+            try:
+                report = json.loads(report.to_json())
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise FileFormatError(source, None, f"to_json() did not give JSON ({exc})") from None
     if isinstance(report, (str, Path)):
         source = str(report)
         path = Path(report)
