@@ -246,6 +246,20 @@ def test_truth_report_and_events_located_by_their_particles(tmp_path, predicted,
         viz.record(tmp_path / "u.rrd", predicted, truth_report=truth_report)
 
 
+def test_report_as_the_critic_writes_it(tmp_path, rollout):
+    """Null location entries (non-finite) mean no location; ``skipped`` checks become notices."""
+    rep = json.loads(json.dumps(REPORT))
+    rep["events"][0]["location"] = [None, None, None]
+    rep["skipped"] = ["rigidity: the file has no object_material"]
+    summary = viz.record(tmp_path / "c.rrd", rollout, rep)
+    data = read_rrd(tmp_path / "c.rrd")
+    # event 0 lists particles 9 and 55: drawn at their centroid instead
+    centre = dict(column(data, "world/critic/0", "Boxes3D:centers"))[5][0]
+    np.testing.assert_allclose(centre, rollout.positions[5, [9, 55]].mean(0), atol=1e-6)
+    assert any("rigidity" in n for n in summary.notices)
+    assert "rigidity" in column(data, "log/notices", "TextLog:text")[0][1][0]
+
+
 def test_series_energy_and_severity(full, predicted):
     _, _, data = full
     energy = object_energy(predicted)

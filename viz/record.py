@@ -16,7 +16,7 @@ Entity paths mirror the scene::
     critic/events                  the events as a text log at their first frame
     world/truth/critic/<i>, critic/truth/events, plots/severity/truth/<category>
                                    the same for the truth's own report (``truth_report``)
-    log/notices                    what the viewer left out (subsampling, trimmed frames)
+    log/notices                    what was left out (subsampling, trimmed frames, checks the critic skipped)
     plots/energy/<k>               kinetic + potential energy of object k, J (and plots/energy/total)
     plots/severity/<category>      largest severity of the active events of a category, 0..1
     plots/error/mean, plots/error/max   distance to the ground truth, m
@@ -338,6 +338,9 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
         viewer.log_points("world/truth/particles", None, radii=0.5 * r, colors=TRUTH_RGB, static=True)
     if kp_track is not None:
         viewer.log_points("world/keypoints", None, radii=1.5 * r, colors=(255, 255, 0), static=True)
+    for label, rp in (("", rep), ("truth ", truth_rep)):
+        if rp is not None:
+            notices += [f"{label}critic skipped {s}" for s in rp.skipped]
     for text in notices:
         viewer.begin_frame(0, float(times[0]))
         viewer.log_text("log/notices", text, level="WARN")

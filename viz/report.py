@@ -2,7 +2,8 @@
 
 A report is ``{"version": 1, "frames": T, "particles": N, "events": [...]}``; each event has
 ``category``, ``frame``, ``end_frame``, ``object``, ``other``, ``location`` ([x, y, z] m or null),
-``severity`` (0..1), ``particles`` (a few particle ids) and ``message``. :func:`load_report`
+``severity`` (0..1), ``particles`` (a few particle ids) and ``message``; an optional ``skipped``
+lists checks the critic could not run. A location with null (non-finite) entries counts as none. :func:`load_report`
 accepts the parsed dict or a path to the JSON file and checks every field, naming it when wrong.
 """
 
@@ -69,6 +70,8 @@ class ViewReport:
     """Events sorted by (frame, index in the report)."""
     source: str = "report"
     """Where the report came from (a path or ``"report"``), for messages."""
+    skipped: tuple[str, ...] = ()
+    """Checks the critic could not run on this rollout (``"<check>: <why>"``), if the report says."""
 
     def severity_series(self, num_frames: int) -> dict[str, np.ndarray]:
         """Per category with events: (T,) float64, the largest severity of the events active at each frame (0 if none)."""
@@ -182,4 +185,8 @@ def load_report(report: Union[Mapping, str, Path, "ViewReport"]) -> ViewReport:
         raise FileFormatError(source, "events", "expected a list")
     evs = [_event(e, i, source, header["frames"], header["particles"]) for i, e in enumerate(events)]
     evs.sort(key=lambda e: (e.frame, e.index))
-    return ViewReport(frames=header["frames"], particles=header["particles"], events=tuple(evs), source=source)
+    skipped = report.get("skipped") or []
+    if not isinstance(skipped, list):
+        raise FileFormatError(source, "skipped", "expected a list of strings")
+    return ViewReport(frames=header["frames"], particles=header["particles"], events=tuple(evs), source=source,
+                      skipped=tuple(str(x) for x in skipped))
