@@ -430,7 +430,9 @@ def test_png_is_a_non_blank_picture_with_glitches_marked(tmp_path, rollout):
     penetration = viz.category_color("penetration")
     assert not has(img, penetration) and has(img_marked, penetration)
     assert has(img, viz.object_colors(rollout.scene)[1])  # box B is drawn in its colour
-    assert viz.render.default_frames(T, viz.load_report(REPORT)) == [0, 5, 13, 19]
+    # default panels: first, last, and the first frames of the most severe events
+    assert viz.render.default_frames(T, viz.load_report(REPORT)) == [0, 5, 12, 19]
+    assert viz.render.default_frames(T) == [0, 6, 13, 19] and viz.render.default_frames(2) == [0, 1]
 
 
 # --------------------------------------------------------------------------- CLI

@@ -25,15 +25,25 @@ MIN_AXIS_SHARE = 0.4
 
 
 def default_frames(num_frames: int, report: Optional[ViewReport] = None, panels: int = DEFAULT_PANELS) -> list[int]:
-    """Frames to draw: evenly spaced from first to last, with the first frame of the most severe
-    critic event (if any) replacing the nearest of them. Sorted, unique."""
-    frames = sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, min(panels, num_frames))})
-    if report is not None and report.events:
-        worst = max(report.events, key=lambda e: (e.severity, -e.frame))
-        if worst.frame not in frames:
-            j = int(np.argmin([abs(f - worst.frame) for f in frames]))
-            frames[j] = worst.frame
-    return sorted(set(frames))
+    """Frames to draw: the first and the last, the first frames of the most severe critic events
+    (most severe first), then evenly spaced frames to fill ``panels``. Sorted, unique."""
+    chosen = {0, num_frames - 1}
+    if report is not None:
+        for ev in sorted(report.events, key=lambda e: (-e.severity, e.frame)):
+            if len(chosen) >= panels:
+                break
+            chosen.add(ev.frame)
+    for x in np.linspace(0, num_frames - 1, panels):
+        if len(chosen) >= min(panels, num_frames):
+            break
+        f = int(round(x))
+        if f not in chosen and all(abs(f - c) > (num_frames - 1) / (2 * panels) for c in chosen):
+            chosen.add(f)
+    for f in range(num_frames):  # short rollouts: fill with what is left
+        if len(chosen) >= min(panels, num_frames):
+            break
+        chosen.add(f)
+    return sorted(chosen)
 
 
 def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[int]] = None, *,
@@ -49,6 +59,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from .quantities import subsample_indices
 
@@ -76,7 +87,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
     centre, span = (lo + hi) / 2, np.maximum(hi - lo, 4 * scene.radius) / 2 * 1.05
     span = np.maximum(span, MIN_AXIS_SHARE * span.max())  # equal aspect, but no axis squashed flat
 
-    fig = Figure(figsize=(4.2 * len(frames), 4.6), dpi=dpi)
+    fig = Figure(figsize=(4.2 * len(frames), 5.0), dpi=dpi)
     FigureCanvasAgg(fig)
     title = f"{scene.num_particles} particles, {scene.num_objects} objects, {t_all} frames at dt={rollout.dt:g} s"
     if rep is not None:
@@ -107,7 +118,9 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
                 x, y, z = loc
                 ax.scatter([x], [y], [z], s=260, marker="X", color=c, edgecolors="black", linewidths=1.2,
                            depthshade=False, zorder=10)
-                ax.text(x, y, z + 0.15 * span[2], ev.category, color="black", fontsize=8, fontweight="bold",
+                dark = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] < 0.5
+                ax.text(x, y, z + 0.15 * span[2], ev.category, color="white" if dark else "black", fontsize=8,
+                        fontweight="bold",
                         bbox=dict(facecolor=c, alpha=0.8, edgecolor="none", pad=1.5))
         ax.set_title(f"frame {f}  (t = {f * rollout.dt:.3f} s)" + (f"\n{', '.join(missing)}" if missing else ""),
                      fontsize=9)
@@ -119,8 +132,11 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
         ax.set_ylabel("y (m)", fontsize=7)
         ax.set_zlabel("z (m)", fontsize=7)
         ax.tick_params(labelsize=6)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(4))
         ax.view_init(elev=22, azim=-60)
     if scene.num_objects <= 12:
-        fig.legend(loc="lower center", ncol=min(scene.num_objects, 6), fontsize=8, frameon=False, markerscale=2)
-    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.08, top=0.88, wspace=0.05)
+        fig.legend(loc="upper center", ncol=min(scene.num_objects, 6), fontsize=8, frameon=False, markerscale=2,
+                   bbox_to_anchor=(0.5, 0.945))
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.08, top=0.85, wspace=0.05)
     return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
