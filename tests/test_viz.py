@@ -499,3 +499,38 @@ def test_cli_opens_a_recording_when_a_display_is_present(files, monkeypatch, cap
     # --spawn writes the recording, then opens that file
     assert main(["view", str(files / "pred.npz"), "--out", str(files / "sp.rrd"), "--spawn"]) == 0
     assert launched[-1][-1] == str(files / "sp.rrd") and (files / "sp.rrd").is_file()
+
+
+def test_cli_shows_keypoints_and_graph_of_a_lifted_scene(tmp_path):
+    """The shipped push_box scene, lifted, with its keypoints and radius graph (``--scene``)."""
+    from pathlib import Path
+
+    from particles import save_scene
+    from particles.graph import radius_graph
+    from particles.keypoints import build_keypoints
+    from particles.lift import lift_scene, tool_action
+    from particles.scene_file import load_scene_file
+    from worldline.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    lifted = lift_scene(load_scene_file(root / "assets/scenes/push_box.toml"))
+    scene, frames = lifted.scene, 6
+    action = tool_action(lifted, 0.05, frames - 1)
+    pos = np.repeat(scene.positions[None], frames, 0)
+    pos[:, action.indices] = action.positions
+    save_rollout(tmp_path / "push.npz", Rollout(scene, pos, 0.05))
+    kp = build_keypoints(scene)
+    edges = radius_graph(scene.positions, 2.5 * scene.radius)
+    save_scene(tmp_path / "lifted.npz", scene, kp, edges)
+    assert main(["view", str(tmp_path / "push.npz"), "--scene", str(tmp_path / "lifted.npz"),
+                 "--out", str(tmp_path / "push.rrd")]) == 0
+    data = read_rrd(tmp_path / "push.rrd")
+    kps = dict(column(data, "world/keypoints", "Points3D:positions"))
+    assert sorted(kps) == list(range(frames)) and len(kps[0]) == kp.num_keypoints
+    segs = dict(column(data, "world/graph", "LineStrips3D:strips"))
+    assert len(segs[0]) == len(edges) // 2  # radius_graph lists both directions
+    # the tool is where the action puts it; the static table is logged once
+    np.testing.assert_allclose(np.array(dict(column(data, "world/tool", "Points3D:positions"))[frames - 1]),
+                               action.positions[-1][np.argsort(action.indices)], atol=1e-6)
+    table = scene.object_name.index("table")
+    assert len(column(data, f"world/objects/{table}/particles", "Points3D:positions", static=True)) == 1

@@ -89,7 +89,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
 
     fig = Figure(figsize=(4.2 * len(frames), 5.0), dpi=dpi)
     FigureCanvasAgg(fig)
-    title = f"{scene.num_particles} particles, {scene.num_objects} objects, {t_all} frames at dt={rollout.dt:g} s"
+    title = f"{scene.num_particles} particles, {scene.num_objects} objects, {t_all} frames at dt={rollout.dt:.4g} s"
     if rep is not None:
         title += f", {len(rep.events)} critic event{'s' if len(rep.events) != 1 else ''}"
     fig.suptitle(title, fontsize=10)
@@ -103,8 +103,9 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
             if len(p):
                 kind = "tool" if tools[k] else scene.object_material[k]
                 label = scene.object_name[k] if scene.object_name[k] == kind else f"{scene.object_name[k]} ({kind})"
-                ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=size, color=colors[k], depthshade=False,
-                           label=label if j == 0 else None)
+                static = scene.object_material[k] == "static"  # context (tables, walls): drawn faint
+                ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=size * (0.4 if static else 1.0), color=colors[k],
+                           alpha=0.25 if static else 1.0, depthshade=False, label=label if j == 0 else None)
         missing = []
         if rep is not None:
             for ev in rep.events:
