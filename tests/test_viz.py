@@ -534,3 +534,18 @@ def test_cli_shows_keypoints_and_graph_of_a_lifted_scene(tmp_path):
                                action.positions[-1][np.argsort(action.indices)], atol=1e-6)
     table = scene.object_name.index("table")
     assert len(column(data, f"world/objects/{table}/particles", "Points3D:positions", static=True)) == 1
+
+
+def test_energy_frame_by_frame_matches_second_order_differences(rollout):
+    """object_energy streams frames; it must equal the whole-array computation with np.gradient."""
+    from viz.quantities import frame_velocities
+
+    pos = rollout.positions.astype(np.float64)
+    pos[:, :27] += np.random.default_rng(0).normal(0, 1e-3, pos[:, :27].shape)  # not a polynomial path
+    ro = Rollout(rollout.scene, pos.astype(np.float32), DT)
+    p = ro.positions.astype(np.float64)
+    v = frame_velocities(p, DT)
+    m = ro.scene.mass.astype(np.float64)
+    per = m * (0.5 * (v * v).sum(-1) - p @ ro.scene.gravity.astype(np.float64))
+    expect = np.stack([per[:, ro.scene.object_id == k].sum(1) for k in range(3)], 1)
+    np.testing.assert_allclose(object_energy(ro), expect, rtol=1e-12, atol=1e-12)

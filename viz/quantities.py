@@ -26,25 +26,40 @@ def frame_velocities(positions: np.ndarray, dt: float) -> np.ndarray:
     return np.gradient(pos, float(dt), axis=0, edge_order=2)
 
 
+def _velocity_at(pos: np.ndarray, t: int, dt: float) -> np.ndarray:
+    """(N, 3) float64, m/s: :func:`frame_velocities` at frame ``t`` alone (reads at most 3 frames)."""
+    n_frames = pos.shape[0]
+    p = lambda i: pos[i].astype(np.float64)  # noqa: E731
+    if n_frames == 1:
+        return np.zeros(pos.shape[1:], np.float64)
+    if n_frames == 2:
+        return (p(1) - p(0)) / dt
+    if t == 0:
+        return (-3.0 * p(0) + 4.0 * p(1) - p(2)) / (2.0 * dt)
+    if t == n_frames - 1:
+        return (3.0 * p(t) - 4.0 * p(t - 1) + p(t - 2)) / (2.0 * dt)
+    return (p(t + 1) - p(t - 1)) / (2.0 * dt)
+
+
 def object_energy(rollout: Rollout) -> np.ndarray:
     """(T, K) float64, J. Kinetic plus gravitational potential energy of each object per frame.
 
     ``E_k(t) = sum_i m_i (|v_i|^2 / 2 - g . (x_i - x_ref))`` over the particles of object k, with
     masses from the scene (kg), gravity ``g`` (m/s^2), velocities from :func:`frame_velocities`,
     and ``x_ref = (0, 0, ground)`` (or the origin when there is no ground). A frame where any
-    particle of the object is not finite gives NaN for that object.
+    particle of the object is not finite gives NaN for that object. Works frame by frame, so
+    memory stays O(N) for long rollouts.
     """
     scene = rollout.scene
-    pos = rollout.positions.astype(np.float64)
-    vel = frame_velocities(pos, rollout.dt)
+    pos = rollout.positions
     ref = np.array([0.0, 0.0, scene.ground if scene.ground is not None else 0.0])
     g = scene.gravity.astype(np.float64)
     m = scene.mass.astype(np.float64)
-    per_particle = m[None, :] * (0.5 * np.einsum("tnd,tnd->tn", vel, vel) - (pos - ref) @ g)  # (T, N) J
     out = np.zeros((rollout.num_frames, scene.num_objects), np.float64)
-    for k in range(scene.num_objects):
-        idx = scene.object_indices(k)
-        out[:, k] = per_particle[:, idx].sum(axis=1)  # NaN propagates from non-finite particles
+    for t in range(rollout.num_frames):
+        v = _velocity_at(pos, t, rollout.dt)
+        e = m * (0.5 * np.einsum("nd,nd->n", v, v) - (pos[t].astype(np.float64) - ref) @ g)  # (N,) J
+        out[t] = np.bincount(scene.object_id, weights=e, minlength=scene.num_objects)  # NaN propagates
     return out
 
 

@@ -175,6 +175,14 @@ def _seeded_subset(count: int, limit: int, seed: int, salt: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, salt]).choice(count, size=limit, replace=False))
 
 
+def _never_moves(pos: np.ndarray, ids: np.ndarray) -> bool:
+    """Whether particles ``ids`` keep their (finite) frame-0 positions in every frame; stops at the first change."""
+    first = pos[0, ids]
+    if not np.all(np.isfinite(first)):
+        return False
+    return all(np.array_equal(pos[t, ids], first) for t in range(1, pos.shape[0]))
+
+
 def _finite_rows(x: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(x), axis=-1)
 
@@ -326,9 +334,8 @@ def log_rollout(viewer: Viewer, rollout: Rollout, report: ReportLike = None, tru
                         particles=int(np.count_nonzero(scene.object_id == k)),
                         mass_kg=float(scene.mass[scene.object_id == k].sum()))
         viewer.log_points(path, None, radii=r, colors=colors[k], static=True)
-        track = pos[:, ids]
-        if np.all(np.isfinite(track)) and np.all(track == track[:1]):
-            viewer.log_points(path, track[0], static=True)  # never moves: logged once
+        if _never_moves(pos, ids):
+            viewer.log_points(path, pos[0, ids], static=True)  # logged once
         else:
             moving.append((path, ids))
     if tool_ids.size:
