@@ -464,6 +464,8 @@ def test_cli_writes_recording_and_png(files, capsys):
     (["pred.npz", "--report", "pred.npz"], "not valid JSON"),
     (["pred.npz", "--out", "out.txt"], ".rrd"),
     (["pred.npz", "--png", "x.jpg"], ".png"),
+    (["pred.npz", "--out", "adir.rrd"], "is a folder"),
+    (["pred.npz", "--png", "pred.npz/x.png"], "cannot write"),
     (["bad.rrd"], "not a readable Rerun recording"),
     (["truncated.rrd"], "not a readable Rerun recording"),
     (["ok.rrd", "--png", "x.png"], "already a recording"),
@@ -478,6 +480,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(files, capsys, monkeypatch, args, 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     (files / "bad.rrd").write_bytes(b"not a recording")
+    (files / "adir.rrd").mkdir(exist_ok=True)
     if not (files / "ok.rrd").exists():
         viz.record(files / "ok.rrd", make_rollout(), REPORT)
         (files / "truncated.rrd").write_bytes((files / "ok.rrd").read_bytes()[:3000])

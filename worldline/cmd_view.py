@@ -69,8 +69,13 @@ def view(
     if out is not None:
         if out.suffix != ".rrd":
             raise BadInput(f"--out {out}: a Rerun recording ends in .rrd")
-        summary = viz.record(out, rollout, report, truth_ro, keypoints, edges, max_points=max_points,
-                             name=path.stem, progress=True, truth_report=truth_report)
+        if out.is_dir():
+            raise BadInput(f"--out {out}: is a folder; give a file name ending in .rrd")
+        try:
+            summary = viz.record(out, rollout, report, truth_ro, keypoints, edges, max_points=max_points,
+                                 name=path.stem, progress=True, truth_report=truth_report)
+        except OSError as exc:
+            raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
         for notice in summary.notices:
             typer.secho(f"note: {notice}", fg=typer.colors.YELLOW, err=True)
         shown = "" if summary.points_per_frame == summary.particles else f" ({summary.points_per_frame} shown)"
@@ -80,7 +85,10 @@ def view(
     if png is not None:
         if png.suffix.lower() != ".png":
             raise BadInput(f"--png {png}: expected a .png file name")
-        viz.render_png(png, rollout, report)
+        try:
+            viz.render_png(png, rollout, report)
+        except OSError as exc:
+            raise BadInput(f"cannot write {png}: {exc.strerror or exc}") from None
         typer.echo(f"wrote {png}")
     if spawn:
         _open(out)
