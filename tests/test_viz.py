@@ -430,6 +430,12 @@ def test_png_is_a_non_blank_picture_with_glitches_marked(tmp_path, rollout):
     penetration = viz.category_color("penetration")
     assert not has(img, penetration) and has(img_marked, penetration)
     assert has(img, viz.object_colors(rollout.scene)[1])  # box B is drawn in its colour
+    # a ground truth is drawn (black dots) where it differs from the rollout
+    with_truth = _png_pixels(viz.render_png(tmp_path / "truth.png", make_rollout(0.02), frames=[0, 5, 19],
+                                            truth=rollout))
+    alone = _png_pixels(viz.render_png(tmp_path / "alone.png", make_rollout(0.02), frames=[0, 5, 19]))
+    dark = lambda image: int(np.count_nonzero(image.max(axis=-1) < 0.25))  # noqa: E731
+    assert dark(with_truth) > dark(alone) + 50
     # default panels: first, last, and the first frames of the most severe events
     assert viz.render.default_frames(T, viz.load_report(REPORT)) == [0, 5, 12, 19]
     assert viz.render.default_frames(T) == [0, 6, 13, 19] and viz.render.default_frames(2) == [0, 1]

@@ -47,7 +47,8 @@ def default_frames(num_frames: int, report: Optional[ViewReport] = None, panels:
 
 
 def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[int]] = None, *,
-               dpi: int = 100, max_points: int = MAX_PNG_POINTS, seed: int = 0) -> Path:
+               truth: Optional[Rollout] = None, dpi: int = 100, max_points: int = MAX_PNG_POINTS,
+               seed: int = 0) -> Path:
     """Draw a few frames of ``rollout`` side by side as a PNG at ``path`` (written atomically).
 
     Each panel is a 3D scatter of the particles (coloured by material and object, as in Rerun;
@@ -55,7 +56,8 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
     location (or their particles' centroid) with a large cross in their category's colour, labelled
     with the category; events with neither are named under the panel title.
     ``report``: critic report (dict, JSON path or ViewReport). ``frames``: frame indices
-    (default :func:`default_frames`). Returns the path.
+    (default :func:`default_frames`). ``truth``: ground-truth rollout of the same scene, drawn as
+    small black dots under the particles so a prediction's drift shows. Returns the path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -65,6 +67,8 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
 
     scene = rollout.scene
     rep = load_report(report) if report is not None else None
+    if truth is not None and truth.scene.num_particles != scene.num_particles:
+        raise ValueError(f"truth: has {truth.scene.num_particles} particles, the rollout {scene.num_particles}")
     t_all = rollout.num_frames
     frames = default_frames(t_all, rep) if frames is None else [int(f) for f in frames]
     if not frames:
@@ -75,6 +79,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
     shown = subsample_indices(scene.object_id, max_points, seed)
     colors = object_colors(scene).astype(np.float64) / 255.0
     tools = tool_objects(scene)
+    static_object = np.array([m == "static" for m in scene.object_material], bool)
 
     sel = rollout.positions[frames][:, shown].reshape(-1, 3)
     sel = sel[np.all(np.isfinite(sel), axis=1)]
@@ -106,6 +111,12 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
                 static = scene.object_material[k] == "static"  # context (tables, walls): drawn faint
                 ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=size * (0.4 if static else 1.0), color=colors[k],
                            alpha=0.25 if static else 1.0, depthshade=False, label=label if j == 0 else None)
+        if truth is not None and f < truth.num_frames:
+            moving = shown[~static_object[scene.object_id[shown]]]  # static context does not drift
+            p = truth.positions[f, moving]
+            p = p[np.all(np.isfinite(p), axis=1)]
+            ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=max(1.0, size / 4), color="black", alpha=0.6,
+                       depthshade=False, label="ground truth" if j == 0 else None)
         missing = []
         if rep is not None:
             for ev in rep.events:
@@ -137,7 +148,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
             axis.set_major_locator(MaxNLocator(4))
         ax.view_init(elev=22, azim=-60)
     if scene.num_objects <= 12:
-        fig.legend(loc="upper center", ncol=min(scene.num_objects, 6), fontsize=8, frameon=False, markerscale=2,
-                   bbox_to_anchor=(0.5, 0.945))
+        fig.legend(loc="upper center", ncol=min(scene.num_objects + (truth is not None), 7), fontsize=8,
+                   frameon=False, markerscale=2, bbox_to_anchor=(0.5, 0.945))
     fig.subplots_adjust(left=0.0, right=1.0, bottom=0.08, top=0.85, wspace=0.05)
     return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
