@@ -54,7 +54,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
     Each panel is a 3D scatter of the particles (coloured by material and object, as in Rerun;
     the tool in red) at one frame; critic events active at that frame are marked at their
     location (or their particles' centroid) with a large cross in their category's colour, labelled
-    with the category; events with neither are named under the panel title.
+    with the category; events with neither are named after the panel title.
     ``report``: critic report (dict, JSON path or ViewReport). ``frames``: frame indices
     (default :func:`default_frames`). ``truth``: ground-truth rollout of the same scene, drawn as
     small black dots under the particles so a prediction's drift shows. Returns the path.
@@ -134,7 +134,7 @@ def render_png(path, rollout: Rollout, report=None, frames: Optional[Sequence[in
                 ax.text(x, y, z + 0.15 * span[2], ev.category, color="white" if dark else "black", fontsize=8,
                         fontweight="bold",
                         bbox=dict(facecolor=c, alpha=0.8, edgecolor="none", pad=1.5))
-        ax.set_title(f"frame {f}  (t = {f * rollout.dt:.3f} s)" + (f"\n{', '.join(missing)}" if missing else ""),
+        ax.set_title(f"frame {f}  (t = {f * rollout.dt:.3f} s)" + (f" - {', '.join(missing)}" if missing else ""),
                      fontsize=9)
         ax.set_xlim(centre[0] - span[0], centre[0] + span[0])
         ax.set_ylim(centre[1] - span[1], centre[1] + span[1])
