@@ -25,7 +25,6 @@ app = typer.Typer(
     "Lift a scene into particles, simulate or predict how they move under a tool, audit any rollout "
     "for physical glitches, and view it all in Rerun.",
     no_args_is_help=True,
-    callback=lambda: None,  # always a group of subcommands, even while only one is built
     add_completion=False,
     pretty_exceptions_enable=False,
 )
