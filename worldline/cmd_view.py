@@ -35,14 +35,24 @@ def view(
 ) -> None:
     """Show a rollout in Rerun: particles by object, tool, flows, critic events on the timeline, energy plots.
 
-    `worldline view FILE.rrd` opens an existing recording in the viewer.
+    The recording opens on a 3D view of the world, energy and critic-severity plots and the
+    critic's event log. `worldline view FILE.rrd` opens an existing recording in the viewer.
+
+    Examples:
+
+      worldline view model.npz --report model.json --truth sim.npz --out run.rrd
+
+      worldline view sim.npz --scene push_box.npz --png sim.png
+
+      worldline view run.rrd
     """
     import viz
     from particles import load_rollout, load_scene
 
     if path.suffix == ".rrd":
-        extra = [flag for flag, v in (("--report", report), ("--truth", truth), ("--truth-report", truth_report), ("--scene", scene), ("--out", out),
-                                      ("--png", png)) if v is not None]
+        given = (("--report", report), ("--truth", truth), ("--truth-report", truth_report), ("--scene", scene),
+                 ("--out", out), ("--png", png))
+        extra = [flag for flag, v in given if v is not None]
         if extra:
             raise BadInput(f"{path} is already a recording; {', '.join(extra)} only go with a rollout .npz")
         try:
