@@ -35,8 +35,9 @@ def view(
 ) -> None:
     """Show a rollout in Rerun: particles by object, tool, flows, critic events on the timeline, energy plots.
 
-    The recording opens on a 3D view of the world, energy and critic-severity plots and the
-    critic's event log. `worldline view FILE.rrd` opens an existing recording in the viewer.
+    The recording opens on a 3D view, energy and critic-severity plots and the event log.
+
+    `worldline view FILE.rrd` opens an existing recording in the viewer.
 
     Examples:
 
