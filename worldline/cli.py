@@ -28,7 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.callback()(lambda: None)  # keep subcommand mode even while only one subcommand is built (typer collapses a lone command)
 
 
 @app.callback()
