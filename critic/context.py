@@ -20,7 +20,7 @@ import numpy as np
 
 from particles import KINEMATIC, Rollout
 
-from ._kernels import partners_within
+from particles.graph import radius_search
 from .report import CATEGORIES
 
 __all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
@@ -401,18 +401,19 @@ class AuditContext:
     def _pair_search(self) -> dict:
         """Particle pairs of different objects, found with a Verlet neighbour list per object pair.
 
-        For two objects whose boxes come within :attr:`query_dist`, the Warp kernel lists every
-        cross pair within ``query_dist + 2 skin`` at a *build* frame (only particles inside the
-        other object's grown box are searched); the list serves the following frames while no
+        For two objects whose boxes come within :attr:`query_dist`, the Warp hash-grid search of
+        :func:`particles.graph.radius_search` lists every cross pair within ``query_dist + 2 skin``
+        at a *build* frame (queries: object ``a``'s particles inside ``b``'s grown box; points:
+        ``b``'s inside ``a``'s); the list serves the following frames while no
         particle of either object has moved more than :attr:`skin` since the build (then no pair
         outside the list can be within ``query_dist``), and exact distances of the listed pairs are
-        computed every frame. All builds of the rollout go to one kernel launch (one hash-grid
-        group per build). Pairs of two kinematic objects are not searched.
+        computed every frame. All builds of the rollout go to one search (one packed-batch element
+        per build). Pairs of two kinematic objects are not searched.
         """
         T, K = self.T, self.K
         contact = np.zeros((T, K, K), bool)
         empty = {"frame": np.zeros(0, np.int64), "i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
-                 "dist": np.zeros(0, np.float32), "contact": contact, "overflow": 0}
+                 "dist": np.zeros(0, np.float32), "contact": contact, "builds": 0}
         if not self.has_objects or K < 2:
             return empty
         lo, hi = self.bbox
@@ -422,7 +423,7 @@ class AuditContext:
         valid = np.isfinite(lo).all(2)
         smax = self.obj_step_max
         windows = []  # (a, b, build frame, window frames)
-        pts, grp, obj, pid = [], [], [], []
+        sides = (([], [], []), ([], [], []))  # per side of each pair: points, particle ids, build id
         with np.errstate(invalid="ignore"):  # (T, K, K): boxes within q of each other
             near = ((lo[:, :, None] - q <= hi[:, None, :]) & (lo[:, None, :] - q <= hi[:, :, None])).all(3)
         near &= valid[:, :, None] & valid[:, None, :]
@@ -457,34 +458,29 @@ class AuditContext:
                         j = stop
                     gid = len(windows)
                     windows.append((a, b, f0, frames[i:j]))
-                    for x, y, ref in ((a, b, ref_a), (b, a, ref_b)):
+                    for side, (x, y, ref) in enumerate(((a, b, ref_a), (b, a, ref_b))):
                         with np.errstate(invalid="ignore"):
                             inside = ((ref >= lo[f0, y] - grow) & (ref <= hi[f0, y] + grow)).all(1)
-                        idx = self.ids(x)[inside]
-                        pts.append(ref[inside])
-                        pid.append(idx)
-                        obj.append(np.full(len(idx), x, np.int32))
-                        grp.append(np.full(len(idx), gid, np.int32))
+                        sides[side][0].append(ref[inside])
+                        sides[side][1].append(self.ids(x)[inside])
+                        sides[side][2].append(np.full(int(inside.sum()), gid, np.int64))
                     i = j
         if not windows:
             return empty
-        pid_all = np.concatenate(pid)
-        grp_all = np.concatenate(grp)
-        rows, overflow = partners_within(np.concatenate(pts), grp_all, np.concatenate(obj), float(grow),
-                                         device=self.config.device)
-        order = np.argsort(grp_all[rows[:, 0]], kind="stable")
-        rows = rows[order]
-        bounds = np.searchsorted(grp_all[rows[:, 0]], np.arange(len(windows) + 1))
+        (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
+        rows = radius_search(qp, pp_, float(grow), qg, pg, device=self.config.device)  # cross pairs a-b per build
+        pid_a, pid_b = qi[rows[:, 0]], pi_[rows[:, 1]]
+        gid_rows = qg[rows[:, 0]]
+        order = np.argsort(gid_rows, kind="stable")
+        pid_a, pid_b, gid_rows = pid_a[order], pid_b[order], gid_rows[order]
+        bounds = np.searchsorted(gid_rows, np.arange(len(windows) + 1))
         out_f, out_i, out_j, out_d = [], [], [], []
         touch_d = np.float32(q)
         deep = np.float32(self.contact_dist)
         for gid, (a, b, f0, fr) in enumerate(windows):
-            pr = rows[bounds[gid]:bounds[gid + 1]]
-            if not len(pr):
+            pi, pj = pid_a[bounds[gid]:bounds[gid + 1]], pid_b[bounds[gid]:bounds[gid + 1]]  # pi in a, pj in b
+            if not len(pi):
                 continue
-            pi, pj = pid_all[pr[:, 0]], pid_all[pr[:, 1]]
-            swap = self.obj[pi] != a
-            pi, pj = np.where(swap, pj, pi), np.where(swap, pi, pj)  # pi in object a, pj in b
             ida, idb = self.ids(a), self.ids(b)
             li, lj = np.searchsorted(ida, pi), np.searchsorted(idb, pj)
             diff = self._frames_sel(fr, a)[:, li]
@@ -501,7 +497,7 @@ class AuditContext:
                 out_d.append(d[ff, pp].astype(np.float32))
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
         return {"frame": cat(out_f, np.int64), "i": cat(out_i, np.int64), "j": cat(out_j, np.int64),
-                "dist": cat(out_d, np.float32), "contact": contact, "overflow": overflow, "builds": len(windows)}
+                "dist": cat(out_d, np.float32), "contact": contact, "builds": len(windows)}
 
     @property
     def pairs(self) -> dict:

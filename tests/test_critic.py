@@ -16,7 +16,6 @@ import pytest
 
 from critic import AuditConfig, AuditContext, Event, Report, audit, check_energy, check_floating, check_jitter
 from critic import check_penetration, check_rigidity, check_teleport, check_vanish, load_audit_input
-from critic._kernels import nearest_other_object
 from particles import KINEMATIC, MATERIAL_TYPE, ParticleScene, Rollout, save_rollout, write_dataset
 from worldline.cli import main
 
@@ -261,18 +260,39 @@ def test_jitter_shaking_box_but_not_noise_floor():
     assert check_jitter(ro, AuditContext(ro)) == []
 
 
-def test_pair_kernel_matches_brute_force():
-    rng = np.random.default_rng(0)
-    p = rng.random((3000, 3)).astype(np.float32) * 0.3
-    fr = rng.integers(0, 4, 3000).astype(np.int32)
-    ob = rng.integers(0, 3, 3000).astype(np.int32)
-    kin = rng.random(3000) < 0.2
-    d, j = nearest_other_object(p, fr, ob, kin, 0.02)
-    for q in range(0, 3000, 7):
-        m = (fr == fr[q]) & (ob != ob[q]) & ~(kin & kin[q])
-        dd = np.linalg.norm(p[m] - p[q], axis=1)
-        ref = dd.min() if dd.size and dd.min() <= 0.02 else np.inf
-        assert (np.isinf(ref) and j[q] == -1) or (np.isclose(ref, d[q], atol=1e-6) and ob[j[q]] != ob[q])
+def test_pair_search_with_verlet_lists_matches_all_pairs():
+    """Contacts and overlapping pairs from the hash-grid search with reused neighbour lists equal
+    an all-pairs reference on three objects that wander, collide and rest."""
+    rng = np.random.default_rng(7)
+    T = 25
+    t = np.arange(T) * DT
+    objs = [
+        (still(block((3, 3, 2)), [0, 0, rest_z(2)], T) + rng.normal(0, 0.05 * R, (T, 18, 3)), "rigid", False),
+        (moving(block(), lambda t: np.stack([0.06 - 0.8 * t, 0.01 * np.sin(9 * t), 0 * t + rest_z()], 1), T), "rigid", False),
+        (moving(block((1, 2, 2)), lambda t: np.stack([-0.06 + 0.3 * t, 0 * t, 0 * t + rest_z(2)], 1), T), "rigid", True),
+    ]
+    ro = make(objs)
+    ctx = AuditContext(ro)
+    pos, oid = ro.positions.astype(np.float64), ro.scene.object_id
+    ref_contact = np.zeros((T, 3, 3), bool)
+    ref_pairs = set()
+    for f in range(T):
+        d = np.linalg.norm(pos[f][:, None] - pos[f][None], axis=2)
+        cross = oid[:, None] != oid[None, :]
+        both_kin = ro.scene.kinematic[:, None] & ro.scene.kinematic[None, :]
+        ok = cross & ~both_kin
+        for a in range(3):
+            for b in range(3):
+                ref_contact[f, a, b] = (ok & (d <= ctx.query_dist + 1e-7))[oid == a][:, oid == b].any()
+        ii, jj = np.nonzero(ok & (d < 2 * R - 1e-6) & (np.arange(len(oid))[:, None] < np.arange(len(oid))[None]))
+        ref_pairs |= {(f, int(i), int(j)) for i, j in zip(ii, jj)}
+    assert ref_contact.any() and not ref_contact.all()
+    assert np.array_equal(ctx.contact, ref_contact)
+    p = ctx.pairs
+    got = {(int(f), int(min(i, j)), int(max(i, j))) for f, i, j, dd in zip(p["frame"], p["i"], p["j"], p["dist"])
+           if dd < 2 * R - 1e-6}
+    assert got == ref_pairs and len(got) > 0
+    assert 1 <= ctx.pairs["builds"] <= 2 * T  # neighbour lists were reused across frames (3 pairs x T frames otherwise)
 
 
 def test_config_validation_names_the_field():
