@@ -126,8 +126,10 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
     above it. With ``tol = contact_tolerance * r + eps`` a pair of particles of different
     objects (not both kinematic, at least one object free) penetrates when its depth
     ``2 r - |x_i - x_j| > tol``; a free object penetrates the ground when
-    ``(ground + r) - min z > tol``. The pair search is the Warp hash-grid kernel of
-    :mod:`critic._kernels`, run only on particles inside another object's box.
+    ``(ground + r) - min z > tol``. The pair search is the Warp hash grid of
+    :func:`particles.graph.radius_search` with neighbour lists reused while particles move less
+    than ``r / 2`` (:attr:`AuditContext._pair_search`), run only on particles inside another
+    object's box.
     ``location``: mean midpoint of the penetrating pairs (ground: mean of the penetrating
     particles) at the deepest frame. ``severity = 1 - tol / depth``.
     """
@@ -322,8 +324,8 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     * Collapse: ``n >= 2`` particles of radius ``r`` cannot fill less than
       ``V_min = n (4/3) pi r^3 / 0.7405`` (densest sphere packing); an object whose padded box
       volume ``prod(extent + 2 r)`` falls below ``collapse_fraction * V_min`` has collapsed
-      (kinematic objects are not judged). ``severity = 1 - bound / (V_min / V)``... i.e. how
-      many times smaller than allowed; ``location``: the object's centre.
+      (kinematic objects are not judged). ``severity = 1 - V / (collapse_fraction * V_min)``;
+      ``location``: the object's centre.
     """
     ctx = _ctx(rollout, ctx)
     events = []

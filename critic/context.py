@@ -433,38 +433,37 @@ class AuditContext:
         for a, b in zip(*np.nonzero(np.triu(cand, 1))):
             a, b = int(a), int(b)
             frames = np.flatnonzero(near[:, a, b])
-            if True:  # one Verlet window after another
-                i = 0
-                while i < len(frames):
-                    f0 = int(frames[i])
-                    ref_a, ref_b = self._frames_sel(np.array([f0]), a)[0], self._frames_sel(np.array([f0]), b)[0]
-                    j = i + 1
-                    while j < len(frames) and frames[j] == frames[j - 1] + 1:
-                        stop = min(len(frames), j + 32)
-                        stop = j + int(np.argmax(np.diff(frames[j - 1:stop]) != 1)) if (np.diff(frames[j - 1:stop]) != 1).any() else stop
-                        fr = frames[j:stop]
-                        # cheap bound first: no particle moved further than the sum of its object's longest steps
-                        walk = np.cumsum(smax[f0:fr[-1], a] + smax[f0:fr[-1], b])[fr - f0 - 1]
-                        if walk[-1] <= skin:
-                            j = stop
-                            continue
-                        with np.errstate(invalid="ignore"):
-                            da = np.abs(self._frames_sel(fr, a) - ref_a).reshape(len(fr), -1).max(axis=1)
-                            db = np.abs(self._frames_sel(fr, b) - ref_b).reshape(len(fr), -1).max(axis=1)
-                        moved = ~(np.maximum(da, db) <= skin / np.sqrt(3))  # per-axis bound: |dx| <= skin
-                        if moved.any():
-                            j += int(np.argmax(moved))
-                            break
+            i = 0
+            while i < len(frames):
+                f0 = int(frames[i])
+                ref_a, ref_b = self._frames_sel(np.array([f0]), a)[0], self._frames_sel(np.array([f0]), b)[0]
+                j = i + 1
+                while j < len(frames) and frames[j] == frames[j - 1] + 1:
+                    stop = min(len(frames), j + 32)
+                    stop = j + int(np.argmax(np.diff(frames[j - 1:stop]) != 1)) if (np.diff(frames[j - 1:stop]) != 1).any() else stop
+                    fr = frames[j:stop]
+                    # cheap bound first: no particle moved further than the sum of its object's longest steps
+                    walk = np.cumsum(smax[f0:fr[-1], a] + smax[f0:fr[-1], b])[fr - f0 - 1]
+                    if walk[-1] <= skin:
                         j = stop
-                    gid = len(windows)
-                    windows.append((a, b, f0, frames[i:j]))
-                    for side, (x, y, ref) in enumerate(((a, b, ref_a), (b, a, ref_b))):
-                        with np.errstate(invalid="ignore"):
-                            inside = ((ref >= lo[f0, y] - grow) & (ref <= hi[f0, y] + grow)).all(1)
-                        sides[side][0].append(ref[inside])
-                        sides[side][1].append(self.ids(x)[inside])
-                        sides[side][2].append(np.full(int(inside.sum()), gid, np.int64))
-                    i = j
+                        continue
+                    with np.errstate(invalid="ignore"):
+                        da = np.abs(self._frames_sel(fr, a) - ref_a).reshape(len(fr), -1).max(axis=1)
+                        db = np.abs(self._frames_sel(fr, b) - ref_b).reshape(len(fr), -1).max(axis=1)
+                    moved = ~(np.maximum(da, db) <= skin / np.sqrt(3))  # per-axis bound: |dx| <= skin
+                    if moved.any():
+                        j += int(np.argmax(moved))
+                        break
+                    j = stop
+                gid = len(windows)
+                windows.append((a, b, f0, frames[i:j]))
+                for side, (x, y, ref) in enumerate(((a, b, ref_a), (b, a, ref_b))):
+                    with np.errstate(invalid="ignore"):
+                        inside = ((ref >= lo[f0, y] - grow) & (ref <= hi[f0, y] + grow)).all(1)
+                    sides[side][0].append(ref[inside])
+                    sides[side][1].append(self.ids(x)[inside])
+                    sides[side][2].append(np.full(int(inside.sum()), gid, np.int64))
+                i = j
         if not windows:
             return empty
         (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
