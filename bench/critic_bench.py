@@ -39,6 +39,9 @@ def main(argv=None):
     ap.add_argument("--big-particles", type=int, default=100_000)
     ap.add_argument("--big-frames", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=2, help="timed audits of the big scene (best is reported)")
+    ap.add_argument("--rollouts", nargs="*", default=[],
+                    help="extra clean rollout .npz files (e.g. from `worldline simulate`): audited as clean, "
+                         "then with one injected glitch of each category that applies to them")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -55,6 +58,20 @@ def main(argv=None):
         pf += ro.num_frames * ro.scene.num_particles
         clean_fp[name] = rep.events
         if rep.events and args.verbose:
+            for e in rep.events:
+                print(f"  FP {name}: {e.category} {e.frame}-{e.end_frame} {e.message}")
+    from critic import load_audit_input
+
+    extra = []
+    for path in args.rollouts:
+        for source, ro in load_audit_input(path):
+            name = source.split("/")[-1]
+            t0 = time.perf_counter()
+            rep = audit(ro)
+            secs += time.perf_counter() - t0
+            pf += ro.num_frames * ro.scene.num_particles
+            clean_fp[name] = rep.events
+            extra.append((name, ro))
             for e in rep.events:
                 print(f"  FP {name}: {e.category} {e.frame}-{e.end_frame} {e.message}")
     n_clean = len(clean_fp)
@@ -82,6 +99,37 @@ def main(argv=None):
             got = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in rep.events) or "nothing"
             print(f"  {'ok  ' if hit else 'MISS'} {cat:11s} {scene:15s} mag {mag:<5g} {variant:8s} label@{label.frame} "
                   f"obj {label.object} -> {got}")
+
+    # injections into the extra (simulator) rollouts: one per category that applies
+    for j, (name, clean_ro) in enumerate(extra):
+        free = [k for k in range(clean_ro.scene.num_objects) if synth.free_object(clean_ro, k)]
+        if not free:
+            continue
+        k = free[-1]
+        f = clean_ro.num_frames // 2
+        plan = [("teleport", 5.0, ""), ("vanish", 2, "nan"), ("jitter", 0.5, "")]
+        if clean_ro.scene.object_material[k] == "rigid":
+            plan += [("rigidity", 0.7, "shear")]
+        for cat, mag, variant in plan:
+            ro, label = synth.inject(clean_ro, cat, mag, f, obj=k, seed=100 + j, variant=variant)
+            t0 = time.perf_counter()
+            rep = audit(ro)
+            secs += time.perf_counter() - t0
+            pf += ro.num_frames * ro.scene.num_particles
+            hit, near = _match(rep, label)
+            row = rows[cat]
+            row["n"] += 1
+            row["near"] += len(near)
+            row["right"] += sum(e.category == cat for e in near)
+            row["extra"] += len(rep.events) - (1 if hit else 0)
+            if hit:
+                row["hit"] += 1
+                row["ferr"].append(abs(hit.frame - label.frame))
+                row["lerr"].append(float(np.linalg.norm(np.subtract(hit.location, label.location))))
+            if args.verbose or not hit:
+                got = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in rep.events) or "nothing"
+                print(f"  {'ok  ' if hit else 'MISS'} {cat:11s} {name:15s} mag {mag:<5g} {variant:8s} label@{label.frame} "
+                      f"obj {label.object} -> {got}")
 
     print()
     print(f"{'category':12s} {'recall':>8s} {'FP(clean)':>10s} {'cat.acc':>8s} {'frame err':>10s} {'loc err (m)':>12s} {'extra ev':>9s}")

@@ -657,9 +657,9 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     (an oscillation of amplitude ``A`` at the frame rate steps ``2 A``) and point against each
     other (``d_{t-1} . d_t < 0``). It *jitters* when at least half of the frames in a window of
     ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or
-    a turn reverses once, a shaking object every frame. Objects touching the tool are not judged
-    (a vibrating tool may shake them). ``location``: mean position of the jittering particles at
-    the worst frame; ``severity = 1 - 2 A / step``.
+    a turn reverses once, a shaking object every frame. An object is not judged while it touches a
+    tool that itself reverses direction (a vibrating tool shakes what it holds). ``location``: mean
+    position of the jittering particles at the worst frame; ``severity = 1 - 2 A / step``.
     """
     ctx = _ctx(rollout, ctx)
     if ctx.T < 4:
@@ -668,7 +668,19 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     w = max(4, int(round(ctx.config.jitter_window / ctx.dt)))
     touched = np.zeros((ctx.T, ctx.K), bool)
     if ctx.has_objects and ctx.obj_tool.any():
-        touched = ctx.contact[:, :, ctx.obj_tool].any(axis=2)  # (T, K)
+        shaking = []  # tools that themselves reverse direction frame to frame
+        for k in np.flatnonzero(ctx.obj_tool):
+            x = ctx.soa(k)
+            d = x[:, 1:] - x[:, :-1]
+            s = np.sqrt((d * d).sum(axis=0))
+            rev = (s[1:] > 2 * amp) & (s[:-1] > 2 * amp) & ((d[:, 1:] * d[:, :-1]).sum(axis=0) < 0)
+            tool_rev = np.zeros(ctx.T, bool)
+            tool_rev[1:-1] = rev.any(axis=1)
+            tool_rev[1:] |= tool_rev[:-1].copy()
+            tool_rev[:-1] |= tool_rev[1:].copy()
+            shaking.append((k, tool_rev))
+        for k, tool_rev in shaking:
+            touched |= ctx.contact[:, :, k] & tool_rev[:, None]  # (T, K)
     lost_t, lost_p = ctx.lost
     # a reversal needs two consecutive steps longer than 2A: objects whose longest steps never are skip
     big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K)

@@ -21,7 +21,7 @@ import numpy as np
 
 from particles import KINEMATIC, MATERIAL_TYPE, ParticleScene, Rollout
 
-__all__ = ["Label", "CLEAN", "clean", "inject", "GLITCHES", "big_scene", "lattice"]
+__all__ = ["Label", "CLEAN", "clean", "inject", "GLITCHES", "big_scene", "lattice", "free_object"]
 
 R = 0.01  #: particle radius of the synthetic scenes, m
 DT = 1.0 / 60.0  #: frame time, s
@@ -252,6 +252,12 @@ def clean(name: str) -> Rollout:
 # ------------------------------------------------------------------------------------ injections
 
 
+def free_object(ro: Rollout, k: int) -> bool:
+    """True when object ``k`` has particles and none of them is kinematic."""
+    ids = _ids(ro, k)
+    return len(ids) > 0 and not ro.scene.kinematic[ids].any() and ro.scene.object_material[k] != "static"
+
+
 def _copy(ro: Rollout, pos: np.ndarray) -> Rollout:
     return Rollout(ro.scene, pos.astype(np.float32), ro.dt)
 
@@ -272,7 +278,7 @@ def inject(ro: Rollout, category: str, magnitude: float, frame: int, obj: int = 
     pos = ro.positions.astype(np.float64).copy()
     T = ro.num_frames
     r, dt = ro.scene.radius, ro.dt
-    free = [k for k in range(ro.scene.num_objects) if not (ro.scene.kinematic[_ids(ro, k)].all())]
+    free = [k for k in range(ro.scene.num_objects) if free_object(ro, k)]
     k = free[obj] if obj < 0 else obj
     ids = _ids(ro, k)
     f = frame

@@ -255,6 +255,15 @@ def test_jitter_shaking_box_but_not_noise_floor():
     assert cats(rep) == ["jitter"], rep.table()
     e = rep.events[0]
     assert abs(e.frame - 10) <= 1 and abs(e.end_frame - 29) <= 1
+    # next to a tool: shaking is a glitch when the tool is still, not when the tool vibrates it
+    tool_x = np.full(T, -0.034)  # 2.4 r from the box: touching
+    tool = block((1, 2, 3))[None] + np.stack([tool_x, 0 * tool_x, 0 * tool_x + rest_z()], 1)[:, None]
+    assert cats(audit(make([(traj, "rigid", False), (tool, "rigid", True)]))) == ["jitter"]
+    buzz, held = tool.copy(), still(block(), [0, 0, rest_z()], T)
+    wave = ((-1.0) ** np.arange(20))[:, None, None] * np.array([0.3 * R, 0, 0])
+    buzz[10:30] += wave
+    held[10:30] += wave  # the whole box follows the vibrating tool
+    assert audit(make([(held, "rigid", False), (buzz, "rigid", True)])).clean
     quiet = still(block(), [0, 0, rest_z()], T)
     ro = make([(quiet, "rigid", False)], noise=0.03 * R)
     assert check_jitter(ro, AuditContext(ro)) == []
