@@ -9,6 +9,9 @@ clean rollouts, category accuracy (of the events on the labelled object near the
 frame, the share with the right category), median frame and location errors, extra events;
 then throughput in particle-frames per second, including a 100k-particle x 300-frame scene.
 
+Simulator rollouts (``bench/data/sim/*.npz``, from ``worldline simulate``; see the README there)
+are audited as clean inputs too, and get one injected glitch of each category that applies.
+
 Run: ``PYTHONPATH=$PWD python3 bench/critic_bench.py [--big-particles 100000 --big-frames 300]``
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from critic import CATEGORIES, audit
 from critic import synth
 
 FRAME_TOL = 2
+SIM_DATA = Path(__file__).resolve().parent / "data" / "sim"  # clean rollouts of the project's simulator
 
 
 def _match(report, label):
@@ -39,7 +44,7 @@ def main(argv=None):
     ap.add_argument("--big-particles", type=int, default=100_000)
     ap.add_argument("--big-frames", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=2, help="timed audits of the big scene (best is reported)")
-    ap.add_argument("--rollouts", nargs="*", default=[],
+    ap.add_argument("--rollouts", nargs="*", default=sorted(str(p) for p in SIM_DATA.glob("*.npz")),
                     help="extra clean rollout .npz files (e.g. from `worldline simulate`): audited as clean, "
                          "then with one injected glitch of each category that applies to them")
     ap.add_argument("--verbose", action="store_true")
