@@ -30,6 +30,18 @@ FRAME_TOL = 2
 SIM_DATA = Path(__file__).resolve().parent / "data" / "sim"  # clean rollouts of the project's simulator
 
 
+#: Magnitude sweeps: (category, scene, magnitudes, frame, variant, unit).
+SWEEP = [
+    ("penetration", "slide", (0.4, 0.6, 0.8, 1.0, 1.5), 25, "ground", "overlap, particle radii"),
+    ("teleport", "projectile", (0.5, 1.0, 1.5, 2.0, 3.0), 20, "", "jump, particle radii"),
+    ("teleport", "slide", (1.0, 2.0, 3.0, 4.0, 6.0), 15, "", "jump, particle radii"),
+    ("rigidity", "spin", (0.15, 0.25, 0.35, 0.5, 0.7), 30, "", "half shifted, radii"),
+    ("floating", "projectile", (0.1, 0.2, 0.3, 0.5, 1.0), 25, "", "share of g cancelled"),
+    ("energy", "slide", (0.05, 0.1, 0.2, 0.3, 0.4), 12, "", "velocity kick, m/s"),
+    ("jitter", "stack", (0.05, 0.1, 0.15, 0.2, 0.3), 30, "", "amplitude, radii"),
+]
+
+
 def _match(report, label):
     """(hit event or None, events near the label on its object)."""
     near = [e for e in report.events if label.object in e.objects and abs(e.frame - label.frame) <= FRAME_TOL]
@@ -47,6 +59,8 @@ def main(argv=None):
     ap.add_argument("--rollouts", nargs="*", default=sorted(str(p) for p in SIM_DATA.glob("*.npz")),
                     help="extra clean rollout .npz files (e.g. from `worldline simulate`): audited as clean, "
                          "then with one injected glitch of each category that applies to them")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also print recall against injection magnitude per category (where detection stops)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -150,6 +164,17 @@ def main(argv=None):
     n_fp = sum(bool(ev) for ev in clean_fp.values())
     print(f"{'all':12s} {tot['hit']:>3d}/{tot['n']:<4d} {n_fp:>4d}/{n_clean:<5d}   (clean rollouts with any event)")
     print(f"small rollouts: {pf} particle-frames in {secs:.2f} s of audit = {pf / secs:.3g} particle-frames/s")
+
+    if args.sweep:
+        print()
+        print("detection limit: found / injected at each magnitude (scenes of GLITCHES, frame +-2)")
+        for cat, scene, mags, frame, variant, unit in SWEEP:
+            cells = []
+            for m in mags:
+                ro, label = synth.inject(synth.clean(scene), cat, m, frame, seed=7, variant=variant)
+                hit, _ = _match(audit(ro), label)
+                cells.append(f"{m:g}:{'yes' if hit else 'no'}")
+            print(f"  {cat:11s} {scene:14s} {unit:22s} " + "  ".join(cells))
 
     # ---- throughput on a big scene
     if args.big_particles > 0:
