@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from particles import KINEMATIC, Rollout
+from particles import Rollout
 
 from particles.graph import radius_search
 from .report import CATEGORIES

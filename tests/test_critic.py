@@ -9,13 +9,12 @@ pushing a box, a fast ballistic throw, a bounce. Then the report's JSON round tr
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
 
 from critic import AuditConfig, AuditContext, Event, Report, audit, check_energy, check_floating, check_jitter
-from critic import check_penetration, check_rigidity, check_teleport, check_vanish, load_audit_input
+from critic import check_rigidity, check_teleport, check_vanish, load_audit_input
 from particles import KINEMATIC, MATERIAL_TYPE, ParticleScene, Rollout, save_rollout, write_dataset
 from worldline.cli import main
 
