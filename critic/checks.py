@@ -454,7 +454,7 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         rot, c0, ct = _kabsch(x0[a], xs[:, :, a].transpose(1, 2, 0).astype(np.float64))
         x0c = (x0 - c0[0]).T.astype(np.float32)  # (3, n)
         rot32, ct32 = rot.astype(np.float32), ct.astype(np.float32)
-        diff = np.matmul(rot32, x0c)  # (F, 3, n): the rigid prediction about the centre
+        diff = np.einsum("fcj,jn->fcn", rot32, x0c)  # (F, 3, n): the rigid prediction about the centre
         diff += ct32[:, :, None]
         diff -= xs.transpose(1, 0, 2)
         diff *= diff

@@ -304,15 +304,16 @@ class AuditContext:
                     bad = ~(np.isfinite(p).all(1) & (p >= wlo).all(1) & (p <= whi).all(1))
                 out["lost_p"].append(ids[bad])
                 out["lost_t"].append(np.full(int(bad.sum()), a + f))
-            c = (x @ m32).astype(np.float64) / mtot  # (3, F)
+            # einsum, not matmul: OpenBLAS threads contend on this shared machine (10x slower here)
+            c = np.einsum("cfn,n->cf", x, m32, dtype=np.float64) / mtot  # (3, F)
             out["com"][a + n0:b] = c.T[n0:]
             if x.shape[1] > 1:
                 d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
                 d *= d
                 s2 = d.sum(axis=0)  # (F-1, n) squared step lengths
                 with np.errstate(invalid="ignore"):
-                    out["smax"][a:b - 1] = np.nan_to_num(np.sqrt(np.fmax.reduce(s2, axis=1)))
-                    out["kin"][a:b - 1] = np.nan_to_num((s2 @ m32).astype(np.float64) * inv_dt2)
+                    out["smax"][a:b - 1] = np.nan_to_num(np.sqrt(s2.max(axis=1)))
+                    out["kin"][a:b - 1] = np.nan_to_num(np.einsum("fn,n->f", s2, m32).astype(np.float64) * inv_dt2)
         return out
 
     @cached_property
