@@ -55,8 +55,10 @@ def _sev(bound: float, value: float) -> float:
 
 
 def _mm(x: float) -> str:
-    """A length for a message: mm below 1 m, m above."""
-    return f"{x * 1000:.1f} mm" if abs(x) < 1.0 else f"{x:.2f} m"
+    """A length for a message: mm below 1 m (two decimals below 10 mm), m above."""
+    if abs(x) >= 1.0:
+        return f"{x:.2f} m"
+    return f"{x * 1000:.2f} mm" if abs(x) < 0.01 else f"{x * 1000:.1f} mm"
 
 
 def _mean_pos(ctx: AuditContext, t: int, ids: np.ndarray) -> tuple[float, float, float]:
@@ -181,9 +183,11 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
                 deep = ids[np.nan_to_num(rest - z, nan=-np.inf) > tol]
                 order = deep[np.argsort(ctx.pos[peak, deep, 2])]
                 span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
+                h = rest - d[peak] - ctx.ground
+                where = f"{_mm(h)} above" if h >= 0 else f"{_mm(-h)} below"
                 msg = (f"Object {ctx.name(k)} sinks into the ground {span}: its lowest particle centre is "
-                       f"{_mm(rest - d[peak] - ctx.ground)} above the ground where a resting sphere's centre sits "
-                       f"r = {_mm(ctx.r)} above it (overlap {_mm(d[peak])}, tolerance {_mm(tol)}).")
+                       f"{where} the ground where a resting sphere's centre sits r = {_mm(ctx.r)} above it "
+                       f"(overlap {_mm(d[peak])}, tolerance {_mm(tol)}).")
                 return _mean_pos(ctx, peak, deep), tuple(order[:_N_IDS]), msg
 
             sev = 1.0 - tol / np.maximum(d, 1e-30)
@@ -304,8 +308,10 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
         who = f"{len(ids)} of {ctx.counts[k]} particles of object {ctx.name(k)}"
         prev = float(np.nanmax(np.linalg.norm(ctx.pos[peak - 1, ids] - ctx.pos[peak - 2, ids], axis=1))) if len(ids) else 0.0
-        return (f"{who} jump {_mm(v)} in one frame {span} (dt = {ctx.dt:.4g} s), but their previous step "
-                f"({_mm(prev)}), gravity and the contacts they have allow at most {_mm(b)}.")
+        verb, their = ("jumps", "its") if len(ids) == 1 else ("jump", "their")
+        return (f"{who} {verb} {_mm(v)} in one frame {span} (dt = {ctx.dt:.4g} s), but {their} previous step "
+                f"({_mm(prev)}), gravity and the contacts {'it has' if len(ids) == 1 else 'they have'} allow at most "
+                f"{_mm(b)}.")
 
     return _particle_events(ctx, "teleport", frames, pi, value, bound, message)
 
@@ -345,10 +351,12 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
             n_nan = int((~np.isfinite(ctx.pos[first, ids]).all(1)).sum()) if len(ids) else 0
             span = f"from frame {first}" + (f" to {last}" if last < ctx.T - 1 else " on")
             what = []
+            n_out = len(ids) - n_nan
             if n_nan:
-                what.append(f"{n_nan} get non-finite positions")
-            if len(ids) - n_nan:
-                what.append(f"{len(ids) - n_nan} leave the world box (it extends {_mm(b)} from the scene's centre)")
+                what.append(f"{n_nan} {'gets' if n_nan == 1 else 'get'} non-finite positions")
+            if n_out:
+                what.append(f"{n_out} {'leaves' if n_out == 1 else 'leave'} the world box (it extends {_mm(b)} "
+                            "from the scene's centre)")
             return f"Of the {ctx.counts[k]} particles of object {ctx.name(k)}, " + " and ".join(what) + f" {span}."
 
         ev = _particle_events(ctx, "vanish", ti, pi, value, bound, message)
