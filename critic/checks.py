@@ -185,7 +185,7 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
                 span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
                 h = rest - d[peak] - ctx.ground
                 where = f"{_mm(h)} above" if h >= 0 else f"{_mm(-h)} below"
-                msg = (f"Object {ctx.name(k)} sinks into the ground {span}: its lowest particle centre is "
+                msg = (f"{ctx.subject(k)} sinks into the ground {span}: its lowest particle centre is "
                        f"{where} the ground where a resting sphere's centre sits r = {_mm(ctx.r)} above it "
                        f"(overlap {_mm(d[peak])}, tolerance {_mm(tol)}).")
                 return _mean_pos(ctx, peak, deep), tuple(order[:_N_IDS]), msg
@@ -205,10 +205,10 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     ``t >= 2`` is a teleport when either bound fails:
 
     * speed: ``s_t > max(s_{t-1}, s_{t-2}) + |g| dt^2 + 2 u dt + tol``: its recent steps
-      (momentum; two of them, because the step that spans a bounce is a short chord),
-    what gravity adds in one frame, and twice the speed ``u`` (m/s) of any tool or moving
-    object it touches at frame ``t-1`` or ``t`` (an elastic collision hands on at most twice
-    the striker's speed);
+      (momentum; two of them, because the step that spans a bounce is a short chord), what
+      gravity adds in one frame, and twice the speed ``u`` (m/s) of any tool or moving object
+      it touches at frame ``t-1`` or ``t`` (an elastic collision hands on at most twice the
+      striker's speed; without object ids, ``u`` is the speed of the fastest *other* particle);
     * direction: with ``p = d_{t-1} + g dt^2`` the predicted step and ``delta = d_t - p`` minus any
       braking along ``p`` (slowing down, even to a stop, is not a jump: floating and energy judge
       it), ``e_t = |delta| > 2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt (+ 2 max(s_{t-1},
@@ -251,7 +251,17 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
             prev = s[:-1].copy()
             np.fmax(prev[1:], s[:-2], out=prev[1:])
             rows = np.arange(a, a + prev.shape[0])  # index into (T-2,) arrays: frame - 2
-            push = push_all[rows, k][:, None].astype(np.float32)
+            if ctx.has_objects:
+                push = push_all[rows, k][:, None].astype(np.float32)
+            else:  # no objects known: any *other* particle may have struck this one
+                sf = np.nan_to_num(s)
+                if sf.shape[1] > 1:
+                    top = np.partition(sf, sf.shape[1] - 2, axis=1)[:, -2:]
+                else:
+                    top = np.concatenate([sf, np.zeros_like(sf)], 1)
+                first, second = top.max(1), top.min(1)
+                other = np.where(sf >= first[:, None], second[:, None], first[:, None])  # (F-1, n)
+                push = 2.0 * np.maximum(other[1:], other[:-1]).astype(np.float32)
             allow = prev + np.float32(base)
             allow += push
             with np.errstate(invalid="ignore"):
@@ -306,7 +316,7 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
     def message(k, first, last, peak, v, b, ids):
         span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
-        who = f"{len(ids)} of {ctx.counts[k]} particles of object {ctx.name(k)}"
+        who = f"{len(ids)} of {ctx.counts[k]} particles{ctx.of_object(k)}"
         prev = float(np.nanmax(np.linalg.norm(ctx.pos[peak - 1, ids] - ctx.pos[peak - 2, ids], axis=1))) if len(ids) else 0.0
         verb, their = ("jumps", "its") if len(ids) == 1 else ("jump", "their")
         return (f"{who} {verb} {_mm(v)} in one frame {span} (dt = {ctx.dt:.4g} s), but {their} previous step "
@@ -357,7 +367,7 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
             if n_out:
                 what.append(f"{n_out} {'leaves' if n_out == 1 else 'leave'} the world box (it extends {_mm(b)} "
                             "from the scene's centre)")
-            return f"Of the {ctx.counts[k]} particles of object {ctx.name(k)}, " + " and ".join(what) + f" {span}."
+            return f"Of the {ctx.counts[k]} particles{ctx.of_object(k)}, " + " and ".join(what) + f" {span}."
 
         ev = _particle_events(ctx, "vanish", ti, pi, value, bound, message)
         # locate at the last frame where the lost particles were still in the world
@@ -725,7 +735,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     bound = np.full(len(ti), 2 * amp)
 
     def message(k, first, last, peak, v, b, ids):
-        return (f"{len(ids)} of {ctx.counts[k]} particles of object {ctx.name(k)} shake from frame {first} to {last}, "
+        return (f"{len(ids)} of {ctx.counts[k]} particles{ctx.of_object(k)} shake from frame {first} to {last}, "
                 f"reversing direction every frame with steps of {_mm(v)}, above the {_mm(b)} a noise floor of "
                 f"amplitude {_mm(amp)} explains.")
 

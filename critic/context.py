@@ -155,6 +155,14 @@ class AuditContext:
         s = self._sel[k]
         return np.arange(s.start, s.stop) if isinstance(s, slice) else s
 
+    def of_object(self, k: int) -> str:
+        """`` of object 'name'`` for messages, or nothing when object ids are unknown."""
+        return f" of object {self.name(k)}" if self.has_objects else ""
+
+    def subject(self, k: int) -> str:
+        """``Object 'name'`` for messages, or ``The particle set`` when object ids are unknown."""
+        return f"Object {self.name(k)}" if self.has_objects else "The particle set"
+
     def name(self, k: Optional[int]) -> str:
         if k is None:
             return "the scene"
@@ -591,7 +599,8 @@ class AuditContext:
     def source_speed(self) -> np.ndarray:
         """(T-1, K) float64, m per step. For each object and step, the longest particle step of any
         tool or moving free object it touches at either end of the step (0 when none): the speed
-        a contact can hand on. Without object ids, the longest step of any particle."""
+        a contact can hand on. Without object ids, the longest step of any particle (check_teleport
+        then uses the fastest *other* particle, per particle)."""
         n = max(self.T - 1, 0)
         if not self.has_objects:
             allmax = self.obj_step_max.max(axis=1) if n else np.zeros(0)

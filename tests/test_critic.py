@@ -189,6 +189,17 @@ def test_teleport_whole_object_and_single_particle():
     assert len(ev) == 1 and ev[0].frame == 20 and ev[0].particles == (5,)
 
 
+def test_teleport_without_object_ids_is_judged_against_the_other_particles():
+    from particles import rollout_from_arrays
+
+    pos = np.broadcast_to(block((3, 3, 2)) + [0, 0, 0.5], (20, 18, 3)).copy()
+    pos[10:, 4] += [0.05, 0, 0]  # one particle of a still cloud jumps 5 r
+    rep = audit(rollout_from_arrays(pos, dt=DT))
+    assert cats(rep) == ["teleport"] and rep.events[0].frame == 10 and rep.events[0].object is None
+    assert rep.events[0].particles == (4,)
+    assert any("no object_id" in s for s in rep.skipped)
+
+
 def test_vanish_nan_out_of_world_and_collapse():
     T = 30
     base = still(block(), [0, 0, rest_z()], T)
