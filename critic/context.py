@@ -450,7 +450,9 @@ class AuditContext:
                 j = i + 1
                 while j < len(frames) and frames[j] == frames[j - 1] + 1:
                     stop = min(len(frames), j + 32)
-                    stop = j + int(np.argmax(np.diff(frames[j - 1:stop]) != 1)) if (np.diff(frames[j - 1:stop]) != 1).any() else stop
+                    gaps = np.diff(frames[j - 1:stop]) != 1
+                    if gaps.any():  # the window ends where the boxes part
+                        stop = j + int(np.argmax(gaps))
                     fr = frames[j:stop]
                     # cheap bound first: no particle moved further than the sum of its object's longest steps
                     walk = np.cumsum(smax[f0:fr[-1], a] + smax[f0:fr[-1], b])[fr - f0 - 1]

@@ -126,7 +126,8 @@ class Report:
     """What was audited (a path, or ``path:split/traj_i``), or None."""
 
     def __post_init__(self):
-        object.__setattr__(self, "events", tuple(sorted(self.events, key=lambda e: (e.frame, CATEGORIES.index(e.category), -1 if e.object is None else e.object))))
+        order = lambda e: (e.frame, CATEGORIES.index(e.category), -1 if e.object is None else e.object)  # noqa: E731
+        object.__setattr__(self, "events", tuple(sorted(self.events, key=order)))
         object.__setattr__(self, "skipped", tuple(str(s) for s in self.skipped))
         if int(self.version) != REPORT_VERSION:
             raise ValueError(f"version: this worldline reads report version {REPORT_VERSION}, got {self.version}")

@@ -369,6 +369,10 @@ def test_cli_exit_codes_and_json(files, capsys):
     assert Report.from_dict(out) == rep and cats(rep) == ["vanish"] and rep.events[0].frame == 12
     assert main(["audit", str(files["glitch"]), "--format", "table"]) == 1
     assert "vanish" in capsys.readouterr().out
+    assert main(["audit", str(files["glitch"]), "--checks", "penetration,jitter"]) == 0  # vanish not asked for
+    capsys.readouterr()
+    assert main(["audit", str(files["clean"]), "--contact-tolerance", "-1"]) == 2
+    assert "--contact-tolerance" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, words", [

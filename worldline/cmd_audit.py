@@ -17,6 +17,8 @@ from worldline.errors import BadInput
 EXIT_GLITCHES = 1
 
 
+
+
 def register(app: typer.Typer) -> None:
     @app.command("audit")
     def audit_cmd(
@@ -26,6 +28,28 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", help="What to print: table or json."),
         checks: Optional[str] = typer.Option(None, "--checks", help="Comma-separated subset of checks to run "
                                              "(penetration,teleport,vanish,rigidity,floating,energy,jitter)."),
+        contact_tolerance: Optional[float] = typer.Option(
+            None, help="Penetration allowed, particle radii. Default: critic.AuditConfig."),
+        contact_margin: Optional[float] = typer.Option(
+            None, help="Gap still counted as touching, particle radii. Default: critic.AuditConfig."),
+        teleport_tolerance: Optional[float] = typer.Option(
+            None, help="Extra one-frame jump allowed, particle radii. Default: critic.AuditConfig."),
+        rigidity_tolerance: Optional[float] = typer.Option(
+            None, help="Rigid-fit residual allowed, particle radii. Default: critic.AuditConfig."),
+        floating_tolerance: Optional[float] = typer.Option(
+            None, help="Deviation from free fall allowed, in |g|. Default: critic.AuditConfig."),
+        floating_window: Optional[float] = typer.Option(
+            None, help="Window of the free-fall test, s. Default: critic.AuditConfig."),
+        energy_tolerance: Optional[float] = typer.Option(
+            None, help="Unsourced energy gain allowed, as a lift in particle radii. Default: critic.AuditConfig."),
+        jitter_amplitude: Optional[float] = typer.Option(
+            None, help="Noise-floor oscillation amplitude, particle radii. Default: critic.AuditConfig."),
+        jitter_window: Optional[float] = typer.Option(
+            None, help="Window of the jitter test, s. Default: critic.AuditConfig."),
+        collapse_fraction: Optional[float] = typer.Option(
+            None, help="Volume fraction below which an object has collapsed. Default: critic.AuditConfig."),
+        workers: Optional[int] = typer.Option(
+            None, help="Threads for per-object array work. Default: critic.AuditConfig."),
     ) -> None:
         """Audit a rollout for physical glitches: penetration, teleport, vanish, rigidity, floating, energy, jitter.
 
@@ -38,10 +62,19 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("table", "json"):
             raise BadInput(f"--format: expected 'table' or 'json', got {fmt!r}")
+        given = dict(contact_tolerance=contact_tolerance, contact_margin=contact_margin,
+                     teleport_tolerance=teleport_tolerance, rigidity_tolerance=rigidity_tolerance,
+                     floating_tolerance=floating_tolerance, floating_window=floating_window,
+                     energy_tolerance=energy_tolerance, jitter_amplitude=jitter_amplitude,
+                     jitter_window=jitter_window, collapse_fraction=collapse_fraction, workers=workers)
+        values = {k: v for k, v in given.items() if v is not None}  # the rest keep AuditConfig's defaults
+        if checks:
+            values["checks"] = tuple(c.strip() for c in checks.split(",") if c.strip())
         try:
-            config = AuditConfig(checks=tuple(c.strip() for c in checks.split(",") if c.strip())) if checks else AuditConfig()
-        except ValueError as exc:
-            raise BadInput(f"--checks: {exc}") from None
+            config = AuditConfig(**values)
+        except ValueError as exc:  # names the field: map it back to its flag
+            field = str(exc).split(":")[0]
+            raise BadInput(f"--{field.replace('_', '-')}: {str(exc).split(': ', 1)[-1]}") from None
         items = load_audit_input(rollout)
         reports = []
         bar = tqdm(total=len(items) * len(config.checks), desc="audit", unit="check", file=sys.stderr,
