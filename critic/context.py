@@ -399,9 +399,9 @@ class AuditContext:
 
     @property
     def skin(self) -> float:
-        """Verlet skin of the pair search, m: ``r / 2``. A neighbour list built with radius
+        """Verlet skin of the pair search, m: ``r / 4``. A neighbour list built with radius
         ``query_dist + 2 skin`` stays complete while no particle moved more than ``skin``."""
-        return 0.5 * self.r
+        return 0.25 * self.r
 
     def _frames_sel(self, frames: np.ndarray, k: int) -> np.ndarray:
         sk = self.sel(k)
