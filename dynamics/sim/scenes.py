@@ -195,14 +195,16 @@ def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: flo
         along = 0.0
         for i in range(count):
             half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r  # 3-5 particles a side
+            reach = float(np.linalg.norm(half[:2]))  # footprint radius whatever the yaw
             if i > 0 and rng.random() < 0.5:  # stack on the previous box
                 prev = objects[-1].shape
                 centre = prev.position + np.array([0, 0, prev.size[2] + half[2] + 0.002])
+                along = max(along, float(prev.position @ direction) + reach + rng.uniform(0.01, 0.05))
             else:
-                offset = along + (half[0] if i else 0.0)
+                offset = along + (reach if i else 0.0)
                 centre = direction * offset + side * rng.uniform(-0.03, 0.03)
                 centre[2] = half[2]
-                along = offset + half[0] + rng.uniform(0.01, 0.05)
+                along = offset + reach + rng.uniform(0.01, 0.05)
             yaw = heading + rng.uniform(-0.4, 0.4)
             quat = (0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2))
             objects.append(PrimitiveSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
