@@ -1,0 +1,293 @@
+"""Simulation setups: a particle scene with its shapes, materials and tool motion.
+
+A :class:`SimSetup` is everything :class:`~dynamics.sim.NewtonSimulator` and a
+rollout need. Setups come from a scene file (:func:`setup_from_scene_file`, via
+``particles.scene_file`` and ``particles.lift``) or from the seeded random
+generator the dataset command uses (:func:`random_setup`), which fills
+primitives with particles on a lattice of spacing ``2 r`` with centres at least
+``r`` inside the surface, as ARCHITECTURE.md asks of every lift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from particles import KINEMATIC, Action, ParticleScene, ValidationError, material_particle_type
+
+from .materials import Material, default_material
+from .simulator import NewtonSimulator, ObjectShape, SimConfig
+
+__all__ = ["SimSetup", "lattice_box", "lattice_cylinder", "lattice_sphere", "push_action", "random_setup",
+           "build_setup", "PrimitiveSpec", "setup_from_lifted", "setup_from_scene_file"]
+
+
+@dataclass(frozen=True, eq=False)
+class SimSetup:
+    """A scene ready to simulate."""
+
+    scene: ParticleScene
+    """The particle scene (the tool is an object whose particles are KINEMATIC)."""
+    shapes: tuple[Optional[ObjectShape], ...]
+    """(K,) collision shape per object, or None (a box around the particles)."""
+    materials: tuple[Optional[Material], ...]
+    """(K,) material parameters per object, or None for the defaults."""
+    action: Optional[Action]
+    """The tool's motion, or None when the scene has no tool."""
+    tool_parts: Optional[tuple] = None
+    """Rigid parts of the tool (gripper fingers), see :class:`NewtonSimulator`; None: found automatically."""
+
+    def simulator(self, config: SimConfig = SimConfig()) -> NewtonSimulator:
+        """A :class:`NewtonSimulator` of this setup."""
+        return NewtonSimulator(self.scene, self.shapes, self.materials,
+                               None if self.action is None else self.action.indices, config, self.tool_parts)
+
+
+# --------------------------------------------------------------------------- lattices
+
+
+def _lattice(half: np.ndarray, r: float) -> np.ndarray:
+    """(n, 3) float64 lattice points of spacing 2 r filling [-half + r, half - r], centred."""
+    axes = []
+    for h in half:
+        count = max(1, int(np.floor((2 * h - 2 * r) / (2 * r) + 1e-6)) + 1)
+        axes.append((np.arange(count) - (count - 1) / 2) * 2 * r)
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+def _rotate(points: np.ndarray, quat_xyzw) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_quat(np.asarray(quat_xyzw, np.float64)).apply(points)
+
+
+def lattice_box(half_extents, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1)) -> np.ndarray:
+    """(n, 3) float32, m: lattice particles of spacing ``2 r`` inside a box of ``half_extents`` (m)."""
+    pts = _lattice(np.asarray(half_extents, np.float64), r)
+    return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
+
+
+def lattice_sphere(radius: float, r: float, position=(0, 0, 0)) -> np.ndarray:
+    """(n, 3) float32, m: lattice particles of spacing ``2 r`` with centres at least ``r`` inside a sphere."""
+    pts = _lattice(np.full(3, radius), r)
+    pts = pts[np.linalg.norm(pts, axis=1) <= radius - r + 1e-9]
+    return (pts + np.asarray(position, np.float64)).astype(np.float32)
+
+
+def lattice_cylinder(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1)) -> np.ndarray:
+    """(n, 3) float32, m: lattice particles inside a cylinder whose axis is its local z."""
+    pts = _lattice(np.array([radius, radius, half_height]), r)
+    pts = pts[np.linalg.norm(pts[:, :2], axis=1) <= radius - r + 1e-9]
+    return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- building setups
+
+
+@dataclass(frozen=True, eq=False)
+class PrimitiveSpec:
+    """One primitive object of a generated scene."""
+
+    name: str
+    material: str
+    shape: ObjectShape
+    density: Optional[float] = None
+    """kg/m^3; None for the material's default."""
+    friction: Optional[float] = None
+    """Coulomb friction; None for the material's default."""
+
+
+def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[ObjectShape] = None,
+                tool_path: Optional[np.ndarray] = None, ground: Optional[float] = 0.0,
+                gravity=(0.0, 0.0, -9.81)) -> SimSetup:
+    """A :class:`SimSetup` from primitive objects filled with particles of radius ``r`` (m).
+
+    ``tool`` is a box (the pusher) appended as object ``tool`` with KINEMATIC particles;
+    ``tool_path`` (T, 3) m is the position of its centre per frame (frame 0 = its rest
+    position), giving the action (a pure translation).
+    """
+    positions, oid, ptype, mass, dens, names, mats, shapes, materials = [], [], [], [], [], [], [], [], []
+    for k, spec in enumerate(objects):
+        sh = spec.shape
+        if sh.kind == "box":
+            pts = lattice_box(sh.size, r, sh.position, sh.rotation)
+        elif sh.kind == "sphere":
+            pts = lattice_sphere(sh.size[0], r, sh.position)
+        elif sh.kind in ("cylinder", "capsule"):
+            pts = lattice_cylinder(sh.size[0], sh.size[1] + (sh.size[0] if sh.kind == "capsule" else 0.0), r,
+                                   sh.position, sh.rotation)
+        else:
+            raise ValidationError("shape", f"cannot fill a {sh.kind} with particles here; lift it with particles.lift")
+        mat = default_material(spec.material)
+        if spec.density is not None:
+            mat = mat.with_(density=float(spec.density))
+        if spec.friction is not None:
+            mat = mat.with_(friction=float(spec.friction))
+        positions.append(pts)
+        oid.append(np.full(len(pts), k, np.int32))
+        code = KINEMATIC if spec.material == "static" else material_particle_type(spec.material)
+        ptype.append(np.full(len(pts), code, np.int32))
+        mass.append(np.full(len(pts), mat.density * (2 * r) ** 3, np.float32))
+        dens.append(mat.density)
+        names.append(spec.name)
+        mats.append(spec.material)
+        shapes.append(sh)
+        materials.append(mat)
+    action = None
+    if tool is not None:
+        k = len(objects)
+        pts = lattice_box(tool.size, r, tool.position, tool.rotation)
+        start = sum(len(p) for p in positions)
+        positions.append(pts)
+        oid.append(np.full(len(pts), k, np.int32))
+        ptype.append(np.full(len(pts), KINEMATIC, np.int32))
+        mass.append(np.full(len(pts), 1000.0 * (2 * r) ** 3, np.float32))
+        dens.append(1000.0)
+        names.append("tool")
+        mats.append("rigid")
+        shapes.append(tool)
+        materials.append(None)
+        if tool_path is not None:
+            path = np.asarray(tool_path, np.float64)
+            traj = pts[None].astype(np.float64) + (path - path[0])[:, None, :]
+            action = Action(np.arange(start, start + len(pts)), traj.astype(np.float32))
+    scene = ParticleScene(np.concatenate(positions), np.concatenate(oid), tuple(mats), r,
+                          particle_type=np.concatenate(ptype), mass=np.concatenate(mass),
+                          object_density=np.asarray(dens, np.float32), object_name=tuple(names),
+                          gravity=np.asarray(gravity, np.float32), ground=ground)
+    return SimSetup(scene, tuple(shapes), tuple(materials), action)
+
+
+def push_action(start, end, frames: int, hold: int = 0) -> np.ndarray:
+    """(frames, 3) float64, m: a tool centre path moving from ``start`` to ``end`` at constant speed
+    over ``frames - hold`` frames, then holding still for ``hold`` frames."""
+    start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    moving = max(frames - hold, 2)
+    s = np.clip(np.arange(frames) / (moving - 1), 0.0, 1.0)
+    return start + s[:, None] * (end - start)
+
+
+# --------------------------------------------------------------------------- random scenes
+
+
+def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0,
+                 granular_fraction: float = 0.35) -> SimSetup:
+    """A random pushing scene: rigid boxes (one to three, sometimes stacked) or a granular
+    pile on the ground, and a pusher box sweeping through it along a random horizontal direction.
+
+    Sizes are a few particle spacings (about 100-300 particles per scene at ``r`` = 1 cm);
+    masses and frictions are drawn around the material defaults; push speed 0.1-0.3 m/s.
+    """
+    heading = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(heading), np.sin(heading), 0.0])
+    side = np.array([-direction[1], direction[0], 0.0])
+    objects: list[PrimitiveSpec] = []
+    if rng.random() < granular_fraction:
+        half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(3, 6)]) * r  # 5-7 x 5-7 x 3-5 spacings
+        centre = np.array([0.0, 0.0, half[2]])
+        objects.append(PrimitiveSpec("sand", "granular", ObjectShape("box", tuple(half), position=centre),
+                                  friction=float(rng.uniform(0.5, 0.8))))
+        extent = float(np.linalg.norm(half[:2]))
+    else:
+        count = int(rng.integers(1, 4))
+        along = 0.0
+        for i in range(count):
+            half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r  # 3-5 particles a side
+            reach = float(np.linalg.norm(half[:2]))  # footprint radius whatever the yaw
+            if i > 0 and rng.random() < 0.5:  # stack on the previous box
+                prev = objects[-1].shape
+                centre = prev.position + np.array([0, 0, prev.size[2] + half[2] + 0.002])
+                along = max(along, float(prev.position @ direction) + reach + rng.uniform(0.01, 0.05))
+            else:
+                offset = along + (reach if i else 0.0)
+                centre = direction * offset + side * rng.uniform(-0.03, 0.03)
+                centre[2] = half[2]
+                along = offset + reach + rng.uniform(0.01, 0.05)
+            yaw = heading + rng.uniform(-0.4, 0.4)
+            quat = (0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2))
+            objects.append(PrimitiveSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
+                                      density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))))
+        extent = float(np.linalg.norm(objects[0].shape.size[:2]))  # the tool starts behind the first box
+    tool_half = np.array([r, rng.integers(3, 6) * r, rng.integers(2, 5) * r])
+    yaw_tool = (0.0, 0.0, np.sin(heading / 2), np.cos(heading / 2))
+    start = -direction * (extent + tool_half[0] + rng.uniform(0.01, 0.04)) + side * rng.uniform(-0.02, 0.02)
+    start[2] = tool_half[2] + 0.002
+    speed = rng.uniform(0.1, 0.3)
+    hold = int(rng.integers(frames // 5, frames // 3))
+    travel = speed * (frames - hold) * dt
+    path = push_action(start, start + direction * travel, frames, hold)
+    tool = ObjectShape("box", tuple(tool_half), position=start, rotation=yaw_tool)
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+# --------------------------------------------------------------------------- scene files
+
+
+def setup_from_lifted(lifted, dt: float, steps: int) -> SimSetup:
+    """A :class:`SimSetup` from a lifted scene file (``particles.lift.LiftedScene``).
+
+    Shapes follow ``particles.scene_file.SHAPE_SIZES`` (box full extents, capsule/cylinder
+    radius and length along local z, meshes from their file); sheets and ropes have none.
+    Materials take density, friction, restitution, Young's modulus and Poisson ratio from the
+    file, except that granular matter keeps its default rigid-plastic stiffness
+    (:data:`~dynamics.sim.DEFAULT_MATERIALS`), as Newton's granular MPM models sand.
+    The action is ``particles.lift.tool_action(lifted, dt, steps)`` (``steps + 1`` frames).
+    """
+    from particles.lift import object_mesh, tool_action
+
+    spec = lifted.spec
+    shapes: list[Optional[ObjectShape]] = []
+    materials: list[Optional[Material]] = []
+    for obj in spec.objects:
+        pos, rot = np.asarray(obj.position), np.asarray(obj.rotation)
+        if obj.shape == "box":
+            shapes.append(ObjectShape("box", tuple(np.asarray(obj.size) / 2), pos, rot))
+        elif obj.shape == "sphere":
+            shapes.append(ObjectShape("sphere", tuple(obj.size), pos, rot))
+        elif obj.shape in ("capsule", "cylinder"):
+            shapes.append(ObjectShape(obj.shape, (obj.size[0], obj.size[1] / 2), pos, rot))
+        elif obj.shape == "mesh":
+            mesh = object_mesh(obj)
+            shapes.append(ObjectShape("mesh", (), pos, rot, vertices=np.asarray(mesh.vertices, np.float32),
+                                      faces=np.asarray(mesh.faces, np.int32)))
+        else:
+            shapes.append(None)
+        mat = default_material(obj.material).with_(density=obj.density, friction=obj.friction,
+                                                   restitution=min(obj.restitution, 1.0), poisson=obj.poisson_ratio)
+        if obj.material != "granular":
+            mat = mat.with_(young_modulus=obj.youngs_modulus)
+        materials.append(mat)
+    action = None
+    if spec.tool is not None:
+        tool = spec.tool
+        if tool.shape == "pusher":
+            shapes.append(ObjectShape("box", tuple(np.asarray(tool.size) / 2), np.asarray(tool.path[0].position),
+                                      np.asarray(tool.rotation)))
+        else:
+            shapes.append(None)
+        materials.append(default_material("rigid").with_(friction=tool.friction))
+        action = tool_action(lifted, dt, steps)
+    return SimSetup(lifted.scene, tuple(shapes), tuple(materials), action, _tool_parts_of(lifted))
+
+
+def _tool_parts_of(lifted):
+    """Per gripper finger: its positions within ``tool_indices`` and its box shape at rest; None for a pusher."""
+    tool = lifted.spec.tool
+    if tool is None or tool.shape != "gripper":
+        return None
+    parts = []
+    pos = lifted.scene.positions[lifted.tool_indices].astype(np.float64)
+    for label in (-1, 1):
+        sel = np.flatnonzero(lifted.tool_finger == label)
+        parts.append((sel, ObjectShape("box", tuple(np.asarray(tool.size) / 2), pos[sel].mean(0), np.asarray(tool.rotation))))
+    return tuple(parts)
+
+
+def setup_from_scene_file(path, dt: float, steps: int) -> SimSetup:
+    """Read a scene ``.toml``, lift it (``particles.lift.lift_scene``) and build its :class:`SimSetup`."""
+    from particles.lift import lift_scene
+    from particles.scene_file import load_scene_file
+
+    return setup_from_lifted(lift_scene(load_scene_file(path)), dt, steps)

@@ -1,0 +1,336 @@
+"""Physics tests of the Newton ground truth (dynamics.sim).
+
+Tiny scenes (tens to a couple of hundred particles of radius 1 cm), each simulated
+once per module. Tolerances come from the time step and the particle radius.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from particles import KINEMATIC, ParticleState
+from dynamics.sim import NewtonSimulator, ObjectShape, SimConfig
+from dynamics.sim.scenes import PrimitiveSpec, build_setup, push_action, random_setup
+
+R = 0.01  # particle radius, m
+G = 9.81
+CFG = SimConfig()
+
+
+def _centre(rollout, obj):
+    return rollout.positions[:, rollout.scene.object_indices(obj)].astype(np.float64).mean(1)
+
+
+def _pairwise_drift(rollout, obj):
+    p = rollout.positions[:, rollout.scene.object_indices(obj)].astype(np.float64)
+    d = np.linalg.norm(p[:, :, None] - p[:, None, :], axis=-1)
+    return float(np.abs(d - d[0]).max())
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def free_fall():
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0, 0, 1.0)))],
+                        R, ground=None)
+    return setup.simulator(CFG).rollout(None, 30)
+
+
+@pytest.fixture(scope="module")
+def resting():
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.02), position=(0, 0, 0.02)))], R)
+    return setup.simulator(CFG).rollout(None, 120)  # 2 s
+
+
+@pytest.fixture(scope="module")
+def pushed():
+    """A 6 cm box pushed 6 cm along +x by a pusher plate, then left alone for half a second."""
+    start = np.array([-0.08, 0.0, 0.022])
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0, 0, 0.03)))], R,
+                        tool=ObjectShape("box", (0.01, 0.04, 0.02), position=start),
+                        tool_path=push_action(start, start + [0.12, 0, 0], 90, hold=30))
+    return setup, setup.simulator(CFG).rollout(setup.action, 89)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """Two stacked boxes knocked over by a pusher hitting the top one."""
+    start = np.array([-0.07, 0.0, 0.07])
+    setup = build_setup([
+        PrimitiveSpec("bottom", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0, 0, 0.03))),
+        PrimitiveSpec("top", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0, 0, 0.0805))),
+    ], R, tool=ObjectShape("box", (0.01, 0.03, 0.01), position=start),
+        tool_path=push_action(start, start + [0.12, 0, 0], 60, hold=10))
+    return setup, setup.simulator(CFG).rollout(setup.action, 59)
+
+
+@pytest.fixture(scope="module")
+def collision():
+    """Two equal boxes, no gravity and no ground, the left one moving at 0.5 m/s into the right one."""
+    setup = build_setup([
+        PrimitiveSpec("left", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(-0.05, 0, 0))),
+        PrimitiveSpec("right", "rigid", ObjectShape("box", (0.02, 0.02, 0.02), position=(0.05, 0, 0))),
+    ], R, ground=None, gravity=(0, 0, 0))
+    sim = setup.simulator(SimConfig(rigid_contact_weighting=False))
+    v = np.zeros_like(setup.scene.positions)
+    v[setup.scene.object_indices(0), 0] = 0.5
+    return setup, sim.rollout(None, 30, ParticleState(setup.scene.positions.copy(), v))
+
+
+@pytest.fixture(scope="module")
+def sand():
+    """A 12 x 12 x 8 cm block of dry sand released on the ground and pushed."""
+    start = np.array([-0.1, 0.0, 0.052])
+    setup = build_setup([PrimitiveSpec("sand", "granular", ObjectShape("box", (0.06, 0.06, 0.04), position=(0, 0, 0.04)))],
+                        R, tool=ObjectShape("box", (0.01, 0.03, 0.05), position=start),
+                        tool_path=push_action(start, start + [0.08, 0, 0], 45, hold=10))
+    return setup, setup.simulator(CFG).rollout(setup.action, 44)
+
+
+# --------------------------------------------------------------------------- rigid bodies
+
+
+def test_free_fall_matches_analytic(free_fall):
+    t = free_fall.times
+    z = _centre(free_fall, 0)[:, 2]
+    expected = 1.0 - 0.5 * G * t ** 2
+    # semi-implicit Euler with substep h lags the exact parabola by g t h / 2; allow twice that
+    h = CFG.dt / CFG.substeps
+    tol = G * t * h + 1e-5
+    assert np.all(np.abs(z - expected) <= tol), np.abs(z - expected) - tol
+    assert z[-1] < 1.0 - 0.4 * G * t[-1] ** 2  # it really fell
+    assert np.abs(_centre(free_fall, 0)[:, :2]).max() < 1e-6  # straight down
+
+
+def test_resting_box_stays_at_rest(resting):
+    drift = np.linalg.norm(resting.positions - resting.positions[0], axis=-1).max()
+    assert drift < 0.1 * R, f"box drifted {drift:.2e} m in 2 s"
+
+
+def test_rigid_bodies_keep_their_shape(pushed, stack, free_fall):
+    for rollout, objs in ((pushed[1], [0]), (stack[1], [0, 1]), (free_fall, [0])):
+        for obj in objs:
+            assert _pairwise_drift(rollout, obj) < 1e-4 * 1.0 + 1e-5  # float32 rounding only
+
+
+def test_nothing_sinks_into_the_ground(pushed, stack, resting, sand):
+    for rollout in (pushed[1], stack[1], resting, sand[1]):
+        lowest = float(rollout.positions[..., 2].min())
+        assert lowest >= rollout.scene.ground + 0.75 * R, f"a particle centre went to z={lowest:.4f}"
+
+
+def test_pushed_box_moves_forward_and_stops_by_friction(pushed):
+    setup, rollout = pushed
+    c = _centre(rollout, 0)
+    tool = rollout.positions[:, setup.action.indices].mean(1)
+    assert c[-1, 0] - c[0, 0] > 0.03  # moved forward along the push
+    assert abs(c[-1, 1] - c[0, 1]) < 0.005 and abs(c[-1, 2] - c[0, 2]) < 0.002  # no drift sideways, stays on the ground
+    # the box is never inside the pusher: front face of the tool behind the box's back face (less a tolerance)
+    back = rollout.positions[:, setup.scene.object_indices(0), 0].min(1) - R
+    front = tool[:, 0] + 0.01
+    assert np.all(back >= front - 0.25 * R)
+    # after the tool stops (last 30 frames), friction stops the box within a few frames
+    stop = rollout.num_frames - 30
+    v = np.diff(c[:, 0]) / rollout.dt
+    assert abs(v[stop + 10:]).max() < 1e-3
+    assert c[-1, 0] - c[stop, 0] < 0.01
+
+
+def test_stack_is_knocked_over(stack):
+    setup, rollout = stack
+    top, bottom = _centre(rollout, 1), _centre(rollout, 0)
+    assert top[-1, 2] < top[0, 2] - 0.02  # the top box fell off the bottom one
+    assert top[-1, 0] > bottom[-1, 0] + 0.02  # pushed forward, beyond the bottom box
+    assert np.all(np.isfinite(rollout.positions))
+
+
+def test_momentum_conserved_in_collision_without_ground(collision):
+    setup, rollout = collision
+    # equal masses: total momentum is proportional to the sum of centre velocities
+    v = np.diff(_centre(rollout, 0), axis=0) / rollout.dt + np.diff(_centre(rollout, 1), axis=0) / rollout.dt
+    assert np.abs(v - np.array([0.5, 0, 0])).max() < 0.05 * 0.5, v
+    right = np.diff(_centre(rollout, 1), axis=0) / rollout.dt
+    assert right[-1, 0] > 0.2  # the collision happened and transferred momentum
+
+
+# --------------------------------------------------------------------------- granular matter
+
+
+def test_sand_forms_a_pile_not_a_film(sand):
+    setup, rollout = sand
+    p = rollout.positions[:, setup.scene.object_indices(0)]
+    h0 = p[0, :, 2].max() - setup.scene.ground
+    h = p[-1, :, 2].max() - setup.scene.ground
+    assert h > 0.5 * h0, f"pile height {h:.3f} m from {h0:.3f} m: it flowed like a fluid"
+    assert h < h0 + R  # and it did not jump
+    spread = np.abs(p[-1, :, :2]).max()
+    assert spread < 2.5 * np.abs(p[0, :, :2]).max()
+    # the pusher moved the sand in front of it: nothing remains inside the pusher's swept path
+    tool_front = rollout.positions[-1, setup.action.indices, 0].max() + R
+    in_lane = np.abs(p[-1, :, 1]) < 0.02
+    assert p[-1, in_lane, 0].min() >= tool_front + 0.5 * R
+
+
+# --------------------------------------------------------------------------- spring networks
+
+
+@pytest.fixture(scope="module")
+def soft_ball():
+    """A soft rubber ball (spring network, E = 2e4 Pa) dropped 1 cm onto the ground."""
+    import dataclasses
+
+    from dynamics.sim import default_material
+
+    setup = build_setup([PrimitiveSpec("ball", "elastic", ObjectShape("sphere", (0.05,), position=(0, 0, 0.06)))], R)
+    setup = dataclasses.replace(setup, materials=(default_material("elastic").with_(young_modulus=2e4),))
+    sim = setup.simulator(CFG)
+    assert sim.substeps > CFG.substeps  # raised so the springs stay stable at their full stiffness
+    assert sim.spring_stiffness[0][0] == sim.spring_stiffness[0][1]
+    return sim.rollout(None, 60)
+
+
+@pytest.fixture(scope="module")
+def cloth():
+    """A 20 x 20 cm cloth square falling onto a 8 x 8 x 8 cm static box."""
+    from particles import ParticleScene
+    from dynamics.sim.scenes import SimSetup, lattice_box
+
+    ped = lattice_box((0.04, 0.04, 0.04), R, (0, 0, 0.04))
+    sheet = lattice_box((0.1, 0.1, R), R, (0, 0, 0.12))
+    scene = ParticleScene(np.concatenate([ped, sheet]), np.r_[np.zeros(len(ped)), np.ones(len(sheet))],
+                          ("static", "cloth"), R, particle_type=np.r_[np.full(len(ped), KINEMATIC), np.full(len(sheet), 10)])
+    setup = SimSetup(scene, (ObjectShape("box", (0.04, 0.04, 0.04), position=(0, 0, 0.04)), None), (None, None), None)
+    return setup.simulator(CFG).rollout(None, 60)
+
+
+def test_soft_ball_lands_and_keeps_its_shape(soft_ball):
+    p = soft_ball.positions.astype(np.float64)
+    assert np.all(np.isfinite(p))
+    assert p[-1, :, 2].min() >= soft_ball.scene.ground + 0.75 * R  # on the ground, not through it
+    assert p[-1, :, 2].min() < soft_ball.scene.ground + 1.5 * R  # and it did land
+    # elastic, not fluid: it sags under its weight (the spring network is soft at this substep,
+    # see NewtonSimulator.spring_stiffness) but keeps most of its height and its width
+    h0, h1 = np.ptp(p[0, :, 2]), np.ptp(p[-1, :, 2])
+    w0, w1 = np.ptp(p[0, :, 0]), np.ptp(p[-1, :, 0])
+    assert 0.7 * h0 < h1 <= h0 + 1e-3 and 0.9 * w0 < w1 < 1.3 * w0
+    # nearly at rest at the end (the lattice ball creeps by about a millimetre on the ground)
+    assert np.abs(p[-1] - p[-5]).max() < 0.25 * R
+
+
+def test_cloth_drapes_over_the_box(cloth):
+    s = cloth.scene
+    p = cloth.positions[:, s.object_indices(1)].astype(np.float64)
+    top = 0.08  # box top, m
+    centre = np.linalg.norm(p[0, :, :2], axis=1) < 0.03
+    corner = np.linalg.norm(p[0, :, :2], axis=1) > 0.12
+    assert np.all(np.isfinite(p))
+    # the middle rests on the box top, the corners hang below it
+    assert np.abs(p[-1, centre, 2] - (top + R)).max() < 0.5 * R
+    assert p[-1, corner, 2].max() < top - 0.02
+    # the cloth never passes through the box: no particle centre inside the box grown by 0.5 r
+    inside = (np.abs(p[..., 0]) < 0.04 + 0.5 * R) & (np.abs(p[..., 1]) < 0.04 + 0.5 * R) & (p[..., 2] < top + 0.5 * R)
+    assert not inside.any()
+
+
+# --------------------------------------------------------------------------- determinism and tool
+
+
+def test_same_inputs_give_identical_rollouts():
+    setup = random_setup(np.random.default_rng(3), frames=12)
+    a = setup.simulator(CFG).rollout(setup.action, 11)
+    b = random_setup(np.random.default_rng(3), frames=12).simulator(CFG).rollout(setup.action, 11)
+    assert np.array_equal(a.positions, b.positions)
+
+
+def test_tool_follows_action_exactly(pushed):
+    setup, rollout = pushed
+    assert np.array_equal(rollout.positions[:, setup.action.indices], setup.action.positions[: rollout.num_frames])
+    assert np.all(setup.scene.particle_type[setup.action.indices] == KINEMATIC)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+SCENE_TOML = """
+[world]
+spacing = 0.02
+ground = 0.0
+
+[[object]]
+name = "box"
+shape = "box"
+size = [0.06, 0.06, 0.06]
+position = [0.0, 0.0, 0.03]
+material = "rigid"
+density = 600.0
+
+[tool]
+shape = "pusher"
+size = [0.02, 0.08, 0.04]
+path = [{ t = 0.0, position = [-0.06, 0.0, 0.022] }, { t = 0.2, position = [0.0, 0.0, 0.022] }]
+"""
+
+
+def test_cli_simulate_round_trip(tmp_path):
+    from particles import load_rollout
+    from worldline.cli import main
+
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE_TOML)
+    out = tmp_path / "rollout.npz"
+    assert main(["simulate", str(scene), "--steps", "12", "--out", str(out)]) == 0
+    ro = load_rollout(out)
+    assert ro.positions.shape == (13, ro.scene.num_particles, 3)
+    assert ro.scene.object_material == ("rigid", "rigid") and ro.scene.object_name[-1] == "tool"
+    tool = ro.scene.object_indices(1)
+    assert np.all(ro.scene.particle_type[tool] == KINEMATIC)
+    # the tool followed its path (6 cm in 0.2 s) and pushed the box forward
+    np.testing.assert_allclose(ro.positions[12, tool].mean(0) - ro.positions[0, tool].mean(0), [0.06, 0, 0], atol=1e-6)
+    box = ro.scene.object_indices(0)
+    assert ro.positions[-1, box, 0].mean() > ro.positions[0, box, 0].mean() + 0.005
+    # an explicit action file drives the tool instead: hold it still, the box stays
+    act = tmp_path / "hold.npz"
+    np.savez(act, indices=tool, positions=np.repeat(ro.positions[:1, tool], 13, axis=0))
+    out2 = tmp_path / "held.npz"
+    assert main(["simulate", str(scene), "--steps", "12", "--action", str(act), "--out", str(out2)]) == 0
+    held = load_rollout(out2)
+    assert np.abs(held.positions[:, box] - held.positions[0, box]).max() < 0.1 * R
+    # bad input: one line, exit code 2
+    assert main(["simulate", str(tmp_path / "missing.toml"), "--out", str(out2)]) == 2
+    assert main(["simulate", str(scene), "--steps", "12", "--action", str(scene), "--out", str(out2)]) == 2
+
+
+def test_cli_dataset_is_gns_layout_and_resumable(tmp_path):
+    from particles import load_dataset, read_metadata
+    from particles.io import gns_statistics
+    from worldline.cli import main
+
+    out = tmp_path / "ds"
+    args = ["dataset", "--scenes", "3", "--frames", "6", "--workers", "1", "--seed", "5", "--out", str(out)]
+    assert main(args) == 0
+    meta = read_metadata(out)
+    assert meta["sequence_length"] == 6 and meta["dim"] == 3 and abs(meta["dt"] - 1 / 60) < 1e-12
+    splits = {s: load_dataset(out, s) for s in ("train", "valid", "test")}
+    assert sum(len(v) for v in splits.values()) == 3 and all(len(v) == 1 for v in splits.values())
+    stats = gns_statistics(ro.positions for ro in splits["train"])
+    np.testing.assert_allclose(meta["vel_std"], stats["vel_std"], rtol=1e-6)
+    lo = np.array(meta["bounds"])[:, 0]
+    assert np.all(np.concatenate([ro.positions.reshape(-1, 3) for v in splits.values() for ro in v]).min(0) >= lo - 1e-6)
+    for ro in (r for v in splits.values() for r in v):
+        assert np.all(np.isfinite(ro.positions)) and (ro.scene.particle_type == KINEMATIC).any()
+    # resumable: a lost scene is simulated again, the others are reused as they are
+    work = sorted((out / ".work").glob("scene_*.npz"))
+    assert len(work) == 3
+    kept = work[0].stat().st_mtime_ns
+    lost = work[1].read_bytes()
+    work[1].unlink()
+    assert main(args) == 0
+    assert work[0].stat().st_mtime_ns == kept
+    from particles import load_rollout
+
+    import io as _io
+    again = load_rollout(work[1])
+    before = np.load(_io.BytesIO(lost))["positions"]
+    assert np.array_equal(again.positions, before)

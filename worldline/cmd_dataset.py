@@ -1,0 +1,134 @@
+"""``worldline dataset``: randomized pushing scenes simulated on Newton, written in the GNS layout.
+
+Each scene ``i`` is drawn from its own generator ``np.random.default_rng([seed, i, attempt])``,
+so the dataset does not depend on the number of workers or on the order scenes finish.
+Every finished scene is written atomically to ``OUT/.work/scene_<i>.npz`` (a rollout file);
+a killed run started again with the same arguments simulates only the missing scenes. The
+split files and ``metadata.json`` (last) are assembled from the work folder at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dynamics.sim.simulator import SimConfig
+from worldline.errors import BadInput
+
+WORK = ".work"
+#: Attempts per scene before giving up: a draw whose rollout is not finite is redrawn.
+ATTEMPTS = 3
+
+
+def _scene_path(out: Path, i: int) -> Path:
+    return out / WORK / f"scene_{i:05d}.npz"
+
+
+def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: float, granular_fraction: float,
+                   substeps: int) -> str:
+    """Simulate scene ``i`` and write it to the work folder (runs in a worker process)."""
+    import numpy as np
+
+    from dynamics.sim import SimConfig
+    from dynamics.sim.scenes import random_setup
+    from particles import save_rollout
+
+    path = _scene_path(Path(out), i)
+    config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=1)
+    for attempt in range(ATTEMPTS):
+        rng = np.random.default_rng([seed, i, attempt])
+        setup = random_setup(rng, frames, r=radius, dt=dt, granular_fraction=granular_fraction)
+        rollout = setup.simulator(config).rollout(setup.action, frames - 1)
+        if np.all(np.isfinite(rollout.positions)):
+            save_rollout(path, rollout, extra={"tool_indices": setup.action.indices, "seed": np.int64(seed),
+                                               "scene_index": np.int64(i), "attempt": np.int64(attempt)})
+            return str(path)
+    raise RuntimeError(f"scene {i}: {ATTEMPTS} draws all gave non-finite rollouts")
+
+
+def split_of(n: int, seed: int, valid: float, test: float) -> dict[str, list[int]]:
+    """Scene indices per split: a seeded permutation, ``test`` and ``valid`` fractions (at least one
+    scene each when ``n >= 3``), the rest for training."""
+    import numpy as np
+
+    order = np.random.default_rng([seed, 1 << 20]).permutation(n)
+    n_test = int(round(test * n)) if n < 3 else max(1, int(round(test * n)))
+    n_valid = int(round(valid * n)) if n < 3 else max(1, int(round(valid * n)))
+    return {"test": sorted(order[:n_test].tolist()), "valid": sorted(order[n_test:n_test + n_valid].tolist()),
+            "train": sorted(order[n_test + n_valid:].tolist())}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("dataset")
+    def dataset(
+        out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (GNS layout)."),
+        scenes: int = typer.Option(36, "--scenes", "-n", help="Number of random scenes."),
+        workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", "-j", help="Worker processes."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the scene generator and of the split."),
+        frames: int = typer.Option(100, "--frames", help="Frames per scene (including the initial one)."),
+        dt: float = typer.Option(1.0 / 60.0, "--dt", help="Frame time step, s."),
+        radius: float = typer.Option(0.01, "--radius", help="Particle radius, m."),
+        granular_fraction: float = typer.Option(0.35, "--granular-fraction",
+                                                help="Fraction of scenes that are granular piles (the rest: rigid boxes)."),
+        substeps: int = typer.Option(SimConfig.substeps, "--substeps", help="XPBD substeps per frame."),
+        valid: float = typer.Option(0.1, "--valid", help="Fraction of scenes for validation."),
+        test: float = typer.Option(0.1, "--test", help="Fraction of scenes for testing."),
+    ):
+        """Make a dataset of randomized push scenes (rigid boxes, stacks, sand piles) on Newton,
+        split by scene into train/valid/test. Resumable: run it again to finish a killed run."""
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        from tqdm import tqdm
+
+        from particles import load_rollout
+        from particles.io import write_dataset
+
+        if scenes < 1:
+            raise BadInput(f"--scenes must be at least 1, got {scenes}")
+        if workers < 1:
+            raise BadInput(f"--workers must be at least 1, got {workers}")
+        if frames < 3:
+            raise BadInput(f"--frames must be at least 3 (GNS statistics need accelerations), got {frames}")
+        if not (dt > 0 and radius > 0):
+            raise BadInput("--dt and --radius must be positive")
+        if not (0 <= granular_fraction <= 1):
+            raise BadInput(f"--granular-fraction must lie in [0, 1], got {granular_fraction}")
+        if valid < 0 or test < 0 or valid + test >= 1:
+            raise BadInput("--valid and --test must be non-negative fractions summing to less than 1")
+        if out.exists() and not out.is_dir():
+            raise BadInput(f"--out {out} exists and is not a folder")
+        (out / WORK).mkdir(parents=True, exist_ok=True)
+        todo = [i for i in range(scenes) if not _scene_path(out, i).exists()]
+        if len(todo) < scenes:
+            typer.echo(f"resuming: {scenes - len(todo)} of {scenes} scenes already in {out / WORK}")
+        args = (str(out),)
+        rest = (seed, frames, dt, radius, granular_fraction, substeps)
+        bar = tqdm(total=scenes, initial=scenes - len(todo), desc="scenes", unit="scene")
+        if todo and workers == 1:
+            for i in todo:
+                simulate_scene(*args, i, *rest)
+                bar.update(1)
+        elif todo:
+            # spawn: Warp and Newton hold native state that must not be forked
+            with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(simulate_scene, *args, i, *rest) for i in todo]
+                try:
+                    for fut in cf.as_completed(futures):
+                        fut.result()
+                        bar.update(1)
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+        bar.close()
+        parts = split_of(scenes, seed, valid, test)
+        rollouts = {name: [load_rollout(_scene_path(out, i)) for i in idx] for name, idx in parts.items() if idx}
+        meta = write_dataset(out, rollouts, extra_metadata={
+            "generator": "worldline dataset (dynamics.sim.scenes.random_setup on NVIDIA Newton)",
+            "seed": seed, "scenes": scenes, "scene_splits": parts, "substeps": substeps})
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in rollouts.items())
+        typer.echo(f"wrote {out} ({sizes} scenes of {frames} frames); metadata: {meta}")
