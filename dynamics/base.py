@@ -25,6 +25,8 @@ class Dynamics(ABC):
     scene: ParticleScene
     #: Frame time step, s: the time between two rollout frames (substeps are internal).
     dt: float
+    #: Label of the rollout progress bar.
+    progress_label: str = "rollout"
 
     @abstractmethod
     def step(self, state_in: ParticleState, state_out: ParticleState, control: Optional[np.ndarray], dt: float) -> None:
@@ -51,12 +53,13 @@ class Dynamics(ABC):
         n = self.scene.num_particles
         out = np.empty((steps + 1, n, 3), np.float32)
         out[0] = state.positions
-        nxt = ParticleState(np.empty((n, 3), np.float32), np.empty((n, 3), np.float32))
+        # zeros, not empty: uninitialised memory may hold NaN, which ParticleState rejects
+        nxt = ParticleState(np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32))
         frames = range(1, steps + 1)
         if progress:
             from tqdm import tqdm
 
-            frames = tqdm(frames, desc=type(self).__name__, unit="frame")
+            frames = tqdm(frames, desc=self.progress_label, unit="frame")
         for t in frames:
             control = None if action is None else action.positions[t]
             self.step(state, nxt, control, self.dt)

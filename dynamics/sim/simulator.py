@@ -221,6 +221,8 @@ class NewtonSimulator(Dynamics):
     loaded into Newton first (rigid poses and twists by least-squares fits).
     """
 
+    progress_label = "simulate"
+
     def __init__(self, scene: ParticleScene, shapes: Optional[Sequence[Optional[ObjectShape]]] = None,
                  materials: Optional[Sequence[Optional[Material]]] = None,
                  tool_indices: Optional[np.ndarray] = None, config: SimConfig = SimConfig(),
@@ -606,31 +608,3 @@ class NewtonSimulator(Dynamics):
             state_out.positions[self.tool_indices] = control
             state_out.velocities[self.tool_indices] = (control - state_in.positions[self.tool_indices]) / dt
         self._last = (state_out.positions.copy(), state_out.velocities.copy())
-
-    def rollout(self, action, steps: int, state0: Optional[ParticleState] = None, progress: bool = False):
-        """Roll out ``steps`` frames (see :meth:`Dynamics.rollout`).
-
-        Same contract as the base class; it differs only in allocating the scratch state with
-        zeros: ``Dynamics.rollout`` builds it from ``np.empty``, whose garbage may hold NaN and
-        then fails ``ParticleState`` validation (reported to the lead; drop this once fixed).
-        """
-        from particles import Rollout
-
-        if action is not None and action.num_frames < steps + 1:
-            raise ValueError(f"action covers {action.num_frames} frames, need steps + 1 = {steps + 1}")
-        state = state0 or ParticleState.at_rest(self.scene)
-        n = self.scene.num_particles
-        out = np.empty((steps + 1, n, 3), np.float32)
-        out[0] = state.positions
-        nxt = ParticleState(np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32))
-        frames = range(1, steps + 1)
-        if progress:
-            from tqdm import tqdm
-
-            frames = tqdm(frames, desc="simulate", unit="frame")
-        for t in frames:
-            control = None if action is None else action.positions[t]
-            self.step(state, nxt, control, self.dt)
-            out[t] = nxt.positions
-            state, nxt = nxt, state
-        return Rollout(self.scene, out, self.dt)
