@@ -1,0 +1,331 @@
+"""The learned dynamics: Warp graph ops, the GNN's symmetries, the action, training, checkpoints, DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import particles
+from particles import KINEMATIC, Action, ParticleState, load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+try:  # the Warp HashGrid radius graph lands on main from the lead; until then an all-pairs stand-in
+    import particles.graph  # noqa: F401
+
+    HAVE_GRAPH = True
+except ImportError:
+    import types
+
+    HAVE_GRAPH = False
+
+    def _all_pairs_radius_graph(points, radius, batch=None, loop=False, max_neighbors=None):
+        p = torch.as_tensor(points).to(torch.float64)
+        m = torch.cdist(p, p) <= radius
+        if batch is not None:
+            b = torch.as_tensor(batch)
+            m &= b[:, None] == b[None, :]
+        if not loop:
+            m.fill_diagonal_(False)
+        e = torch.nonzero(m)
+        return e.numpy() if isinstance(points, np.ndarray) else e.to(points.device)
+
+    _mod = types.ModuleType("particles.graph")
+    _mod.radius_graph = _all_pairs_radius_graph
+    sys.modules["particles.graph"] = _mod
+    particles.graph = _mod
+
+from dynamics.evaluate import constant_velocity, one_step_mse, position_mse  # noqa: E402
+from dynamics.model import GNS, LearnedSimulator, ModelConfig, batched_rollout, pack_scenes, rigid_projection  # noqa: E402
+from dynamics.ops import gather, scatter_add  # noqa: E402
+from dynamics.toy import toy_dataset, toy_rollout  # noqa: E402
+from dynamics.train import TrainConfig, load_checkpoint, load_model, model_config_for_dataset, train  # noqa: E402
+from particles import FileFormatError  # noqa: E402
+
+TINY = dict(latent=16, message_steps=2, history=2, hidden_layers=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two shared cores: one intra-op thread is several times faster than two here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy")
+    toy_dataset(folder, seed=0, train=4, valid=1, test=1, frames=24)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model64(dataset):
+    """A randomly initialised model in float64 (exact symmetry checks)."""
+    cfg = model_config_for_dataset(dataset, **TINY)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        m = GNS(cfg).double().eval()
+        # untrained LayerNorm/decoder outputs are tiny; scale the decoder so errors would show
+        with torch.no_grad():
+            m.decoder[-1].weight.mul_(50.0)
+    return m
+
+
+# --------------------------------------------------------------------------- Warp ops
+
+
+def test_scatter_add_and_gather_match_torch():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(57, 7, generator=g)
+    idx = torch.randint(0, 9, (57,), generator=g)
+    idx[idx == 4] = 5  # row 4 receives nothing and must stay zero
+    out = scatter_add(src, idx, 11)
+    ref = torch.zeros(11, 7).index_add_(0, idx, src)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.all(out[4] == 0) and torch.all(out[9:] == 0)
+    nodes = torch.randn(11, 7, generator=g)
+    assert torch.equal(gather(nodes, idx), nodes[idx])
+    # empty graph
+    assert torch.equal(scatter_add(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), 4), torch.zeros(4, 3))
+
+
+def test_ops_gradients_match_finite_differences():
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, 5, (13,), generator=g)
+    src = torch.randn(13, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    nodes = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: scatter_add(s, idx, 5), (src,))
+    assert torch.autograd.gradcheck(lambda s: gather(s, idx), (nodes,))
+    assert torch.autograd.gradgradcheck(lambda s: scatter_add(s, idx, 5) ** 2, (src,))
+    assert torch.autograd.gradgradcheck(lambda s: gather(s, idx) ** 2, (nodes,))
+    # and the backward equals torch's own index_add_ / indexing backward
+    w = torch.randn(5, 3, dtype=torch.float64, generator=g)
+    (gs,) = torch.autograd.grad((scatter_add(src, idx, 5) * w).sum(), src)
+    (gr,) = torch.autograd.grad((torch.zeros(5, 3, dtype=torch.float64).index_add(0, idx, src) * w).sum(), src)
+    assert torch.allclose(gs, gr)
+
+
+# --------------------------------------------------------------------------- model symmetries
+
+
+def _inputs(dataset, dtype=torch.float64):
+    ro = load_dataset(dataset, "train")[1]  # a push: box and kinematic tool
+    assert np.any(ro.scene.particle_type == KINEMATIC)
+    rng = np.random.default_rng(5)
+    hist = ro.positions[4:7].astype(np.float64) + rng.normal(0, 2e-3, (3,) + ro.positions.shape[1:])
+    nxt = ro.positions[7].astype(np.float64)
+    return ro, hist, nxt
+
+
+def test_model_is_translation_invariant(dataset, model64):
+    ro, hist, nxt = _inputs(dataset)
+    shift = np.array([0.37, -1.25, 0.5])
+    out = []
+    for s in (np.zeros(3), shift):
+        scene = ro.scene.replace(positions=ro.scene.positions + s.astype(np.float32), ground=ro.scene.ground + s[2])
+        batch = pack_scenes([scene], dtype=torch.float64)
+        h = torch.as_tensor(hist + s)
+        # the float32 rest positions of the scene round differently after the shift: use exact float64 ones
+        batch.rest = torch.as_tensor(ro.scene.positions.astype(np.float64) + s)
+        acc = model64(h, batch, torch.as_tensor(nxt + s))
+        pos = model64.next_positions(h, batch, torch.as_tensor(nxt + s), rigid=True)
+        out.append((acc, pos - torch.as_tensor(s)))
+    assert out[0][0].abs().max() > 1e-2  # the model does predict something
+    assert torch.allclose(out[0][0], out[1][0], atol=1e-8)
+    assert torch.allclose(out[0][1], out[1][1], atol=1e-10)
+
+
+def test_model_is_permutation_equivariant(dataset, model64):
+    ro, hist, nxt = _inputs(dataset)
+    perm = np.random.default_rng(0).permutation(ro.scene.num_particles)
+    sc = ro.scene
+    scene_p = sc.replace(positions=sc.positions[perm], object_id=sc.object_id[perm], particle_type=sc.particle_type[perm],
+                         mass=sc.mass[perm])
+    a = model64(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt))
+    b = model64(torch.as_tensor(hist[:, perm]), pack_scenes([scene_p], dtype=torch.float64), torch.as_tensor(nxt[perm]))
+    assert torch.allclose(a[torch.as_tensor(perm)], b, atol=1e-10)
+
+
+def test_packed_batch_equals_scenes_one_by_one(dataset, model64):
+    trajs = load_dataset(dataset, "train")[:3]
+    acts = [None if not np.any(t.scene.kinematic) else
+            Action(np.flatnonzero(t.scene.kinematic), t.positions[:6, t.scene.kinematic]) for t in trajs]
+    states = [ParticleState(t.positions[2], (t.positions[2] - t.positions[1]) / t.dt, history=t.positions[:2]) for t in trajs]
+    together = batched_rollout(model64, [t.scene for t in trajs], acts, 5, states)
+    for t, a, s, r in zip(trajs, acts, states, together):
+        alone = batched_rollout(model64, [t.scene], [a], 5, [s])[0]
+        assert np.allclose(alone.positions, r.positions, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- action and rigidity
+
+
+def test_kinematic_particles_follow_the_action_and_rigid_bodies_stay_rigid(dataset):
+    cfg = model_config_for_dataset(dataset, **TINY)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GNS(cfg)
+    with torch.no_grad():
+        model.decoder[-1].weight.mul_(50.0)  # large, wrong accelerations: projection must still hold shape
+    ro = toy_rollout(np.random.default_rng(7), "push", 30)
+    tool = np.flatnonzero(ro.scene.kinematic)
+    box = np.flatnonzero(~ro.scene.kinematic)
+    action = Action(tool, ro.positions[:, tool])
+    sim = LearnedSimulator(model, ro.scene, action_indices=tool, rigid=True)
+    out = sim.rollout(action, 20)
+    assert np.array_equal(out.positions[:, tool], ro.positions[:21, tool])
+    d = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
+    rest = d(ro.scene.positions[box])
+    for t in (1, 10, 20):
+        assert np.abs(d(out.positions[t, box]) - rest).max() < 1e-4
+    assert np.abs(out.positions[20, box] - out.positions[0, box]).max() > 1e-3  # it did move
+    # step() moves the tool to the control too, and writes the history it needs next
+    s0 = ParticleState(ro.positions[0], np.zeros_like(ro.positions[0]))
+    s1 = ParticleState(np.zeros_like(ro.positions[0]), np.zeros_like(ro.positions[0]))
+    sim.step(s0, s1, ro.positions[1, tool], ro.dt)
+    assert np.array_equal(s1.positions[tool], ro.positions[1, tool])
+    assert s1.history.shape == (cfg.history, ro.scene.num_particles, 3)
+    assert np.allclose(s1.velocities[tool], (ro.positions[1, tool] - ro.positions[0, tool]) / ro.dt, atol=1e-4)
+
+
+def test_rigid_projection_recovers_a_rigid_motion():
+    g = torch.Generator().manual_seed(2)
+    rest = torch.randn(20, 3, dtype=torch.float64, generator=g)
+    q = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=g))[0]
+    q = q * torch.sign(torch.linalg.det(q))  # a proper rotation
+    t = torch.tensor([0.3, -2.0, 1.0], dtype=torch.float64)
+    group = torch.tensor([0] * 12 + [1] * 8)
+    moved = rest.clone()
+    moved[:12] = rest[:12] @ q.T + t
+    noisy = moved + 1e-3 * torch.randn(20, 3, dtype=torch.float64, generator=g)
+    out = rigid_projection(noisy, rest, group, 2, mask=group == 0)
+    assert torch.allclose(out[:12], moved[:12], atol=3e-3)
+    assert torch.equal(out[12:], noisy[12:])  # outside the mask: untouched
+    exact = rigid_projection(moved, rest, group, 2, mask=group == 0)
+    assert torch.allclose(exact[:12], moved[:12], atol=1e-10)
+    pred = noisy.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: rigid_projection(p, rest, group, 2, mask=group == 0), (pred,))
+
+
+# --------------------------------------------------------------------------- training, checkpoints, resume
+
+
+def _cfg(**kw):
+    base = dict(steps=40, batch_size=2, lr=3e-3, lr_decay_steps=200, validate_every=40, checkpoint_every=20,
+                valid_windows=8, valid_rollouts=1, valid_rollout_steps=5, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_reduces_the_error_below_constant_velocity(tmp_path):
+    """Boxes sliding to rest under friction: a few dozen steps teach the model the deceleration."""
+    folder = tmp_path / "slide"
+    toy_dataset(folder, seed=0, train=3, valid=1, test=1, frames=24, kinds=("slide",))
+    init = train(folder, tmp_path / "init", _cfg(steps=0, seed=2), model_overrides=TINY, progress=False)
+    res = train(folder, tmp_path / "run", _cfg(steps=60, seed=2, validate_every=30), model_overrides=TINY, progress=False)
+    assert init["step"] == 0 and res["step"] == 60 and len(res["losses"]) == 60
+    assert [v["step"] for v in res["validations"]] == [0, 30, 60]
+    trajs = load_dataset(folder, "train")
+    windows = [(i, t) for i, r in enumerate(trajs) for t in range(TINY["history"], r.num_frames - 1)]
+    before = one_step_mse(load_model(tmp_path / "init" / "model.pt"), trajs, windows)
+    after = one_step_mse(load_model(tmp_path / "run" / "model.pt"), trajs, windows)
+    cv = np.mean([position_mse(constant_velocity(trajs[i], t, 1), trajs[i].positions[t + 1:t + 2],
+                               ~trajs[i].scene.kinematic) for i, t in windows])
+    assert after < 0.5 * before
+    assert after < cv
+    assert (tmp_path / "run" / "log.jsonl").read_text().count('"loss"') == 60
+
+
+def test_resume_reproduces_an_uninterrupted_run(dataset, tmp_path):
+    full = train(dataset, tmp_path / "a", _cfg(steps=8, checkpoint_every=4, validate_every=0), model_overrides=TINY,
+                 progress=False)
+    part1 = train(dataset, tmp_path / "b", _cfg(steps=4, checkpoint_every=4, validate_every=0), model_overrides=TINY,
+                  progress=False)
+    part2 = train(dataset, tmp_path / "b", _cfg(steps=8), resume=True, progress=False)
+    assert part1["losses"] + part2["losses"] == full["losses"]  # bit for bit
+    a, b = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 8
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_checkpoint_round_trip_with_weights_only(dataset, tmp_path):
+    train(dataset, tmp_path / "r", _cfg(steps=2, validate_every=0), model_overrides=TINY, progress=False)
+    raw = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)  # tensors and plain values only
+    assert raw["format"] == "worldline.gns_checkpoint" and raw["format_version"] == 1 and raw["step"] == 2
+    m1, m2 = load_model(tmp_path / "r" / "checkpoint.pt"), load_model(tmp_path / "r" / "model.pt")
+    assert m1.config == m2.config
+    ro = load_dataset(dataset, "test")[0]
+    batch = pack_scenes([ro.scene])
+    h = torch.as_tensor(ro.positions[:3])
+    assert torch.equal(m1(h, batch), m2(h, batch))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(FileFormatError):
+        load_model(bad)
+    torch.save({"format": "worldline.gns_checkpoint", "format_version": 99, "model": {}, "model_config": {}}, bad)
+    with pytest.raises(FileFormatError, match="format_version"):
+        load_model(bad)
+
+
+# --------------------------------------------------------------------------- two processes
+
+
+_SHIM = """
+import sys, types, runpy, torch, numpy as np
+try:
+    import particles.graph
+except ImportError:
+    import particles
+    def radius_graph(points, radius, batch=None, loop=False, max_neighbors=None):
+        p = torch.as_tensor(points).to(torch.float64)
+        m = torch.cdist(p, p) <= radius
+        if batch is not None:
+            b = torch.as_tensor(batch); m &= b[:, None] == b[None, :]
+        if not loop:
+            m.fill_diagonal_(False)
+        e = torch.nonzero(m)
+        return e.numpy() if isinstance(points, np.ndarray) else e.to(points.device)
+    mod = types.ModuleType("particles.graph"); mod.radius_graph = radius_graph
+    sys.modules["particles.graph"] = mod; particles.graph = mod
+sys.argv[0] = "worldline"
+runpy.run_module("worldline", run_name="__main__")
+"""
+
+
+def test_two_process_torchrun_matches_one_process(dataset, tmp_path):
+    args = ["train", str(dataset), "--steps", "2", "--batch-size", "4", "--latent", "16", "--message-steps", "2",
+            "--history", "2", "--hidden-layers", "1", "--validate-every", "0", "--checkpoint-every", "0",
+            "--seed", "4", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    if HAVE_GRAPH:
+        entry = ["-m", "worldline"]
+    else:
+        shim = tmp_path / "wl_shim.py"
+        shim.write_text(textwrap.dedent(_SHIM))
+        entry = [str(shim)]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *entry,
+                          *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=170)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = train(dataset, tmp_path / "one", TrainConfig(steps=2, batch_size=4, validate_every=0, checkpoint_every=0, seed=4),
+                model_overrides=TINY, progress=False)
+    a, b = load_checkpoint(tmp_path / "one" / "checkpoint.pt"), load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    # Adam's first moment after two steps is 0.1 * (0.9 g1 + g2): the gradients of both steps must agree
+    for k, sa in a["optimizer"]["state"].items():
+        ma, mb = sa["exp_avg"], b["optimizer"]["state"][k]["exp_avg"]
+        assert torch.allclose(ma, mb, rtol=1e-4, atol=1e-7 * float(ma.abs().max())), k
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-7), k
+    assert np.isfinite(one["losses"]).all()
