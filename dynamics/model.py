@@ -44,7 +44,7 @@ from torch import nn
 from particles import KINEMATIC, MATERIALS, Action, ParticleScene, ParticleState, Rollout, ValidationError
 
 from .base import Dynamics
-from .ops import gather, scatter_add
+from .ops import _warp_ready, gather, scatter_add
 
 __all__ = [
     "ModelConfig",
@@ -306,6 +306,7 @@ class _Interaction(nn.Module):
 def _radius_graph(points: torch.Tensor, radius: float, batch: torch.Tensor, max_neighbors: int) -> torch.Tensor:
     from particles.graph import radius_graph  # Warp HashGrid
 
+    _warp_ready()  # particles.graph reads Warp's devices without initialising Warp
     kw = {"max_neighbors": max_neighbors} if max_neighbors else {}
     return radius_graph(points.detach(), radius, batch=batch, loop=False, **kw)
 
@@ -329,8 +330,14 @@ class GNS(nn.Module):
     # ----------------------------------------------------------------- features
 
     def graph(self, positions: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
-        """(E, 2) int64 edges (receiver, sender) of particles closer than R in the same scene."""
-        return _radius_graph(positions, self.config.connectivity_radius, batch.batch, self.config.max_neighbors)
+        """(E, 2) int64 edges (receiver, sender) of particles closer than R in the same scene.
+
+        Edges into kinematic particles are dropped: their motion is given, so nothing needs to
+        reach them, and a static table's edges among its own particles would dominate the cost.
+        Kinematic particles still send messages.
+        """
+        edges = _radius_graph(positions, self.config.connectivity_radius, batch.batch, self.config.max_neighbors)
+        return edges[~batch.kinematic[edges[:, 0]]]
 
     def features(self, history: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tensor,
                  edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,11 +1,12 @@
 """Small synthetic GNS datasets with closed-form physics, for tests and quick training.
 
-Two kinds of scene, each a box of particles (material ``rigid``) on a ground plane at z = 0:
+Three kinds of scene, each a box of particles (material ``rigid``) on the ground plane
+(z = 0) or on a static table slab of particles:
 
 * ``drop``: the box starts in the air with a horizontal velocity, falls under gravity,
   bounces with restitution ``e`` and slides under Coulomb friction ``mu`` until it rests.
 * ``slide``: the box starts on the ground with a horizontal velocity and slides to rest.
-* ``push``: the box rests on the ground; a kinematic tool (an object named ``tool``,
+* ``push``: the box rests; a kinematic tool (an object named ``tool``,
   particle type ``particles.KINEMATIC``) drives into it at constant speed, pushes it
   (quasi-static: the box moves with the tool while they touch), stops, and the box slides
   to rest under friction.
@@ -24,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from particles import KINEMATIC, ParticleScene, Rollout, write_dataset
+from particles import KINEMATIC, MATERIAL_TYPE, ParticleScene, Rollout, write_dataset
 
 __all__ = ["toy_rollout", "toy_dataset"]
 
@@ -32,6 +33,9 @@ __all__ = ["toy_rollout", "toy_dataset"]
 SUBSTEPS = 20
 #: Below this speed (m/s) a box on the ground counts as resting (stops bouncing / sliding).
 REST_SPEED = 0.05
+#: Frame time step, s, and particle radius, m, of toy datasets: those of ``worldline dataset`` and the shipped scenes.
+DT = 1.0 / 60.0
+RADIUS = 0.01
 #: Connectivity radius of toy datasets, in particle radii (see :func:`toy_dataset`).
 CONNECTIVITY_RADII = 3.7
 
@@ -48,8 +52,8 @@ def _yaw(theta: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def toy_rollout(rng: np.random.Generator, kind: str, frames: int, dt: float = 0.01, radius: float = 0.02,
-                gravity: float = 9.81) -> Rollout:
+def toy_rollout(rng: np.random.Generator, kind: str, frames: int, dt: float = DT, radius: float = RADIUS,
+                gravity: float = 9.81, table: Optional[bool] = None) -> Rollout:
     """One synthetic trajectory.
 
     Args:
@@ -57,54 +61,60 @@ def toy_rollout(rng: np.random.Generator, kind: str, frames: int, dt: float = 0.
         kind: ``"drop"``, ``"slide"`` or ``"push"``.
         frames: T, frames in the rollout (frame 0 included).
         dt: s per frame. radius: particle radius, m (spacing 2 r). gravity: m/s^2 (along -z).
+        table: the box moves on a static slab of particles (object ``table``, material
+            ``static``, two layers, its top 0.1-0.3 m above the ground) instead of the ground
+            plane; None: a coin flip.
 
     Returns:
         A :class:`particles.Rollout` with positions (T, N, 3) float32 m.
     """
     spacing = 2.0 * radius
-    counts = rng.integers(2, 5, size=3)
+    counts = rng.integers(3, 7, size=3)
     box = _lattice(counts, spacing)
     half = (counts - 1) / 2.0 * spacing  # centre-to-outer-particle extent per axis
     mu = float(rng.uniform(0.2, 0.6))
+    on_table = bool(rng.random() < 0.5) if table is None else bool(table)
+    table_top = float(rng.uniform(0.1, 0.3)) if on_table else None  # z of the slab's top particle centres
+    floor = (table_top + spacing if on_table else radius) + half[2]  # box centre height when resting
     h = dt / SUBSTEPS
     centre = np.zeros(3)
     vel = np.zeros(3)
     tool_pos: Optional[np.ndarray] = None
     if kind == "drop":
         restitution = float(rng.uniform(0.1, 0.5))
-        centre[2] = radius + half[2] + rng.uniform(0.05, 0.25)
-        speed, heading = rng.uniform(0.0, 1.0), rng.uniform(0, 2 * np.pi)
+        centre[2] = floor + rng.uniform(0.02, 0.1)
+        speed, heading = rng.uniform(0.0, 0.6), rng.uniform(0, 2 * np.pi)
         vel[:2] = speed * np.array([np.cos(heading), np.sin(heading)])
-        vel[2] = rng.uniform(-0.5, 0.5)
+        vel[2] = rng.uniform(-0.3, 0.3)
     elif kind == "slide":
         restitution = 0.0
-        centre[2] = radius + half[2]
-        speed, heading = rng.uniform(0.3, 1.2), rng.uniform(0, 2 * np.pi)
+        centre[2] = floor
+        speed, heading = rng.uniform(0.2, 0.8), rng.uniform(0, 2 * np.pi)
         vel[:2] = speed * np.array([np.cos(heading), np.sin(heading)])
     elif kind == "push":
         restitution = 0.0
-        centre[2] = radius + half[2]
-        tool = _lattice((2, 3, 4), spacing)
+        centre[2] = floor
+        tool = _lattice((2, rng.integers(3, 6), rng.integers(2, 4)), spacing)
         tool_half_x = 0.5 * spacing
-        tool_speed = rng.uniform(0.3, 0.9)
-        gap = rng.uniform(0.0, 0.06)
+        tool_speed = rng.uniform(0.1, 0.4)
+        gap = rng.uniform(0.0, 0.04)
         tool_x0 = centre[0] - half[0] - spacing - tool_half_x - gap
         tool_y = rng.uniform(-half[1], half[1])
-        push_time = rng.uniform(0.25, 0.5) * (frames - 1) * dt
+        push_time = rng.uniform(0.4, 0.8) * (frames - 1) * dt
         tool_pos = np.zeros((frames, 3))
-        tool_pos[:, 1], tool_pos[:, 2] = tool_y, radius + 1.5 * spacing
+        tool_pos[:, 1] = tool_y
+        tool_pos[:, 2] = floor - half[2] + tool[:, 2].max() + rng.uniform(0.0, spacing)  # tool's bottom near the box's
         t = np.arange(frames) * dt
         tool_pos[:, 0] = tool_x0 + tool_speed * np.minimum(t, push_time)
     else:
         raise ValueError(f"kind must be 'drop', 'slide' or 'push', got {kind!r}")
 
-    floor = radius + half[2]  # centre height when the bottom layer rests on the ground
     centres = np.empty((frames, 3))
     centres[0] = centre
     for f in range(1, frames):
         for s in range(SUBSTEPS):
-            on_ground = centre[2] <= floor + 1e-9
-            if not on_ground:
+            on_floor = centre[2] <= floor + 1e-9
+            if not on_floor:
                 vel[2] -= gravity * h
             centre += vel * h
             if centre[2] < floor:  # impact: bounce, and the impulse's friction slows the slide
@@ -114,7 +124,7 @@ def toy_rollout(rng: np.random.Generator, kind: str, frames: int, dt: float = 0.
                 vt = np.linalg.norm(vel[:2])
                 if vt > 0:
                     vel[:2] *= max(0.0, 1.0 - mu * (1.0 + restitution) * vn / vt)
-            elif on_ground and vel[2] == 0.0:  # sliding friction
+            elif on_floor and vel[2] == 0.0:  # sliding friction
                 vt = np.linalg.norm(vel[:2])
                 if vt > 0:
                     vel[:2] *= max(0.0, vt - mu * gravity * h) / vt
@@ -126,29 +136,41 @@ def toy_rollout(rng: np.random.Generator, kind: str, frames: int, dt: float = 0.
                 vel[0] = max(vel[0], tool_v)
         centres[f] = centre
 
-    traj = centres[:, None, :] + box[None]
-    oid = np.zeros(len(box), np.int32)
-    materials = ("rigid",)
-    names = ("box",)
-    ptype = None
+    parts = [centres[:, None, :] + box[None]]
+    oid = [np.zeros(len(box), np.int32)]
+    ptype = [np.full(len(box), MATERIAL_TYPE["rigid"], np.int32)]
+    materials, names = ["rigid"], ["box"]
     if tool_pos is not None:
-        tool_traj = tool_pos[:, None, :] + tool[None]
-        traj = np.concatenate([traj, tool_traj], 1)
-        oid = np.concatenate([oid, np.ones(len(tool), np.int32)])
-        materials, names = ("rigid", "rigid"), ("box", "tool")
-        ptype = np.concatenate([np.full(len(box), 8, np.int32), np.full(len(tool), KINEMATIC, np.int32)])
+        parts.append(tool_pos[:, None, :] + tool[None])
+        oid.append(np.full(len(tool), len(materials), np.int32))
+        ptype.append(np.full(len(tool), KINEMATIC, np.int32))
+        materials.append("rigid")
+        names.append("tool")
+    if on_table:  # a static slab under the whole path of the box (and the tool)
+        moving = np.concatenate([p.reshape(-1, 3) for p in parts])
+        lo = moving[:, :2].min(0) - 2 * spacing
+        hi = moving[:, :2].max(0) + 2 * spacing
+        nx, ny = (np.ceil((hi - lo) / spacing).astype(int) + 1)
+        gx, gy, gz = np.meshgrid(lo[0] + spacing * np.arange(nx), lo[1] + spacing * np.arange(ny),
+                                 table_top - spacing * np.arange(2), indexing="ij")
+        slab = np.stack([gx, gy, gz], -1).reshape(-1, 3)
+        parts.append(np.repeat(slab[None], frames, 0))
+        oid.append(np.full(len(slab), len(materials), np.int32))
+        ptype.append(np.full(len(slab), KINEMATIC, np.int32))
+        materials.append("static")
+        names.append("table")
+    traj = np.concatenate(parts, 1)
     rot = _yaw(rng.uniform(0, 2 * np.pi))
     shift = np.array([*rng.uniform(-0.3, 0.3, 2), 0.0])
-    traj = traj @ rot.T + shift
-    traj = traj.astype(np.float32)
-    scene = ParticleScene(traj[0], oid, materials, radius, particle_type=ptype, object_name=names,
-                          object_density=np.full(len(materials), 500.0, np.float32),
+    traj = (traj @ rot.T + shift).astype(np.float32)
+    scene = ParticleScene(traj[0], np.concatenate(oid), tuple(materials), radius, particle_type=np.concatenate(ptype),
+                          object_name=tuple(names), object_density=np.full(len(materials), 500.0, np.float32),
                           gravity=np.array([0, 0, -gravity], np.float32), ground=0.0)
     return Rollout(scene, traj, dt)
 
 
 def toy_dataset(folder, seed: int, train: int = 8, valid: int = 2, test: int = 2, frames: int = 40,
-                dt: float = 0.01, radius: float = 0.02, kinds=("drop", "push")):
+                dt: float = DT, radius: float = RADIUS, kinds=("drop", "slide", "push")):
     """Write a GNS-layout dataset of :func:`toy_rollout` trajectories (kinds alternate).
 
     Splits are by scene: every trajectory is its own scene. The connectivity radius is

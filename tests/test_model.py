@@ -177,13 +177,17 @@ def test_kinematic_particles_follow_the_action_and_rigid_bodies_stay_rigid(datas
         model = GNS(cfg)
     with torch.no_grad():
         model.decoder[-1].weight.mul_(50.0)  # large, wrong accelerations: projection must still hold shape
-    ro = toy_rollout(np.random.default_rng(7), "push", 30)
-    tool = np.flatnonzero(ro.scene.kinematic)
-    box = np.flatnonzero(~ro.scene.kinematic)
+    ro = toy_rollout(np.random.default_rng(7), "push", 30, table=True)
+    sc = ro.scene
+    tool = np.flatnonzero(sc.object_id == sc.object_name.index("tool"))
+    table = np.flatnonzero(sc.object_id == sc.object_name.index("table"))
+    box = np.flatnonzero(~sc.kinematic)
+    assert np.all(sc.kinematic[tool]) and np.all(sc.kinematic[table])
     action = Action(tool, ro.positions[:, tool])
     sim = LearnedSimulator(model, ro.scene, action_indices=tool, rigid=True)
     out = sim.rollout(action, 20)
     assert np.array_equal(out.positions[:, tool], ro.positions[:21, tool])
+    assert np.all(out.positions[:, table] == sc.positions[table])  # kinematic, not driven: holds still
     d = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
     rest = d(ro.scene.positions[box])
     for t in (1, 10, 20):
@@ -323,9 +327,13 @@ def test_two_process_torchrun_matches_one_process(dataset, tmp_path):
     a, b = load_checkpoint(tmp_path / "one" / "checkpoint.pt"), load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert b["world_size"] == 2 and a["world_size"] == 1
     # Adam's first moment after two steps is 0.1 * (0.9 g1 + g2): the gradients of both steps must agree
+    worst = 0.0
     for k, sa in a["optimizer"]["state"].items():
         ma, mb = sa["exp_avg"], b["optimizer"]["state"][k]["exp_avg"]
-        assert torch.allclose(ma, mb, rtol=1e-4, atol=1e-7 * float(ma.abs().max())), k
+        err = float((ma - mb).abs().max() / ma.abs().max())
+        worst = max(worst, err)
+        assert err < 1e-4, (k, err)
     for k in a["model"]:
         assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-7), k
     assert np.isfinite(one["losses"]).all()
+    print(f"largest relative difference of gradient moments, 2 vs 1 process: {worst:.2e}")
