@@ -5,49 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import particles
-from particles import KINEMATIC, Action, ParticleState, load_dataset
+from dynamics.evaluate import constant_velocity, one_step_mse, position_mse
+from dynamics.model import GNS, LearnedSimulator, batched_rollout, pack_scenes, rigid_projection
+from dynamics.ops import gather, scatter_add
+from dynamics.toy import toy_dataset, toy_rollout
+from dynamics.train import TrainConfig, load_checkpoint, load_model, model_config_for_dataset, train
+from particles import KINEMATIC, Action, FileFormatError, ParticleState, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-
-try:  # the Warp HashGrid radius graph lands on main from the lead; until then an all-pairs stand-in
-    import particles.graph  # noqa: F401
-
-    HAVE_GRAPH = True
-except ImportError:
-    import types
-
-    HAVE_GRAPH = False
-
-    def _all_pairs_radius_graph(points, radius, batch=None, loop=False, max_neighbors=None):
-        p = torch.as_tensor(points).to(torch.float64)
-        m = torch.cdist(p, p) <= radius
-        if batch is not None:
-            b = torch.as_tensor(batch)
-            m &= b[:, None] == b[None, :]
-        if not loop:
-            m.fill_diagonal_(False)
-        e = torch.nonzero(m)
-        return e.numpy() if isinstance(points, np.ndarray) else e.to(points.device)
-
-    _mod = types.ModuleType("particles.graph")
-    _mod.radius_graph = _all_pairs_radius_graph
-    sys.modules["particles.graph"] = _mod
-    particles.graph = _mod
-
-from dynamics.evaluate import constant_velocity, one_step_mse, position_mse  # noqa: E402
-from dynamics.model import GNS, LearnedSimulator, ModelConfig, batched_rollout, pack_scenes, rigid_projection  # noqa: E402
-from dynamics.ops import gather, scatter_add  # noqa: E402
-from dynamics.toy import toy_dataset, toy_rollout  # noqa: E402
-from dynamics.train import TrainConfig, load_checkpoint, load_model, model_config_for_dataset, train  # noqa: E402
-from particles import FileFormatError  # noqa: E402
 
 TINY = dict(latent=16, message_steps=2, history=2, hidden_layers=1)
 
@@ -285,41 +256,13 @@ def test_checkpoint_round_trip_with_weights_only(dataset, tmp_path):
 # --------------------------------------------------------------------------- two processes
 
 
-_SHIM = """
-import sys, types, runpy, torch, numpy as np
-try:
-    import particles.graph
-except ImportError:
-    import particles
-    def radius_graph(points, radius, batch=None, loop=False, max_neighbors=None):
-        p = torch.as_tensor(points).to(torch.float64)
-        m = torch.cdist(p, p) <= radius
-        if batch is not None:
-            b = torch.as_tensor(batch); m &= b[:, None] == b[None, :]
-        if not loop:
-            m.fill_diagonal_(False)
-        e = torch.nonzero(m)
-        return e.numpy() if isinstance(points, np.ndarray) else e.to(points.device)
-    mod = types.ModuleType("particles.graph"); mod.radius_graph = radius_graph
-    sys.modules["particles.graph"] = mod; particles.graph = mod
-sys.argv[0] = "worldline"
-runpy.run_module("worldline", run_name="__main__")
-"""
-
-
 def test_two_process_torchrun_matches_one_process(dataset, tmp_path):
     args = ["train", str(dataset), "--steps", "2", "--batch-size", "4", "--latent", "16", "--message-steps", "2",
             "--history", "2", "--hidden-layers", "1", "--validate-every", "0", "--checkpoint-every", "0",
             "--seed", "4", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    if HAVE_GRAPH:
-        entry = ["-m", "worldline"]
-    else:
-        shim = tmp_path / "wl_shim.py"
-        shim.write_text(textwrap.dedent(_SHIM))
-        entry = [str(shim)]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *entry,
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "worldline",
                           *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=170)
     assert two.returncode == 0, two.stderr[-3000:]
     one = train(dataset, tmp_path / "one", TrainConfig(steps=2, batch_size=4, validate_every=0, checkpoint_every=0, seed=4),
@@ -337,3 +280,24 @@ def test_two_process_torchrun_matches_one_process(dataset, tmp_path):
         assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-7), k
     assert np.isfinite(one["losses"]).all()
     print(f"largest relative difference of gradient moments, 2 vs 1 process: {worst:.2e}")
+
+
+def test_rollout_command_writes_a_rollout_the_critic_can_read(dataset, tmp_path):
+    from particles import load_rollout
+    from worldline.cli import main
+
+    train(dataset, tmp_path / "r", _cfg(steps=1, validate_every=0), model_overrides=TINY, progress=False)
+    out = tmp_path / "roll.npz"
+    assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "r" / "model.pt"), "--split", "train",
+                 "--index", "1", "--steps", "6", "--out", str(out)]) == 0
+    ro = load_rollout(out, strict=True)
+    truth = load_dataset(dataset, "train")[1]
+    c = TINY["history"]
+    assert ro.positions.shape == (c + 1 + 6, truth.scene.num_particles, 3) and ro.dt == truth.dt
+    assert np.array_equal(ro.positions[:c + 1], truth.positions[:c + 1])
+    kin = truth.scene.kinematic
+    assert np.array_equal(ro.positions[:, kin], truth.positions[:c + 7, kin])
+    assert not np.array_equal(ro.positions[c + 1:, ~kin], truth.positions[c + 1:c + 7, ~kin])  # predicted, not copied
+    assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "r" / "model.pt"), "--index", "9",
+                 "--out", str(out)]) == 2
+    assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2

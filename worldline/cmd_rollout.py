@@ -49,8 +49,8 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool):
         raise BadInput(f"--steps must be >= 1, got {steps}")
     spec = load_scene_file(path)
     lifted = lift_scene(spec)
-    action = tool_action(spec, lifted, model.config.dt, steps)
-    sim = LearnedSimulator(model, lifted.scene, action_indices=None if action is None else action.indices)
+    action = tool_action(lifted, model.config.dt, steps) if spec.tool is not None else None
+    sim = LearnedSimulator(model, lifted.scene, action_indices=lifted.tool_indices, rigid=rigid)
     ro = sim.rollout(action, steps, progress=True)
     extra = {"start_frame": np.int64(0)}
     if action is not None:
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         from particles import save_rollout
         from dynamics.train import load_model
 
-        wp.config.quiet = True
+        wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         torch.set_num_threads(max(1, threads))
         model = load_model(checkpoint)
         if source.is_dir():

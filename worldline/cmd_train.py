@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
         from dynamics.train import TrainConfig, train
 
-        wp.config.quiet = True
+        wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         if threads < 1:
             raise BadInput(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
