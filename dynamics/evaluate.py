@@ -48,7 +48,7 @@ def one_step_mse(model: GNS, rollouts: Sequence[Rollout], windows: Sequence[tupl
 
 @torch.no_grad()
 def predict_trajectory(model: GNS, rollout: Rollout, start: int, steps: int, rigid: bool = True,
-                       device="cpu") -> np.ndarray:
+                       ground: bool = True, device="cpu") -> np.ndarray:
     """(steps, N, 3) float32, m: the model's rollout of frames ``start + 1 .. start + steps``
     from the true frames ``start - C .. start``, with kinematic particles on their true path."""
     c = model.config.history
@@ -56,7 +56,8 @@ def predict_trajectory(model: GNS, rollout: Rollout, start: int, steps: int, rig
         raise ValueError(f"need {c} <= start and start + steps < {rollout.num_frames}; got start={start}, steps={steps}")
     pos = torch.as_tensor(rollout.positions, device=device, dtype=_dtype(model))
     batch = pack_scenes([rollout.scene], device=device, dtype=_dtype(model))
-    pred = rollout_packed(model, batch, pos[start - c:start + 1], steps, pos[start + 1:start + 1 + steps], rigid=rigid)
+    pred = rollout_packed(model, batch, pos[start - c:start + 1], steps, pos[start + 1:start + 1 + steps], rigid=rigid,
+                          ground=ground)
     return pred.float().cpu().numpy()
 
 

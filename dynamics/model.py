@@ -24,7 +24,9 @@ Inputs (all translation invariant, so the model is too):
 Kinematic particles (``particle_type == particles.KINEMATIC``) are never predicted:
 they move to their prescribed positions. Objects of material ``rigid`` can be
 projected onto the best-fitting rigid motion of their rest shape
-(:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid.
+(:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid, and
+particles that sink below the ground plane can be pushed back onto it
+(:func:`ground_projection`); rollouts do both by default, training does neither.
 
 Scenes batch by packing (concatenate particles, a ``batch (N,)`` vector of scene
 indices keeps edges within scenes): see :class:`GraphBatch` and :func:`pack_scenes`.
@@ -53,6 +55,7 @@ __all__ = [
     "LearnedSimulator",
     "pack_scenes",
     "rigid_projection",
+    "ground_projection",
     "rollout_packed",
     "batched_rollout",
 ]
@@ -177,7 +180,9 @@ class GraphBatch:
     rest: torch.Tensor
     """(N, 3) float, m. Rest positions (the scene's), for rest distances and rigid projection."""
     ground: torch.Tensor
-    """(N,) float, m. z of the particle's scene ground plane; +inf where there is none."""
+    """(N,) float, m. z of the particle's scene ground plane; -inf where there is none."""
+    radius: torch.Tensor
+    """(N,) float, m. Particle radius of the particle's scene."""
     batch: torch.Tensor
     """(N,) int64. Scene index of each particle, in [0, B)."""
     num_scenes: int
@@ -208,7 +213,7 @@ def pack_scenes(scenes: Sequence[ParticleScene], device="cpu", dtype=torch.float
     if not scenes:
         raise ValueError("pack_scenes needs at least one scene")
     mat_index = {m: i for i, m in enumerate(MATERIALS)}
-    ptype, mat, oid, rest, ground, batch = [], [], [], [], [], []
+    ptype, mat, oid, rest, ground, radius, batch = [], [], [], [], [], [], []
     offset = 0
     for b, s in enumerate(scenes):
         n = s.num_particles
@@ -217,12 +222,14 @@ def pack_scenes(scenes: Sequence[ParticleScene], device="cpu", dtype=torch.float
         oid.append(s.object_id.astype(np.int64) + offset)
         offset += s.num_objects
         rest.append(s.positions)
-        ground.append(np.full(n, np.inf if s.ground is None else s.ground, np.float64))
+        ground.append(np.full(n, -np.inf if s.ground is None else s.ground, np.float64))
+        radius.append(np.full(n, s.radius, np.float64))
         batch.append(np.full(n, b, np.int64))
     t = lambda parts, dt: torch.as_tensor(np.concatenate(parts), device=device).to(dt)  # noqa: E731
     return GraphBatch(
         particle_type=t(ptype, torch.int64), material=t(mat, torch.int64), object_id=t(oid, torch.int64),
-        num_objects=offset, rest=t(rest, dtype), ground=t(ground, dtype), batch=t(batch, torch.int64),
+        num_objects=offset, rest=t(rest, dtype), ground=t(ground, dtype), radius=t(radius, dtype),
+        batch=t(batch, torch.int64),
         num_scenes=len(scenes),
     )
 
@@ -271,6 +278,29 @@ def rigid_projection(pred: torch.Tensor, rest: torch.Tensor, group: torch.Tensor
     rot = v @ torch.diag_embed(diag) @ u.transpose(1, 2)  # (G, 3, 3)
     proj = torch.einsum("nij,nj->ni", rot[g], rc) + gather(cp, g)
     return pred.index_put((idx,), proj)
+
+
+def ground_projection(pred: torch.Tensor, floor: torch.Tensor, group: torch.Tensor, num_groups: int,
+                      rigid: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+    """Push particles that sank below the floor back onto it; rigid bodies move up as one.
+
+    Args:
+        pred: (N, 3) float, m. Predicted positions.
+        floor: (N,) float, m. Lowest allowed centre height: ground z + particle radius (-inf: no ground).
+        group: (N,) int64 in [0, num_groups). Object of each particle.
+        rigid: (N,) bool. Particles of rigid objects: their object is lifted by its deepest penetration.
+        free: (N,) bool. Particles that may be moved (not kinematic).
+
+    Returns:
+        (N, 3) float, m, with every free particle's z >= floor (rigid objects rigidly translated).
+    """
+    depth = (floor - pred[:, 2]).clamp_min(0.0)
+    depth = torch.where(free, depth, torch.zeros_like(depth))
+    rigid = rigid & free
+    lift = torch.zeros(num_groups, dtype=pred.dtype, device=pred.device)
+    lift = lift.scatter_reduce(0, group, torch.where(rigid, depth, torch.zeros_like(depth)), reduce="amax")
+    dz = torch.where(rigid, lift[group], depth)
+    return pred + torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1)
 
 
 # --------------------------------------------------------------------------- network
@@ -403,18 +433,22 @@ class GNS(nn.Module):
         return history[-1] + (history[-1] - history[-2]) + acc
 
     def next_positions(self, history: torch.Tensor, batch: GraphBatch, next_kinematic: Optional[torch.Tensor] = None,
-                       rigid: bool = False) -> torch.Tensor:
+                       rigid: bool = False, ground: bool = False) -> torch.Tensor:
         """(N, 3) float, m: every particle's position at the next frame.
 
         Kinematic particles go exactly to ``next_kinematic`` (or stay put when it is None);
-        with ``rigid``, objects of material ``rigid`` move as rigid bodies (:func:`rigid_projection`).
+        with ``rigid``, objects of material ``rigid`` move as rigid bodies (:func:`rigid_projection`);
+        with ``ground``, no particle centre ends below ground + radius (:func:`ground_projection`).
         """
         nk = history[-1] if next_kinematic is None else next_kinematic
         pred = self.integrate(history, self.forward(history, batch, nk))
         kin = batch.kinematic
+        is_rigid = batch.material == MATERIALS.index("rigid")
         if rigid:
-            mask = (batch.material == MATERIALS.index("rigid")) & ~kin
-            pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, mask)
+            pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
+        if ground:
+            pred = ground_projection(pred, batch.ground + batch.radius, batch.object_id, batch.num_objects,
+                                     is_rigid, ~kin)
         return torch.where(kin.unsqueeze(1), nk, pred)
 
 
@@ -423,7 +457,7 @@ class GNS(nn.Module):
 
 @torch.no_grad()
 def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: int,
-                   kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True,
+                   kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True, ground: bool = True,
                    progress: bool = False) -> torch.Tensor:
     """Roll a packed batch forward ``steps`` frames.
 
@@ -432,6 +466,7 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
         kinematic_future: (steps, N, 3) float, m. Positions at frames 1..steps; only kinematic
             rows are read. None: kinematic particles hold still.
         rigid: project rigid objects onto rigid motions each step.
+        ground: keep particles above the ground each step.
 
     Returns:
         (steps, N, 3) float, m. Predicted positions of frames 1..steps.
@@ -445,7 +480,7 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
         frames = tqdm(frames, desc="rollout", unit="frame")
     for t in frames:
         nk = None if kinematic_future is None else kinematic_future[t]
-        nxt = model.next_positions(hist, batch, nk, rigid=rigid)
+        nxt = model.next_positions(hist, batch, nk, rigid=rigid, ground=ground)
         out.append(nxt)
         hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
     return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
@@ -466,7 +501,7 @@ def _initial_history(state: ParticleState, frames: int, dt: float) -> np.ndarray
 
 def batched_rollout(model: GNS, scenes: Sequence[ParticleScene], actions: Sequence[Optional[Action]], steps: int,
                     states: Optional[Sequence[Optional[ParticleState]]] = None, rigid: bool = True,
-                    device="cpu", progress: bool = False) -> list[Rollout]:
+                    ground: bool = True, device="cpu", progress: bool = False) -> list[Rollout]:
     """Roll out many scenes at once as one packed batch (for the planner).
 
     Args:
@@ -500,7 +535,7 @@ def batched_rollout(model: GNS, scenes: Sequence[ParticleScene], actions: Sequen
         futures.append(fut)
     hist = torch.as_tensor(np.concatenate(hists, 1), device=device, dtype=dtype)
     fut = torch.as_tensor(np.concatenate(futures, 1), device=device, dtype=dtype)
-    pred = rollout_packed(model, batch, hist, steps, fut, rigid=rigid, progress=progress)
+    pred = rollout_packed(model, batch, hist, steps, fut, rigid=rigid, ground=ground, progress=progress)
     pos = torch.cat([hist[-1:], pred], 0).float().cpu().numpy()
     out, o = [], 0
     for s in scenes:
@@ -524,14 +559,16 @@ class LearnedSimulator(Dynamics):
             default: every kinematic particle of the scene, ascending. Kinematic particles not
             listed hold still.
         rigid: project rigid objects onto rigid motions.
+        ground: keep particles above the ground plane.
     """
 
     def __init__(self, model: GNS, scene: ParticleScene, action_indices: Optional[np.ndarray] = None,
-                 rigid: bool = True, device="cpu"):
+                 rigid: bool = True, ground: bool = True, device="cpu"):
         self.model = model.eval()
         self.scene = scene
         self.dt = model.config.dt
         self.rigid = rigid
+        self.ground = ground
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self.batch = pack_scenes([scene], device=self.device, dtype=self.dtype)
@@ -552,7 +589,7 @@ class LearnedSimulator(Dynamics):
         with torch.no_grad():
             h = torch.as_tensor(hist, device=self.device, dtype=self.dtype)
             nxt = self.model.next_positions(h, self.batch, torch.as_tensor(nk, device=self.device, dtype=self.dtype),
-                                            rigid=self.rigid).float().cpu().numpy()
+                                            rigid=self.rigid, ground=self.ground).float().cpu().numpy()
         new_hist = np.ascontiguousarray(hist[1:])  # the C frames before the new one, oldest first
         state_out.positions[...] = nxt
         state_out.velocities[...] = (nxt - hist[-1]) / np.float32(self.dt)
@@ -569,4 +606,4 @@ class LearnedSimulator(Dynamics):
             if not np.all(self.scene.kinematic[action.indices]):
                 raise ValueError("action moves particles that are not kinematic in the scene")
         return batched_rollout(self.model, [self.scene], [action], steps, [state0], rigid=self.rigid,
-                               device=self.device, progress=progress)[0]
+                               ground=self.ground, device=self.device, progress=progress)[0]

@@ -170,7 +170,7 @@ def toy_rollout(rng: np.random.Generator, kind: str, frames: int, dt: float = DT
 
 
 def toy_dataset(folder, seed: int, train: int = 8, valid: int = 2, test: int = 2, frames: int = 40,
-                dt: float = DT, radius: float = RADIUS, kinds=("drop", "slide", "push")):
+                dt: float = DT, radius: float = RADIUS, kinds=("push", "slide", "push", "drop")):
     """Write a GNS-layout dataset of :func:`toy_rollout` trajectories (kinds alternate).
 
     Splits are by scene: every trajectory is its own scene. The connectivity radius is

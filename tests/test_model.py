@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dynamics.evaluate import constant_velocity, one_step_mse, position_mse
-from dynamics.model import GNS, LearnedSimulator, batched_rollout, pack_scenes, rigid_projection
+from dynamics.model import GNS, LearnedSimulator, batched_rollout, ground_projection, pack_scenes, rigid_projection
 from dynamics.ops import gather, scatter_add
 from dynamics.toy import toy_dataset, toy_rollout
 from dynamics.train import TrainConfig, load_checkpoint, load_model, model_config_for_dataset, train
@@ -90,7 +90,7 @@ def test_ops_gradients_match_finite_differences():
 
 
 def _inputs(dataset, dtype=torch.float64):
-    ro = load_dataset(dataset, "train")[1]  # a push: box and kinematic tool
+    ro = next(r for r in load_dataset(dataset, "train") if "tool" in r.scene.object_name)  # a push
     assert np.any(ro.scene.particle_type == KINEMATIC)
     rng = np.random.default_rng(5)
     hist = ro.positions[4:7].astype(np.float64) + rng.normal(0, 2e-3, (3,) + ro.positions.shape[1:])
@@ -164,6 +164,7 @@ def test_kinematic_particles_follow_the_action_and_rigid_bodies_stay_rigid(datas
     for t in (1, 10, 20):
         assert np.abs(d(out.positions[t, box]) - rest).max() < 1e-4
     assert np.abs(out.positions[20, box] - out.positions[0, box]).max() > 1e-3  # it did move
+    assert out.positions[:, box, 2].min() >= sc.ground + sc.radius - 1e-6  # never through the ground
     # step() moves the tool to the control too, and writes the history it needs next
     s0 = ParticleState(ro.positions[0], np.zeros_like(ro.positions[0]))
     s1 = ParticleState(np.zeros_like(ro.positions[0]), np.zeros_like(ro.positions[0]))
@@ -190,6 +191,20 @@ def test_rigid_projection_recovers_a_rigid_motion():
     assert torch.allclose(exact[:12], moved[:12], atol=1e-10)
     pred = noisy.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: rigid_projection(p, rest, group, 2, mask=group == 0), (pred,))
+
+
+def test_ground_projection_lifts_rigid_bodies_whole_and_other_particles_alone():
+    pred = torch.tensor([[0.0, 0.0, 0.05], [0.02, 0.0, -0.01], [0.5, 0.0, -0.03], [0.6, 0.0, 0.2], [0.7, 0.0, -0.5]],
+                        dtype=torch.float64)
+    floor = torch.full((5,), 0.01, dtype=torch.float64)
+    group = torch.tensor([0, 0, 1, 1, 2])
+    rigid = torch.tensor([True, True, False, False, True])
+    free = torch.tensor([True, True, True, True, False])
+    out = ground_projection(pred, floor, group, 3, rigid, free)
+    assert torch.allclose(out[:2, 2], torch.tensor([0.07, 0.01], dtype=torch.float64))  # object 0 lifted by 2 cm
+    assert torch.allclose(out[2:4, 2], torch.tensor([0.01, 0.2], dtype=torch.float64))  # particle by particle
+    assert out[4, 2] == -0.5  # kinematic: untouched
+    assert torch.equal(out[:, :2], pred[:, :2])
 
 
 # --------------------------------------------------------------------------- training, checkpoints, resume
@@ -289,9 +304,10 @@ def test_rollout_command_writes_a_rollout_the_critic_can_read(dataset, tmp_path)
     train(dataset, tmp_path / "r", _cfg(steps=1, validate_every=0), model_overrides=TINY, progress=False)
     out = tmp_path / "roll.npz"
     assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "r" / "model.pt"), "--split", "train",
-                 "--index", "1", "--steps", "6", "--out", str(out)]) == 0
+                 "--index", "0", "--steps", "6", "--out", str(out)]) == 0
     ro = load_rollout(out, strict=True)
-    truth = load_dataset(dataset, "train")[1]
+    truth = load_dataset(dataset, "train")[0]
+    assert "tool" in truth.scene.object_name
     c = TINY["history"]
     assert ro.positions.shape == (c + 1 + 6, truth.scene.num_particles, 3) and ro.dt == truth.dt
     assert np.array_equal(ro.positions[:c + 1], truth.positions[:c + 1])
