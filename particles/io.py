@@ -122,7 +122,7 @@ class _NpzReader:
         try:
             self.npz = np.load(self.path, allow_pickle=False)
         except Exception as exc:
-            raise FileFormatError(self.path, None, f"is not a readable .npz archive ({type(exc).__name__}: {exc})") from None
+            raise FileFormatError(self.path, None, f"is truncated or not a .npz archive ({type(exc).__name__}: {exc})") from None
         if not isinstance(self.npz, np.lib.npyio.NpzFile):
             raise FileFormatError(self.path, None, "holds a single array, expected a .npz archive of named arrays")
         self.keys = set(self.npz.files)

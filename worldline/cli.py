@@ -30,6 +30,20 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """A 3D world-model simulator on particles and keypoints, with a physics critic."""
+
+
+def _click_exceptions():
+    """typer >= 0.20 vendors click; usage errors come from whichever click typer runs on."""
+    try:
+        from typer._click import exceptions as exc  # type: ignore[attr-defined]
+    except ImportError:  # older typer on plain click
+        from click import exceptions as exc
+    return exc
+
+
 def _register_all() -> None:
     for name in COMMANDS:
         try:
@@ -46,6 +60,9 @@ _register_all()
 
 def main(argv=None) -> int:
     """Entry point of the ``worldline`` console script."""
+    import warp as wp
+
+    wp.config.quiet = True  # no banner or per-module load lines on the user's terminal
     try:
         app(args=argv, standalone_mode=False)
     except (FileFormatError, ValidationError, BadInput, FileNotFoundError) as exc:
@@ -58,13 +75,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         typer.secho("worldline: interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # click usage errors (bad flags, missing arguments)
+        cx = _click_exceptions()
+        if isinstance(exc, cx.ClickException):
             exc.show()
             return EXIT_BAD_INPUT
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, cx.Abort):
             return 130
         raise
     return 0
