@@ -73,9 +73,9 @@ def register(app: typer.Typer) -> None:
     ):
         """Roll out the GNN on a scene or a dataset trajectory and write a rollout file.
 
-        For a dataset trajectory the first C + 1 frames are the data's (the model's history)
-        and kinematic particles follow their recorded path; ``start_frame`` in the file says
-        where prediction begins.
+        For a dataset trajectory the first C + 1 frames are the data's (the model's history) and kinematic particles follow their recorded path; start_frame in the file says where prediction begins.
+
+        For a scene file the scene is lifted into particles, starts at rest, and the tool follows its waypoints.
         """
         import torch
         import warp as wp
