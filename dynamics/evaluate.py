@@ -16,7 +16,7 @@ from particles import KINEMATIC, Rollout
 
 from .model import GNS, pack_scenes, rollout_packed
 
-__all__ = ["one_step_mse", "predict_trajectory", "constant_velocity", "position_mse", "kinetic_energy",
+__all__ = ["one_step_mse", "predict_trajectory", "constant_velocity", "constant_velocity_constrained", "position_mse", "kinetic_energy",
            "RolloutErrors", "rollout_errors"]
 
 
@@ -48,7 +48,7 @@ def one_step_mse(model: GNS, rollouts: Sequence[Rollout], windows: Sequence[tupl
 
 @torch.no_grad()
 def predict_trajectory(model: GNS, rollout: Rollout, start: int, steps: int, rigid: bool = True,
-                       ground: bool = True, device="cpu") -> np.ndarray:
+                       collide: bool = True, device="cpu") -> np.ndarray:
     """(steps, N, 3) float32, m: the model's rollout of frames ``start + 1 .. start + steps``
     from the true frames ``start - C .. start``, with kinematic particles on their true path."""
     c = model.config.history
@@ -57,7 +57,7 @@ def predict_trajectory(model: GNS, rollout: Rollout, start: int, steps: int, rig
     pos = torch.as_tensor(rollout.positions, device=device, dtype=_dtype(model))
     batch = pack_scenes([rollout.scene], device=device, dtype=_dtype(model))
     pred = rollout_packed(model, batch, pos[start - c:start + 1], steps, pos[start + 1:start + 1 + steps], rigid=rigid,
-                          ground=ground)
+                          collide=collide)
     return pred.float().cpu().numpy()
 
 
@@ -71,6 +71,31 @@ def constant_velocity(rollout: Rollout, start: int, steps: int) -> np.ndarray:
     kin = rollout.scene.particle_type == KINEMATIC
     pred[:, kin] = pos[start + 1:start + 1 + steps][:, kin]
     return pred.astype(np.float32)
+
+
+@torch.no_grad()
+def constant_velocity_constrained(rollout: Rollout, start: int, steps: int) -> np.ndarray:
+    """(steps, N, 3) float32, m: :func:`constant_velocity` stepped frame by frame through the same
+    rigid, contact and ground projections the GNN's rollouts use, so a comparison with the GNN
+    shows what the network itself adds."""
+    from particles import MATERIALS
+
+    from .model import contact_projection, ground_projection, rigid_projection
+
+    batch = pack_scenes([rollout.scene], dtype=torch.float64)
+    pos = torch.as_tensor(rollout.positions, dtype=torch.float64)
+    kin = batch.kinematic
+    is_rigid = batch.material == MATERIALS.index("rigid")
+    prev, cur = pos[start - 1], pos[start]
+    out = []
+    for t in range(start + 1, start + 1 + steps):
+        nxt = torch.where(kin.unsqueeze(1), pos[t], 2 * cur - prev)
+        nxt = rigid_projection(nxt, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
+        nxt = contact_projection(nxt, batch)
+        nxt = ground_projection(nxt, batch.ground + batch.radius, batch.object_id, batch.num_objects, is_rigid, ~kin)
+        out.append(nxt)
+        prev, cur = cur, nxt
+    return torch.stack(out).float().numpy()
 
 
 def position_mse(pred: np.ndarray, truth: np.ndarray, free: np.ndarray, upto: Optional[int] = None) -> float:

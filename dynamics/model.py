@@ -25,8 +25,11 @@ Kinematic particles (``particle_type == particles.KINEMATIC``) are never predict
 they move to their prescribed positions. Objects of material ``rigid`` can be
 projected onto the best-fitting rigid motion of their rest shape
 (:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid, and
-particles that sink below the ground plane can be pushed back onto it
-(:func:`ground_projection`); rollouts do both by default, training does neither.
+free particles that end up inside kinematic ones (the tool, static objects) or below
+the ground plane can be pushed back out (:func:`contact_projection`,
+:func:`ground_projection`), rigid bodies as a whole. These are hard constraints from
+known geometry, applied after the network's prediction; rollouts apply them by
+default, training never does (the loss is on the network's own acceleration).
 
 Scenes batch by packing (concatenate particles, a ``batch (N,)`` vector of scene
 indices keeps edges within scenes): see :class:`GraphBatch` and :func:`pack_scenes`.
@@ -56,6 +59,7 @@ __all__ = [
     "pack_scenes",
     "rigid_projection",
     "ground_projection",
+    "contact_projection",
     "rollout_packed",
     "batched_rollout",
 ]
@@ -303,6 +307,65 @@ def ground_projection(pred: torch.Tensor, floor: torch.Tensor, group: torch.Tens
     return pred + torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1)
 
 
+#: Jacobi iterations of :func:`contact_projection`.
+CONTACT_ITERATIONS = 3
+
+
+def _signed_extreme(values: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+    """(rows, 3): per row and axis, the largest positive plus the most negative of ``values`` (E, 3) sent there."""
+    zeros = values.new_zeros((rows, 3))
+    idx = index.unsqueeze(1).expand(-1, 3)
+    up = zeros.scatter_reduce(0, idx, values.clamp_min(0.0), reduce="amax")
+    down = zeros.scatter_reduce(0, idx, values.clamp_max(0.0), reduce="amin")
+    return up + down
+
+
+def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: int = CONTACT_ITERATIONS) -> torch.Tensor:
+    """Push free particles out of kinematic particles (the tool, static objects).
+
+    A free particle ``i`` closer than ``r_i + r_j`` to a kinematic particle ``j`` gets the
+    displacement along ``x_i - x_j`` that restores the distance. A particle takes, per axis,
+    the largest push each way over its contacts; a rigid object moves as one (a translation,
+    so it stays rigid) by, per axis, the mean push of its particles pushed along that axis.
+    Repeated ``iterations`` times (Jacobi), since one push can create another contact.
+
+    Args:
+        pred: (N, 3) float, m. Predicted positions (kinematic rows already where they must be).
+        batch: the packed scenes (radius, kinematic flags, objects, materials).
+
+    Returns:
+        (N, 3) float, m.
+    """
+    kin = batch.kinematic
+    if not bool(kin.any()):
+        return pred
+    free = ~kin
+    rigid = (batch.material == MATERIALS.index("rigid")) & free
+    reach = 2.0 * float(batch.radius.max())
+    for _ in range(iterations):
+        edges = _radius_graph(pred, reach, batch.batch, 0)
+        keep = free[edges[:, 0]] & kin[edges[:, 1]]
+        recv, send = edges[keep, 0], edges[keep, 1]
+        if recv.numel() == 0:
+            break
+        d = pred[recv] - pred[send]
+        dist = d.norm(dim=1, keepdim=True)
+        depth = (batch.radius[recv] + batch.radius[send]).unsqueeze(1) - dist
+        inside = depth.squeeze(1) > 0
+        if not bool(inside.any()):
+            break
+        push = torch.where(inside.unsqueeze(1), d / dist.clamp_min(1e-12) * depth.clamp_min(0.0), torch.zeros_like(d))
+        per_particle = _signed_extreme(push, recv, pred.shape[0])
+        # a rigid object: per axis, the mean push of its particles pushed along that axis (pushes
+        # from above and below a thin tool cancel instead of lifting the object)
+        total = scatter_add(per_particle, batch.object_id, batch.num_objects)
+        count = scatter_add((per_particle != 0).to(pred.dtype), batch.object_id, batch.num_objects)
+        per_object = total / count.clamp_min(1.0)
+        move = torch.where(rigid.unsqueeze(1), per_object[batch.object_id], per_particle)
+        pred = pred + torch.where(free.unsqueeze(1), move, torch.zeros_like(move))
+    return pred
+
+
 # --------------------------------------------------------------------------- network
 
 
@@ -433,20 +496,22 @@ class GNS(nn.Module):
         return history[-1] + (history[-1] - history[-2]) + acc
 
     def next_positions(self, history: torch.Tensor, batch: GraphBatch, next_kinematic: Optional[torch.Tensor] = None,
-                       rigid: bool = False, ground: bool = False) -> torch.Tensor:
+                       rigid: bool = False, collide: bool = False) -> torch.Tensor:
         """(N, 3) float, m: every particle's position at the next frame.
 
         Kinematic particles go exactly to ``next_kinematic`` (or stay put when it is None);
         with ``rigid``, objects of material ``rigid`` move as rigid bodies (:func:`rigid_projection`);
-        with ``ground``, no particle centre ends below ground + radius (:func:`ground_projection`).
+        with ``collide``, free particles are pushed out of kinematic ones (:func:`contact_projection`)
+        and no particle centre ends below ground + radius (:func:`ground_projection`).
         """
         nk = history[-1] if next_kinematic is None else next_kinematic
-        pred = self.integrate(history, self.forward(history, batch, nk))
         kin = batch.kinematic
+        pred = torch.where(kin.unsqueeze(1), nk, self.integrate(history, self.forward(history, batch, nk)))
         is_rigid = batch.material == MATERIALS.index("rigid")
         if rigid:
             pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
-        if ground:
+        if collide:
+            pred = contact_projection(pred, batch)
             pred = ground_projection(pred, batch.ground + batch.radius, batch.object_id, batch.num_objects,
                                      is_rigid, ~kin)
         return torch.where(kin.unsqueeze(1), nk, pred)
@@ -457,7 +522,7 @@ class GNS(nn.Module):
 
 @torch.no_grad()
 def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: int,
-                   kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True, ground: bool = True,
+                   kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True, collide: bool = True,
                    progress: bool = False) -> torch.Tensor:
     """Roll a packed batch forward ``steps`` frames.
 
@@ -466,7 +531,7 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
         kinematic_future: (steps, N, 3) float, m. Positions at frames 1..steps; only kinematic
             rows are read. None: kinematic particles hold still.
         rigid: project rigid objects onto rigid motions each step.
-        ground: keep particles above the ground each step.
+        collide: keep free particles out of kinematic ones and above the ground each step.
 
     Returns:
         (steps, N, 3) float, m. Predicted positions of frames 1..steps.
@@ -480,7 +545,7 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
         frames = tqdm(frames, desc="rollout", unit="frame")
     for t in frames:
         nk = None if kinematic_future is None else kinematic_future[t]
-        nxt = model.next_positions(hist, batch, nk, rigid=rigid, ground=ground)
+        nxt = model.next_positions(hist, batch, nk, rigid=rigid, collide=collide)
         out.append(nxt)
         hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
     return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
@@ -501,7 +566,7 @@ def _initial_history(state: ParticleState, frames: int, dt: float) -> np.ndarray
 
 def batched_rollout(model: GNS, scenes: Sequence[ParticleScene], actions: Sequence[Optional[Action]], steps: int,
                     states: Optional[Sequence[Optional[ParticleState]]] = None, rigid: bool = True,
-                    ground: bool = True, device="cpu", progress: bool = False) -> list[Rollout]:
+                    collide: bool = True, device="cpu", progress: bool = False) -> list[Rollout]:
     """Roll out many scenes at once as one packed batch (for the planner).
 
     Args:
@@ -535,7 +600,7 @@ def batched_rollout(model: GNS, scenes: Sequence[ParticleScene], actions: Sequen
         futures.append(fut)
     hist = torch.as_tensor(np.concatenate(hists, 1), device=device, dtype=dtype)
     fut = torch.as_tensor(np.concatenate(futures, 1), device=device, dtype=dtype)
-    pred = rollout_packed(model, batch, hist, steps, fut, rigid=rigid, ground=ground, progress=progress)
+    pred = rollout_packed(model, batch, hist, steps, fut, rigid=rigid, collide=collide, progress=progress)
     pos = torch.cat([hist[-1:], pred], 0).float().cpu().numpy()
     out, o = [], 0
     for s in scenes:
@@ -559,16 +624,16 @@ class LearnedSimulator(Dynamics):
             default: every kinematic particle of the scene, ascending. Kinematic particles not
             listed hold still.
         rigid: project rigid objects onto rigid motions.
-        ground: keep particles above the ground plane.
+        collide: keep free particles out of kinematic ones (tool, static objects) and above the ground.
     """
 
     def __init__(self, model: GNS, scene: ParticleScene, action_indices: Optional[np.ndarray] = None,
-                 rigid: bool = True, ground: bool = True, device="cpu"):
+                 rigid: bool = True, collide: bool = True, device="cpu"):
         self.model = model.eval()
         self.scene = scene
         self.dt = model.config.dt
         self.rigid = rigid
-        self.ground = ground
+        self.collide = collide
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self.batch = pack_scenes([scene], device=self.device, dtype=self.dtype)
@@ -589,7 +654,7 @@ class LearnedSimulator(Dynamics):
         with torch.no_grad():
             h = torch.as_tensor(hist, device=self.device, dtype=self.dtype)
             nxt = self.model.next_positions(h, self.batch, torch.as_tensor(nk, device=self.device, dtype=self.dtype),
-                                            rigid=self.rigid, ground=self.ground).float().cpu().numpy()
+                                            rigid=self.rigid, collide=self.collide).float().cpu().numpy()
         new_hist = np.ascontiguousarray(hist[1:])  # the C frames before the new one, oldest first
         state_out.positions[...] = nxt
         state_out.velocities[...] = (nxt - hist[-1]) / np.float32(self.dt)
@@ -606,4 +671,4 @@ class LearnedSimulator(Dynamics):
             if not np.all(self.scene.kinematic[action.indices]):
                 raise ValueError("action moves particles that are not kinematic in the scene")
         return batched_rollout(self.model, [self.scene], [action], steps, [state0], rigid=self.rigid,
-                               ground=self.ground, device=self.device, progress=progress)[0]
+                               collide=self.collide, device=self.device, progress=progress)[0]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dynamics.evaluate import constant_velocity, one_step_mse, position_mse
-from dynamics.model import GNS, LearnedSimulator, batched_rollout, ground_projection, pack_scenes, rigid_projection
+from dynamics.model import GNS, LearnedSimulator, batched_rollout, contact_projection, ground_projection, pack_scenes, rigid_projection
 from dynamics.ops import gather, scatter_add
 from dynamics.toy import toy_dataset, toy_rollout
 from dynamics.train import TrainConfig, load_checkpoint, load_model, model_config_for_dataset, train
@@ -205,6 +205,26 @@ def test_ground_projection_lifts_rigid_bodies_whole_and_other_particles_alone():
     assert torch.allclose(out[2:4, 2], torch.tensor([0.01, 0.2], dtype=torch.float64))  # particle by particle
     assert out[4, 2] == -0.5  # kinematic: untouched
     assert torch.equal(out[:, :2], pred[:, :2])
+
+
+def test_contact_projection_pushes_free_particles_out_of_the_tool():
+    from particles import ParticleScene
+
+    r = 0.01
+    box = np.array([[0.0, 0.0, 0.1], [0.02, 0.0, 0.1], [0.0, 0.02, 0.1], [0.02, 0.02, 0.1]])
+    tool = np.array([[-0.012, 0.0, 0.1], [-0.012, 0.02, 0.1]])  # 8 mm into the box's back face
+    loose = np.array([[0.3, 0.0, 0.1]])
+    far_tool = np.array([[0.3, 0.0, 0.085]])  # 15 mm below the loose particle: inside
+    pos = np.concatenate([box, tool, loose, far_tool]).astype(np.float32)
+    scene = ParticleScene(pos, np.array([0, 0, 0, 0, 1, 1, 2, 3], np.int32), ("rigid", "rigid", "elastic", "static"), r,
+                          particle_type=np.array([8, 8, 8, 8, KINEMATIC, KINEMATIC, 9, KINEMATIC], np.int32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    out = contact_projection(torch.as_tensor(pos, dtype=torch.float64), batch).numpy()
+    moved = out[:4] - pos[:4]
+    assert np.allclose(moved, moved[0], atol=1e-12)  # the rigid box moved as one
+    assert np.allclose(moved[0], [0.008, 0.0, 0.0], atol=1e-6)  # by exactly the overlap, away from the tool
+    assert np.allclose(out[4:6], tool) and np.allclose(out[7], far_tool[0])  # kinematic particles stay
+    assert np.isclose(out[6, 2], 0.105, atol=1e-6) and np.allclose(out[6, :2], loose[0, :2])
 
 
 # --------------------------------------------------------------------------- training, checkpoints, resume

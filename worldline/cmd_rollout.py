@@ -10,7 +10,7 @@ import typer
 from worldline.errors import BadInput
 
 
-def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, ground: bool):
+def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool):
     import numpy as np
 
     from particles import Rollout, load_dataset
@@ -29,12 +29,12 @@ def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optiona
     steps = avail if steps is None else steps
     if not 1 <= steps <= avail:
         raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
-    pred = predict_trajectory(model, ro, c, steps, rigid=rigid, ground=ground)
+    pred = predict_trajectory(model, ro, c, steps, rigid=rigid, collide=collide)
     pos = np.concatenate([ro.positions[:c + 1], pred], 0)
     return Rollout(ro.scene, pos, ro.dt), {"start_frame": np.int64(c)}
 
 
-def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, ground: bool):
+def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide: bool):
     import numpy as np
 
     try:
@@ -50,7 +50,7 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, ground:
     spec = load_scene_file(path)
     lifted = lift_scene(spec)
     action = tool_action(lifted, model.config.dt, steps) if spec.tool is not None else None
-    sim = LearnedSimulator(model, lifted.scene, action_indices=lifted.tool_indices, rigid=rigid, ground=ground)
+    sim = LearnedSimulator(model, lifted.scene, action_indices=lifted.tool_indices, rigid=rigid, collide=collide)
     ro = sim.rollout(action, steps, progress=True)
     extra = {"start_frame": np.int64(0)}
     if action is not None:
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="Dataset split to take the trajectory from."),
         index: int = typer.Option(0, "--index", help="Trajectory index within the split."),
         rigid: bool = typer.Option(True, "--rigid/--no-rigid", help="Keep rigid objects rigid (Kabsch projection)."),
-        ground: bool = typer.Option(True, "--ground/--no-ground", help="Push particles that sink below the ground back onto it."),
+        collide: bool = typer.Option(True, "--collide/--no-collide", help="Push free particles out of the tool, static objects and the ground."),
         threads: int = typer.Option(1, "--threads", help="CPU threads for PyTorch."),
     ):
         """Roll out the GNN on a scene or a dataset trajectory and write a rollout file.
@@ -87,9 +87,9 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(max(1, threads))
         model = load_model(checkpoint)
         if source.is_dir():
-            ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, ground)
+            ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide)
         elif source.suffix == ".toml":
-            ro, extra = _rollout_scene(model, source, steps, rigid, ground)
+            ro, extra = _rollout_scene(model, source, steps, rigid, collide)
         elif not source.exists():
             raise BadInput(f"{source}: no such scene file or dataset folder")
         else:
