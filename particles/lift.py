@@ -144,12 +144,90 @@ def object_mesh(obj: ObjectSpec):
     return None
 
 
-def lift_object(obj: ObjectSpec, spacing: float) -> np.ndarray:
+#: Uniform surface candidates per spacing^2 of area, thinned to one per spacing (greedy, in order).
+_SHELL_OVERSAMPLE = 30.0
+
+
+def _thin(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Indices of a greedy subset of ``points`` (kept in order) no two closer than ``spacing``."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(points)
+    taken = np.zeros(len(points), bool)
+    blocked = np.zeros(len(points), bool)
+    for i in range(len(points)):
+        if blocked[i]:
+            continue
+        taken[i] = True
+        blocked[tree.query_ball_point(points[i], spacing * (1.0 - 1e-9))] = True
+    return np.flatnonzero(taken)
+
+
+def _conforming_fill(mesh, depth_fn, spacing: float, fill: str, seed: int, settle=None) -> np.ndarray:
+    """Particles of a curved body: a shell of surface samples moved ``r`` inward along the
+    surface normal (so boundary centres lie exactly ``r`` inside, as on a box), plus, for
+    ``fill = "volume"``, lattice points at least ``r + 0.75 spacing`` deep inside."""
+    import trimesh
+
+    r = spacing / 2.0
+    count = max(64, int(_SHELL_OVERSAMPLE * mesh.area / spacing ** 2))
+    pts, face = trimesh.sample.sample_surface(mesh, count, seed=seed)
+    keep = _thin(pts, spacing)
+    shell = pts[keep] - r * mesh.face_normals[face[keep]]
+    if settle is not None:
+        shell = settle(shell, r)
+    shell = shell[depth_fn(shell) >= r - 1e-6 * spacing]  # concave spots: an offset may land too shallow
+    if fill == "surface":
+        return shell if len(shell) else _select_by_depth(shell, depth_fn(shell), r, spacing, fill)
+    center = mesh.bounds.mean(0)
+    half = (mesh.bounds[1] - mesh.bounds[0]) / 2.0
+    grid = _lattice(np.maximum(half - r, 0.0), spacing) + center
+    inner = grid[depth_fn(grid) >= r + 0.75 * spacing - 1e-9]
+    out = np.concatenate([shell, inner]) if len(shell) or len(inner) else grid[[int(np.argmax(depth_fn(grid)))]]
+    return out[np.lexsort(out.T[::-1])]  # deterministic order: by x, then y, then z
+
+
+def _mesh_depth(mesh):
+    """Signed depth (m, positive inside) of points in a closed mesh; -inf outside."""
+    from trimesh.proximity import ProximityQuery
+
+    query = ProximityQuery(mesh)
+
+    def depth(p: np.ndarray) -> np.ndarray:
+        out = np.full(len(p), -np.inf)
+        if len(p) == 0:
+            return out
+        inside = mesh.contains(p) if mesh.is_watertight else np.ones(len(p), bool)
+        if inside.any():
+            _, dist, _ = query.on_surface(p[inside])
+            out[inside] = dist
+        return out
+
+    def settle(p: np.ndarray, r: float, rounds: int = 3) -> np.ndarray:
+        """Move points that sit less than ``r`` deep (near a facet edge) to ``r`` from their
+        closest surface point, along the line from that point."""
+        p = p.copy()
+        for _ in range(rounds):
+            closest, dist, _ = query.on_surface(p)
+            shallow = (dist < r) & (dist > 1e-12) & (mesh.contains(p) if mesh.is_watertight else True)
+            if not shallow.any():
+                break
+            p[shallow] = closest[shallow] + (p[shallow] - closest[shallow]) * (r / dist[shallow])[:, None]
+        return p
+
+    depth.settle = settle
+    return depth
+
+
+def lift_object(obj: ObjectSpec, spacing: float, seed: int = 0) -> np.ndarray:
     """Particle centres of one object in its local frame, (P, 3) float64, m.
 
-    Volume fill: lattice points at least ``spacing / 2`` inside the surface; surface fill: the
-    outermost layer of those. Sheets (cloth) are a 2-D lattice in the local xy plane, ropes a
-    1-D row along local x. Every object gets at least one particle.
+    Boxes: a cubic lattice whose outermost centres are exactly ``spacing / 2`` inside every
+    face (``fill = "surface"`` keeps its outer layer). Curved shapes (sphere, cylinder, capsule,
+    mesh): a shell of surface samples ``spacing / 2`` inside the surface, filled with lattice
+    points for ``fill = "volume"`` (:func:`_conforming_fill`; ``seed`` places the shell samples).
+    Sheets (cloth) are a 2-D lattice in the local xy plane, ropes a 1-D row along local x.
+    Every object gets at least one particle.
     """
     r = spacing / 2.0
     if obj.shape == "sheet":
@@ -157,22 +235,16 @@ def lift_object(obj: ObjectSpec, spacing: float) -> np.ndarray:
         return _lattice(np.maximum(h, 0.0), spacing, dims=2)
     if obj.shape == "rope":
         return _lattice(np.array([max(obj.size[0] / 2.0 - r, 0.0), 0.0, 0.0]), spacing, dims=1)
+    if obj.shape == "box":
+        half = _primitive_half_extent(obj.shape, obj.size)
+        pts = _lattice(np.maximum(half - r, 0.0), spacing)  # outermost centres exactly r inside
+        return _select_by_depth(pts, _depth_primitive(obj.shape, obj.size, pts), r, spacing, obj.fill)
+    mesh = object_mesh(obj)
     if obj.shape == "mesh":
-        mesh = object_mesh(obj)
-        center = mesh.bounds.mean(0)
-        half = (mesh.bounds[1] - mesh.bounds[0]) / 2.0
-        pts = _lattice(np.maximum(half - r, 0.0), spacing) + center
-        inside = mesh.contains(pts) if mesh.is_watertight else np.ones(len(pts), bool)
-        depth = np.full(len(pts), -np.inf)
-        if inside.any():
-            from trimesh.proximity import ProximityQuery
-
-            _, dist, _ = ProximityQuery(mesh).on_surface(pts[inside])
-            depth[inside] = dist
-        return _select_by_depth(pts, depth, r, spacing, obj.fill)
-    half = _primitive_half_extent(obj.shape, obj.size)
-    pts = _lattice(np.maximum(half - r, 0.0), spacing)  # outermost centres exactly r inside
-    return _select_by_depth(pts, _depth_primitive(obj.shape, obj.size, pts), r, spacing, obj.fill)
+        depth = _mesh_depth(mesh)
+    else:
+        depth = lambda p: _depth_primitive(obj.shape, obj.size, p)  # noqa: E731 - exact for primitives
+    return _conforming_fill(mesh, depth, spacing, obj.fill, seed, getattr(depth, "settle", None))
 
 
 def _to_world(local: np.ndarray, rotation: np.ndarray, position) -> np.ndarray:
@@ -202,7 +274,7 @@ def lift_scene(spec: SceneSpec) -> LiftedScene:
 
     pos, local, oid, ptype, mats, names, dens = [], [], [], [], [], [], []
     for k, obj in enumerate(spec.objects):
-        loc = lift_object(obj, spec.spacing)
+        loc = lift_object(obj, spec.spacing, seed=spec.seed + k)
         pos.append(_to_world(loc, obj.rotation_matrix(), obj.position))
         local.append(loc)
         oid.append(np.full(len(loc), k, np.int32))

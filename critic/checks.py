@@ -1,0 +1,755 @@
+"""The seven checks of the critic, one small pure function per category.
+
+Each ``check_<category>(rollout, ctx=None) -> list[Event]`` reads the rollout through an
+:class:`~critic.context.AuditContext` (built on the spot when ``ctx`` is None or an
+:class:`~critic.context.AuditConfig`) and returns its events, consecutive frames merged
+into one event. Every threshold is derived from the rollout's own physics: the particle
+radius ``r`` (m), the frame time ``dt`` (s), gravity ``g`` (m/s^2), the materials and the
+velocities seen; the formula is in each docstring. ``eps`` is the float32 resolution of
+positions (``4 * eps32 * max|x|``, m), added so that no check fires on round-off.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from particles import Rollout
+
+from .context import KEPLER_DENSITY, AuditConfig, AuditContext, _ENERGY_MATERIALS
+from .report import Event
+
+__all__ = [
+    "check_penetration", "check_teleport", "check_vanish", "check_rigidity", "check_floating", "check_energy",
+    "check_jitter", "CHECKS", "REQUIRES",
+]
+
+_N_IDS = 4  # particle ids quoted per event
+
+
+def _ctx(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]) -> AuditContext:
+    if isinstance(ctx, AuditContext):
+        if ctx.rollout is not rollout:
+            raise ValueError("ctx: built for another rollout")
+        return ctx
+    return AuditContext(rollout, ctx)
+
+
+def _runs(frames: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """Sorted unique frame indices -> list of (first, last) runs; runs closer than ``gap + 1`` frames join."""
+    if len(frames) == 0:
+        return []
+    frames = np.asarray(frames)
+    cut = np.flatnonzero(np.diff(frames) > gap + 1)
+    starts = np.concatenate([[0], cut + 1])
+    ends = np.concatenate([cut, [len(frames) - 1]])
+    return [(int(frames[s]), int(frames[e])) for s, e in zip(starts, ends)]
+
+
+def _sev(bound: float, value: float) -> float:
+    """Severity of ``value`` past ``bound``: ``1 - bound / value`` in [0, 1]."""
+    if not np.isfinite(value) or value <= 0:
+        return 1.0 if not np.isfinite(value) else 0.0
+    return float(np.clip(1.0 - bound / value, 0.0, 1.0))
+
+
+def _mm(x: float) -> str:
+    """A length for a message: mm below 1 m (two decimals below 10 mm), m above."""
+    if abs(x) >= 1.0:
+        return f"{x:.2f} m"
+    return f"{x * 1000:.2f} mm" if abs(x) < 0.01 else f"{x * 1000:.1f} mm"
+
+
+def _mean_pos(ctx: AuditContext, t: int, ids: np.ndarray) -> tuple[float, float, float]:
+    p = ctx.pos[t, ids].astype(np.float64)
+    p = p[np.isfinite(p).all(1)]
+    return tuple(p.mean(0)) if len(p) else (np.nan, np.nan, np.nan)
+
+
+def _particle_events(ctx: AuditContext, category: str, t: np.ndarray, p: np.ndarray, value: np.ndarray,
+                     bound: np.ndarray, message: Callable[[int, int, int, int, float, float, np.ndarray], str],
+                     loc_frame: Callable[[int], int] = lambda f: f) -> list[Event]:
+    """Events from flagged (frame ``t``, particle ``p``) entries with an observed ``value`` above ``bound``.
+
+    Flags are grouped per object and merged over consecutive frames. The event's peak is the
+    flag with the highest severity; its location is the mean position (at ``loc_frame(peak
+    frame)``) of the particles flagged at the peak frame; ``particles`` are the worst of them.
+    ``message(obj, first, last, peak_frame, value, bound, ids)`` writes the sentence.
+    """
+    events = []
+    if len(t) == 0:
+        return events
+    sev = 1.0 - bound / np.maximum(value, 1e-30)
+    obj = ctx.obj[p]
+    for k in np.unique(obj):
+        mk = obj == k
+        tk, pk, vk, bk, sk = t[mk], p[mk], value[mk], bound[mk], sev[mk]
+        for first, last in _runs(np.unique(tk), ctx.config.merge_gap):
+            m = (tk >= first) & (tk <= last)
+            i = np.flatnonzero(m)[np.argmax(sk[m])]
+            tp = int(tk[i])
+            at = m & (tk == tp)
+            ids = pk[at][np.argsort(-sk[at])]
+            events.append(Event(
+                category=category, frame=first, end_frame=last, object=int(k) if ctx.has_objects else None,
+                other=None, location=_mean_pos(ctx, loc_frame(tp), pk[at]), severity=float(np.clip(sk[i], 0, 1)),
+                particles=tuple(ids[:_N_IDS]),
+                message=message(int(k), first, last, tp, float(vk[i]), float(bk[i]), pk[at]),
+            ))
+    return events
+
+
+def _frame_events(ctx: AuditContext, category: str, k: int, flags: np.ndarray, frames: np.ndarray,
+                  severity: np.ndarray, make: Callable[[int, int, int], tuple[tuple, tuple, str]]) -> list[Event]:
+    """Events of object ``k`` from per-frame ``flags`` (bool, aligned with ``frames``) and ``severity``.
+
+    ``make(first, last, peak)`` returns ``(location, particle_ids, message)``.
+    """
+    out = []
+    hit = frames[flags]
+    for first, last in _runs(hit, ctx.config.merge_gap):
+        m = flags & (frames >= first) & (frames <= last)
+        i = np.flatnonzero(m)[np.argmax(severity[m])]
+        loc, ids, msg = make(first, last, int(frames[i]))
+        out.append(Event(category, first, last, k if ctx.has_objects else None, None, loc,
+                         float(np.clip(severity[i], 0, 1)), ids, msg))
+    return out
+
+
+# ====================================================================== penetration
+
+
+def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """Two objects, or an object and the ground, overlap.
+
+    Particles are spheres of radius ``r`` inside their objects, so touching objects have
+    particle centres ``2 r`` apart and a particle resting on the ground has its centre ``r``
+    above it. With ``tol = contact_tolerance * r + eps`` a pair of particles of different
+    objects (not both kinematic, at least one object free) penetrates when its depth
+    ``2 r - |x_i - x_j| > tol``; a free object penetrates the ground when
+    ``(ground + r) - min z > tol``. The pair search is the Warp hash grid of
+    :func:`particles.graph.radius_search` with neighbour lists reused while particles move less
+    than ``r / 2`` (:attr:`AuditContext._pair_search`), run only on particles inside another
+    object's box.
+    ``location``: mean midpoint of the penetrating pairs (ground: mean of the penetrating
+    particles) at the deepest frame. ``severity = 1 - tol / depth``.
+    """
+    ctx = _ctx(rollout, ctx)
+    tol = ctx.config.contact_tolerance * ctx.r + ctx.eps_pos
+    events: list[Event] = []
+    # ---- object-object
+    pr = ctx.pairs
+    if len(pr["frame"]):
+        depth = ctx.contact_dist - pr["dist"].astype(np.float64)
+        oa, ob = ctx.obj[pr["i"]], ctx.obj[pr["j"]]
+        free = ctx.obj_dynamic[oa] | ctx.obj_dynamic[ob]
+        hit = (depth > tol) & free
+        if hit.any():
+            f, i, j, d = pr["frame"][hit], pr["i"][hit], pr["j"][hit], depth[hit]
+            a, b = np.minimum(ctx.obj[i], ctx.obj[j]), np.maximum(ctx.obj[i], ctx.obj[j])
+            for pa, pb in sorted(set(zip(a.tolist(), b.tolist()))):
+                m = (a == pa) & (b == pb)
+                fm, im, jm, dm = f[m], i[m], j[m], d[m]
+                frames = np.unique(fm)
+                peak_depth = np.array([dm[fm == x].max() for x in frames])
+                for first, last in _runs(frames, ctx.config.merge_gap):
+                    w = (frames >= first) & (frames <= last)
+                    tp = int(frames[w][np.argmax(peak_depth[w])])
+                    at = fm == tp
+                    dmax = float(dm[at].max())
+                    mid = 0.5 * (ctx.pos[tp, im[at]].astype(np.float64) + ctx.pos[tp, jm[at]])
+                    worst = np.argmax(dm[at])
+                    ids = (int(im[at][worst]), int(jm[at][worst]))
+                    span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
+                    msg = (f"Objects {ctx.name(pa)} and {ctx.name(pb)} interpenetrate {span}: particle centres come "
+                           f"{_mm(ctx.contact_dist - dmax)} apart where touching spheres of radius {_mm(ctx.r)} "
+                           f"sit {_mm(ctx.contact_dist)} apart (overlap {_mm(dmax)}, tolerance {_mm(tol)}).")
+                    events.append(Event("penetration", first, last, pa, pb, tuple(mid.mean(0)), _sev(tol, dmax), ids, msg))
+    # ---- ground
+    if ctx.ground is not None:
+        lo, _ = ctx.bbox
+        rest = ctx.ground + ctx.r
+        with np.errstate(invalid="ignore"):
+            depth_g = rest - lo[:, :, 2].astype(np.float64)  # (T, K)
+        frames = np.arange(ctx.T)
+        for k in np.flatnonzero(ctx.obj_dynamic):
+            d = np.nan_to_num(depth_g[:, k], nan=-np.inf)
+            flags = d > tol
+
+            def make(first, last, peak, k=k, d=d):
+                ids = ctx.ids(k)
+                z = ctx.pos[peak, ids, 2].astype(np.float64)
+                deep = ids[np.nan_to_num(rest - z, nan=-np.inf) > tol]
+                order = deep[np.argsort(ctx.pos[peak, deep, 2])]
+                span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
+                h = rest - d[peak] - ctx.ground
+                where = f"{_mm(h)} above" if h >= 0 else f"{_mm(-h)} below"
+                msg = (f"{ctx.subject(k)} sinks into the ground {span}: its lowest particle centre is "
+                       f"{where} the ground where a resting sphere's centre sits r = {_mm(ctx.r)} above it "
+                       f"(overlap {_mm(d[peak])}, tolerance {_mm(tol)}).")
+                return _mean_pos(ctx, peak, deep), tuple(order[:_N_IDS]), msg
+
+            sev = 1.0 - tol / np.maximum(d, 1e-30)
+            events += _frame_events(ctx, "penetration", int(k), flags, frames, sev, make)
+    return events
+
+
+# ====================================================================== teleport
+
+
+def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """A particle jumps further in one frame than any plausible velocity and acceleration explain.
+
+    For a free particle with steps ``d_t = x_t - x_{t-1}`` and lengths ``s_t = |d_t|`` (m), frame
+    ``t >= 2`` is a teleport when either bound fails:
+
+    * speed: ``s_t > max(s_{t-1}, s_{t-2}) + |g| dt^2 + 2 u dt + tol``: its recent steps
+      (momentum; two of them, because the step that spans a bounce is a short chord), what
+      gravity adds in one frame, and twice the speed ``u`` (m/s) of any tool or moving object
+      it touches at frame ``t-1`` or ``t`` (an elastic collision hands on at most twice the
+      striker's speed; without object ids, ``u`` is the speed of the fastest *other* particle);
+    * direction: with ``p = d_{t-1} + g dt^2`` the predicted step and ``delta = d_t - p`` minus any
+      braking along ``p`` (slowing down, even to a stop, is not a jump: floating and energy judge
+      it), ``e_t = |delta| > 2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt (+ 2 max(s_{t-1},
+      s_{t-2}) if the object touches anything at ``t-1`` or ``t``, since a contact may reverse it)``:
+      a free body keeps its velocity up to gravity and the steady turning of its spin, so a
+      sideways jump that keeps the speed is caught too;
+
+    with ``tol = teleport_tolerance * r + eps``. A fast ballistic throw
+    passes (its step grows by ``|g| dt^2`` per frame); frame 1 has no previous step and is
+    not judged. Kinematic (prescribed) particles are not judged. ``location``: mean position
+    of the flagged particles after the jump at the worst frame; ``severity = 1 - bound / s_t``.
+    """
+    ctx = _ctx(rollout, ctx)
+    if ctx.T < 3:
+        return []
+    tol = ctx.config.teleport_tolerance * ctx.r + ctx.eps_pos
+    gdt2 = (ctx.g * ctx.dt * ctx.dt).astype(np.float32)[:, None, None]
+    base = ctx.g_mag * ctx.dt * ctx.dt + tol
+    src = ctx.source_speed  # (T-1, K) m per step
+    push_all = 2.0 * np.maximum(src[1:], src[:-1])  # (T-2, K): 2 u dt at frame t = i + 2
+    touching = ctx.supported if ctx.has_objects else np.ones((ctx.T, ctx.K), bool)
+    touch_all = touching[1:-1] | touching[2:]  # (T-2, K): touching at frame t-1 or t
+    smax = ctx.obj_step_max
+    # no particle of an object can break either bound at frame t when its longest steps are short:
+    # s_t <= base (bound A) and s_t + s_{t-1} + |g| dt^2 <= tol (bound B)
+    quiet = (smax[1:] <= base) & (smax[1:] + smax[:-1] + ctx.g_mag * ctx.dt * ctx.dt <= tol)
+    def one(k: int):
+        ids = ctx.ids(k)
+        freek = ~ctx.kin[ids]
+        res = []
+        for a, x in ctx.blocks(k, halo=4):
+            if x.shape[1] < 3:
+                continue
+            d = x[:, 1:] - x[:, :-1]  # (3, F-1, n): step j goes from frame a+j to a+j+1
+            s = d[0] * d[0]
+            s += d[1] * d[1]
+            s += d[2] * d[2]
+            np.sqrt(s, out=s)  # (F-1, n)
+            # frame t = a + j + 2 for j in 0..F-3 compares step j+1 with steps j (and j-1)
+            prev = s[:-1].copy()
+            np.fmax(prev[1:], s[:-2], out=prev[1:])
+            rows = np.arange(a, a + prev.shape[0])  # index into (T-2,) arrays: frame - 2
+            if ctx.has_objects:
+                push = push_all[rows, k][:, None].astype(np.float32)
+            else:  # no objects known: any *other* particle may have struck this one
+                sf = np.nan_to_num(s)
+                if sf.shape[1] > 1:
+                    top = np.partition(sf, sf.shape[1] - 2, axis=1)[:, -2:]
+                else:
+                    top = np.concatenate([sf, np.zeros_like(sf)], 1)
+                first, second = top.max(1), top.min(1)
+                other = np.where(sf >= first[:, None], second[:, None], first[:, None])  # (F-1, n)
+                push = 2.0 * np.maximum(other[1:], other[:-1]).astype(np.float32)
+            allow = prev + np.float32(base)
+            allow += push
+            with np.errstate(invalid="ignore"):
+                hit_a = s[1:] > allow
+            hit_b = np.zeros_like(hit_a)
+            allow_v = np.full(hit_a.shape, np.inf, np.float32)
+            e = np.zeros(hit_a.shape, np.float32)
+            # bound B only where the object touches nothing: there a contact may reverse the
+            # velocity, and B's allowance (2 max(s_{t-1}, s_{t-2})) then adds nothing to bound A
+            free_rows = ~touch_all[rows, k]
+            if free_rows.any():
+                pred = d[:, :-1] + gdt2
+                dev = d[:, 1:] - pred
+                pn = np.sqrt(pred[0] * pred[0] + pred[1] * pred[1] + pred[2] * pred[2])
+                pn_safe = np.maximum(pn, 1e-30)
+                along = (dev[0] * pred[0] + dev[1] * pred[1] + dev[2] * pred[2]) / pn_safe
+                brake = np.clip(along, -pn, 0.0) / pn_safe  # slowing down along the path is not a jump
+                dev -= brake[None] * pred
+                e = np.sqrt(dev[0] * dev[0] + dev[1] * dev[1] + dev[2] * dev[2])  # (F-2, n)
+                eprev = np.full_like(e, np.inf)
+                eprev[1:] = e[:-1]
+                np.fmax(eprev[2:], e[:-2], out=eprev[2:])
+                if a == 0:
+                    eprev[0] = np.inf  # frame 2: no earlier change to compare with
+                allow_v = 2.0 * eprev + np.float32(tol) + push
+                with np.errstate(invalid="ignore"):
+                    hit_b = (e > allow_v) & free_rows[:, None]
+            hit = (hit_a | hit_b) & freek[None]
+            start = 0 if a == 0 else 2  # the first two rows lack history here; the previous block judged them
+            hit[:start] = False
+            hit &= ~quiet[rows, k][:, None]
+            jj, pp = np.nonzero(hit)
+            if not len(jj):
+                continue
+            ha = hit_a[jj, pp]
+            res.append((a + jj + 2, ids[pp], np.where(ha, s[1:][jj, pp], e[jj, pp]).astype(np.float64),
+                        np.where(ha, allow[jj, pp], allow_v[jj, pp]).astype(np.float64)))
+        return res
+
+    todo = [k for k in range(ctx.K) if ctx.counts[k] and not ctx.obj_kinematic[k] and not quiet[:, k].all()]
+    found = [r for rs in ctx.map_objects(one, todo) for r in rs]
+    out_t, out_p, out_v, out_b = ([r[i] for r in found] for i in range(4))
+    if not out_t:
+        return []
+    frames, pi = np.concatenate(out_t), np.concatenate(out_p)
+    value, bound = np.concatenate(out_v), np.concatenate(out_b)
+    lost_t, lost_p = ctx.lost
+    if len(lost_t):  # lost particles are vanish's
+        lk = set(zip(lost_t.tolist(), lost_p.tolist()))
+        keep = np.array([(int(f), int(p)) not in lk and (int(f) - 1, int(p)) not in lk for f, p in zip(frames, pi)])
+        frames, pi, value, bound = frames[keep], pi[keep], value[keep], bound[keep]
+
+    def message(k, first, last, peak, v, b, ids):
+        span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
+        who = f"{len(ids)} of {ctx.counts[k]} particles{ctx.of_object(k)}"
+        prev = float(np.nanmax(np.linalg.norm(ctx.pos[peak - 1, ids] - ctx.pos[peak - 2, ids], axis=1))) if len(ids) else 0.0
+        verb, their = ("jumps", "its") if len(ids) == 1 else ("jump", "their")
+        return (f"{who} {verb} {_mm(v)} in one frame {span} (dt = {ctx.dt:.4g} s), but {their} previous step "
+                f"({_mm(prev)}), gravity and the contacts {'it has' if len(ids) == 1 else 'they have'} allow at most "
+                f"{_mm(b)}.")
+
+    return _particle_events(ctx, "teleport", frames, pi, value, bound, message)
+
+
+# ====================================================================== vanish
+
+
+def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """Particles become non-finite or leave the world, or an object collapses.
+
+    * Lost particles: a non-finite coordinate, or a position outside the world box
+      (:attr:`AuditContext.world`: the scene's frame-0 box grown by its diagonal plus the
+      farthest any particle can travel in the rollout, ``(v0 + 2 u) tau + |g| tau^2 / 2``).
+      ``location``: the lost particles' mean last in-world position; severity 1 for
+      non-finite, ``1 - bound / distance`` outside the box.
+    * Collapse: ``n >= 2`` particles of radius ``r`` cannot fill less than
+      ``V_min = n (4/3) pi r^3 / 0.7405`` (densest sphere packing); an object whose padded box
+      volume ``prod(extent + 2 r)`` falls below ``collapse_fraction * V_min`` has collapsed
+      (kinematic objects are not judged). ``severity = 1 - V / (collapse_fraction * V_min)``;
+      ``location``: the object's centre.
+    """
+    ctx = _ctx(rollout, ctx)
+    events = []
+    ti, pi = ctx.lost
+    if len(ti):
+        lostset = set(zip(ti.tolist(), pi.tolist()))
+        lo, hi = ctx.world
+        p = ctx.pos[ti, pi].astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            out = np.maximum(lo - p, p - hi).max(1)
+        finite = np.isfinite(out)
+        half = 0.5 * float(np.linalg.norm(hi - lo))
+        value = np.where(finite, half + np.maximum(out, 0), np.inf)
+        bound = np.full(len(ti), half)
+
+        def message(k, first, last, peak, v, b, ids):
+            n_nan = int((~np.isfinite(ctx.pos[first, ids]).all(1)).sum()) if len(ids) else 0
+            span = f"from frame {first}" + (f" to {last}" if last < ctx.T - 1 else " on")
+            what = []
+            n_out = len(ids) - n_nan
+            if n_nan:
+                what.append(f"{n_nan} {'gets' if n_nan == 1 else 'get'} non-finite positions")
+            if n_out:
+                what.append(f"{n_out} {'leaves' if n_out == 1 else 'leave'} the world box (it extends {_mm(b)} "
+                            "from the scene's centre)")
+            return f"Of the {ctx.counts[k]} particles{ctx.of_object(k)}, " + " and ".join(what) + f" {span}."
+
+        ev = _particle_events(ctx, "vanish", ti, pi, value, bound, message)
+        # locate at the last frame where the lost particles were still in the world
+        for e in ev:
+            first = e.frame
+            lost_ids = pi[ti == first]
+            if ctx.has_objects:
+                lost_ids = lost_ids[ctx.obj[lost_ids] == e.object]
+            loc = e.location
+            for f in range(first, -1, -1):
+                ok = np.array([q for q in lost_ids.tolist() if (f, q) not in lostset], np.int64)
+                if len(ok):
+                    loc = _mean_pos(ctx, f, ok)
+                    break
+            events.append(Event(e.category, e.frame, e.end_frame, e.object, e.other, loc, e.severity, e.particles, e.message))
+    # ---- collapse
+    if ctx.has_objects:
+        lo, hi = ctx.bbox
+        frames = np.arange(ctx.T)
+        for k in range(ctx.K):
+            n = int(ctx.counts[k])
+            if n < 2 or ctx.obj_kinematic[k]:
+                continue
+            v_min = n * (4.0 / 3.0) * np.pi * ctx.r ** 3 / KEPLER_DENSITY
+            bound = ctx.config.collapse_fraction * v_min
+            vol = np.prod((hi[:, k] - lo[:, k]).astype(np.float64) + 2 * ctx.r, axis=1)
+            with np.errstate(invalid="ignore"):
+                flags = (vol < bound) & ctx.obj_valid[:, k]
+            if not flags.any():
+                continue
+            ratio = bound / np.maximum(vol, 1e-300)
+            sev = 1.0 - 1.0 / np.maximum(ratio, 1.0)
+
+            def make(first, last, peak, k=k, vol=vol, v_min=v_min):
+                span = f"from frame {first}" + (f" to {last}" if last < ctx.T - 1 else " on")
+                msg = (f"Object {ctx.name(k)} collapses {span}: its {ctx.counts[k]} particles of radius {_mm(ctx.r)} "
+                       f"occupy a box of {vol[peak] * 1e6:.3g} cm^3, less than {ctx.config.collapse_fraction:g} x the "
+                       f"{v_min * 1e6:.3g} cm^3 they fill at the densest packing.")
+                return tuple(ctx.com[peak, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
+
+            events += _frame_events(ctx, "vanish", k, flags, frames, sev, make)
+    return events
+
+
+# ====================================================================== rigidity
+
+
+def _kabsch(x0: np.ndarray, xt: np.ndarray, w: Optional[np.ndarray] = None):
+    """Best rotations taking centred ``x0 (n,3)`` to ``xt (T,n,3)``; weights ``w (T,n)``.
+    Returns ``(R (T,3,3), c0 (T,3), ct (T,3))`` with ``x ~ R (x0 - c0) + ct``."""
+    if w is None:
+        c0 = np.broadcast_to(x0.mean(0), (xt.shape[0], 3))
+        ct = xt.mean(1)
+        h = np.einsum("ni,tnj->tij", x0 - x0.mean(0), xt - ct[:, None])
+    else:
+        ws = np.maximum(w.sum(1, keepdims=True), 1e-12)
+        c0 = (w @ x0) / ws
+        ct = np.einsum("tn,tnj->tj", w, xt) / ws
+        h = np.einsum("tn,tni,tnj->tij", w, x0[None] - c0[:, None], xt - ct[:, None])
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.einsum("tij,tjk->tik", u, vt)))
+    vt = vt.copy()
+    vt[:, 2, :] *= d[:, None]
+    rot = np.einsum("tji,tkj->tik", vt, u)  # R = V diag(1,1,d) U^T
+    return rot, c0, ct
+
+
+_ANCHORS = 256  # particles per object used for the first rigid fit
+
+
+def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """A ``rigid`` object changes shape.
+
+    Per frame, the best rigid motion (Kabsch: rotation ``R_t`` and translation) of the object's
+    frame-0 shape is fit to its particles (first on up to 256 evenly spread particles, then, in
+    frames that fail, again on all particles that fit, so one stray particle cannot bend the
+    fit); the residual of particle ``i`` is ``|x_i(t) - (R_t (x_i(0) - c_0) + c_t)|``. The
+    object fails at frame ``t`` when its largest residual exceeds
+    ``tol = rigidity_tolerance * r + eps``. Only objects of material ``rigid`` that are not
+    kinematic are judged: elastic, plastic, cloth, ... objects may deform. ``location``: mean
+    position of the deviating particles at the worst frame; ``severity = 1 - tol / residual``.
+    """
+    ctx = _ctx(rollout, ctx)
+    events = []
+    if not ctx.has_materials:
+        return events
+    tol = ctx.config.rigidity_tolerance * ctx.r + ctx.eps_pos
+    frames_all = np.arange(ctx.T)
+
+    def fit(k: int):
+        valid = ctx.obj_valid[:, k]
+        if not valid.any():
+            return None
+        ref = int(np.argmax(valid))
+        ids = ctx.ids(k)
+        fr = frames_all[valid]
+        xs = ctx.soa(k)  # (3, T, n) float32
+        if len(fr) < ctx.T:
+            xs = xs[:, fr]
+        x0 = xs[:, int(np.searchsorted(fr, ref))].T.astype(np.float64)  # (n, 3)
+        a = np.unique(np.linspace(0, len(ids) - 1, min(_ANCHORS, len(ids))).round().astype(np.int64))
+        rot, c0, ct = _kabsch(x0[a], xs[:, :, a].transpose(1, 2, 0).astype(np.float64))
+        x0c = (x0 - c0[0]).T.astype(np.float32)  # (3, n)
+        rot32, ct32 = rot.astype(np.float32), ct.astype(np.float32)
+        diff = np.einsum("fcj,jn->fcn", rot32, x0c)  # (F, 3, n): the rigid prediction about the centre
+        diff += ct32[:, :, None]
+        diff -= xs.transpose(1, 0, 2)
+        diff *= diff
+        res2 = diff.sum(axis=1)  # (F, n) squared residuals
+        del diff
+        worst2 = res2.max(1)
+        if not (worst2 > tol * tol).any():
+            return None
+        res = np.sqrt(res2)
+        bad = worst2 > tol * tol
+        xt = xs[:, bad].transpose(1, 2, 0).astype(np.float64)  # (B, n, 3)
+        w = (res[bad] <= tol).astype(np.float64)  # refit failing frames on the particles that fit
+        few = w.sum(1) < 3
+        w[few] = 1.0
+        rot2, c02, ct2 = _kabsch(x0, xt, w)
+        pred2 = np.einsum("tij,tnj->tni", rot2, x0[None] - c02[:, None]) + ct2[:, None]
+        res2b = np.linalg.norm(xt - pred2, axis=2)
+        better = res2b.max(1) < res[bad].max(1)
+        sub = res[bad]
+        sub[better] = res2b[better]
+        res[bad] = sub
+        return ref, ids, fr, res
+
+    todo = [k for k in range(ctx.K) if ctx.materials[k] == "rigid" and not ctx.obj_kinematic[k] and ctx.counts[k] >= 3]
+    for k, got in zip(todo, ctx.map_objects(fit, todo)):
+        if got is None:
+            continue
+        ref, ids, fr, res = got
+        worst = res.max(1)
+        flags = worst > tol
+        if not flags.any():
+            continue
+        sev = 1.0 - tol / np.maximum(worst, 1e-30)
+
+        def make(first, last, peak, k=k, fr=fr, res=res, ids=ids, worst=worst):
+            row = res[np.searchsorted(fr, peak)]
+            dev = ids[row > tol]
+            order = ids[np.argsort(-row)]
+            span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
+            msg = (f"Rigid object {ctx.name(k)} changes shape {span}: {len(dev)} of its {len(ids)} particles deviate "
+                   f"up to {_mm(float(row.max()))} from the best rigid motion of its frame-{ref} shape "
+                   f"(tolerance {_mm(tol)}).")
+            return _mean_pos(ctx, peak, dev), tuple(order[:_N_IDS]), msg
+
+        events += _frame_events(ctx, "rigidity", k, flags, fr, sev, make)
+    return events
+
+
+# ====================================================================== floating
+
+
+def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """An object with nothing to support it does not fall freely.
+
+    Support is geometry: an object touching the ground or any other object (particle centres
+    within ``2 r + contact_margin * r``, found by the Warp pair search) is supported. For a
+    free object unsupported at frames ``t-2 .. t+2``, the centre-of-mass acceleration
+    ``a_t = (c_{t+1} - 2 c_t + c_{t-1}) / dt^2`` must equal ``g``. Frame ``t`` fails when
+    ``|a_t - g| > tol`` and so does the mean of ``|a - g|`` over the unsupported frames in a
+    window of ``W = max(3, round(floating_window / dt))`` frames centred on ``t``, with
+    ``tol = floating_tolerance * |g| + 8 eps / dt^2``. An object hovering with nothing under it
+    has ``|a - g| = |g|``; a ballistic throw has ``a = g``. Skipped when ``|g| = 0``.
+    ``location``: centre of mass at the first failing frame; ``severity = 1 - tol / mean deviation``.
+    """
+    ctx = _ctx(rollout, ctx)
+    events = []
+    if not ctx.has_objects or ctx.T < 3 or ctx.g_mag == 0:
+        return events
+    tol = ctx.config.floating_tolerance * ctx.g_mag + 8 * ctx.eps_pos / ctx.dt ** 2
+    w = max(3, int(round(ctx.config.floating_window / ctx.dt)))
+    half = w // 2
+    frames = np.arange(1, ctx.T - 1)
+    for k in np.flatnonzero(ctx.obj_dynamic):
+        c = ctx.com[:, k]
+        free = ~ctx.supported[:, k]
+        # unsupported at t-2..t+2 (clipped to the rollout)
+        pad = np.concatenate([[True, True], free, [True, True]])
+        alone = np.ones(ctx.T, bool)
+        for off in range(5):
+            alone &= pad[off:off + ctx.T]
+        acc = (c[2:] - 2 * c[1:-1] + c[:-2]) / ctx.dt ** 2  # (T-2, 3) at frames 1..T-2
+        dev = np.linalg.norm(acc - ctx.g, axis=1)
+        ok = alone[1:-1] & np.isfinite(dev)
+        if not ok.any():
+            continue
+        devz = np.where(ok, dev, 0.0)
+        cs = np.concatenate([[0.0], np.cumsum(devz)])
+        cn = np.concatenate([[0], np.cumsum(ok)])
+        lo_i = np.clip(np.arange(len(dev)) - half, 0, len(dev))
+        hi_i = np.clip(np.arange(len(dev)) + half + 1, 0, len(dev))
+        mean = (cs[hi_i] - cs[lo_i]) / np.maximum(cn[hi_i] - cn[lo_i], 1)
+        flags = ok & (dev > tol) & (mean > tol)
+        if not flags.any():
+            continue
+        sev = 1.0 - tol / np.maximum(mean, 1e-30)
+
+        def make(first, last, peak, k=k, acc=acc, mean=mean):
+            a = acc[peak - 1]
+            span = f"from frame {first} to {last}"
+            msg = (f"Object {ctx.name(k)} touches nothing {span} yet its centre of mass accelerates at "
+                   f"({a[0]:.2f}, {a[1]:.2f}, {a[2]:.2f}) m/s^2 instead of falling with g = "
+                   f"({ctx.g[0]:.2f}, {ctx.g[1]:.2f}, {ctx.g[2]:.2f}) m/s^2 (mean deviation "
+                   f"{mean[peak - 1]:.2f} m/s^2, tolerance {tol:.2f}).")
+            return tuple(ctx.com[first, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
+
+        events += _frame_events(ctx, "floating", int(k), flags, frames, sev, make)
+    return events
+
+
+# ====================================================================== energy
+
+
+def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """An object's energy rises while nothing that moves touches it.
+
+    Over each step ``s`` (frame ``s`` to ``s+1``) an object's energy is
+    ``E_s = sum_i m_i |x_i(s+1) - x_i(s)|^2 / (2 dt^2) - M g . (c_s + c_{s+1}) / 2`` (kinetic plus
+    potential, J); for any motion with constant acceleration ``g`` this is exactly constant.
+    A step is *sourced* when the object touches, at frame ``s`` or ``s+1``, the tool or a free
+    object that moves (some particle steps more than ``2 * jitter_amplitude * r``); the ground and
+    static objects do no work. Within a run of unsourced steps the energy may not exceed its
+    budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the
+    energy down (friction and impacts only dissipate). Steps within 2 frames of a contact starting
+    or ending (or of a contact that happens between frames) are not judged and leave ``B`` as it
+    was: the step spanning a bounce is a short chord, and a compliant contact stores energy for a
+    moment, so energy may dip there and come back, but not beyond ``B``. The tolerance is
+    ``tol_s = M (|g| h + v_s dv + dv^2 / 2)`` with ``h = energy_tolerance * r``, ``v_s`` the
+    object's RMS particle speed and ``dv = 2 A / dt`` the velocity resolution that the noise floor
+    ``A = jitter_amplitude * r`` leaves (see check_jitter): the energy of lifting the object by
+    ``h`` plus that of a velocity error ``dv``. Only materials that store no hidden elastic energy are judged
+    (rigid, plastic, granular, fluid). ``location``: centre of mass when the rise is first
+    seen; ``severity = 1 - tol / rise``.
+    """
+    ctx = _ctx(rollout, ctx)
+    events = []
+    if not ctx.has_objects or ctx.T < 3:
+        return events
+    h = ctx.config.energy_tolerance * ctx.r + ctx.eps_pos
+    dv = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # velocity resolution, m/s
+    ke = ctx.kinetic  # (T-1, K)
+    c = ctx.com
+    mid = 0.5 * (c[1:] + c[:-1])  # (T-1, K, 3)
+    pe = -ctx.obj_mass[None, :] * (mid @ ctx.g)
+    energy = ke + pe
+    contact = ctx.contact[:-1] | ctx.contact[1:]
+    giver = ctx.obj_tool[None, :] | (ctx.obj_dynamic[None, :] & ctx.moving)  # (T-1, K)
+    sourced = (contact & giver[:, None, :]).any(axis=2)
+    steps = np.arange(ctx.T - 1)
+    for k in np.flatnonzero(ctx.obj_dynamic):
+        if ctx.materials[k] not in _ENERGY_MATERIALS:
+            continue
+        e = energy[:, k]
+        ok = np.isfinite(e)
+        m = ctx.obj_mass[k]
+        v = np.sqrt(2 * ke[:, k] / m)
+        tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv)
+        budget = np.full(len(e), np.nan)
+        unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
+        b = np.nan
+        for s in range(len(e)):
+            if not ok[s] or sourced[s, k]:
+                b = np.nan
+                continue
+            if np.isnan(b):
+                b = e[s] if s == 0 or not ok[s - 1] else max(e[s], e[s - 1])
+            if unreliable[s]:
+                continue
+            budget[s] = b
+            if e[s] <= b + tol[s]:
+                b = min(b, e[s])
+        rise = e - budget
+        with np.errstate(invalid="ignore"):
+            flags = np.nan_to_num(rise, nan=-np.inf) > tol
+        if not flags.any():
+            continue
+        sev = 1.0 - tol / np.maximum(rise, 1e-30)
+
+        def make(first, last, peak, k=k, e=e, budget=budget, tol=tol):
+            frame = min(first + 1, ctx.T - 1)
+            msg = (f"Object {ctx.name(k)} gains energy between frames {first} and {last + 1} while touching nothing "
+                   f"that moves: kinetic + potential rises from {budget[peak]:.4g} J to {e[peak]:.4g} J "
+                   f"(+{e[peak] - budget[peak]:.3g} J, tolerance {tol[peak]:.3g} J).")
+            return tuple(ctx.com[frame, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
+
+        for ev in _frame_events(ctx, "energy", int(k), flags, steps, sev, make):
+            # a step s is visible at frame s + 1
+            events.append(Event(ev.category, min(ev.frame + 1, ctx.T - 1), min(ev.end_frame + 1, ctx.T - 1), ev.object,
+                                ev.other, ev.location, ev.severity, ev.particles, ev.message))
+    return events
+
+
+# ====================================================================== jitter
+
+
+def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """Particles shake: they reverse direction frame after frame with steps above the noise floor.
+
+    With ``A = jitter_amplitude * r + eps`` the amplitude a solver's noise floor explains, a
+    free particle *reverses* at frame ``t`` when its steps before and after both exceed ``2 A``
+    (an oscillation of amplitude ``A`` at the frame rate steps ``2 A``) and point against each
+    other (``d_{t-1} . d_t < 0``). It *jitters* when at least half of the frames in a window of
+    ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or
+    a turn reverses once, a shaking object every frame. An object is not judged while it touches a
+    tool that itself reverses direction (a vibrating tool shakes what it holds). ``location``: mean
+    position of the jittering particles at the worst frame; ``severity = 1 - 2 A / step``.
+    """
+    ctx = _ctx(rollout, ctx)
+    if ctx.T < 4:
+        return []
+    amp = ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos
+    w = max(4, int(round(ctx.config.jitter_window / ctx.dt)))
+    touched = np.zeros((ctx.T, ctx.K), bool)
+    if ctx.has_objects and ctx.obj_tool.any():
+        shaking = []  # tools that themselves reverse direction frame to frame
+        for k in np.flatnonzero(ctx.obj_tool):
+            x = ctx.soa(k)
+            d = x[:, 1:] - x[:, :-1]
+            s = np.sqrt((d * d).sum(axis=0))
+            rev = (s[1:] > 2 * amp) & (s[:-1] > 2 * amp) & ((d[:, 1:] * d[:, :-1]).sum(axis=0) < 0)
+            tool_rev = np.zeros(ctx.T, bool)
+            tool_rev[1:-1] = rev.any(axis=1)
+            tool_rev[1:] |= tool_rev[:-1].copy()
+            tool_rev[:-1] |= tool_rev[1:].copy()
+            shaking.append((k, tool_rev))
+        for k, tool_rev in shaking:
+            touched |= ctx.contact[:, :, k] & tool_rev[:, None]  # (T, K)
+    lost_t, lost_p = ctx.lost
+    # a reversal needs two consecutive steps longer than 2A: objects whose longest steps never are skip
+    big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K)
+    half = w // 2
+    out_t, out_p, out_v = [], [], []
+    for k in range(ctx.K):
+        if not ctx.counts[k] or ctx.obj_kinematic[k] or not (big_obj[1:, k] & big_obj[:-1, k]).any():
+            continue
+        ids = ctx.ids(k)
+        x = ctx.soa(k)  # (3, T, n)
+        d = x[:, 1:] - x[:, :-1]
+        s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (T-1, n)
+        big = s > 2 * amp  # NaN -> False
+        rev = big[1:] & big[:-1]  # (T-2, n): frame t = row + 1
+        rev &= (d[0, 1:] * d[0, :-1] + d[1, 1:] * d[1, :-1] + d[2, 1:] * d[2, :-1]) < 0
+        rev[:, ctx.kin[ids]] = False
+        rev &= ~touched[1:-1, k][:, None]
+        if not rev.any():
+            continue
+        cnt = np.cumsum(np.concatenate([np.zeros((1, len(ids)), np.int32), rev.astype(np.int32)]), axis=0)
+        n = rev.shape[0]
+        lo = np.clip(np.arange(n) - half, 0, n)
+        hi = np.clip(np.arange(n) - half + w, 0, n)
+        hit = rev & (2 * (cnt[hi] - cnt[lo]) >= w)
+        tt, pp = np.nonzero(hit)
+        if not len(tt):
+            continue
+        out_t.append(tt + 1)
+        out_p.append(ids[pp])
+        out_v.append(np.minimum(s[tt, pp], s[tt + 1, pp]).astype(np.float64))
+    if not out_t:
+        return []
+    ti, pi, value = np.concatenate(out_t), np.concatenate(out_p), np.concatenate(out_v)
+    bound = np.full(len(ti), 2 * amp)
+
+    def message(k, first, last, peak, v, b, ids):
+        return (f"{len(ids)} of {ctx.counts[k]} particles{ctx.of_object(k)} shake from frame {first} to {last}, "
+                f"reversing direction every frame with steps of {_mm(v)}, above the {_mm(b)} a noise floor of "
+                f"amplitude {_mm(amp)} explains.")
+
+    return _particle_events(ctx, "jitter", ti, pi, value, bound, message)
+
+
+#: Check functions by category.
+CHECKS: dict[str, Callable[..., list[Event]]] = {
+    "penetration": check_penetration, "teleport": check_teleport, "vanish": check_vanish,
+    "rigidity": check_rigidity, "floating": check_floating, "energy": check_energy, "jitter": check_jitter,
+}
+
+#: Scene fields each check needs; a check whose field the file lacked is skipped with a notice.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "penetration": (), "teleport": (), "vanish": (), "rigidity": ("object_id", "object_material"),
+    "floating": ("object_id",), "energy": ("object_id", "object_material"), "jitter": (),
+}

@@ -1,0 +1,615 @@
+"""What every check needs, computed once per rollout: :class:`AuditConfig` and :class:`AuditContext`.
+
+The context is built from a :class:`particles.Rollout` and a config. Its quantities
+are computed lazily (``functools.cached_property``) and then shared, so a check
+that needs per-object centres of mass or the contact graph pays for them once
+however many checks read them. Nothing in the context is mutated after it is
+computed; checks are pure functions of it.
+
+Conventions: ``T`` frames, ``N`` particles, ``K`` objects. A *step* ``s`` goes from
+frame ``s`` to frame ``s + 1`` (``T - 1`` steps). Positions are m, times s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+
+from particles import Rollout
+
+from particles.graph import radius_search
+from .report import CATEGORIES
+
+__all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
+
+#: float32 machine epsilon: relative resolution of stored positions.
+EPS32 = float(np.finfo(np.float32).eps)
+
+#: Densest packing fraction of equal spheres (Kepler): no body of particles packs tighter.
+KEPLER_DENSITY = np.pi / (3.0 * np.sqrt(2.0))
+
+#: Materials whose objects store no internal (elastic) energy we could not see in positions.
+_ENERGY_MATERIALS = ("rigid", "plastic", "granular", "fluid")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Tolerances of the critic, each a dimensionless multiple of the rollout's own scales.
+
+    Every bound a check uses is ``(physics of the rollout) + (tolerance below) x (its scale)``;
+    the scales are the particle radius ``r`` (m), gravity ``|g|`` (m/s^2) and the frame time
+    ``dt`` (s). The docstring of each check gives its formula. No value here was fit to a file.
+    """
+
+    contact_tolerance: float = 0.5
+    """Penetration allowed before it is a glitch, in particle radii (solvers resolve contact
+    to a fraction of ``r``). Penetration fires when depth > ``contact_tolerance * r``."""
+    contact_margin: float = 0.5
+    """Gap still counted as touching, in particle radii: objects whose particle centres are
+    within ``2 r + contact_margin * r`` (ground: ``r + contact_margin * r``) are in contact."""
+    teleport_tolerance: float = 1.0
+    """Extra one-frame displacement allowed beyond momentum, gravity and contacts, in particle
+    radii (a contact solver may project a particle out of an overlap of up to ``r``)."""
+    rigidity_tolerance: float = 0.25
+    """Deviation of a rigid object's particle from its best rigid motion, in particle radii."""
+    floating_tolerance: float = 0.25
+    """Deviation of an unsupported object's centre-of-mass acceleration from gravity, in ``|g|``."""
+    floating_window: float = 0.1
+    """Time window (s) over which that deviation must persist on average."""
+    energy_tolerance: float = 0.5
+    """Energy gain allowed without a source, as the height (in particle radii) the object
+    could be lifted with it (plus the matching kinetic-energy resolution, see check_energy)."""
+    jitter_amplitude: float = 0.1
+    """Frame-to-frame oscillation amplitude a solver's noise floor explains, in particle radii."""
+    jitter_window: float = 0.1
+    """Time window (s) in which at least half the frames must reverse direction to be jitter."""
+    collapse_fraction: float = 0.5
+    """An object has collapsed when its padded bounding-box volume falls below this fraction
+    of the smallest volume its particles can fill (``n * (4/3) pi r^3 / Kepler density``)."""
+    merge_gap: int = 1
+    """Frames without the glitch that still join two runs into one event."""
+    checks: tuple[str, ...] = CATEGORIES
+    """Which checks to run (names from :data:`critic.report.CATEGORIES`)."""
+    dedupe: bool = True
+    """Drop an event covered by a higher-priority event on the same object and frames
+    (vanish > jitter > teleport > penetration > rigidity > floating > energy)."""
+    device: str = "cpu"
+    """Warp device of the pair search."""
+    workers: int = 1
+    """Threads for per-object array work (NumPy releases the GIL). 1 runs everything inline: on
+    the shared 2-core machine a second thread measured slower (6.5 vs 6.1 s on 100k x 300)."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name in ("checks", "dedupe", "device", "merge_gap", "workers"):
+                continue
+            v = getattr(self, f.name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{f.name}: must be a finite non-negative number, got {v!r}")
+        for name in ("floating_window", "jitter_window"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be a positive time in s, got {getattr(self, name)!r}")
+        if not isinstance(self.merge_gap, int) or isinstance(self.merge_gap, bool) or self.merge_gap < 0:
+            raise ValueError(f"merge_gap: must be a non-negative integer number of frames, got {self.merge_gap!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise ValueError(f"workers: must be a positive integer, got {self.workers!r}")
+        checks = tuple(self.checks)
+        for c in checks:
+            if c not in CATEGORIES:
+                raise ValueError(f"checks: unknown check {c!r}; expected some of {', '.join(CATEGORIES)}")
+        object.__setattr__(self, "checks", checks)
+
+
+class AuditContext:
+    """Shared, lazily computed quantities of one rollout (see module docstring).
+
+    Build with ``AuditContext(rollout, config)``; read attributes. Arrays are NumPy,
+    never written after they are computed.
+    """
+
+    def __init__(self, rollout: Rollout, config: Optional[AuditConfig] = None):
+        self.rollout = rollout
+        self.config = config or AuditConfig()
+        scene = rollout.scene
+        self.scene = scene
+        self.pos: np.ndarray = rollout.positions
+        """(T, N, 3) float32, m."""
+        self.T, self.N = int(self.pos.shape[0]), int(self.pos.shape[1])
+        self.K = scene.num_objects
+        self.dt = float(rollout.dt)
+        self.r = float(scene.radius)
+        self.g = np.asarray(scene.gravity, np.float64)
+        """(3,) float64, m/s^2."""
+        self.g_mag = float(np.linalg.norm(self.g))
+        self.ground: Optional[float] = scene.ground
+        self.missing = set(rollout.missing)
+        self.has_objects = "object_id" not in self.missing
+        self.has_materials = self.has_objects and "object_material" not in self.missing
+        self.has_types = "particle_type" not in self.missing
+        self.obj = scene.object_id.astype(np.int64)
+        self.mass = scene.mass.astype(np.float64)
+        self.kin = scene.kinematic.copy() if self.has_types else np.zeros(self.N, bool)
+        self.names = scene.object_name
+        self.materials = scene.object_material
+        order = np.argsort(self.obj, kind="stable")
+        counts = np.bincount(self.obj, minlength=self.K)
+        self.counts = counts
+        """(K,) int64. Particles per object."""
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        if np.array_equal(order, np.arange(self.N)):
+            self._sel = [slice(int(s), int(s + c)) for s, c in zip(starts, counts)]
+        else:
+            self._sel = [order[s:s + c] for s, c in zip(starts, counts)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def sel(self, k: int):
+        """Index of object ``k``'s particles along the particle axis (a slice when contiguous)."""
+        return self._sel[k]
+
+    def ids(self, k: int) -> np.ndarray:
+        """(n_k,) int64. Particle ids of object ``k``."""
+        s = self._sel[k]
+        return np.arange(s.start, s.stop) if isinstance(s, slice) else s
+
+    def of_object(self, k: int) -> str:
+        """`` of object 'name'`` for messages, or nothing when object ids are unknown."""
+        return f" of object {self.name(k)}" if self.has_objects else ""
+
+    def subject(self, k: int) -> str:
+        """``Object 'name'`` for messages, or ``The particle set`` when object ids are unknown."""
+        return f"Object {self.name(k)}" if self.has_objects else "The particle set"
+
+    def name(self, k: Optional[int]) -> str:
+        if k is None:
+            return "the scene"
+        return f"'{self.names[k]}'" if self.has_objects else "the particles"
+
+    # ------------------------------------------------------------------ scales
+
+    @cached_property
+    def scale(self) -> float:
+        """Largest finite |coordinate| of frame 0, m (sets the float32 resolution)."""
+        p = self.pos[0]
+        f = np.isfinite(p)
+        return float(np.max(np.abs(p[f]))) if f.any() else 1.0
+
+    @cached_property
+    def eps_pos(self) -> float:
+        """Float32 resolution of positions, m: ``4 * eps32 * scale``."""
+        return 4.0 * EPS32 * max(self.scale, self.r)
+
+    # ------------------------------------------------------------------ object roles
+
+    @cached_property
+    def obj_kinematic(self) -> np.ndarray:
+        """(K,) bool. Every particle of the object is kinematic (tool or static scenery)."""
+        nk = np.bincount(self.obj, weights=self.kin.astype(np.float64), minlength=self.K)
+        return (nk == self.counts) & (self.counts > 0)
+
+    @cached_property
+    def obj_tool(self) -> np.ndarray:
+        """(K,) bool. Kinematic objects that move (the tool): some particle leaves its frame-0
+        position by more than the float32 resolution."""
+        out = np.zeros(self.K, bool)
+        for k in np.flatnonzero(self.obj_kinematic):
+            p = self.pos[:, self.sel(k)]
+            d = np.abs(p - p[:1])
+            out[k] = bool(np.nanmax(d) > self.eps_pos) if np.isfinite(d).any() else False
+        return out
+
+    @cached_property
+    def obj_static(self) -> np.ndarray:
+        """(K,) bool. Material ``static``, or kinematic and never moving: supports, does no work."""
+        mat = np.array([m == "static" for m in self.materials], bool) if self.has_materials else np.zeros(self.K, bool)
+        return mat | (self.obj_kinematic & ~self.obj_tool)
+
+    @cached_property
+    def obj_dynamic(self) -> np.ndarray:
+        """(K,) bool. Free objects whose motion the physics decides (not kinematic, not static)."""
+        return ~self.obj_kinematic & ~self.obj_static & (self.counts > 0)
+
+    @cached_property
+    def obj_mass(self) -> np.ndarray:
+        """(K,) float64, kg."""
+        return np.bincount(self.obj, weights=self.mass, minlength=self.K)
+
+    # ------------------------------------------------------------------ streaming access
+
+    def soa(self, k: int, a: int = 0, b: Optional[int] = None) -> np.ndarray:
+        """(3, b - a, n_k) float32, m: object ``k``'s positions of frames ``[a, b)``, one contiguous
+        plane per coordinate (fast reductions over particles)."""
+        b = self.T if b is None else b
+        x = self.pos[a:b, self.sel(k)]
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def blocks(self, k: int, halo: int = 0, budget: int = 1 << 21):
+        """Yield ``(a, planes)`` covering all frames of object ``k`` in blocks of about ``budget``
+        values: ``planes = soa(k, a, b)``; consecutive blocks overlap by ``halo`` frames, so a
+        quantity needing ``halo`` earlier frames is complete for frames ``a + halo .. b - 1``."""
+        n = max(int(self.counts[k]), 1)
+        f = max(halo + 2, budget // (3 * n))
+        a = 0
+        while True:
+            b = min(self.T, a + f)
+            yield a, self.soa(k, a, b)
+            if b >= self.T:
+                return
+            a = b - halo
+
+    # ------------------------------------------------------------------ validity
+
+    @cached_property
+    def world(self) -> tuple[np.ndarray, np.ndarray]:
+        """World bounds ``(lo (3,), hi (3,))``, m: the box of frame 0's free particles and of every
+        kinematic position, grown by ``L + (v0 + 2 u) tau + |g| tau^2 / 2 + 2 r`` where ``L`` is the box
+        diagonal, ``tau = (T - 1) dt`` the duration, ``v0`` the fastest free particle's initial speed
+        and ``u`` the tool's top speed (a tool can launch an object at up to twice its speed)."""
+        fin0 = np.isfinite(self.pos[0]).all(1)
+        p0 = self.pos[0][fin0 & ~self.kin]
+        parts = [p0] if len(p0) else []
+        if self.kin.any():
+            pk = self.pos[:, self.kin].reshape(-1, 3)
+            parts.append(pk[np.isfinite(pk).all(1)])
+        allp = np.concatenate(parts) if parts else np.zeros((1, 3))
+        if not len(allp):
+            allp = np.zeros((1, 3))
+        lo, hi = allp.min(0).astype(np.float64), allp.max(0).astype(np.float64)
+        diag = float(np.linalg.norm(hi - lo))
+        tau = (self.T - 1) * self.dt
+        v0 = 0.0
+        if self.T > 1:
+            s0 = np.linalg.norm(self.pos[1][~self.kin] - self.pos[0][~self.kin], axis=1)
+            s0 = s0[np.isfinite(s0)]
+            v0 = float(s0.max()) / self.dt if len(s0) else 0.0
+        u = 0.0
+        if self.kin.any() and self.T > 1:
+            sk = np.linalg.norm(np.diff(self.pos[:, self.kin], axis=0), axis=-1)
+            sk = sk[np.isfinite(sk)]
+            u = float(sk.max()) / self.dt if len(sk) else 0.0
+        margin = diag + (v0 + 2 * u) * tau + 0.5 * self.g_mag * tau * tau + 2 * self.r
+        return lo - margin, hi + margin
+
+    def map_objects(self, fn, objects) -> list:
+        """``[fn(k) for k in objects]``, on ``config.workers`` threads (NumPy releases the GIL)."""
+        objects = list(objects)
+        if self.config.workers > 1 and len(objects) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.config.workers) as pool:
+                return list(pool.map(fn, objects))
+        return [fn(k) for k in objects]
+
+    def _summarise(self, k: int) -> dict:
+        """Streaming summary of object ``k`` (see :attr:`_summary`)."""
+        T = self.T
+        ids = self.ids(k)
+        m32 = self.mass[ids].astype(np.float32)
+        mtot = float(self.mass[ids].sum())
+        wlo, whi = (w.astype(np.float32) for w in self.world)
+        out = {"lo": np.full((T, 3), np.nan, np.float32), "hi": np.full((T, 3), np.nan, np.float32),
+               "com": np.full((T, 3), np.nan), "smax": np.zeros(max(T - 1, 0)), "kin": np.zeros(max(T - 1, 0)),
+               "valid": np.zeros(T, bool), "lost_t": [], "lost_p": []}
+        inv_dt2 = 0.5 / (self.dt * self.dt)
+        for a, x in self.blocks(k, halo=1):
+            b = a + x.shape[1]
+            n0 = 0 if a == 0 else 1  # first frame of this block not done before
+            with np.errstate(invalid="ignore"):
+                blo, bhi = x.min(axis=2), x.max(axis=2)  # (3, F); NaN and inf show up here
+                fin = np.isfinite(blo).all(0) & np.isfinite(bhi).all(0)
+                if not fin.all():
+                    blo, bhi = np.fmin.reduce(x, axis=2), np.fmax.reduce(x, axis=2)
+                inside = ((blo.T >= wlo) & (bhi.T <= whi)).all(1) & fin  # (F,)
+            out["lo"][a + n0:b] = blo.T[n0:]
+            out["hi"][a + n0:b] = bhi.T[n0:]
+            out["valid"][a + n0:b] = inside[n0:]
+            for f in np.flatnonzero(~inside[n0:]) + n0:
+                p = x[:, f, :].T
+                with np.errstate(invalid="ignore"):
+                    bad = ~(np.isfinite(p).all(1) & (p >= wlo).all(1) & (p <= whi).all(1))
+                out["lost_p"].append(ids[bad])
+                out["lost_t"].append(np.full(int(bad.sum()), a + f))
+            # einsum, not matmul: OpenBLAS threads contend on this shared machine (10x slower here)
+            c = np.einsum("cfn,n->cf", x, m32, dtype=np.float64) / mtot  # (3, F)
+            out["com"][a + n0:b] = c.T[n0:]
+            if x.shape[1] > 1:
+                d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
+                d *= d
+                s2 = d.sum(axis=0)  # (F-1, n) squared step lengths
+                with np.errstate(invalid="ignore"):
+                    out["smax"][a:b - 1] = np.nan_to_num(np.sqrt(s2.max(axis=1)))
+                    out["kin"][a:b - 1] = np.nan_to_num(np.einsum("fn,n->f", s2, m32).astype(np.float64) * inv_dt2)
+        return out
+
+    @cached_property
+    def _summary(self) -> dict:
+        """One streaming pass over every object's particles: per-object boxes, centres of mass,
+        longest steps, kinetic energies, validity and the lost particles (see the properties)."""
+        T, K = self.T, self.K
+        lo = np.full((T, K, 3), np.nan, np.float32)
+        hi = np.full((T, K, 3), np.nan, np.float32)
+        com = np.full((T, K, 3), np.nan)
+        smax = np.zeros((max(T - 1, 0), K))
+        kin = np.zeros((max(T - 1, 0), K))
+        valid = np.zeros((T, K), bool)
+        lost_t, lost_p = [], []
+        objs = [k for k in range(K) if self.counts[k]]
+        for k, o in zip(objs, self.map_objects(self._summarise, objs)):
+            lo[:, k], hi[:, k], com[:, k], smax[:, k], kin[:, k], valid[:, k] = (
+                o["lo"], o["hi"], o["com"], o["smax"], o["kin"], o["valid"])
+            lost_t += o["lost_t"]
+            lost_p += o["lost_p"]
+        com[~valid] = np.nan
+        both = valid[1:] & valid[:-1] if T > 1 else np.zeros((0, K), bool)
+        smax[~both] = 0.0
+        kin[~both] = np.nan
+        lost = (np.concatenate(lost_t).astype(np.int64) if lost_t else np.zeros(0, np.int64),
+                np.concatenate(lost_p).astype(np.int64) if lost_p else np.zeros(0, np.int64))
+        return {"lo": lo, "hi": hi, "com": com, "smax": smax, "kinetic": kin, "valid": valid, "lost": lost}
+
+    @property
+    def lost(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(frame (L,), particle (L,))`` int64: particle positions that are non-finite or outside
+        :attr:`world`, sorted by frame within each object."""
+        return self._summary["lost"]
+
+    @property
+    def obj_valid(self) -> np.ndarray:
+        """(T, K) bool. Every particle of the object is finite and in the world at that frame."""
+        return self._summary["valid"]
+
+    # ------------------------------------------------------------------ motion
+
+    @property
+    def obj_step_max(self) -> np.ndarray:
+        """(T-1, K) float64, m. Longest particle step ``|x[s+1] - x[s]|`` of each object over step
+        ``s`` (0 where the object is not valid at both ends)."""
+        return self._summary["smax"]
+
+    @property
+    def com(self) -> np.ndarray:
+        """(T, K, 3) float64, m. Mass-weighted centre of each object; NaN where not valid."""
+        return self._summary["com"]
+
+    @property
+    def bbox(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo (T, K, 3), hi (T, K, 3))`` float32, m: each object's box of finite particles (NaN when none)."""
+        return self._summary["lo"], self._summary["hi"]
+
+    @property
+    def kinetic(self) -> np.ndarray:
+        """(T-1, K) float64, J. Kinetic energy of each object over each step, ``sum m |dx|^2 / (2 dt^2)``
+        (NaN where the object is not valid at both ends)."""
+        return self._summary["kinetic"]
+
+    # ------------------------------------------------------------------ contacts
+
+    @property
+    def contact_dist(self) -> float:
+        """Particle centre distance of two touching objects, m: ``2 r``."""
+        return 2.0 * self.r
+
+    @property
+    def query_dist(self) -> float:
+        """Search radius of the pair search, m: ``2 r + contact_margin * r``."""
+        return (2.0 + self.config.contact_margin) * self.r
+
+    @property
+    def skin(self) -> float:
+        """Verlet skin of the pair search, m: ``r / 4``. A neighbour list built with radius
+        ``query_dist + 2 skin`` stays complete while no particle moved more than ``skin``."""
+        return 0.25 * self.r
+
+    def _frames_sel(self, frames: np.ndarray, k: int) -> np.ndarray:
+        sk = self.sel(k)
+        return self.pos[frames, sk] if isinstance(sk, slice) else self.pos[frames[:, None], sk[None, :]]
+
+    @cached_property
+    def _pair_search(self) -> dict:
+        """Particle pairs of different objects, found with a Verlet neighbour list per object pair.
+
+        For two objects whose boxes come within :attr:`query_dist`, the Warp hash-grid search of
+        :func:`particles.graph.radius_search` lists every cross pair within ``query_dist + 2 skin``
+        at a *build* frame (queries: object ``a``'s particles inside ``b``'s grown box; points:
+        ``b``'s inside ``a``'s); the list serves the following frames while no
+        particle of either object has moved more than :attr:`skin` since the build (then no pair
+        outside the list can be within ``query_dist``), and exact distances of the listed pairs are
+        computed every frame. All builds of the rollout go to one search (one packed-batch element
+        per build). Pairs of two kinematic objects are not searched.
+        """
+        T, K = self.T, self.K
+        contact = np.zeros((T, K, K), bool)
+        empty = {"frame": np.zeros(0, np.int64), "i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64),
+                 "dist": np.zeros(0, np.float32), "contact": contact, "builds": 0}
+        if not self.has_objects or K < 2:
+            return empty
+        lo, hi = self.bbox
+        q = self.query_dist
+        skin = self.skin
+        grow = np.float32(q + 2 * skin)
+        valid = np.isfinite(lo).all(2)
+        smax = self.obj_step_max
+        windows = []  # (a, b, build frame, window frames)
+        sides = (([], [], []), ([], [], []))  # per side of each pair: points, particle ids, build id
+        with np.errstate(invalid="ignore"):  # (T, K, K): boxes within q of each other
+            near = ((lo[:, :, None] - q <= hi[:, None, :]) & (lo[:, None, :] - q <= hi[:, :, None])).all(3)
+        near &= valid[:, :, None] & valid[:, None, :]
+        cand = near.any(0)
+        cand &= ~(self.obj_kinematic[:, None] & self.obj_kinematic[None, :])
+        cand &= (self.counts[:, None] > 0) & (self.counts[None, :] > 0)
+        for a, b in zip(*np.nonzero(np.triu(cand, 1))):
+            a, b = int(a), int(b)
+            frames = np.flatnonzero(near[:, a, b])
+            i = 0
+            while i < len(frames):
+                f0 = int(frames[i])
+                ref_a, ref_b = self._frames_sel(np.array([f0]), a)[0], self._frames_sel(np.array([f0]), b)[0]
+                j = i + 1
+                while j < len(frames) and frames[j] == frames[j - 1] + 1:
+                    stop = min(len(frames), j + 32)
+                    gaps = np.diff(frames[j - 1:stop]) != 1
+                    if gaps.any():  # the window ends where the boxes part
+                        stop = j + int(np.argmax(gaps))
+                    fr = frames[j:stop]
+                    # cheap bound first: no particle moved further than the sum of its object's longest steps
+                    walk = np.cumsum(smax[f0:fr[-1], a] + smax[f0:fr[-1], b])[fr - f0 - 1]
+                    if walk[-1] <= skin:
+                        j = stop
+                        continue
+                    with np.errstate(invalid="ignore"):
+                        da = np.abs(self._frames_sel(fr, a) - ref_a).reshape(len(fr), -1).max(axis=1)
+                        db = np.abs(self._frames_sel(fr, b) - ref_b).reshape(len(fr), -1).max(axis=1)
+                    moved = ~(np.maximum(da, db) <= skin / np.sqrt(3))  # per-axis bound: |dx| <= skin
+                    if moved.any():
+                        j += int(np.argmax(moved))
+                        break
+                    j = stop
+                gid = len(windows)
+                windows.append((a, b, f0, frames[i:j]))
+                for side, (x, y, ref) in enumerate(((a, b, ref_a), (b, a, ref_b))):
+                    with np.errstate(invalid="ignore"):
+                        inside = ((ref >= lo[f0, y] - grow) & (ref <= hi[f0, y] + grow)).all(1)
+                    sides[side][0].append(ref[inside])
+                    sides[side][1].append(self.ids(x)[inside])
+                    sides[side][2].append(np.full(int(inside.sum()), gid, np.int64))
+                i = j
+        if not windows:
+            return empty
+        (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
+        rows = radius_search(qp, pp_, float(grow), qg, pg, device=self.config.device)  # cross pairs a-b per build
+        pid_a, pid_b = qi[rows[:, 0]], pi_[rows[:, 1]]
+        gid_rows = qg[rows[:, 0]]
+        order = np.argsort(gid_rows, kind="stable")
+        pid_a, pid_b, gid_rows = pid_a[order], pid_b[order], gid_rows[order]
+        bounds = np.searchsorted(gid_rows, np.arange(len(windows) + 1))
+        out_f, out_i, out_j, out_d = [], [], [], []
+        touch_d = np.float32(q)
+        deep = np.float32(self.contact_dist)
+        for gid, (a, b, f0, fr) in enumerate(windows):
+            pi, pj = pid_a[bounds[gid]:bounds[gid + 1]], pid_b[bounds[gid]:bounds[gid + 1]]  # pi in a, pj in b
+            if not len(pi):
+                continue
+            ida, idb = self.ids(a), self.ids(b)
+            li, lj = np.searchsorted(ida, pi), np.searchsorted(idb, pj)
+            diff = self._frames_sel(fr, a)[:, li]
+            diff -= self._frames_sel(fr, b)[:, lj]
+            diff *= diff
+            d = np.sqrt(diff.sum(axis=2))  # (W, L) exact pair distances, m
+            with np.errstate(invalid="ignore"):
+                contact[fr, a, b] = contact[fr, b, a] = (d <= touch_d).any(axis=1)
+                ff, pp = np.nonzero(d < deep)
+            if len(ff):
+                out_f.append(fr[ff])
+                out_i.append(pi[pp])
+                out_j.append(pj[pp])
+                out_d.append(d[ff, pp].astype(np.float32))
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+        return {"frame": cat(out_f, np.int64), "i": cat(out_i, np.int64), "j": cat(out_j, np.int64),
+                "dist": cat(out_d, np.float32), "contact": contact, "builds": len(windows)}
+
+    @property
+    def pairs(self) -> dict:
+        """Overlapping particle pairs: dict of equal-length arrays ``frame``, ``i``, ``j`` (particle
+        ids of different objects) and ``dist`` (m) for every pair closer than ``2 r`` (touching
+        spheres); see :attr:`_pair_search`."""
+        return self._pair_search
+
+    @property
+    def contact(self) -> np.ndarray:
+        """(T, K, K) bool, symmetric. Objects ``a`` and ``b`` touch at frame ``t``: some particle of
+        one has a particle of the other within ``2 r + contact_margin * r``."""
+        return self._pair_search["contact"]
+
+    @cached_property
+    def ground_contact(self) -> np.ndarray:
+        """(T, K) bool. The object's lowest particle is within ``r + contact_margin * r`` of the ground."""
+        if self.ground is None:
+            return np.zeros((self.T, self.K), bool)
+        lo, _ = self.bbox
+        with np.errstate(invalid="ignore"):
+            return lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r
+
+    @cached_property
+    def reach(self) -> np.ndarray:
+        """(T, K) float64, m. How far the object's particles travel in the steps into and out of
+        frame ``t`` (the longer of the two): a contact can happen between frames within this."""
+        out = np.zeros((self.T, self.K))
+        if self.T > 1:
+            sm = self.obj_step_max
+            out[1:] = sm
+            out[:-1] = np.maximum(out[:-1], sm)
+        return out
+
+    @cached_property
+    def supported(self) -> np.ndarray:
+        """(T, K) bool. The object touches the ground or another object (static, tool or free) at
+        frame ``t``, or could have touched it between frames: its lowest particle is within
+        ``r + contact_margin * r + reach`` of the ground, or its box grown by
+        ``2 r + contact_margin * r + reach_a + reach_b`` overlaps another object's box (a fast
+        object bounces between two frames without ever being sampled in contact)."""
+        sup = self.contact.any(axis=2)
+        reach = self.reach
+        lo, hi = self.bbox
+        if self.ground is not None:
+            with np.errstate(invalid="ignore"):
+                sup |= lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r + reach
+        if self.has_objects and self.K > 1:
+            q = self.query_dist
+            valid = np.isfinite(lo).all(2)
+            grow = (q + reach[:, :, None] + reach[:, None, :])[..., None]  # (T, K, K, 1)
+            fast = reach[:, :, None] + reach[:, None, :] > self.config.contact_margin * self.r
+            with np.errstate(invalid="ignore"):
+                ov = ((lo[:, :, None] - grow <= hi[:, None, :]) & (lo[:, None, :] - grow <= hi[:, :, None])).all(3)
+            ov &= fast & valid[:, :, None] & valid[:, None, :] & (self.counts[None, None, :] > 0)
+            ov[:, np.arange(self.K), np.arange(self.K)] = False
+            sup |= ov.any(axis=2)
+        return sup
+
+    @cached_property
+    def touching(self) -> np.ndarray:
+        """(T, K) bool. In contact at frame ``t`` as sampled (no allowance for motion between frames)."""
+        out = self.contact.any(axis=2)
+        if self.ground is not None:
+            lo, _ = self.bbox
+            with np.errstate(invalid="ignore"):
+                out = out | (lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r)
+        return out
+
+    @cached_property
+    def impact(self) -> np.ndarray:
+        """(T, K) bool. Frames near a change of contact: supported only through motion between frames,
+        or the sampled contact starts or ends within 2 frames. Energy measured there is unreliable
+        (the step spanning a bounce is a short chord; a compliant contact stores energy briefly)."""
+        tch = self.touching
+        out = self.supported & ~tch
+        change = np.zeros_like(tch)
+        for i in np.flatnonzero((tch[1:] != tch[:-1]).any(axis=1)) if self.T > 1 else ():
+            flip = tch[i + 1] != tch[i]
+            change[max(0, i - 2):i + 4] |= flip[None, :]
+        return out | change
+
+    @cached_property
+    def moving(self) -> np.ndarray:
+        """(T-1, K) bool. Some particle of the object steps more than twice the jitter amplitude
+        (``2 * jitter_amplitude * r``), i.e. more than a solver's noise floor."""
+        return self.obj_step_max > 2.0 * self.config.jitter_amplitude * self.r + self.eps_pos
+
+    @cached_property
+    def source_speed(self) -> np.ndarray:
+        """(T-1, K) float64, m per step. For each object and step, the longest particle step of any
+        tool or moving free object it touches at either end of the step (0 when none): the speed
+        a contact can hand on. Without object ids, the longest step of any particle (check_teleport
+        then uses the fastest *other* particle, per particle)."""
+        n = max(self.T - 1, 0)
+        if not self.has_objects:
+            allmax = self.obj_step_max.max(axis=1) if n else np.zeros(0)
+            return np.repeat(allmax[:, None], self.K, axis=1)
+        if n == 0:
+            return np.zeros((0, self.K))
+        c = self.contact[:-1] | self.contact[1:]  # (T-1, K, K): touching at frame s or s+1
+        giver = (self.obj_tool[None, :] | (self.obj_dynamic[None, :] & self.moving))  # (T-1, K)
+        speed = np.where(giver, self.obj_step_max, 0.0)  # (T-1, K)
+        return np.max(np.where(c, speed[:, None, :], 0.0), axis=2)
