@@ -1,0 +1,674 @@
+"""The learned dynamics: an encode-process-decode graph network over particles.
+
+In the spirit of GNS (Sanchez-Gonzalez et al. 2020, "Learning to Simulate Complex
+Physics with Graph Networks"): every particle is a node, particles closer than the
+connectivity radius ``R`` are joined by directed edges (rebuilt every step with
+``particles.graph.radius_graph``), and ``message_steps`` rounds of message passing
+with residual MLPs turn the encoded graph into a per-particle acceleration.
+
+Units follow GNS: velocities are m per frame (``x_t - x_{t-1}``), accelerations m
+per frame^2 (``x_{t+1} - 2 x_t + x_{t-1}``), normalised by the dataset's statistics.
+The next position comes from semi-implicit Euler in those units:
+``v_{t+1} = v_t + a_t``, ``x_{t+1} = x_t + v_{t+1}``.
+
+Inputs (all translation invariant, so the model is too):
+
+* node: the last ``history`` normalised velocities, a learned embedding of the GNS
+  particle type, a one-hot of the object's material, the prescribed next velocity of
+  kinematic particles (the action, as point flow; zero for others) and a kinematic
+  flag, the distance to the ground over ``R`` clipped to [-1, 1], and optionally the
+  clipped distances to the dataset's bounds (``use_bounds``).
+* edge (receiver ``i``, sender ``j``): ``(x_j - x_i) / R`` and its norm, whether both
+  particles belong to one object, and their rest distance over ``R`` when they do.
+
+Kinematic particles (``particle_type == particles.KINEMATIC``) are never predicted:
+they move to their prescribed positions. Objects of material ``rigid`` can be
+projected onto the best-fitting rigid motion of their rest shape
+(:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid, and
+free particles that end up inside kinematic ones (the tool, static objects) or below
+the ground plane can be pushed back out (:func:`contact_projection`,
+:func:`ground_projection`), rigid bodies as a whole. These are hard constraints from
+known geometry, applied after the network's prediction; rollouts apply them by
+default, training never does (the loss is on the network's own acceleration).
+
+Scenes batch by packing (concatenate particles, a ``batch (N,)`` vector of scene
+indices keeps edges within scenes): see :class:`GraphBatch` and :func:`pack_scenes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from particles import KINEMATIC, MATERIALS, Action, ParticleScene, ParticleState, Rollout, ValidationError
+
+from .base import Dynamics
+from .ops import _warp_ready, gather, scatter_add
+
+__all__ = [
+    "ModelConfig",
+    "GraphBatch",
+    "GNS",
+    "LearnedSimulator",
+    "pack_scenes",
+    "rigid_projection",
+    "ground_projection",
+    "contact_projection",
+    "rollout_packed",
+    "batched_rollout",
+]
+
+#: Particle-type codes the embedding table holds (GNS codes 0..7, ours up to 11; room to spare).
+NUM_PARTICLE_TYPES = 16
+
+#: Number of fixed per-edge input features: displacement (3), its norm, same-object flag, rest distance.
+EDGE_FEATURES = 6
+
+
+def _triple(name: str, value) -> tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in value)
+    except TypeError:
+        raise ValidationError(name, f"expected 3 numbers, got {value!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) for v in out):
+        raise ValidationError(name, f"expected 3 finite numbers, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and data normalisation of a :class:`GNS` model (plain values only,
+    so it goes into checkpoints as a dict).
+
+    The statistics are GNS's: per-axis mean and std of velocities (m/frame) and
+    accelerations (m/frame^2) over the training split, as ``metadata.json`` holds them.
+    """
+
+    connectivity_radius: float
+    """R, m (> 0). Particles closer than this exchange messages; also the length scale of features."""
+    dt: float
+    """Frame time step of the training data, s (> 0). The model only steps by this dt."""
+    vel_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """m/frame."""
+    vel_std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """m/frame (> 0)."""
+    acc_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """m/frame^2."""
+    acc_std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """m/frame^2 (> 0)."""
+    history: int = 5
+    """C >= 1: number of past velocities per node (the model reads C + 1 positions)."""
+    latent: int = 64
+    """Width of node and edge latents and MLP hidden layers."""
+    hidden_layers: int = 2
+    """Hidden layers per MLP (>= 1)."""
+    message_steps: int = 5
+    """M >= 1: message-passing rounds, each with its own weights."""
+    type_embedding: int = 8
+    """Size of the learned particle-type embedding."""
+    use_bounds: bool = False
+    """Add clipped distances to ``bounds`` as node features. Off by default: the bounds of
+    our datasets are the extent of the data, not walls, and would not transfer to new scenes."""
+    bounds: tuple[tuple[float, float], ...] = ((-1.0, 1.0), (-1.0, 1.0), (-1.0, 1.0))
+    """((xmin, xmax), (ymin, ymax), (zmin, zmax)), m: walls of the domain, used when ``use_bounds``."""
+    max_neighbors: int = 0
+    """Cap on edges per receiver (nearest first); 0 means no cap."""
+
+    def __post_init__(self):
+        for name in ("connectivity_radius", "dt"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v <= 0:
+                raise ValidationError(name, f"must be positive and finite, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, v)
+        for name in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+            object.__setattr__(self, name, _triple(name, getattr(self, name)))
+        for name in ("vel_std", "acc_std"):
+            if min(getattr(self, name)) <= 0:
+                raise ValidationError(name, "every std must be positive")
+        for name, lo in (("history", 1), ("latent", 1), ("hidden_layers", 1), ("message_steps", 1),
+                         ("type_embedding", 1), ("max_neighbors", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValidationError(name, f"must be an integer >= {lo}, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        try:
+            b = tuple((float(lo), float(hi)) for lo, hi in self.bounds)
+        except (TypeError, ValueError):
+            raise ValidationError("bounds", f"expected 3 (min, max) pairs in m, got {self.bounds!r}") from None
+        if len(b) != 3 or any(not lo < hi for lo, hi in b):
+            raise ValidationError("bounds", f"expected 3 (min, max) pairs with min < max, got {self.bounds!r}")
+        object.__setattr__(self, "bounds", b)
+        object.__setattr__(self, "use_bounds", bool(self.use_bounds))
+
+    def to_dict(self) -> dict:
+        """Plain dict (lists, floats, ints, bools) for checkpoints."""
+        d = dataclasses.asdict(self)
+        d["bounds"] = [list(p) for p in self.bounds]
+        for k in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValidationError("config", f"unknown model config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- packed batches
+
+
+@dataclass
+class GraphBatch:
+    """What never changes in a rollout, for a packed batch of B scenes (N particles in all).
+
+    Build one with :func:`pack_scenes`. All tensors live on one device.
+    """
+
+    particle_type: torch.Tensor
+    """(N,) int64. GNS particle-type codes."""
+    material: torch.Tensor
+    """(N,) int64. Index into :data:`particles.MATERIALS` of the particle's object."""
+    object_id: torch.Tensor
+    """(N,) int64. Object index, unique across the batch (scene-local ids offset)."""
+    num_objects: int
+    """Number of objects in the whole batch."""
+    rest: torch.Tensor
+    """(N, 3) float, m. Rest positions (the scene's), for rest distances and rigid projection."""
+    ground: torch.Tensor
+    """(N,) float, m. z of the particle's scene ground plane; -inf where there is none."""
+    radius: torch.Tensor
+    """(N,) float, m. Particle radius of the particle's scene."""
+    batch: torch.Tensor
+    """(N,) int64. Scene index of each particle, in [0, B)."""
+    num_scenes: int
+    """B."""
+
+    @property
+    def kinematic(self) -> torch.Tensor:
+        """(N,) bool. Particles whose positions are prescribed."""
+        return self.particle_type == KINEMATIC
+
+    @property
+    def num_particles(self) -> int:
+        return int(self.particle_type.shape[0])
+
+    def to(self, device=None, dtype=None) -> "GraphBatch":
+        """A copy with float tensors cast to ``dtype`` and everything moved to ``device``."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+            out[f.name] = v
+        return GraphBatch(**out)
+
+
+def pack_scenes(scenes: Sequence[ParticleScene], device="cpu", dtype=torch.float32) -> GraphBatch:
+    """Concatenate scenes into one :class:`GraphBatch` (scene b's particles follow scene b-1's)."""
+    if not scenes:
+        raise ValueError("pack_scenes needs at least one scene")
+    mat_index = {m: i for i, m in enumerate(MATERIALS)}
+    ptype, mat, oid, rest, ground, radius, batch = [], [], [], [], [], [], []
+    offset = 0
+    for b, s in enumerate(scenes):
+        n = s.num_particles
+        ptype.append(s.particle_type.astype(np.int64))
+        mat.append(np.array([mat_index[m] for m in s.object_material], np.int64)[s.object_id] if n else np.zeros(0, np.int64))
+        oid.append(s.object_id.astype(np.int64) + offset)
+        offset += s.num_objects
+        rest.append(s.positions)
+        ground.append(np.full(n, -np.inf if s.ground is None else s.ground, np.float64))
+        radius.append(np.full(n, s.radius, np.float64))
+        batch.append(np.full(n, b, np.int64))
+    t = lambda parts, dt: torch.as_tensor(np.concatenate(parts), device=device).to(dt)  # noqa: E731
+    return GraphBatch(
+        particle_type=t(ptype, torch.int64), material=t(mat, torch.int64), object_id=t(oid, torch.int64),
+        num_objects=offset, rest=t(rest, dtype), ground=t(ground, dtype), radius=t(radius, dtype),
+        batch=t(batch, torch.int64),
+        num_scenes=len(scenes),
+    )
+
+
+# --------------------------------------------------------------------------- rigid projection
+
+
+def rigid_projection(pred: torch.Tensor, rest: torch.Tensor, group: torch.Tensor, num_groups: int,
+                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Replace each group's predicted positions by the best-fitting rigid motion of its rest shape.
+
+    Kabsch per group: with centroids ``c_p``, ``c_r`` and ``H = sum (r - c_r)(p - c_p)^T``,
+    ``R = V diag(1, 1, det(V U^T)) U^T`` from ``H = U S V^T``; the result is
+    ``R (r - c_r) + c_p``, the proper rotation and translation minimising the squared
+    distance to ``pred``. Differentiable (through ``torch.linalg.svd``; gradients are
+    undefined for groups whose rest shape is degenerate, e.g. collinear).
+
+    Args:
+        pred: (N, 3) float, m. Predicted positions.
+        rest: (N, 3) float, m. Rest positions (the shape to keep).
+        group: (N,) int64 in [0, num_groups). Rigid body of each particle.
+        num_groups: G.
+        mask: (N,) bool or None. Only these particles take part and are replaced (others pass through).
+
+    Returns:
+        (N, 3) float, m.
+    """
+    if mask is None:
+        mask = torch.ones_like(group, dtype=torch.bool)
+    idx = torch.nonzero(mask).squeeze(1)
+    if idx.numel() == 0:
+        return pred
+    p, r, g = pred[idx], rest[idx].to(pred.dtype), group[idx]
+    ones = torch.ones((idx.numel(), 1), dtype=pred.dtype, device=pred.device)
+    count = scatter_add(ones, g, num_groups).clamp_min(1.0)
+    cp = scatter_add(p, g, num_groups) / count
+    cr = scatter_add(r, g, num_groups) / count
+    pc, rc = p - gather(cp, g), r - gather(cr, g)
+    h = scatter_add((rc.unsqueeze(2) * pc.unsqueeze(1)).reshape(-1, 9), g, num_groups).reshape(-1, 3, 3)
+    u, _, vt = torch.linalg.svd(h)
+    v = vt.transpose(1, 2)
+    d = torch.sign(torch.linalg.det(v @ u.transpose(1, 2)))
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    diag = torch.ones((num_groups, 3), dtype=pred.dtype, device=pred.device)
+    diag = torch.cat([diag[:, :2], d.unsqueeze(1)], 1)
+    rot = v @ torch.diag_embed(diag) @ u.transpose(1, 2)  # (G, 3, 3)
+    proj = torch.einsum("nij,nj->ni", rot[g], rc) + gather(cp, g)
+    return pred.index_put((idx,), proj)
+
+
+def ground_projection(pred: torch.Tensor, floor: torch.Tensor, group: torch.Tensor, num_groups: int,
+                      rigid: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+    """Push particles that sank below the floor back onto it; rigid bodies move up as one.
+
+    Args:
+        pred: (N, 3) float, m. Predicted positions.
+        floor: (N,) float, m. Lowest allowed centre height: ground z + particle radius (-inf: no ground).
+        group: (N,) int64 in [0, num_groups). Object of each particle.
+        rigid: (N,) bool. Particles of rigid objects: their object is lifted by its deepest penetration.
+        free: (N,) bool. Particles that may be moved (not kinematic).
+
+    Returns:
+        (N, 3) float, m, with every free particle's z >= floor (rigid objects rigidly translated).
+    """
+    depth = (floor - pred[:, 2]).clamp_min(0.0)
+    depth = torch.where(free, depth, torch.zeros_like(depth))
+    rigid = rigid & free
+    lift = torch.zeros(num_groups, dtype=pred.dtype, device=pred.device)
+    lift = lift.scatter_reduce(0, group, torch.where(rigid, depth, torch.zeros_like(depth)), reduce="amax")
+    dz = torch.where(rigid, lift[group], depth)
+    return pred + torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1)
+
+
+#: Jacobi iterations of :func:`contact_projection`.
+CONTACT_ITERATIONS = 3
+
+
+def _signed_extreme(values: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+    """(rows, 3): per row and axis, the largest positive plus the most negative of ``values`` (E, 3) sent there."""
+    zeros = values.new_zeros((rows, 3))
+    idx = index.unsqueeze(1).expand(-1, 3)
+    up = zeros.scatter_reduce(0, idx, values.clamp_min(0.0), reduce="amax")
+    down = zeros.scatter_reduce(0, idx, values.clamp_max(0.0), reduce="amin")
+    return up + down
+
+
+def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: int = CONTACT_ITERATIONS) -> torch.Tensor:
+    """Push free particles out of kinematic particles (the tool, static objects).
+
+    A free particle ``i`` closer than ``r_i + r_j`` to a kinematic particle ``j`` gets the
+    displacement along ``x_i - x_j`` that restores the distance. A particle takes, per axis,
+    the largest push each way over its contacts; a rigid object moves as one (a translation,
+    so it stays rigid) by, per axis, the mean push of its particles pushed along that axis.
+    Repeated ``iterations`` times (Jacobi), since one push can create another contact.
+
+    Args:
+        pred: (N, 3) float, m. Predicted positions (kinematic rows already where they must be).
+        batch: the packed scenes (radius, kinematic flags, objects, materials).
+
+    Returns:
+        (N, 3) float, m.
+    """
+    kin = batch.kinematic
+    if not bool(kin.any()):
+        return pred
+    free = ~kin
+    rigid = (batch.material == MATERIALS.index("rigid")) & free
+    reach = 2.0 * float(batch.radius.max())
+    for _ in range(iterations):
+        edges = _radius_graph(pred, reach, batch.batch, 0)
+        keep = free[edges[:, 0]] & kin[edges[:, 1]]
+        recv, send = edges[keep, 0], edges[keep, 1]
+        if recv.numel() == 0:
+            break
+        d = pred[recv] - pred[send]
+        dist = d.norm(dim=1, keepdim=True)
+        depth = (batch.radius[recv] + batch.radius[send]).unsqueeze(1) - dist
+        inside = depth.squeeze(1) > 0
+        if not bool(inside.any()):
+            break
+        push = torch.where(inside.unsqueeze(1), d / dist.clamp_min(1e-12) * depth.clamp_min(0.0), torch.zeros_like(d))
+        per_particle = _signed_extreme(push, recv, pred.shape[0])
+        # a rigid object: per axis, the mean push of its particles pushed along that axis (pushes
+        # from above and below a thin tool cancel instead of lifting the object)
+        total = scatter_add(per_particle, batch.object_id, batch.num_objects)
+        count = scatter_add((per_particle != 0).to(pred.dtype), batch.object_id, batch.num_objects)
+        per_object = total / count.clamp_min(1.0)
+        move = torch.where(rigid.unsqueeze(1), per_object[batch.object_id], per_particle)
+        pred = pred + torch.where(free.unsqueeze(1), move, torch.zeros_like(move))
+    return pred
+
+
+# --------------------------------------------------------------------------- network
+
+
+def _mlp(n_in: int, width: int, n_out: int, layers: int, layer_norm: bool) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = n_in
+    for _ in range(layers):
+        mods += [nn.Linear(d, width), nn.ReLU()]
+        d = width
+    mods.append(nn.Linear(d, n_out))
+    if layer_norm:
+        mods.append(nn.LayerNorm(n_out))
+    return nn.Sequential(*mods)
+
+
+class _Interaction(nn.Module):
+    """One message-passing round with residuals: edges read both ends, nodes sum incoming edges."""
+
+    def __init__(self, latent: int, layers: int):
+        super().__init__()
+        self.edge = _mlp(3 * latent, latent, latent, layers, True)
+        self.node = _mlp(2 * latent, latent, latent, layers, True)
+
+    def forward(self, v: torch.Tensor, e: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor):
+        e_new = self.edge(torch.cat([e, gather(v, receivers), gather(v, senders)], 1))
+        agg = scatter_add(e_new, receivers, v.shape[0])
+        v_new = self.node(torch.cat([v, agg], 1))
+        return v + v_new, e + e_new
+
+
+def _radius_graph(points: torch.Tensor, radius: float, batch: torch.Tensor, max_neighbors: int) -> torch.Tensor:
+    from particles.graph import radius_graph  # Warp HashGrid
+
+    _warp_ready()  # particles.graph reads Warp's devices without initialising Warp
+    kw = {"max_neighbors": max_neighbors} if max_neighbors else {}
+    return radius_graph(points.detach(), radius, batch=batch, loop=False, **kw)
+
+
+class GNS(nn.Module):
+    """Encode-process-decode graph network predicting normalised particle accelerations."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, c.type_embedding)
+        node_in = 3 * c.history + 3 + 1 + c.type_embedding + len(MATERIALS) + 1 + (6 if c.use_bounds else 0)
+        self.node_encoder = _mlp(node_in, c.latent, c.latent, c.hidden_layers, True)
+        self.edge_encoder = _mlp(EDGE_FEATURES, c.latent, c.latent, c.hidden_layers, True)
+        self.processor = nn.ModuleList(_Interaction(c.latent, c.hidden_layers) for _ in range(c.message_steps))
+        self.decoder = _mlp(c.latent, c.latent, 3, c.hidden_layers, False)
+        for name in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+            self.register_buffer(name, torch.tensor(getattr(c, name), dtype=torch.float32))
+        self.register_buffer("bounds", torch.tensor(c.bounds, dtype=torch.float32))
+
+    # ----------------------------------------------------------------- features
+
+    def graph(self, positions: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+        """(E, 2) int64 edges (receiver, sender) of particles closer than R in the same scene.
+
+        Edges into kinematic particles are dropped: their motion is given, so nothing needs to
+        reach them, and a static table's edges among its own particles would dominate the cost.
+        Kinematic particles still send messages.
+        """
+        edges = _radius_graph(positions, self.config.connectivity_radius, batch.batch, self.config.max_neighbors)
+        return edges[~batch.kinematic[edges[:, 0]]]
+
+    def features(self, history: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tensor,
+                 edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node (N, Fn) and edge (E, Fe) input features (see module docstring)."""
+        c = self.config
+        R = c.connectivity_radius
+        x = history[-1]
+        n = x.shape[0]
+        vel = (history[1:] - history[:-1] - self.vel_mean) / self.vel_std  # (C, N, 3)
+        vel = vel.permute(1, 0, 2).reshape(n, -1)
+        kin = batch.kinematic
+        kin_f = kin.to(x.dtype).unsqueeze(1)
+        next_vel = torch.where(kin.unsqueeze(1), (next_kinematic - x - self.vel_mean) / self.vel_std,
+                               torch.zeros_like(x))
+        mat = torch.nn.functional.one_hot(batch.material, len(MATERIALS)).to(x.dtype)
+        ptype = self.type_embedding(batch.particle_type.clamp(0, NUM_PARTICLE_TYPES - 1)).to(x.dtype)
+        ground = ((x[:, 2] - batch.ground) / R).clamp(-1.0, 1.0).unsqueeze(1)
+        parts = [vel, next_vel, kin_f, ptype, mat, ground]
+        if c.use_bounds:
+            lo, hi = self.bounds[:, 0].to(x.dtype), self.bounds[:, 1].to(x.dtype)
+            parts += [((x - lo) / R).clamp(-1.0, 1.0), ((hi - x) / R).clamp(-1.0, 1.0)]
+        nodes = torch.cat(parts, 1)
+        recv, send = edges[:, 0], edges[:, 1]
+        disp = (gather(x, send) - gather(x, recv)) / R
+        dist = disp.norm(dim=1, keepdim=True)
+        same = (batch.object_id[recv] == batch.object_id[send]).to(x.dtype).unsqueeze(1)
+        rest_dist = (batch.rest[send] - batch.rest[recv]).norm(dim=1, keepdim=True).to(x.dtype) / R * same
+        return nodes, torch.cat([disp, dist, same, rest_dist], 1)
+
+    # ----------------------------------------------------------------- forward
+
+    def forward(self, history: torch.Tensor, batch: GraphBatch, next_kinematic: Optional[torch.Tensor] = None,
+                edges: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Normalised acceleration of every particle.
+
+        Args:
+            history: (C + 1, N, 3) float, m. Positions of the last C + 1 frames, oldest first.
+            batch: the packed scenes.
+            next_kinematic: (N, 3) float, m. Positions at the next frame; only the rows of
+                kinematic particles are read (the action). None: kinematic particles hold still.
+            edges: (E, 2) int64 (receiver, sender), or None to build the radius graph of ``history[-1]``.
+
+        Returns:
+            (N, 3) float: ``(a - acc_mean) / acc_std`` with ``a`` in m/frame^2.
+        """
+        c = self.config
+        if history.shape[0] != c.history + 1:
+            raise ValueError(f"history: expected {c.history + 1} frames (C + 1), got {history.shape[0]}")
+        if next_kinematic is None:
+            next_kinematic = history[-1]
+        if edges is None:
+            edges = self.graph(history[-1], batch)
+        nodes, efeat = self.features(history, batch, next_kinematic, edges)
+        v, e = self.node_encoder(nodes), self.edge_encoder(efeat)
+        recv, send = edges[:, 0], edges[:, 1]
+        for block in self.processor:
+            v, e = block(v, e, recv, send)
+        return self.decoder(v)
+
+    def integrate(self, history: torch.Tensor, acc_norm: torch.Tensor) -> torch.Tensor:
+        """(N, 3) next positions, m, by semi-implicit Euler from a normalised acceleration."""
+        acc = acc_norm * self.acc_std + self.acc_mean
+        return history[-1] + (history[-1] - history[-2]) + acc
+
+    def next_positions(self, history: torch.Tensor, batch: GraphBatch, next_kinematic: Optional[torch.Tensor] = None,
+                       rigid: bool = False, collide: bool = False) -> torch.Tensor:
+        """(N, 3) float, m: every particle's position at the next frame.
+
+        Kinematic particles go exactly to ``next_kinematic`` (or stay put when it is None);
+        with ``rigid``, objects of material ``rigid`` move as rigid bodies (:func:`rigid_projection`);
+        with ``collide``, free particles are pushed out of kinematic ones (:func:`contact_projection`)
+        and no particle centre ends below ground + radius (:func:`ground_projection`).
+        """
+        nk = history[-1] if next_kinematic is None else next_kinematic
+        kin = batch.kinematic
+        pred = torch.where(kin.unsqueeze(1), nk, self.integrate(history, self.forward(history, batch, nk)))
+        is_rigid = batch.material == MATERIALS.index("rigid")
+        if rigid:
+            pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
+        if collide:
+            pred = contact_projection(pred, batch)
+            pred = ground_projection(pred, batch.ground + batch.radius, batch.object_id, batch.num_objects,
+                                     is_rigid, ~kin)
+        return torch.where(kin.unsqueeze(1), nk, pred)
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+@torch.no_grad()
+def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: int,
+                   kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True, collide: bool = True,
+                   progress: bool = False) -> torch.Tensor:
+    """Roll a packed batch forward ``steps`` frames.
+
+    Args:
+        history: (C + 1, N, 3) float, m. The last C + 1 frames, oldest first; the last is frame 0.
+        kinematic_future: (steps, N, 3) float, m. Positions at frames 1..steps; only kinematic
+            rows are read. None: kinematic particles hold still.
+        rigid: project rigid objects onto rigid motions each step.
+        collide: keep free particles out of kinematic ones and above the ground each step.
+
+    Returns:
+        (steps, N, 3) float, m. Predicted positions of frames 1..steps.
+    """
+    out = []
+    hist = history
+    frames = range(steps)
+    if progress:
+        from tqdm import tqdm
+
+        frames = tqdm(frames, desc="rollout", unit="frame")
+    for t in frames:
+        nk = None if kinematic_future is None else kinematic_future[t]
+        nxt = model.next_positions(hist, batch, nk, rigid=rigid, collide=collide)
+        out.append(nxt)
+        hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
+    return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
+
+
+def _initial_history(state: ParticleState, frames: int, dt: float) -> np.ndarray:
+    """(frames, N, 3) float32 m: the state's history, padded at the old end by constant-velocity extrapolation."""
+    have = [] if state.history is None else list(state.history[-(frames - 1):]) if frames > 1 else []
+    have = have + [state.positions]
+    missing = frames - len(have)
+    if missing > 0:
+        step = state.velocities.astype(np.float32) * np.float32(dt)
+        first = have[0]
+        pad = [first - step * k for k in range(missing, 0, -1)]
+        have = pad + have
+    return np.stack(have).astype(np.float32)
+
+
+def batched_rollout(model: GNS, scenes: Sequence[ParticleScene], actions: Sequence[Optional[Action]], steps: int,
+                    states: Optional[Sequence[Optional[ParticleState]]] = None, rigid: bool = True,
+                    collide: bool = True, device="cpu", progress: bool = False) -> list[Rollout]:
+    """Roll out many scenes at once as one packed batch (for the planner).
+
+    Args:
+        scenes: B scenes.
+        actions: B actions (or None for a scene without a tool); each covers ``steps + 1`` frames.
+        steps: frames to predict.
+        states: B initial states (default: each scene at rest); their ``history`` is used when present.
+
+    Returns:
+        B rollouts of ``steps + 1`` frames each (frame 0 is the initial state), dt = ``model.config.dt``.
+    """
+    dt = model.config.dt
+    if len(actions) != len(scenes):
+        raise ValueError(f"got {len(scenes)} scenes but {len(actions)} actions")
+    states = list(states) if states is not None else [None] * len(scenes)
+    dtype = next(model.parameters()).dtype
+    batch = pack_scenes(scenes, device=device, dtype=dtype)
+    hists, futures = [], []
+    for s, a, st in zip(scenes, actions, states):
+        st = st or ParticleState.at_rest(s)
+        h = _initial_history(st, model.config.history + 1, dt)
+        fut = np.repeat(h[-1:], steps, 0)
+        if a is not None:
+            if a.num_frames < steps + 1:
+                raise ValueError(f"action covers {a.num_frames} frames, need steps + 1 = {steps + 1}")
+            if a.indices.size and a.indices.max() >= s.num_particles:
+                raise ValueError("action indices exceed the scene's particles")
+            fut[:, a.indices] = a.positions[1:steps + 1]
+            h[-1, a.indices] = a.positions[0]
+        hists.append(h)
+        futures.append(fut)
+    hist = torch.as_tensor(np.concatenate(hists, 1), device=device, dtype=dtype)
+    fut = torch.as_tensor(np.concatenate(futures, 1), device=device, dtype=dtype)
+    pred = rollout_packed(model, batch, hist, steps, fut, rigid=rigid, collide=collide, progress=progress)
+    pos = torch.cat([hist[-1:], pred], 0).float().cpu().numpy()
+    out, o = [], 0
+    for s in scenes:
+        n = s.num_particles
+        out.append(Rollout(s, pos[:, o:o + n], dt))
+        o += n
+    return out
+
+
+class LearnedSimulator(Dynamics):
+    """The GNN behind the shared :class:`~dynamics.base.Dynamics` interface.
+
+    ``step`` reads the velocity history from ``state_in.history`` (padded by constant-velocity
+    extrapolation when shorter than the model needs) and writes ``state_out.positions``,
+    ``state_out.velocities`` (m/s, finite difference over dt) and ``state_out.history``.
+
+    Args:
+        model: a trained :class:`GNS` (put in eval mode here).
+        scene: the scene to simulate.
+        action_indices: (M,) scene indices of the particles ``control`` rows move, in order;
+            default: every kinematic particle of the scene, ascending. Kinematic particles not
+            listed hold still.
+        rigid: project rigid objects onto rigid motions.
+        collide: keep free particles out of kinematic ones (tool, static objects) and above the ground.
+    """
+
+    def __init__(self, model: GNS, scene: ParticleScene, action_indices: Optional[np.ndarray] = None,
+                 rigid: bool = True, collide: bool = True, device="cpu"):
+        self.model = model.eval()
+        self.scene = scene
+        self.dt = model.config.dt
+        self.rigid = rigid
+        self.collide = collide
+        self.device = torch.device(device)
+        self.dtype = next(model.parameters()).dtype
+        self.batch = pack_scenes([scene], device=self.device, dtype=self.dtype)
+        self.action_indices = (np.flatnonzero(scene.kinematic) if action_indices is None
+                               else np.asarray(action_indices, np.int64))
+
+    def step(self, state_in: ParticleState, state_out: ParticleState, control: Optional[np.ndarray], dt: float) -> None:
+        if abs(dt - self.dt) > 1e-9 * max(1.0, self.dt):
+            raise ValueError(f"the model was trained at dt = {self.dt} s and cannot step by {dt} s")
+        frames = self.model.config.history + 1
+        hist = _initial_history(state_in, frames, self.dt)
+        nk = hist[-1].copy()
+        if control is not None:
+            control = np.asarray(control, np.float32)
+            if control.shape != (len(self.action_indices), 3):
+                raise ValueError(f"control: expected shape ({len(self.action_indices)}, 3), got {control.shape}")
+            nk[self.action_indices] = control
+        with torch.no_grad():
+            h = torch.as_tensor(hist, device=self.device, dtype=self.dtype)
+            nxt = self.model.next_positions(h, self.batch, torch.as_tensor(nk, device=self.device, dtype=self.dtype),
+                                            rigid=self.rigid, collide=self.collide).float().cpu().numpy()
+        new_hist = np.ascontiguousarray(hist[1:])  # the C frames before the new one, oldest first
+        state_out.positions[...] = nxt
+        state_out.velocities[...] = (nxt - hist[-1]) / np.float32(self.dt)
+        if state_out.history is not None and state_out.history.shape == new_hist.shape:
+            state_out.history[...] = new_hist
+        else:
+            object.__setattr__(state_out, "history", new_hist)  # ParticleState is frozen; history is ours to fill
+
+    def rollout(self, action: Optional[Action], steps: int, state0: Optional[ParticleState] = None,
+                progress: bool = False) -> Rollout:
+        """Roll out ``steps`` frames (same contract as :meth:`Dynamics.rollout`), keeping the
+        history on the model's device between steps instead of going through ``step``."""
+        if action is not None and not np.array_equal(action.indices, self.action_indices):
+            if not np.all(self.scene.kinematic[action.indices]):
+                raise ValueError("action moves particles that are not kinematic in the scene")
+        return batched_rollout(self.model, [self.scene], [action], steps, [state0], rigid=self.rigid,
+                               collide=self.collide, device=self.device, progress=progress)[0]

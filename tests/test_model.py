@@ -1,0 +1,339 @@
+"""The learned dynamics: Warp graph ops, the GNN's symmetries, the action, training, checkpoints, DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics.evaluate import constant_velocity, one_step_mse, position_mse
+from dynamics.model import GNS, LearnedSimulator, batched_rollout, contact_projection, ground_projection, pack_scenes, rigid_projection
+from dynamics.ops import gather, scatter_add
+from dynamics.toy import toy_dataset, toy_rollout
+from dynamics.train import TrainConfig, load_checkpoint, load_model, model_config_for_dataset, train
+from particles import KINEMATIC, Action, FileFormatError, ParticleState, load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = dict(latent=16, message_steps=2, history=2, hidden_layers=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two shared cores: one intra-op thread is several times faster than two here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy")
+    toy_dataset(folder, seed=0, train=4, valid=1, test=1, frames=24)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model64(dataset):
+    """A randomly initialised model in float64 (exact symmetry checks)."""
+    cfg = model_config_for_dataset(dataset, **TINY)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        m = GNS(cfg).double().eval()
+        # untrained LayerNorm/decoder outputs are tiny; scale the decoder so errors would show
+        with torch.no_grad():
+            m.decoder[-1].weight.mul_(50.0)
+    return m
+
+
+# --------------------------------------------------------------------------- Warp ops
+
+
+def test_scatter_add_and_gather_match_torch():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(57, 7, generator=g)
+    idx = torch.randint(0, 9, (57,), generator=g)
+    idx[idx == 4] = 5  # row 4 receives nothing and must stay zero
+    out = scatter_add(src, idx, 11)
+    ref = torch.zeros(11, 7).index_add_(0, idx, src)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.all(out[4] == 0) and torch.all(out[9:] == 0)
+    nodes = torch.randn(11, 7, generator=g)
+    assert torch.equal(gather(nodes, idx), nodes[idx])
+    # empty graph
+    assert torch.equal(scatter_add(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), 4), torch.zeros(4, 3))
+
+
+def test_ops_gradients_match_finite_differences():
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, 5, (13,), generator=g)
+    src = torch.randn(13, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    nodes = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: scatter_add(s, idx, 5), (src,))
+    assert torch.autograd.gradcheck(lambda s: gather(s, idx), (nodes,))
+    assert torch.autograd.gradgradcheck(lambda s: scatter_add(s, idx, 5) ** 2, (src,))
+    assert torch.autograd.gradgradcheck(lambda s: gather(s, idx) ** 2, (nodes,))
+    # and the backward equals torch's own index_add_ / indexing backward
+    w = torch.randn(5, 3, dtype=torch.float64, generator=g)
+    (gs,) = torch.autograd.grad((scatter_add(src, idx, 5) * w).sum(), src)
+    (gr,) = torch.autograd.grad((torch.zeros(5, 3, dtype=torch.float64).index_add(0, idx, src) * w).sum(), src)
+    assert torch.allclose(gs, gr)
+
+
+# --------------------------------------------------------------------------- model symmetries
+
+
+def _inputs(dataset, dtype=torch.float64):
+    ro = next(r for r in load_dataset(dataset, "train") if "tool" in r.scene.object_name)  # a push
+    assert np.any(ro.scene.particle_type == KINEMATIC)
+    rng = np.random.default_rng(5)
+    hist = ro.positions[4:7].astype(np.float64) + rng.normal(0, 2e-3, (3,) + ro.positions.shape[1:])
+    nxt = ro.positions[7].astype(np.float64)
+    return ro, hist, nxt
+
+
+def test_model_is_translation_invariant(dataset, model64):
+    ro, hist, nxt = _inputs(dataset)
+    shift = np.array([0.37, -1.25, 0.5])
+    out = []
+    for s in (np.zeros(3), shift):
+        scene = ro.scene.replace(positions=ro.scene.positions + s.astype(np.float32), ground=ro.scene.ground + s[2])
+        batch = pack_scenes([scene], dtype=torch.float64)
+        h = torch.as_tensor(hist + s)
+        # the float32 rest positions of the scene round differently after the shift: use exact float64 ones
+        batch.rest = torch.as_tensor(ro.scene.positions.astype(np.float64) + s)
+        acc = model64(h, batch, torch.as_tensor(nxt + s))
+        pos = model64.next_positions(h, batch, torch.as_tensor(nxt + s), rigid=True)
+        out.append((acc, pos - torch.as_tensor(s)))
+    assert out[0][0].abs().max() > 1e-2  # the model does predict something
+    assert torch.allclose(out[0][0], out[1][0], atol=1e-8)
+    assert torch.allclose(out[0][1], out[1][1], atol=1e-10)
+
+
+def test_model_is_permutation_equivariant(dataset, model64):
+    ro, hist, nxt = _inputs(dataset)
+    perm = np.random.default_rng(0).permutation(ro.scene.num_particles)
+    sc = ro.scene
+    scene_p = sc.replace(positions=sc.positions[perm], object_id=sc.object_id[perm], particle_type=sc.particle_type[perm],
+                         mass=sc.mass[perm])
+    a = model64(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt))
+    b = model64(torch.as_tensor(hist[:, perm]), pack_scenes([scene_p], dtype=torch.float64), torch.as_tensor(nxt[perm]))
+    assert torch.allclose(a[torch.as_tensor(perm)], b, atol=1e-10)
+
+
+def test_packed_batch_equals_scenes_one_by_one(dataset, model64):
+    trajs = load_dataset(dataset, "train")[:3]
+    acts = [None if not np.any(t.scene.kinematic) else
+            Action(np.flatnonzero(t.scene.kinematic), t.positions[:6, t.scene.kinematic]) for t in trajs]
+    states = [ParticleState(t.positions[2], (t.positions[2] - t.positions[1]) / t.dt, history=t.positions[:2]) for t in trajs]
+    together = batched_rollout(model64, [t.scene for t in trajs], acts, 5, states)
+    for t, a, s, r in zip(trajs, acts, states, together):
+        alone = batched_rollout(model64, [t.scene], [a], 5, [s])[0]
+        assert np.allclose(alone.positions, r.positions, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- action and rigidity
+
+
+def test_kinematic_particles_follow_the_action_and_rigid_bodies_stay_rigid(dataset):
+    cfg = model_config_for_dataset(dataset, **TINY)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GNS(cfg)
+    with torch.no_grad():
+        model.decoder[-1].weight.mul_(50.0)  # large, wrong accelerations: projection must still hold shape
+    ro = toy_rollout(np.random.default_rng(7), "push", 30, table=True)
+    sc = ro.scene
+    tool = np.flatnonzero(sc.object_id == sc.object_name.index("tool"))
+    table = np.flatnonzero(sc.object_id == sc.object_name.index("table"))
+    box = np.flatnonzero(~sc.kinematic)
+    assert np.all(sc.kinematic[tool]) and np.all(sc.kinematic[table])
+    action = Action(tool, ro.positions[:, tool])
+    sim = LearnedSimulator(model, ro.scene, action_indices=tool, rigid=True)
+    out = sim.rollout(action, 20)
+    assert np.array_equal(out.positions[:, tool], ro.positions[:21, tool])
+    assert np.all(out.positions[:, table] == sc.positions[table])  # kinematic, not driven: holds still
+    d = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
+    rest = d(ro.scene.positions[box])
+    for t in (1, 10, 20):
+        assert np.abs(d(out.positions[t, box]) - rest).max() < 1e-4
+    assert np.abs(out.positions[20, box] - out.positions[0, box]).max() > 1e-3  # it did move
+    assert out.positions[:, box, 2].min() >= sc.ground + sc.radius - 1e-6  # never through the ground
+    # step() moves the tool to the control too, and writes the history it needs next
+    s0 = ParticleState(ro.positions[0], np.zeros_like(ro.positions[0]))
+    s1 = ParticleState(np.zeros_like(ro.positions[0]), np.zeros_like(ro.positions[0]))
+    sim.step(s0, s1, ro.positions[1, tool], ro.dt)
+    assert np.array_equal(s1.positions[tool], ro.positions[1, tool])
+    assert s1.history.shape == (cfg.history, ro.scene.num_particles, 3)
+    assert np.allclose(s1.velocities[tool], (ro.positions[1, tool] - ro.positions[0, tool]) / ro.dt, atol=1e-4)
+
+
+def test_rigid_projection_recovers_a_rigid_motion():
+    g = torch.Generator().manual_seed(2)
+    rest = torch.randn(20, 3, dtype=torch.float64, generator=g)
+    q = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=g))[0]
+    q = q * torch.sign(torch.linalg.det(q))  # a proper rotation
+    t = torch.tensor([0.3, -2.0, 1.0], dtype=torch.float64)
+    group = torch.tensor([0] * 12 + [1] * 8)
+    moved = rest.clone()
+    moved[:12] = rest[:12] @ q.T + t
+    noisy = moved + 1e-3 * torch.randn(20, 3, dtype=torch.float64, generator=g)
+    out = rigid_projection(noisy, rest, group, 2, mask=group == 0)
+    assert torch.allclose(out[:12], moved[:12], atol=3e-3)
+    assert torch.equal(out[12:], noisy[12:])  # outside the mask: untouched
+    exact = rigid_projection(moved, rest, group, 2, mask=group == 0)
+    assert torch.allclose(exact[:12], moved[:12], atol=1e-10)
+    pred = noisy.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: rigid_projection(p, rest, group, 2, mask=group == 0), (pred,))
+
+
+def test_ground_projection_lifts_rigid_bodies_whole_and_other_particles_alone():
+    pred = torch.tensor([[0.0, 0.0, 0.05], [0.02, 0.0, -0.01], [0.5, 0.0, -0.03], [0.6, 0.0, 0.2], [0.7, 0.0, -0.5]],
+                        dtype=torch.float64)
+    floor = torch.full((5,), 0.01, dtype=torch.float64)
+    group = torch.tensor([0, 0, 1, 1, 2])
+    rigid = torch.tensor([True, True, False, False, True])
+    free = torch.tensor([True, True, True, True, False])
+    out = ground_projection(pred, floor, group, 3, rigid, free)
+    assert torch.allclose(out[:2, 2], torch.tensor([0.07, 0.01], dtype=torch.float64))  # object 0 lifted by 2 cm
+    assert torch.allclose(out[2:4, 2], torch.tensor([0.01, 0.2], dtype=torch.float64))  # particle by particle
+    assert out[4, 2] == -0.5  # kinematic: untouched
+    assert torch.equal(out[:, :2], pred[:, :2])
+
+
+def test_contact_projection_pushes_free_particles_out_of_the_tool():
+    from particles import ParticleScene
+
+    r = 0.01
+    box = np.array([[0.0, 0.0, 0.1], [0.02, 0.0, 0.1], [0.0, 0.02, 0.1], [0.02, 0.02, 0.1]])
+    tool = np.array([[-0.012, 0.0, 0.1], [-0.012, 0.02, 0.1]])  # 8 mm into the box's back face
+    loose = np.array([[0.3, 0.0, 0.1]])
+    far_tool = np.array([[0.3, 0.0, 0.085]])  # 15 mm below the loose particle: inside
+    pos = np.concatenate([box, tool, loose, far_tool]).astype(np.float32)
+    scene = ParticleScene(pos, np.array([0, 0, 0, 0, 1, 1, 2, 3], np.int32), ("rigid", "rigid", "elastic", "static"), r,
+                          particle_type=np.array([8, 8, 8, 8, KINEMATIC, KINEMATIC, 9, KINEMATIC], np.int32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    out = contact_projection(torch.as_tensor(pos, dtype=torch.float64), batch).numpy()
+    moved = out[:4] - pos[:4]
+    assert np.allclose(moved, moved[0], atol=1e-12)  # the rigid box moved as one
+    assert np.allclose(moved[0], [0.008, 0.0, 0.0], atol=1e-6)  # by exactly the overlap, away from the tool
+    assert np.allclose(out[4:6], tool) and np.allclose(out[7], far_tool[0])  # kinematic particles stay
+    assert np.isclose(out[6, 2], 0.105, atol=1e-6) and np.allclose(out[6, :2], loose[0, :2])
+
+
+# --------------------------------------------------------------------------- training, checkpoints, resume
+
+
+def _cfg(**kw):
+    base = dict(steps=40, batch_size=2, lr=3e-3, lr_decay_steps=200, validate_every=40, checkpoint_every=20,
+                valid_windows=8, valid_rollouts=1, valid_rollout_steps=5, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_reduces_the_error_below_constant_velocity(tmp_path):
+    """Boxes sliding to rest under friction: a few dozen steps teach the model the deceleration."""
+    folder = tmp_path / "slide"
+    toy_dataset(folder, seed=0, train=3, valid=1, test=1, frames=24, kinds=("slide",))
+    init = train(folder, tmp_path / "init", _cfg(steps=0, seed=2), model_overrides=TINY, progress=False)
+    res = train(folder, tmp_path / "run", _cfg(steps=60, seed=2, validate_every=30), model_overrides=TINY, progress=False)
+    assert init["step"] == 0 and res["step"] == 60 and len(res["losses"]) == 60
+    assert [v["step"] for v in res["validations"]] == [0, 30, 60]
+    trajs = load_dataset(folder, "train")
+    windows = [(i, t) for i, r in enumerate(trajs) for t in range(TINY["history"], r.num_frames - 1)]
+    before = one_step_mse(load_model(tmp_path / "init" / "model.pt"), trajs, windows)
+    after = one_step_mse(load_model(tmp_path / "run" / "model.pt"), trajs, windows)
+    cv = np.mean([position_mse(constant_velocity(trajs[i], t, 1), trajs[i].positions[t + 1:t + 2],
+                               ~trajs[i].scene.kinematic) for i, t in windows])
+    assert after < 0.5 * before
+    assert after < cv
+    assert (tmp_path / "run" / "log.jsonl").read_text().count('"loss"') == 60
+
+
+def test_resume_reproduces_an_uninterrupted_run(dataset, tmp_path):
+    full = train(dataset, tmp_path / "a", _cfg(steps=8, checkpoint_every=4, validate_every=0), model_overrides=TINY,
+                 progress=False)
+    part1 = train(dataset, tmp_path / "b", _cfg(steps=4, checkpoint_every=4, validate_every=0), model_overrides=TINY,
+                  progress=False)
+    part2 = train(dataset, tmp_path / "b", _cfg(steps=8), resume=True, progress=False)
+    assert part1["losses"] + part2["losses"] == full["losses"]  # bit for bit
+    a, b = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 8
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_checkpoint_round_trip_with_weights_only(dataset, tmp_path):
+    train(dataset, tmp_path / "r", _cfg(steps=2, validate_every=0), model_overrides=TINY, progress=False)
+    raw = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)  # tensors and plain values only
+    assert raw["format"] == "worldline.gns_checkpoint" and raw["format_version"] == 1 and raw["step"] == 2
+    m1, m2 = load_model(tmp_path / "r" / "checkpoint.pt"), load_model(tmp_path / "r" / "model.pt")
+    assert m1.config == m2.config
+    ro = load_dataset(dataset, "test")[0]
+    batch = pack_scenes([ro.scene])
+    h = torch.as_tensor(ro.positions[:3])
+    assert torch.equal(m1(h, batch), m2(h, batch))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(FileFormatError):
+        load_model(bad)
+    torch.save({"format": "worldline.gns_checkpoint", "format_version": 99, "model": {}, "model_config": {}}, bad)
+    with pytest.raises(FileFormatError, match="format_version"):
+        load_model(bad)
+
+
+# --------------------------------------------------------------------------- two processes
+
+
+def test_two_process_torchrun_matches_one_process(dataset, tmp_path):
+    args = ["train", str(dataset), "--steps", "2", "--batch-size", "4", "--latent", "16", "--message-steps", "2",
+            "--history", "2", "--hidden-layers", "1", "--validate-every", "0", "--checkpoint-every", "0",
+            "--seed", "4", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "worldline",
+                          *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=170)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = train(dataset, tmp_path / "one", TrainConfig(steps=2, batch_size=4, validate_every=0, checkpoint_every=0, seed=4),
+                model_overrides=TINY, progress=False)
+    a, b = load_checkpoint(tmp_path / "one" / "checkpoint.pt"), load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    # Adam's first moment after two steps is 0.1 * (0.9 g1 + g2): the gradients of both steps must agree
+    worst = 0.0
+    for k, sa in a["optimizer"]["state"].items():
+        ma, mb = sa["exp_avg"], b["optimizer"]["state"][k]["exp_avg"]
+        err = float((ma - mb).abs().max() / ma.abs().max())
+        worst = max(worst, err)
+        assert err < 1e-4, (k, err)
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-7), k
+    assert np.isfinite(one["losses"]).all()
+    print(f"largest relative difference of gradient moments, 2 vs 1 process: {worst:.2e}")
+
+
+def test_rollout_command_writes_a_rollout_the_critic_can_read(dataset, tmp_path):
+    from particles import load_rollout
+    from worldline.cli import main
+
+    train(dataset, tmp_path / "r", _cfg(steps=1, validate_every=0), model_overrides=TINY, progress=False)
+    out = tmp_path / "roll.npz"
+    assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "r" / "model.pt"), "--split", "train",
+                 "--index", "0", "--steps", "6", "--out", str(out)]) == 0
+    ro = load_rollout(out, strict=True)
+    truth = load_dataset(dataset, "train")[0]
+    assert "tool" in truth.scene.object_name
+    c = TINY["history"]
+    assert ro.positions.shape == (c + 1 + 6, truth.scene.num_particles, 3) and ro.dt == truth.dt
+    assert np.array_equal(ro.positions[:c + 1], truth.positions[:c + 1])
+    kin = truth.scene.kinematic
+    assert np.array_equal(ro.positions[:, kin], truth.positions[:c + 7, kin])
+    assert not np.array_equal(ro.positions[c + 1:, ~kin], truth.positions[c + 1:c + 7, ~kin])  # predicted, not copied
+    assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "r" / "model.pt"), "--index", "9",
+                 "--out", str(out)]) == 2
+    assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2

@@ -1,0 +1,98 @@
+"""``worldline rollout SCENE.toml|DATASET --checkpoint CKPT --out rollout.npz``: predict with the GNN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from worldline.errors import BadInput
+
+
+def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool):
+    import numpy as np
+
+    from particles import Rollout, load_dataset
+    from dynamics.evaluate import predict_trajectory
+
+    trajs = load_dataset(folder, split)
+    if not 0 <= index < len(trajs):
+        raise BadInput(f"--index {index}: the {split} split has {len(trajs)} trajectories")
+    ro = trajs[index]
+    c = model.config.history
+    if abs(ro.dt - model.config.dt) > 1e-9:
+        raise BadInput(f"the trajectory's dt {ro.dt} s differs from the model's {model.config.dt} s")
+    avail = ro.num_frames - 1 - c
+    if avail < 1:
+        raise BadInput(f"trajectory {index} has {ro.num_frames} frames; the model needs more than {c + 1}")
+    steps = avail if steps is None else steps
+    if not 1 <= steps <= avail:
+        raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
+    pred = predict_trajectory(model, ro, c, steps, rigid=rigid, collide=collide)
+    pos = np.concatenate([ro.positions[:c + 1], pred], 0)
+    return Rollout(ro.scene, pos, ro.dt), {"start_frame": np.int64(c)}
+
+
+def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide: bool):
+    import numpy as np
+
+    try:
+        from particles.lift import lift_scene, tool_action
+        from particles.scene_file import load_scene_file
+    except ImportError:
+        raise BadInput("scene files need particles.scene_file and particles.lift, which this build lacks") from None
+    from dynamics.model import LearnedSimulator
+
+    steps = 100 if steps is None else steps
+    if steps < 1:
+        raise BadInput(f"--steps must be >= 1, got {steps}")
+    spec = load_scene_file(path)
+    lifted = lift_scene(spec)
+    action = tool_action(lifted, model.config.dt, steps) if spec.tool is not None else None
+    sim = LearnedSimulator(model, lifted.scene, action_indices=lifted.tool_indices, rigid=rigid, collide=collide)
+    ro = sim.rollout(action, steps, progress=True)
+    extra = {"start_frame": np.int64(0)}
+    if action is not None:
+        extra["tool_indices"] = action.indices
+    return ro, extra
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("rollout")
+    def rollout_cmd(
+        source: Path = typer.Argument(..., help="A scene .toml (with its tool's path) or a dataset folder."),
+        checkpoint: Path = typer.Option(..., "--checkpoint", help="Trained model (RUN/model.pt or RUN/checkpoint.pt)."),
+        out: Path = typer.Option(..., "--out", help="Rollout .npz to write (the critic and viewer read it)."),
+        steps: Optional[int] = typer.Option(None, "--steps", help="Frames to predict (default: a dataset trajectory's rest, 100 for a scene)."),
+        split: str = typer.Option("test", "--split", help="Dataset split to take the trajectory from."),
+        index: int = typer.Option(0, "--index", help="Trajectory index within the split."),
+        rigid: bool = typer.Option(True, "--rigid/--no-rigid", help="Keep rigid objects rigid (Kabsch projection)."),
+        collide: bool = typer.Option(True, "--collide/--no-collide", help="Push free particles out of the tool, static objects and the ground."),
+        threads: int = typer.Option(1, "--threads", help="CPU threads for PyTorch."),
+    ):
+        """Roll out the GNN on a scene or a dataset trajectory and write a rollout file.
+
+        For a dataset trajectory the first C + 1 frames are the data's (the model's history) and kinematic particles follow their recorded path; start_frame in the file says where prediction begins.
+
+        For a scene file the scene is lifted into particles, starts at rest, and the tool follows its waypoints.
+        """
+        import torch
+        import warp as wp
+
+        from particles import save_rollout
+        from dynamics.train import load_model
+
+        wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
+        torch.set_num_threads(max(1, threads))
+        model = load_model(checkpoint)
+        if source.is_dir():
+            ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide)
+        elif source.suffix == ".toml":
+            ro, extra = _rollout_scene(model, source, steps, rigid, collide)
+        elif not source.exists():
+            raise BadInput(f"{source}: no such scene file or dataset folder")
+        else:
+            raise BadInput(f"{source}: expected a scene .toml or a dataset folder")
+        save_rollout(out, ro, extra=extra)
+        typer.echo(f"wrote {out}: {ro.num_frames} frames of {ro.scene.num_particles} particles, dt {ro.dt:g} s")
