@@ -9,6 +9,7 @@ import pytest
 import warp as wp
 
 wp.config.quiet = True
+wp.config.log_level = wp.LOG_WARNING
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"

@@ -14,6 +14,38 @@ import typer
 from particles import FileFormatError, ValidationError
 from worldline.errors import BadInput
 
+def _init_warp_quietly() -> None:
+    """Initialise Warp without its banner and module-load lines on the user's terminal.
+
+    Warp 1.19 prints those at log level INFO; its native code also prints a warning to stderr
+    on every machine without a CUDA driver. That one expected line is dropped; anything else
+    Warp writes to stderr while starting is passed on.
+    """
+    import os
+    import tempfile
+
+    import warp as wp
+
+    wp.config.quiet = True  # older Warp
+    wp.config.log_level = getattr(wp, "LOG_WARNING", 30)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            wp.init()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    rest = [line for line in text.splitlines() if "Could not find or load the NVIDIA CUDA driver" not in line]
+    if any(line.strip() for line in rest):
+        sys.stderr.write("\n".join(rest) + "\n")
+
+
+_init_warp_quietly()
+
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "view"]
 
@@ -60,9 +92,6 @@ _register_all()
 
 def main(argv=None) -> int:
     """Entry point of the ``worldline`` console script."""
-    import warp as wp
-
-    wp.config.quiet = True  # no banner or per-module load lines on the user's terminal
     try:
         app(args=argv, standalone_mode=False)
     except (FileFormatError, ValidationError, BadInput, FileNotFoundError) as exc:
