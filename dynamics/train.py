@@ -181,8 +181,8 @@ def _loss(model, module: GNS, batch, hist: torch.Tensor, target: torch.Tensor) -
     pred = model(hist, batch, target)
     free = (~batch.kinematic).to(pred.dtype)
     per_particle = ((pred - acc_norm) ** 2).sum(1) * free
-    sums = torch.zeros(batch.num_scenes, dtype=pred.dtype).index_add_(0, batch.batch, per_particle)
-    counts = torch.zeros(batch.num_scenes, dtype=pred.dtype).index_add_(0, batch.batch, free).clamp_min(1.0)
+    sums = pred.new_zeros(batch.num_scenes).index_add_(0, batch.batch, per_particle)
+    counts = pred.new_zeros(batch.num_scenes).index_add_(0, batch.batch, free).clamp_min(1.0)
     return (sums / counts).mean()
 
 
@@ -239,20 +239,20 @@ def save_model(path, model: GNS, extra: Optional[dict] = None) -> Path:
 # --------------------------------------------------------------------------- training loop
 
 
-def _validate(module: GNS, valid: _Windows, cfg: TrainConfig, seed: int) -> dict:
+def _validate(module: GNS, valid: _Windows, cfg: TrainConfig, seed: int, device) -> dict:
     """One-step MSE on a fixed seeded set of windows and rollout MSE on the first trajectories (m^2)."""
     module.eval()
     gen = torch.Generator().manual_seed(seed + 1)
     n = min(cfg.valid_windows, len(valid))
     windows = [valid.index[k] for k in torch.randperm(len(valid), generator=gen)[:n].tolist()]
-    out = {"one_step_mse": one_step_mse(module, valid.rollouts, windows)}
+    out = {"one_step_mse": one_step_mse(module, valid.rollouts, windows, device=device)}
     c = module.config.history
     errs = []
     for ro in valid.rollouts[:cfg.valid_rollouts]:
         steps = min(cfg.valid_rollout_steps, ro.num_frames - 1 - c)
         if steps < 1:
             continue
-        pred = predict_trajectory(module, ro, c, steps)
+        pred = predict_trajectory(module, ro, c, steps, device=device)
         errs.append(position_mse(pred, ro.positions[c + 1:c + 1 + steps], ~ro.scene.kinematic))
     if errs:
         out["rollout_mse"] = float(np.mean(errs))
@@ -294,6 +294,8 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
 
     train_ro = load_dataset(dataset, "train")
     dtype = torch.float32
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     ckpt = None
     if resume:
         ckpt = load_checkpoint(out / "checkpoint.pt")
@@ -312,20 +314,20 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
 
     with torch.random.fork_rng(devices=[]):  # weights from the run's seed, global RNG untouched
         torch.manual_seed(cfg.seed)
-        module = GNS(mcfg)
+        module = GNS(mcfg).to(device)
     optim = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     if ckpt is not None:
         module.load_state_dict(ckpt["model"])
-        optim.load_state_dict(ckpt["optimizer"])
+        optim.load_state_dict(ckpt["optimizer"])  # (state tensors follow the parameters' device)
         gen.set_state(ckpt["generator"])
         step = int(ckpt["step"])
     model = module
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(module)
+        model = DistributedDataParallel(module, device_ids=[local_rank] if device.type == "cuda" else None)
     module.train()
 
     def checkpoint():
@@ -360,7 +362,7 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
 
     def validate():
         nonlocal last_valid
-        last_valid = _validate(module, valid, cfg, cfg.seed)
+        last_valid = _validate(module, valid, cfg, cfg.seed, device)
         validations.append({"step": step, **last_valid})
         write_log({"step": step, **{f"valid_{k}": v for k, v in last_valid.items()}})
         say(f"step {step}: " + ", ".join(f"valid {k} {v:.3e} m^2" for k, v in last_valid.items()))
@@ -372,6 +374,7 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         picks, noises = _draw(gen, data, cfg.batch_size, mcfg.history, cfg.noise_std, dtype)
         mine = slice(rank * local, (rank + 1) * local)
         batch, hist, target = _make_batch(data, picks[mine], noises[mine], mcfg.history, dtype)
+        batch, hist, target = batch.to(device), hist.to(device), target.to(device)
         lr = cfg.lr_at(step)
         for g in optim.param_groups:
             g["lr"] = lr

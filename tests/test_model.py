@@ -219,7 +219,7 @@ def test_contact_projection_pushes_free_particles_out_of_the_tool():
     scene = ParticleScene(pos, np.array([0, 0, 0, 0, 1, 1, 2, 3], np.int32), ("rigid", "rigid", "elastic", "static"), r,
                           particle_type=np.array([8, 8, 8, 8, KINEMATIC, KINEMATIC, 9, KINEMATIC], np.int32))
     batch = pack_scenes([scene], dtype=torch.float64)
-    out = contact_projection(torch.as_tensor(pos, dtype=torch.float64), batch).numpy()
+    out = contact_projection(torch.tensor(pos, dtype=torch.float64), batch).numpy()
     moved = out[:4] - pos[:4]
     assert np.allclose(moved, moved[0], atol=1e-12)  # the rigid box moved as one
     assert np.allclose(moved[0], [0.008, 0.0, 0.0], atol=1e-6)  # by exactly the overlap, away from the tool
