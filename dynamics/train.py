@@ -102,8 +102,13 @@ class TrainConfig:
 
 
 def _dataset_statistics(folder, meta: dict, train: Sequence[Rollout]) -> dict:
-    """The metadata's vel/acc statistics, recomputed from the train split where a std is not positive."""
-    stats = {k: meta[k] for k in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
+    """The metadata's vel/acc statistics; computed from the train split when the metadata lacks
+    them or a std is not positive."""
+    keys = ("vel_mean", "vel_std", "acc_mean", "acc_std")
+    if any(k not in meta for k in keys):
+        stats = gns_statistics(r.positions for r in train)
+    else:
+        stats = {k: meta[k] for k in keys}
     if any(not (s > 0 and math.isfinite(s)) for k in ("vel_std", "acc_std") for s in stats[k]):
         stats = gns_statistics(r.positions for r in train)
     for k in ("vel_std", "acc_std"):

@@ -44,6 +44,7 @@ class _Arrays:
 
     def __init__(self, like, device: Optional[str]):
         self.torch = _is_torch(like)
+        wp.init()  # idempotent; device_from_torch needs an initialised runtime
         if self.torch:
             import torch
 

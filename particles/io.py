@@ -473,8 +473,9 @@ def write_dataset(folder, splits: Mapping[str, Sequence[Rollout]],
 
 _META_REQUIRED = {
     "bounds": list, "sequence_length": int, "default_connectivity_radius": (int, float), "dim": int, "dt": (int, float),
-    "vel_mean": list, "vel_std": list, "acc_mean": list, "acc_std": list,
 }
+#: GNS statistics: checked when present; a dataset without them still loads (trainers compute them).
+_META_STATS = ("vel_mean", "vel_std", "acc_mean", "acc_std")
 
 
 def read_metadata(folder) -> dict:
@@ -496,7 +497,11 @@ def read_metadata(folder) -> dict:
         if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
             raise FileFormatError(path, key, f"has the wrong type ({type(meta[key]).__name__})")
     dim = meta["dim"]
-    for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+    for key in _META_STATS:
+        if key not in meta:
+            continue
+        if not isinstance(meta[key], list) or not all(isinstance(v, (int, float)) for v in meta[key]):
+            raise FileFormatError(path, key, "expected a list of numbers")
         if len(meta[key]) != dim:
             raise FileFormatError(path, key, f"expected {dim} values (dim), got {len(meta[key])}")
     if meta.get("format_version", 1) > FORMAT_VERSION:

@@ -222,9 +222,16 @@ def test_bad_metadata(tmp_path, rng):
     write_dataset(tmp_path / "ds", {"train": [make_rollout(rng)]})
     meta_path = tmp_path / "ds" / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    del meta["vel_std"]
+    del meta["vel_std"]  # statistics are optional (trainers compute them) ...
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(FileFormatError, match="vel_std.*missing"):
+    assert "vel_std" not in read_metadata(tmp_path / "ds")
+    meta["acc_std"] = [1.0, 2.0]  # ... but checked when present
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(FileFormatError, match="acc_std.*3 values"):
+        read_metadata(tmp_path / "ds")
+    del meta["dt"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(FileFormatError, match="dt.*missing"):
         read_metadata(tmp_path / "ds")
     meta_path.write_text("{not json")
     with pytest.raises(FileFormatError, match="not valid JSON"):

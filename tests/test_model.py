@@ -337,3 +337,25 @@ def test_rollout_command_writes_a_rollout_the_critic_can_read(dataset, tmp_path)
     assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "r" / "model.pt"), "--index", "9",
                  "--out", str(out)]) == 2
     assert main(["rollout", str(dataset), "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
+
+
+def test_statistics_computed_when_metadata_lacks_them(tmp_path):
+    """A GNS dataset whose metadata has no vel/acc statistics still trains: they come from the data."""
+    import json
+
+    from dynamics.toy import toy_dataset
+    from dynamics.train import _dataset_statistics
+    from particles import load_dataset, read_metadata
+    from particles.io import gns_statistics
+
+    folder = tmp_path / "ds"
+    toy_dataset(folder, seed=1, train=2, valid=1, test=1, frames=12)
+    meta = json.loads((folder / "metadata.json").read_text())
+    for k in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+        meta.pop(k)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    train = load_dataset(folder, "train")
+    stats = _dataset_statistics(folder, read_metadata(folder), train)
+    want = gns_statistics(r.positions for r in train)
+    for k in ("vel_mean", "acc_mean"):
+        np.testing.assert_allclose(stats[k], want[k])
