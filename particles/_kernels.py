@@ -8,10 +8,28 @@ import warp as wp
 
 
 @wp.func
-def _same_group(has_groups: int, query_group: wp.array(dtype=wp.int32), point_group: wp.array(dtype=wp.int32), q: int, j: int):
-    if has_groups == 0:
-        return True
-    return query_group[q] == point_group[j]
+def _neighbor_d2(
+    points: wp.array(dtype=wp.vec3),
+    x: wp.vec3,
+    q: int,
+    j: int,
+    r2: float,
+    exclude_self: int,
+    has_groups: int,
+    query_group: wp.array(dtype=wp.int32),
+    point_group: wp.array(dtype=wp.int32),
+):
+    """Squared distance from query q (at x) to hash-grid candidate j, or -1 when j is not a
+    neighbour: itself (with exclude_self), in another group, or farther than sqrt(r2)."""
+    if exclude_self != 0 and j == q:
+        return -1.0
+    if has_groups != 0:
+        if query_group[q] != point_group[j]:
+            return -1.0
+    d2 = wp.length_sq(points[j] - x)
+    if d2 > r2:
+        return -1.0
+    return d2
 
 
 @wp.kernel
@@ -36,11 +54,7 @@ def count_neighbors_sample(
     query = wp.hash_grid_query(grid, x, radius)
     j = int(0)
     while wp.hash_grid_query_next(query, j):
-        if exclude_self != 0 and j == q:
-            continue
-        if not _same_group(has_groups, query_group, point_group, q, j):
-            continue
-        if wp.length_sq(points[j] - x) <= r2:
+        if _neighbor_d2(points, x, q, j, r2, exclude_self, has_groups, query_group, point_group) >= 0.0:
             n += 1
     counts[t] = n
 
@@ -72,11 +86,7 @@ def fill_neighbors_capped(
     query = wp.hash_grid_query(grid, x, radius)
     j = int(0)
     while wp.hash_grid_query_next(query, j):
-        if exclude_self != 0 and j == q:
-            continue
-        if not _same_group(has_groups, query_group, point_group, q, j):
-            continue
-        if wp.length_sq(points[j] - x) <= r2:
+        if _neighbor_d2(points, x, q, j, r2, exclude_self, has_groups, query_group, point_group) >= 0.0:
             if n < cap:
                 pos = n
                 while pos > 0 and rows[q, pos - 1] > j:  # insertion sort: rows are short
@@ -130,11 +140,7 @@ def fill_overflow_rows(
     query = wp.hash_grid_query(grid, x, radius)
     j = int(0)
     while wp.hash_grid_query_next(query, j):
-        if exclude_self != 0 and j == q:
-            continue
-        if not _same_group(has_groups, query_group, point_group, q, j):
-            continue
-        if wp.length_sq(points[j] - x) <= r2:
+        if _neighbor_d2(points, x, q, j, r2, exclude_self, has_groups, query_group, point_group) >= 0.0:
             jj = wp.int64(j)
             pos = k
             while pos > start and edges[pos - 1, 1] > jj:
@@ -179,12 +185,8 @@ def knn_search(
     query = wp.hash_grid_query(grid, x, radius)
     j = int(0)
     while wp.hash_grid_query_next(query, j):
-        if exclude_self != 0 and j == q:
-            continue
-        if not _same_group(has_groups, query_group, point_group, q, j):
-            continue
-        d2 = wp.length_sq(points[j] - x)
-        if d2 > r2:
+        d2 = _neighbor_d2(points, x, q, j, r2, exclude_self, has_groups, query_group, point_group)
+        if d2 < 0.0:
             continue
         total += 1
         jj = wp.int64(j)
