@@ -118,7 +118,7 @@ def main(argv=None):
         print(f"{n:>9} {r:>9.4f} {deg:>7.1f} {t_wp:>8.3f} {t_pairs:>13.3f} {t_sp:>12.3f} {t_o3:>9.3f} "
               f"{t_pairs / t_wp:>9.2f}x {t_sp / t_wp:>8.2f}x {t_o3 / t_wp:>7.2f}x  {same_txt}")
     print("\nwarp: particles.graph.radius_graph, full directed edge list sorted by (i, j), device=cpu "
-          f"(Warp CPU kernels use one core). scipy: cKDTree build + query_pairs (workers n/a). Best of {args.repeat}.\n"
+          f"(one Warp launch per core over disjoint rows). scipy: cKDTree build + query_pairs (single-threaded). Best of {args.repeat}.\n"
           "'k at r': k edges differ, all with true distance within 1e-6 r of the radius (float32 vs float64 rounding).")
 
 

@@ -102,10 +102,11 @@ def compact_rows(
     rows: wp.array2d(dtype=wp.int32),
     counts: wp.array(dtype=wp.int32),
     offsets: wp.array(dtype=wp.int32),
+    first_row: int,
     edges: wp.array2d(dtype=wp.int64),
 ):
-    """Copies each row that fit its buffer to ``edges[offsets[q]:]`` as pairs [q, j]."""
-    q = wp.tid()
+    """Copies each row ``q = first_row + tid`` that fit its buffer to ``edges[offsets[q]:]`` as pairs [q, j]."""
+    q = first_row + wp.tid()
     n = counts[q]
     if n > rows.shape[1]:
         return

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import os
+
 import numpy as np
 import warp as wp
 
@@ -103,6 +105,26 @@ def _groups(arr: _Arrays, query_batch, point_batch, nq: int, np_: int):
     return 1, arr.int32(query_batch, nq, "query_batch"), arr.int32(point_batch, np_, "batch")
 
 
+#: Warp runs a CPU kernel on one core, but a launch releases the GIL: queries are split into this
+#: many disjoint row ranges launched from a thread pool (one per core) when there are at least
+#: ``_PARALLEL_MIN_ROWS`` of them. Rows never overlap, so the result is identical.
+_CPU_WORKERS = max(1, min(8, os.cpu_count() or 1))
+_PARALLEL_MIN_ROWS = 20_000
+
+
+def _parallel_rows(device, n: int, launch) -> None:
+    """Call ``launch(start, stop)`` over [0, n): in parallel chunks on the CPU, once on CUDA."""
+    workers = _CPU_WORKERS if (device.is_cpu and n >= _PARALLEL_MIN_ROWS) else 1
+    if workers == 1:
+        launch(0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda ab: launch(*ab), zip(bounds[:-1], bounds[1:])))
+
+
 #: Rows sampled to size the per-row neighbour buffer, and the headroom over the largest sampled row.
 _CAPACITY_SAMPLE = 1024
 _CAPACITY_HEADROOM = 1.5
@@ -167,7 +189,8 @@ def radius_search(queries, points, radius: float, query_batch=None, point_batch=
             order = wp.array(np.arange(nq, dtype=np.int32))
         counts = wp.empty(nq, dtype=wp.int32)
         rows = wp.empty((nq, cap), dtype=wp.int32)
-        wp.launch(K.fill_neighbors_capped, nq, inputs=[grid.id, q, p, order, *common], outputs=[counts, rows])
+        _parallel_rows(arr.device, nq, lambda a, b: wp.launch(
+            K.fill_neighbors_capped, b - a, inputs=[grid.id, q, p, order[a:b], *common], outputs=[counts, rows]))
         offsets = wp.empty(nq, dtype=wp.int32)
         wp.utils.array_scan(counts, offsets, inclusive=False)
         counts_np = counts.numpy()
@@ -176,7 +199,8 @@ def radius_search(queries, points, radius: float, query_batch=None, point_batch=
             raise ValueError(f"radius {r} m gives {total} edges, more than this graph kernel indexes (2^31)")
         edges = wp.empty((total, 2), dtype=wp.int64)
         if total:
-            wp.launch(K.compact_rows, nq, inputs=[rows, counts, offsets], outputs=[edges])
+            _parallel_rows(arr.device, nq, lambda a, b: wp.launch(
+                K.compact_rows, b - a, inputs=[rows, counts, offsets, int(a)], outputs=[edges]))
             overflow = np.flatnonzero(counts_np > cap).astype(np.int32)
             if overflow.size:
                 wp.launch(K.fill_overflow_rows, overflow.size, inputs=[grid.id, q, p, wp.array(overflow), *common, offsets],

@@ -150,3 +150,13 @@ def test_ball_query_nearest_within_radius(rng):
     ref_idx = np.where(ref_d <= 0.15, ref_idx, -1)
     np.testing.assert_array_equal(idx, ref_idx)
     assert np.all(dist[idx >= 0] <= 0.15 + 1e-6)
+
+
+def test_parallel_cpu_chunks_give_the_same_graph(rng, monkeypatch):
+    x = rng.random((3000, 3), dtype=np.float32)
+    monkeypatch.setattr(G, "_CPU_WORKERS", 1)
+    one = radius_graph(x, 0.07)
+    monkeypatch.setattr(G, "_CPU_WORKERS", 3)
+    monkeypatch.setattr(G, "_PARALLEL_MIN_ROWS", 1)
+    np.testing.assert_array_equal(radius_graph(x, 0.07), one)
+    np.testing.assert_array_equal(one, brute_radius(x, x, 0.07, exclude_self=True))
