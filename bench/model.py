@@ -8,7 +8,8 @@ Speed: time per rollout step (graph + network + integration + rigid projection) 
 scenes of 1k, 10k and 100k particles (boxes of 5 x 5 x 5 particles on a grid), and the
 ground-truth simulator's step time on the same scenes when ``dynamics.sim`` is installed.
 
-    PYTHONPATH=$PWD python3 bench/model.py --dataset runs/toy --checkpoint assets/weights/gns_toy.pt
+    worldline dataset --out data/newton_push --scenes 48 --seed 0
+    PYTHONPATH=$PWD python3 bench/model.py --dataset data/newton_push --checkpoint assets/weights/gns_push.pt --split test
 
 Prints one table; never collected as a test.
 """
