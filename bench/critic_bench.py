@@ -51,6 +51,27 @@ def _match(report, label):
     return (hit[0] if hit else None), near
 
 
+def _score(row: dict, ro, label, what: str, verbose: bool) -> tuple[float, int]:
+    """Audit one injected rollout, add the outcome to its category's ``row``, print misses;
+    returns (audit seconds, particle-frames)."""
+    t0 = time.perf_counter()
+    rep = audit(ro)
+    secs = time.perf_counter() - t0
+    hit, near = _match(rep, label)
+    row["n"] += 1
+    row["near"] += len(near)
+    row["right"] += sum(e.category == label.category for e in near)
+    row["extra"] += len(rep.events) - (1 if hit else 0)
+    if hit:
+        row["hit"] += 1
+        row["ferr"].append(abs(hit.frame - label.frame))
+        row["lerr"].append(float(np.linalg.norm(np.subtract(hit.location, label.location))))
+    if verbose or not hit:
+        got = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in rep.events) or "nothing"
+        print(f"  {'ok  ' if hit else 'MISS'} {what} label@{label.frame} obj {label.object} -> {got}")
+    return secs, ro.num_frames * ro.scene.num_particles
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--big-particles", type=int, default=100_000)
@@ -100,24 +121,9 @@ def main(argv=None):
     rows = {c: {"n": 0, "hit": 0, "near": 0, "right": 0, "ferr": [], "lerr": [], "extra": 0} for c in CATEGORIES}
     for i, (cat, scene, mag, frame, variant) in enumerate(synth.GLITCHES):
         ro, label = synth.inject(synth.clean(scene), cat, mag, frame, seed=i, variant=variant)
-        t0 = time.perf_counter()
-        rep = audit(ro)
-        secs += time.perf_counter() - t0
-        pf += ro.num_frames * ro.scene.num_particles
-        hit, near = _match(rep, label)
-        row = rows[cat]
-        row["n"] += 1
-        row["near"] += len(near)
-        row["right"] += sum(e.category == cat for e in near)
-        row["extra"] += len(rep.events) - (1 if hit else 0)
-        if hit:
-            row["hit"] += 1
-            row["ferr"].append(abs(hit.frame - label.frame))
-            row["lerr"].append(float(np.linalg.norm(np.subtract(hit.location, label.location))))
-        if args.verbose or not hit:
-            got = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in rep.events) or "nothing"
-            print(f"  {'ok  ' if hit else 'MISS'} {cat:11s} {scene:15s} mag {mag:<5g} {variant:8s} label@{label.frame} "
-                  f"obj {label.object} -> {got}")
+        dt_s, n_pf = _score(rows[cat], ro, label, f"{cat:11s} {scene:15s} mag {mag:<5g} {variant:8s}", args.verbose)
+        secs += dt_s
+        pf += n_pf
 
     # injections into the extra (simulator) rollouts: one per category that applies
     for j, (name, clean_ro) in enumerate(extra):
@@ -131,24 +137,9 @@ def main(argv=None):
             plan += [("rigidity", 0.7, "shear")]
         for cat, mag, variant in plan:
             ro, label = synth.inject(clean_ro, cat, mag, f, obj=k, seed=100 + j, variant=variant)
-            t0 = time.perf_counter()
-            rep = audit(ro)
-            secs += time.perf_counter() - t0
-            pf += ro.num_frames * ro.scene.num_particles
-            hit, near = _match(rep, label)
-            row = rows[cat]
-            row["n"] += 1
-            row["near"] += len(near)
-            row["right"] += sum(e.category == cat for e in near)
-            row["extra"] += len(rep.events) - (1 if hit else 0)
-            if hit:
-                row["hit"] += 1
-                row["ferr"].append(abs(hit.frame - label.frame))
-                row["lerr"].append(float(np.linalg.norm(np.subtract(hit.location, label.location))))
-            if args.verbose or not hit:
-                got = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in rep.events) or "nothing"
-                print(f"  {'ok  ' if hit else 'MISS'} {cat:11s} {name:15s} mag {mag:<5g} {variant:8s} label@{label.frame} "
-                      f"obj {label.object} -> {got}")
+            dt_s, n_pf = _score(rows[cat], ro, label, f"{cat:11s} {name:15s} mag {mag:<5g} {variant:8s}", args.verbose)
+            secs += dt_s
+            pf += n_pf
 
     print()
     print(f"{'category':12s} {'recall':>8s} {'FP(clean)':>10s} {'cat.acc':>8s} {'frame err':>10s} {'loc err (m)':>12s} {'extra ev':>9s}")
