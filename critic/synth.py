@@ -320,7 +320,6 @@ def inject(ro: Rollout, category: str, magnitude: float, frame: int, obj: int = 
     if category == "energy":
         if variant == "bounce":  # the ball leaves its first bounce faster than it arrived (restitution magnitude > 1)
             t = np.arange(T) * dt
-            c0 = pos[:, ids].mean(1)
             z_new = _bounce_height(t, 0.5, 0.8, kick_after=0, kick_e=magnitude)
             z_old = _bounce_height(t, 0.5, 0.8)
             pos[:, ids, 2] += (z_new - z_old)[:, None]

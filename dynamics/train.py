@@ -154,7 +154,7 @@ class _Windows:
 
 def _make_batch(data: _Windows, picks: Sequence[int], noises: Sequence[torch.Tensor], history: int, dtype):
     """Packed inputs and normalised-acceleration targets of some windows."""
-    hists, nexts, scenes, noise_last = [], [], [], []
+    hists, nexts, scenes = [], [], []
     for k, noise in zip(picks, noises):
         i, t = data.index[k]
         pos = data.positions[i]

@@ -285,7 +285,7 @@ def knn(points, k: int, queries=None, batch=None, query_batch=None, device: Opti
         return idx, dist
     has_g, qg, pg = _groups(arr, query_batch, batch, nq, n)
     # How many neighbours each query can possibly have: k, or fewer in a small batch element.
-    pn = p.numpy() if arr.device.is_cpu else p.numpy()
+    pn = p.numpy()
     qn = pn if self_query else q.numpy()
     if has_g:
         pb, qb = pg.numpy(), qg.numpy()

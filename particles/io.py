@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .types import MATERIALS, KINEMATIC, ParticleScene, Rollout, ValidationError, KeypointGraph
+from .types import GRAVITY, MATERIALS, KINEMATIC, ParticleScene, Rollout, ValidationError, KeypointGraph
 
 __all__ = [
     "FileFormatError",
@@ -233,7 +233,7 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
             mass=g("mass", required=False),
             object_density=g("object_density", required=False),
             object_name=r.strings(prefix + "object_name", required=False),
-            gravity=g("gravity", required=False) if r.has(prefix + "gravity") else np.array([0, 0, -9.81], np.float32),
+            gravity=g("gravity") if r.has(prefix + "gravity") else np.asarray(GRAVITY, np.float32),
             ground=r.scalar(prefix + "ground", float, required=False),
         )
     except ValidationError as exc:
@@ -295,7 +295,7 @@ def load_rollout(path, strict: bool = True) -> Rollout:
 
 
 def rollout_from_arrays(positions: np.ndarray, dt: float = 1.0 / 60.0, radius: Optional[float] = None,
-                        gravity=(0.0, 0.0, -9.81), ground: Optional[float] = None) -> Rollout:
+                        gravity=GRAVITY, ground: Optional[float] = None) -> Rollout:
     """A rollout from a bare ``positions (T, N, 3)`` array, m.
 
     Defaults (documented for the critic): ``dt`` 1/60 s; one object of material

@@ -20,7 +20,7 @@ import numpy as np
 
 from .io import FileFormatError
 from .scene_file import ObjectSpec, SceneSpec, ToolSpec
-from .types import KINEMATIC, MATERIAL_TYPE, MATERIALS, Action, ParticleScene, ValidationError
+from .types import GRAVITY, KINEMATIC, MATERIAL_TYPE, Action, ParticleScene, ValidationError
 
 __all__ = [
     "LiftedScene",
@@ -130,7 +130,6 @@ def object_mesh(obj: ObjectSpec):
         if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
             raise FileFormatError(obj.mesh, None, "holds no triangles")
         mesh = loaded.copy()
-        mesh.apply_scale(1.0)
         mesh.vertices = mesh.vertices * np.asarray(obj.scale)
         return mesh
     if obj.shape == "box":
@@ -388,7 +387,7 @@ def load_point_cloud(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
 
 
 def lift_point_cloud(points: np.ndarray, spacing: float, object_id: Optional[np.ndarray] = None,
-                     material: str | Sequence[str] = "rigid", gravity=(0.0, 0.0, -9.81),
+                     material: str | Sequence[str] = "rigid", gravity=GRAVITY,
                      ground: Optional[float] = None) -> ParticleScene:
     """Voxel down-sample a point cloud into particles of radius ``spacing / 2``.
 
