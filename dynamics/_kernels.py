@@ -1,11 +1,11 @@
 """Warp kernels of the learned dynamics: scatter-add and gather of feature rows.
 
 No I/O, no configuration: each kernel does one thing, inputs first, outputs last.
-The kernels are generic over the float type (float32 and float64 overloads are
-made at launch). Each comes in two launch shapes with the same result: one
-thread per row (``*_rows``, fastest on CPU where Warp runs threads serially and
-the inner loop over features vectorises) and one thread per element
-(``*_elements``, coalesced on CUDA). Launchers that wrap them as autograd
+The kernels are generic over the element type. Each comes in two launch shapes
+with the same result: one thread per row (``*_rows``, for the CPU, where Warp
+runs threads serially; :mod:`dynamics.ops` launches concrete overloads whose
+elements are vectors of 16 or 4 floats, so a row is a few vector copies or adds)
+and one thread per element (``*_elements``, coalesced on CUDA). Launchers that wrap them as autograd
 functions live in :mod:`dynamics.ops`.
 """
 

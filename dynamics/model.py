@@ -390,7 +390,12 @@ class _Interaction(nn.Module):
         self.node = _mlp(2 * latent, latent, latent, layers, True)
 
     def forward(self, v: torch.Tensor, e: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor):
-        e_new = self.edge(torch.cat([e, gather(v, receivers), gather(v, senders)], 1))
+        # edge MLP on [e, v_recv, v_send]: its first linear layer is split as
+        # W_e e + (W_r v)[recv] + (W_s v)[send] + b, so the node terms cost N rows, not E
+        first = self.edge[0]
+        w_e, w_r, w_s = first.weight.split(v.shape[1], dim=1)
+        h = torch.addmm(first.bias, e, w_e.t()) + gather(v @ w_r.t(), receivers) + gather(v @ w_s.t(), senders)
+        e_new = self.edge[1:](h)
         agg = scatter_add(e_new, receivers, v.shape[0])
         v_new = self.node(torch.cat([v, agg], 1))
         return v + v_new, e + e_new

@@ -70,6 +70,21 @@ def test_scatter_add_and_gather_match_torch():
     assert torch.equal(scatter_add(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), 4), torch.zeros(4, 3))
 
 
+@pytest.mark.parametrize("features", [1, 3, 12, 64, 80])  # every CPU chunk width: scalar, vec4, vec16
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ops_match_torch_for_every_row_width_and_dtype(features, dtype):
+    g = torch.Generator().manual_seed(features)
+    src = torch.randn(301, features, generator=g, dtype=dtype)
+    idx = torch.randint(0, 40, (301,), generator=g)
+    ref = torch.zeros(40, features, dtype=dtype).index_add_(0, idx, src)
+    assert torch.allclose(scatter_add(src, idx, 40), ref, atol=1e-5)
+    nodes = torch.randn(40, features, generator=g, dtype=dtype)
+    assert torch.equal(gather(nodes, idx), nodes[idx])
+    # a non-contiguous view goes through the same kernels
+    wide = torch.randn(301, 2 * features, generator=g, dtype=dtype)[:, ::2]
+    assert torch.allclose(scatter_add(wide, idx, 40), torch.zeros(40, features, dtype=dtype).index_add_(0, idx, wide), atol=1e-5)
+
+
 def test_ops_gradients_match_finite_differences():
     g = torch.Generator().manual_seed(1)
     idx = torch.randint(0, 5, (13,), generator=g)
