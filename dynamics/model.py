@@ -25,9 +25,9 @@ Kinematic particles (``particle_type == particles.KINEMATIC``) are never predict
 they move to their prescribed positions. Objects of material ``rigid`` can be
 projected onto the best-fitting rigid motion of their rest shape
 (:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid, and
-free particles that end up inside kinematic ones (the tool, static objects) or below
-the ground plane can be pushed back out (:func:`contact_projection`,
-:func:`ground_projection`), rigid bodies as a whole. These are hard constraints from
+free particles that end up inside kinematic ones (the tool, static objects), inside
+other objects, or below the ground plane can be pushed back out
+(:func:`contact_projection`, :func:`ground_projection`), rigid bodies as a whole. These are hard constraints from
 known geometry, applied after the network's prediction; rollouts apply them by
 default, training never does (the loss is on the network's own acceleration).
 
@@ -320,32 +320,40 @@ def _signed_extreme(values: torch.Tensor, index: torch.Tensor, rows: int) -> tor
     return up + down
 
 
-def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: int = CONTACT_ITERATIONS) -> torch.Tensor:
-    """Push free particles out of kinematic particles (the tool, static objects).
+def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: int = CONTACT_ITERATIONS,
+                       between_objects: bool = True) -> torch.Tensor:
+    """Push free particles out of kinematic particles (the tool, static objects) and, with
+    ``between_objects``, out of the particles of other objects.
 
-    A free particle ``i`` closer than ``r_i + r_j`` to a kinematic particle ``j`` gets the
-    displacement along ``x_i - x_j`` that restores the distance. A particle takes, per axis,
-    the largest push each way over its contacts; a rigid object moves as one (a translation,
-    so it stays rigid) by, per axis, the mean push of its particles pushed along that axis.
+    A free particle ``i`` closer than ``r_i + r_j`` to a particle ``j`` of another object gets
+    a displacement along ``x_i - x_j``: the whole overlap when ``j`` is kinematic, half of it
+    when ``j`` is free (``j`` takes the other half, so the pair separates without a net shift,
+    as equal masses would). Particles of one object never push each other: their spacing is
+    the network's business (and the rigid projection's). A particle takes, per axis, the
+    largest push each way over its contacts; a rigid object moves as one (a translation, so
+    it stays rigid) by, per axis, the mean push of its particles pushed along that axis.
     Repeated ``iterations`` times (Jacobi), since one push can create another contact.
 
     Args:
         pred: (N, 3) float, m. Predicted positions (kinematic rows already where they must be).
         batch: the packed scenes (radius, kinematic flags, objects, materials).
+        between_objects: also separate free objects from each other.
 
     Returns:
         (N, 3) float, m.
     """
     kin = batch.kinematic
-    if not bool(kin.any()):
-        return pred
     free = ~kin
+    if not bool(free.any()) or not (bool(kin.any()) or between_objects):
+        return pred
     rigid = (batch.material == MATERIALS.index("rigid")) & free
     reach = 2.0 * float(batch.radius.max())
     for _ in range(iterations):
         edges = _radius_graph(pred, reach, batch.batch, 0)
-        keep = free[edges[:, 0]] & kin[edges[:, 1]]
-        recv, send = edges[keep, 0], edges[keep, 1]
+        recv, send = edges[:, 0], edges[:, 1]
+        other = batch.object_id[recv] != batch.object_id[send]
+        keep = free[recv] & (kin[send] | (other & between_objects))
+        recv, send = recv[keep], send[keep]
         if recv.numel() == 0:
             break
         d = pred[recv] - pred[send]
@@ -354,7 +362,9 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: int = 
         inside = depth.squeeze(1) > 0
         if not bool(inside.any()):
             break
-        push = torch.where(inside.unsqueeze(1), d / dist.clamp_min(1e-12) * depth.clamp_min(0.0), torch.zeros_like(d))
+        share = torch.where(kin[send], 1.0, 0.5).to(pred.dtype).unsqueeze(1)
+        push = torch.where(inside.unsqueeze(1), d / dist.clamp_min(1e-12) * depth.clamp_min(0.0) * share,
+                           torch.zeros_like(d))
         per_particle = _signed_extreme(push, recv, pred.shape[0])
         # a rigid object: per axis, the mean push of its particles pushed along that axis (pushes
         # from above and below a thin tool cancel instead of lifting the object)
@@ -506,8 +516,9 @@ class GNS(nn.Module):
 
         Kinematic particles go exactly to ``next_kinematic`` (or stay put when it is None);
         with ``rigid``, objects of material ``rigid`` move as rigid bodies (:func:`rigid_projection`);
-        with ``collide``, free particles are pushed out of kinematic ones (:func:`contact_projection`)
-        and no particle centre ends below ground + radius (:func:`ground_projection`).
+        with ``collide``, free particles are pushed out of kinematic ones and objects out of each
+        other (:func:`contact_projection`), and no particle centre ends below ground + radius
+        (:func:`ground_projection`).
         """
         nk = history[-1] if next_kinematic is None else next_kinematic
         kin = batch.kinematic

@@ -242,6 +242,29 @@ def test_contact_projection_pushes_free_particles_out_of_the_tool():
     assert np.isclose(out[6, 2], 0.105, atol=1e-6) and np.allclose(out[6, :2], loose[0, :2])
 
 
+def test_contact_projection_separates_objects_symmetrically():
+    from particles import ParticleScene
+
+    r = 0.01
+    a = np.array([[0.0, 0.0, 0.1], [0.02, 0.0, 0.1], [0.0, 0.02, 0.1], [0.02, 0.02, 0.1]])
+    b = a + np.array([0.034, 0.0, 0.0])  # 6 mm into a's front face
+    sand = np.array([[0.5, 0.0, 0.1], [0.5, 0.0, 0.115]])  # two granular objects, 5 mm overlap
+    pos = np.concatenate([a, b, sand]).astype(np.float64)
+    scene = ParticleScene(pos.astype(np.float32), np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 3], np.int32),
+                          ("rigid", "rigid", "granular", "granular"), r)
+    batch = pack_scenes([scene], dtype=torch.float64)
+    out = contact_projection(torch.tensor(pos), batch).numpy()
+    da, db = out[:4] - pos[:4], out[4:8] - pos[4:8]
+    assert np.allclose(da, da[0], atol=1e-12) and np.allclose(db, db[0], atol=1e-12)  # rigid, as wholes
+    assert np.allclose(da[0], [-0.003, 0, 0], atol=1e-6) and np.allclose(db[0], [0.003, 0, 0], atol=1e-6)
+    assert np.allclose(out[8], [0.5, 0, 0.0975], atol=1e-6) and np.allclose(out[9], [0.5, 0, 0.1175], atol=1e-6)
+    # particles of one object are never pushed apart, and the option turns the pairs off
+    same = ParticleScene(pos.astype(np.float32), np.zeros(10, np.int32), ("granular",), r)
+    assert np.allclose(contact_projection(torch.tensor(pos), pack_scenes([same], dtype=torch.float64)).numpy(), pos)
+    off = contact_projection(torch.tensor(pos), batch, between_objects=False).numpy()
+    assert np.allclose(off, pos)
+
+
 # --------------------------------------------------------------------------- training, checkpoints, resume
 
 
