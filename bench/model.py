@@ -4,7 +4,7 @@ Accuracy on the held-out split of a dataset (every trajectory rolled out from fr
 kinematic particles on their recorded path): one-step MSE over every window, rollout MSE
 at 10, 50 and all frames, energy drift, rigidity and ground penetration of the prediction,
 and, when the critic is installed, the fraction of rollouts `critic.audit` finds clean.
-Speed: time per rollout step (graph + network + integration + rigid projection) on
+Speed: time per rollout step (graph + network + integration + every projection) on
 scenes of 1k, 10k and 100k particles (boxes of 5 x 5 x 5 particles on a grid), and the
 ground-truth simulator's step time on the same scenes when ``dynamics.sim`` is installed.
 
@@ -57,20 +57,21 @@ def _penetration(pred: np.ndarray, ro) -> float:
 
 def accuracy(model, trajs, audit_fn):
     c = model.config.history
-    rows = {"model": {}, "constant velocity": {}, "cv + projections": {}}
+    rows = {"model": {}, "model, no projections": {}, "constant velocity": {}, "cv + projections": {}}
     windows = [(i, t) for i, r in enumerate(trajs) for t in range(c, r.num_frames - 1)]
     rows["model"]["one-step MSE (m^2)"] = one_step_mse(model, trajs, windows)
     rows["cv + projections"]["one-step MSE (m^2)"] = "-"
+    rows["model, no projections"]["one-step MSE (m^2)"] = rows["model"]["one-step MSE (m^2)"]
     rows["constant velocity"]["one-step MSE (m^2)"] = float(np.mean(
         [position_mse(constant_velocity(trajs[i], t, 1), trajs[i].positions[t + 1:t + 2],
                       trajs[i].scene.particle_type != KINEMATIC) for i, t in windows]))
     per = {name: {"mse": {h: [] for h in (*HORIZONS, "full")}, "drift": [], "rigid": [], "pen": [], "clean": []}
            for name in rows}
-    t0 = time.perf_counter()
     frames = 0
     for ro in trajs:
         steps = ro.num_frames - 1 - c
         preds = {"model": predict_trajectory(model, ro, c, steps, rigid=True),
+                 "model, no projections": predict_trajectory(model, ro, c, steps, rigid=False, collide=False),
                  "constant velocity": constant_velocity(ro, c, steps),
                  "cv + projections": constant_velocity_constrained(ro, c, steps)}
         frames += steps
@@ -125,10 +126,10 @@ def speed(model, sizes, repeats):
             t = time.perf_counter()
             edges = model.graph(hist[-1], batch)
             graph_s = time.perf_counter() - t
-            model.next_positions(hist, batch, rigid=True)  # warm-up
+            model.next_positions(hist, batch, rigid=True, collide=True)  # warm-up
             t = time.perf_counter()
             for _ in range(repeats if n < 50_000 else 1):
-                model.next_positions(hist, batch, rigid=True)
+                model.next_positions(hist, batch, rigid=True, collide=True)
             step_s = (time.perf_counter() - t) / (repeats if n < 50_000 else 1)
         t = time.perf_counter()
         for _ in range(repeats):
@@ -185,16 +186,18 @@ def main(argv=None):
           f"{model.config.message_steps} message steps, history {model.config.history}); "
           f"{len(trajs)} {args.split} trajectories of {args.dataset}, {frames} predicted frames ({acc_s:.1f} s)")
     keys = list(rows["model"])
-    print("(GNN rollouts use the rigid, contact and ground projections; 'cv + projections' is the")
-    print(" constant-velocity baseline stepped through the same projections)")
-    print(f"\n| {'metric':32} | {'GNN':>12} | {'const. velocity':>15} | {'cv + projections':>16} |")
-    print(f"|{'-' * 34}|{'-' * 14}|{'-' * 17}|{'-' * 18}|")
+    print("(GNN: rollouts through the rigid, contact and ground projections, as `worldline rollout` and the")
+    print(" demo run them; 'GNN raw': the network alone; 'cv + projections': the constant-velocity")
+    print(" baseline stepped through the same projections)")
+    cols = (("model", "GNN"), ("model, no projections", "GNN raw"), ("constant velocity", "const. velocity"),
+            ("cv + projections", "cv + projections"))
+    print("\n| " + f"{'metric':32} | " + " | ".join(f"{h:>16}" for _, h in cols) + " |")
+    print(f"|{'-' * 34}|" + "|".join("-" * 18 for _ in cols) + "|")
     fmt = lambda v: v if isinstance(v, str) else f"{v:.3e}"  # noqa: E731
     for k in keys:
-        a, b, c = (fmt(rows[n].get(k, "")) for n in ("model", "constant velocity", "cv + projections"))
-        print(f"| {k:32} | {a:>12} | {b:>15} | {c:>16} |")
+        print(f"| {k:32} | " + " | ".join(f"{fmt(rows[n].get(k, '')):>16}" for n, _ in cols) + " |")
     if audit_fn is None:
-        print(f"| {'audit-clean rollouts':32} | {'n/a':>12} | {'n/a':>15} | {'n/a':>16} |  (critic not installed)")
+        print(f"| {'audit-clean rollouts':32} | " + " | ".join(f"{'n/a':>16}" for _ in cols) + " |  (critic not installed)")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     res = speed(model, sizes, args.repeats)
     print(f"\nCPU, {torch.get_num_threads()} thread(s); time per rollout step")
