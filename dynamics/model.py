@@ -547,7 +547,7 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
         kinematic_future: (steps, N, 3) float, m. Positions at frames 1..steps; only kinematic
             rows are read. None: kinematic particles hold still.
         rigid: project rigid objects onto rigid motions each step.
-        collide: keep free particles out of kinematic ones and above the ground each step.
+        collide: keep free particles out of kinematic ones and other objects, and above the ground, each step.
 
     Returns:
         (steps, N, 3) float, m. Predicted positions of frames 1..steps.
@@ -640,7 +640,8 @@ class LearnedSimulator(Dynamics):
             default: every kinematic particle of the scene, ascending. Kinematic particles not
             listed hold still.
         rigid: project rigid objects onto rigid motions.
-        collide: keep free particles out of kinematic ones (tool, static objects) and above the ground.
+        collide: keep free particles out of kinematic ones (tool, static objects) and other objects,
+            and above the ground.
     """
 
     def __init__(self, model: GNS, scene: ParticleScene, action_indices: Optional[np.ndarray] = None,

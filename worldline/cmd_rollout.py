@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="Dataset split to take the trajectory from."),
         index: int = typer.Option(0, "--index", help="Trajectory index within the split."),
         rigid: bool = typer.Option(True, "--rigid/--no-rigid", help="Keep rigid objects rigid (Kabsch projection)."),
-        collide: bool = typer.Option(True, "--collide/--no-collide", help="Push free particles out of the tool, static objects and the ground."),
+        collide: bool = typer.Option(True, "--collide/--no-collide", help="Push free particles out of the tool, static objects, other objects and the ground."),
         threads: int = typer.Option(1, "--threads", help="CPU threads for PyTorch."),
     ):
         """Roll out the GNN on a scene or a dataset trajectory and write a rollout file.
