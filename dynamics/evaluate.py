@@ -78,21 +78,14 @@ def constant_velocity_constrained(rollout: Rollout, start: int, steps: int) -> n
     """(steps, N, 3) float32, m: :func:`constant_velocity` stepped frame by frame through the same
     rigid, contact and ground projections the GNN's rollouts use, so a comparison with the GNN
     shows what the network itself adds."""
-    from particles import MATERIALS
-
-    from .model import contact_projection, ground_projection, rigid_projection
+    from .model import constrain
 
     batch = pack_scenes([rollout.scene], dtype=torch.float64)
     pos = torch.as_tensor(rollout.positions, dtype=torch.float64)
-    kin = batch.kinematic
-    is_rigid = batch.material == MATERIALS.index("rigid")
     prev, cur = pos[start - 1], pos[start]
     out = []
     for t in range(start + 1, start + 1 + steps):
-        nxt = torch.where(kin.unsqueeze(1), pos[t], 2 * cur - prev)
-        nxt = rigid_projection(nxt, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
-        nxt = contact_projection(nxt, batch)
-        nxt = ground_projection(nxt, batch.ground + batch.radius, batch.object_id, batch.num_objects, is_rigid, ~kin)
+        nxt = constrain(2 * cur - prev, batch, pos[t])
         out.append(nxt)
         prev, cur = cur, nxt
     return torch.stack(out).float().numpy()

@@ -60,6 +60,7 @@ __all__ = [
     "rigid_projection",
     "ground_projection",
     "contact_projection",
+    "constrain",
     "rollout_packed",
     "batched_rollout",
 ]
@@ -521,16 +522,34 @@ class GNS(nn.Module):
         (:func:`ground_projection`).
         """
         nk = history[-1] if next_kinematic is None else next_kinematic
-        kin = batch.kinematic
-        pred = torch.where(kin.unsqueeze(1), nk, self.integrate(history, self.forward(history, batch, nk)))
-        is_rigid = batch.material == MATERIALS.index("rigid")
-        if rigid:
-            pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
-        if collide:
-            pred = contact_projection(pred, batch)
-            pred = ground_projection(pred, batch.ground + batch.radius, batch.object_id, batch.num_objects,
-                                     is_rigid, ~kin)
-        return torch.where(kin.unsqueeze(1), nk, pred)
+        pred = self.integrate(history, self.forward(history, batch, nk))
+        return constrain(pred, batch, nk, rigid, collide)
+
+
+def constrain(pred: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tensor, rigid: bool = True,
+              collide: bool = True) -> torch.Tensor:
+    """The rollout-time hard constraints on predicted next positions.
+
+    Args:
+        pred: (N, 3) float, m. Predicted next positions.
+        next_kinematic: (N, 3) float, m. Kinematic rows are where kinematic particles go.
+        rigid: project objects of material ``rigid`` onto rigid motions (:func:`rigid_projection`).
+        collide: push free particles out of kinematic ones and other objects
+            (:func:`contact_projection`), then above the ground (:func:`ground_projection`).
+
+    Returns:
+        (N, 3) float, m. Differentiable in ``pred`` (training can apply it too).
+    """
+    kin = batch.kinematic
+    pred = torch.where(kin.unsqueeze(1), next_kinematic, pred)
+    is_rigid = batch.material == MATERIALS.index("rigid")
+    if rigid:
+        pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
+    if collide:
+        pred = contact_projection(pred, batch)
+        pred = ground_projection(pred, batch.ground + batch.radius, batch.object_id, batch.num_objects,
+                                 is_rigid, ~kin)
+    return torch.where(kin.unsqueeze(1), next_kinematic, pred)
 
 
 # --------------------------------------------------------------------------- rollouts

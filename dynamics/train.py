@@ -36,7 +36,7 @@ from particles import FileFormatError, Rollout, ValidationError, load_dataset, r
 from particles.io import atomic_write, gns_statistics
 
 from .evaluate import one_step_mse, position_mse, predict_trajectory
-from .model import GNS, ModelConfig, pack_scenes
+from .model import GNS, ModelConfig, constrain, pack_scenes
 
 __all__ = ["TrainConfig", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "train", "load_checkpoint", "load_model",
            "save_model", "model_config_for_dataset", "random_walk_noise"]
@@ -68,6 +68,10 @@ class TrainConfig:
     velocity std of the dataset (resolved at start and stored)."""
     seed: int = 0
     """Seeds the weights, the batches and the noise."""
+    constrained: bool = False
+    """Apply the rollout-time constraints (:func:`dynamics.model.constrain`: rigid, contact and
+    ground projections) to the predicted positions inside the loss, so the network learns only
+    what they leave to it (e.g. a pushed block's momentum) instead of the impulses they supply."""
     validate_every: int = 100
     """Steps between validations (0: only at the end)."""
     checkpoint_every: int = 100
@@ -90,6 +94,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValidationError(name, f"must be a positive learning rate, got {v!r}")
+        if not isinstance(self.constrained, (bool, np.bool_)):
+            raise ValidationError("constrained", f"must be true or false, got {self.constrained!r}")
         if not (math.isfinite(self.noise_std) and self.noise_std >= 0):
             raise ValidationError("noise_std", f"must be >= 0 m, got {self.noise_std!r}")
 
@@ -178,12 +184,16 @@ def _draw(gen: torch.Generator, data: _Windows, batch_size: int, history: int, n
     return picks, noises
 
 
-def _loss(model, module: GNS, batch, hist: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _loss(model, module: GNS, batch, hist: torch.Tensor, target: torch.Tensor, constrained: bool = False) -> torch.Tensor:
     """Mean over the batch's scenes of the mean over their free particles of the squared
-    normalised-acceleration error (summed over the 3 axes)."""
+    normalised-acceleration error (summed over the 3 axes); with ``constrained``, of the
+    acceleration that the constrained next positions imply."""
     acc = target - 2 * hist[-1] + hist[-2]
     acc_norm = (acc - module.acc_mean) / module.acc_std
     pred = model(hist, batch, target)
+    if constrained:
+        nxt = constrain(module.integrate(hist, pred), batch, target)
+        pred = (nxt - 2 * hist[-1] + hist[-2] - module.acc_mean) / module.acc_std
     free = (~batch.kinematic).to(pred.dtype)
     per_particle = ((pred - acc_norm) ** 2).sum(1) * free
     sums = pred.new_zeros(batch.num_scenes).index_add_(0, batch.batch, per_particle)
@@ -384,7 +394,7 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         for g in optim.param_groups:
             g["lr"] = lr
         optim.zero_grad(set_to_none=True)
-        loss = _loss(model, module, batch, hist, target)
+        loss = _loss(model, module, batch, hist, target, cfg.constrained)
         loss.backward()
         optim.step()
         value = loss.detach().clone()

@@ -275,12 +275,15 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def test_training_reduces_the_error_below_constant_velocity(tmp_path):
-    """Boxes sliding to rest under friction: a few dozen steps teach the model the deceleration."""
+@pytest.mark.parametrize("constrained", [False, True])
+def test_training_reduces_the_error_below_constant_velocity(tmp_path, constrained):
+    """Boxes sliding to rest under friction: a few dozen steps teach the model the deceleration,
+    with the loss on the network's acceleration or on the constrained (projected) positions."""
     folder = tmp_path / "slide"
     toy_dataset(folder, seed=0, train=3, valid=1, test=1, frames=24, kinds=("slide",))
     init = train(folder, tmp_path / "init", _cfg(steps=0, seed=2), model_overrides=TINY, progress=False)
-    res = train(folder, tmp_path / "run", _cfg(steps=60, seed=2, validate_every=30), model_overrides=TINY, progress=False)
+    res = train(folder, tmp_path / "run", _cfg(steps=60, seed=2, validate_every=30, constrained=constrained),
+                model_overrides=TINY, progress=False)
     assert init["step"] == 0 and res["step"] == 60 and len(res["losses"]) == 60
     assert [v["step"] for v in res["validations"]] == [0, 30, 60]
     trajs = load_dataset(folder, "train")

@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         lr_decay_steps: int = typer.Option(5000, "--lr-decay-steps", help="Steps per tenfold learning-rate decay."),
         noise_std: float = typer.Option(0.0, "--noise-std", help="Random-walk input noise, m (0: 0.1 x mean velocity std)."),
         seed: int = typer.Option(0, "--seed", help="Seed of weights, batches and noise."),
+        constrained: bool = typer.Option(False, "--constrained/--unconstrained",
+                                         help="Put the rollout constraints (rigid, contact, ground) inside the loss."),
         latent: int = typer.Option(64, "--latent", help="Latent width."),
         message_steps: int = typer.Option(5, "--message-steps", help="Message-passing rounds."),
         history: int = typer.Option(5, "--history", help="Past velocities per particle."),
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         if resume and not (out / "checkpoint.pt").exists():
             raise BadInput(f"{out}/checkpoint.pt: nothing to resume")
         cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, lr_final=lr_final, lr_decay_steps=lr_decay_steps,
-                          noise_std=noise_std, seed=seed, validate_every=validate_every,
+                          noise_std=noise_std, seed=seed, constrained=constrained, validate_every=validate_every,
                           checkpoint_every=checkpoint_every)
         overrides = dict(latent=latent, message_steps=message_steps, history=history, hidden_layers=hidden_layers)
         rank0 = int(os.environ.get("RANK", "0")) == 0
