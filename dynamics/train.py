@@ -4,7 +4,8 @@ One training step draws a global batch of ``batch_size`` windows ``(trajectory, 
 the train split (every process draws the same ones from the same seeded generator and
 keeps its own slice, so a run on P processes follows the same sequence as one process),
 adds random-walk noise to the input positions (GNS), and minimises the mean squared
-error of the normalised acceleration of non-kinematic particles. Adam with the GNS
+error of the normalised acceleration of non-kinematic particles (with ``constrained``, of
+the acceleration implied by the prediction after the rollout constraints). Adam with the GNS
 exponential learning-rate decay ``lr(s) = lr_final + (lr - lr_final) * 0.1 ** (s / lr_decay_steps)``.
 
 Checkpoints (``RUN/checkpoint.pt``) hold tensors and plain values only and load with
