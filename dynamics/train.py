@@ -69,7 +69,7 @@ class TrainConfig:
     velocity std of the dataset (resolved at start and stored)."""
     seed: int = 0
     """Seeds the weights, the batches and the noise."""
-    constrained: bool = False
+    constrained: bool = True
     """Apply the rollout-time constraints (:func:`dynamics.model.constrain`: rigid, contact and
     ground projections) to the predicted positions inside the loss, so the network learns only
     what they leave to it (e.g. a pushed block's momentum) instead of the impulses they supply."""
@@ -185,7 +185,7 @@ def _draw(gen: torch.Generator, data: _Windows, batch_size: int, history: int, n
     return picks, noises
 
 
-def _loss(model, module: GNS, batch, hist: torch.Tensor, target: torch.Tensor, constrained: bool = False) -> torch.Tensor:
+def _loss(model, module: GNS, batch, hist: torch.Tensor, target: torch.Tensor, constrained: bool = True) -> torch.Tensor:
     """Mean over the batch's scenes of the mean over their free particles of the squared
     normalised-acceleration error (summed over the 3 axes); with ``constrained``, of the
     acceleration that the constrained next positions imply."""
@@ -316,7 +316,8 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
     if resume:
         ckpt = load_checkpoint(out / "checkpoint.pt")
         steps = cfg.steps
-        cfg = TrainConfig(**{**ckpt["train_config"], "steps": steps})
+        # checkpoints from before ``constrained`` existed trained without the constraints in the loss
+        cfg = TrainConfig(**{"constrained": False, **ckpt["train_config"], "steps": steps})
         mcfg = ModelConfig.from_dict(ckpt["model_config"])
     else:
         mcfg = model_config_for_dataset(dataset, train_ro, **(model_overrides or {}))

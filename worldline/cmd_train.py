@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         lr_decay_steps: int = typer.Option(5000, "--lr-decay-steps", help="Steps per tenfold learning-rate decay."),
         noise_std: float = typer.Option(0.0, "--noise-std", help="Random-walk input noise, m (0: 0.1 x mean velocity std)."),
         seed: int = typer.Option(0, "--seed", help="Seed of weights, batches and noise."),
-        constrained: bool = typer.Option(False, "--constrained/--unconstrained",
+        constrained: bool = typer.Option(True, "--constrained/--unconstrained",
                                          help="Put the rollout constraints (rigid, contact, ground) inside the loss."),
         latent: int = typer.Option(64, "--latent", help="Latent width."),
         message_steps: int = typer.Option(5, "--message-steps", help="Message-passing rounds."),
