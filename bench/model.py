@@ -8,8 +8,8 @@ Speed: time per rollout step (graph + network + integration + every projection) 
 scenes of 1k, 10k and 100k particles (boxes of 5 x 5 x 5 particles on a grid), and the
 ground-truth simulator's step time on the same scenes when ``dynamics.sim`` is installed.
 
-    worldline dataset --out data/newton_push --scenes 48 --seed 0
-    PYTHONPATH=$PWD python3 bench/model.py --dataset data/newton_push --checkpoint assets/weights/gns_push.pt --split test
+    worldline dataset --out data/newton_push2 --scenes 192 --workers 2 --seed 1 --granular-fraction 0.25
+    PYTHONPATH=$PWD python3 bench/model.py --dataset data/newton_push2 --checkpoint assets/weights/gns_push.pt --split test
 
 Prints one table; never collected as a test.
 """
