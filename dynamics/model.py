@@ -27,10 +27,11 @@ projected onto the best-fitting rigid motion of their rest shape
 (:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid, and
 free particles that end up inside kinematic ones (the tool, static objects), inside
 other objects, or below the ground plane can be pushed back out
-(:func:`contact_projection`, :func:`ground_projection`), rigid bodies as a whole. These are hard constraints from
-known geometry, applied after the network's prediction (:func:`constrain`); rollouts
-apply them by default, and training applies them inside the loss when asked
-(``TrainConfig.constrained``), so the network learns only what they leave to it.
+(:func:`contact_projection`, :func:`ground_projection`), rigid bodies as a whole. These
+are hard constraints from known geometry, applied after the network's prediction
+(:func:`constrain`); rollouts apply them by default, and training applies them inside
+the loss when asked (``TrainConfig.constrained``), so the network learns only what they
+leave to it.
 
 Scenes batch by packing (concatenate particles, a ``batch (N,)`` vector of scene
 indices keeps edges within scenes): see :class:`GraphBatch` and :func:`pack_scenes`.

@@ -48,13 +48,15 @@ _cpu_kernels: dict = {}
 
 
 def _cpu_kernel(kind: str, scalar, width: int):
-    """The concrete overload of a row kernel for ``width``-float chunks of ``scalar``: resolving a
-    generic (``Any``) kernel at every launch costs more than the launch itself on CPU."""
+    """``(kernel, element type)``: the concrete overload of a row kernel for ``width``-float chunks
+    of ``scalar``, made once (resolving a generic ``Any`` kernel at every launch costs more than
+    the launch itself on CPU)."""
     key = (kind, scalar, width)
     if key not in _cpu_kernels:
         generic = _kernels.scatter_add_rows if kind == "scatter" else _kernels.gather_rows
         item = scalar if width == 1 else wp.types.vector(length=width, dtype=scalar)
-        _cpu_kernels[key] = wp.overload(generic, {"src": wp.array2d(dtype=item), "out": wp.array2d(dtype=item)})
+        kernel = wp.overload(generic, {"src": wp.array2d(dtype=item), "out": wp.array2d(dtype=item)})
+        _cpu_kernels[key] = (kernel, item)
     return _cpu_kernels[key]
 
 
@@ -71,15 +73,14 @@ def _launch(kind: str, src: torch.Tensor, index: torch.Tensor, out: torch.Tensor
         return
     features = src.shape[1]
     width = next(w for w in _CPU_WIDTHS if features % w == 0)
-    scalar = wp.float32 if src.dtype == torch.float32 else wp.float64
-    item = scalar if width == 1 else wp.types.vector(length=width, dtype=scalar)
+    kernel, item = _cpu_kernel(kind, wp.float32 if src.dtype == torch.float32 else wp.float64, width)
 
     def view(t: torch.Tensor):
         t = t.view(t.shape[0], features // width, width) if width > 1 else t
         return wp.from_torch(t, dtype=item, return_ctype=True)
 
-    wp.launch(_cpu_kernel(kind, scalar, width), dim=rows, inputs=[view(src), wp.from_torch(index, return_ctype=True)],
-              outputs=[view(out)], device=device)
+    wp.launch(kernel, dim=rows, inputs=[view(src), wp.from_torch(index, return_ctype=True)], outputs=[view(out)],
+              device=device)
 
 
 class _ScatterAdd(torch.autograd.Function):
