@@ -275,6 +275,33 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
+def test_constrained_loss_leaves_the_tool_push_to_the_constraints():
+    """The tool reaches a box at rest and moves it 8 mm: the truth the contact projection gives.
+    A network predicting no acceleration is badly wrong on its own, and exact once constrained."""
+    from particles import ParticleScene
+
+    from dynamics.model import ModelConfig
+    from dynamics.train import _loss
+
+    r = 0.01
+    box = np.array([[0.0, 0.0, 0.1], [0.02, 0.0, 0.1], [0.0, 0.02, 0.1], [0.02, 0.02, 0.1]])
+    tool = np.array([[-0.02, 0.0, 0.1], [-0.02, 0.02, 0.1]])  # touching the box's back face
+    pos = np.concatenate([box, tool])
+    scene = ParticleScene(pos.astype(np.float32), np.array([0, 0, 0, 0, 1, 1], np.int32), ("rigid", "rigid"), r,
+                          particle_type=np.array([8, 8, 8, 8, KINEMATIC, KINEMATIC], np.int32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    model = GNS(ModelConfig(connectivity_radius=0.04, dt=1 / 60, acc_std=(1e-3,) * 3, **TINY)).double()
+    with torch.no_grad():
+        model.decoder[-1].weight.zero_()
+        model.decoder[-1].bias.zero_()  # predicts a = acc_mean = 0: everything keeps its (zero) velocity
+    hist = torch.tensor(pos).expand(TINY["history"] + 1, -1, -1).clone()
+    target = torch.tensor(pos + np.array([0.008, 0.0, 0.0]))  # box and tool both 8 mm on
+    free_loss = float(_loss(model, model, batch, hist, target, constrained=False).detach())
+    constrained_loss = float(_loss(model, model, batch, hist, target, constrained=True).detach())
+    assert np.isclose(free_loss, 64.0)  # (8 mm / 1 mm)^2 per free particle
+    assert constrained_loss < 1e-12
+
+
 @pytest.mark.parametrize("constrained", [False, True])
 def test_training_reduces_the_error_below_constant_velocity(tmp_path, constrained):
     """Boxes sliding to rest under friction: a few dozen steps teach the model the deceleration,
