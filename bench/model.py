@@ -94,6 +94,9 @@ def accuracy(model, trajs, audit_fn):
         rows[name]["|energy drift| (rel.)"] = float(np.mean(per[name]["drift"]))
         rows[name]["max rigid distortion (m)"] = float(np.max(per[name]["rigid"]))
         rows[name]["max ground penetration (m)"] = float(np.max(per[name]["pen"]))
+        full, base = np.array(per[name]["mse"]["full"]), np.array(per["cv + projections"]["mse"]["full"])
+        rows[name]["full MSE below cv + projections"] = "-" if name == "cv + projections" else \
+            f"{int((full < base).sum())}/{len(full)}"
         if per[name]["clean"]:
             rows[name]["audit-clean rollouts"] = f"{sum(per[name]['clean'])}/{len(per[name]['clean'])}"
     return rows, frames
