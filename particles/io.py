@@ -27,6 +27,7 @@ Dataset folder (GNS "Learning to Simulate" layout, extended)::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -78,18 +79,45 @@ class FileFormatError(ValueError):
 # --------------------------------------------------------------------------- atomic writes
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (e.g. ``0o022``), read without changing it where
+    the OS allows (Linux ``/proc/self/status``), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write: Callable[[object], None], mode: str = "wb") -> Path:
     """Write a file atomically: ``write(fileobj)`` fills a temporary file in the same
-    folder, which is then renamed onto ``path``. Nothing half-written is ever left."""
+    folder, which is then renamed onto ``path``. Nothing half-written is ever left.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it,
+    ``0o666 & ~umask`` (``tempfile.mkstemp`` alone makes it ``0o600``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
+            os.chmod(tmp, 0o666 & ~current_umask())
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -136,6 +164,7 @@ class _NpzReader:
             if required:
                 raise FileFormatError(self.path, field, "missing")
             return None
+        self._check_header(key, field)
         try:
             arr = self.npz[key]
         except ValueError as exc:
@@ -149,6 +178,31 @@ class _NpzReader:
         if arr.dtype == object:
             raise FileFormatError(self.path, field, "is an object array; worldline never loads pickles")
         return arr
+
+    def _check_header(self, key: str, field: str) -> None:
+        """Read the array's ``.npy`` header (not its data) and refuse, before NumPy allocates it, an
+        object array or one whose header claims more bytes than the archive member holds."""
+        from numpy.lib import format as npformat
+
+        try:
+            info = self.npz.zip.getinfo(key + ".npy")
+            with self.npz.zip.open(info) as f:
+                version = npformat.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = npformat.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = npformat.read_array_header_2_0(f)
+        except (KeyError, AttributeError):
+            return  # not a plain .npy member: let NumPy report it
+        except Exception as exc:
+            raise FileFormatError(self.path, field, f"is truncated or corrupt ({type(exc).__name__}: "
+                                                    f"{' '.join(str(exc).split())[:120]})") from None
+        if dtype.hasobject:
+            raise FileFormatError(self.path, field, "is a pickled object array; worldline never loads pickles")
+        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if claimed > info.file_size:
+            raise FileFormatError(self.path, field, f"is truncated or corrupt (its header says shape {shape} "
+                                                    f"{dtype}, {claimed} bytes, but it holds {info.file_size})")
 
     def scalar(self, key: str, kind=float, required: bool = True):
         arr = self.get(key, required)

@@ -9,12 +9,14 @@ The rollout file also carries ``tool_indices``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from dynamics.sim.simulator import SimConfig
+from particles.scene_file import DEFAULT_MAX_PARTICLES
 from worldline.errors import BadInput
 
 
@@ -55,6 +57,9 @@ def register(app: typer.Typer) -> None:
         dt: float = typer.Option(1.0 / 60.0, "--dt", help="Frame time step, s."),
         substeps: int = typer.Option(SimConfig.substeps, "--substeps", help="XPBD substeps per frame."),
         device: Optional[str] = typer.Option(None, "--device", help="Warp device (cpu, cuda:0); default Warp's."),
+        max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
+                                          help="Refuse a scene estimated (before anything is allocated) to need more "
+                                               "particles than this."),
     ):
         """Simulate SCENE with Newton (rigid: XPBD, granular: implicit MPM, elastic/cloth: XPBD springs)
         and write the rollout, tool particles included with the kinematic type."""
@@ -64,17 +69,19 @@ def register(app: typer.Typer) -> None:
 
         if steps < 1:
             raise BadInput(f"--steps must be at least 1, got {steps}")
-        if not (dt > 0):
+        if not (dt > 0 and math.isfinite(dt)):
             raise BadInput(f"--dt must be a positive time in s, got {dt}")
         if not scene.exists():
             raise BadInput(f"scene file not found: {scene}")
         from dynamics.sim import SimConfig
         from dynamics.sim.scenes import setup_from_scene_file
+        from particles.scene_file import check_particle_budget, load_scene_file
 
         try:
             config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=1, device=device)
         except ValidationError as exc:
             raise BadInput(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
+        check_particle_budget(load_scene_file(scene), max_particles, frames=steps + 1)  # before any allocation
         setup = setup_from_scene_file(scene, dt, steps)
         act = setup.action
         if action is not None:
