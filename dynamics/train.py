@@ -253,6 +253,11 @@ def load_checkpoint(path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise FileFormatError(path, None, _load_problem(exc)) from None
     except Exception as exc:
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise FileFormatError(path, None, "is not a PyTorch checkpoint (not a zip archive or a pickle torch "
+                                              "can read)") from None
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise FileFormatError(path, None, f"is not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})") from None
     if not isinstance(ckpt, dict):

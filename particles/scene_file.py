@@ -178,6 +178,11 @@ class SceneSpec:
 # --------------------------------------------------------------------------- parsing
 
 
+#: The largest length (m) a scene file may give: sizes, positions and spacings past it are typing errors
+#: (and would overflow float32 masses and volumes).
+MAX_LENGTH = 1.0e6
+
+
 class _Fields:
     """Reads typed values out of a TOML table, naming ``file: field`` on any error."""
 
@@ -196,19 +201,23 @@ class _Fields:
             return default
         return self.table[key]
 
-    def number(self, key: str, default=None, required=False, positive=False, nonneg=False) -> Optional[float]:
+    def number(self, key: str, default=None, required=False, positive=False, nonneg=False,
+               length=False) -> Optional[float]:
         v = self.get(key, default, required)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise self.err(key, f"expected a finite number, got {v!r}")
+        if length and abs(v) > MAX_LENGTH:
+            raise self.err(key, f"{v:g} m is outside the world (lengths are at most {MAX_LENGTH:g} m)")
         if positive and v <= 0:
             raise self.err(key, f"must be positive, got {v}")
         if nonneg and v < 0:
             raise self.err(key, f"must not be negative, got {v}")
         return float(v)
 
-    def vector(self, key: str, n: Optional[int], default=None, required=False, positive=False) -> Optional[tuple]:
+    def vector(self, key: str, n: Optional[int], default=None, required=False, positive=False,
+               length=False) -> Optional[tuple]:
         v = self.get(key, default, required)
         if v is None:
             return None
@@ -223,6 +232,8 @@ class _Fields:
                 raise self.err(key, f"expected numbers, got {x!r}")
             if positive and x <= 0:
                 raise self.err(key, f"values must be positive, got {x}")
+            if length and abs(x) > MAX_LENGTH:
+                raise self.err(key, f"{x:g} m is outside the world (lengths are at most {MAX_LENGTH:g} m)")
             out.append(float(x))
         return tuple(out)
 
@@ -276,13 +287,13 @@ def _parse_object(path: Path, i: int, table: dict) -> ObjectSpec:
             f.table = {**f.table, "scale": [s, s, s]}
         scale = f.vector("scale", 3, positive=True)
     else:
-        size = f.vector("size", _SIZE_LEN[shape], required=True, positive=True)
+        size = f.vector("size", _SIZE_LEN[shape], required=True, positive=True, length=True)
     poisson = f.number("poisson_ratio", DEFAULTS["poisson_ratio"], nonneg=True)
     if poisson >= 0.5:
         raise f.err("poisson_ratio", f"must be below 0.5, got {poisson}")
     spec = ObjectSpec(
         name=name, shape=shape, material=material, size=size, mesh=mesh, scale=scale,
-        position=f.vector("position", 3, default=(0.0, 0.0, 0.0)),
+        position=f.vector("position", 3, default=(0.0, 0.0, 0.0), length=True),
         rotation=f.rotation(),
         density=f.number("density", DEFAULTS["density"], positive=True),
         friction=f.number("friction", DEFAULTS["friction"], nonneg=True),
@@ -300,7 +311,7 @@ def _parse_tool(path: Path, table: dict) -> ToolSpec:
         raise FileFormatError(path, "tool", "expected a table ([tool])")
     f = _Fields(path, table, "tool.")
     shape = f.string("shape", "pusher", choices=("pusher", "gripper"))
-    size = f.vector("size", 3, required=True, positive=True)
+    size = f.vector("size", 3, required=True, positive=True, length=True)
     raw = f.get("path", required=True)
     if not isinstance(raw, list) or not raw:
         raise f.err("path", "expected a non-empty list of waypoints {t, position[, width]}")
@@ -309,8 +320,8 @@ def _parse_tool(path: Path, table: dict) -> ToolSpec:
         wf = _Fields(path, w if isinstance(w, dict) else {}, f"tool.path[{k}].")
         if not isinstance(w, dict):
             raise wf.err("", "expected a table {t = ..., position = [...]}")
-        width = wf.number("width", required=shape == "gripper", nonneg=True)
-        wps.append(Waypoint(t=wf.number("t", required=True, nonneg=True), position=wf.vector("position", 3, required=True),
+        width = wf.number("width", required=shape == "gripper", nonneg=True, length=True)
+        wps.append(Waypoint(t=wf.number("t", required=True, nonneg=True), position=wf.vector("position", 3, required=True, length=True),
                             width=width))
         wf.check_unknown()
     for k in range(1, len(wps)):
@@ -332,12 +343,12 @@ def parse_scene(data: dict, path: Path) -> SceneSpec:
     if not isinstance(world, dict):
         raise top.err("world", "expected a table [world]")
     w = _Fields(path, world, "world.")
-    spacing = w.number("spacing", required=True, positive=True)
+    spacing = w.number("spacing", required=True, positive=True, length=True)
     ground = w.get("ground", 0.0)
     if ground is False:
         ground = None
     elif ground is not None:
-        ground = w.number("ground")
+        ground = w.number("ground", length=True)
     seed = w.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise w.err("seed", f"expected a non-negative integer, got {seed!r}")

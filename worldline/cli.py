@@ -163,6 +163,10 @@ def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0", "false", "no")
     _state["command"] = None
+    import warnings
+
+    if not _state["debug"]:  # NumPy's overflow / invalid-value notes on wild input say nothing to a user
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"(numpy|critic|particles|dynamics|viz)")
     try:
         rv = app(args=args, standalone_mode=False, prog_name="worldline")
     except _bad_input_types() as exc:

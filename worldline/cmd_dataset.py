@@ -17,7 +17,7 @@ import typer
 
 from dynamics.sim.simulator import SimConfig
 from particles.scene_file import DEFAULT_MAX_PARTICLES
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 WORK = ".work"
 #: Attempts per scene before giving up: a draw whose rollout is not finite is redrawn.
@@ -133,6 +133,7 @@ def register(app: typer.Typer) -> None:
             raise BadInput("--valid and --test must be non-negative fractions summing to less than 1")
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} exists and is not a folder")
+        check_output(out, folder=True)
         _check_budget(scenes, frames, seed, dt, radius, granular_fraction, max_particles)
         (out / WORK).mkdir(parents=True, exist_ok=True)
         todo = [i for i in range(scenes) if not _scene_path(out, i).exists()]

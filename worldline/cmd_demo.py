@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_SCENE = ASSETS / "scenes" / "push_blocks.toml"
@@ -166,8 +166,9 @@ def register(app: typer.Typer) -> None:
                 if checkpoint is not None:
                     raise BadInput(f"{checkpoint}: no such checkpoint")
                 ckpt = None
+        check_output(out_dir, "--out-dir", folder=True)
         if ckpt is not None:
-            from dynamics.train import load_checkpoint
+            from dynamics.train import load_model
 
-            load_checkpoint(ckpt)  # a bad checkpoint is bad input before anything is written
+            load_model(ckpt)  # a bad checkpoint is bad input before anything is written
         run_demo(scene, ckpt, steps, out_dir, echo=typer.echo)

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from particles.scene_file import DEFAULT_MAX_PARTICLES
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 RGBD_FORMAT = "worldline.rgbd"
 
@@ -33,8 +33,22 @@ def _load_rgbd(path: Path):
         mask = r.get("mask", required=False)
         if mask is not None and mask.shape != depth.shape:
             raise FileFormatError(path, "mask", f"expected shape {depth.shape} like depth, got {mask.shape}")
-        scale = r.scalar("depth_scale", float, required=False) or 1.0
-        return depth, intr, pose, mask, scale
+        if depth.dtype.kind not in "fiu":
+            raise FileFormatError(path, "depth", f"expected real numbers (m, or raw with depth_scale), got dtype {depth.dtype}")
+        if depth.size == 0:
+            raise FileFormatError(path, "depth", f"is an empty image (shape {depth.shape})")
+        if intr.dtype.kind not in "fiu" or not np.all(np.isfinite(intr)) or np.any(intr[:2] <= 0) \
+                or np.abs(intr).max() > 1e7:
+            raise FileFormatError(path, "intrinsics", f"expected finite (fx, fy, cx, cy) pixels with fx, fy > 0, "
+                                                      f"got {intr.tolist() if intr.dtype.kind in 'fiu' else intr.dtype}")
+        if pose is not None and (pose.dtype.kind not in "fiu" or not np.all(np.isfinite(pose))):
+            raise FileFormatError(path, "camera_to_world", "expected a finite (4, 4) matrix")
+        if mask is not None and mask.dtype.kind not in "iub":
+            raise FileFormatError(path, "mask", f"expected integer instance ids, got dtype {mask.dtype}")
+        scale = r.scalar("depth_scale", float, required=False, limit=1e9)
+        if scale is not None and scale <= 0:
+            raise FileFormatError(path, "depth_scale", f"must be positive (raw units per m), got {scale}")
+        return depth, intr, pose, mask, scale or 1.0
     finally:
         r.close()
 
@@ -92,7 +106,8 @@ def register(app: typer.Typer) -> None:
 
           worldline lift --rgbd assets/rgbd/tabletop.npz --out frame.npz
         """
-        from particles import MATERIALS
+        from particles import MATERIALS, FileFormatError
+        from particles.io import MAX_LENGTH
         from particles.graph import radius_graph
         from particles.io import save_scene
         from particles.keypoints import build_keypoints
@@ -101,6 +116,7 @@ def register(app: typer.Typer) -> None:
 
         if (source is None) == (rgbd is None):
             raise BadInput("give exactly one input: a scene/cloud file, or --rgbd FRAME.npz")
+        check_output(out)
         if material not in MATERIALS:
             raise BadInput(f"--material: unknown material {material!r}; expected one of {', '.join(MATERIALS)}")
         if spacing is not None and not (math.isfinite(spacing) and spacing > 0):
@@ -127,6 +143,11 @@ def register(app: typer.Typer) -> None:
             scene = lift_scene(spec).scene
         else:
             pts, ids = load_point_cloud(source)
+            if pts.size == 0:
+                raise FileFormatError(source, "points", "holds no points")
+            if np.iscomplexobj(pts) or not np.all(np.isfinite(pts)) or np.abs(pts).max() > MAX_LENGTH:
+                raise FileFormatError(source, "points", f"expected finite real coordinates of at most "
+                                                        f"{MAX_LENGTH:g} m")
             spacing = spacing or 0.02
             scene = lift_point_cloud(pts, spacing, ids, material, ground=ground)
         kp = build_keypoints(scene, per_object=keypoints, seed=seed) if keypoints > 0 else None

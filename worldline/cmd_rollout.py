@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from particles.scene_file import DEFAULT_MAX_PARTICLES
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 
 def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool,
@@ -16,6 +16,7 @@ def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optiona
     import numpy as np
 
     from particles import Rollout, load_dataset
+    from particles.io import MAX_LENGTH
     from dynamics.evaluate import predict_trajectory
 
     trajs = load_dataset(folder, split)
@@ -31,6 +32,10 @@ def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optiona
     avail = ro.num_frames - 1 - c
     if avail < 1:
         raise BadInput(f"trajectory {index} has {ro.num_frames} frames; the model needs more than {c + 1}")
+    given = ro.positions[:c + 1]
+    if not np.all(np.isfinite(given)) or np.abs(given).max() > MAX_LENGTH:
+        raise BadInput(f"{folder / (split + '.npz')}: field 'traj_{index}/positions': the first {c + 1} frames (the "
+                       f"model's history) must be finite positions of at most {MAX_LENGTH:g} m")
     steps = avail if steps is None else steps
     if not 1 <= steps <= avail:
         raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
@@ -95,6 +100,7 @@ def register(app: typer.Typer) -> None:
 
         wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         torch.set_num_threads(max(1, threads))
+        check_output(out)
         if not source.exists():
             raise BadInput(f"{source}: no such scene file or dataset folder")
         if not source.is_dir() and source.suffix != ".toml":

@@ -17,7 +17,7 @@ import typer
 
 from dynamics.sim.simulator import SimConfig
 from particles.scene_file import DEFAULT_MAX_PARTICLES
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 
 def _load_action(path: Path, scene, tool_indices):
@@ -26,20 +26,19 @@ def _load_action(path: Path, scene, tool_indices):
 
     from particles import Action, FileFormatError, ValidationError
 
-    if not path.exists():
-        raise FileFormatError(path, None, "no such file")
+    from particles.io import _NpzReader
+
+    r = _NpzReader(path)  # names the file and field on a missing, empty, truncated or pickled file
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "positions" not in z.files:
-                raise FileFormatError(path, "positions", "missing (expected positions (T, M, 3) m)")
-            idx = z["indices"] if "indices" in z.files else tool_indices
-            action = Action(idx, z["positions"])
+        pos = r.numbers("positions")
+        idx = r.numbers("indices", required=False, integer=True)
+        if not np.issubdtype(pos.dtype, np.floating):
+            raise FileFormatError(path, "positions", f"expected floats (T, M, 3) m, got dtype {pos.dtype}")
+        action = Action(tool_indices if idx is None else idx, pos)
     except ValidationError as exc:
         raise FileFormatError(path, exc.field, exc.problem) from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, FileFormatError):
-            raise
-        raise FileFormatError(path, None, f"is not a readable .npz archive ({exc})") from None
+    finally:
+        r.close()
     if not np.array_equal(np.sort(action.indices), np.sort(tool_indices)):
         raise FileFormatError(path, "indices", f"must be the scene's {len(tool_indices)} tool particles")
     return action
@@ -69,6 +68,7 @@ def register(app: typer.Typer) -> None:
 
         if steps < 1:
             raise BadInput(f"--steps must be at least 1, got {steps}")
+        check_output(out)
         if not (dt > 0 and math.isfinite(dt)):
             raise BadInput(f"--dt must be a positive time in s, got {dt}")
         if not scene.exists():
