@@ -492,7 +492,10 @@ def estimate_particles(spec: SceneSpec) -> ParticleEstimate:
         elif obj.shape == "rope":
             n = cand = _axis_count(obj.size[0], s)
         else:
-            ext, area, fraction = _object_geometry(obj)
+            try:
+                ext, area, fraction = _object_geometry(obj)
+            except FileFormatError as exc:  # name the scene file's field too
+                raise FileFormatError(spec.source or "scene", f"object[{i}].mesh", f"{exc.path}: {exc.problem}") from None
             lattice = _axis_count(ext[0], s) * _axis_count(ext[1], s) * _axis_count(ext[2], s)
             if obj.shape == "box":
                 n = cand = lattice

@@ -314,7 +314,7 @@ def build(root) -> list[Case]:
             codes = (2,)
             words = (p.name, word) if word else (p.name,)
             if name in ("object.mesh-random-bytes", "object.mesh-is-folder"):
-                words = (word,)
+                words = (p.name, word, "object[0].mesh")
             b.add(command, f"scene:{name}", make_args(p, out), codes, words, (out,))
 
     scene_cases("lift", lambda p, o: ["lift", p, "--out", o], "scene.npz")

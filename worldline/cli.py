@@ -103,12 +103,16 @@ _register_all()
 def _usage_error_types() -> tuple[type, ...]:
     """The exception types of usage errors (bad flags, missing arguments), from public APIs only.
 
-    typer >= 0.20 runs on its own copy of click whose ``ClickException`` derives from the public
-    ``typer.TyperException``; older typer runs on the ``click`` package (``click.ClickException``).
+    typer >= 0.26 runs on its own copy of click (from 0.29 its ``ClickException`` derives from the
+    public ``typer.TyperException``); older typer runs on the ``click`` package (``click.ClickException``).
+    In every version the public ``typer.BadParameter`` is a subclass of the ``ClickException`` in use.
     """
     types: list[type] = []
     if hasattr(typer, "TyperException"):
         types.append(typer.TyperException)
+    # typer 0.26-0.28 vendor click without exporting its base class; the public typer.BadParameter
+    # derives from it in every version
+    types += [cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"]
     try:
         import click
 
