@@ -599,9 +599,10 @@ def read_metadata(folder) -> dict:
     for key in _META_STATS:
         if key not in meta:
             continue
+        # NaN is allowed here: a dataset holding an exploded trajectory still loads for the critic
         if not isinstance(meta[key], list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                      and math.isfinite(v) for v in meta[key]):
-            raise FileFormatError(path, key, "expected a list of finite numbers")
+                                                      for v in meta[key]):
+            raise FileFormatError(path, key, "expected a list of numbers")
         if len(meta[key]) != dim:
             raise FileFormatError(path, key, f"expected {dim} values (dim), got {len(meta[key])}")
     version = meta.get("format_version", 1)

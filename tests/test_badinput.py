@@ -346,3 +346,18 @@ def test_audit_rollout_without_dt(capsys, monkeypatch):
     """A rollout file without dt exits 2 naming the file and dt. Needs the critic branch."""
     case = _CRITIC["rollout-without-dt"]
     run_case(case, capsys, monkeypatch)
+
+
+def test_installed_typer_and_click_meet_the_declared_bounds():
+    """The versions these tests ran on lie in the range pyproject.toml allows (its lower bounds were run
+    once by hand: typer 0.12.0 + click 8.0.0, and typer 0.26.0 with its vendored click)."""
+    import re
+    import tomllib
+    from importlib.metadata import version
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name in ("typer", "click"):
+        spec = next(d for d in deps if re.match(rf"{name}\s*>=", d))
+        low = tuple(int(x) for x in spec.split(">=")[1].split(",")[0].strip().split("."))
+        have = tuple(int(x) for x in re.findall(r"\d+", version(name))[:len(low)])
+        assert have >= low, (name, version(name), spec)

@@ -23,7 +23,10 @@ def _check_dataset(folder: Path) -> None:
     from particles import FileFormatError, read_metadata
     from particles.io import MAX_LENGTH, _NpzReader
 
-    read_metadata(folder)
+    meta = read_metadata(folder)
+    for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+        if key in meta and not np.all(np.isfinite(meta[key])):
+            raise FileFormatError(folder / "metadata.json", key, "is not finite; training normalises by it")
     path = folder / "train.npz"
     r = _NpzReader(path)
     try:

@@ -23,16 +23,16 @@ def check_output(path, flag: str = "--out", folder: bool = False) -> Path:
     path = Path(path)
     if folder:
         if path.exists() and not path.is_dir():
-            raise BadInput(f"{flag} {path}: is a file, expected a folder")
+            raise BadInput(f"{flag} {path}: cannot write a folder there, it is a file")
     elif path.is_dir():
-        raise BadInput(f"{flag} {path}: is a folder, expected a file name")
+        raise BadInput(f"{flag} {path}: cannot write a file there, it is a folder")
     parent = path if folder and path.is_dir() else path.parent
     while not parent.exists():
         if parent.is_symlink() or parent == parent.parent:
             break
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
-        raise BadInput(f"{flag} {path}: {parent} is a file, not a folder")
+        raise BadInput(f"{flag} {path}: cannot write there, {parent} is a file, not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=".worldline-probe-", dir=parent)
     except OSError as exc:
