@@ -26,7 +26,7 @@ def _load_action(path: Path, scene, tool_indices):
 
     from particles import Action, FileFormatError, ValidationError
 
-    from particles.io import _NpzReader
+    from particles.io import MAX_LENGTH, _NpzReader
 
     r = _NpzReader(path)  # names the file and field on a missing, empty, truncated or pickled file
     try:
@@ -34,6 +34,8 @@ def _load_action(path: Path, scene, tool_indices):
         idx = r.numbers("indices", required=False, integer=True)
         if not np.issubdtype(pos.dtype, np.floating):
             raise FileFormatError(path, "positions", f"expected floats (T, M, 3) m, got dtype {pos.dtype}")
+        if pos.size and np.nanmax(np.abs(pos)) > MAX_LENGTH:
+            raise FileFormatError(path, "positions", f"tool positions past {MAX_LENGTH:g} m are outside the world")
         action = Action(tool_indices if idx is None else idx, pos)
     except ValidationError as exc:
         raise FileFormatError(path, exc.field, exc.problem) from None
