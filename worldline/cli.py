@@ -122,8 +122,10 @@ def _usage_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: str, limit: int = 800) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut at ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _say(text: str) -> None:
