@@ -25,7 +25,9 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -209,17 +211,60 @@ def _save(path: Path, obj: dict) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+
+def _unpickling_problem(exc: Exception) -> str:
+    """One line for torch's multi-line ``weights_only`` refusal: what the file holds that is refused."""
+    text = str(exc)
+    detail = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if "Unsupported global" in line or "Unsupported operand" in line or "WeightsUnpickler error" in line:
+            detail = line.split("WeightsUnpickler error:")[-1].strip()
+            break
+    if "invalid load key" in text or "could not find MARK" in text or "unpickling stack underflow" in text or not detail:
+        return "is not a PyTorch checkpoint (not a zip archive or a pickle torch can read)"
+    detail = detail.split(". ")[0].rstrip(".")[:160]
+    return f"holds more than tensors and plain values ({detail}); worldline loads checkpoints with weights_only=True"
+
+
+def _load_problem(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, EOFError) or "central directory" in text or "zip archive" in text or "truncated" in text.lower():
+        return "is truncated or not a PyTorch checkpoint (its zip archive cannot be read)"
+    first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return f"is not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
+
+
 def load_checkpoint(path) -> dict:
     """Read a checkpoint (``weights_only=True``) and check its format and version."""
     path = Path(path)
     if not path.exists():
         raise FileFormatError(path, None, "no such checkpoint")
+    if path.is_dir():
+        raise FileFormatError(path, None, "is a folder, expected a checkpoint file (RUN/model.pt or RUN/checkpoint.pt)")
+    if path.stat().st_size == 0:
+        raise FileFormatError(path, None, "is empty, expected a checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise FileFormatError(path, None, _unpickling_problem(exc)) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise FileFormatError(path, None, _load_problem(exc)) from None
     except Exception as exc:
-        raise FileFormatError(path, None, f"is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise FileFormatError(path, "format", f"expected {CHECKPOINT_FORMAT!r}")
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise FileFormatError(path, None, "is not a PyTorch checkpoint (not a zip archive or a pickle torch "
+                                              "can read)") from None
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise FileFormatError(path, None, f"is not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})") from None
+    if not isinstance(ckpt, dict):
+        raise FileFormatError(path, "format", f"expected a worldline checkpoint (a dict with format "
+                                              f"{CHECKPOINT_FORMAT!r}), got a {type(ckpt).__name__}")
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise FileFormatError(path, "format", f"expected {CHECKPOINT_FORMAT!r}, got {str(ckpt.get('format'))[:60]!r}")
     if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
         raise FileFormatError(path, "format_version",
                               f"is {ckpt.get('format_version')}; this worldline reads up to {CHECKPOINT_VERSION}")
@@ -236,10 +281,14 @@ def load_model(path, device="cpu") -> GNS:
         model = GNS(ModelConfig.from_dict(ckpt["model_config"]))
     except ValidationError as exc:
         raise FileFormatError(path, f"model_config.{exc.field}", exc.problem) from None
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise FileFormatError(path, "model_config", f"is not a model configuration ({type(exc).__name__}: "
+                                                    f"{' '.join(str(exc).split())[:160]})") from None
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise FileFormatError(path, "model", f"does not match its config ({exc})") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(path, "model", f"does not match its config ({first[:160]})") from None
     return model.to(device).eval()
 
 

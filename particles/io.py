@@ -27,7 +27,9 @@ Dataset folder (GNS "Learning to Simulate" layout, extended)::
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -57,6 +59,13 @@ __all__ = [
     "dataset_splits",
 ]
 
+#: Largest length (m) a file may give for a radius or the ground height, largest frame time (s) and
+#: largest gravity (m/s^2): values past them are corrupt or mistyped. Positions are not bounded (a
+#: rollout that exploded is the critic's to report).
+MAX_LENGTH = 1.0e6
+MAX_DT = 1.0e4
+MAX_ACCELERATION = 1.0e6
+
 ROLLOUT_FORMAT = "worldline.rollout"
 SCENE_FORMAT = "worldline.scene"
 DATASET_FORMAT = "worldline.dataset"
@@ -78,18 +87,45 @@ class FileFormatError(ValueError):
 # --------------------------------------------------------------------------- atomic writes
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (e.g. ``0o022``), read without changing it where
+    the OS allows (Linux ``/proc/self/status``), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write: Callable[[object], None], mode: str = "wb") -> Path:
     """Write a file atomically: ``write(fileobj)`` fills a temporary file in the same
-    folder, which is then renamed onto ``path``. Nothing half-written is ever left."""
+    folder, which is then renamed onto ``path``. Nothing half-written is ever left.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it,
+    ``0o666 & ~umask`` (``tempfile.mkstemp`` alone makes it ``0o600``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
+            os.chmod(tmp, 0o666 & ~current_umask())
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -136,6 +172,7 @@ class _NpzReader:
             if required:
                 raise FileFormatError(self.path, field, "missing")
             return None
+        self._check_header(key, field)
         try:
             arr = self.npz[key]
         except ValueError as exc:
@@ -150,16 +187,58 @@ class _NpzReader:
             raise FileFormatError(self.path, field, "is an object array; worldline never loads pickles")
         return arr
 
-    def scalar(self, key: str, kind=float, required: bool = True):
-        arr = self.get(key, required)
+    def _check_header(self, key: str, field: str) -> None:
+        """Read the array's ``.npy`` header (not its data) and refuse, before NumPy allocates it, an
+        object array or one whose header claims more bytes than the archive member holds."""
+        from numpy.lib import format as npformat
+
+        try:
+            info = self.npz.zip.getinfo(key + ".npy")
+            with self.npz.zip.open(info) as f:
+                version = npformat.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = npformat.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = npformat.read_array_header_2_0(f)
+        except (KeyError, AttributeError):
+            return  # not a plain .npy member: let NumPy report it
+        except Exception as exc:
+            raise FileFormatError(self.path, field, f"is truncated or corrupt ({type(exc).__name__}: "
+                                                    f"{' '.join(str(exc).split())[:120]})") from None
+        if dtype.hasobject:
+            raise FileFormatError(self.path, field, "is a pickled object array; worldline never loads pickles")
+        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if claimed > info.file_size:
+            raise FileFormatError(self.path, field, f"is truncated or corrupt (its header says shape {shape} "
+                                                    f"{dtype}, {claimed} bytes, but it holds {info.file_size})")
+
+    def numbers(self, key: str, required: bool = True, field: Optional[str] = None, integer: bool = False):
+        """An array of real numbers (no strings, booleans or complex numbers; integers when ``integer``)."""
+        field = field or key
+        arr = self.get(key, required, field=field)
+        if arr is None:
+            return None
+        kinds = "iu" if integer else "fiu"
+        if arr.dtype.kind not in kinds:
+            want = "integers" if integer else "real numbers"
+            raise FileFormatError(self.path, field, f"expected {want}, got dtype {arr.dtype}")
+        return arr
+
+    def scalar(self, key: str, kind=float, required: bool = True, limit: Optional[float] = None,
+               field: Optional[str] = None):
+        """One real number (``kind`` float or int). ``limit``: refuse non-finite values and ``|x| > limit``."""
+        field = field or key
+        arr = self.get(key, required, field=field)
         if arr is None:
             return None
         if arr.size != 1:
-            raise FileFormatError(self.path, key, f"expected a scalar, got shape {arr.shape}")
-        try:
-            return kind(arr.reshape(()).item())
-        except (TypeError, ValueError):
-            raise FileFormatError(self.path, key, f"expected a {kind.__name__}, got dtype {arr.dtype}") from None
+            raise FileFormatError(self.path, field, f"expected a scalar, got shape {arr.shape}")
+        if arr.dtype.kind not in ("iu" if kind is int else "fiu"):
+            raise FileFormatError(self.path, field, f"expected a {kind.__name__}, got dtype {arr.dtype}")
+        value = kind(arr.reshape(()).item())
+        if limit is not None and not (math.isfinite(value) and abs(value) <= limit):
+            raise FileFormatError(self.path, field, f"{value!r} is not a finite value of at most {limit:g} in size")
+        return value
 
     def strings(self, key: str, required: bool = True) -> Optional[tuple[str, ...]]:
         arr = self.get(key, required)
@@ -201,6 +280,16 @@ def _scene_arrays(scene: ParticleScene, prefix: str = "") -> dict[str, np.ndarra
     return {prefix + k: v for k, v in arrays.items()}
 
 
+def _gravity(r: "_NpzReader", prefix: str) -> np.ndarray:
+    if not r.has(prefix + "gravity"):
+        return np.asarray(GRAVITY, np.float32)
+    g = r.numbers(prefix + "gravity", field="gravity")
+    if g.shape != (3,) or not np.all(np.isfinite(g)) or np.abs(g).max() > MAX_ACCELERATION:
+        raise FileFormatError(r.path, "gravity", f"expected 3 finite accelerations of at most {MAX_ACCELERATION:g} "
+                                                 f"m/s^2, got shape {g.shape}")
+    return g.astype(np.float32)
+
+
 def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", strict: bool = True):
     """Build a ParticleScene from the fields in ``r``. With ``strict=False``, absent
     object ids and materials default to one object and their names are returned in
@@ -208,7 +297,7 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
     n = positions.shape[0] if positions.ndim >= 2 else 0
     missing: list[str] = []
     g = lambda key, **kw: r.get(prefix + key, field=key, **kw)  # noqa: E731
-    oid = g("object_id", required=strict)
+    oid = r.numbers(prefix + "object_id", required=strict, field="object_id")
     mats = r.strings(prefix + "object_material", required=strict) if strict or r.has(prefix + "object_material") else None
     if oid is None:
         missing.append("object_id")
@@ -217,10 +306,10 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
         missing.append("object_material")
         k = int(oid.max()) + 1 if oid.size else 1
         mats = ("elastic",) * k  # deformable: no rigidity assumed when the file does not say
-    radius = r.scalar(prefix + "radius", float, required=strict)
+    radius = r.scalar(prefix + "radius", float, required=strict, limit=MAX_LENGTH, field="radius")
     if radius is None:
         missing.append("radius")
-    ptype = g("particle_type", required=False)
+    ptype = r.numbers(prefix + "particle_type", required=False, field="particle_type", integer=True)
     if ptype is None:
         missing.append("particle_type")
     try:
@@ -230,11 +319,11 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
             object_material=mats,
             radius=radius if radius is not None else 0.01,
             particle_type=ptype,
-            mass=g("mass", required=False),
-            object_density=g("object_density", required=False),
+            mass=r.numbers(prefix + "mass", required=False, field="mass"),
+            object_density=r.numbers(prefix + "object_density", required=False, field="object_density"),
             object_name=r.strings(prefix + "object_name", required=False),
-            gravity=g("gravity") if r.has(prefix + "gravity") else np.asarray(GRAVITY, np.float32),
-            ground=r.scalar(prefix + "ground", float, required=False),
+            gravity=_gravity(r, prefix),
+            ground=r.scalar(prefix + "ground", float, required=False, limit=MAX_LENGTH, field="ground"),
         )
     except ValidationError as exc:
         raise FileFormatError(r.path, exc.field, exc.problem) from None
@@ -284,7 +373,7 @@ def load_rollout(path, strict: bool = True) -> Rollout:
             raise FileFormatError(r.path, "positions", "has no frames")
         if not np.issubdtype(pos.dtype, np.floating):
             raise FileFormatError(r.path, "positions", f"expected floats, got dtype {pos.dtype}")
-        dt = r.scalar("dt", float)
+        dt = r.scalar("dt", float, limit=MAX_DT)
         scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), strict=strict)
         try:
             return Rollout(scene, pos.astype(np.float32), dt, missing=tuple(missing))
@@ -497,14 +586,29 @@ def read_metadata(folder) -> dict:
         if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
             raise FileFormatError(path, key, f"has the wrong type ({type(meta[key]).__name__})")
     dim = meta["dim"]
+    if dim != 3:
+        raise FileFormatError(path, "dim", f"worldline datasets are 3-D, got {dim}")
+    for key, limit in (("dt", MAX_DT), ("default_connectivity_radius", MAX_LENGTH)):
+        if not (math.isfinite(meta[key]) and 0 < meta[key] <= limit):
+            raise FileFormatError(path, key, f"must be positive, finite and at most {limit:g}, got {meta[key]!r}")
+    if "radius" in meta and not (isinstance(meta["radius"], (int, float)) and not isinstance(meta["radius"], bool)
+                                 and math.isfinite(meta["radius"]) and 0 < meta["radius"] <= MAX_LENGTH):
+        raise FileFormatError(path, "radius", f"must be a positive finite length in m, got {meta['radius']!r}")
+    if meta["sequence_length"] < 1:
+        raise FileFormatError(path, "sequence_length", f"must be at least 1, got {meta['sequence_length']}")
     for key in _META_STATS:
         if key not in meta:
             continue
-        if not isinstance(meta[key], list) or not all(isinstance(v, (int, float)) for v in meta[key]):
+        # NaN is allowed here: a dataset holding an exploded trajectory still loads for the critic
+        if not isinstance(meta[key], list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                      for v in meta[key]):
             raise FileFormatError(path, key, "expected a list of numbers")
         if len(meta[key]) != dim:
             raise FileFormatError(path, key, f"expected {dim} values (dim), got {len(meta[key])}")
-    if meta.get("format_version", 1) > FORMAT_VERSION:
+    version = meta.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FileFormatError(path, "format_version", f"expected an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise FileFormatError(path, "format_version", f"is {meta['format_version']}; this worldline reads up to {FORMAT_VERSION}")
     return meta
 
@@ -536,11 +640,15 @@ def load_dataset(folder, split: str = "train", strict: bool = False) -> list[Rol
             pos = r.get(prefix + "positions")
             if pos.ndim != 3 or pos.shape[-1] != 3:
                 raise FileFormatError(path, prefix + "positions", f"expected shape (T, N, 3), got {pos.shape}")
+            if not np.issubdtype(pos.dtype, np.floating):
+                raise FileFormatError(path, prefix + "positions", f"expected floats, got dtype {pos.dtype}")
+            if pos.shape[0] == 0 or pos.shape[1] == 0:
+                raise FileFormatError(path, prefix + "positions", f"has no frames or no particles (shape {pos.shape})")
             scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), prefix, strict=strict)
             if "radius" in missing and "radius" in meta:
                 scene = scene.replace(radius=meta["radius"])
                 missing.remove("radius")
-            dt = r.scalar(prefix + "dt", float, required=False) or float(meta["dt"])
+            dt = r.scalar(prefix + "dt", float, required=False, limit=MAX_DT, field=prefix + "dt") or float(meta["dt"])
             try:
                 out.append(Rollout(scene, pos.astype(np.float32), dt, missing=tuple(missing)))
             except ValidationError as exc:

@@ -367,7 +367,7 @@ def load_point_cloud(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
         r = _NpzReader(path)
         try:
             pts = r.get("points")
-            if pts.ndim != 2 or pts.shape[1] != 3 or not np.issubdtype(pts.dtype, np.number):
+            if pts.ndim != 2 or pts.shape[1] != 3 or pts.dtype.kind not in "fiu":
                 raise FileFormatError(path, "points", f"expected (N, 3) numbers, got {pts.shape} {pts.dtype}")
             ids = r.get("object_id", required=False)
             if ids is not None and (ids.shape != (len(pts),) or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any()):

@@ -39,7 +39,9 @@ import numpy as np
 from .io import FileFormatError
 from .types import GRAVITY, MATERIALS
 
-__all__ = ["ObjectSpec", "ToolSpec", "Waypoint", "SceneSpec", "load_scene_file", "parse_scene", "SHAPES", "SHAPE_SIZES"]
+__all__ = ["ObjectSpec", "ToolSpec", "Waypoint", "SceneSpec", "load_scene_file", "parse_scene", "SHAPES", "SHAPE_SIZES",
+           "ParticleEstimate", "estimate_particles", "check_particle_budget", "TooManyParticles",
+           "DEFAULT_MAX_PARTICLES", "rollout_bytes", "physical_memory"]
 
 #: Object shapes a scene file may name.
 SHAPES = ("box", "sphere", "capsule", "cylinder", "sheet", "rope", "mesh")
@@ -176,6 +178,11 @@ class SceneSpec:
 # --------------------------------------------------------------------------- parsing
 
 
+#: The largest length (m) a scene file may give: sizes, positions and spacings past it are typing errors
+#: (and would overflow float32 masses and volumes).
+MAX_LENGTH = 1.0e6
+
+
 class _Fields:
     """Reads typed values out of a TOML table, naming ``file: field`` on any error."""
 
@@ -194,19 +201,23 @@ class _Fields:
             return default
         return self.table[key]
 
-    def number(self, key: str, default=None, required=False, positive=False, nonneg=False) -> Optional[float]:
+    def number(self, key: str, default=None, required=False, positive=False, nonneg=False,
+               length=False) -> Optional[float]:
         v = self.get(key, default, required)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise self.err(key, f"expected a finite number, got {v!r}")
+        if length and abs(v) > MAX_LENGTH:
+            raise self.err(key, f"{v:g} m is outside the world (lengths are at most {MAX_LENGTH:g} m)")
         if positive and v <= 0:
             raise self.err(key, f"must be positive, got {v}")
         if nonneg and v < 0:
             raise self.err(key, f"must not be negative, got {v}")
         return float(v)
 
-    def vector(self, key: str, n: Optional[int], default=None, required=False, positive=False) -> Optional[tuple]:
+    def vector(self, key: str, n: Optional[int], default=None, required=False, positive=False,
+               length=False) -> Optional[tuple]:
         v = self.get(key, default, required)
         if v is None:
             return None
@@ -221,6 +232,8 @@ class _Fields:
                 raise self.err(key, f"expected numbers, got {x!r}")
             if positive and x <= 0:
                 raise self.err(key, f"values must be positive, got {x}")
+            if length and abs(x) > MAX_LENGTH:
+                raise self.err(key, f"{x:g} m is outside the world (lengths are at most {MAX_LENGTH:g} m)")
             out.append(float(x))
         return tuple(out)
 
@@ -274,13 +287,13 @@ def _parse_object(path: Path, i: int, table: dict) -> ObjectSpec:
             f.table = {**f.table, "scale": [s, s, s]}
         scale = f.vector("scale", 3, positive=True)
     else:
-        size = f.vector("size", _SIZE_LEN[shape], required=True, positive=True)
+        size = f.vector("size", _SIZE_LEN[shape], required=True, positive=True, length=True)
     poisson = f.number("poisson_ratio", DEFAULTS["poisson_ratio"], nonneg=True)
     if poisson >= 0.5:
         raise f.err("poisson_ratio", f"must be below 0.5, got {poisson}")
     spec = ObjectSpec(
         name=name, shape=shape, material=material, size=size, mesh=mesh, scale=scale,
-        position=f.vector("position", 3, default=(0.0, 0.0, 0.0)),
+        position=f.vector("position", 3, default=(0.0, 0.0, 0.0), length=True),
         rotation=f.rotation(),
         density=f.number("density", DEFAULTS["density"], positive=True),
         friction=f.number("friction", DEFAULTS["friction"], nonneg=True),
@@ -298,7 +311,7 @@ def _parse_tool(path: Path, table: dict) -> ToolSpec:
         raise FileFormatError(path, "tool", "expected a table ([tool])")
     f = _Fields(path, table, "tool.")
     shape = f.string("shape", "pusher", choices=("pusher", "gripper"))
-    size = f.vector("size", 3, required=True, positive=True)
+    size = f.vector("size", 3, required=True, positive=True, length=True)
     raw = f.get("path", required=True)
     if not isinstance(raw, list) or not raw:
         raise f.err("path", "expected a non-empty list of waypoints {t, position[, width]}")
@@ -307,8 +320,8 @@ def _parse_tool(path: Path, table: dict) -> ToolSpec:
         wf = _Fields(path, w if isinstance(w, dict) else {}, f"tool.path[{k}].")
         if not isinstance(w, dict):
             raise wf.err("", "expected a table {t = ..., position = [...]}")
-        width = wf.number("width", required=shape == "gripper", nonneg=True)
-        wps.append(Waypoint(t=wf.number("t", required=True, nonneg=True), position=wf.vector("position", 3, required=True),
+        width = wf.number("width", required=shape == "gripper", nonneg=True, length=True)
+        wps.append(Waypoint(t=wf.number("t", required=True, nonneg=True), position=wf.vector("position", 3, required=True, length=True),
                             width=width))
         wf.check_unknown()
     for k in range(1, len(wps)):
@@ -330,12 +343,12 @@ def parse_scene(data: dict, path: Path) -> SceneSpec:
     if not isinstance(world, dict):
         raise top.err("world", "expected a table [world]")
     w = _Fields(path, world, "world.")
-    spacing = w.number("spacing", required=True, positive=True)
+    spacing = w.number("spacing", required=True, positive=True, length=True)
     ground = w.get("ground", 0.0)
     if ground is False:
         ground = None
     elif ground is not None:
-        ground = w.number("ground")
+        ground = w.number("ground", length=True)
     seed = w.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise w.err("seed", f"expected a non-negative integer, got {seed!r}")
@@ -365,3 +378,202 @@ def load_scene_file(path) -> SceneSpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FileFormatError(path, None, f"is not valid TOML ({exc})") from None
     return parse_scene(data, path)
+
+
+# --------------------------------------------------------------------------- resource guard
+
+#: Default of ``--max-particles``: the most particles a command lifts before it refuses.
+DEFAULT_MAX_PARTICLES = 5_000_000
+
+#: Bytes of memory per particle candidate while lifting and building the neighbour graph: the
+#: lattice and its meshgrid (float64), depths and masks, the float32 scene, and about 20 radius-graph
+#: edges of two int64 each (a measured mean degree of 15-25 at 2.5 spacings).
+LIFT_BYTES_PER_PARTICLE = 400
+
+#: Surface candidates per spacing^2 that lifting draws for curved shapes and meshes before thinning
+#: (``particles.lift._SHELL_OVERSAMPLE``).
+_SHELL_OVERSAMPLE_BOUND = 4.0
+
+
+@dataclass(frozen=True)
+class ParticleEstimate:
+    """What lifting a scene file would allocate, computed from the file alone (nothing allocated).
+
+    ``per_object`` holds ``(name, field, count)`` per object (the tool last, as ``"tool"``), with
+    ``field`` the scene-file field that sets its size; ``count`` is exact for boxes, sheets and ropes
+    and an estimate (filled volume plus surface) for curved shapes and meshes. ``total`` sums them;
+    ``bytes`` is the memory lifting and the neighbour graph take (:data:`LIFT_BYTES_PER_PARTICLE` per
+    particle or allocated candidate, whichever is more).
+    """
+
+    total: int
+    per_object: tuple[tuple[str, str, int], ...]
+    candidates: int
+    """Upper bound on the points lifting allocates on the way (bounding lattices, surface samples)."""
+    bytes: int
+    spacing: float
+    """m."""
+
+    @property
+    def largest(self) -> tuple[str, str, int]:
+        """``(name, field, count)`` of the object with the most particles."""
+        return max(self.per_object, key=lambda t: t[2])
+
+
+class TooManyParticles(FileFormatError):
+    """A scene would need more particles (or memory) than allowed; the message names the field, the
+    estimate and the flag that raises the limit. The CLI reports it as bad input (exit code 2)."""
+
+    def __init__(self, path, field: Optional[str], problem: str, estimate: Optional[ParticleEstimate] = None):
+        super().__init__(path, field, problem)
+        self.estimate = estimate
+
+
+def _axis_count(extent: float, spacing: float) -> int:
+    """Lattice points of pitch ``spacing`` along a full ``extent`` (m) whose outermost centres lie half a
+    spacing inside each end (``particles.lift._lattice``); at least one."""
+    inner = max(extent - spacing, 0.0)
+    return int(math.floor(inner / spacing + 1e-9)) + 1
+
+
+def _object_geometry(obj: ObjectSpec) -> tuple[tuple[float, float, float], float, float]:
+    """Full extents of the object's local bounding box (m), its surface area (m^2) and the fraction of
+    that box it fills (-), from its spec (meshes: read for bounds, area and volume only)."""
+    if obj.shape == "box":
+        sx, sy, sz = obj.size
+        return (sx, sy, sz), 2.0 * (sx * sy + sy * sz + sx * sz), 1.0
+    if obj.shape == "sphere":
+        r = obj.size[0]
+        return (2 * r, 2 * r, 2 * r), 4.0 * math.pi * r * r, math.pi / 6.0
+    if obj.shape == "cylinder":
+        r, h = obj.size
+        return (2 * r, 2 * r, h), 2.0 * math.pi * r * (r + h), math.pi / 4.0
+    if obj.shape == "capsule":
+        r, length = obj.size
+        vol = math.pi * r * r * length + 4.0 / 3.0 * math.pi * r ** 3
+        return (2 * r, 2 * r, length + 2 * r), 4.0 * math.pi * r * r + 2.0 * math.pi * r * length, \
+            vol / (4 * r * r * (length + 2 * r))
+    if obj.shape == "mesh":
+        import trimesh
+
+        try:
+            mesh = trimesh.load(obj.mesh, force="mesh")
+            lo, hi = np.asarray(mesh.bounds, np.float64) * np.asarray(obj.scale)
+            area = float(mesh.area) * float(np.max(obj.scale)) ** 2
+            box = float(np.prod(np.abs(np.asarray(mesh.bounds[1] - mesh.bounds[0], np.float64))))
+            fraction = min(1.0, abs(float(mesh.volume)) / box) if mesh.is_watertight and box > 0 else 1.0
+        except Exception as exc:
+            raise FileFormatError(obj.mesh, None, f"cannot be read as a mesh ({type(exc).__name__}: {exc})") from None
+        ext = np.abs(hi - lo)
+        if not np.all(np.isfinite(ext)) or not math.isfinite(area):
+            raise FileFormatError(obj.mesh, None, "has non-finite vertices")
+        return (float(ext[0]), float(ext[1]), float(ext[2])), area, fraction
+    raise ValueError(obj.shape)
+
+
+def estimate_particles(spec: SceneSpec) -> ParticleEstimate:
+    """Estimate, without allocating, how many particles lifting ``spec`` creates and what it allocates.
+
+    Boxes, sheets and ropes give their exact count (the lattice of pitch ``spacing`` with its
+    outermost centres ``spacing / 2`` inside the surface). Spheres, cylinders, capsules and meshes
+    give the part of their bounding lattice they fill plus one surface particle per ``spacing^2``;
+    what lifting allocates for them (``candidates``) is the whole bounding lattice plus
+    ``4 area / spacing^2`` surface samples. Meshes are read for their bounds, area and volume only.
+    The tool (a pusher box, or two gripper fingers) is counted too. Cost: O(objects). Counts are
+    Python ints, so a mistyped spacing gives a huge number rather than an overflow.
+    """
+    s = spec.spacing
+    rows: list[tuple[str, str, int]] = []
+    candidates = 0
+    for i, obj in enumerate(spec.objects):
+        field = f"object[{i}].{'scale' if obj.shape == 'mesh' else 'size'}"
+        if obj.shape == "sheet":
+            n = cand = _axis_count(obj.size[0], s) * _axis_count(obj.size[1], s)
+        elif obj.shape == "rope":
+            n = cand = _axis_count(obj.size[0], s)
+        else:
+            try:
+                ext, area, fraction = _object_geometry(obj)
+            except FileFormatError as exc:  # name the scene file's field too
+                raise FileFormatError(spec.source or "scene", f"object[{i}].mesh", f"{exc.path}: {exc.problem}") from None
+            lattice = _axis_count(ext[0], s) * _axis_count(ext[1], s) * _axis_count(ext[2], s)
+            if obj.shape == "box":
+                n = cand = lattice
+            else:
+                n = max(1, int(lattice * fraction + area / (s * s)))
+                cand = lattice + max(64, int(_SHELL_OVERSAMPLE_BOUND * area / (s * s)))
+        rows.append((obj.name, field, int(n)))
+        candidates += int(cand)
+    if spec.tool is not None:
+        sx, sy, sz = spec.tool.size
+        n = _axis_count(sx, s) * _axis_count(sy, s) * _axis_count(sz, s) * (2 if spec.tool.shape == "gripper" else 1)
+        rows.append(("tool", "tool.size", int(n)))
+        candidates += int(n)
+    total = sum(n for _, _, n in rows)
+    return ParticleEstimate(total=total, per_object=tuple(rows), candidates=candidates,
+                            bytes=max(total, candidates) * LIFT_BYTES_PER_PARTICLE, spacing=s)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024.0
+    return f"{n:.3g} PiB"
+
+
+def physical_memory() -> Optional[int]:
+    """Bytes of physical memory of this machine, or None where the OS does not say."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def rollout_bytes(frames: int, particles: int) -> int:
+    """Bytes of a rollout's positions, ``(frames, particles, 3) float32``, plus one working copy."""
+    return 2 * 12 * int(frames) * int(particles)
+
+
+def check_particle_budget(spec: SceneSpec, max_particles: int = DEFAULT_MAX_PARTICLES, frames: Optional[int] = None,
+                          flag: str = "--max-particles", spacing_field: str = "world.spacing",
+                          frames_flag: str = "--steps") -> ParticleEstimate:
+    """Refuse, before anything is allocated, a scene that would need more than ``max_particles``
+    particles or more memory to lift than this machine has, or (given ``frames``, the frames of the
+    rollout including the first, so ``steps + 1``) a rollout whose positions would not fit in memory.
+
+    Raises :class:`TooManyParticles` (a :class:`FileFormatError`) naming the scene file, the field
+    (``spacing_field``, or the size of the one object that makes up most of the estimate), the
+    estimate, and ``flag`` (the option that raises the limit). Returns the :class:`ParticleEstimate`.
+    """
+    est = estimate_particles(spec)
+    path = spec.source if spec.source is not None else "scene"
+    if est.total > max_particles:
+        name, obj_field, count = est.largest
+        # a spacing fine for its scene names the spacing; one huge object names its size
+        field = spacing_field
+        if len(est.per_object) > 1 and count > 0.9 * est.total and count > 100 * max(
+                (n for nm, _, n in est.per_object if nm != name), default=1):
+            field = obj_field
+        raise TooManyParticles(
+            path, field,
+            f"spacing {spec.spacing:g} m gives about {est.total:.3g} particles ({name!r}: {count:.3g}; "
+            f"about {_human_bytes(est.bytes)} to lift), more than {flag} {max_particles}; use a larger spacing "
+            f"or smaller objects, or raise {flag}", est)
+    have = physical_memory()
+    if have is not None and est.bytes > have:
+        raise TooManyParticles(
+            path, spacing_field,
+            f"spacing {spec.spacing:g} m gives about {est.total:.3g} particles, about {_human_bytes(est.bytes)} to "
+            f"lift, more than this machine's {_human_bytes(have)} of memory; use a larger spacing", est)
+    if frames is not None:
+        need = rollout_bytes(frames, est.total)
+        if have is not None and need > have:
+            raise TooManyParticles(
+                path, None,
+                f"{frames_flag} {frames - 1}: {frames} frames of about {est.total:.3g} particles need about "
+                f"{_human_bytes(need)}, more than this machine's {_human_bytes(have)} of memory; use fewer frames "
+                f"or a larger spacing", est)
+    return est

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 EXIT_GLITCHES = 1
 
@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("table", "json"):
             raise BadInput(f"--format: expected 'table' or 'json', got {fmt!r}")
+        if json_path is not None:
+            check_output(json_path, "--json")
         given = dict(contact_tolerance=contact_tolerance, contact_margin=contact_margin,
                      teleport_tolerance=teleport_tolerance, rigidity_tolerance=rigidity_tolerance,
                      floating_tolerance=floating_tolerance, floating_window=floating_window,

@@ -9,13 +9,15 @@ split files and ``metadata.json`` (last) are assembled from the work folder at t
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import typer
 
 from dynamics.sim.simulator import SimConfig
-from worldline.errors import BadInput
+from particles.scene_file import DEFAULT_MAX_PARTICLES
+from worldline.errors import BadInput, check_output
 
 WORK = ".work"
 #: Attempts per scene before giving up: a draw whose rollout is not finite is redrawn.
@@ -48,6 +50,35 @@ def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: 
     raise RuntimeError(f"scene {i}: {ATTEMPTS} draws all gave non-finite rollouts")
 
 
+def _check_budget(scenes: int, frames: int, seed: int, dt: float, radius: float, granular_fraction: float,
+                  max_particles: int) -> None:
+    """Refuse, before simulating, a dataset whose scenes or assembled split files would not fit.
+
+    Particles per scene: the most of the first (up to 16) scenes' draws, built without simulating
+    (``random_setup`` with 3 frames). The split files are assembled in memory from every rollout:
+    about ``2 x 12 B x scenes x frames x particles``, checked against this machine's memory.
+    """
+    import numpy as np
+
+    from dynamics.sim.scenes import random_setup
+    from particles.scene_file import physical_memory, rollout_bytes
+
+    most = 0
+    for i in range(min(scenes, 16)):
+        setup = random_setup(np.random.default_rng([seed, i, 0]), 3, r=radius, dt=dt,
+                             granular_fraction=granular_fraction)
+        most = max(most, setup.scene.num_particles)
+    if most > max_particles:
+        raise BadInput(f"--radius {radius:g}: scenes have up to {most} particles, more than --max-particles "
+                       f"{max_particles}; raise --max-particles")
+    need = rollout_bytes(frames, most) * scenes
+    have = physical_memory()
+    if have is not None and need > have:
+        raise BadInput(f"--scenes {scenes} x --frames {frames} x about {most} particles need about "
+                       f"{need / 2**30:.3g} GiB to assemble, more than this machine's {have / 2**30:.3g} GiB; "
+                       "use fewer scenes or frames")
+
+
 def split_of(n: int, seed: int, valid: float, test: float) -> dict[str, list[int]]:
     """Scene indices per split: a seeded permutation, ``test`` and ``valid`` fractions (at least one
     scene each when ``n >= 3``), the rest for training."""
@@ -75,6 +106,8 @@ def register(app: typer.Typer) -> None:
         substeps: int = typer.Option(SimConfig.substeps, "--substeps", help="XPBD substeps per frame."),
         valid: float = typer.Option(0.1, "--valid", help="Fraction of scenes for validation."),
         test: float = typer.Option(0.1, "--test", help="Fraction of scenes for testing."),
+        max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
+                                          help="Refuse scenes estimated to have more particles than this."),
     ):
         """Make a dataset of randomized push scenes (rigid boxes, stacks, sand piles) on Newton,
         split by scene into train/valid/test. Resumable: run it again to finish a killed run."""
@@ -92,14 +125,16 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--workers must be at least 1, got {workers}")
         if frames < 3:
             raise BadInput(f"--frames must be at least 3 (GNS statistics need accelerations), got {frames}")
-        if not (dt > 0 and radius > 0):
-            raise BadInput("--dt and --radius must be positive")
+        if not (dt > 0 and radius > 0 and math.isfinite(dt) and math.isfinite(radius)):
+            raise BadInput(f"--dt and --radius must be positive and finite, got {dt} s and {radius} m")
         if not (0 <= granular_fraction <= 1):
             raise BadInput(f"--granular-fraction must lie in [0, 1], got {granular_fraction}")
         if valid < 0 or test < 0 or valid + test >= 1:
             raise BadInput("--valid and --test must be non-negative fractions summing to less than 1")
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} exists and is not a folder")
+        check_output(out, folder=True)
+        _check_budget(scenes, frames, seed, dt, radius, granular_fraction, max_particles)
         (out / WORK).mkdir(parents=True, exist_ok=True)
         todo = [i for i in range(scenes) if not _scene_path(out, i).exists()]
         if len(todo) < scenes:

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_SCENE = ASSETS / "scenes" / "push_blocks.toml"
@@ -142,6 +142,8 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(90, min=1, max=10000, help="Frames to simulate and predict."),
         out_dir: Path = typer.Option(Path("demo_out"), "--out-dir", "-o", help="Folder for demo.rrd, demo.png, rollouts and reports."),
         no_model: bool = typer.Option(False, "--no-model", help="Skip the learned model: simulate and audit only."),
+        max_particles: int = typer.Option(5_000_000, "--max-particles", min=1,
+                                          help="Refuse a scene estimated to need more particles than this."),
     ):
         """Lift a shipped scene, simulate it with Newton and predict it with the shipped GNN under the
         same push, audit both with the critic, and write demo.rrd, demo.png, rollouts and reports.
@@ -152,8 +154,11 @@ def register(app: typer.Typer) -> None:
 
           worldline demo --scene assets/scenes/stack_knock.toml --steps 60 --out-dir stack_demo
         """
+        from particles.scene_file import check_particle_budget, load_scene_file
+
         if not scene.exists():
             raise BadInput(f"{scene}: no such scene file")
+        check_particle_budget(load_scene_file(scene), max_particles, frames=steps + 1)  # before any allocation
         ckpt = None
         if not no_model:
             ckpt = checkpoint or DEFAULT_CHECKPOINT
@@ -161,4 +166,9 @@ def register(app: typer.Typer) -> None:
                 if checkpoint is not None:
                     raise BadInput(f"{checkpoint}: no such checkpoint")
                 ckpt = None
+        check_output(out_dir, "--out-dir", folder=True)
+        if ckpt is not None:
+            from dynamics.train import load_model
+
+            load_model(ckpt)  # a bad checkpoint is bad input before anything is written
         run_demo(scene, ckpt, steps, out_dir, echo=typer.echo)

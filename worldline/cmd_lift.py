@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
 
-from worldline.errors import BadInput
+from particles.scene_file import DEFAULT_MAX_PARTICLES
+from worldline.errors import BadInput, check_output
 
 RGBD_FORMAT = "worldline.rgbd"
 
@@ -31,8 +33,22 @@ def _load_rgbd(path: Path):
         mask = r.get("mask", required=False)
         if mask is not None and mask.shape != depth.shape:
             raise FileFormatError(path, "mask", f"expected shape {depth.shape} like depth, got {mask.shape}")
-        scale = r.scalar("depth_scale", float, required=False) or 1.0
-        return depth, intr, pose, mask, scale
+        if depth.dtype.kind not in "fiu":
+            raise FileFormatError(path, "depth", f"expected real numbers (m, or raw with depth_scale), got dtype {depth.dtype}")
+        if depth.size == 0:
+            raise FileFormatError(path, "depth", f"is an empty image (shape {depth.shape})")
+        if intr.dtype.kind not in "fiu" or not np.all(np.isfinite(intr)) or np.any(intr[:2] <= 0) \
+                or np.abs(intr).max() > 1e7:
+            raise FileFormatError(path, "intrinsics", f"expected finite (fx, fy, cx, cy) pixels with fx, fy > 0, "
+                                                      f"got {intr.tolist() if intr.dtype.kind in 'fiu' else intr.dtype}")
+        if pose is not None and (pose.dtype.kind not in "fiu" or not np.all(np.isfinite(pose))):
+            raise FileFormatError(path, "camera_to_world", "expected a finite (4, 4) matrix")
+        if mask is not None and mask.dtype.kind not in "iub":
+            raise FileFormatError(path, "mask", f"expected integer instance ids, got dtype {mask.dtype}")
+        scale = r.scalar("depth_scale", float, required=False, limit=1e9)
+        if scale is not None and scale <= 0:
+            raise FileFormatError(path, "depth_scale", f"must be positive (raw units per m), got {scale}")
+        return depth, intr, pose, mask, scale or 1.0
     finally:
         r.close()
 
@@ -76,6 +92,9 @@ def register(app: typer.Typer) -> None:
         graph_radius: Optional[float] = typer.Option(None, help="Neighbour-graph radius in m; default 2.5 x spacing. "
                                                      "0 for no graph."),
         seed: int = typer.Option(0, help="Seed for keypoint sampling."),
+        max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
+                                          help="Refuse a scene file estimated (before anything is allocated) "
+                                               "to need more particles than this."),
     ):
         """Turn a scene into particles with object ids, materials, keypoints and a neighbour graph.
 
@@ -87,19 +106,25 @@ def register(app: typer.Typer) -> None:
 
           worldline lift --rgbd assets/rgbd/tabletop.npz --out frame.npz
         """
-        from particles import MATERIALS
+        from particles import MATERIALS, FileFormatError
+        from particles.io import MAX_LENGTH
         from particles.graph import radius_graph
         from particles.io import save_scene
         from particles.keypoints import build_keypoints
         from particles.lift import lift_point_cloud, lift_rgbd, lift_scene, load_point_cloud
-        from particles.scene_file import load_scene_file
+        from particles.scene_file import check_particle_budget, load_scene_file
 
         if (source is None) == (rgbd is None):
             raise BadInput("give exactly one input: a scene/cloud file, or --rgbd FRAME.npz")
+        check_output(out)
         if material not in MATERIALS:
             raise BadInput(f"--material: unknown material {material!r}; expected one of {', '.join(MATERIALS)}")
-        if spacing is not None and spacing <= 0:
-            raise BadInput(f"--spacing: must be positive (m), got {spacing}")
+        if spacing is not None and not (math.isfinite(spacing) and spacing > 0):
+            raise BadInput(f"--spacing: must be a positive finite length (m), got {spacing}")
+        if graph_radius is not None and not (math.isfinite(graph_radius) and graph_radius >= 0):
+            raise BadInput(f"--graph-radius: must be a finite length >= 0 (m), got {graph_radius}")
+        if ground is not None and not math.isfinite(ground):
+            raise BadInput(f"--ground: must be a finite height (m), got {ground}")
         if rgbd is not None:
             if not rgbd.exists():
                 raise BadInput(f"{rgbd}: no such file")
@@ -108,18 +133,31 @@ def register(app: typer.Typer) -> None:
             scene = lift_rgbd(depth, intr, spacing, pose, mask, depth_scale=scale, material=material, ground=ground)
         elif source.suffix.lower() == ".toml":
             spec = load_scene_file(source)
-            if spacing is not None and spacing != spec.spacing:
+            spacing_given = spacing is not None and spacing != spec.spacing
+            if spacing_given:
                 from dataclasses import replace
 
                 spec = replace(spec, spacing=spacing)
             spacing = spec.spacing
+            check_particle_budget(spec, max_particles, spacing_field="--spacing" if spacing_given else "world.spacing")
             scene = lift_scene(spec).scene
         else:
             pts, ids = load_point_cloud(source)
+            if pts.size == 0:
+                raise FileFormatError(source, "points", "holds no points")
+            if np.iscomplexobj(pts) or not np.all(np.isfinite(pts)) or np.abs(pts).max() > MAX_LENGTH:
+                raise FileFormatError(source, "points", f"expected finite real coordinates of at most "
+                                                        f"{MAX_LENGTH:g} m")
             spacing = spacing or 0.02
             scene = lift_point_cloud(pts, spacing, ids, material, ground=ground)
         kp = build_keypoints(scene, per_object=keypoints, seed=seed) if keypoints > 0 else None
         radius = 2.5 * spacing if graph_radius is None else graph_radius
+        # a lattice of pitch `spacing` has about (4/3) pi (R / spacing)^3 neighbours within R of a particle
+        degree = 4.0 / 3.0 * math.pi * (radius / spacing) ** 3
+        if radius > 0 and scene.num_particles * min(degree, scene.num_particles) > 40 * max_particles:
+            raise BadInput(f"--graph-radius {radius:g} m: about {degree:.3g} neighbours per particle, "
+                           f"{scene.num_particles * min(degree, scene.num_particles):.3g} edges, more than "
+                           f"40 x --max-particles; use a radius of a few spacings ({spacing:g} m)")
         edges = radius_graph(scene.positions, radius, batch=scene.object_id) if radius > 0 else None
         save_scene(out, scene, kp, edges)
         for line in summary_lines(scene, spacing, kp, edges):

@@ -7,25 +7,35 @@ from typing import Optional
 
 import typer
 
-from worldline.errors import BadInput
+from particles.scene_file import DEFAULT_MAX_PARTICLES
+from worldline.errors import BadInput, check_output
 
 
-def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool):
+def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool,
+                     max_particles: int = DEFAULT_MAX_PARTICLES):
     import numpy as np
 
     from particles import Rollout, load_dataset
+    from particles.io import MAX_LENGTH
     from dynamics.evaluate import predict_trajectory
 
     trajs = load_dataset(folder, split)
     if not 0 <= index < len(trajs):
         raise BadInput(f"--index {index}: the {split} split has {len(trajs)} trajectories")
     ro = trajs[index]
+    if ro.scene.num_particles > max_particles:
+        raise BadInput(f"{folder}: {split} trajectory {index} has {ro.scene.num_particles} particles, more than "
+                       f"--max-particles {max_particles}; raise --max-particles")
     c = model.config.history
     if abs(ro.dt - model.config.dt) > 1e-9:
         raise BadInput(f"the trajectory's dt {ro.dt} s differs from the model's {model.config.dt} s")
     avail = ro.num_frames - 1 - c
     if avail < 1:
         raise BadInput(f"trajectory {index} has {ro.num_frames} frames; the model needs more than {c + 1}")
+    given = ro.positions[:c + 1]
+    if not np.all(np.isfinite(given)) or np.abs(given).max() > MAX_LENGTH:
+        raise BadInput(f"{folder / (split + '.npz')}: field 'traj_{index}/positions': the first {c + 1} frames (the "
+                       f"model's history) must be finite positions of at most {MAX_LENGTH:g} m")
     steps = avail if steps is None else steps
     if not 1 <= steps <= avail:
         raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
@@ -34,12 +44,13 @@ def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optiona
     return Rollout(ro.scene, pos, ro.dt), {"start_frame": np.int64(c)}
 
 
-def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide: bool):
+def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide: bool,
+                   max_particles: int = DEFAULT_MAX_PARTICLES):
     import numpy as np
 
     try:
         from particles.lift import lift_scene, tool_action
-        from particles.scene_file import load_scene_file
+        from particles.scene_file import check_particle_budget, load_scene_file
     except ImportError:
         raise BadInput("scene files need particles.scene_file and particles.lift, which this build lacks") from None
     from dynamics.model import LearnedSimulator
@@ -48,6 +59,7 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide
     if steps < 1:
         raise BadInput(f"--steps must be >= 1, got {steps}")
     spec = load_scene_file(path)
+    check_particle_budget(spec, max_particles, frames=steps + 1)  # before lifting allocates anything
     lifted = lift_scene(spec)
     action = tool_action(lifted, model.config.dt, steps) if spec.tool is not None else None
     sim = LearnedSimulator(model, lifted.scene, action_indices=lifted.tool_indices, rigid=rigid, collide=collide)
@@ -70,6 +82,9 @@ def register(app: typer.Typer) -> None:
         rigid: bool = typer.Option(True, "--rigid/--no-rigid", help="Keep rigid objects rigid (Kabsch projection)."),
         collide: bool = typer.Option(True, "--collide/--no-collide", help="Push free particles out of the tool, static objects, other objects and the ground."),
         threads: int = typer.Option(1, "--threads", help="CPU threads for PyTorch."),
+        max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
+                                          help="Refuse a scene or trajectory with more particles than this "
+                                               "(scenes are estimated before anything is allocated)."),
     ):
         """Roll out the GNN on a scene or a dataset trajectory and write a rollout file.
 
@@ -85,14 +100,19 @@ def register(app: typer.Typer) -> None:
 
         wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         torch.set_num_threads(max(1, threads))
+        check_output(out)
+        if not source.exists():
+            raise BadInput(f"{source}: no such scene file or dataset folder")
+        if not source.is_dir() and source.suffix != ".toml":
+            raise BadInput(f"{source}: expected a scene .toml or a dataset folder")
+        if source.is_dir() and split not in ("train", "valid", "test"):
+            raise BadInput(f"--split: expected train, valid or test, got {split!r}")
+        if steps is not None and steps < 1:
+            raise BadInput(f"--steps must be >= 1, got {steps}")
         model = load_model(checkpoint)
         if source.is_dir():
-            ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide)
-        elif source.suffix == ".toml":
-            ro, extra = _rollout_scene(model, source, steps, rigid, collide)
-        elif not source.exists():
-            raise BadInput(f"{source}: no such scene file or dataset folder")
+            ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide, max_particles)
         else:
-            raise BadInput(f"{source}: expected a scene .toml or a dataset folder")
+            ro, extra = _rollout_scene(model, source, steps, rigid, collide, max_particles)
         save_rollout(out, ro, extra=extra)
         typer.echo(f"wrote {out}: {ro.num_frames} frames of {ro.scene.num_particles} particles, dt {ro.dt:g} s")

@@ -9,13 +9,15 @@ The rollout file also carries ``tool_indices``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from dynamics.sim.simulator import SimConfig
-from worldline.errors import BadInput
+from particles.scene_file import DEFAULT_MAX_PARTICLES
+from worldline.errors import BadInput, check_output
 
 
 def _load_action(path: Path, scene, tool_indices):
@@ -24,20 +26,21 @@ def _load_action(path: Path, scene, tool_indices):
 
     from particles import Action, FileFormatError, ValidationError
 
-    if not path.exists():
-        raise FileFormatError(path, None, "no such file")
+    from particles.io import MAX_LENGTH, _NpzReader
+
+    r = _NpzReader(path)  # names the file and field on a missing, empty, truncated or pickled file
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "positions" not in z.files:
-                raise FileFormatError(path, "positions", "missing (expected positions (T, M, 3) m)")
-            idx = z["indices"] if "indices" in z.files else tool_indices
-            action = Action(idx, z["positions"])
+        pos = r.numbers("positions")
+        idx = r.numbers("indices", required=False, integer=True)
+        if not np.issubdtype(pos.dtype, np.floating):
+            raise FileFormatError(path, "positions", f"expected floats (T, M, 3) m, got dtype {pos.dtype}")
+        if pos.size and np.nanmax(np.abs(pos)) > MAX_LENGTH:
+            raise FileFormatError(path, "positions", f"tool positions past {MAX_LENGTH:g} m are outside the world")
+        action = Action(tool_indices if idx is None else idx, pos)
     except ValidationError as exc:
         raise FileFormatError(path, exc.field, exc.problem) from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, FileFormatError):
-            raise
-        raise FileFormatError(path, None, f"is not a readable .npz archive ({exc})") from None
+    finally:
+        r.close()
     if not np.array_equal(np.sort(action.indices), np.sort(tool_indices)):
         raise FileFormatError(path, "indices", f"must be the scene's {len(tool_indices)} tool particles")
     return action
@@ -55,6 +58,9 @@ def register(app: typer.Typer) -> None:
         dt: float = typer.Option(1.0 / 60.0, "--dt", help="Frame time step, s."),
         substeps: int = typer.Option(SimConfig.substeps, "--substeps", help="XPBD substeps per frame."),
         device: Optional[str] = typer.Option(None, "--device", help="Warp device (cpu, cuda:0); default Warp's."),
+        max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
+                                          help="Refuse a scene estimated (before anything is allocated) to need more "
+                                               "particles than this."),
     ):
         """Simulate SCENE with Newton (rigid: XPBD, granular: implicit MPM, elastic/cloth: XPBD springs)
         and write the rollout, tool particles included with the kinematic type."""
@@ -64,17 +70,20 @@ def register(app: typer.Typer) -> None:
 
         if steps < 1:
             raise BadInput(f"--steps must be at least 1, got {steps}")
-        if not (dt > 0):
+        check_output(out)
+        if not (dt > 0 and math.isfinite(dt)):
             raise BadInput(f"--dt must be a positive time in s, got {dt}")
         if not scene.exists():
             raise BadInput(f"scene file not found: {scene}")
         from dynamics.sim import SimConfig
         from dynamics.sim.scenes import setup_from_scene_file
+        from particles.scene_file import check_particle_budget, load_scene_file
 
         try:
             config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=1, device=device)
         except ValidationError as exc:
             raise BadInput(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
+        check_particle_budget(load_scene_file(scene), max_particles, frames=steps + 1)  # before any allocation
         setup = setup_from_scene_file(scene, dt, steps)
         act = setup.action
         if action is not None:

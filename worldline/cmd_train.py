@@ -11,7 +11,57 @@ from pathlib import Path
 
 import typer
 
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
+
+
+def _check_dataset(folder: Path) -> None:
+    """Refuse, before training, a dataset whose metadata or training trajectories cannot be trained on:
+    unreadable files, or positions that are not finite or lie past ``particles.io.MAX_LENGTH``. Reads one
+    trajectory at a time."""
+    import numpy as np
+
+    from particles import FileFormatError, read_metadata
+    from particles.io import MAX_LENGTH, _NpzReader
+
+    meta = read_metadata(folder)
+    for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+        if key in meta and not np.all(np.isfinite(meta[key])):
+            raise FileFormatError(folder / "metadata.json", key, "is not finite; training normalises by it")
+    path = folder / "train.npz"
+    r = _NpzReader(path)
+    try:
+        keys = sorted(k for k in r.keys if k.startswith("traj_") and k.endswith("/positions"))
+        for key in keys:
+            pos = r.get(key)
+            if pos.dtype.kind != "f":
+                raise FileFormatError(path, key, f"expected floats, got dtype {pos.dtype}")
+            if pos.size and (not np.all(np.isfinite(pos)) or np.abs(pos).max() > MAX_LENGTH):
+                raise FileFormatError(path, key, f"holds NaN, infinite or huge (> {MAX_LENGTH:g} m) positions; "
+                                                 "training needs finite trajectories")
+    finally:
+        r.close()
+
+
+def _check_resumable(path: Path) -> None:
+    """Refuse a ``checkpoint.pt`` that ``--resume`` could not continue, naming the field."""
+    from dynamics.train import TrainConfig, load_checkpoint, load_model
+    from particles import FileFormatError, ValidationError
+
+    ckpt = load_checkpoint(path)
+    load_model(path)  # config and weights
+    for key, kind in (("train_config", dict), ("optimizer", dict), ("step", int)):
+        if key not in ckpt:
+            raise FileFormatError(path, key, "missing (a model-only checkpoint cannot be resumed)")
+        if not isinstance(ckpt[key], kind) or isinstance(ckpt[key], bool):
+            raise FileFormatError(path, key, f"expected a {kind.__name__}, got {type(ckpt[key]).__name__}")
+    if "generator" not in ckpt:
+        raise FileFormatError(path, "generator", "missing")
+    try:
+        TrainConfig(**{"constrained": False, **ckpt["train_config"]})
+    except ValidationError as exc:
+        raise FileFormatError(path, f"train_config.{exc.field}", exc.problem) from None
+    except TypeError as exc:
+        raise FileFormatError(path, "train_config", f"is not a training configuration ({exc})") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -44,20 +94,34 @@ def register(app: typer.Typer) -> None:
 
         from dynamics.train import TrainConfig, train
 
+        from dynamics.model import ModelConfig
+        from particles import ValidationError
+
         wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         if threads < 1:
             raise BadInput(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        if steps < 1:
+            raise BadInput(f"--steps must be at least 1, got {steps}")
         if not dataset.is_dir():
-            raise BadInput(f"{dataset}: no such dataset folder")
+            raise BadInput(f"{dataset}: no such dataset folder" if not dataset.exists()
+                           else f"{dataset}: is a file, expected a dataset folder (metadata.json, train.npz)")
+        check_output(out, folder=True)
         if not resume and (out / "checkpoint.pt").exists():
             raise BadInput(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
         if resume and not (out / "checkpoint.pt").exists():
             raise BadInput(f"{out}/checkpoint.pt: nothing to resume")
-        cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, lr_final=lr_final, lr_decay_steps=lr_decay_steps,
-                          noise_std=noise_std, seed=seed, constrained=constrained, validate_every=validate_every,
-                          checkpoint_every=checkpoint_every)
         overrides = dict(latent=latent, message_steps=message_steps, history=history, hidden_layers=hidden_layers)
+        try:
+            cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, lr_final=lr_final,
+                              lr_decay_steps=lr_decay_steps, noise_std=noise_std, seed=seed, constrained=constrained,
+                              validate_every=validate_every, checkpoint_every=checkpoint_every)
+            ModelConfig(connectivity_radius=1.0, dt=1.0, **overrides)  # the architecture flags, checked now
+        except ValidationError as exc:
+            raise BadInput(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
+        _check_dataset(dataset)
+        if resume:
+            _check_resumable(out / "checkpoint.pt")
+        torch.set_num_threads(threads)
         rank0 = int(os.environ.get("RANK", "0")) == 0
         result = train(dataset, out, cfg, model_overrides=overrides, resume=resume, progress=progress and rank0,
                        log=(lambda s: typer.echo(s, err=True)) if rank0 else None)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from worldline.errors import BadInput
+from worldline.errors import BadInput, check_output
 
 EXIT_BAD_INPUT = 2
 
@@ -78,10 +78,16 @@ def view(
     if out is None and (png is None or spawn):
         out = path.with_suffix(".rrd")
     if out is not None:
-        if out.suffix != ".rrd":
-            raise BadInput(f"--out {out}: a Rerun recording ends in .rrd")
         if out.is_dir():
             raise BadInput(f"--out {out}: is a folder; give a file name ending in .rrd")
+        if out.suffix != ".rrd":
+            raise BadInput(f"--out {out}: a Rerun recording ends in .rrd")
+        check_output(out)
+    if png is not None:
+        if png.suffix.lower() != ".png":
+            raise BadInput(f"--png {png}: expected a .png file name")
+        check_output(png, "--png")
+    if out is not None:
         try:
             summary = viz.record(out, rollout, report, truth_ro, keypoints, edges, max_points=max_points,
                                  name=path.stem, progress=True, truth_report=truth_report)
@@ -94,8 +100,6 @@ def view(
         typer.echo(f"wrote {out}: {summary.frames} frames, {summary.particles} particles{shown}, "
                    f"{summary.events} critic event{'' if summary.events == 1 else 's'}{truth_events}")
     if png is not None:
-        if png.suffix.lower() != ".png":
-            raise BadInput(f"--png {png}: expected a .png file name")
         try:
             viz.render_png(png, rollout, report)
         except OSError as exc:
