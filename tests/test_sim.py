@@ -244,9 +244,13 @@ def test_same_inputs_give_identical_rollouts():
     assert np.array_equal(a.positions, b.positions)
 
 
-def test_tool_follows_action_exactly(pushed):
+def test_tool_follows_action_below_its_force_limit(pushed):
+    """Pushing a 65 g box needs far less than the drive's force limit, so the driven tool lands on
+    its prescribed path (to float rounding in free space, to the contact's give while pushing)."""
     setup, rollout = pushed
-    assert np.array_equal(rollout.positions[:, setup.action.indices], setup.action.positions[: rollout.num_frames])
+    err = np.linalg.norm(rollout.positions[:, setup.action.indices] - setup.action.positions[: rollout.num_frames], axis=-1)
+    assert err.max() < 0.01 * R, err.max()
+    assert err[:5].max() < 1e-6  # before it touches the box
     assert np.all(setup.scene.particle_type[setup.action.indices] == KINEMATIC)
 
 
@@ -286,8 +290,9 @@ def test_cli_simulate_round_trip(tmp_path):
     assert ro.scene.object_material == ("rigid", "rigid") and ro.scene.object_name[-1] == "tool"
     tool = ro.scene.object_indices(1)
     assert np.all(ro.scene.particle_type[tool] == KINEMATIC)
-    # the tool followed its path (6 cm in 0.2 s) and pushed the box forward
-    np.testing.assert_allclose(ro.positions[12, tool].mean(0) - ro.positions[0, tool].mean(0), [0.06, 0, 0], atol=1e-6)
+    # the tool followed its path (6 cm in 0.2 s; while pushing it gives way by the contact's tens of
+    # micrometres, far below its force limit) and pushed the box forward
+    np.testing.assert_allclose(ro.positions[12, tool].mean(0) - ro.positions[0, tool].mean(0), [0.06, 0, 0], atol=0.01 * R)
     box = ro.scene.object_indices(0)
     assert ro.positions[-1, box, 0].mean() > ro.positions[0, box, 0].mean() + 0.005
     # an explicit action file drives the tool instead: hold it still, the box stays
