@@ -6,7 +6,8 @@ and kernel compile time with a cold Warp cache against a warm one.
     PYTHONPATH=$PWD python3 bench/sim.py --compile            # also cold vs cached compile (minutes)
 
 Scenes per material (particle radius 1 cm, default SimConfig: 1/60 s frames, 10 substeps):
-rigid: boxes of 4x4x4 particles on a grid, dropped 1 cm onto the ground; granular: one
+rigid: boxes of 4x4x4 particles on a grid, dropped 1 cm onto the ground; push: the same grid
+and a pusher driving the first box into the next one at 0.25 m/s (``--materials push``); granular: one
 block of sand collapsing; elastic: one spring-network block dropped on the ground;
 cloth: a square sheet falling onto a static box. A size is skipped (and said so) when its
 first frame predicts more than ``--budget`` seconds for the timed frames, and larger sizes
@@ -26,6 +27,7 @@ import time
 import numpy as np
 
 R = 0.01
+PUSH_FRAMES = 400  # frames of the push scene's tool path (covers the first and the timed frames)
 
 
 def make_setup(material: str, n: int):
@@ -40,6 +42,14 @@ def make_setup(material: str, n: int):
             x, y = (b % side) * 0.1, (b // side) * 0.1
             objs.append(PrimitiveSpec(f"box{b}", "rigid", ObjectShape("box", (0.04, 0.04, 0.04), position=(x, y, 0.05))))
         return build_setup(objs, R)
+    if material == "push":  # the rigid grid, and a pusher driving the first box into the second at 0.25 m/s
+        from dynamics.sim.scenes import push_action
+
+        base = make_setup("rigid", n)
+        objs = [PrimitiveSpec(name, "rigid", shape) for name, shape in zip(base.scene.object_name, base.shapes)]
+        start = np.array([-0.06, 0.0, 0.032])
+        path = push_action(start, start + [0.25 * PUSH_FRAMES / 60.0, 0, 0], PUSH_FRAMES)
+        return build_setup(objs, R, tool=ObjectShape("box", (0.01, 0.04, 0.02), position=start), tool_path=path)
     if material in ("granular", "elastic"):
         side = max(2, int(round(n ** (1 / 3))))
         half = side * R
@@ -76,7 +86,8 @@ def throughput(materials, sizes, frames: int, budget: float, device=None):
             sim = setup.simulator(SimConfig(device=device))
             build = time.perf_counter() - t0
             t0 = time.perf_counter()
-            sim.rollout(None, 1)  # first frame: loads kernels, allocates
+            act = setup.action
+            sim.rollout(act, 1)  # first frame: loads kernels, allocates
             first = time.perf_counter() - t0
             if first * frames > budget:
                 rows.append((material, setup.scene.num_particles, build, None, None,
@@ -84,7 +95,7 @@ def throughput(materials, sizes, frames: int, budget: float, device=None):
                 skip = True
                 continue
             t0 = time.perf_counter()
-            ro = sim.rollout(None, frames)
+            ro = sim.rollout(act, frames)
             el = time.perf_counter() - t0
             fps = frames / el
             ok = bool(np.all(np.isfinite(ro.positions)))
@@ -133,7 +144,7 @@ def compile_times(root: str):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--materials", nargs="+", default=["rigid", "granular", "elastic", "cloth"])
+    ap.add_argument("--materials", nargs="+", default=["rigid", "push", "granular", "elastic", "cloth"])
     ap.add_argument("--sizes", nargs="+", type=int, default=[1000, 10000, 100000])
     ap.add_argument("--frames", type=int, default=10, help="timed frames per size")
     ap.add_argument("--budget", type=float, default=120.0, help="s allowed for the timed frames of one size")

@@ -339,3 +339,56 @@ def test_cli_dataset_is_gns_layout_and_resumable(tmp_path):
     again = load_rollout(work[1])
     before = np.load(_io.BytesIO(lost))["positions"]
     assert np.array_equal(again.positions, before)
+
+
+def test_cli_dataset_drops_glitched_draws_and_counts_them(tmp_path, monkeypatch):
+    """A draw the critic flags is dropped and redrawn from the next attempt's generator, and counted."""
+    import json
+
+    import critic
+    from critic.report import Event, Report
+    from particles import load_rollout
+    from worldline.cli import main
+
+    calls = []
+
+    def first_draw_glitched(rollout, *args, **kwargs):  # the critic flags every scene's first draw
+        calls.append(1)
+        events = ()
+        if len(calls) % 2 == 1:
+            events = (Event("teleport", 2, 2, 0, None, (0, 0, 0), 0.5, (0,), "injected"),)
+        return Report(frames=rollout.num_frames, particles=rollout.scene.num_particles, events=events)
+
+    monkeypatch.setattr(critic, "audit", first_draw_glitched)
+    out = tmp_path / "ds"
+    assert main(["dataset", "--scenes", "2", "--frames", "6", "--workers", "1", "--seed", "5", "--valid", "0",
+                 "--test", "0", "--out", str(out)]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["dropped_glitched"] == 2 and meta["dropped_by_category"] == {"teleport": 2} and meta["audited"]
+    for i in range(2):
+        ro = np.load(out / ".work" / f"scene_{i:05d}.npz", allow_pickle=False)
+        assert int(ro["attempt"]) == 1 and list(ro["dropped"]) == ["teleport"]
+    # the kept draw is attempt 1's scene, exactly as a direct simulation of that generator gives
+    kept = load_rollout(out / ".work" / "scene_00001.npz")
+    setup = random_setup(np.random.default_rng([5, 1, 1]), 6)
+    assert np.array_equal(kept.positions, setup.simulator(CFG).rollout(setup.action, 5).positions)
+
+
+def test_cli_simulate_prints_the_audit_and_records_the_prescribed_path(tmp_path, capsys):
+    from worldline.cli import main
+
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE_TOML.replace('shape = "pusher"', 'shape = "pusher"\nmax_force = 0.2'))
+    out = tmp_path / "rollout.npz"
+    assert main(["simulate", str(scene), "--steps", "12", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "0 event(s) in 13 frames" in text and "limit 0.2 N" in text
+    z = np.load(out, allow_pickle=False)
+    tool = z["tool_indices"]
+    # 0.2 N cannot shove a 130 g box against friction (0.64 N): the tool stops on it, short of its path
+    assert z["tool_target"].shape == (13, len(tool), 3)
+    lag = z["tool_target"][-1, :, 0].mean() - z["positions"][-1, tool, 0].mean()
+    assert lag > 0.01
+    assert np.linalg.norm(z["tool_force"], axis=-1).max() <= 0.2 * (1 + 1e-5)
+    assert main(["simulate", str(scene), "--steps", "3", "--no-audit", "--out", str(out)]) == 0
+    assert "event(s)" not in capsys.readouterr().out
