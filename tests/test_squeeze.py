@@ -129,3 +129,24 @@ def test_force_limit_comes_from_the_scene_file(tmp_path):
     assert sim.tool_max_force == 5.0
     contact = np.linalg.norm(np.array(sim.tool_log["contact"]), axis=-1)
     assert np.allclose(contact[-20:], 5.0, rtol=0.05)  # pinned with 5 N, not the default 20
+
+
+def test_tool_that_fell_behind_returns_at_the_catchup_speed():
+    """The path jumps 6 cm in one frame (360 m/s^2 > what 20 N gives 0.5 kg): the tool falls behind,
+    then closes the gap at most tool_catchup_speed faster than the (now still) path, and lands on it."""
+    from dynamics.sim import ObjectShape
+    from dynamics.sim.scenes import PrimitiveSpec, build_setup
+
+    start = np.array([0.0, 0.0, 0.1])
+    path = np.repeat(start[None], 90, 0)
+    path[10:, 0] += 0.06
+    setup = build_setup([PrimitiveSpec("box", "rigid", ObjectShape("box", (0.03, 0.03, 0.03), position=(0.3, 0, 0.03)))],
+                        0.01, tool=ObjectShape("box", (0.01, 0.04, 0.02), position=start), tool_path=path)
+    sim = setup.simulator(CFG)
+    rollout = sim.rollout(setup.action, 89)
+    x = rollout.positions[:, setup.action.indices, 0].astype(np.float64).mean(1)
+    v = np.diff(x) / rollout.dt
+    assert x[10] < start[0] + 0.03  # behind after the jump frame
+    assert v[11:].max() <= CFG.tool_catchup_speed * 1.05 + 1e-3, v[11:].max()
+    assert v[11:20].min() > 0.9 * CFG.tool_catchup_speed  # and it does come back at that speed
+    assert abs(x[-1] - (start[0] + 0.06)) < 1e-5  # until it is on its path again

@@ -38,6 +38,7 @@ def rigid_particle_states(
 @wp.kernel
 def tool_drive(
     body_ids: wp.array(dtype=wp.int32),
+    target_q: wp.array(dtype=wp.transform),
     target_next_q: wp.array(dtype=wp.transform),
     body_q: wp.array(dtype=wp.transform),
     body_qd: wp.array(dtype=wp.spatial_vector),
@@ -47,6 +48,7 @@ def tool_drive(
     gravity: wp.vec3,
     max_force: float,
     max_torque: float,
+    catchup_speed: float,
     h: float,
     body_f: wp.array(dtype=wp.spatial_vector),
     drive_sum: wp.array(dtype=wp.spatial_vector),
@@ -55,9 +57,11 @@ def tool_drive(
     """Bounded deadbeat PD drive of the tool bodies ``body_ids`` for one substep of ``h`` s.
 
     The wrench a semi-implicit Euler step of ``h`` needs to carry body ``b`` from its pose to
-    ``target_next_q`` (the prescribed pose at the end of the substep), i.e. a PD drive with
-    ``kp = m / h^2``, ``kd = m / h`` towards the prescribed pose moving at the prescribed velocity,
-    is clamped to ``|F| <= max_force`` N and ``|tau| <= max_torque`` N m; the body's weight is
+    ``target_next_q`` (the prescribed pose at the end of the substep, ``target_q`` at its start),
+    i.e. a PD drive with ``kp = m / h^2``, ``kd = m / h`` towards the prescribed pose moving at the
+    prescribed velocity, is clamped to ``|F| <= max_force`` N and ``|tau| <= max_torque`` N m. The
+    position term is capped at ``catchup_speed`` m/s: a tool that fell behind (blocked, then let
+    go) returns to its path at most that much faster than the path moves. The body's weight is
     compensated on top. Written into ``body_f`` (world frame, force at the centre of mass),
     the clamped drive is added to ``drive_sum`` and its magnitudes' maximum kept in
     ``drive_peak`` (N, N m), per tool part ``i``.
@@ -72,9 +76,15 @@ def tool_drive(
     x_com = wp.transform_point(q, com)
     v = wp.spatial_top(qd)
     w = wp.spatial_bottom(qd)
+    x0 = wp.transform_point(target_q[i], com)
     x1 = wp.transform_point(target_next_q[i], com)
-    # force: v' = v + (F/m + g) h and x' = x + v' h land on x1
-    f = m * ((x1 - x_com) / (h * h) - v / h)
+    # force: v' = v + (F/m + g) h and x' = x + v' h land on x1, i.e. v' = (x1 - x0)/h + (x0 - x)/h,
+    # with the catch-up part (x0 - x)/h capped
+    catchup = (x0 - x_com) / h
+    cn = wp.length(catchup)
+    if cn > catchup_speed:
+        catchup = catchup * (catchup_speed / cn)
+    f = m * (((x1 - x0) / h + catchup) - v) / h
     fn = wp.length(f)
     if fn > max_force:
         f = f * (max_force / fn)

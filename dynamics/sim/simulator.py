@@ -97,6 +97,9 @@ class SimConfig:
     """kg (> 0): the mass of each tool part (its inertia is its shape's, scaled to this mass). Below
     the force limit the drive makes the tool follow its path exactly whatever the mass; the mass
     sets how much force a velocity step of the path needs (``mass * dv * substeps / dt``)."""
+    tool_catchup_speed: float = 0.1
+    """m/s (> 0): a tool part that fell behind its path (blocked, then let go) returns to it at most
+    this much faster than the path moves, instead of lunging at it with its full force."""
     device: Optional[str] = None
     """Warp device ("cpu", "cuda:0"), or None for Warp's default."""
 
@@ -120,6 +123,8 @@ class SimConfig:
              "must be a positive torque in N m"),
             ("tool_mass", isinstance(self.tool_mass, (int, float)) and math.isfinite(self.tool_mass)
              and self.tool_mass > 0, "must be a positive mass in kg"),
+            ("tool_catchup_speed", isinstance(self.tool_catchup_speed, (int, float)) and self.tool_catchup_speed > 0,
+             "must be a positive speed in m/s"),
         )
         for name, ok, problem in checks:
             if not ok:
@@ -680,9 +685,9 @@ class NewtonSimulator(Dynamics):
                     raise ValidationError("control", f"expected tool positions of shape ({m}, 3), got {control.shape}")
                 poses1 = [self._tool_pose(p, control) for p in range(len(self._tool_parts))]
             slerps = [Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([r0, r1]))) for (r0, _), (r1, _) in zip(poses0, poses1)]
-            fractions = np.arange(1, self.substeps + 1) / self.substeps
-            # prescribed pose per substep end and part: (substeps, P, 7) p, q xyzw
-            targets = np.zeros((self.substeps, len(poses0), 7), np.float32)
+            fractions = np.arange(0, self.substeps + 1) / self.substeps
+            # prescribed pose per substep boundary and part: (substeps + 1, P, 7) p, q xyzw
+            targets = np.zeros((self.substeps + 1, len(poses0), 7), np.float32)
             for p, ((_, t0), (_, t1)) in enumerate(zip(poses0, poses1)):
                 targets[:, p, :3] = t0 + fractions[:, None] * (t1 - t0)
                 targets[:, p, 3:] = slerps[p](fractions).as_quat()
@@ -706,9 +711,11 @@ class NewtonSimulator(Dynamics):
             self._s0.clear_forces()
             if m:
                 wp.launch(tool_drive, dim=parts,
-                          inputs=[self._wp_tool_ids, wp_targets[k * parts:(k + 1) * parts], self._s0.body_q,
+                          inputs=[self._wp_tool_ids, wp_targets[k * parts:(k + 1) * parts],
+                                  wp_targets[(k + 1) * parts:(k + 2) * parts], self._s0.body_q,
                                   self._s0.body_qd, self.model.body_com, self.model.body_mass, self.model.body_inertia,
-                                  gravity, self.tool_max_force, float(cfg.tool_max_torque), float(h)],
+                                  gravity, self.tool_max_force, float(cfg.tool_max_torque),
+                                  float(cfg.tool_catchup_speed), float(h)],
                           outputs=[self._s0.body_f, self._wp_drive_sum, self._wp_drive_peak], device=self.device)
             self._pipeline.collide(self._s0, self._contacts)
             self.solver.step(self._s0, self._s1, self._control, self._contacts, h)
