@@ -4,6 +4,7 @@ and kernel compile time with a cold Warp cache against a warm one.
     PYTHONPATH=$PWD python3 bench/sim.py                      # throughput table (warm cache)
     PYTHONPATH=$PWD python3 bench/sim.py --sizes 1000 10000   # fewer sizes
     PYTHONPATH=$PWD python3 bench/sim.py --compile            # also cold vs cached compile (minutes)
+    PYTHONPATH=$PWD python3 bench/sim.py --squeeze            # issue 17's squeeze: XPBD vs SolverMuJoCo
 
 Scenes per material (particle radius 1 cm, default SimConfig: 1/60 s frames, 10 substeps):
 rigid: boxes of 4x4x4 particles on a grid, dropped 1 cm onto the ground; push: the same grid
@@ -105,6 +106,81 @@ def throughput(materials, sizes, frames: int, budget: float, device=None):
     return rows
 
 
+def squeeze(cases, frames: int = 180):
+    """Issue 17's squeeze (assets/scenes/squeeze_wall.toml: a 6 cm box pushed at 0.25 m/s into a static
+    block) with the bounded tool drive, on NewtonSimulator (XPBD) and, when ``mujoco_warp`` imports, on
+    Newton's SolverMuJoCo with the same drive kernel (box, block, ground and tool only). Per case
+    (box density kg/m^3, force limit N): the box's fastest centre speed, its final x and ms per frame."""
+    import dataclasses
+
+    import warp as wp
+
+    import newton
+    from dynamics.sim import SimConfig
+    from dynamics.sim._kernels import tool_drive
+    from dynamics.sim.scenes import setup_from_scene_file
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = setup_from_scene_file(os.path.join(root, "assets", "scenes", "squeeze_wall.toml"), 1 / 60, frames)
+    rows = []
+    for density, force in cases:
+        mats = list(base.materials)
+        mats[0] = mats[0].with_(density=density)
+        setup = dataclasses.replace(base, materials=tuple(mats))
+        sim = setup.simulator(SimConfig(tool_max_force=force))
+        t0 = time.perf_counter()
+        ro = sim.rollout(setup.action, frames)
+        ms = 1000 * (time.perf_counter() - t0) / frames
+        c = ro.positions[:, ro.scene.object_indices(0)].astype(np.float64).mean(1)
+        v = np.linalg.norm(np.diff(c, axis=0), axis=1) / ro.dt
+        rows.append(("xpbd", density, force, sim.substeps, v.max(), c[-1, 0], ms))
+    try:
+        import mujoco_warp  # noqa: F401
+    except ImportError:
+        print("  SolverMuJoCo: skipped (mujoco_warp is not installed)")
+        return rows
+    cfg = SimConfig()
+    for density, force in cases:
+        for substeps in (cfg.substeps, 2):
+            h = cfg.dt / substeps
+            b = newton.ModelBuilder()
+            b.add_ground_plane()
+            box = b.add_body(xform=wp.transform(wp.vec3(0, 0, 0.03), wp.quat_identity()))
+            b.add_shape_box(box, hx=0.03, hy=0.03, hz=0.03, cfg=newton.ModelBuilder.ShapeConfig(density=density, mu=0.5))
+            b.add_shape_box(-1, xform=wp.transform(wp.vec3(0.19, 0, 0.04), wp.quat_identity()), hx=0.03, hy=0.08, hz=0.04,
+                            cfg=newton.ModelBuilder.ShapeConfig(density=0.0, mu=0.5))
+            tool = b.add_body(xform=wp.transform(wp.vec3(-0.06, 0, 0.022), wp.quat_identity()))
+            b.add_shape_box(tool, hx=0.01, hy=0.04, hz=0.02,
+                            cfg=newton.ModelBuilder.ShapeConfig(density=cfg.tool_mass / 6.4e-5, mu=0.5))
+            model = b.finalize()
+            solver = newton.solvers.SolverMuJoCo(model, use_mujoco_cpu=True)
+            s0, s1 = model.state(), model.state()
+            control = model.control()
+            newton.eval_fk(model, model.joint_q, model.joint_qd, s0)
+            ids = wp.array([tool], dtype=wp.int32)
+            dsum, dpk = wp.zeros(1, dtype=wp.spatial_vector), wp.zeros(1, dtype=wp.vec2)
+            path = lambda t: wp.array([wp.transform(wp.vec3(-0.06 + 0.25 * t, 0, 0.022), wp.quat_identity())],  # noqa: E731
+                                      dtype=wp.transform)
+            xs = []
+            t0 = time.perf_counter()
+            for f in range(frames):
+                for k in range(substeps):
+                    t = (f * substeps + k) * h
+                    s0.clear_forces()
+                    wp.launch(tool_drive, dim=1, inputs=[ids, path(t), path(t + h), s0.body_q, s0.body_qd, model.body_com,
+                                                         model.body_mass, model.body_inertia, wp.vec3(0, 0, -9.81), force,
+                                                         cfg.tool_max_torque, cfg.tool_catchup_speed, h],
+                              outputs=[s0.body_f, dsum, dpk])
+                    solver.step(s0, s1, control, None, h)
+                    s0, s1 = s1, s0
+                xs.append(s0.body_q.numpy()[box, :3].copy())
+            ms = 1000 * (time.perf_counter() - t0) / frames
+            xs = np.array(xs)
+            v = np.linalg.norm(np.diff(xs, axis=0), axis=1) / cfg.dt
+            rows.append(("mujoco", density, force, substeps, v.max(), xs[-1, 0], ms))
+    return rows
+
+
 COMPILE_SNIPPET = """
 import sys, time, json
 import warp as wp
@@ -150,7 +226,18 @@ def main():
     ap.add_argument("--budget", type=float, default=120.0, help="s allowed for the timed frames of one size")
     ap.add_argument("--device", default=None)
     ap.add_argument("--compile", action="store_true", help="also measure cold vs cached kernel compile time")
+    ap.add_argument("--squeeze", action="store_true",
+                    help="only issue 17's squeeze scene with the bounded tool drive: XPBD vs SolverMuJoCo")
     args = ap.parse_args()
+    if args.squeeze:
+        import warp as wp
+
+        wp.config.quiet = True
+        print("| solver | box density kg/m^3 | max_force N | substeps | box max speed m/s | box final x m | ms/frame |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for row in squeeze([(500.0, 20.0), (50.0, 20.0), (500.0, 100.0)]):
+            print("| {} | {:g} | {:g} | {} | {:.3f} | {:.3f} | {:.1f} |".format(*row), flush=True)
+        return
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     import warp as wp
 
