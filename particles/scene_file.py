@@ -133,6 +133,11 @@ class ToolSpec:
     """Fixed orientation, unit quaternion (x, y, z, w)."""
     friction: float = DEFAULTS["friction"]
     """Coulomb friction coefficient against objects, -."""
+    max_force: Optional[float] = None
+    """N: the most force the tool's drive applies per rigid part; None for the simulator's default
+    (``dynamics.sim.SimConfig.tool_max_force``)."""
+    max_torque: Optional[float] = None
+    """N m: the most torque the tool's drive applies per rigid part; None for the simulator's default."""
 
     def pose(self, t: float) -> tuple[np.ndarray, Optional[float]]:
         """Tool centre (3,) m and gripper width (m, or None) at time ``t`` s (linear interpolation)."""
@@ -328,7 +333,8 @@ def _parse_tool(path: Path, table: dict) -> ToolSpec:
         if wps[k].t <= wps[k - 1].t:
             raise f.err(f"path[{k}].t", "waypoint times must increase")
     spec = ToolSpec(shape=shape, size=size, path=tuple(wps), rotation=f.rotation(),
-                    friction=f.number("friction", DEFAULTS["friction"], nonneg=True))
+                    friction=f.number("friction", DEFAULTS["friction"], nonneg=True),
+                    max_force=f.number("max_force", positive=True), max_torque=f.number("max_torque", positive=True))
     f.check_unknown()
     return spec
 

@@ -44,8 +44,9 @@ def test_demo_rollouts_share_the_push_and_truth_is_clean(demo):
     truth, model = load_rollout(out / "truth.npz"), load_rollout(out / "model.npz")
     assert truth.num_frames == model.num_frames == STEPS + 1
     tool = truth.scene.kinematic
-    # both follow the same prescribed tool motion exactly
-    np.testing.assert_allclose(model.positions[:, tool], truth.positions[:, tool], atol=1e-6)
+    # both follow the same prescribed tool motion: the model exactly, the truth's force-limited tool
+    # within the give of its contacts (it is a driven body, see dynamics.sim.NewtonSimulator.step)
+    np.testing.assert_allclose(model.positions[:, tool], truth.positions[:, tool], atol=0.1 * truth.scene.radius)
     assert np.ptp(truth.positions[:, tool, 0]) > 0.01, "the tool moves"
     # the Newton ground truth passes the critic
     report = json.loads((out / "truth_report.json").read_text())

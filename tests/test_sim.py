@@ -244,9 +244,15 @@ def test_same_inputs_give_identical_rollouts():
     assert np.array_equal(a.positions, b.positions)
 
 
-def test_tool_follows_action_exactly(pushed):
+def test_tool_follows_action_below_its_force_limit(pushed):
+    """Pushing a 65 g box needs far less than the drive's force limit, so the driven tool lands on
+    its prescribed path (to float rounding in free space; measured 0.13 mm of give at the impact,
+    tens of micrometres while pushing)."""
     setup, rollout = pushed
-    assert np.array_equal(rollout.positions[:, setup.action.indices], setup.action.positions[: rollout.num_frames])
+    err = np.linalg.norm(rollout.positions[:, setup.action.indices] - setup.action.positions[: rollout.num_frames], axis=-1)
+    assert err.max() < 0.03 * R, err.max()
+    assert np.median(err.max(1)) < 0.01 * R
+    assert err[:5].max() < 1e-6  # before it touches the box
     assert np.all(setup.scene.particle_type[setup.action.indices] == KINEMATIC)
 
 
@@ -286,8 +292,9 @@ def test_cli_simulate_round_trip(tmp_path):
     assert ro.scene.object_material == ("rigid", "rigid") and ro.scene.object_name[-1] == "tool"
     tool = ro.scene.object_indices(1)
     assert np.all(ro.scene.particle_type[tool] == KINEMATIC)
-    # the tool followed its path (6 cm in 0.2 s) and pushed the box forward
-    np.testing.assert_allclose(ro.positions[12, tool].mean(0) - ro.positions[0, tool].mean(0), [0.06, 0, 0], atol=1e-6)
+    # the tool followed its path (6 cm in 0.2 s; while pushing it gives way by the contact's tens of
+    # micrometres, far below its force limit) and pushed the box forward
+    np.testing.assert_allclose(ro.positions[12, tool].mean(0) - ro.positions[0, tool].mean(0), [0.06, 0, 0], atol=0.01 * R)
     box = ro.scene.object_indices(0)
     assert ro.positions[-1, box, 0].mean() > ro.positions[0, box, 0].mean() + 0.005
     # an explicit action file drives the tool instead: hold it still, the box stays
@@ -334,3 +341,56 @@ def test_cli_dataset_is_gns_layout_and_resumable(tmp_path):
     again = load_rollout(work[1])
     before = np.load(_io.BytesIO(lost))["positions"]
     assert np.array_equal(again.positions, before)
+
+
+def test_cli_dataset_drops_glitched_draws_and_counts_them(tmp_path, monkeypatch):
+    """A draw the critic flags is dropped and redrawn from the next attempt's generator, and counted."""
+    import json
+
+    import critic
+    from critic.report import Event, Report
+    from particles import load_rollout
+    from worldline.cli import main
+
+    calls = []
+
+    def first_draw_glitched(rollout, *args, **kwargs):  # the critic flags every scene's first draw
+        calls.append(1)
+        events = ()
+        if len(calls) % 2 == 1:
+            events = (Event("teleport", 2, 2, 0, None, (0, 0, 0), 0.5, (0,), "injected"),)
+        return Report(frames=rollout.num_frames, particles=rollout.scene.num_particles, events=events)
+
+    monkeypatch.setattr(critic, "audit", first_draw_glitched)
+    out = tmp_path / "ds"
+    assert main(["dataset", "--scenes", "2", "--frames", "6", "--workers", "1", "--seed", "5", "--valid", "0",
+                 "--test", "0", "--out", str(out)]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["dropped_glitched"] == 2 and meta["dropped_by_category"] == {"teleport": 2} and meta["audited"]
+    for i in range(2):
+        ro = np.load(out / ".work" / f"scene_{i:05d}.npz", allow_pickle=False)
+        assert int(ro["attempt"]) == 1 and list(ro["dropped"]) == ["teleport"]
+    # the kept draw is attempt 1's scene, exactly as a direct simulation of that generator gives
+    kept = load_rollout(out / ".work" / "scene_00001.npz")
+    setup = random_setup(np.random.default_rng([5, 1, 1]), 6)
+    assert np.array_equal(kept.positions, setup.simulator(CFG).rollout(setup.action, 5).positions)
+
+
+def test_cli_simulate_prints_the_audit_and_records_the_prescribed_path(tmp_path, capsys):
+    from worldline.cli import main
+
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE_TOML.replace('shape = "pusher"', 'shape = "pusher"\nmax_force = 0.2'))
+    out = tmp_path / "rollout.npz"
+    assert main(["simulate", str(scene), "--steps", "12", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "0 event(s) in 13 frames" in text and "limit 0.2 N" in text
+    z = np.load(out, allow_pickle=False)
+    tool = z["tool_indices"]
+    # 0.2 N cannot shove a 130 g box against friction (0.64 N): the tool stops on it, short of its path
+    assert z["tool_target"].shape == (13, len(tool), 3)
+    lag = z["tool_target"][-1, :, 0].mean() - z["positions"][-1, tool, 0].mean()
+    assert lag > 0.01
+    assert np.linalg.norm(z["tool_force"], axis=-1).max() <= 0.2 * (1 + 1e-5)
+    assert main(["simulate", str(scene), "--steps", "3", "--no-audit", "--out", str(out)]) == 0
+    assert "event(s)" not in capsys.readouterr().out

@@ -5,6 +5,12 @@ so the dataset does not depend on the number of workers or on the order scenes f
 Every finished scene is written atomically to ``OUT/.work/scene_<i>.npz`` (a rollout file);
 a killed run started again with the same arguments simulates only the missing scenes. The
 split files and ``metadata.json`` (last) are assembled from the work folder at the end.
+
+Every rollout is audited by the critic (``critic.audit``; ``--no-audit`` skips it). A draw whose
+rollout is not finite or has any critic event is dropped and redrawn with the next attempt's
+generator (deterministic); each scene file records what its dropped draws showed
+(``dropped``), and the summary and ``metadata.json`` count them (``dropped_glitched``,
+``dropped_by_category``).
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from particles.scene_file import DEFAULT_MAX_PARTICLES
 from worldline.errors import BadInput, check_output
 
 WORK = ".work"
-#: Attempts per scene before giving up: a draw whose rollout is not finite is redrawn.
-ATTEMPTS = 3
+#: Attempts per scene before giving up: a draw whose rollout is not finite or glitched is redrawn.
+ATTEMPTS = 8
 
 
 def _scene_path(out: Path, i: int) -> Path:
@@ -29,8 +35,12 @@ def _scene_path(out: Path, i: int) -> Path:
 
 
 def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: float, granular_fraction: float,
-                   substeps: int) -> str:
-    """Simulate scene ``i`` and write it to the work folder (runs in a worker process)."""
+                   substeps: int, check: bool = True) -> str:
+    """Simulate scene ``i`` and write it to the work folder (runs in a worker process).
+
+    Draws ``np.random.default_rng([seed, i, attempt])`` for attempt 0, 1, ... until a rollout is
+    finite and (with ``check``) audits clean; the file's ``dropped (D,) str`` lists, per dropped
+    draw, its critic event categories joined by commas (``nonfinite`` for a non-finite rollout)."""
     import numpy as np
 
     from dynamics.sim import SimConfig
@@ -39,15 +49,41 @@ def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: 
 
     path = _scene_path(Path(out), i)
     config = SimConfig(dt=dt, substeps=substeps, mpm_substeps=1)
+    dropped: list[str] = []
     for attempt in range(ATTEMPTS):
         rng = np.random.default_rng([seed, i, attempt])
         setup = random_setup(rng, frames, r=radius, dt=dt, granular_fraction=granular_fraction)
         rollout = setup.simulator(config).rollout(setup.action, frames - 1)
-        if np.all(np.isfinite(rollout.positions)):
-            save_rollout(path, rollout, extra={"tool_indices": setup.action.indices, "seed": np.int64(seed),
-                                               "scene_index": np.int64(i), "attempt": np.int64(attempt)})
-            return str(path)
-    raise RuntimeError(f"scene {i}: {ATTEMPTS} draws all gave non-finite rollouts")
+        if not np.all(np.isfinite(rollout.positions)):
+            dropped.append("nonfinite")
+            continue
+        if check:
+            from critic import audit
+
+            report = audit(rollout)
+            if not report.clean:
+                dropped.append(",".join(sorted({e.category for e in report.events})))
+                continue
+        save_rollout(path, rollout, extra={"tool_indices": setup.action.indices, "seed": np.int64(seed),
+                                           "scene_index": np.int64(i), "attempt": np.int64(attempt),
+                                           "dropped": np.array(dropped, dtype=str).reshape(-1)})
+        return str(path)
+    raise RuntimeError(f"scene {i}: all {ATTEMPTS} draws were dropped ({'; '.join(dropped)})")
+
+
+def dropped_counts(paths) -> tuple[int, dict[str, int]]:
+    """Dropped draws over the scene files ``paths``, and per critic category the dropped draws showing it."""
+    import numpy as np
+
+    total, per = 0, {}
+    for p in paths:
+        with np.load(p, allow_pickle=False) as z:
+            entries = [str(e) for e in z["dropped"]] if "dropped" in z.files else []
+        total += len(entries)
+        for entry in entries:
+            for cat in entry.split(","):
+                per[cat] = per.get(cat, 0) + 1
+    return total, dict(sorted(per.items()))
 
 
 def _check_budget(scenes: int, frames: int, seed: int, dt: float, radius: float, granular_fraction: float,
@@ -108,9 +144,16 @@ def register(app: typer.Typer) -> None:
         test: float = typer.Option(0.1, "--test", help="Fraction of scenes for testing."),
         max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
                                           help="Refuse scenes estimated to have more particles than this."),
+        no_audit: bool = typer.Option(False, "--no-audit", help="Keep draws without running the critic on them."),
     ):
         """Make a dataset of randomized push scenes (rigid boxes, stacks, sand piles) on Newton,
-        split by scene into train/valid/test. Resumable: run it again to finish a killed run."""
+        split by scene into train/valid/test. Resumable: run it again to finish a killed run.
+
+        Every trajectory is audited by the critic; glitched ones are dropped and redrawn (new seed,
+        deterministic) and counted in the summary and metadata.json (dropped_glitched).
+
+        Example: worldline dataset --scenes 48 --frames 100 --workers 2 --out data/push48
+        """
         import concurrent.futures as cf
         import multiprocessing as mp
 
@@ -140,7 +183,7 @@ def register(app: typer.Typer) -> None:
         if len(todo) < scenes:
             typer.echo(f"resuming: {scenes - len(todo)} of {scenes} scenes already in {out / WORK}")
         args = (str(out),)
-        rest = (seed, frames, dt, radius, granular_fraction, substeps)
+        rest = (seed, frames, dt, radius, granular_fraction, substeps, not no_audit)
         bar = tqdm(total=scenes, initial=scenes - len(todo), desc="scenes", unit="scene")
         if todo and workers == 1:
             for i in todo:
@@ -161,8 +204,13 @@ def register(app: typer.Typer) -> None:
         bar.close()
         parts = split_of(scenes, seed, valid, test)
         rollouts = {name: [load_rollout(_scene_path(out, i)) for i in idx] for name, idx in parts.items() if idx}
+        dropped, by_category = dropped_counts(_scene_path(out, i) for i in range(scenes))
         meta = write_dataset(out, rollouts, extra_metadata={
             "generator": "worldline dataset (dynamics.sim.scenes.random_setup on NVIDIA Newton)",
-            "seed": seed, "scenes": scenes, "scene_splits": parts, "substeps": substeps})
+            "seed": seed, "scenes": scenes, "scene_splits": parts, "substeps": substeps,
+            "audited": not no_audit, "dropped_glitched": dropped, "dropped_by_category": by_category})
         sizes = ", ".join(f"{k} {len(v)}" for k, v in rollouts.items())
         typer.echo(f"wrote {out} ({sizes} scenes of {frames} frames); metadata: {meta}")
+        cats = ", ".join(f"{k} {v}" for k, v in by_category.items()) or "none"
+        typer.echo(f"dropped {dropped} glitched trajectories and drew new ones ({cats})"
+                   + ("" if not no_audit else "; the critic was off (--no-audit)"))

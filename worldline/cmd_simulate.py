@@ -4,7 +4,13 @@ The tool follows the scene file's path by default. ``--action FILE.npz`` replace
 prescribed tool particle positions: ``positions (T, M, 3) float32 m`` (T >= steps + 1, frame 0
 = the tool at rest) and optionally ``indices (M,) int`` (the scene's tool particle indices, in
 any order; default: the tool's particles in scene order), the fields of :class:`particles.Action`.
-The rollout file also carries ``tool_indices``.
+The rollout file also carries ``tool_indices``, ``tool_target (T, M, 3) float32 m`` (the
+prescribed tool path, when the executed one differs from it: the tool's drive is force-limited,
+so a blocked tool lags its path) and ``tool_force (T, P, 3) float32 N`` (per frame and rigid tool
+part, the frame-averaged force its drive applied; frame 0 is zero).
+
+The rollout is audited by the critic (``critic.audit``) unless ``--no-audit``; its events are
+printed (the exit code stays 0: the rollout was written).
 """
 
 from __future__ import annotations
@@ -61,9 +67,19 @@ def register(app: typer.Typer) -> None:
         max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
                                           help="Refuse a scene estimated (before anything is allocated) to need more "
                                                "particles than this."),
+        max_force: Optional[float] = typer.Option(None, "--max-force",
+                                                  help="N, the tool drive's force limit per rigid part (default: the "
+                                                       f"scene's [tool] max_force, else {SimConfig.tool_max_force:g})."),
+        no_audit: bool = typer.Option(False, "--no-audit", help="Do not run the critic on the rollout."),
     ):
         """Simulate SCENE with Newton (rigid: XPBD, granular: implicit MPM, elastic/cloth: XPBD springs)
-        and write the rollout, tool particles included with the kinematic type."""
+        and write the rollout, tool particles included with the kinematic type, then audit it.
+
+        The tool is driven along its path with bounded force (--max-force): pressed against
+        something, it pushes with the limit and lags its path instead of crushing through.
+
+        Example: worldline simulate assets/scenes/squeeze_wall.toml --steps 180 --out squeeze.npz
+        """
         import numpy as np
 
         from particles import ValidationError, save_rollout
@@ -84,7 +100,13 @@ def register(app: typer.Typer) -> None:
         except ValidationError as exc:
             raise BadInput(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
         check_particle_budget(load_scene_file(scene), max_particles, frames=steps + 1)  # before any allocation
+        if max_force is not None and not (max_force > 0):
+            raise BadInput(f"--max-force must be a positive force in N, got {max_force}")
         setup = setup_from_scene_file(scene, dt, steps)
+        if max_force is not None:
+            import dataclasses
+
+            setup = dataclasses.replace(setup, tool_max_force=float(max_force))
         act = setup.action
         if action is not None:
             if act is None:
@@ -97,8 +119,35 @@ def register(app: typer.Typer) -> None:
             act = type(act)(act.indices[order], act.positions[:, order])
         sim = setup.simulator(config)
         rollout = sim.rollout(act, steps, progress=True)
-        extra = {} if act is None else {"tool_indices": act.indices}
+        extra = {} if act is None else tool_extras(sim, rollout, act)
         save_rollout(out, rollout, extra=extra)
         n = rollout.scene.num_particles
         typer.echo(f"wrote {out}: {rollout.num_frames} frames x {n} particles, dt {dt:.4g} s, "
                    f"{rollout.scene.num_objects} objects ({', '.join(rollout.scene.object_material)})")
+        if act is not None:
+            lag = float(np.linalg.norm(rollout.positions[:, act.indices] - act.positions[: rollout.num_frames], axis=-1).max())
+            force = float(np.linalg.norm(extra["tool_force"], axis=-1).max())
+            typer.echo(f"tool: drive force up to {force:.3g} N (limit {sim.tool_max_force:.3g} N), "
+                       f"at most {lag * 1000:.3g} mm off its path")
+        if not no_audit:
+            from critic import audit
+
+            report = audit(rollout, source=str(out))
+            typer.echo(report.table(max_message=160))
+
+
+def tool_extras(sim, rollout, action) -> dict:
+    """Rollout-file fields about the tool: ``tool_indices (M,)``, ``tool_force (T, P, 3) float32 N`` (per
+    frame and tool part, the frame-averaged drive force; frame 0 zero) and, when the executed tool path
+    differs from the prescribed one, ``tool_target (T, M, 3) float32 m`` (the prescribed path)."""
+    import numpy as np
+
+    t = rollout.num_frames
+    drive = np.asarray(sim.tool_log["drive"], np.float32)
+    force = np.zeros((t, drive.shape[1] if drive.ndim == 3 else 0, 3), np.float32)
+    force[1:] = drive[-(t - 1):] if t > 1 else force[1:]
+    extra = {"tool_indices": action.indices, "tool_force": force}
+    target = action.positions[:t].astype(np.float32)
+    if not np.array_equal(target, rollout.positions[:, action.indices]):
+        extra["tool_target"] = target
+    return extra

@@ -1,4 +1,4 @@
-"""Warp kernels of the Newton wrapper: prescribe kinematic bodies, read rigid particles.
+"""Warp kernels of the Newton wrapper: drive the tool bodies, read rigid particles.
 
 Inputs first, then outputs; no I/O. Launchers live in :mod:`dynamics.sim.simulator`.
 """
@@ -6,21 +6,6 @@ Inputs first, then outputs; no I/O. Launchers live in :mod:`dynamics.sim.simulat
 from __future__ import annotations
 
 import warp as wp
-
-
-@wp.kernel
-def set_body_states(
-    body_ids: wp.array(dtype=wp.int32),
-    poses: wp.array(dtype=wp.transform),
-    twists: wp.array(dtype=wp.spatial_vector),
-    body_q: wp.array(dtype=wp.transform),
-    body_qd: wp.array(dtype=wp.spatial_vector),
-):
-    """Write prescribed poses (p, q xyzw) and twists (v_com_world, omega_world) into bodies ``body_ids``."""
-    i = wp.tid()
-    b = body_ids[i]
-    body_q[b] = poses[i]
-    body_qd[b] = twists[i]
 
 
 @wp.kernel
@@ -48,3 +33,83 @@ def rigid_particle_states(
     w = wp.spatial_bottom(tw)
     x_out[i] = x
     v_out[i] = v + wp.cross(w, x - com)
+
+
+@wp.kernel
+def tool_drive(
+    body_ids: wp.array(dtype=wp.int32),
+    target_q: wp.array(dtype=wp.transform),
+    target_next_q: wp.array(dtype=wp.transform),
+    body_q: wp.array(dtype=wp.transform),
+    body_qd: wp.array(dtype=wp.spatial_vector),
+    body_com: wp.array(dtype=wp.vec3),
+    body_mass: wp.array(dtype=float),
+    body_inertia: wp.array(dtype=wp.mat33),
+    gravity: wp.vec3,
+    max_force: float,
+    max_torque: float,
+    catchup_speed: float,
+    h: float,
+    body_f: wp.array(dtype=wp.spatial_vector),
+    drive_sum: wp.array(dtype=wp.spatial_vector),
+    drive_peak: wp.array(dtype=wp.vec2),
+):
+    """Bounded deadbeat PD drive of the tool bodies ``body_ids`` for one substep of ``h`` s.
+
+    The wrench a semi-implicit Euler step of ``h`` needs to carry body ``b`` from its pose to
+    ``target_next_q`` (the prescribed pose at the end of the substep, ``target_q`` at its start),
+    i.e. a PD drive with ``kp = m / h^2``, ``kd = m / h`` towards the prescribed pose moving at the
+    prescribed velocity, is clamped to ``|F| <= max_force`` N and ``|tau| <= max_torque`` N m. The
+    position term is capped at ``catchup_speed`` m/s: a tool that fell behind (blocked, then let
+    go) returns to its path at most that much faster than the path moves. The body's weight is
+    compensated on top. Written into ``body_f`` (world frame, force at the centre of mass),
+    the clamped drive is added to ``drive_sum`` and its magnitudes' maximum kept in
+    ``drive_peak`` (N, N m), per tool part ``i``.
+    """
+    i = wp.tid()
+    b = body_ids[i]
+    q = body_q[b]
+    qd = body_qd[b]
+    m = body_mass[b]
+    com = body_com[b]
+    r0 = wp.transform_get_rotation(q)
+    x_com = wp.transform_point(q, com)
+    v = wp.spatial_top(qd)
+    w = wp.spatial_bottom(qd)
+    x0 = wp.transform_point(target_q[i], com)
+    x1 = wp.transform_point(target_next_q[i], com)
+    # force: v' = v + (F/m + g) h and x' = x + v' h land on x1, i.e. v' = (x1 - x0)/h + (x0 - x)/h,
+    # with the catch-up part (x0 - x)/h capped
+    catchup = (x0 - x_com) / h
+    cn = wp.length(catchup)
+    if cn > catchup_speed:
+        catchup = catchup * (catchup_speed / cn)
+    f = m * (((x1 - x0) / h + catchup) - v) / h
+    fn = wp.length(f)
+    if fn > max_force:
+        f = f * (max_force / fn)
+        fn = max_force
+    # torque: the angular velocity that rotates r0 onto the target in h, reached in one step
+    r1 = wp.transform_get_rotation(target_next_q[i])
+    dq = r1 * wp.quat_inverse(r0)
+    if dq[3] < 0.0:
+        dq = -dq
+    vq = wp.vec3(dq[0], dq[1], dq[2])
+    s = wp.length(vq)
+    rotvec = vq * 2.0
+    if s > 1.0e-9:
+        rotvec = vq * (2.0 * wp.atan2(s, dq[3]) / s)
+    w1 = rotvec / h
+    inertia = body_inertia[b]
+    wb = wp.quat_rotate_inv(r0, w)
+    wb1 = wp.quat_rotate_inv(r0, w1)
+    tb = inertia * ((wb1 - wb) / h) + wp.cross(wb, inertia * wb)
+    tau = wp.quat_rotate(r0, tb)
+    tn = wp.length(tau)
+    if tn > max_torque:
+        tau = tau * (max_torque / tn)
+        tn = max_torque
+    body_f[b] = body_f[b] + wp.spatial_vector(f - m * gravity, tau)
+    drive_sum[i] = drive_sum[i] + wp.spatial_vector(f, tau)
+    pk = drive_peak[i]
+    drive_peak[i] = wp.vec2(wp.max(pk[0], fn), wp.max(pk[1], tn))

@@ -38,9 +38,19 @@ class SimSetup:
     """The tool's motion, or None when the scene has no tool."""
     tool_parts: Optional[tuple] = None
     """Rigid parts of the tool (gripper fingers), see :class:`NewtonSimulator`; None: found automatically."""
+    tool_max_force: Optional[float] = None
+    """N: the tool drive's force limit per part (a scene file's ``[tool] max_force``); None: the config's."""
+    tool_max_torque: Optional[float] = None
+    """N m: the tool drive's torque limit per part (``[tool] max_torque``); None: the config's."""
 
     def simulator(self, config: SimConfig = SimConfig()) -> NewtonSimulator:
-        """A :class:`NewtonSimulator` of this setup."""
+        """A :class:`NewtonSimulator` of this setup; the setup's tool limits, when set, replace the config's."""
+        import dataclasses
+
+        limits = {k: float(v) for k, v in (("tool_max_force", self.tool_max_force),
+                                           ("tool_max_torque", self.tool_max_torque)) if v is not None}
+        if limits:
+            config = dataclasses.replace(config, **limits)
         return NewtonSimulator(self.scene, self.shapes, self.materials,
                                None if self.action is None else self.action.indices, config, self.tool_parts)
 
@@ -269,7 +279,10 @@ def setup_from_lifted(lifted, dt: float, steps: int) -> SimSetup:
             shapes.append(None)
         materials.append(default_material("rigid").with_(friction=tool.friction))
         action = tool_action(lifted, dt, steps)
-    return SimSetup(lifted.scene, tuple(shapes), tuple(materials), action, _tool_parts_of(lifted))
+    tool = spec.tool
+    return SimSetup(lifted.scene, tuple(shapes), tuple(materials), action, _tool_parts_of(lifted),
+                    tool_max_force=None if tool is None else tool.max_force,
+                    tool_max_torque=None if tool is None else tool.max_torque)
 
 
 def _tool_parts_of(lifted):

@@ -6,8 +6,8 @@ Newton models that advance together, substep by substep:
 - **rigid model** (``newton.solvers.SolverXPBD``): the ground plane, one dynamic
   rigid body per ``rigid`` object (its collision shape: box, sphere, capsule,
   cylinder or triangle mesh), static shapes for ``static`` objects, one
-  kinematic body per connected part of the tool (a box around the part's
-  particles), and ``elastic``/``cloth``/``rope`` objects as XPBD particles tied
+  driven body per connected part of the tool (a box around the part's
+  particles, see below), and ``elastic``/``cloth``/``rope`` objects as XPBD particles tied
   by springs to their lattice neighbours. A rigid object's particles ride on its
   body at fixed body-frame offsets.
 - **granular model** (``newton.solvers.SolverImplicitMPM``): ``granular``,
@@ -16,8 +16,14 @@ Newton models that advance together, substep by substep:
   collider that moves with its body. The coupling is one-way: shapes push the
   material, the material does not push rigid bodies back.
 
-The tool's pose per frame comes from the action: a least-squares rigid fit
-(Kabsch) of each tool part's particles, interpolated (slerp) over substeps.
+The tool's prescribed pose per frame comes from the action: a least-squares rigid
+fit (Kabsch) of each tool part's particles, interpolated (slerp) over substeps.
+A tool part is not kinematic (an infinitely strong, infinitely heavy body would
+crush whatever it squeezes against a wall and launch it): it is a dynamic body of
+``SimConfig.tool_mass`` whose weight is compensated and which a deadbeat PD drive
+steers onto the prescribed pose every substep with at most ``tool_max_force`` N
+and ``tool_max_torque`` N m. In free space it follows the action exactly; blocked,
+it pushes with the limit and lags. Rollouts hold the tool where it really was.
 On one device, the same inputs give bit-identical outputs.
 """
 
@@ -39,6 +45,9 @@ __all__ = ["SimConfig", "ObjectShape", "NewtonSimulator", "SHAPE_KINDS", "RIGID_
 
 #: Collision shape kinds an object may have.
 SHAPE_KINDS = ("box", "sphere", "capsule", "cylinder", "mesh")
+#: The most a tool's force limit may accelerate the lightest rigid body per substep squared, in
+#: particle radii: beyond it XPBD launches a body squeezed by the tool (see NewtonSimulator).
+SQUEEZE_STEP = 0.15
 #: Materials simulated as rigid bodies, as XPBD spring networks, and as MPM material points.
 RIGID_MATERIALS = ("rigid",)
 SPRING_MATERIALS = ("elastic", "cloth", "rope")
@@ -58,6 +67,10 @@ class SimConfig:
     """XPBD substeps per frame (>= 1); the rigid step is ``dt / substeps``."""
     iterations: int = 4
     """XPBD constraint iterations per substep (>= 1)."""
+    tool_iterations: int = 8
+    """XPBD iterations per substep (>= 1) used instead when it is larger and a driven tool shares the
+    scene with rigid bodies: a body squeezed between the tool and something else needs them (a row of
+    two 108 g boxes pushed into a wall at 20 N is launched at 4 iterations and pinned at 8)."""
     mpm_substeps: int = 1
     """Implicit-MPM steps per frame (>= 1, divides ``substeps``)."""
     mpm_voxel: float = 4.0
@@ -74,6 +87,19 @@ class SimConfig:
     rigid_contact_weighting: bool = True
     """XPBD divides each body's contact correction by its contact count: better stacks, but
     momentum is not exactly conserved at contacts. Set False for momentum-exact collisions."""
+    tool_max_force: float = 20.0
+    """N (> 0): the most force the drive of one tool part applies (its weight is compensated on
+    top). 20 N pushes about 4 kg at friction 0.5, and squeezes a box with a bounded force
+    instead of launching it. The scene file's ``[tool] max_force`` overrides it."""
+    tool_max_torque: float = 2.0
+    """N m (> 0): the most torque the drive of one tool part applies (``[tool] max_torque``)."""
+    tool_mass: float = 0.5
+    """kg (> 0): the mass of each tool part (its inertia is its shape's, scaled to this mass). Below
+    the force limit the drive makes the tool follow its path exactly whatever the mass; the mass
+    sets how much force a velocity step of the path needs (``mass * dv * substeps / dt``)."""
+    tool_catchup_speed: float = 0.1
+    """m/s (> 0): a tool part that fell behind its path (blocked, then let go) returns to it at most
+    this much faster than the path moves, instead of lunging at it with its full force."""
     device: Optional[str] = None
     """Warp device ("cpu", "cuda:0"), or None for Warp's default."""
 
@@ -82,6 +108,8 @@ class SimConfig:
             ("dt", isinstance(self.dt, (int, float)) and math.isfinite(self.dt) and self.dt > 0, "must be a positive time in s"),
             ("substeps", isinstance(self.substeps, int) and self.substeps >= 1, "must be an integer >= 1"),
             ("iterations", isinstance(self.iterations, int) and self.iterations >= 1, "must be an integer >= 1"),
+            ("tool_iterations", isinstance(self.tool_iterations, int) and self.tool_iterations >= 1,
+             "must be an integer >= 1"),
             ("mpm_substeps", isinstance(self.mpm_substeps, int) and self.mpm_substeps >= 1, "must be an integer >= 1"),
             ("mpm_voxel", self.mpm_voxel > 0, "must be positive (particle radii)"),
             ("mpm_iterations", isinstance(self.mpm_iterations, int) and self.mpm_iterations >= 1, "must be an integer >= 1"),
@@ -89,6 +117,14 @@ class SimConfig:
             ("spring_neighbors", self.spring_neighbors >= 1, "must be >= 1 (particle spacings)"),
             ("max_substeps", isinstance(self.max_substeps, int) and self.max_substeps >= self.substeps,
              "must be an integer >= substeps"),
+            ("tool_max_force", isinstance(self.tool_max_force, (int, float)) and self.tool_max_force > 0,
+             "must be a positive force in N"),
+            ("tool_max_torque", isinstance(self.tool_max_torque, (int, float)) and self.tool_max_torque > 0,
+             "must be a positive torque in N m"),
+            ("tool_mass", isinstance(self.tool_mass, (int, float)) and math.isfinite(self.tool_mass)
+             and self.tool_mass > 0, "must be a positive mass in kg"),
+            ("tool_catchup_speed", isinstance(self.tool_catchup_speed, (int, float)) and self.tool_catchup_speed > 0,
+             "must be a positive speed in m/s"),
         )
         for name, ok, problem in checks:
             if not ok:
@@ -210,7 +246,8 @@ class NewtonSimulator(Dynamics):
         materials: per object, its :class:`Material`; None (or a None entry) takes
             :func:`default_material` of the object's material with the scene's object density.
         tool_indices: (M,) particle indices the action drives (``Action.indices``); each
-            connected part of them becomes a kinematic box body. Other kinematic particles stay put.
+            connected part of them becomes a box body driven along the action with bounded force
+            and torque (see :meth:`step`). Other kinematic particles stay put.
         config: time stepping and solver settings.
         tool_parts: optional split of the tool into rigid parts (e.g. gripper fingers): per part,
             the positions *within* ``tool_indices`` of its particles and its box shape at rest (or
@@ -311,15 +348,38 @@ class NewtonSimulator(Dynamics):
                 local_idx = np.asarray(local_idx, np.int64)
                 pts = pos0[tool[local_idx]]
                 box = box if box is not None else self._box_around(pts, r)
-                # the tool's friction is its object's material friction (density is irrelevant: kinematic)
+                # the tool's friction is its object's material friction; its mass is set to config.tool_mass
+                # after finalize (the shape's density only gives the inertia's proportions)
                 tool_cfg = newton.ModelBuilder.ShapeConfig(density=1000.0,
                                                            mu=self.materials[int(scene.object_id[tool[local_idx[0]]])].friction)
                 xform = wp.transform(wp.vec3(*box.position.tolist()), wp.quat(*box.rotation.tolist()))
-                body = b.add_body(xform=xform, is_kinematic=True, label=f"tool{len(self._tool_parts)}")
+                body = b.add_body(xform=xform, label=f"tool{len(self._tool_parts)}")
                 self._add_shape(b, body, box, tool_cfg, world=False)
                 rest = (pts - box.position) @ _quat_to_matrix(box.rotation)
                 self._tool_parts.append((body, local_idx, rest))
             self._role[tool] = 1
+
+        # ---- the tool's force limit against the substep: XPBD resolves a rigid body squeezed between
+        # the tool and something else stably only while the limit accelerates the lightest rigid body
+        # by less than SQUEEZE_STEP * r per substep^2 (measured: a 6 cm box of 108 g between a pusher
+        # and a wall at h = 1/360 s is pinned up to 30 N, 0.23 r per substep^2, and launched from 40 N,
+        # 0.29 r; a 54 g box likewise pinned at 10 N and launched at 20 N). Raise the substeps up to
+        # max_substeps for it, beyond that lower the limit (with a warning).
+        #: N, the drive force limit per tool part actually used (config.tool_max_force, or less, see above).
+        self.tool_max_force = float(config.tool_max_force)
+        if self._tool_parts and self._rigid_body:
+            m_min = min(float(b.body_mass[body]) for body in self._rigid_body)
+            h_max = math.sqrt(SQUEEZE_STEP * r * m_min / self.tool_max_force)
+            self.substeps = max(self.substeps, min(int(math.ceil(config.dt / h_max - 1e-9)), config.max_substeps))
+            h = config.dt / self.substeps
+            f_stable = SQUEEZE_STEP * r * m_min / (h * h)
+            if f_stable < self.tool_max_force:
+                import warnings
+
+                warnings.warn(f"tool_max_force {self.tool_max_force:.3g} N could launch the lightest rigid body "
+                              f"({m_min:.3g} kg) out of a squeeze at {self.substeps} substeps; using {f_stable:.3g} N. "
+                              f"Raise max_substeps for more force.", stacklevel=2)
+                self.tool_max_force = f_stable
 
         # ---- spring networks (elastic, cloth, rope) as XPBD particles
         spring_idx = np.flatnonzero(np.isin(np.asarray(scene.object_material)[scene.object_id], SPRING_MATERIALS) & ~is_tool)
@@ -363,13 +423,19 @@ class NewtonSimulator(Dynamics):
             self._role[spring_idx] = 3
             self._spring_friction = float(np.mean([self.materials[o].friction for o in np.unique(scene.object_id[spring_idx])]))
 
+        self.substeps = -(-self.substeps // config.mpm_substeps) * config.mpm_substeps
         self.model = b.finalize(device=self.device)
         self.model.set_gravity(tuple(float(g) for g in scene.gravity))
+        if self._tool_parts:
+            self._scale_tool_mass(config.tool_mass)
         if spring_idx.size:
             self.model.soft_contact_mu = self._spring_friction
             self.model.particle_mu = self._spring_friction
+        #: XPBD iterations per substep actually used (config.iterations, or tool_iterations with a tool and rigid bodies).
+        self.iterations = max(config.iterations, config.tool_iterations) if self._tool_parts and self._rigid_body \
+            else config.iterations
         self.solver = newton.solvers.SolverXPBD(
-            self.model, iterations=config.iterations, enable_restitution=self._has_restitution,
+            self.model, iterations=self.iterations, enable_restitution=self._has_restitution,
             rigid_contact_con_weighting=config.rigid_contact_weighting)
         self._s0, self._s1 = self.model.state(), self.model.state()
         self._control = self.model.control()
@@ -384,7 +450,18 @@ class NewtonSimulator(Dynamics):
         self._particle_offset = particle_offset
         self._particle_body = particle_body
         if self._tool_parts:
+            parts = len(self._tool_parts)
             self._wp_tool_ids = wp.array([p[0] for p in self._tool_parts], dtype=wp.int32, device=self.device)
+            self._wp_drive_sum = wp.zeros(parts, dtype=wp.spatial_vector, device=self.device)
+            self._wp_drive_peak = wp.zeros(parts, dtype=wp.vec2, device=self.device)
+        #: Prescribed tool pose per part at the end of the last frame: [(R (3, 3), t (3,))], or None.
+        self._target: Optional[list] = None
+        #: Per frame stepped since the last :meth:`rollout` began (or construction), per tool part P:
+        #: ``drive`` (P, 3) N, the drive force averaged over the frame (weight compensation excluded);
+        #: ``peak`` (P, 2), the largest drive force (N) and torque (N m) of any substep;
+        #: ``contact`` (P, 3) N, the frame-averaged force the rest of the world put on the part
+        #: (``mass * dv / dt - drive``), i.e. minus what the tool pushed with.
+        self.tool_log: dict[str, list[np.ndarray]] = {"drive": [], "peak": [], "contact": []}
 
         # ---- MPM material points
         mpm_idx = np.flatnonzero(np.isin(np.asarray(scene.object_material)[scene.object_id], MPM_MATERIALS) & ~is_tool)
@@ -398,6 +475,24 @@ class NewtonSimulator(Dynamics):
         self._last: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     # ------------------------------------------------------------------ construction helpers
+
+    def _scale_tool_mass(self, mass: float) -> None:
+        """Give every tool body ``mass`` kg, scaling its shape's inertia (before the solver is made)."""
+        ids = np.array([p[0] for p in self._tool_parts])
+        model = self.model
+        m = model.body_mass.numpy()
+        inertia = model.body_inertia.numpy()
+        scale = mass / m[ids]
+        m[ids] = mass
+        inertia[ids] *= scale[:, None, None]
+        inv_m = model.body_inv_mass.numpy()
+        inv_i = model.body_inv_inertia.numpy()
+        inv_m[ids] = 1.0 / mass
+        inv_i[ids] = np.linalg.inv(inertia[ids])
+        model.body_mass.assign(m)
+        model.body_inertia.assign(inertia)
+        model.body_inv_mass.assign(inv_m)
+        model.body_inv_inertia.assign(inv_i)
 
     @staticmethod
     def _box_around(points: np.ndarray, r: float) -> ObjectShape:
@@ -504,11 +599,15 @@ class NewtonSimulator(Dynamics):
             sol = np.linalg.lstsq(a, v[idx].reshape(-1), rcond=None)[0] if len(idx) >= 3 else np.r_[v[idx].mean(0), 0, 0, 0]
             qd[body] = sol
         tool_x = x[self.tool_indices] if self.tool_indices.size else None
-        for p, (body, _, _) in enumerate(self._tool_parts):
+        tool_v = v[self.tool_indices] if self.tool_indices.size else None
+        self._target = []
+        for p, (body, local_idx, _) in enumerate(self._tool_parts):
             rot, t = self._tool_pose(p, tool_x)
             q[body, :3] = t
             q[body, 3:] = _matrix_to_quat(rot)
             qd[body] = 0.0
+            qd[body, :3] = tool_v[local_idx].mean(0)
+            self._target.append((rot, t))
         self._s0.body_q.assign(q)
         self._s0.body_qd.assign(qd)
 
@@ -528,6 +627,16 @@ class NewtonSimulator(Dynamics):
                       outputs=[self._wp_rx, self._wp_rv], device=self.device)
             x[self._rigid_idx] = self._wp_rx.numpy()
             v[self._rigid_idx] = self._wp_rv.numpy()
+        if self._tool_parts:
+            q = self._s0.body_q.numpy()
+            qd = self._s0.body_qd.numpy()
+            com = self.model.body_com.numpy()
+            for body, local_idx, rest in self._tool_parts:
+                rot = _quat_to_matrix(q[body, 3:])
+                pts = rest @ rot.T + q[body, :3]
+                idx = self.tool_indices[local_idx]
+                x[idx] = pts
+                v[idx] = qd[body, :3] + np.cross(qd[body, 3:], pts - (rot @ com[body] + q[body, :3]))
         if self._spring_particles.size:
             x[self._spring_particles] = self._s0.particle_q.numpy()
             v[self._spring_particles] = self._s0.particle_qd.numpy()
@@ -537,12 +646,24 @@ class NewtonSimulator(Dynamics):
 
     # ------------------------------------------------------------------ stepping
 
+    def rollout(self, action, steps, state0=None, progress=False):
+        """:meth:`Dynamics.rollout`, with :attr:`tool_log` restarted for it (one entry per frame after the first)."""
+        self.tool_log = {key: [] for key in self.tool_log}
+        return super().rollout(action, steps, state0, progress)
+
     def step(self, state_in: ParticleState, state_out: ParticleState, control: Optional[np.ndarray], dt: float) -> None:
         """Advance one frame of ``dt`` s (see :meth:`Dynamics.step`); ``control`` (M, 3) m are the
-        tool particles' positions at the end of the frame, in ``tool_indices`` order."""
+        tool particles' prescribed positions at the end of the frame, in ``tool_indices`` order.
+
+        Each tool part is a dynamic body driven towards its prescribed pose (moving from the last
+        frame's prescribed pose to ``control``'s, slerped over the substeps) by a bounded deadbeat PD
+        drive (:func:`dynamics.sim._kernels.tool_drive`): below ``config.tool_max_force`` and
+        ``tool_max_torque`` it lands on the path every substep, above them it pushes with the limit
+        and lags. ``state_out`` holds the tool where it really is; the drive and contact forces of
+        the frame are appended to :attr:`tool_log`."""
         import warp as wp
 
-        from ._kernels import set_body_states
+        from ._kernels import tool_drive
 
         cfg = self.config
         if dt <= 0 or not math.isfinite(dt):
@@ -551,38 +672,35 @@ class NewtonSimulator(Dynamics):
                                       and np.array_equal(state_in.velocities, self._last[1])):
             self._load(state_in)
         m = self.tool_indices.size
+        h = dt / self.substeps
         if m:
-            if control is None:
-                control = state_in.positions[self.tool_indices]
-            control = np.asarray(control, np.float64)
-            if control.shape != (m, 3):
-                raise ValidationError("control", f"expected tool positions of shape ({m}, 3), got {control.shape}")
-            x_start = state_in.positions[self.tool_indices].astype(np.float64)
-            poses0 = [self._tool_pose(p, x_start) for p in range(len(self._tool_parts))]
-            poses1 = [self._tool_pose(p, control) for p in range(len(self._tool_parts))]
-            twists = np.zeros((len(poses0), 6), np.float32)
             from scipy.spatial.transform import Rotation, Slerp
 
-            slerps = []
-            for p, ((r0, t0), (r1, t1)) in enumerate(zip(poses0, poses1)):
-                twists[p, :3] = (t1 - t0) / dt
-                twists[p, 3:] = (Rotation.from_matrix(r1 @ r0.T).as_rotvec()) / dt
-                slerps.append(Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([r0, r1]))))
-            wp_twists = wp.array(twists, dtype=wp.spatial_vector, device=self.device)
+            poses0 = self._target
+            if control is None:
+                poses1 = list(poses0)
+            else:
+                control = np.asarray(control, np.float64)
+                if control.shape != (m, 3):
+                    raise ValidationError("control", f"expected tool positions of shape ({m}, 3), got {control.shape}")
+                poses1 = [self._tool_pose(p, control) for p in range(len(self._tool_parts))]
+            slerps = [Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([r0, r1]))) for (r0, _), (r1, _) in zip(poses0, poses1)]
+            fractions = np.arange(0, self.substeps + 1) / self.substeps
+            # prescribed pose per substep boundary and part: (substeps + 1, P, 7) p, q xyzw
+            targets = np.zeros((self.substeps + 1, len(poses0), 7), np.float32)
+            for p, ((_, t0), (_, t1)) in enumerate(zip(poses0, poses1)):
+                targets[:, p, :3] = t0 + fractions[:, None] * (t1 - t0)
+                targets[:, p, 3:] = slerps[p](fractions).as_quat()
+            wp_targets = wp.array(targets.reshape(-1, 7), dtype=wp.transform, device=self.device)
+            self._wp_drive_sum.zero_()
+            self._wp_drive_peak.zero_()
+            ids = [body for body, _, _ in self._tool_parts]
+            v_start = self._s0.body_qd.numpy()[ids, :3].astype(np.float64)
+            gravity = wp.vec3(*(float(g) for g in self.scene.gravity))
+            parts = len(poses0)
 
-        h = dt / self.substeps
         mpm_every = self.substeps // cfg.mpm_substeps
         for k in range(self.substeps):
-            if m:
-                s = k / self.substeps
-                poses = np.zeros((len(poses0), 7), np.float32)
-                for p, ((_, t0), (_, t1)) in enumerate(zip(poses0, poses1)):
-                    poses[p, :3] = t0 + s * (t1 - t0)
-                    quat = slerps[p]([s]).as_quat()[0]
-                    poses[p, 3:] = quat
-                wp.launch(set_body_states, dim=len(poses), inputs=[self._wp_tool_ids,
-                          wp.array(poses, dtype=wp.transform, device=self.device), wp_twists],
-                          outputs=[self._s0.body_q, self._s0.body_qd], device=self.device)
             if self.mpm_model is not None and k % mpm_every == 0:
                 for ms in (self._m0, self._m1):  # colliders follow the rigid model's bodies
                     ms.body_q = self._s0.body_q
@@ -591,20 +709,24 @@ class NewtonSimulator(Dynamics):
                 self.mpm_solver.project_outside(self._m1, self._m1, h * mpm_every)
                 self._m0, self._m1 = self._m1, self._m0
             self._s0.clear_forces()
+            if m:
+                wp.launch(tool_drive, dim=parts,
+                          inputs=[self._wp_tool_ids, wp_targets[k * parts:(k + 1) * parts],
+                                  wp_targets[(k + 1) * parts:(k + 2) * parts], self._s0.body_q,
+                                  self._s0.body_qd, self.model.body_com, self.model.body_mass, self.model.body_inertia,
+                                  gravity, self.tool_max_force, float(cfg.tool_max_torque),
+                                  float(cfg.tool_catchup_speed), float(h)],
+                          outputs=[self._s0.body_f, self._wp_drive_sum, self._wp_drive_peak], device=self.device)
             self._pipeline.collide(self._s0, self._contacts)
             self.solver.step(self._s0, self._s1, self._control, self._contacts, h)
             self._s0, self._s1 = self._s1, self._s0
-        if m:
-            # land the tool exactly on the commanded pose
-            poses = np.zeros((len(poses1), 7), np.float32)
-            for p, (r1, t1) in enumerate(poses1):
-                poses[p, :3] = t1
-                poses[p, 3:] = _matrix_to_quat(r1)
-            wp.launch(set_body_states, dim=len(poses), inputs=[self._wp_tool_ids,
-                      wp.array(poses, dtype=wp.transform, device=self.device), wp_twists],
-                      outputs=[self._s0.body_q, self._s0.body_qd], device=self.device)
         self._read(state_out, control, dt)
         if m:
-            state_out.positions[self.tool_indices] = control
-            state_out.velocities[self.tool_indices] = (control - state_in.positions[self.tool_indices]) / dt
+            self._target = poses1
+            drive = self._wp_drive_sum.numpy()[:, :3].astype(np.float64) / self.substeps
+            v_end = self._s0.body_qd.numpy()[ids, :3].astype(np.float64)
+            mass = self.model.body_mass.numpy()[ids].astype(np.float64)
+            self.tool_log["drive"].append(drive.astype(np.float32))
+            self.tool_log["peak"].append(self._wp_drive_peak.numpy().astype(np.float32))
+            self.tool_log["contact"].append((mass[:, None] * (v_end - v_start) / dt - drive).astype(np.float32))
         self._last = (state_out.positions.copy(), state_out.velocities.copy())
