@@ -758,10 +758,9 @@ def constrain(pred: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tenso
 # --------------------------------------------------------------------------- rollouts
 
 
-@torch.no_grad()
 def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: int,
                    kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True, collide: bool = True,
-                   progress: bool = False) -> torch.Tensor:
+                   progress: bool = False, grad: bool = False) -> torch.Tensor:
     """Roll a packed batch forward ``steps`` frames.
 
     Args:
@@ -770,23 +769,28 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
             rows are read. None: kinematic particles hold still.
         rigid: project rigid objects onto rigid motions each step.
         collide: keep free particles out of kinematic ones and other objects, and above the ground, each step.
+        grad: record the autograd graph, so gradients flow from the result to ``history``,
+            ``kinematic_future`` (the action) and the model's parameters (for gradient-based
+            planning). The neighbour graphs and the set of active contacts are not differentiated
+            (they are piecewise constant). False (default): no graph is recorded.
 
     Returns:
         (steps, N, 3) float, m. Predicted positions of frames 1..steps.
     """
-    out = []
-    hist = history
-    frames = range(steps)
-    if progress:
-        from tqdm import tqdm
+    with torch.set_grad_enabled(grad):
+        out = []
+        hist = history
+        frames = range(steps)
+        if progress:
+            from tqdm import tqdm
 
-        frames = tqdm(frames, desc="rollout", unit="frame")
-    for t in frames:
-        nk = None if kinematic_future is None else kinematic_future[t]
-        nxt = model.next_positions(hist, batch, nk, rigid=rigid, collide=collide)
-        out.append(nxt)
-        hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
-    return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
+            frames = tqdm(frames, desc="rollout", unit="frame")
+        for t in frames:
+            nk = None if kinematic_future is None else kinematic_future[t]
+            nxt = model.next_positions(hist, batch, nk, rigid=rigid, collide=collide)
+            out.append(nxt)
+            hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
+        return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
 
 
 def _initial_history(state: ParticleState, frames: int, dt: float) -> np.ndarray:

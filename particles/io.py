@@ -11,6 +11,7 @@ Rollout ``.npz`` (ARCHITECTURE.md)::
     object_material (K,) str, dt () float, radius () float, gravity (3,) float32,
     ground () float (optional), mass (N,) float32 (optional),
     object_name (K,) str (optional), object_density (K,) float32 (optional),
+    object_friction, object_restitution, object_stiffness (K,) float32 (optional; Pa for stiffness),
     format () str = "worldline.rollout", format_version () int
 
 Dataset folder (GNS "Learning to Simulate" layout, extended)::
@@ -192,6 +193,9 @@ def _scene_arrays(scene: ParticleScene, prefix: str = "") -> dict[str, np.ndarra
         "object_material": np.array(scene.object_material, dtype=np.str_),
         "object_name": np.array(scene.object_name, dtype=np.str_),
         "object_density": scene.object_density.astype(np.float32),
+        "object_friction": scene.object_friction.astype(np.float32),
+        "object_restitution": scene.object_restitution.astype(np.float32),
+        "object_stiffness": scene.object_stiffness.astype(np.float32),
         "mass": scene.mass.astype(np.float32),
         "radius": np.float64(scene.radius),
         "gravity": scene.gravity.astype(np.float32),
@@ -235,6 +239,9 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
             object_name=r.strings(prefix + "object_name", required=False),
             gravity=g("gravity") if r.has(prefix + "gravity") else np.asarray(GRAVITY, np.float32),
             ground=r.scalar(prefix + "ground", float, required=False),
+            object_friction=g("object_friction", required=False),
+            object_restitution=g("object_restitution", required=False),
+            object_stiffness=g("object_stiffness", required=False),
         )
     except ValidationError as exc:
         raise FileFormatError(r.path, exc.field, exc.problem) from None

@@ -125,10 +125,13 @@ def test_model_is_translation_invariant(dataset, model64):
         batch.rest = torch.as_tensor(ro.scene.positions.astype(np.float64) + s)
         acc = model64(h, batch, torch.as_tensor(nxt + s))
         pos = model64.next_positions(h, batch, torch.as_tensor(nxt + s), rigid=True)
-        out.append((acc, pos - torch.as_tensor(s)))
+        full = model64.next_positions(h, batch, torch.as_tensor(nxt + s), rigid=True, collide=True)
+        out.append((acc, pos - torch.as_tensor(s), full - torch.as_tensor(s)))
     assert out[0][0].abs().max() > 1e-2  # the model does predict something
     assert torch.allclose(out[0][0], out[1][0], atol=1e-8)
     assert torch.allclose(out[0][1], out[1][1], atol=1e-10)
+    assert not torch.allclose(out[0][1], out[0][2], atol=1e-6)  # the contacts did act
+    assert torch.allclose(out[0][2], out[1][2], atol=1e-9)  # and they are translation invariant too
 
 
 def test_model_is_permutation_equivariant(dataset, model64):
@@ -140,6 +143,12 @@ def test_model_is_permutation_equivariant(dataset, model64):
     a = model64(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt))
     b = model64(torch.as_tensor(hist[:, perm]), pack_scenes([scene_p], dtype=torch.float64), torch.as_tensor(nxt[perm]))
     assert torch.allclose(a[torch.as_tensor(perm)], b, atol=1e-10)
+    # and so are the constraints (rigid, contact, ground)
+    pa = model64.next_positions(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt),
+                                rigid=True, collide=True)
+    pb = model64.next_positions(torch.as_tensor(hist[:, perm]), pack_scenes([scene_p], dtype=torch.float64),
+                                torch.as_tensor(nxt[perm]), rigid=True, collide=True)
+    assert torch.allclose(pa[torch.as_tensor(perm)], pb, atol=1e-10)
 
 
 def test_packed_batch_equals_scenes_one_by_one(dataset, model64):
@@ -352,6 +361,149 @@ def test_contact_projection_off_centre_push_turns_the_box_toward_the_push():
     assert yaw_end > 0.02  # pushed +x at its -y end: turns counter-clockwise
     assert abs(_yaw(box, out["centre"])) < 1e-9
     assert out["end"][:, 0].mean() > box[:, 0].mean() + 1e-3  # and moves on
+
+
+def test_contact_projection_gradients_match_finite_differences():
+    """With a fixed number of iterations the contact projection (impulses, turns, ground) is smooth
+    in the predicted positions: autograd equals central differences (float64)."""
+    from particles import ParticleScene
+
+    r = 0.01
+    a = _box(2, r, (0.0, 0.0, 0.0095))  # 0.5 mm into the ground
+    b = _box(2, r, (0.036, 0.012, 0.0105))  # 4 mm into a, off centre
+    tool = np.array([[-0.027, -0.01, 0.01]])  # 3 mm into a's back face
+    pos = np.concatenate([a, b, tool])
+    scene = ParticleScene(pos.astype(np.float32), np.array([0] * 8 + [1] * 8 + [2], np.int32), ("rigid", "granular", "rigid"),
+                          r, particle_type=np.array([8] * 8 + [9] * 8 + [KINEMATIC], np.int32),
+                          object_density=np.array([700.0, 1600.0, 1000.0], np.float32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    x = torch.tensor(pos, requires_grad=True)
+    f = lambda p: contact_projection(p, batch, iterations=4, ground=True, tolerance=0.0)  # noqa: E731
+    moved = f(x).detach().numpy()
+    assert np.abs(moved - pos).max() > 1e-3  # contacts act
+    assert torch.autograd.gradcheck(f, (x,), eps=1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_rollout_gradients_match_finite_differences(model64, collide):
+    """rollout_packed(grad=True): the gradient of a 3-step rollout of a tiny scene (a box, a tool
+    moving towards it) with respect to the tool's action and the initial history equals central
+    differences along random directions (float64), with and without the contact constraints."""
+    from particles import ParticleScene
+
+    from dynamics.model import rollout_packed
+
+    r = 0.01
+    box = _box(2, r, (0.0, 0.0, 0.02))
+    tool = _box(2, r, (-0.05, 0.004, 0.025))[:4]
+    pos = np.concatenate([box, tool])
+    scene = ParticleScene(pos.astype(np.float32), np.array([0] * 8 + [1] * 4, np.int32), ("rigid", "rigid"), r,
+                          particle_type=np.array([8] * 8 + [KINEMATIC] * 4, np.int32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    kin = torch.as_tensor(scene.kinematic)
+    vel = np.zeros_like(pos)
+    vel[8:, 0] = 0.003  # the tool approaches at 3 mm per frame
+    c = TINY["history"]
+    h0 = torch.as_tensor(np.stack([pos + (k - c) * vel for k in range(c + 1)]))
+    future = torch.as_tensor(np.stack([pos + (k + 1) * vel for k in range(3)]))
+    rng = np.random.default_rng(1)
+    weight = torch.as_tensor(rng.normal(size=(3, len(pos), 3)))
+
+    def loss(h, fut):
+        return (rollout_packed(model64, batch, h, 3, fut, rigid=True, collide=collide, grad=True) * weight).sum()
+
+    fut = future.clone().requires_grad_(True)
+    h = h0.clone().requires_grad_(True)
+    g_fut, g_h = torch.autograd.grad(loss(h, fut), (fut, h))
+    assert g_fut[:, kin].abs().max() > 1e-3  # the action matters ...
+    assert g_fut[:, ~kin].abs().max() == 0  # ... and only its kinematic rows are read
+    eps = 1e-7
+    with torch.no_grad():
+        for _ in range(2):
+            v = torch.as_tensor(rng.normal(size=future.shape)) * kin[None, :, None]
+            fd = (loss(h0, future + eps * v) - loss(h0, future - eps * v)) / (2 * eps)
+            assert torch.isclose((g_fut * v).sum(), fd, rtol=1e-5), (float((g_fut * v).sum()), float(fd))
+            u = torch.as_tensor(rng.normal(size=h0.shape))
+            fd = (loss(h0 + eps * u, future) - loss(h0 - eps * u, future)) / (2 * eps)
+            assert torch.isclose((g_h * u).sum(), fd, rtol=1e-5), (float((g_h * u).sum()), float(fd))
+    # the default records nothing
+    assert not rollout_packed(model64, batch, h, 2, fut).requires_grad
+
+
+def test_physical_features_reach_the_network_and_old_configs_load_without_them(dataset):
+    from dynamics.model import ModelConfig
+
+    cfg = model_config_for_dataset(dataset, **TINY)
+    assert cfg.physical_features and np.isclose(cfg.connectivity_radius, 3.7 * 0.01)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "physical_features"}
+    assert not ModelConfig.from_dict(old).physical_features  # a checkpoint from before the flag
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        m = GNS(cfg).double().eval()
+        plain = GNS(ModelConfig.from_dict(old)).double().eval()
+    assert m.node_encoder[0].in_features == plain.node_encoder[0].in_features + 4
+    ro, hist, nxt = _inputs(dataset)
+    box = ro.scene.object_name.index("box")
+    outs = []
+    for changes in ({}, {"object_friction": np.where(np.arange(ro.scene.num_objects) == box, 0.9, 0.5)},
+                    {"object_density": np.where(np.arange(ro.scene.num_objects) == box, 300.0, 1000.0)}):
+        sc = ro.scene.replace(mass=None, **changes)
+        outs.append(m(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt)))
+        # the plain model cannot see them
+        if changes:
+            p0 = plain(torch.as_tensor(hist), pack_scenes([ro.scene.replace(mass=None)], dtype=torch.float64), torch.as_tensor(nxt))
+            p1 = plain(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt))
+            assert torch.equal(p0, p1)
+    assert not torch.allclose(outs[0], outs[1], atol=1e-9) and not torch.allclose(outs[0], outs[2], atol=1e-9)
+
+
+def test_datasets_carry_the_object_parameters(tmp_path):
+    """random_setup records each object's drawn friction and density (and the tool's), and a
+    dataset round trip keeps friction, restitution and stiffness per object."""
+    from dynamics.sim.scenes import random_setup
+    from particles import Rollout, write_dataset
+
+    rng = np.random.default_rng(3)
+    setups = [random_setup(rng, 20, granular_fraction=0.0) for _ in range(4)]
+    fr = np.concatenate([s.scene.object_friction[:-1] for s in setups])  # boxes; the tool last
+    assert np.all((fr >= 0.3) & (fr <= 0.7)) and np.ptp(fr) > 0.05
+    for s in setups:
+        for k, mat in enumerate(s.materials):
+            if mat is not None:
+                assert np.isclose(s.scene.object_friction[k], mat.friction)
+                assert np.isclose(s.scene.object_stiffness[k], mat.young_modulus, rtol=1e-6)
+    scene = setups[0].scene.replace(object_restitution=np.linspace(0, 0.5, setups[0].scene.num_objects))
+    ro = Rollout(scene, np.repeat(scene.positions[None], 3, 0), 1 / 60)
+    write_dataset(tmp_path / "d", {"train": [ro], "valid": [ro], "test": [ro]})
+    back = load_dataset(tmp_path / "d", "train")[0].scene
+    for f in ("object_friction", "object_restitution", "object_stiffness", "object_density"):
+        assert np.allclose(getattr(back, f), getattr(scene, f)), f
+
+
+def test_rollout_warns_when_the_scene_lies_outside_the_training_distribution(dataset, tmp_path, capsys):
+    """The checkpoint records what it was trained on (toy: rigid boxes, a pusher); a gripper
+    squeezing an elastic sphere is flagged (material, tool, parameters), a training trajectory is not,
+    and a checkpoint without the record says so once."""
+    from worldline.cli import main
+
+    train(dataset, tmp_path / "r", _cfg(steps=1, validate_every=0), model_overrides=TINY, progress=False)
+    ckpt = tmp_path / "r" / "model.pt"
+    dist = load_checkpoint(ckpt)["info"]["training_distribution"]
+    assert dist["materials"] == ["rigid"] and dist["tools"] == ["pusher"]
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["training_distribution"] == dist
+    capsys.readouterr()
+    assert main(["rollout", str(dataset), "--checkpoint", str(ckpt), "--split", "train", "--steps", "2",
+                 "--out", str(tmp_path / "in.npz")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    scene = ROOT / "assets" / "scenes" / "elastic_squeeze.toml"
+    assert main(["rollout", str(scene), "--checkpoint", str(ckpt), "--steps", "2", "--out", str(tmp_path / "o.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "is elastic; trained on rigid only" in err and "the tool is a gripper; trained with pusher" in err
+    shipped = ROOT / "assets" / "weights" / "gns_push.pt"
+    assert main(["rollout", str(ROOT / "assets" / "scenes" / "push_blocks.toml"), "--checkpoint", str(shipped),
+                 "--steps", "1", "--out", str(tmp_path / "s.npz")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("unknown training distribution") == 1 and (tmp_path / "s.npz").is_file()
 
 
 # --------------------------------------------------------------------------- training, checkpoints, resume
