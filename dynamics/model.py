@@ -587,6 +587,17 @@ def _mlp(n_in: int, width: int, n_out: int, layers: int, layer_norm: bool) -> nn
     return nn.Sequential(*mods)
 
 
+def _run(seq: nn.Sequential, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``seq(x)`` for an :func:`_mlp` (Linear/ReLU/LayerNorm); with ``inplace`` (only without
+    autograd) the ReLUs overwrite their input, which saves one (rows, width) buffer per layer on
+    these memory-bound edge MLPs. The same operations in the same order: identical results."""
+    if not inplace or torch.is_grad_enabled():
+        return seq(x)
+    for mod in seq:
+        x = mod(x) if not isinstance(mod, nn.ReLU) else x.relu_()
+    return x
+
+
 class _Interaction(nn.Module):
     """One message-passing round with residuals: edges read both ends, nodes sum incoming edges."""
 
@@ -600,11 +611,54 @@ class _Interaction(nn.Module):
         # W_e e + (W_r v)[recv] + (W_s v)[send] + b, so the node terms cost N rows, not E
         first = self.edge[0]
         w_e, w_r, w_s = first.weight.split(v.shape[1], dim=1)
-        h = torch.addmm(first.bias, e, w_e.t()) + gather(v @ w_r.t(), receivers) + gather(v @ w_s.t(), senders)
-        e_new = self.edge[1:](h)
+        if torch.is_grad_enabled():
+            h = torch.addmm(first.bias, e, w_e.t()) + gather(v @ w_r.t(), receivers) + gather(v @ w_s.t(), senders)
+            e_new = self.edge[1:](h)
+            agg = scatter_add(e_new, receivers, v.shape[0])
+            v_new = self.node(torch.cat([v, agg], 1))
+            return v + v_new, e + e_new
+        # without autograd: the same sums, accumulated in place (no (E, latent) temporaries)
+        h = torch.addmm(first.bias, e, w_e.t())
+        h += gather(v @ w_r.t(), receivers)
+        h += gather(v @ w_s.t(), senders)
+        e_new = _run(self.edge[1:], h, inplace=True)
         agg = scatter_add(e_new, receivers, v.shape[0])
-        v_new = self.node(torch.cat([v, agg], 1))
-        return v + v_new, e + e_new
+        v_new = _run(self.node, torch.cat([v, agg], 1), inplace=True)
+        return v + v_new, e_new.add_(e)
+
+
+#: glibc malloc settings the model applies once per process (see :func:`_keep_heap`), bytes.
+HEAP_MMAP_THRESHOLD = 1 << 30
+HEAP_TRIM_THRESHOLD = 1 << 31
+_heap_kept = False
+
+
+def _keep_heap(force: bool = False) -> None:
+    """Serve large tensors from the heap instead of fresh ``mmap`` pages (Linux glibc only).
+
+    By default glibc maps every allocation above a few hundred KB freshly and unmaps it on
+    free, so each (edges, latent) buffer of a forward pass is page-faulted in again: on the
+    planning batch (150k edges) that first-touch cost was two thirds of the network's time.
+    Raising the mmap and trim thresholds (``mallopt``) keeps freed memory for reuse, at the price
+    of the process holding on to its peak heap. Called once when a :class:`GNS` is built (unless
+    the environment sets ``WORLDLINE_KEEP_HEAP=0``; ``force`` ignores that); a no-op elsewhere."""
+    import os
+
+    global _heap_kept
+    if _heap_kept or (not force and os.environ.get("WORLDLINE_KEEP_HEAP", "1") == "0"):
+        return
+    _heap_kept = True
+    try:
+        import ctypes
+        import sys
+
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, HEAP_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, HEAP_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _radius_graph(points: torch.Tensor, radius: float, batch: torch.Tensor, max_neighbors: int) -> torch.Tensor:
@@ -620,6 +674,7 @@ class GNS(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        _keep_heap()
         self.config = c = config
         self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, c.type_embedding)
         node_in = 3 * c.history + 3 + 1 + c.type_embedding + len(MATERIALS) + 1 + (6 if c.use_bounds else 0) + \
@@ -700,7 +755,7 @@ class GNS(nn.Module):
         if edges is None:
             edges = self.graph(history[-1], batch)
         nodes, efeat = self.features(history, batch, next_kinematic, edges)
-        v, e = self.node_encoder(nodes), self.edge_encoder(efeat)
+        v, e = _run(self.node_encoder, nodes, inplace=True), _run(self.edge_encoder, efeat, inplace=True)
         recv, send = edges[:, 0], edges[:, 1]
         for block in self.processor:
             v, e = block(v, e, recv, send)

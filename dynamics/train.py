@@ -387,8 +387,29 @@ def _validate(module: GNS, valid: _Windows, cfg: TrainConfig, seed: int, device)
     return out
 
 
+def init_from(module: GNS, path) -> list[str]:
+    """Warm-start ``module`` from the weights of checkpoint ``path`` (in place): every tensor of the
+    same name and shape is copied; a first layer that reads more input features than the
+    checkpoint's (e.g. ``physical_features`` added) takes the old columns and keeps zeros in the
+    new ones, so the warm-started model starts out predicting what the old one did. Returns the
+    names of the tensors left at their fresh initialisation."""
+    old = load_checkpoint(path)["model"]
+    fresh = []
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            src = old.get(name)
+            if src is not None and src.shape == t.shape:
+                t.copy_(src)
+            elif src is not None and src.dim() == 2 and src.shape[0] == t.shape[0] and src.shape[1] < t.shape[1]:
+                t.zero_()
+                t[:, :src.shape[1]] = src
+            else:
+                fresh.append(name)
+    return fresh
+
+
 def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None, resume: bool = False,
-          progress: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
+          progress: bool = True, log: Optional[Callable[[str], None]] = None, init: Optional[str] = None) -> dict:
     """Train (or resume training) a :class:`GNS` on a GNS-layout dataset folder.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) this joins the process group and trains with DDP;
@@ -402,6 +423,7 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         model_overrides: architecture fields of :class:`ModelConfig` (latent, message_steps, ...).
         resume: continue from ``out/checkpoint.pt`` exactly where it stopped (the model and
             training configs come from the checkpoint, except ``cfg.steps``).
+        init: a checkpoint to warm-start a new run's weights from (:func:`init_from`).
 
     Returns:
         ``{"losses": [loss of each step run here], "step": final step, "validation": last validation,
@@ -449,6 +471,9 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
     optim = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
+    if init is not None and ckpt is None:
+        fresh = init_from(module, init)
+        say(f"weights from {init}" + (f" except {', '.join(fresh)}" if fresh else ""))
     if ckpt is not None:
         module.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optimizer"])  # (state tensors follow the parameters' device)
@@ -537,7 +562,8 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         elapsed = time.perf_counter() - t0
         save_model(out / "model.pt", module, {"dataset": str(dataset), "steps": step, "train_config": dataclasses.asdict(cfg),
                                               "seconds_this_session": elapsed, "world_size": world,
-                                              "training_distribution": distribution})
+                                              "training_distribution": distribution,
+                                              **({"init": str(init)} if init is not None else {})})
     if distributed:
         dist.barrier()
     return {"losses": losses, "step": step, "validation": last_valid, "validations": validations}

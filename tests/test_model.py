@@ -151,6 +151,17 @@ def test_model_is_permutation_equivariant(dataset, model64):
     assert torch.allclose(pa[torch.as_tensor(perm)], pb, atol=1e-10)
 
 
+def test_inference_path_equals_the_autograd_path(dataset, model64):
+    """Without autograd the network accumulates in place; it must give the very same numbers."""
+    ro, hist, nxt = _inputs(dataset)
+    batch = pack_scenes([ro.scene], dtype=torch.float64)
+    with torch.no_grad():
+        fast = model64(torch.as_tensor(hist), batch, torch.as_tensor(nxt))
+    with torch.enable_grad():
+        slow = model64(torch.as_tensor(hist), batch, torch.as_tensor(nxt))
+    assert slow.requires_grad and torch.equal(fast, slow.detach())
+
+
 def test_packed_batch_equals_scenes_one_by_one(dataset, model64):
     trajs = load_dataset(dataset, "train")[:3]
     acts = [None if not np.any(t.scene.kinematic) else
