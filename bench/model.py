@@ -69,7 +69,10 @@ def accuracy(model, trajs, audit_fn):
     per = {name: {"mse": {h: [] for h in (*HORIZONS, "full")}, "drift": [], "rigid": [], "pen": [], "clean": []}
            for name in rows}
     frames = 0
+    groups = []
     for ro in trajs:
+        sc = ro.scene
+        groups.append("+".join(sorted({sc.object_material[k] for k in np.unique(sc.object_id[~sc.kinematic])})))
         steps = ro.num_frames - 1 - c
         preds = {"model": predict_trajectory(model, ro, c, steps, rigid=True),
                  "model, no projections": predict_trajectory(model, ro, c, steps, rigid=False, collide=False),
@@ -100,7 +103,13 @@ def accuracy(model, trajs, audit_fn):
             f"{int((full < base).sum())}/{len(full)}"
         if per[name]["clean"]:
             rows[name]["audit-clean rollouts"] = f"{sum(per[name]['clean'])}/{len(per[name]['clean'])}"
-    return rows, frames
+    by_material = {}
+    for g in sorted(set(groups)):
+        sel = [i for i, x in enumerate(groups) if x == g]
+        by_material[g] = {name: {h: float(np.mean([per[name]["mse"][h][i] for i in sel])) for h in (*HORIZONS, "full")}
+                          for name in rows}
+        by_material[g]["count"] = len(sel)
+    return rows, frames, by_material
 
 
 def timing_scene(n: int, radius: float) -> ParticleScene:
@@ -305,7 +314,7 @@ def main(argv=None):
     except ImportError:
         audit_fn = None
     t = time.perf_counter()
-    rows, frames = accuracy(model, trajs, audit_fn)
+    rows, frames, by_material = accuracy(model, trajs, audit_fn)
     acc_s = time.perf_counter() - t
     n_par = sum(p.numel() for p in model.parameters())
     print(f"\nmodel: {args.checkpoint} ({n_par} parameters, latent {model.config.latent}, "
@@ -324,6 +333,17 @@ def main(argv=None):
         print(f"| {k:32} | " + " | ".join(f"{fmt(rows[n].get(k, '')):>16}" for n, _ in cols) + " |")
     if audit_fn is None:
         print(f"| {'audit-clean rollouts':32} | " + " | ".join(f"{'n/a':>16}" for _ in cols) + " |  (critic not installed)")
+    print("\nper material (objects with free particles), rollout MSE (m^2); last columns: how many times lower")
+    print("than constraints only (cv + projections) the GNN is, and the raw network than constant velocity")
+    print(f"| {'material':10} | {'n':>3} | {'horizon':>7} | " + " | ".join(f"{h:>16}" for _, h in cols)
+          + f" | {'cv+proj / GNN':>13} | {'cv / GNN raw':>12} |")
+    print(f"|{'-' * 12}|{'-' * 5}|{'-' * 9}|" + "|".join("-" * 18 for _ in cols) + f"|{'-' * 15}|{'-' * 14}|")
+    for g, d in by_material.items():
+        for h in (*HORIZONS, "full"):
+            ratio = d["cv + projections"][h] / max(d["model"][h], 1e-30)
+            raw = d["constant velocity"][h] / max(d["model, no projections"][h], 1e-30)
+            print(f"| {g:10} | {d['count']:>3} | {str(h):>7} | " + " | ".join(f"{d[n][h]:>16.3e}" for n, _ in cols)
+                  + f" | {ratio:>13.2f} | {raw:>12.2f} |")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     res = speed(model, sizes, args.repeats)
     print(f"\nCPU, {torch.get_num_threads()} thread(s); time per rollout step")

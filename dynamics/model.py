@@ -350,7 +350,7 @@ def ground_projection(pred: torch.Tensor, floor: torch.Tensor, group: torch.Tens
 
 #: Contact projection convergence: iterate until no overlap (and no particle below its floor) is
 #: deeper than this fraction of the particle radius r ...
-CONTACT_TOLERANCE = 1e-4
+CONTACT_TOLERANCE = 1e-3
 #: ... or this many Jacobi iterations have run (a cap for pathological piles; the ground
 #: projection after it still guarantees that nothing ends below the floor).
 CONTACT_MAX_ITERATIONS = 64
@@ -465,16 +465,19 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
     ``m``; kinematic particles and the ground have infinite mass. A contact between particle
     ``a`` and particle ``b`` of another object (or the ground) that overlap by ``d = r_a + r_b -
     |x_a - x_b|`` > 0 along ``n = (x_a - x_b) / |x_a - x_b|`` gets the impulse (kg m)
-    ``lambda = s d / (w_a + w_b)``, with ``w = 1/M + (r x n) . I^-1 (r x n)`` the generalised
+    ``lambda = s d / (w_a + w_b)`` (``s``: see below), with ``w = 1/M + (r x n) . I^-1 (r x n)`` the generalised
     inverse mass of the particle's body for a push along ``n`` at lever ``r`` (``1/m`` for a point
     mass, 0 for infinite mass). ``a``'s body moves by ``lambda n / M`` and turns by ``I^-1 (r_a x
     lambda n)``, ``b``'s by the opposite: so the split follows the inverse masses, an off-centre
     push turns a body (rigid bodies move by exact rigid motions, keeping their shape), and
     linear momentum ``sum m x`` is conserved exactly (angular momentum to first order) when no
-    infinite mass takes part. Jacobi iterations with constraint averaging: every contact's
-    impulse is scaled by ``s = 1 / max(contacts of a's body, contacts of b's body)``, the same on
-    both sides, and iterations repeat, re-measuring overlaps, until the deepest overlap is below
-    ``tolerance * r`` or ``iterations`` (default :data:`CONTACT_MAX_ITERATIONS`) have run.
+    infinite mass takes part. Jacobi iterations with a line search: the contacts' impulses
+    together would overshoot where several push one body, so each body takes the step ``s_b``
+    in [0, 1] along their sum that best closes its own contacts (least squares on the
+    linearised motion), every contact is scaled by the smaller step of its two bodies (the
+    same on both sides, keeping momentum), and iterations repeat, re-measuring overlaps,
+    until the deepest overlap is below ``tolerance * r`` or ``iterations`` (default
+    :data:`CONTACT_MAX_ITERATIONS`) have run.
     Particles of one object never push each other: their spacing is the network's business
     (and the rigid projection's). Frictionless: impulses act along contact normals only.
 
@@ -549,20 +552,38 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
         w_b = torch.where(has_b, bodies.inverse_mass(bb, n, x, com, inv_i), torch.zeros_like(w_a))
         body_a = bodies.body[a]
         body_b = torch.where(has_b, bodies.body[bb], torch.full_like(body_a, -1))  # -1: infinite mass
-        count = torch.zeros(bodies.num, dtype=dtype, device=device)
-        count.index_add_(0, body_a, torch.ones_like(depth))
-        count.index_add_(0, body_b.clamp_min(0), (body_b >= 0).to(dtype))
-        scale = 1.0 / torch.maximum(count[body_a], torch.where(body_b >= 0, count[body_b.clamp_min(0)],
-                                                               torch.ones_like(depth)))
-        lam = (scale * depth / (w_a + w_b)).unsqueeze(1) * n  # impulse on a's body; -lam on b's
-        imp = torch.zeros((bodies.num, 3), dtype=dtype, device=device).index_add_(0, body_a, lam)
-        tor = torch.zeros((bodies.num, 3), dtype=dtype, device=device).index_add_(
-            0, body_a, _cross(x[a] - com[body_a], lam))
         onb = body_b >= 0
-        if bool(onb.any()):
-            bi = body_b[onb]
-            imp = imp.index_add(0, bi, -lam[onb])
-            tor = tor.index_add(0, bi, _cross(x[b[onb]] - com[bi], -lam[onb]))
+        bi = body_b[onb]
+        ra, rb = x[a] - com[body_a], x[b[onb]] - com[bi]
+
+        def totals(lam):
+            """Per-body impulse (B, 3) and angular impulse about the centre of mass (B, 3) of contact impulses ``lam``."""
+            imp = torch.zeros((bodies.num, 3), dtype=dtype, device=device).index_add(0, body_a, lam)
+            tor = torch.zeros((bodies.num, 3), dtype=dtype, device=device).index_add(0, body_a, _cross(ra, lam))
+            if bi.numel():
+                imp = imp.index_add(0, bi, -lam[onb])
+                tor = tor.index_add(0, bi, _cross(rb, -lam[onb]))
+            return imp, tor
+
+        # each contact's own impulse would close it alone; together they overshoot where several
+        # push one body. Scale them per body by the step along this direction that best closes
+        # the body's contacts (least squares, linearised motion, in [0, 1]), each contact by the
+        # smaller of its two bodies' steps: equal on both sides, so momentum is kept
+        lam0 = (depth / (w_a + w_b)).unsqueeze(1) * n  # impulse on a's body; -lam on b's
+        imp0, tor0 = totals(lam0)
+        lin = imp0 / bodies.body_mass.clamp_min(torch.finfo(dtype).tiny).unsqueeze(1)
+        ang = torch.einsum("bij,bj->bi", inv_i, tor0)
+        close = ((lin[body_a] + _cross(ang[body_a], ra)) * n).sum(1)
+        if bi.numel():
+            close = close.index_add(0, torch.nonzero(onb).squeeze(1), -((lin[bi] + _cross(ang[bi], rb)) * n[onb]).sum(1))
+        num = torch.zeros(bodies.num, dtype=dtype, device=device).index_add(0, body_a, depth * close)
+        den = torch.zeros(bodies.num, dtype=dtype, device=device).index_add(0, body_a, close * close)
+        if bi.numel():
+            num = num.index_add(0, bi, (depth * close)[onb])
+            den = den.index_add(0, bi, (close * close)[onb])
+        step = torch.where(den > 0, num / den.clamp_min(torch.finfo(dtype).tiny), torch.ones_like(num)).clamp(0.0, 1.0)
+        scale = torch.minimum(step[body_a], torch.where(onb, step[body_b.clamp_min(0)], torch.ones_like(depth)))
+        imp, tor = totals(scale.unsqueeze(1) * lam0)
         shift = imp / bodies.body_mass.clamp_min(torch.finfo(dtype).tiny).unsqueeze(1)
         turn = _rotation_from_vector(torch.einsum("bij,bj->bi", inv_i, tor))
         pb = bodies.body.clamp_min(0)

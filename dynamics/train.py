@@ -423,7 +423,8 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         model_overrides: architecture fields of :class:`ModelConfig` (latent, message_steps, ...).
         resume: continue from ``out/checkpoint.pt`` exactly where it stopped (the model and
             training configs come from the checkpoint, except ``cfg.steps``).
-        init: a checkpoint to warm-start a new run's weights from (:func:`init_from`).
+        init: a checkpoint to warm-start a new run's weights from (:func:`init_from`); its
+            velocity and acceleration statistics replace the dataset's (the weights expect them).
 
     Returns:
         ``{"losses": [loss of each step run here], "step": final step, "validation": last validation,
@@ -453,7 +454,12 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         cfg = TrainConfig(**{"constrained": False, **ckpt["train_config"], "steps": steps})
         mcfg = ModelConfig.from_dict(ckpt["model_config"])
     else:
-        mcfg = model_config_for_dataset(dataset, train_ro, **(model_overrides or {}))
+        overrides = dict(model_overrides or {})
+        if init is not None:  # the warm-started weights expect their own normalisation
+            icfg = load_checkpoint(init)["model_config"]
+            for k in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+                overrides.setdefault(k, icfg[k])
+        mcfg = model_config_for_dataset(dataset, train_ro, **overrides)
         if cfg.noise_std == 0:
             cfg = dataclasses.replace(cfg, noise_std=0.1 * float(np.mean(mcfg.vel_std)))
     distribution = ckpt.get("training_distribution") if ckpt is not None else None

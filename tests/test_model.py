@@ -579,6 +579,22 @@ def test_training_reduces_the_error_below_constant_velocity(tmp_path, constraine
     assert (tmp_path / "run" / "log.jsonl").read_text().count('"loss"') == 60
 
 
+def test_warm_start_adds_physical_features_without_changing_predictions(dataset, tmp_path):
+    """--init from a checkpoint without physical features: the new columns start at zero, the
+    statistics come from the checkpoint, so the warm-started model predicts what the old one did."""
+    old_over = {**TINY, "physical_features": False, "connectivity_radius": 0.04}
+    train(dataset, tmp_path / "a", _cfg(steps=2, validate_every=0), model_overrides=old_over, progress=False)
+    train(dataset, tmp_path / "b", _cfg(steps=0, validate_every=0), model_overrides={**TINY, "connectivity_radius": 0.04},
+          progress=False, init=str(tmp_path / "a" / "model.pt"))
+    a, b = load_model(tmp_path / "a" / "model.pt"), load_model(tmp_path / "b" / "model.pt")
+    assert not a.config.physical_features and b.config.physical_features
+    assert b.config.acc_std == a.config.acc_std
+    ro = load_dataset(dataset, "test")[0]
+    h = torch.as_tensor(ro.positions[:3])
+    with torch.no_grad():
+        assert torch.allclose(a(h, pack_scenes([ro.scene])), b(h, pack_scenes([ro.scene])), atol=1e-5)
+
+
 def test_resume_reproduces_an_uninterrupted_run(dataset, tmp_path):
     full = train(dataset, tmp_path / "a", _cfg(steps=8, checkpoint_every=4, validate_every=0), model_overrides=TINY,
                  progress=False)
