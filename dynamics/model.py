@@ -476,8 +476,10 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
     in [0, 1] along their sum that best closes its own contacts (least squares on the
     linearised motion), every contact is scaled by the smaller step of its two bodies (the
     same on both sides, keeping momentum), and iterations repeat, re-measuring overlaps,
-    until the deepest overlap is below ``tolerance * r`` or ``iterations`` (default
-    :data:`CONTACT_MAX_ITERATIONS`) have run.
+    until no overlap is deeper than ``tolerance * r`` or ``iterations`` (default
+    :data:`CONTACT_MAX_ITERATIONS`) have run. Contacts within the tolerance take no impulse and
+    bodies without an active contact are left exactly as they are, so the scenes of a packed
+    batch come out as they would alone.
     Particles of one object never push each other: their spacing is the network's business
     (and the rigid projection's). Frictionless: impulses act along contact normals only.
 
@@ -524,7 +526,7 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
             d = x[ca] - x[cb]
             dist = d.norm(dim=1)
             depth = batch.radius[ca].to(dtype) + batch.radius[cb].to(dtype) - dist
-            on = depth > 0
+            on = depth > tol  # contacts within the tolerance are done: left alone, so packed scenes stay independent
             if bool(on.any()):
                 a_list.append(ca[on])
                 b_list.append(cb[on])
@@ -532,7 +534,7 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
                 d_list.append(depth[on])
         if has_ground:
             gdepth = floor - x[:, 2]
-            on = gmask & (gdepth > 0)
+            on = gmask & (gdepth > tol)
             if bool(on.any()):
                 ga = torch.nonzero(on).squeeze(1)
                 a_list.append(ga)
@@ -542,8 +544,6 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
         if not a_list:
             break
         a, b, n, depth = (torch.cat(v) for v in (a_list, b_list, n_list, d_list))
-        if float(depth.detach().max()) <= tol:
-            break
         used += 1
         com, inv_i = bodies.frames(x)
         w_a = bodies.inverse_mass(a, n, x, com, inv_i)
@@ -589,7 +589,10 @@ def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Option
         pb = bodies.body.clamp_min(0)
         rel = x - com[pb]
         moved = com[pb] + shift[pb] + torch.einsum("nij,nj->ni", turn[pb], rel)
-        x = torch.where(free.unsqueeze(1), moved, x)
+        touched = torch.zeros(bodies.num, dtype=torch.bool, device=device)
+        touched[body_a] = True
+        touched[bi] = True
+        x = torch.where((free & touched[pb]).unsqueeze(1), moved, x)  # bodies without a contact: exactly as they were
     return (x, used) if return_iterations else x
 
 
