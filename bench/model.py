@@ -112,6 +112,33 @@ def accuracy(model, trajs, audit_fn):
     return rows, frames, by_material
 
 
+def contact_stats(trajs, every: int = 6, cap_frames: int = 90):
+    """Iterations of the contact projection (ground included) on constant-velocity-plus-gravity
+    predictions from the true frames of each trajectory (every ``every`` frames): mean, max, how
+    often the cap is hit, the deepest overlap left after the cap (m), seconds per call."""
+    from dynamics.model import CONTACT_MAX_ITERATIONS, _radius_graph, contact_projection
+
+    its, left, secs = [], [], []
+    for ro in trajs:
+        b = pack_scenes([ro.scene])
+        pos = torch.as_tensor(ro.positions)
+        g = torch.tensor(ro.scene.gravity.tolist()) * ro.dt ** 2
+        for t in range(6, min(cap_frames, ro.num_frames - 1), every):
+            pred = torch.where(b.kinematic[:, None], pos[t + 1], 2 * pos[t] - pos[t - 1] + g)
+            t0 = time.perf_counter()
+            x, n = contact_projection(pred, b, ground=True, return_iterations=True)
+            secs.append(time.perf_counter() - t0)
+            its.append(n)
+            if n == CONTACT_MAX_ITERATIONS:
+                e = _radius_graph(x, 2 * ro.scene.radius, b.batch, 0)
+                keep = (b.object_id[e[:, 0]] != b.object_id[e[:, 1]]) & ~b.kinematic[e[:, 0]]
+                d = 2 * ro.scene.radius - (x[e[:, 0]] - x[e[:, 1]]).norm(dim=1)[keep]
+                gd = (b.ground + b.radius - x[:, 2])[~b.kinematic]
+                left.append(max(float(d.max()) if d.numel() else 0.0, float(gd.max()), 0.0))
+    return {"mean": float(np.mean(its)), "max": int(max(its)), "capped": f"{len(left)}/{len(its)}",
+            "left_after_cap_m": max(left) if left else 0.0, "s_per_call": float(np.mean(secs))}
+
+
 def timing_scene(n: int, radius: float) -> ParticleScene:
     """About ``n`` particles: 5 x 5 x 5 boxes (rigid) on a square grid on the ground, 2 spacings apart."""
     s = 2 * radius
@@ -344,6 +371,10 @@ def main(argv=None):
             raw = d["constant velocity"][h] / max(d["model, no projections"][h], 1e-30)
             print(f"| {g:10} | {d['count']:>3} | {str(h):>7} | " + " | ".join(f"{d[n][h]:>16.3e}" for n, _ in cols)
                   + f" | {ratio:>13.2f} | {raw:>12.2f} |")
+    cs = contact_stats(trajs)
+    print(f"\ncontact projection on these trajectories (cv + gravity from true frames, every 6th): iterations "
+          f"mean {cs['mean']:.1f}, max {cs['max']}, at the cap {cs['capped']} calls, deepest overlap left after the "
+          f"cap {cs['left_after_cap_m']:.2e} m; {cs['s_per_call']:.3f} s per call")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     res = speed(model, sizes, args.repeats)
     print(f"\nCPU, {torch.get_num_threads()} thread(s); time per rollout step")
