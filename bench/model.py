@@ -10,6 +10,7 @@ ground-truth simulator's step time on the same scenes when ``dynamics.sim`` is i
 
     worldline dataset --out data/newton_push2 --scenes 192 --workers 2 --seed 1 --granular-fraction 0.25
     PYTHONPATH=$PWD python3 bench/model.py --dataset data/newton_push2 --checkpoint assets/weights/gns_push.pt --split test
+    PYTHONPATH=$PWD python3 bench/model.py --speed-only --checkpoint assets/weights/gns_push.pt   # planning speed
 
 Prints one table; never collected as a test.
 """
@@ -68,7 +69,10 @@ def accuracy(model, trajs, audit_fn):
     per = {name: {"mse": {h: [] for h in (*HORIZONS, "full")}, "drift": [], "rigid": [], "pen": [], "clean": []}
            for name in rows}
     frames = 0
+    groups = []
     for ro in trajs:
+        sc = ro.scene
+        groups.append("+".join(sorted({sc.object_material[k] for k in np.unique(sc.object_id[~sc.kinematic])})))
         steps = ro.num_frames - 1 - c
         preds = {"model": predict_trajectory(model, ro, c, steps, rigid=True),
                  "model, no projections": predict_trajectory(model, ro, c, steps, rigid=False, collide=False),
@@ -99,7 +103,40 @@ def accuracy(model, trajs, audit_fn):
             f"{int((full < base).sum())}/{len(full)}"
         if per[name]["clean"]:
             rows[name]["audit-clean rollouts"] = f"{sum(per[name]['clean'])}/{len(per[name]['clean'])}"
-    return rows, frames
+    by_material = {}
+    for g in sorted(set(groups)):
+        sel = [i for i, x in enumerate(groups) if x == g]
+        by_material[g] = {name: {h: float(np.mean([per[name]["mse"][h][i] for i in sel])) for h in (*HORIZONS, "full")}
+                          for name in rows}
+        by_material[g]["count"] = len(sel)
+    return rows, frames, by_material
+
+
+def contact_stats(trajs, every: int = 6, cap_frames: int = 90):
+    """Iterations of the contact projection (ground included) on constant-velocity-plus-gravity
+    predictions from the true frames of each trajectory (every ``every`` frames): mean, max, how
+    often the cap is hit, the deepest overlap left after the cap (m), seconds per call."""
+    from dynamics.model import CONTACT_MAX_ITERATIONS, _radius_graph, contact_projection
+
+    its, left, secs = [], [], []
+    for ro in trajs:
+        b = pack_scenes([ro.scene])
+        pos = torch.as_tensor(ro.positions)
+        g = torch.tensor(ro.scene.gravity.tolist()) * ro.dt ** 2
+        for t in range(6, min(cap_frames, ro.num_frames - 1), every):
+            pred = torch.where(b.kinematic[:, None], pos[t + 1], 2 * pos[t] - pos[t - 1] + g)
+            t0 = time.perf_counter()
+            x, n = contact_projection(pred, b, ground=True, return_iterations=True)
+            secs.append(time.perf_counter() - t0)
+            its.append(n)
+            if n == CONTACT_MAX_ITERATIONS:
+                e = _radius_graph(x, 2 * ro.scene.radius, b.batch, 0)
+                keep = (b.object_id[e[:, 0]] != b.object_id[e[:, 1]]) & ~b.kinematic[e[:, 0]]
+                d = 2 * ro.scene.radius - (x[e[:, 0]] - x[e[:, 1]]).norm(dim=1)[keep]
+                gd = (b.ground + b.radius - x[:, 2])[~b.kinematic]
+                left.append(max(float(d.max()) if d.numel() else 0.0, float(gd.max()), 0.0))
+    return {"mean": float(np.mean(its)), "max": int(max(its)), "capped": f"{len(left)}/{len(its)}",
+            "left_after_cap_m": max(left) if left else 0.0, "s_per_call": float(np.mean(secs))}
 
 
 def timing_scene(n: int, radius: float) -> ParticleScene:
@@ -144,6 +181,90 @@ def speed(model, sizes, repeats):
     return out
 
 
+def planning_setup(boxes_per_side: int = 4, box: int = 5, r: float = 0.01):
+    """The ~2k-particle planning scene: ``boxes_per_side^2`` rigid boxes of ``box^3`` particles on a
+    grid on the ground and a pusher (kinematic) behind the first row, as a Newton setup."""
+    from dynamics.sim.scenes import ObjectShape, PrimitiveSpec, build_setup, push_action
+
+    half = box * r
+    pitch = 2 * half + 3 * r
+    objects = [PrimitiveSpec(f"box{i}_{j}", "rigid", ObjectShape("box", (half, half, half), position=np.array(
+        [i * pitch, j * pitch, half]))) for i in range(boxes_per_side) for j in range(boxes_per_side)]
+    span = (boxes_per_side - 1) * pitch
+    tool = ObjectShape("box", (r, span / 2 + half, 2 * r), position=np.array([-half - 2 * r, span / 2, 2 * r + 0.002]))
+    path = push_action(tool.position, tool.position + np.array([0.1, 0.0, 0.0]), 64)
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def planning_speed(model, candidates: int = 64, horizon: int = 20, timed_steps: int = 2, sim_frames: int = 5,
+                   heap_ab: bool = False):
+    """Seconds for one replan (``candidates`` tool actions x ``horizon`` frames of the planning scene,
+    packed into one graph batch) and per single-scene step, GNN and Newton, with a profile of
+    one packed step (graph, network, constraints). The replan is timed over ``timed_steps`` packed
+    steps and scaled to ``horizon`` (each step costs the same: same particles, same graph size).
+    ``heap_ab``: the model was loaded with ``WORLDLINE_KEEP_HEAP=0``; time the GNN first with
+    glibc's default malloc, then again after :func:`dynamics.model._keep_heap` (in one run)."""
+    from dynamics.model import _keep_heap, constrain, rollout_packed
+    from dynamics.sim import SimConfig
+
+    setup = planning_setup()
+    sc, act = setup.scene, setup.action
+    c = model.config.history
+    rng = np.random.default_rng(0)
+    n = sc.num_particles
+    res = {"particles": n, "candidates": candidates, "horizon": horizon, "particles_packed": candidates * n}
+    batch1 = pack_scenes([sc])
+    pos = torch.as_tensor(np.repeat(sc.positions[None], c + 1, 0))
+    full = torch.as_tensor(np.repeat(sc.positions[None], act.num_frames - 1, 0))
+    full[:, act.indices] = torch.as_tensor(act.positions[1:])
+    batch = pack_scenes([sc] * candidates)
+    hist = pos.repeat(1, candidates, 1)
+    futs = []
+    for _ in range(candidates):  # random push directions within +-35 degrees
+        heading = rng.uniform(-0.6, 0.6)
+        d = torch.tensor([np.cos(heading), np.sin(heading), 0.0], dtype=torch.float32) * 0.1 / (act.num_frames - 1)
+        f = torch.as_tensor(np.repeat(sc.positions[None], horizon, 0))
+        steps = torch.arange(1, horizon + 1, dtype=torch.float32)[:, None, None]
+        f[:, act.indices] = torch.as_tensor(sc.positions[act.indices])[None] + steps * d
+        futs.append(f)
+    futs = torch.cat(futs, 1)
+
+    def gnn(tag):
+        with torch.no_grad():
+            rollout_packed(model, batch1, pos, 2, full[:2])  # warm-up
+            t = time.perf_counter()
+            rollout_packed(model, batch1, pos, 10, full[:10])
+            res["gnn_step_s" + tag] = (time.perf_counter() - t) / 10
+            rollout_packed(model, batch, hist, 1, futs[:1])  # warm-up (and heap growth)
+            t = time.perf_counter()
+            rollout_packed(model, batch, hist, timed_steps, futs[:timed_steps])
+            res["packed_step_s" + tag] = (time.perf_counter() - t) / timed_steps
+            res["replan_s" + tag] = res["packed_step_s" + tag] * horizon
+            x = hist[-1]
+            t = time.perf_counter()
+            edges = model.graph(x, batch)
+            res["prof_graph_s" + tag] = time.perf_counter() - t
+            t = time.perf_counter()
+            acc = model(hist, batch, futs[0], edges=edges)
+            res["prof_network_s" + tag] = time.perf_counter() - t
+            pred = model.integrate(hist, acc)
+            t = time.perf_counter()
+            constrain(pred, batch, futs[0])
+            res["prof_constraints_s" + tag] = time.perf_counter() - t
+            res["edges"] = int(edges.shape[0])
+
+    sim = setup.simulator(SimConfig(dt=model.config.dt))
+    sim.rollout(act, 2)  # warm-up (kernel load)
+    t = time.perf_counter()
+    sim.rollout(act, sim_frames)
+    res["newton_step_s"] = (time.perf_counter() - t) / sim_frames
+    if heap_ab:
+        gnn("_default_malloc")
+        _keep_heap(force=True)
+    gnn("")
+    return res
+
+
 def _sim_step(scene, dt):
     """Seconds per frame of the ground-truth simulator on ``scene``, or None when it is not installed."""
     try:
@@ -166,23 +287,61 @@ def _sim_step(scene, dt):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", required=True, help="GNS-layout dataset folder")
+    ap.add_argument("--dataset", help="GNS-layout dataset folder")
     ap.add_argument("--checkpoint", required=True, help="model checkpoint")
     ap.add_argument("--split", default="test")
     ap.add_argument("--sizes", default="1000,10000,100000", help="particle counts for the timing")
     ap.add_argument("--repeats", type=int, default=3, help="timed steps per size (1 above 50k particles)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--speed", action="store_true",
+                    help="also time a planning replan (64 candidates x 20 steps of a ~2k-particle scene, packed) "
+                         "and the single-scene step against Newton")
+    ap.add_argument("--speed-only", action="store_true", help="only the --speed section (no --dataset needed)")
+    ap.add_argument("--candidates", type=int, default=64)
+    ap.add_argument("--horizon", type=int, default=20)
+    ap.add_argument("--timed-steps", type=int, default=2, help="packed steps timed for the replan figure")
+    ap.add_argument("--no-heap-ab", action="store_true", help="skip the default-malloc vs kept-heap comparison")
     args = ap.parse_args(argv)
     wp.config.log_level = wp.LOG_WARNING
     torch.set_num_threads(args.threads)
+    import os
+
+    heap_ab = (args.speed or args.speed_only) and not args.no_heap_ab
+    if heap_ab:
+        os.environ["WORLDLINE_KEEP_HEAP"] = "0"  # first with glibc's default malloc; see planning_speed
     model = load_model(args.checkpoint)
+    if args.speed or args.speed_only:
+        r = planning_speed(model, args.candidates, args.horizon, args.timed_steps, heap_ab=heap_ab)
+        print(f"\nplanning speed, CPU, {torch.get_num_threads()} thread(s), {args.checkpoint}: scene of {r['particles']} "
+              f"particles (16 rigid boxes and a pusher)")
+        print(f"| {'figure':64} | {'seconds':>10} |")
+        print(f"|{'-' * 66}|{'-' * 12}|")
+        rows = [("Newton single-scene step (same scene and push)", r["newton_step_s"]),
+                ("GNN single-scene step (graph + network + constraints)", r["gnn_step_s"]),
+                (f"GNN packed step, {r['candidates']} candidates ({r['particles_packed']} particles)", r["packed_step_s"]),
+                (f"replan: {r['candidates']} candidates x {r['horizon']} steps (packed step x {r['horizon']})", r["replan_s"]),
+                (f"  profile of one packed step: radius graph ({r['edges']} edges)", r["prof_graph_s"]),
+                ("  profile: network (encode, message passing, decode)", r["prof_network_s"]),
+                ("  profile: constraints (rigid, contact, ground)", r["prof_constraints_s"])]
+        if heap_ab:
+            rows += [(name + " [default malloc]", r[key + "_default_malloc"]) for name, key in (
+                ("GNN single-scene step", "gnn_step_s"), ("GNN packed step", "packed_step_s"), ("replan", "replan_s"),
+                ("  profile: network", "prof_network_s"))]
+        for name, v in rows:
+            print(f"| {name:64} | {v:>10.3e} |")
+        print(f"GNN step / Newton step = {r['gnn_step_s'] / r['newton_step_s']:.2f} (target <= 0.2); "
+              f"replan {r['replan_s']:.1f} s (target <= 1 s)")
+        if args.speed_only:
+            return
+    if not args.dataset:
+        ap.error("--dataset is required (unless --speed-only)")
     trajs = load_dataset(args.dataset, args.split)
     try:
         from critic import audit as audit_fn
     except ImportError:
         audit_fn = None
     t = time.perf_counter()
-    rows, frames = accuracy(model, trajs, audit_fn)
+    rows, frames, by_material = accuracy(model, trajs, audit_fn)
     acc_s = time.perf_counter() - t
     n_par = sum(p.numel() for p in model.parameters())
     print(f"\nmodel: {args.checkpoint} ({n_par} parameters, latent {model.config.latent}, "
@@ -201,6 +360,21 @@ def main(argv=None):
         print(f"| {k:32} | " + " | ".join(f"{fmt(rows[n].get(k, '')):>16}" for n, _ in cols) + " |")
     if audit_fn is None:
         print(f"| {'audit-clean rollouts':32} | " + " | ".join(f"{'n/a':>16}" for _ in cols) + " |  (critic not installed)")
+    print("\nper material (objects with free particles), rollout MSE (m^2); last columns: how many times lower")
+    print("than constraints only (cv + projections) the GNN is, and the raw network than constant velocity")
+    print(f"| {'material':10} | {'n':>3} | {'horizon':>7} | " + " | ".join(f"{h:>16}" for _, h in cols)
+          + f" | {'cv+proj / GNN':>13} | {'cv / GNN raw':>12} |")
+    print(f"|{'-' * 12}|{'-' * 5}|{'-' * 9}|" + "|".join("-" * 18 for _ in cols) + f"|{'-' * 15}|{'-' * 14}|")
+    for g, d in by_material.items():
+        for h in (*HORIZONS, "full"):
+            ratio = d["cv + projections"][h] / max(d["model"][h], 1e-30)
+            raw = d["constant velocity"][h] / max(d["model, no projections"][h], 1e-30)
+            print(f"| {g:10} | {d['count']:>3} | {str(h):>7} | " + " | ".join(f"{d[n][h]:>16.3e}" for n, _ in cols)
+                  + f" | {ratio:>13.2f} | {raw:>12.2f} |")
+    cs = contact_stats(trajs)
+    print(f"\ncontact projection on these trajectories (cv + gravity from true frames, every 6th): iterations "
+          f"mean {cs['mean']:.1f}, max {cs['max']}, at the cap {cs['capped']} calls, deepest overlap left after the "
+          f"cap {cs['left_after_cap_m']:.2e} m; {cs['s_per_call']:.3f} s per call")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     res = speed(model, sizes, args.repeats)
     print(f"\nCPU, {torch.get_num_threads()} thread(s); time per rollout step")

@@ -16,8 +16,10 @@ Inputs (all translation invariant, so the model is too):
 * node: the last ``history`` normalised velocities, a learned embedding of the GNS
   particle type, a one-hot of the object's material, the prescribed next velocity of
   kinematic particles (the action, as point flow; zero for others) and a kinematic
-  flag, the distance to the ground over ``R`` clipped to [-1, 1], and optionally the
-  clipped distances to the dataset's bounds (``use_bounds``).
+  flag, the distance to the ground over ``R`` clipped to [-1, 1], optionally the
+  clipped distances to the dataset's bounds (``use_bounds``) and the object's density,
+  friction, restitution and stiffness (``physical_features``, normalised by
+  :func:`physical_features`).
 * edge (receiver ``i``, sender ``j``): ``(x_j - x_i) / R`` and its norm, whether both
   particles belong to one object, and their rest distance over ``R`` when they do.
 
@@ -26,8 +28,9 @@ they move to their prescribed positions. Objects of material ``rigid`` can be
 projected onto the best-fitting rigid motion of their rest shape
 (:func:`rigid_projection`, a differentiable Kabsch step) so they stay rigid, and
 free particles that end up inside kinematic ones (the tool, static objects), inside
-other objects, or below the ground plane can be pushed back out
-(:func:`contact_projection`, :func:`ground_projection`), rigid bodies as a whole. These
+other objects, or below the ground plane can be pushed back out by contact impulses
+weighted by inverse mass that also turn rigid bodies, iterated to convergence
+(:func:`contact_projection`, then :func:`ground_projection` as a guarantee). These
 are hard constraints from known geometry, applied after the network's prediction
 (:func:`constrain`); rollouts apply them by default, and training applies them inside
 the loss when asked (``TrainConfig.constrained``), so the network learns only what they
@@ -59,6 +62,7 @@ __all__ = [
     "GNS",
     "LearnedSimulator",
     "pack_scenes",
+    "physical_features",
     "rigid_projection",
     "ground_projection",
     "contact_projection",
@@ -122,6 +126,9 @@ class ModelConfig:
     """((xmin, xmax), (ymin, ymax), (zmin, zmax)), m: walls of the domain, used when ``use_bounds``."""
     max_neighbors: int = 0
     """Cap on edges per receiver (nearest first); 0 means no cap."""
+    physical_features: bool = False
+    """Add each particle's object parameters as node features (:func:`physical_features`):
+    log density, friction, restitution, log stiffness. Off for checkpoints from before it existed."""
 
     def __post_init__(self):
         for name in ("connectivity_radius", "dt"):
@@ -148,6 +155,7 @@ class ModelConfig:
             raise ValidationError("bounds", f"expected 3 (min, max) pairs with min < max, got {self.bounds!r}")
         object.__setattr__(self, "bounds", b)
         object.__setattr__(self, "use_bounds", bool(self.use_bounds))
+        object.__setattr__(self, "physical_features", bool(self.physical_features))
 
     def to_dict(self) -> dict:
         """Plain dict (lists, floats, ints, bools) for checkpoints."""
@@ -194,6 +202,17 @@ class GraphBatch:
     """(N,) int64. Scene index of each particle, in [0, B)."""
     num_scenes: int
     """B."""
+    mass: Optional[torch.Tensor] = None
+    """(N,) float, kg. Particle masses (the scene's); None: ``1000 kg/m^3 * (2 r)^3``."""
+    physics: Optional[torch.Tensor] = None
+    """(N, 4) float: the particle's object density (kg/m^3), friction, restitution and Young's
+    modulus (Pa), from the scene; None: the scene-file defaults (1000, 0.5, 0, 1e5)."""
+
+    def particle_mass(self) -> torch.Tensor:
+        """(N,) float, kg: :attr:`mass`, or water-density particles when it is not set."""
+        if self.mass is not None:
+            return self.mass
+        return 1000.0 * (2.0 * self.radius) ** 3
 
     @property
     def kinematic(self) -> torch.Tensor:
@@ -220,7 +239,7 @@ def pack_scenes(scenes: Sequence[ParticleScene], device="cpu", dtype=torch.float
     if not scenes:
         raise ValueError("pack_scenes needs at least one scene")
     mat_index = {m: i for i, m in enumerate(MATERIALS)}
-    ptype, mat, oid, rest, ground, radius, batch = [], [], [], [], [], [], []
+    ptype, mat, oid, rest, ground, radius, batch, mass, phys = [], [], [], [], [], [], [], [], []
     offset = 0
     for b, s in enumerate(scenes):
         n = s.num_particles
@@ -232,13 +251,32 @@ def pack_scenes(scenes: Sequence[ParticleScene], device="cpu", dtype=torch.float
         ground.append(np.full(n, -np.inf if s.ground is None else s.ground, np.float64))
         radius.append(np.full(n, s.radius, np.float64))
         batch.append(np.full(n, b, np.int64))
+        mass.append(s.mass.astype(np.float64))
+        per_object = np.stack([s.object_density, s.object_friction, s.object_restitution, s.object_stiffness], 1)
+        phys.append(per_object.astype(np.float64)[s.object_id] if n else np.zeros((0, 4)))
     t = lambda parts, dt: torch.as_tensor(np.concatenate(parts), device=device).to(dt)  # noqa: E731
     return GraphBatch(
         particle_type=t(ptype, torch.int64), material=t(mat, torch.int64), object_id=t(oid, torch.int64),
         num_objects=offset, rest=t(rest, dtype), ground=t(ground, dtype), radius=t(radius, dtype),
         batch=t(batch, torch.int64),
-        num_scenes=len(scenes),
+        num_scenes=len(scenes), mass=t(mass, dtype), physics=t(phys, dtype),
     )
+
+
+#: Number of node features :func:`physical_features` adds.
+PHYSICAL_FEATURES = 4
+
+
+def physical_features(physics: torch.Tensor) -> torch.Tensor:
+    """(N, 4) normalised node features from raw object parameters ``physics`` (N, 4): density
+    (kg/m^3), friction, restitution, Young's modulus (Pa).
+
+    ``ln(density / 1000 kg/m^3)``, friction and restitution as they are (both O(1), clipped to
+    [0, 2]) and ``log10(E / 1e5 Pa) / 5`` clipped to [-1, 2] (soft rubber 0, wood-like rigid 0.8;
+    MPM sand's nominal 1e15 Pa clips at 2)."""
+    dens, fric, rest, stiff = physics.unbind(1)
+    return torch.stack([torch.log(dens.clamp_min(1e-3) / 1000.0), fric.clamp(0.0, 2.0), rest.clamp(0.0, 2.0),
+                        (torch.log10(stiff.clamp_min(1e-3) / 1e5) / 5.0).clamp(-1.0, 2.0)], 1)
 
 
 # --------------------------------------------------------------------------- rigid projection
@@ -310,73 +348,252 @@ def ground_projection(pred: torch.Tensor, floor: torch.Tensor, group: torch.Tens
     return pred + torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1)
 
 
-#: Jacobi iterations of :func:`contact_projection`.
+#: Contact projection convergence: iterate until no overlap (and no particle below its floor) is
+#: deeper than this fraction of the particle radius r ...
+CONTACT_TOLERANCE = 1e-3
+#: ... or this many Jacobi iterations have run (a cap for pathological piles; the ground
+#: projection after it still guarantees that nothing ends below the floor).
+CONTACT_MAX_ITERATIONS = 64
+#: Kept for callers of the old fixed-iteration API: the old default iteration count.
 CONTACT_ITERATIONS = 3
+#: Verlet skin of the contact candidate list, in particle radii: candidates are found once within
+#: ``2 r + skin`` and searched again only after some particle moved more than ``skin / 2``.
+CONTACT_SKIN = 1.0
 
 
-def _signed_extreme(values: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
-    """(rows, 3): per row and axis, the largest positive plus the most negative of ``values`` (E, 3) sent there."""
-    zeros = values.new_zeros((rows, 3))
-    idx = index.unsqueeze(1).expand(-1, 3)
-    up = zeros.scatter_reduce(0, idx, values.clamp_min(0.0), reduce="amax")
-    down = zeros.scatter_reduce(0, idx, values.clamp_max(0.0), reduce="amin")
-    return up + down
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.cross(a, b, dim=1)
 
 
-def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: int = CONTACT_ITERATIONS,
-                       between_objects: bool = True) -> torch.Tensor:
-    """Push free particles out of kinematic particles (the tool, static objects) and, with
-    ``between_objects``, out of the particles of other objects.
+def _rotation_from_vector(theta: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) rotation matrices ``exp([theta]_x)`` of rotation vectors ``theta`` (B, 3), rad.
 
-    A free particle ``i`` closer than ``r_i + r_j`` to a particle ``j`` of another object gets
-    a displacement along ``x_i - x_j``: the whole overlap when ``j`` is kinematic, half of it
-    when ``j`` is free (``j`` takes the other half, so the pair separates without a net shift,
-    as equal masses would). Particles of one object never push each other: their spacing is
-    the network's business (and the rigid projection's). A particle takes, per axis, the
-    largest push each way over its contacts; a rigid object moves as one (a translation, so
-    it stays rigid) by, per axis, the mean push of its particles pushed along that axis.
-    Repeated ``iterations`` times (Jacobi), since one push can create another contact.
+    Rodrigues' formula with series expansions below 1e-2 rad, so values and gradients are finite
+    at zero rotation."""
+    t2 = (theta * theta).sum(1)
+    small = t2 < 1e-4
+    t2s = torch.where(small, torch.ones_like(t2), t2)
+    t = t2s.sqrt()
+    a = torch.where(small, 1.0 - t2 / 6.0 + t2 * t2 / 120.0, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - t2 / 24.0 + t2 * t2 / 720.0, (1.0 - torch.cos(t)) / t2s)
+    z = torch.zeros_like(theta[:, 0])
+    k = torch.stack([z, -theta[:, 2], theta[:, 1], theta[:, 2], z, -theta[:, 0], -theta[:, 1], theta[:, 0], z],
+                    1).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=theta.dtype, device=theta.device).expand_as(k)
+    return eye + a[:, None, None] * k + b[:, None, None] * (k @ k)
+
+
+class _Bodies:
+    """Rigid objects as rigid bodies and every other free particle as a point mass.
+
+    ``body (N,)``: body index of each particle (rigid objects first, by object id; then one
+    body per other free particle); kinematic particles get -1 (infinite mass).
+    """
+
+    def __init__(self, batch: "GraphBatch", dtype, device):
+        n, k = batch.num_particles, batch.num_objects
+        kin = batch.kinematic
+        rigid = (batch.material == MATERIALS.index("rigid")) & ~kin
+        self.rigid = rigid
+        self.free = ~kin
+        self.num = k + n
+        self.num_objects = k
+        body = torch.where(rigid, batch.object_id, k + torch.arange(n, device=device))
+        self.body = torch.where(kin, torch.full_like(body, -1), body)
+        self.mass = batch.particle_mass().to(dtype)
+        idx = self.body.clamp_min(0)
+        m = torch.where(self.free, self.mass, torch.zeros_like(self.mass))
+        self.body_mass = torch.zeros(self.num, dtype=dtype, device=device).index_add_(0, idx, m)
+        self.is_rigid_body = torch.zeros(self.num, dtype=torch.bool, device=device)
+        self.is_rigid_body[:k] = torch.zeros(k, dtype=dtype, device=device).index_add_(
+            0, batch.object_id[rigid], torch.ones_like(m[rigid])) > 0
+        self.radius = batch.radius.to(dtype)
+
+    def frames(self, x: torch.Tensor):
+        """Centre of mass (B, 3), m, and (pseudo-)inverse inertia (B, 3, 3), 1/(kg m^2), at positions
+        ``x``; point masses get a zero inverse inertia (they do not turn)."""
+        idx = self.body.clamp_min(0)
+        m = torch.where(self.free, self.mass, torch.zeros_like(self.mass))
+        msafe = self.body_mass.clamp_min(torch.finfo(x.dtype).tiny)
+        com = torch.zeros((self.num, 3), dtype=x.dtype, device=x.device).index_add_(0, idx, m[:, None] * x)
+        com = com / msafe[:, None]
+        r = x - com[idx]
+        eye = torch.eye(3, dtype=x.dtype, device=x.device)
+        # inertia of the particles as point masses (the momentum a rollout carries is sum m v over
+        # particles); a body on one line, or of one particle, cannot turn about that line
+        inertia_p = m[:, None, None] * ((r * r).sum(1)[:, None, None] * eye - r[:, :, None] * r[:, None, :])
+        inertia = torch.zeros((self.num, 3, 3), dtype=x.dtype, device=x.device).index_add_(0, idx, inertia_p)
+        k = self.num_objects
+        rb = self.is_rigid_body[:k, None, None]
+        # pseudo-inverse: no turn about an axis the body has no inertia about (a single particle, a line)
+        inv_k = torch.linalg.pinv(torch.where(rb, inertia[:k], eye.expand(k, 3, 3)), hermitian=True, rtol=1e-6)
+        inv = torch.cat([torch.where(rb, inv_k, torch.zeros_like(inv_k)),
+                         inertia.new_zeros((self.num - k, 3, 3))], 0)
+        return com, inv
+
+    def inverse_mass(self, p: torch.Tensor, n: torch.Tensor, x: torch.Tensor, com, inv_inertia) -> torch.Tensor:
+        """(C,) generalised inverse mass, 1/kg, of particles ``p`` for a push along unit normals ``n``
+        (C, 3): ``1/M + (r x n) . I^-1 (r x n)`` for a rigid body (r from its centre of mass), ``1/m``
+        for a point mass, 0 for kinematic particles."""
+        b = self.body[p].clamp_min(0)
+        rn = _cross(x[p] - com[b], n)
+        w = 1.0 / self.body_mass[b].clamp_min(torch.finfo(x.dtype).tiny) + \
+            torch.einsum("ci,cij,cj->c", rn, inv_inertia[b], rn)
+        return torch.where(self.body[p] >= 0, w, torch.zeros_like(w))
+
+
+def _contact_candidates(x: torch.Tensor, batch: "GraphBatch", reach: float, between_objects: bool):
+    """(a, b): undirected candidate pairs within ``reach`` with ``a`` free and ``b`` kinematic or
+    (with ``between_objects``) a particle of another object; each free-free pair once."""
+    edges = _radius_graph(x, reach, batch.batch, 0)
+    a, b = edges[:, 0], edges[:, 1]
+    kin = batch.kinematic
+    other = batch.object_id[a] != batch.object_id[b]
+    keep = ~kin[a] & (kin[b] | (other & between_objects & (a < b)))
+    return a[keep], b[keep]
+
+
+def contact_projection(pred: torch.Tensor, batch: GraphBatch, iterations: Optional[int] = None,
+                       between_objects: bool = True, ground: bool = False,
+                       tolerance: float = CONTACT_TOLERANCE, return_iterations: bool = False):
+    """Push free particles out of kinematic particles (the tool, static objects), out of the
+    particles of other objects (with ``between_objects``) and, with ``ground``, above the
+    ground plane, by position-level contact impulses between bodies of known mass.
+
+    Bodies: a rigid object is one rigid body (mass ``M`` = sum of its particle masses, inertia
+    ``I`` from its particles about its centre of mass), every other free particle a point mass
+    ``m``; kinematic particles and the ground have infinite mass. A contact between particle
+    ``a`` and particle ``b`` of another object (or the ground) that overlap by ``d = r_a + r_b -
+    |x_a - x_b|`` > 0 along ``n = (x_a - x_b) / |x_a - x_b|`` gets the impulse (kg m)
+    ``lambda = s d / (w_a + w_b)`` (``s``: see below), with ``w = 1/M + (r x n) . I^-1 (r x n)`` the generalised
+    inverse mass of the particle's body for a push along ``n`` at lever ``r`` (``1/m`` for a point
+    mass, 0 for infinite mass). ``a``'s body moves by ``lambda n / M`` and turns by ``I^-1 (r_a x
+    lambda n)``, ``b``'s by the opposite: so the split follows the inverse masses, an off-centre
+    push turns a body (rigid bodies move by exact rigid motions, keeping their shape), and
+    linear momentum ``sum m x`` is conserved exactly (angular momentum to first order) when no
+    infinite mass takes part. Jacobi iterations with a line search: the contacts' impulses
+    together would overshoot where several push one body, so each body takes the step ``s_b``
+    in [0, 1] along their sum that best closes its own contacts (least squares on the
+    linearised motion), every contact is scaled by the smaller step of its two bodies (the
+    same on both sides, keeping momentum), and iterations repeat, re-measuring overlaps,
+    until no overlap is deeper than ``tolerance * r`` or ``iterations`` (default
+    :data:`CONTACT_MAX_ITERATIONS`) have run. Contacts within the tolerance take no impulse and
+    bodies without an active contact are left exactly as they are, so the scenes of a packed
+    batch come out as they would alone.
+    Particles of one object never push each other: their spacing is the network's business
+    (and the rigid projection's). Frictionless: impulses act along contact normals only.
 
     Args:
         pred: (N, 3) float, m. Predicted positions (kinematic rows already where they must be).
-        batch: the packed scenes (radius, kinematic flags, objects, materials).
+        batch: the packed scenes (radius, kinematic flags, objects, materials, masses).
+        iterations: cap on iterations (>= 1); None for :data:`CONTACT_MAX_ITERATIONS`.
         between_objects: also separate free objects from each other.
+        ground: also keep particle centres at least ``r`` above their scene's ground.
+        tolerance: convergence threshold, in particle radii.
+        return_iterations: also return the number of iterations that applied impulses.
 
     Returns:
-        (N, 3) float, m.
+        (N, 3) float, m (differentiable in ``pred`` for a fixed set of active contacts), and the
+        iteration count when ``return_iterations``.
     """
+    cap = CONTACT_MAX_ITERATIONS if iterations is None else int(iterations)
     kin = batch.kinematic
     free = ~kin
-    if not bool(free.any()) or not (bool(kin.any()) or between_objects):
-        return pred
-    rigid = (batch.material == MATERIALS.index("rigid")) & free
-    reach = 2.0 * float(batch.radius.max())
-    for _ in range(iterations):
-        edges = _radius_graph(pred, reach, batch.batch, 0)
-        recv, send = edges[:, 0], edges[:, 1]
-        other = batch.object_id[recv] != batch.object_id[send]
-        keep = free[recv] & (kin[send] | (other & between_objects))
-        recv, send = recv[keep], send[keep]
-        if recv.numel() == 0:
+    done = (pred, 0) if return_iterations else pred
+    if cap < 1 or not bool(free.any()):
+        return done
+    has_ground = ground and bool(torch.isfinite(batch.ground[free]).any())
+    pairs = bool(kin.any()) or (between_objects and batch.num_objects > 1)
+    if not (pairs or has_ground):
+        return done
+    dtype, device = pred.dtype, pred.device
+    bodies = _Bodies(batch, dtype, device)
+    r_max = float(batch.radius.max())
+    tol = tolerance * float(batch.radius[free].min())
+    skin = CONTACT_SKIN * r_max
+    floor = (batch.ground + batch.radius).to(dtype)
+    gmask = free & torch.isfinite(floor) if has_ground else torch.zeros_like(free)
+    up = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=device)
+    x = pred
+    anchor, ca, cb = None, None, None
+    used = 0
+    for _ in range(cap):
+        if pairs and (anchor is None or float((x.detach() - anchor).norm(dim=1).max()) > 0.5 * skin):
+            anchor = x.detach()
+            ca, cb = _contact_candidates(anchor, batch, 2.0 * r_max + skin, between_objects)
+        a_list, b_list, n_list, d_list = [], [], [], []
+        if pairs and ca.numel():
+            d = x[ca] - x[cb]
+            dist = d.norm(dim=1)
+            depth = batch.radius[ca].to(dtype) + batch.radius[cb].to(dtype) - dist
+            on = depth > tol  # contacts within the tolerance are done: left alone, so packed scenes stay independent
+            if bool(on.any()):
+                a_list.append(ca[on])
+                b_list.append(cb[on])
+                n_list.append(d[on] / dist[on].clamp_min(1e-12).unsqueeze(1))
+                d_list.append(depth[on])
+        if has_ground:
+            gdepth = floor - x[:, 2]
+            on = gmask & (gdepth > tol)
+            if bool(on.any()):
+                ga = torch.nonzero(on).squeeze(1)
+                a_list.append(ga)
+                b_list.append(torch.full_like(ga, -1))
+                n_list.append(up.expand(ga.numel(), 3))
+                d_list.append(gdepth[ga])
+        if not a_list:
             break
-        d = pred[recv] - pred[send]
-        dist = d.norm(dim=1, keepdim=True)
-        depth = (batch.radius[recv] + batch.radius[send]).unsqueeze(1) - dist
-        inside = depth.squeeze(1) > 0
-        if not bool(inside.any()):
-            break
-        share = torch.where(kin[send], 1.0, 0.5).to(pred.dtype).unsqueeze(1)
-        push = torch.where(inside.unsqueeze(1), d / dist.clamp_min(1e-12) * depth.clamp_min(0.0) * share,
-                           torch.zeros_like(d))
-        per_particle = _signed_extreme(push, recv, pred.shape[0])
-        # a rigid object: per axis, the mean push of its particles pushed along that axis (pushes
-        # from above and below a thin tool cancel instead of lifting the object)
-        total = scatter_add(per_particle, batch.object_id, batch.num_objects)
-        count = scatter_add((per_particle != 0).to(pred.dtype), batch.object_id, batch.num_objects)
-        per_object = total / count.clamp_min(1.0)
-        move = torch.where(rigid.unsqueeze(1), per_object[batch.object_id], per_particle)
-        pred = pred + torch.where(free.unsqueeze(1), move, torch.zeros_like(move))
-    return pred
+        a, b, n, depth = (torch.cat(v) for v in (a_list, b_list, n_list, d_list))
+        used += 1
+        com, inv_i = bodies.frames(x)
+        w_a = bodies.inverse_mass(a, n, x, com, inv_i)
+        has_b = b >= 0
+        bb = b.clamp_min(0)
+        w_b = torch.where(has_b, bodies.inverse_mass(bb, n, x, com, inv_i), torch.zeros_like(w_a))
+        body_a = bodies.body[a]
+        body_b = torch.where(has_b, bodies.body[bb], torch.full_like(body_a, -1))  # -1: infinite mass
+        onb = body_b >= 0
+        bi = body_b[onb]
+        ra, rb = x[a] - com[body_a], x[b[onb]] - com[bi]
+
+        def totals(lam):
+            """Per-body impulse (B, 3) and angular impulse about the centre of mass (B, 3) of contact impulses ``lam``."""
+            imp = torch.zeros((bodies.num, 3), dtype=dtype, device=device).index_add(0, body_a, lam)
+            tor = torch.zeros((bodies.num, 3), dtype=dtype, device=device).index_add(0, body_a, _cross(ra, lam))
+            if bi.numel():
+                imp = imp.index_add(0, bi, -lam[onb])
+                tor = tor.index_add(0, bi, _cross(rb, -lam[onb]))
+            return imp, tor
+
+        # each contact's own impulse would close it alone; together they overshoot where several
+        # push one body. Scale them per body by the step along this direction that best closes
+        # the body's contacts (least squares, linearised motion, in [0, 1]), each contact by the
+        # smaller of its two bodies' steps: equal on both sides, so momentum is kept
+        lam0 = (depth / (w_a + w_b)).unsqueeze(1) * n  # impulse on a's body; -lam on b's
+        imp0, tor0 = totals(lam0)
+        lin = imp0 / bodies.body_mass.clamp_min(torch.finfo(dtype).tiny).unsqueeze(1)
+        ang = torch.einsum("bij,bj->bi", inv_i, tor0)
+        close = ((lin[body_a] + _cross(ang[body_a], ra)) * n).sum(1)
+        if bi.numel():
+            close = close.index_add(0, torch.nonzero(onb).squeeze(1), -((lin[bi] + _cross(ang[bi], rb)) * n[onb]).sum(1))
+        num = torch.zeros(bodies.num, dtype=dtype, device=device).index_add(0, body_a, depth * close)
+        den = torch.zeros(bodies.num, dtype=dtype, device=device).index_add(0, body_a, close * close)
+        if bi.numel():
+            num = num.index_add(0, bi, (depth * close)[onb])
+            den = den.index_add(0, bi, (close * close)[onb])
+        step = torch.where(den > 0, num / den.clamp_min(torch.finfo(dtype).tiny), torch.ones_like(num)).clamp(0.0, 1.0)
+        scale = torch.minimum(step[body_a], torch.where(onb, step[body_b.clamp_min(0)], torch.ones_like(depth)))
+        imp, tor = totals(scale.unsqueeze(1) * lam0)
+        shift = imp / bodies.body_mass.clamp_min(torch.finfo(dtype).tiny).unsqueeze(1)
+        turn = _rotation_from_vector(torch.einsum("bij,bj->bi", inv_i, tor))
+        pb = bodies.body.clamp_min(0)
+        rel = x - com[pb]
+        moved = com[pb] + shift[pb] + torch.einsum("nij,nj->ni", turn[pb], rel)
+        touched = torch.zeros(bodies.num, dtype=torch.bool, device=device)
+        touched[body_a] = True
+        touched[bi] = True
+        x = torch.where((free & touched[pb]).unsqueeze(1), moved, x)  # bodies without a contact: exactly as they were
+    return (x, used) if return_iterations else x
 
 
 # --------------------------------------------------------------------------- network
@@ -394,6 +611,17 @@ def _mlp(n_in: int, width: int, n_out: int, layers: int, layer_norm: bool) -> nn
     return nn.Sequential(*mods)
 
 
+def _run(seq: nn.Sequential, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``seq(x)`` for an :func:`_mlp` (Linear/ReLU/LayerNorm); with ``inplace`` (only without
+    autograd) the ReLUs overwrite their input, which saves one (rows, width) buffer per layer on
+    these memory-bound edge MLPs. The same operations in the same order: identical results."""
+    if not inplace or torch.is_grad_enabled():
+        return seq(x)
+    for mod in seq:
+        x = mod(x) if not isinstance(mod, nn.ReLU) else x.relu_()
+    return x
+
+
 class _Interaction(nn.Module):
     """One message-passing round with residuals: edges read both ends, nodes sum incoming edges."""
 
@@ -407,11 +635,54 @@ class _Interaction(nn.Module):
         # W_e e + (W_r v)[recv] + (W_s v)[send] + b, so the node terms cost N rows, not E
         first = self.edge[0]
         w_e, w_r, w_s = first.weight.split(v.shape[1], dim=1)
-        h = torch.addmm(first.bias, e, w_e.t()) + gather(v @ w_r.t(), receivers) + gather(v @ w_s.t(), senders)
-        e_new = self.edge[1:](h)
+        if torch.is_grad_enabled():
+            h = torch.addmm(first.bias, e, w_e.t()) + gather(v @ w_r.t(), receivers) + gather(v @ w_s.t(), senders)
+            e_new = self.edge[1:](h)
+            agg = scatter_add(e_new, receivers, v.shape[0])
+            v_new = self.node(torch.cat([v, agg], 1))
+            return v + v_new, e + e_new
+        # without autograd: the same sums, accumulated in place (no (E, latent) temporaries)
+        h = torch.addmm(first.bias, e, w_e.t())
+        h += gather(v @ w_r.t(), receivers)
+        h += gather(v @ w_s.t(), senders)
+        e_new = _run(self.edge[1:], h, inplace=True)
         agg = scatter_add(e_new, receivers, v.shape[0])
-        v_new = self.node(torch.cat([v, agg], 1))
-        return v + v_new, e + e_new
+        v_new = _run(self.node, torch.cat([v, agg], 1), inplace=True)
+        return v + v_new, e_new.add_(e)
+
+
+#: glibc malloc settings the model applies once per process (see :func:`_keep_heap`), bytes.
+HEAP_MMAP_THRESHOLD = 1 << 30
+HEAP_TRIM_THRESHOLD = 1 << 31
+_heap_kept = False
+
+
+def _keep_heap(force: bool = False) -> None:
+    """Serve large tensors from the heap instead of fresh ``mmap`` pages (Linux glibc only).
+
+    By default glibc maps every allocation above a few hundred KB freshly and unmaps it on
+    free, so each (edges, latent) buffer of a forward pass is page-faulted in again: on the
+    planning batch (150k edges) that first-touch cost was two thirds of the network's time.
+    Raising the mmap and trim thresholds (``mallopt``) keeps freed memory for reuse, at the price
+    of the process holding on to its peak heap. Called once when a :class:`GNS` is built (unless
+    the environment sets ``WORLDLINE_KEEP_HEAP=0``; ``force`` ignores that); a no-op elsewhere."""
+    import os
+
+    global _heap_kept
+    if _heap_kept or (not force and os.environ.get("WORLDLINE_KEEP_HEAP", "1") == "0"):
+        return
+    _heap_kept = True
+    try:
+        import ctypes
+        import sys
+
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, HEAP_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, HEAP_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _radius_graph(points: torch.Tensor, radius: float, batch: torch.Tensor, max_neighbors: int) -> torch.Tensor:
@@ -427,9 +698,11 @@ class GNS(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        _keep_heap()
         self.config = c = config
         self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, c.type_embedding)
-        node_in = 3 * c.history + 3 + 1 + c.type_embedding + len(MATERIALS) + 1 + (6 if c.use_bounds else 0)
+        node_in = 3 * c.history + 3 + 1 + c.type_embedding + len(MATERIALS) + 1 + (6 if c.use_bounds else 0) + \
+            (PHYSICAL_FEATURES if c.physical_features else 0)
         self.node_encoder = _mlp(node_in, c.latent, c.latent, c.hidden_layers, True)
         self.edge_encoder = _mlp(EDGE_FEATURES, c.latent, c.latent, c.hidden_layers, True)
         self.processor = nn.ModuleList(_Interaction(c.latent, c.hidden_layers) for _ in range(c.message_steps))
@@ -470,6 +743,10 @@ class GNS(nn.Module):
         if c.use_bounds:
             lo, hi = self.bounds[:, 0].to(x.dtype), self.bounds[:, 1].to(x.dtype)
             parts += [((x - lo) / R).clamp(-1.0, 1.0), ((hi - x) / R).clamp(-1.0, 1.0)]
+        if c.physical_features:
+            phys = batch.physics if batch.physics is not None else \
+                x.new_tensor([1000.0, 0.5, 0.0, 1.0e5]).expand(n, PHYSICAL_FEATURES)
+            parts.append(physical_features(phys.to(x.dtype)))
         nodes = torch.cat(parts, 1)
         recv, send = edges[:, 0], edges[:, 1]
         disp = (gather(x, send) - gather(x, recv)) / R
@@ -502,7 +779,7 @@ class GNS(nn.Module):
         if edges is None:
             edges = self.graph(history[-1], batch)
         nodes, efeat = self.features(history, batch, next_kinematic, edges)
-        v, e = self.node_encoder(nodes), self.edge_encoder(efeat)
+        v, e = _run(self.node_encoder, nodes, inplace=True), _run(self.edge_encoder, efeat, inplace=True)
         recv, send = edges[:, 0], edges[:, 1]
         for block in self.processor:
             v, e = block(v, e, recv, send)
@@ -529,15 +806,17 @@ class GNS(nn.Module):
 
 
 def constrain(pred: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tensor, rigid: bool = True,
-              collide: bool = True) -> torch.Tensor:
+              collide: bool = True, contact_iterations: Optional[int] = None) -> torch.Tensor:
     """The rollout-time hard constraints on predicted next positions.
 
     Args:
         pred: (N, 3) float, m. Predicted next positions.
         next_kinematic: (N, 3) float, m. Kinematic rows are where kinematic particles go.
         rigid: project objects of material ``rigid`` onto rigid motions (:func:`rigid_projection`).
-        collide: push free particles out of kinematic ones and other objects
-            (:func:`contact_projection`), then above the ground (:func:`ground_projection`).
+        collide: resolve contacts with the tool, static objects, other objects and the ground by
+            inverse-mass-weighted impulses iterated to convergence (:func:`contact_projection`),
+            then guarantee no centre below ground + r (:func:`ground_projection`).
+        contact_iterations: cap on contact iterations (None: :data:`CONTACT_MAX_ITERATIONS`).
 
     Returns:
         (N, 3) float, m. Differentiable in ``pred`` (training can apply it too).
@@ -548,7 +827,8 @@ def constrain(pred: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tenso
     if rigid:
         pred = rigid_projection(pred, batch.rest, batch.object_id, batch.num_objects, is_rigid & ~kin)
     if collide:
-        pred = contact_projection(pred, batch)
+        pred = contact_projection(pred, batch, iterations=contact_iterations, ground=True)
+        # a guarantee when the contact iterations hit their cap: lift what is still below the floor
         pred = ground_projection(pred, batch.ground + batch.radius, batch.object_id, batch.num_objects,
                                  is_rigid, ~kin)
     return torch.where(kin.unsqueeze(1), next_kinematic, pred)
@@ -557,10 +837,9 @@ def constrain(pred: torch.Tensor, batch: GraphBatch, next_kinematic: torch.Tenso
 # --------------------------------------------------------------------------- rollouts
 
 
-@torch.no_grad()
 def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: int,
                    kinematic_future: Optional[torch.Tensor] = None, rigid: bool = True, collide: bool = True,
-                   progress: bool = False) -> torch.Tensor:
+                   progress: bool = False, grad: bool = False) -> torch.Tensor:
     """Roll a packed batch forward ``steps`` frames.
 
     Args:
@@ -569,23 +848,28 @@ def rollout_packed(model: GNS, batch: GraphBatch, history: torch.Tensor, steps: 
             rows are read. None: kinematic particles hold still.
         rigid: project rigid objects onto rigid motions each step.
         collide: keep free particles out of kinematic ones and other objects, and above the ground, each step.
+        grad: record the autograd graph, so gradients flow from the result to ``history``,
+            ``kinematic_future`` (the action) and the model's parameters (for gradient-based
+            planning). The neighbour graphs and the set of active contacts are not differentiated
+            (they are piecewise constant). False (default): no graph is recorded.
 
     Returns:
         (steps, N, 3) float, m. Predicted positions of frames 1..steps.
     """
-    out = []
-    hist = history
-    frames = range(steps)
-    if progress:
-        from tqdm import tqdm
+    with torch.set_grad_enabled(grad):
+        out = []
+        hist = history
+        frames = range(steps)
+        if progress:
+            from tqdm import tqdm
 
-        frames = tqdm(frames, desc="rollout", unit="frame")
-    for t in frames:
-        nk = None if kinematic_future is None else kinematic_future[t]
-        nxt = model.next_positions(hist, batch, nk, rigid=rigid, collide=collide)
-        out.append(nxt)
-        hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
-    return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
+            frames = tqdm(frames, desc="rollout", unit="frame")
+        for t in frames:
+            nk = None if kinematic_future is None else kinematic_future[t]
+            nxt = model.next_positions(hist, batch, nk, rigid=rigid, collide=collide)
+            out.append(nxt)
+            hist = torch.cat([hist[1:], nxt.unsqueeze(0)], 0)
+        return torch.stack(out) if out else history.new_zeros((0,) + history.shape[1:])
 
 
 def _initial_history(state: ParticleState, frames: int, dt: float) -> np.ndarray:

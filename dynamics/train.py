@@ -41,8 +41,9 @@ from particles.io import atomic_write, gns_statistics
 from .evaluate import one_step_mse, position_mse, predict_trajectory
 from .model import GNS, ModelConfig, constrain, pack_scenes
 
-__all__ = ["TrainConfig", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "train", "load_checkpoint", "load_model",
-           "save_model", "model_config_for_dataset", "random_walk_noise"]
+__all__ = ["TrainConfig", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONNECTIVITY_RADII", "train", "load_checkpoint",
+           "load_model", "save_model", "model_config_for_dataset", "random_walk_noise", "training_distribution",
+           "out_of_distribution", "tool_shape", "checkpoint_distribution"]
 
 CHECKPOINT_FORMAT = "worldline.gns_checkpoint"
 CHECKPOINT_VERSION = 1
@@ -50,6 +51,11 @@ CHECKPOINT_VERSION = 1
 LR_DECAY_FACTOR = 0.1
 #: Velocity/acceleration scale, in connectivity radii per frame, of a dataset in which nothing moves.
 STILL_SCALE = 1e-3
+#: Connectivity radius of new model configs, in particle radii r: between the cubic lattice's third
+#: (2 sqrt(3) r = 3.46 r) and fourth (4 r) neighbour distances, so that no resting pair of a lattice
+#: sits on the radius and lattice edges do not flicker with round-off and noise. The GNS-layout
+#: default of 4 r (two spacings) sits exactly on the fourth shell; checkpoints keep their own value.
+CONNECTIVITY_RADII = 3.7
 
 
 @dataclass(frozen=True)
@@ -130,13 +136,109 @@ def _dataset_statistics(folder, meta: dict, train: Sequence[Rollout]) -> dict:
 
 
 def model_config_for_dataset(folder, train: Optional[Sequence[Rollout]] = None, **overrides) -> ModelConfig:
-    """A :class:`ModelConfig` with the dataset's radius, dt, statistics and bounds; ``overrides``
-    set architecture fields (latent, message_steps, history, ...)."""
+    """A :class:`ModelConfig` with the dataset's dt, statistics and bounds, a connectivity radius of
+    :data:`CONNECTIVITY_RADII` particle radii (the train split's largest radius; the metadata's
+    ``default_connectivity_radius`` when the split is empty) and physical node features on;
+    ``overrides`` set any field (connectivity_radius, latent, message_steps, history, physical_features, ...)."""
     meta = read_metadata(folder)
     train = train if train is not None else load_dataset(folder, "train")
     stats = _dataset_statistics(folder, meta, train)
-    return ModelConfig(connectivity_radius=meta["default_connectivity_radius"], dt=meta["dt"],
-                       bounds=tuple(tuple(b) for b in meta["bounds"]), **stats, **overrides)
+    radius = CONNECTIVITY_RADII * max(r.scene.radius for r in train) if train else meta["default_connectivity_radius"]
+    fields = dict(connectivity_radius=radius, dt=meta["dt"], bounds=tuple(tuple(b) for b in meta["bounds"]),
+                  physical_features=True, **stats)
+    fields.update(overrides)
+    return ModelConfig(**fields)
+
+
+#: Per-object parameters that :func:`training_distribution` records when the dataset carries them.
+_OBJECT_PARAMETERS = {"density": "object_density", "friction": "object_friction", "restitution": "object_restitution",
+                      "stiffness": "object_stiffness"}
+
+
+def _recorded_keys(folder, split: str = "train") -> set:
+    """Field names (without the ``traj_<i>/`` prefix) that the split's first trajectory stores."""
+    path = Path(folder) / f"{split}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k.split("/", 1)[1] for k in z.files if k.startswith("traj_0/")}
+    except (OSError, ValueError):
+        return set()
+
+
+def tool_shape(scene, indices: Optional[np.ndarray] = None) -> Optional[str]:
+    """``"pusher"`` when the kinematic object named ``tool`` (or ``indices``) is one connected piece of
+    touching particles (centres within 2.2 r), ``"gripper"`` when it is two or more; None without a tool."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    if indices is None:
+        if "tool" not in scene.object_name:
+            return None
+        indices = np.flatnonzero(scene.object_id == scene.object_name.index("tool"))
+    pts = scene.positions[np.asarray(indices, np.int64)]
+    if len(pts) == 0:
+        return None
+    pairs = cKDTree(pts).query_pairs(2.2 * scene.radius, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(pts), len(pts)))
+    return "pusher" if connected_components(graph, directed=False)[0] == 1 else "gripper"
+
+
+def training_distribution(folder, train: Sequence[Rollout]) -> dict:
+    """What a model trained on ``train`` (the train split of dataset ``folder``) has seen, as plain values:
+    ``materials`` of objects with free particles, ``tools`` (tool shapes, :func:`tool_shape`), and
+    per-object ranges ``[min, max]`` of density (kg/m^3), friction, restitution and stiffness (Pa)
+    over free objects, only for the parameters the dataset's files record. Stored in checkpoints
+    (``info["training_distribution"]``) for the out-of-distribution warning (:func:`out_of_distribution`)."""
+    recorded = _recorded_keys(folder)
+    materials, tools = set(), set()
+    values = {name: [] for name, key in _OBJECT_PARAMETERS.items() if key in recorded}
+    for ro in train:
+        sc = ro.scene
+        free_objects = np.unique(sc.object_id[~sc.kinematic])
+        materials.update(sc.object_material[k] for k in free_objects)
+        shape = tool_shape(sc)
+        if shape is not None:
+            tools.add(shape)
+        for name in values:
+            values[name].extend(np.asarray(getattr(sc, _OBJECT_PARAMETERS[name]))[free_objects].tolist())
+    out = {"materials": sorted(materials), "tools": sorted(tools)}
+    for name, v in values.items():
+        if v:
+            out[name] = [float(min(v)), float(max(v))]
+    return out
+
+
+def out_of_distribution(dist: Optional[dict], scene, tool: Optional[str] = None) -> list[str]:
+    """Reasons, one line each, why ``scene`` lies outside the training distribution ``dist`` (from
+    :func:`training_distribution`); ``["unknown training distribution"]`` when ``dist`` is None.
+
+    Checks the materials of objects with free particles, the tool shape (``tool``: "pusher",
+    "gripper" or None; by default inferred with :func:`tool_shape`) and the recorded per-object
+    parameter ranges (a value outside ``[min, max]`` of training)."""
+    if not dist:
+        return ["unknown training distribution"]
+    out = []
+    free_objects = np.unique(scene.object_id[~scene.kinematic])
+    seen = set(dist.get("materials", []))
+    for k in free_objects:
+        mat = scene.object_material[k]
+        if mat not in seen:
+            out.append(f"object {scene.object_name[k]!r} is {mat}; trained on {', '.join(sorted(seen)) or 'nothing'} only")
+    tool = tool_shape(scene) if tool is None else tool
+    tools = set(dist.get("tools", []))
+    if tool is not None and tool not in tools:
+        out.append(f"the tool is a {tool}; trained with {', '.join(sorted(tools)) or 'no tool'}")
+    for name, key in _OBJECT_PARAMETERS.items():
+        if name not in dist:
+            continue
+        lo, hi = dist[name]
+        vals = np.asarray(getattr(scene, key))
+        for k in free_objects:
+            v = float(vals[k])
+            if not lo * (1 - 1e-6) <= v <= hi * (1 + 1e-6):
+                out.append(f"object {scene.object_name[k]!r} has {name} {v:g}; trained on {lo:g}..{hi:g}")
+    return out
 
 
 def random_walk_noise(generator: torch.Generator, frames: int, n: int, std: float, dtype=torch.float32) -> torch.Tensor:
@@ -274,6 +376,15 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
+def checkpoint_distribution(ckpt: dict) -> Optional[dict]:
+    """The training distribution (:func:`training_distribution`) a checkpoint records, or None
+    (checkpoints from before it was recorded, such as the first shipped weights)."""
+    dist = ckpt.get("training_distribution")
+    if dist is None and isinstance(ckpt.get("info"), dict):
+        dist = ckpt["info"].get("training_distribution")
+    return dist if isinstance(dist, dict) else None
+
+
 def load_model(path, device="cpu") -> GNS:
     """The trained :class:`GNS` of a checkpoint (full or model-only), in eval mode."""
     ckpt = load_checkpoint(path)
@@ -325,8 +436,29 @@ def _validate(module: GNS, valid: _Windows, cfg: TrainConfig, seed: int, device)
     return out
 
 
+def init_from(module: GNS, path) -> list[str]:
+    """Warm-start ``module`` from the weights of checkpoint ``path`` (in place): every tensor of the
+    same name and shape is copied; a first layer that reads more input features than the
+    checkpoint's (e.g. ``physical_features`` added) takes the old columns and keeps zeros in the
+    new ones, so the warm-started model starts out predicting what the old one did. Returns the
+    names of the tensors left at their fresh initialisation."""
+    old = load_checkpoint(path)["model"]
+    fresh = []
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            src = old.get(name)
+            if src is not None and src.shape == t.shape:
+                t.copy_(src)
+            elif src is not None and src.dim() == 2 and src.shape[0] == t.shape[0] and src.shape[1] < t.shape[1]:
+                t.zero_()
+                t[:, :src.shape[1]] = src
+            else:
+                fresh.append(name)
+    return fresh
+
+
 def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None, resume: bool = False,
-          progress: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
+          progress: bool = True, log: Optional[Callable[[str], None]] = None, init: Optional[str] = None) -> dict:
     """Train (or resume training) a :class:`GNS` on a GNS-layout dataset folder.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) this joins the process group and trains with DDP;
@@ -340,6 +472,8 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         model_overrides: architecture fields of :class:`ModelConfig` (latent, message_steps, ...).
         resume: continue from ``out/checkpoint.pt`` exactly where it stopped (the model and
             training configs come from the checkpoint, except ``cfg.steps``).
+        init: a checkpoint to warm-start a new run's weights from (:func:`init_from`); its
+            velocity and acceleration statistics replace the dataset's (the weights expect them).
 
     Returns:
         ``{"losses": [loss of each step run here], "step": final step, "validation": last validation,
@@ -369,9 +503,17 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
         cfg = TrainConfig(**{"constrained": False, **ckpt["train_config"], "steps": steps})
         mcfg = ModelConfig.from_dict(ckpt["model_config"])
     else:
-        mcfg = model_config_for_dataset(dataset, train_ro, **(model_overrides or {}))
+        overrides = dict(model_overrides or {})
+        if init is not None:  # the warm-started weights expect their own normalisation
+            icfg = load_checkpoint(init)["model_config"]
+            for k in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+                overrides.setdefault(k, icfg[k])
+        mcfg = model_config_for_dataset(dataset, train_ro, **overrides)
         if cfg.noise_std == 0:
             cfg = dataclasses.replace(cfg, noise_std=0.1 * float(np.mean(mcfg.vel_std)))
+    distribution = ckpt.get("training_distribution") if ckpt is not None else None
+    if distribution is None and rank == 0:
+        distribution = training_distribution(dataset, train_ro)
     data = _Windows(train_ro, mcfg.history)
     try:
         valid = _Windows(load_dataset(dataset, "valid"), mcfg.history)
@@ -384,6 +526,9 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
     optim = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
+    if init is not None and ckpt is None:
+        fresh = init_from(module, init)
+        say(f"weights from {init}" + (f" except {', '.join(fresh)}" if fresh else ""))
     if ckpt is not None:
         module.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optimizer"])  # (state tensors follow the parameters' device)
@@ -403,7 +548,7 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
             "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "step": step,
             "model_config": mcfg.to_dict(), "train_config": dataclasses.asdict(cfg),
             "model": module.state_dict(), "optimizer": optim.state_dict(), "generator": gen.get_state(),
-            "dataset": str(dataset), "world_size": world,
+            "dataset": str(dataset), "world_size": world, "training_distribution": distribution,
         })
 
     def write_log(entry: dict):
@@ -471,7 +616,9 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
             checkpoint()
         elapsed = time.perf_counter() - t0
         save_model(out / "model.pt", module, {"dataset": str(dataset), "steps": step, "train_config": dataclasses.asdict(cfg),
-                                              "seconds_this_session": elapsed, "world_size": world})
+                                              "seconds_this_session": elapsed, "world_size": world,
+                                              "training_distribution": distribution,
+                                              **({"init": str(init)} if init is not None else {})})
     if distributed:
         dist.barrier()
     return {"losses": losses, "step": step, "validation": last_valid, "validations": validations}

@@ -11,6 +11,7 @@ Rollout ``.npz`` (ARCHITECTURE.md)::
     object_material (K,) str, dt () float, radius () float, gravity (3,) float32,
     ground () float (optional), mass (N,) float32 (optional),
     object_name (K,) str (optional), object_density (K,) float32 (optional),
+    object_friction, object_restitution, object_stiffness (K,) float32 (optional; Pa for stiffness),
     format () str = "worldline.rollout", format_version () int
 
 Dataset folder (GNS "Learning to Simulate" layout, extended)::
@@ -271,6 +272,9 @@ def _scene_arrays(scene: ParticleScene, prefix: str = "") -> dict[str, np.ndarra
         "object_material": np.array(scene.object_material, dtype=np.str_),
         "object_name": np.array(scene.object_name, dtype=np.str_),
         "object_density": scene.object_density.astype(np.float32),
+        "object_friction": scene.object_friction.astype(np.float32),
+        "object_restitution": scene.object_restitution.astype(np.float32),
+        "object_stiffness": scene.object_stiffness.astype(np.float32),
         "mass": scene.mass.astype(np.float32),
         "radius": np.float64(scene.radius),
         "gravity": scene.gravity.astype(np.float32),
@@ -324,6 +328,9 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
             object_name=r.strings(prefix + "object_name", required=False),
             gravity=_gravity(r, prefix),
             ground=r.scalar(prefix + "ground", float, required=False, limit=MAX_LENGTH, field="ground"),
+            object_friction=r.numbers(prefix + "object_friction", required=False, field="object_friction"),
+            object_restitution=r.numbers(prefix + "object_restitution", required=False, field="object_restitution"),
+            object_stiffness=r.numbers(prefix + "object_stiffness", required=False, field="object_stiffness"),
         )
     except ValidationError as exc:
         raise FileFormatError(r.path, exc.field, exc.problem) from None

@@ -272,6 +272,7 @@ def lift_scene(spec: SceneSpec) -> LiftedScene:
     from scipy.spatial.transform import Rotation
 
     pos, local, oid, ptype, mats, names, dens = [], [], [], [], [], [], []
+    fric, rest, stiff = [], [], []
     for k, obj in enumerate(spec.objects):
         loc = lift_object(obj, spec.spacing, seed=spec.seed + k)
         pos.append(_to_world(loc, obj.rotation_matrix(), obj.position))
@@ -281,6 +282,9 @@ def lift_scene(spec: SceneSpec) -> LiftedScene:
         mats.append(obj.material)
         names.append(obj.name)
         dens.append(obj.density)
+        fric.append(obj.friction)
+        rest.append(obj.restitution)
+        stiff.append(obj.youngs_modulus)
     tool_idx = np.zeros(0, np.int64)
     finger = np.zeros(0, np.int8)
     if spec.tool is not None:
@@ -294,6 +298,9 @@ def lift_scene(spec: SceneSpec) -> LiftedScene:
         mats.append("rigid")
         names.append(TOOL_NAME)
         dens.append(1000.0)
+        fric.append(spec.tool.friction)
+        rest.append(0.0)
+        stiff.append(1.0e9)  # the tool does not deform
         tool_idx = np.arange(start, start + len(loc), dtype=np.int64)
     scene = ParticleScene(
         positions=np.concatenate(pos).astype(np.float32),
@@ -305,6 +312,9 @@ def lift_scene(spec: SceneSpec) -> LiftedScene:
         object_name=tuple(names),
         gravity=np.asarray(spec.gravity, np.float32),
         ground=spec.ground,
+        object_friction=np.asarray(fric, np.float32),
+        object_restitution=np.asarray(rest, np.float32),
+        object_stiffness=np.asarray(stiff, np.float32),
     )
     return LiftedScene(scene, np.concatenate(local).astype(np.float32), tool_idx, finger, spec)
 

@@ -145,6 +145,12 @@ class ParticleScene:
     """(3,) float32, m/s^2."""
     ground: Optional[float] = 0.0
     """z of the ground plane, m, or None for no ground."""
+    object_friction: Optional[np.ndarray] = None
+    """(K,) float32 (>= 0). Coulomb friction coefficient of each object; defaults to 0.5 (the scene-file default)."""
+    object_restitution: Optional[np.ndarray] = None
+    """(K,) float32 (>= 0). Coefficient of restitution of each object; defaults to 0."""
+    object_stiffness: Optional[np.ndarray] = None
+    """(K,) float32, Pa (> 0). Young's modulus of each object; defaults to 1e5 (the scene-file default)."""
 
     def __post_init__(self):
         pos = _as_array("positions", self.positions, np.float32, (None, 3))
@@ -185,6 +191,15 @@ class ParticleScene:
             ("mass", mass), ("object_density", dens), ("object_name", names), ("gravity", grav), ("ground", ground),
         ):
             object.__setattr__(self, name, value)
+        for name, default, ok, rule in (("object_friction", 0.5, lambda a: a >= 0, "must be >= 0"),
+                                        ("object_restitution", 0.0, lambda a: a >= 0, "must be >= 0"),
+                                        ("object_stiffness", 1.0e5, lambda a: a > 0, "must be positive (Pa)")):
+            value = getattr(self, name)
+            arr = np.full(k, default, np.float32) if value is None else _as_array(name, value, np.float32, (k,))
+            if not np.all(np.isfinite(arr) & ok(arr)):
+                raise ValidationError(name, rule)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
         for arr in (pos, oid, ptype, mass, dens, grav):
             arr.setflags(write=False)
 

@@ -125,10 +125,13 @@ def test_model_is_translation_invariant(dataset, model64):
         batch.rest = torch.as_tensor(ro.scene.positions.astype(np.float64) + s)
         acc = model64(h, batch, torch.as_tensor(nxt + s))
         pos = model64.next_positions(h, batch, torch.as_tensor(nxt + s), rigid=True)
-        out.append((acc, pos - torch.as_tensor(s)))
+        full = model64.next_positions(h, batch, torch.as_tensor(nxt + s), rigid=True, collide=True)
+        out.append((acc, pos - torch.as_tensor(s), full - torch.as_tensor(s)))
     assert out[0][0].abs().max() > 1e-2  # the model does predict something
     assert torch.allclose(out[0][0], out[1][0], atol=1e-8)
     assert torch.allclose(out[0][1], out[1][1], atol=1e-10)
+    assert not torch.allclose(out[0][1], out[0][2], atol=1e-6)  # the contacts did act
+    assert torch.allclose(out[0][2], out[1][2], atol=1e-9)  # and they are translation invariant too
 
 
 def test_model_is_permutation_equivariant(dataset, model64):
@@ -140,6 +143,23 @@ def test_model_is_permutation_equivariant(dataset, model64):
     a = model64(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt))
     b = model64(torch.as_tensor(hist[:, perm]), pack_scenes([scene_p], dtype=torch.float64), torch.as_tensor(nxt[perm]))
     assert torch.allclose(a[torch.as_tensor(perm)], b, atol=1e-10)
+    # and so are the constraints (rigid, contact, ground)
+    pa = model64.next_positions(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt),
+                                rigid=True, collide=True)
+    pb = model64.next_positions(torch.as_tensor(hist[:, perm]), pack_scenes([scene_p], dtype=torch.float64),
+                                torch.as_tensor(nxt[perm]), rigid=True, collide=True)
+    assert torch.allclose(pa[torch.as_tensor(perm)], pb, atol=1e-10)
+
+
+def test_inference_path_equals_the_autograd_path(dataset, model64):
+    """Without autograd the network accumulates in place; it must give the very same numbers."""
+    ro, hist, nxt = _inputs(dataset)
+    batch = pack_scenes([ro.scene], dtype=torch.float64)
+    with torch.no_grad():
+        fast = model64(torch.as_tensor(hist), batch, torch.as_tensor(nxt))
+    with torch.enable_grad():
+        slow = model64(torch.as_tensor(hist), batch, torch.as_tensor(nxt))
+    assert slow.requires_grad and torch.equal(fast, slow.detach())
 
 
 def test_packed_batch_equals_scenes_one_by_one(dataset, model64):
@@ -265,6 +285,238 @@ def test_contact_projection_separates_objects_symmetrically():
     assert np.allclose(off, pos)
 
 
+def _box(n, r, centre):
+    """(n^3, 3) float64 lattice of pitch 2r centred on ``centre``."""
+    g = (np.arange(n) - (n - 1) / 2) * 2 * r
+    return np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3) + np.asarray(centre, np.float64)
+
+
+def _yaw(before, after):
+    """Rotation angle about z, rad, of the best rigid fit from ``before`` to ``after`` (N, 3)."""
+    from particles.keypoints import kabsch
+
+    rot = kabsch(before, after)[0]
+    return float(np.arctan2(rot[1, 0], rot[0, 0]))
+
+
+def test_contact_projection_splits_by_inverse_mass_and_conserves_momentum():
+    """An isolated overlapping pair of point masses, 1 : 3: the light one moves 3x as far, the
+    pair ends exactly touching, and sum m dx = 0."""
+    from particles import ParticleScene
+
+    r = 0.01
+    pos = np.array([[0.0, 0.0, 0.3], [0.015, 0.004, 0.3]])
+    mass = np.array([1e-3, 3e-3], np.float32)
+    scene = ParticleScene(pos.astype(np.float32), np.array([0, 1], np.int32), ("granular", "granular"), r, mass=mass)
+    batch = pack_scenes([scene], dtype=torch.float64)
+    out = contact_projection(torch.tensor(pos), batch).numpy()
+    dx = out - pos
+    assert np.isclose(np.linalg.norm(out[1] - out[0]), 2 * r, atol=1e-9)
+    assert np.allclose(mass[0] * dx[0] + mass[1] * dx[1], 0.0, atol=1e-15)
+    assert np.isclose(np.linalg.norm(dx[0]) / np.linalg.norm(dx[1]), 3.0, rtol=1e-6)
+
+
+def test_contact_projection_turns_rigid_bodies_and_conserves_momentum():
+    """Two rigid boxes of different density overlap at one corner: both stay rigid, the overlap
+    is resolved, sum m dx = 0 exactly, angular momentum to first order, the off-centre impulse
+    turns both boxes and the heavy box moves and turns less."""
+    from particles import ParticleScene
+
+    r = 0.01
+    a = _box(3, r, (0.0, 0.0, 0.2))
+    b = _box(3, r, (0.054, 0.04, 0.2))  # its corner column sits 6 mm into a's corner column
+    pos = np.concatenate([a, b])
+    scene = ParticleScene(pos.astype(np.float32), np.repeat(np.array([0, 1], np.int32), 27), ("rigid", "rigid"), r,
+                          object_density=np.array([500.0, 2000.0], np.float32), ground=None)
+    batch = pack_scenes([scene], dtype=torch.float64)
+    batch.rest = torch.tensor(pos)
+    out, used = contact_projection(torch.tensor(pos), batch, return_iterations=True)
+    out = out.numpy()
+    m = scene.mass.astype(np.float64)
+    dx = out - pos
+    assert np.allclose((m[:, None] * dx).sum(0), 0.0, atol=1e-15)
+    ang = (m[:, None] * np.cross(pos, dx)).sum(0)
+    assert np.abs(ang).max() < 1e-3 * (m[:, None] * np.abs(np.cross(pos, dx))).sum(0).max()
+    d = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
+    for sl in (slice(0, 27), slice(27, 54)):
+        assert np.abs(d(out[sl]) - d(pos[sl])).max() < 1e-12  # rigid
+    gap = d(np.concatenate([out[:27], out[27:]]))[:27, 27:].min()
+    assert gap > 2 * r - 2e-6 and 1 <= used < 64  # converged, within tolerance
+    ya, yb = _yaw(pos[:27], out[:27]), _yaw(pos[27:], out[27:])
+    # a is pushed -x at its (+x, +y) corner, b +x at its (-x, -y) corner: both turn counter-clockwise,
+    # the 4x lighter box (4x smaller inertia) 4x as far, to first order
+    assert ya > 1e-3 and yb > 0 and np.isclose(ya / yb, 4.0, rtol=0.05)
+    shift_a, shift_b = dx[:27].mean(0), dx[27:].mean(0)
+    assert np.isclose(np.linalg.norm(shift_a) / np.linalg.norm(shift_b), 4.0, rtol=1e-9)
+
+
+def test_contact_projection_off_centre_push_turns_the_box_toward_the_push():
+    """A tool pressing into one end of a long box's back face turns it (yaw) and pushes it on;
+    the box stays rigid; pressing at the centre does not turn it."""
+    from particles import ParticleScene
+
+    r = 0.01
+    g = np.arange(6) * 2 * r
+    box = np.stack(np.meshgrid([0.0, 0.02], g, [0.1], indexing="ij"), -1).reshape(-1, 3)
+    out = {}
+    for where, y in (("end", 0.0), ("centre", 0.05)):
+        tool = np.array([[-0.014, y, 0.1]])  # 6 mm into the box's back face at y
+        pos = np.concatenate([box, tool])
+        scene = ParticleScene(pos.astype(np.float32), np.array([0] * len(box) + [1], np.int32), ("rigid", "rigid"), r,
+                              particle_type=np.array([8] * len(box) + [KINEMATIC], np.int32), ground=None)
+        res = contact_projection(torch.tensor(pos), pack_scenes([scene], dtype=torch.float64)).numpy()
+        out[where] = res[:len(box)]
+        assert np.allclose(res[-1], tool[0])  # kinematic: stays
+        assert np.linalg.norm(res[:len(box)] - tool[0], axis=1).min() > 2 * r - 2e-6
+    yaw_end = _yaw(box, out["end"])
+    assert yaw_end > 0.02  # pushed +x at its -y end: turns counter-clockwise
+    assert abs(_yaw(box, out["centre"])) < 1e-9
+    assert out["end"][:, 0].mean() > box[:, 0].mean() + 1e-3  # and moves on
+
+
+def test_contact_projection_gradients_match_finite_differences():
+    """With a fixed number of iterations the contact projection (impulses, turns, ground) is smooth
+    in the predicted positions: autograd equals central differences (float64)."""
+    from particles import ParticleScene
+
+    r = 0.01
+    a = _box(2, r, (0.0, 0.0, 0.0095))  # 0.5 mm into the ground
+    b = _box(2, r, (0.036, 0.012, 0.0105))  # 4 mm into a, off centre
+    tool = np.array([[-0.027, -0.01, 0.01]])  # 3 mm into a's back face
+    pos = np.concatenate([a, b, tool])
+    scene = ParticleScene(pos.astype(np.float32), np.array([0] * 8 + [1] * 8 + [2], np.int32), ("rigid", "granular", "rigid"),
+                          r, particle_type=np.array([8] * 8 + [9] * 8 + [KINEMATIC], np.int32),
+                          object_density=np.array([700.0, 1600.0, 1000.0], np.float32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    x = torch.tensor(pos, requires_grad=True)
+    f = lambda p: contact_projection(p, batch, iterations=4, ground=True, tolerance=0.0)  # noqa: E731
+    moved = f(x).detach().numpy()
+    assert np.abs(moved - pos).max() > 1e-3  # contacts act
+    assert torch.autograd.gradcheck(f, (x,), eps=1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_rollout_gradients_match_finite_differences(model64, collide):
+    """rollout_packed(grad=True): the gradient of a 3-step rollout of a tiny scene (a box, a tool
+    moving towards it) with respect to the tool's action and the initial history equals central
+    differences along random directions (float64), with and without the contact constraints."""
+    from particles import ParticleScene
+
+    from dynamics.model import rollout_packed
+
+    r = 0.01
+    box = _box(2, r, (0.0, 0.0, 0.02))
+    tool = _box(2, r, (-0.05, 0.004, 0.025))[:4]
+    pos = np.concatenate([box, tool])
+    scene = ParticleScene(pos.astype(np.float32), np.array([0] * 8 + [1] * 4, np.int32), ("rigid", "rigid"), r,
+                          particle_type=np.array([8] * 8 + [KINEMATIC] * 4, np.int32))
+    batch = pack_scenes([scene], dtype=torch.float64)
+    kin = torch.as_tensor(scene.kinematic)
+    vel = np.zeros_like(pos)
+    vel[8:, 0] = 0.003  # the tool approaches at 3 mm per frame
+    c = TINY["history"]
+    h0 = torch.as_tensor(np.stack([pos + (k - c) * vel for k in range(c + 1)]))
+    future = torch.as_tensor(np.stack([pos + (k + 1) * vel for k in range(3)]))
+    rng = np.random.default_rng(1)
+    weight = torch.as_tensor(rng.normal(size=(3, len(pos), 3)))
+
+    def loss(h, fut):
+        return (rollout_packed(model64, batch, h, 3, fut, rigid=True, collide=collide, grad=True) * weight).sum()
+
+    fut = future.clone().requires_grad_(True)
+    h = h0.clone().requires_grad_(True)
+    g_fut, g_h = torch.autograd.grad(loss(h, fut), (fut, h))
+    assert g_fut[:, kin].abs().max() > 1e-3  # the action matters ...
+    assert g_fut[:, ~kin].abs().max() == 0  # ... and only its kinematic rows are read
+    eps = 1e-7
+    with torch.no_grad():
+        for _ in range(2):
+            v = torch.as_tensor(rng.normal(size=future.shape)) * kin[None, :, None]
+            fd = (loss(h0, future + eps * v) - loss(h0, future - eps * v)) / (2 * eps)
+            assert torch.isclose((g_fut * v).sum(), fd, rtol=1e-5), (float((g_fut * v).sum()), float(fd))
+            u = torch.as_tensor(rng.normal(size=h0.shape))
+            fd = (loss(h0 + eps * u, future) - loss(h0 - eps * u, future)) / (2 * eps)
+            assert torch.isclose((g_h * u).sum(), fd, rtol=1e-5), (float((g_h * u).sum()), float(fd))
+    # the default records nothing
+    assert not rollout_packed(model64, batch, h, 2, fut).requires_grad
+
+
+def test_physical_features_reach_the_network_and_old_configs_load_without_them(dataset):
+    from dynamics.model import ModelConfig
+
+    cfg = model_config_for_dataset(dataset, **TINY)
+    assert cfg.physical_features and np.isclose(cfg.connectivity_radius, 3.7 * 0.01)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "physical_features"}
+    assert not ModelConfig.from_dict(old).physical_features  # a checkpoint from before the flag
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        m = GNS(cfg).double().eval()
+        plain = GNS(ModelConfig.from_dict(old)).double().eval()
+    assert m.node_encoder[0].in_features == plain.node_encoder[0].in_features + 4
+    ro, hist, nxt = _inputs(dataset)
+    box = ro.scene.object_name.index("box")
+    outs = []
+    for changes in ({}, {"object_friction": np.where(np.arange(ro.scene.num_objects) == box, 0.9, 0.5)},
+                    {"object_density": np.where(np.arange(ro.scene.num_objects) == box, 300.0, 1000.0)}):
+        sc = ro.scene.replace(mass=None, **changes)
+        outs.append(m(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt)))
+        # the plain model cannot see them
+        if changes:
+            p0 = plain(torch.as_tensor(hist), pack_scenes([ro.scene.replace(mass=None)], dtype=torch.float64), torch.as_tensor(nxt))
+            p1 = plain(torch.as_tensor(hist), pack_scenes([sc], dtype=torch.float64), torch.as_tensor(nxt))
+            assert torch.equal(p0, p1)
+    assert not torch.allclose(outs[0], outs[1], atol=1e-9) and not torch.allclose(outs[0], outs[2], atol=1e-9)
+
+
+def test_datasets_carry_the_object_parameters(tmp_path):
+    """random_setup records each object's drawn friction and density (and the tool's), and a
+    dataset round trip keeps friction, restitution and stiffness per object."""
+    from dynamics.sim.scenes import random_setup
+    from particles import Rollout, write_dataset
+
+    rng = np.random.default_rng(3)
+    setups = [random_setup(rng, 20, granular_fraction=0.0) for _ in range(4)]
+    fr = np.concatenate([s.scene.object_friction[:-1] for s in setups])  # boxes; the tool last
+    assert np.all((fr >= 0.3) & (fr <= 0.7)) and np.ptp(fr) > 0.05
+    for s in setups:
+        for k, mat in enumerate(s.materials):
+            if mat is not None:
+                assert np.isclose(s.scene.object_friction[k], mat.friction)
+                assert np.isclose(s.scene.object_stiffness[k], mat.young_modulus, rtol=1e-6)
+    scene = setups[0].scene.replace(object_restitution=np.linspace(0, 0.5, setups[0].scene.num_objects))
+    ro = Rollout(scene, np.repeat(scene.positions[None], 3, 0), 1 / 60)
+    write_dataset(tmp_path / "d", {"train": [ro], "valid": [ro], "test": [ro]})
+    back = load_dataset(tmp_path / "d", "train")[0].scene
+    for f in ("object_friction", "object_restitution", "object_stiffness", "object_density"):
+        assert np.allclose(getattr(back, f), getattr(scene, f)), f
+
+
+def test_rollout_warns_when_the_scene_lies_outside_the_training_distribution(dataset, tmp_path, capsys):
+    """The checkpoint records what it was trained on (toy: rigid boxes, a pusher); a gripper
+    squeezing an elastic sphere is flagged (material, tool, parameters), a training trajectory is not,
+    and a checkpoint without the record says so once."""
+    from worldline.cli import main
+
+    train(dataset, tmp_path / "r", _cfg(steps=1, validate_every=0), model_overrides=TINY, progress=False)
+    ckpt = tmp_path / "r" / "model.pt"
+    dist = load_checkpoint(ckpt)["info"]["training_distribution"]
+    assert dist["materials"] == ["rigid"] and dist["tools"] == ["pusher"]
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["training_distribution"] == dist
+    capsys.readouterr()
+    assert main(["rollout", str(dataset), "--checkpoint", str(ckpt), "--split", "train", "--steps", "2",
+                 "--out", str(tmp_path / "in.npz")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    scene = ROOT / "assets" / "scenes" / "elastic_squeeze.toml"
+    assert main(["rollout", str(scene), "--checkpoint", str(ckpt), "--steps", "2", "--out", str(tmp_path / "o.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "is elastic; trained on rigid only" in err and "the tool is a gripper; trained with pusher" in err
+    shipped = ROOT / "assets" / "weights" / "gns_push.pt"
+    assert main(["rollout", str(ROOT / "assets" / "scenes" / "push_blocks.toml"), "--checkpoint", str(shipped),
+                 "--steps", "1", "--out", str(tmp_path / "s.npz")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("unknown training distribution") == 1 and (tmp_path / "s.npz").is_file()
+
+
 # --------------------------------------------------------------------------- training, checkpoints, resume
 
 
@@ -299,7 +551,10 @@ def test_constrained_loss_leaves_the_tool_push_to_the_constraints():
     free_loss = float(_loss(model, model, batch, hist, target, constrained=False).detach())
     constrained_loss = float(_loss(model, model, batch, hist, target, constrained=True).detach())
     assert np.isclose(free_loss, 64.0)  # (8 mm / 1 mm)^2 per free particle
-    assert constrained_loss < 1e-12
+    from dynamics.model import CONTACT_TOLERANCE
+
+    # exact up to the contact iterations' convergence tolerance (CONTACT_TOLERANCE r, in units of acc_std)
+    assert constrained_loss < (CONTACT_TOLERANCE * r / 1e-3) ** 2
 
 
 @pytest.mark.parametrize("constrained", [False, True])
@@ -322,6 +577,22 @@ def test_training_reduces_the_error_below_constant_velocity(tmp_path, constraine
     assert after < 0.5 * before
     assert after < cv
     assert (tmp_path / "run" / "log.jsonl").read_text().count('"loss"') == 60
+
+
+def test_warm_start_adds_physical_features_without_changing_predictions(dataset, tmp_path):
+    """--init from a checkpoint without physical features: the new columns start at zero, the
+    statistics come from the checkpoint, so the warm-started model predicts what the old one did."""
+    old_over = {**TINY, "physical_features": False, "connectivity_radius": 0.04}
+    train(dataset, tmp_path / "a", _cfg(steps=2, validate_every=0), model_overrides=old_over, progress=False)
+    train(dataset, tmp_path / "b", _cfg(steps=0, validate_every=0), model_overrides={**TINY, "connectivity_radius": 0.04},
+          progress=False, init=str(tmp_path / "a" / "model.pt"))
+    a, b = load_model(tmp_path / "a" / "model.pt"), load_model(tmp_path / "b" / "model.pt")
+    assert not a.config.physical_features and b.config.physical_features
+    assert b.config.acc_std == a.config.acc_std
+    ro = load_dataset(dataset, "test")[0]
+    h = torch.as_tensor(ro.positions[:3])
+    with torch.no_grad():
+        assert torch.allclose(a(h, pack_scenes([ro.scene])), b(h, pack_scenes([ro.scene])), atol=1e-5)
 
 
 def test_resume_reproduces_an_uninterrupted_run(dataset, tmp_path):

@@ -70,6 +70,22 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide
     return ro, extra
 
 
+def warn_out_of_distribution(checkpoint: Path, scene) -> list[str]:
+    """Print (stderr) one warning line per reason the scene lies outside what the checkpoint was
+    trained on (materials, tool, object parameters), or once that its training distribution is
+    unknown; returns the lines."""
+    from dynamics.train import checkpoint_distribution, load_checkpoint, out_of_distribution
+
+    reasons = out_of_distribution(checkpoint_distribution(load_checkpoint(checkpoint)), scene)
+    lines = []
+    for reason in reasons:
+        if reason == "unknown training distribution":
+            reason += " (the checkpoint does not record what it was trained on; the scene is not checked against it)"
+        lines.append(f"warning: {checkpoint}: {reason}")
+        typer.echo(lines[-1], err=True)
+    return lines
+
+
 def register(app: typer.Typer) -> None:
     @app.command("rollout")
     def rollout_cmd(
@@ -91,6 +107,8 @@ def register(app: typer.Typer) -> None:
         For a dataset trajectory the first C + 1 frames are the data's (the model's history) and kinematic particles follow their recorded path; start_frame in the file says where prediction begins.
 
         For a scene file the scene is lifted into particles, starts at rest, and the tool follows its waypoints.
+
+        Warns (stderr) when a material, the tool or an object's density, friction, restitution or stiffness lies outside what the checkpoint was trained on.
         """
         import torch
         import warp as wp
@@ -114,5 +132,6 @@ def register(app: typer.Typer) -> None:
             ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide, max_particles)
         else:
             ro, extra = _rollout_scene(model, source, steps, rigid, collide, max_particles)
+        warn_out_of_distribution(checkpoint, ro.scene)
         save_rollout(out, ro, extra=extra)
         typer.echo(f"wrote {out}: {ro.num_frames} frames of {ro.scene.num_particles} particles, dt {ro.dt:g} s")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -85,10 +86,17 @@ def register(app: typer.Typer) -> None:
         validate_every: int = typer.Option(100, "--validate-every", help="Steps between validations (0: at the end)."),
         checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints (0: at the end)."),
         resume: bool = typer.Option(False, "--resume", help="Continue RUN/checkpoint.pt exactly where it stopped."),
+        init: Optional[Path] = typer.Option(None, "--init", help="Warm-start the weights from this checkpoint (new features start at zero)."),
+        physical_features: bool = typer.Option(True, "--physical-features/--no-physical-features",
+                                               help="Object density, friction, restitution and stiffness as node features."),
+        radius: Optional[float] = typer.Option(None, "--radius", help="Connectivity radius, m (default: 3.7 particle radii)."),
         threads: int = typer.Option(1, "--threads", help="CPU threads per process for PyTorch (1 avoids oversubscription)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ):
-        """Train the GNN on DATASET; write checkpoints and a log to RUN."""
+        """Train the GNN on DATASET; write checkpoints and a log to RUN.
+
+        Example: worldline train data/push --out runs/a --steps 2000 --batch-size 4 --init assets/weights/gns_push.pt
+        """
         import torch
         import warp as wp
 
@@ -110,7 +118,14 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
         if resume and not (out / "checkpoint.pt").exists():
             raise BadInput(f"{out}/checkpoint.pt: nothing to resume")
-        overrides = dict(latent=latent, message_steps=message_steps, history=history, hidden_layers=hidden_layers)
+        overrides = dict(latent=latent, message_steps=message_steps, history=history, hidden_layers=hidden_layers,
+                         physical_features=physical_features)
+        if radius is not None:
+            if not radius > 0:
+                raise BadInput(f"--radius must be positive (m), got {radius}")
+            overrides["connectivity_radius"] = radius
+        if init is not None and not init.is_file():
+            raise BadInput(f"{init}: no such checkpoint (--init)")
         try:
             cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, lr_final=lr_final,
                               lr_decay_steps=lr_decay_steps, noise_std=noise_std, seed=seed, constrained=constrained,
@@ -124,7 +139,8 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(threads)
         rank0 = int(os.environ.get("RANK", "0")) == 0
         result = train(dataset, out, cfg, model_overrides=overrides, resume=resume, progress=progress and rank0,
-                       log=(lambda s: typer.echo(s, err=True)) if rank0 else None)
+                       log=(lambda s: typer.echo(s, err=True)) if rank0 else None,
+                       init=None if init is None else str(init))
         if rank0:
             v = result["validation"]
             extra = "".join(f", valid {k} {val:.3e} m^2" for k, val in v.items())

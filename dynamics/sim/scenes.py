@@ -119,6 +119,7 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
     position), giving the action (a pure translation).
     """
     positions, oid, ptype, mass, dens, names, mats, shapes, materials = [], [], [], [], [], [], [], [], []
+    fric, rest, stiff = [], [], []
     for k, spec in enumerate(objects):
         sh = spec.shape
         if sh.kind == "box":
@@ -141,6 +142,9 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
         ptype.append(np.full(len(pts), code, np.int32))
         mass.append(np.full(len(pts), mat.density * (2 * r) ** 3, np.float32))
         dens.append(mat.density)
+        fric.append(mat.friction)
+        rest.append(mat.restitution)
+        stiff.append(mat.young_modulus)
         names.append(spec.name)
         mats.append(spec.material)
         shapes.append(sh)
@@ -155,6 +159,10 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
         ptype.append(np.full(len(pts), KINEMATIC, np.int32))
         mass.append(np.full(len(pts), 1000.0 * (2 * r) ** 3, np.float32))
         dens.append(1000.0)
+        tool_mat = default_material("rigid")
+        fric.append(tool_mat.friction)
+        rest.append(tool_mat.restitution)
+        stiff.append(tool_mat.young_modulus)
         names.append("tool")
         mats.append("rigid")
         shapes.append(tool)
@@ -166,7 +174,9 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
     scene = ParticleScene(np.concatenate(positions), np.concatenate(oid), tuple(mats), r,
                           particle_type=np.concatenate(ptype), mass=np.concatenate(mass),
                           object_density=np.asarray(dens, np.float32), object_name=tuple(names),
-                          gravity=np.asarray(gravity, np.float32), ground=ground)
+                          gravity=np.asarray(gravity, np.float32), ground=ground,
+                          object_friction=np.asarray(fric, np.float32), object_restitution=np.asarray(rest, np.float32),
+                          object_stiffness=np.asarray(stiff, np.float32))
     return SimSetup(scene, tuple(shapes), tuple(materials), action)
 
 
