@@ -415,17 +415,18 @@ def goal_measures(task: Task, positions) -> dict:
     return out
 
 
-def goal_met(task: Task, measures: dict) -> torch.Tensor:
-    """(...) bool: the goal's tolerances hold for :func:`goal_measures`' output."""
+def goal_met(task: Task, measures: dict, scale: float = 1.0) -> torch.Tensor:
+    """(...) bool: the goal's tolerances, times ``scale``, hold for :func:`goal_measures`' output
+    (for a region: at most ``scale * (1 - fraction)`` of the particles outside)."""
     g = task.goal
     if g.position is not None:
-        ok = measures["position_error_m"] <= g.tolerance
+        ok = measures["position_error_m"] <= g.tolerance * scale
         if g.yaw_deg is not None:
-            ok = ok & (measures["yaw_error_deg"] <= g.yaw_tolerance_deg)
+            ok = ok & (measures["yaw_error_deg"] <= g.yaw_tolerance_deg * scale)
         return ok
     if g.region is not None:
-        return measures["fraction_in_region"] >= g.fraction
-    return measures["chamfer_m"] <= g.tolerance
+        return measures["fraction_in_region"] >= 1.0 - (1.0 - g.fraction) * scale
+    return measures["chamfer_m"] <= g.tolerance * scale
 
 
 # --------------------------------------------------------------------------- observations
@@ -695,15 +696,18 @@ class EpisodeResult:
 
 
 def run_episode(task: Task, controller, world=None, max_steps: int = 240, settle_frames: int = 10,
-                progress: Optional[Callable[[Observation], None]] = None) -> EpisodeResult:
+                stop_margin: float = 0.5, progress: Optional[Callable[[Observation], None]] = None) -> EpisodeResult:
     """Observe, act, step the world; repeat until the goal holds with the object settled or
-    ``max_steps`` frames have run.
+    ``max_steps`` frames have run. Success is judged on the last frame with the goal's tolerances.
 
     Args:
         world: a :class:`dynamics.Dynamics` whose ``step`` takes tool particle positions as the
             control in ``task.tool.indices`` order (default: Newton on the task's setup).
         settle_frames: when the goal is met but the object still moves faster than
             :data:`SETTLE_SPEED`, the tool holds for up to this many frames before judging again.
+        stop_margin: the controller keeps working until the goal holds with its tolerances times
+            this (0.5: half the tolerance), so that success does not rest on the tolerance's edge;
+            an episode already within that margin at frame 0 does not move at all.
         progress: called with each new observation (e.g. to advance a progress bar).
 
     Returns:
@@ -728,13 +732,14 @@ def run_episode(task: Task, controller, world=None, max_steps: int = 240, settle
         if progress is not None:
             progress(obs)
         m = goal_measures(task, obs.positions)
-        if bool(goal_met(task, m)):
+        met = bool(goal_met(task, m, stop_margin))
+        if met:
             c = obs.history[-1][task.object_particles].mean(0) - obs.history[-2][task.object_particles].mean(0)
             if np.linalg.norm(c) / task.dt < SETTLE_SPEED or hold >= settle_frames:
                 break
         if len(frames) - 1 >= max_steps:
             break
-        if bool(goal_met(task, m)):
+        if met:
             hold += 1
             poses, vels = integrate_controls(obs.tool_pose, vel, np.zeros((1, CONTROL_DIM)), ToolLimits(), task.dt)
             poses[:, 2] = obs.tool_pose[2]
