@@ -473,6 +473,7 @@ class StraightPushController:
 
     def __post_init__(self):
         self._queue: Optional[np.ndarray] = None
+        self.done = False
         self.stats = {"replans": 0, "seconds_per_replan": 0.0, "rejected_candidates": 0, "backend": "heuristic"}
 
     def act(self, task: Task, obs: Observation):
@@ -488,6 +489,7 @@ class StraightPushController:
             push, _ = integrate_controls(start, np.zeros(CONTROL_DIM), u, self.limits, task.dt)
             stop, _ = integrate_controls(push[-1], np.array([*(self.speed * d), 0.0, 0.0]), np.zeros((15, CONTROL_DIM)),
                                          self.limits, task.dt)
-            self._queue = np.concatenate([approach.reshape(-1, 5), push, stop, np.repeat(stop[-1:], 2000, 0)])
+            self._queue = np.concatenate([approach.reshape(-1, 5), push, stop, np.repeat(stop[-1:], 20, 0)])
         poses, self._queue = self._queue[:10], self._queue[10:]
+        self.done = len(self._queue) == 0  # the push is over: nothing more to try
         return poses, np.zeros((len(poses), CONTROL_DIM))

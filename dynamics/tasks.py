@@ -697,8 +697,8 @@ class EpisodeResult:
 
 def run_episode(task: Task, controller, world=None, max_steps: int = 240, settle_frames: int = 10,
                 stop_margin: float = 0.5, progress: Optional[Callable[[Observation], None]] = None) -> EpisodeResult:
-    """Observe, act, step the world; repeat until the goal holds with the object settled or
-    ``max_steps`` frames have run. Success is judged on the last frame with the goal's tolerances.
+    """Observe, act, step the world; repeat until the goal holds with the object settled,
+    ``max_steps`` frames have run, or the controller says it is ``done`` (an attribute). Success is judged on the last frame with the goal's tolerances.
 
     Args:
         world: a :class:`dynamics.Dynamics` whose ``step`` takes tool particle positions as the
@@ -737,7 +737,7 @@ def run_episode(task: Task, controller, world=None, max_steps: int = 240, settle
             c = obs.history[-1][task.object_particles].mean(0) - obs.history[-2][task.object_particles].mean(0)
             if np.linalg.norm(c) / task.dt < SETTLE_SPEED or hold >= settle_frames:
                 break
-        if len(frames) - 1 >= max_steps:
+        if len(frames) - 1 >= max_steps or getattr(controller, "done", False):
             break
         if met:
             hold += 1
