@@ -17,6 +17,13 @@ backend on the example task.
 
     PYTHONPATH=$PWD python3 bench/plan.py --checkpoint assets/weights/gns_push.pt
 
+or split over two processes (the learned model in one, the rest in the other) and merged:
+
+    A="--tasks 20 --sand 2 --samples 16 --horizon 10 --iterations 1 --replan-every 10 --max-steps 200 --oracle-tasks 4"
+    python3 bench/plan.py $A --methods learned --no-speed --json rows_learned.json &
+    python3 bench/plan.py $A --methods heuristic,constraints,newton --json rows_rest.json
+    python3 bench/plan.py --summarize rows_learned.json rows_rest.json
+
 Prints tables; never collected as a test.
 """
 
@@ -231,7 +238,15 @@ def main():
     ap.add_argument("--speed-repeats", type=int, default=2)
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--json", default=None, help="write every episode's row here")
-    run(ap.parse_args())
+    ap.add_argument("--summarize", nargs="+", default=None,
+                    help="only print the table of the rows in these --json files (runs split over processes)")
+    args = ap.parse_args()
+    if args.summarize:
+        rows = [r for f in args.summarize for r in json.loads(Path(f).read_text())]
+        order = ["learned", "constraints", "newton", "heuristic"]
+        summary(rows, [m for m in order if any(r["method"] == m for r in rows)], args)
+        return
+    run(args)
 
 
 if __name__ == "__main__":
