@@ -242,7 +242,11 @@ def main():
                     help="only print the table of the rows in these --json files (runs split over processes)")
     args = ap.parse_args()
     if args.summarize:
-        rows = [r for f in args.summarize for r in json.loads(Path(f).read_text())]
+        rows = []
+        for f in args.summarize:  # a --json file, or the printed output (one JSON row per line)
+            text = Path(f).read_text()
+            rows += json.loads(text) if text.lstrip().startswith("[") else \
+                [json.loads(line) for line in text.splitlines() if line.startswith("{")]
         order = ["learned", "constraints", "newton", "heuristic"]
         summary(rows, [m for m in order if any(r["method"] == m for r in rows)], args)
         return
