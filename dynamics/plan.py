@@ -9,7 +9,7 @@ updates the mean: MPPI by exponential weights ``exp(-(c - c_min) / (temperature 
 (``spread``: the median cost minus the lowest), CEM by refitting mean and std to the
 lowest-cost ``elite_fraction``. Sample 0 is the current mean itself. The best sample seen over
 all iterations is kept and returned. ``shift(k)`` drops the first k frames of the plan and
-repeats the last one (the warm start of the next replan in a receding horizon).
+appends k frames of zero control (the warm start of the next replan in a receding horizon).
 
 **Why not pytorch-mppi.** ``pytorch-mppi`` 0.9.1 (PyPI) was evaluated. Its ``MPPI`` steps a
 per-frame ``dynamics(state (K, nx), action (K, nu)) -> next state`` over a flat state vector
@@ -140,14 +140,16 @@ class _SamplingPlanner:
         self.best = None
 
     def shift(self, k: int) -> None:
-        """Receding horizon: drop the first ``k`` frames of the plan, repeat its last frame."""
+        """Receding horizon: drop the first ``k`` frames of the plan and append ``k`` frames of zero
+        control (for velocity controls: stop; repeating the last frame would keep pushing past the goal)."""
         k = min(int(k), self.config.horizon)
         if k <= 0:
             return
-        self.mean = torch.cat([self.mean[k:], self.mean[-1:].expand(k, self.A)], 0)
+        pad = torch.zeros((k, self.A), dtype=torch.float64)
+        self.mean = torch.cat([self.mean[k:], pad], 0)
         self.std = torch.cat([self.std[k:], self.std0.expand(k, self.A)], 0)
         if self.best is not None:
-            self.best = torch.cat([self.best[k:], self.best[-1:].expand(k, self.A)], 0)
+            self.best = torch.cat([self.best[k:], pad], 0)
 
     def _clip(self, u: torch.Tensor) -> torch.Tensor:
         if self.lower is not None:

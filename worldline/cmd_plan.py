@@ -139,6 +139,24 @@ def run_plan(scene: Path, out: Path, checkpoint: Optional[Path] = DEFAULT_CHECKP
     return summary
 
 
+DEMO_TASK = ASSETS / "tasks" / "push_to_pose.toml"
+
+
+def demo_push(out_dir: Path, checkpoint: Path, echo=print, progress: bool = True) -> dict:
+    """The end of ``worldline demo``: a planned push of the shipped example task on the GNN, executed on
+    Newton and audited; writes ``plan.rrd``, ``plan.json``, ``action.npz``, ``executed.npz`` into ``out_dir``
+    and prints one line. Lighter settings than ``worldline plan``'s defaults (16 samples x 10 frames,
+    one iteration per replan) keep the demo within a minute or two on a 2-core CPU."""
+    s = run_plan(DEMO_TASK, out_dir, checkpoint, execute=True, samples=16, horizon=10, iterations=1, replan_every=5,
+                 max_steps=180, progress=progress, echo=echo)
+    echo(f"planned push ({DEMO_TASK.name}, MPC on the GNN, executed on Newton): "
+         f"{'reached' if s['success'] else 'did not reach'} the goal, final error "
+         f"{s['final_position_error_m'] * 1000:.1f} mm after {s['steps']} frames; {s['replans']} replans at "
+         f"{s['seconds_per_replan']:.2f} s, {s['rejected_candidates']} of {s['candidates']} candidates rejected by the "
+         f"critic; executed rollout: {s['rollout_critic_events']} critic events; recording {out_dir / 'plan.rrd'}")
+    return s
+
+
 def _model_world(backend, task, checkpoint):
     """The world of an open-loop plan: the model itself (or Newton when planning on Newton)."""
     from dynamics.sim import SimConfig
