@@ -179,6 +179,16 @@ def summary(rows, methods, args) -> None:
               f"{1000 * np.median([x['position_error_m'] for x in push]) if push else float('nan'):.1f} mm | "
               f"{np.median(yaw) if yaw else float('nan'):.1f} deg | "
               f"{np.mean(sp) if sp else 0.0:.2f} | {sum(x['rejected'] for x in r)}/{sum(x['candidates'] for x in r)} |")
+    # the tasks every method except the oracle finished (a run cut short leaves them uneven)
+    sets = [{x["task"] for x in rows if x["method"] == m} for m in methods if m != "newton"]
+    common = set.intersection(*sets) if sets else set()
+    if sets and any(len(s) != len(common) for s in sets):
+        print(f"\nOn the {len(common)} tasks every method except the oracle finished:")
+        for m in methods:
+            r = [x for x in rows if x["method"] == m and x["task"] in common]
+            if r:
+                print(f"  {m}: success {sum(x['success'] for x in r)}/{len(r)}, median final error "
+                      f"{1000 * np.median([x['position_error_m'] for x in r]):.1f} mm")
     # the oracle subset, every method on the same tasks
     oracle = {x["task"] for x in rows if x["method"] == "newton"}
     if oracle:
