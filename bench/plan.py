@@ -228,6 +228,26 @@ def speed(model, args) -> None:
         print(f"| {name} | {t:.2f} | {c:.2f} | {t / out['learned'][0]:.2f}x |")
 
 
+def standoff(model) -> None:
+    """How far the GNN moves the example block when the pusher stops short of it (Newton: not at all)."""
+    from dynamics.model import LearnedSimulator
+    from dynamics.tasks import Task
+    from particles import Action
+
+    task = Task.load(ROOT / "assets" / "tasks" / "push_to_pose.toml")
+    sim = LearnedSimulator(model, task.scene, task.tool.indices)
+    idx, r = task.object_particles, task.scene.radius
+    face = float(task.scene.positions[idx, 0].min()) - r  # the block's -x face
+    print("\n| pusher stops with a gap of | GNN moves the block by |\n|---|---|")
+    for gap in (0.015, 0.005, -0.005):
+        stop = face - gap - r  # the tool's centre: its face (one particle thick) at face - gap
+        xs = np.concatenate([np.linspace(task.tool.centre[0], stop, 20), np.full(20, stop)])
+        pos = task.tool.particles(np.array([[x, 0.0, task.tool.centre[2], task.tool.yaw0, 0.0] for x in xs]))
+        act = Action(task.tool.indices, np.concatenate([task.scene.positions[task.tool.indices][None], pos]))
+        ro = sim.rollout(act, 40)
+        print(f"| {gap * 1000:.0f} mm | {(ro.positions[-1, idx, 0].mean() - ro.positions[0, idx, 0].mean()) * 1000:.1f} mm |")
+
+
 def main():
     import warp as wp
 
@@ -248,9 +268,16 @@ def main():
     ap.add_argument("--speed-repeats", type=int, default=2)
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--json", default=None, help="write every episode's row here")
+    ap.add_argument("--standoff", action="store_true", help="only: the GNN's push from a tool stopping short")
     ap.add_argument("--summarize", nargs="+", default=None,
                     help="only print the table of the rows in these --json files (runs split over processes)")
     args = ap.parse_args()
+    if args.standoff:
+        from dynamics.train import load_model
+
+        torch.set_num_threads(1)
+        standoff(load_model(args.checkpoint))
+        return
     if args.summarize:
         rows = []
         for f in args.summarize:  # a --json file, or the printed output (one JSON row per line)
