@@ -40,7 +40,7 @@ from typing import Callable, Optional, Protocol, Sequence
 import numpy as np
 import torch
 
-from particles import KINEMATIC, Action, ParticleState, Rollout, ValidationError
+from particles import Action, ParticleState, Rollout, ValidationError
 
 __all__ = [
     "ToolLimits", "ToolModel", "Task", "Observation", "EpisodeResult", "Controller",
@@ -500,12 +500,10 @@ def push_pose(task: Task, positions: np.ndarray, towards: Optional[np.ndarray] =
     reach = float(np.max((obj[:, :2] - c[:2]) @ (-d))) + r
     tool = task.tool
     # align the tool's thinnest horizontal local axis with d
-    local = tool.rotation.T @ np.eye(3)
     ext = np.asarray(tool.size)
     thin = 0 if ext[0] <= ext[1] else 1
     axis = tool.rotation[:, thin]
     yaw = math.atan2(d[1], d[0]) - math.atan2(axis[1], axis[0]) + tool.yaw0
-    del local
     half = tool.half_extent_along(d, yaw) + r
     xy = c[:2] - d * (reach + half + margin) + side * offset
     return np.array([xy[0], xy[1], tool.centre[2], float(wrap_angle(yaw)), tool.width0])
