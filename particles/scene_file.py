@@ -39,7 +39,8 @@ import numpy as np
 from .io import FileFormatError
 from .types import GRAVITY, MATERIALS
 
-__all__ = ["ObjectSpec", "ToolSpec", "Waypoint", "SceneSpec", "load_scene_file", "parse_scene", "SHAPES", "SHAPE_SIZES",
+__all__ = ["ObjectSpec", "ToolSpec", "Waypoint", "GoalSpec", "SceneSpec", "load_scene_file", "parse_scene", "parse_goal",
+           "SHAPES", "SHAPE_SIZES", "GOAL_DEFAULTS",
            "ParticleEstimate", "estimate_particles", "check_particle_budget", "TooManyParticles",
            "DEFAULT_MAX_PARTICLES", "rollout_bytes", "physical_memory"]
 
@@ -173,6 +174,8 @@ class SceneSpec:
     source: Optional[Path] = None
     """The file this spec was read from."""
     name: str = "scene"
+    goal: Optional["GoalSpec"] = None
+    """The task's ``[goal]`` table (see :func:`parse_goal`), or None."""
 
     @property
     def radius(self) -> float:
@@ -369,9 +372,134 @@ def parse_scene(data: dict, path: Path) -> SceneSpec:
     if len(set(names)) != len(names) or "tool" in names:
         raise top.err("object", "object names must be unique and must not be 'tool'")
     tool = _parse_tool(path, top.get("tool")) if "tool" in data else None
+    goal = parse_goal(path, top.get("goal"), objects, ground) if "goal" in data else None
     top.check_unknown()
     return SceneSpec(objects=objects, spacing=spacing, gravity=gravity, ground=ground, tool=tool, seed=seed,
-                     source=path, name=name)
+                     source=path, name=name, goal=goal)
+
+
+# --------------------------------------------------------------------------- goals
+
+#: Defaults of the ``[goal]`` table (m, degrees, -).
+GOAL_DEFAULTS = {"tolerance": 0.02, "yaw_tolerance_deg": 15.0, "fraction": 0.8}
+
+
+@dataclass(frozen=True)
+class GoalSpec:
+    """A task's goal for one object: a pose, a region, or a target point cloud.
+
+    Exactly one of ``position``, ``region`` and ``target`` is set (:attr:`kind`).
+    """
+
+    object: str
+    """Name of the object the goal is about (an ``[[object]]`` that is not static)."""
+    position: Optional[tuple[float, ...]] = None
+    """Goal of the object's centre, m: (x, y), or (x, y, z) to also judge the height."""
+    yaw_deg: Optional[float] = None
+    """Goal yaw (rotation about z, world frame) of the object, degrees; None: yaw is free."""
+    tolerance: float = GOAL_DEFAULTS["tolerance"]
+    """m: the centre within this distance of ``position`` (or the Chamfer distance to ``target``) succeeds."""
+    yaw_tolerance_deg: float = GOAL_DEFAULTS["yaw_tolerance_deg"]
+    """Degrees of yaw error allowed when ``yaw_deg`` is set."""
+    region: Optional[tuple[tuple[float, float, float], tuple[float, float, float]]] = None
+    """((xmin, ymin, zmin), (xmax, ymax, zmax)), m: a box the object's particles must end up in."""
+    fraction: float = GOAL_DEFAULTS["fraction"]
+    """Share (0, 1] of the object's particles that must lie inside ``region``."""
+    target: Optional[Path] = None
+    """A point cloud ``.npz`` (``points (P, 3)`` m) the object's particles must match (Chamfer distance)."""
+
+    @property
+    def kind(self) -> str:
+        """``pose``, ``region`` or ``target``."""
+        return "pose" if self.position is not None else "region" if self.region is not None else "target"
+
+    def to_dict(self) -> dict:
+        """The goal as plain values (as the scene file spells them), for JSON and policies."""
+        d: dict = {"object": self.object, "kind": self.kind}
+        if self.position is not None:
+            d.update(position=list(self.position), tolerance=self.tolerance)
+            if self.yaw_deg is not None:
+                d.update(yaw_deg=self.yaw_deg, yaw_tolerance_deg=self.yaw_tolerance_deg)
+        elif self.region is not None:
+            d.update(region={"min": list(self.region[0]), "max": list(self.region[1])}, fraction=self.fraction)
+        else:
+            d.update(target=str(self.target), tolerance=self.tolerance)
+        return d
+
+
+def parse_goal(path: Path, table, objects: tuple[ObjectSpec, ...], ground: Optional[float]) -> GoalSpec:
+    """Read and validate a ``[goal]`` table of the scene file ``path``.
+
+    Errors name the field (``goal.object``, ``goal.region``, ...): an unknown or static object,
+    not exactly one of position / region / target, an empty region, a goal below the ground
+    (``z`` or the whole region under ``ground``), a pose off the static support the object
+    stands on (e.g. beyond the table's edge), a missing target file.
+    """
+    if not isinstance(table, dict):
+        raise FileFormatError(path, "goal", "expected a table [goal]")
+    f = _Fields(path, table, "goal.")
+    names = [o.name for o in objects]
+    name = f.string("object", required=True)
+    if name not in names:
+        raise f.err("object", f"unknown object {name!r}; the scene's objects are {', '.join(names)}")
+    obj = objects[names.index(name)]
+    if obj.material == "static":
+        raise f.err("object", f"{name!r} is static and cannot be moved")
+    given = [k for k in ("position", "region", "target") if k in table]
+    if len(given) != 1:
+        raise f.err("position", "give exactly one of position, region or target"
+                    + (f" (got {', '.join(given)})" if given else ""))
+    tol = f.number("tolerance", GOAL_DEFAULTS["tolerance"], positive=True)
+    kw: dict = {"object": name, "tolerance": tol}
+    if "position" in table:
+        pos = f.vector("position", None, required=True)
+        if len(pos) not in (2, 3):
+            raise f.err("position", f"expected [x, y] or [x, y, z] in m, got {list(pos)}")
+        if ground is not None and len(pos) == 3 and pos[2] < ground:
+            raise f.err("position", f"z = {pos[2]} m is below the ground at {ground} m: unreachable")
+        _check_on_support(f, obj, objects, pos)
+        kw.update(position=pos, yaw_deg=f.number("yaw_deg"),
+                  yaw_tolerance_deg=f.number("yaw_tolerance_deg", GOAL_DEFAULTS["yaw_tolerance_deg"], positive=True))
+    elif "region" in table:
+        reg = f.get("region")
+        if not isinstance(reg, dict):
+            raise f.err("region", "expected a table {min = [x, y, z], max = [x, y, z]}")
+        rf = _Fields(path, reg, "goal.region.")
+        lo, hi = rf.vector("min", 3, required=True), rf.vector("max", 3, required=True)
+        rf.check_unknown()
+        for d, axis in enumerate("xyz"):
+            if not lo[d] < hi[d]:
+                raise f.err("region", f"is empty: min {axis} = {lo[d]} m is not below max {axis} = {hi[d]} m")
+        if ground is not None and hi[2] <= ground:
+            raise f.err("region", f"lies below the ground at {ground} m (max z = {hi[2]} m): unreachable")
+        frac = f.number("fraction", GOAL_DEFAULTS["fraction"], positive=True)
+        if frac > 1:
+            raise f.err("fraction", f"must lie in (0, 1], got {frac}")
+        kw.update(region=(lo, hi), fraction=frac)
+    else:
+        rel = f.string("target", required=True)
+        target = (path.parent / rel).resolve()
+        if not target.exists():
+            raise f.err("target", f"file not found: {target}")
+        kw.update(target=target)
+    f.check_unknown()
+    return GoalSpec(**kw)
+
+
+def _check_on_support(f: _Fields, obj: ObjectSpec, objects: tuple[ObjectSpec, ...], pos: tuple) -> None:
+    """A pose goal must stay on the static box the object stands on (if any): off its edge it would fall."""
+    for s in objects:
+        if s.material != "static" or s.shape != "box":
+            continue
+        rot = s.rotation_matrix()
+        local = rot.T @ (np.asarray(obj.position, np.float64) - np.asarray(s.position, np.float64))
+        half = np.asarray(s.size) / 2.0
+        if not (np.all(np.abs(local[:2]) <= half[:2]) and local[2] > half[2]):
+            continue  # the object does not start on this box
+        g = rot.T @ (np.array([pos[0], pos[1], s.position[2] + half[2]]) - np.asarray(s.position, np.float64))
+        if np.any(np.abs(g[:2]) > half[:2]):
+            raise f.err("position", f"({pos[0]}, {pos[1]}) lies off the static {s.name!r} that {obj.name!r} "
+                        f"stands on: unreachable without a fall")
 
 
 def load_scene_file(path) -> SceneSpec:

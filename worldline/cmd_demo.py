@@ -30,7 +30,7 @@ def _timed(label: str, fn, timings: dict):
 
 
 def run_demo(scene_path: Path, checkpoint: Optional[Path], steps: int, out_dir: Path, echo=print,
-             progress: bool = True) -> dict:
+             progress: bool = True, plan: bool = True) -> dict:
     """Run the demo; returns a summary dict (also printed through ``echo``).
 
     Writes into ``out_dir``: ``demo.rrd``, ``demo.png``, ``truth.npz`` and ``model.npz``
@@ -119,6 +119,10 @@ def run_demo(scene_path: Path, checkpoint: Optional[Path], steps: int, out_dir: 
         echo(f"missing: {m}")
     for n in rec.notices:
         echo(f"note: {n}")
+    if model is not None and plan:  # the demo ends with a planned push to a goal (worldline plan)
+        from worldline.cmd_plan import demo_push
+
+        summary["plan"] = _timed("plan + execute", lambda: demo_push(out_dir / "plan", checkpoint, echo, progress), timings)
     echo("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     echo(f"wrote {out_dir / 'demo.rrd'} (open with: worldline view {out_dir / 'demo.rrd'}), {out_dir / 'demo.png'}, "
          f"rollouts and reports in {out_dir}")
@@ -144,6 +148,7 @@ def register(app: typer.Typer) -> None:
         no_model: bool = typer.Option(False, "--no-model", help="Skip the learned model: simulate and audit only."),
         max_particles: int = typer.Option(5_000_000, "--max-particles", min=1,
                                           help="Refuse a scene estimated to need more particles than this."),
+        no_plan: bool = typer.Option(False, "--no-plan", help="Skip the planned push at the end (worldline plan)."),
     ):
         """Lift a shipped scene, simulate it with Newton and predict it with the shipped GNN under the
         same push, audit both with the critic, and write demo.rrd, demo.png, rollouts and reports.
@@ -171,4 +176,4 @@ def register(app: typer.Typer) -> None:
             from dynamics.train import load_model
 
             load_model(ckpt)  # a bad checkpoint is bad input before anything is written
-        run_demo(scene, ckpt, steps, out_dir, echo=typer.echo)
+        run_demo(scene, ckpt, steps, out_dir, echo=typer.echo, plan=not no_plan)
