@@ -330,3 +330,12 @@ def test_same_seed_same_plan_other_seed_other_plan():
     a, b, c = first_plan(0), first_plan(0), first_plan(1)
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_plan_refuses_packed_candidates_past_the_particle_limit(tmp_path, capsys):
+    """K packed copies of the scene count against --max-particles before anything is allocated."""
+    out = tmp_path / "out"
+    assert main(["plan", str(EXAMPLE), "--out", str(out), "--samples", "64", "--max-particles", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "--samples 64" in err and "--max-particles 1000" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -25,7 +25,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from worldline.errors import BadInput
+from particles.scene_file import DEFAULT_MAX_PARTICLES
+from worldline.errors import BadInput, check_output
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "weights" / "gns_push.pt"
@@ -228,6 +229,20 @@ def record_plan(path: Path, task, res, log, report) -> None:
             v.log_segments("world/executed/object", c[:t], c[1:t + 1], radius=0.25 * r, colors=(255, 200, 0))
 
 
+def _check_budget(scene: Path, samples: int, max_particles: int) -> None:
+    """Refuse, before anything is allocated, a plan whose ``samples`` packed copies of ``scene`` would
+    hold more than ``max_particles`` particles (the estimate of :func:`particles.scene_file.estimate_particles`)."""
+    from particles.scene_file import check_particle_budget, estimate_particles, load_scene_file
+
+    spec = load_scene_file(scene)
+    check_particle_budget(spec, max_particles)
+    packed = estimate_particles(spec).total * max(samples, 1)
+    if packed > max_particles:
+        raise BadInput(f"{scene}: --samples {samples} packed copies of about {estimate_particles(spec).total:.3g} "
+                       f"particles make about {packed:.3g}, more than --max-particles {max_particles}; "
+                       "use fewer --samples or a larger world.spacing, or raise --max-particles")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan(
@@ -245,6 +260,9 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("learned", "--backend",
                                     help="What the planner rolls candidates out on: learned, constraints or newton."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip plan.rrd."),
+        max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
+                                          help="Refuse a scene whose K packed candidates (particles x --samples) "
+                                               "are estimated to need more particles than this."),
     ):
         """Plan the tool's motion to SCENE's [goal] by model-predictive control on the learned model:
         K candidate motions per iteration, packed into one graph batch, each predicted rollout audited
@@ -261,6 +279,8 @@ def register(app: typer.Typer) -> None:
         """
         if not scene.exists():
             raise BadInput(f"{scene}: no such scene file")
+        _check_budget(scene, samples, max_particles)
+        check_output(out, "--out", folder=True)
         t0 = time.perf_counter()
         s = run_plan(scene, out, checkpoint, execute, planner, samples, horizon, iterations, replan_every, max_steps,
                      seed, backend, record=not no_record, echo=typer.echo)
