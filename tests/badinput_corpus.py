@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 CHECKPOINT = ASSETS / "weights" / "gns_push.pt"
+TASK = ASSETS / "tasks" / "push_to_pose.toml"  # a scene with a [goal], for plan
 SEED = 16
 
 
@@ -322,6 +323,7 @@ def build(root) -> list[Case]:
     scene_cases("rollout", lambda p, o: ["rollout", p, "--checkpoint", CHECKPOINT, "--steps", "3", "--out", o],
                 "rollout.npz")
     scene_cases("demo", lambda p, o: ["demo", "--scene", p, "--steps", "3", "--no-model", "--out-dir", o], "demo")
+    scene_cases("plan", lambda p, o: ["plan", p, "--backend", "constraints", "--out", o], "plan")
 
     # ---- rollout .npz files (audit, view, view --truth)
     base = _scene_arrays()
@@ -525,6 +527,8 @@ def build(root) -> list[Case]:
         out = b.out(f"rollout-ck-{name}", "rollout.npz")
         b.add("rollout", f"checkpoint:{name}", ["rollout", scene, "--checkpoint", p, "--steps", "3", "--out", out],
               (2,), words, (out,))
+        out = b.out(f"plan-ck-{name}", "plan")
+        b.add("plan", f"checkpoint:{name}", ["plan", TASK, "--checkpoint", p, "--out", out], (2,), words, (out,))
         out = b.out(f"demo-ck-{name}", "demo")
         b.add("demo", f"checkpoint:{name}", ["demo", "--scene", scene, "--checkpoint", p, "--steps", "3", "--out-dir",
                                              out], (2,), words, (out,))
@@ -629,12 +633,17 @@ def build(root) -> list[Case]:
                [("--index", "99"), ("--index", "-1"), ("--split", "bogus"), ("--steps", "1000")], "rollout.npz")
     flag_cases("demo", lambda o: ["demo", "--scene", scene, "--no-model", "--out-dir", o],
                [("--steps", v) for v in ("0", "-1", "1e30", "100000")] + [("--max-particles", "10")], "demo")
-    for command, args in (("lift", ["lift", scene]), ("simulate", ["simulate", scene]), ("audit", ["audit", rollout]),
+    flag_cases("plan", lambda o: ["plan", TASK, "--backend", "constraints", "--out", o],
+               [("--samples", v) for v in ("0", "-1")] + [("--horizon", v) for v in ("0", "-3")]
+               + [("--iterations", "0"), ("--replan-every", "0"), ("--replan-every", "999"), ("--max-steps", "0"),
+                  ("--planner", "bogus"), ("--backend", "bogus"), ("--max-particles", "10")], "plan")
+    for command, args in (("plan", ["plan", TASK]),
+                          ("lift", ["lift", scene]), ("simulate", ["simulate", scene]), ("audit", ["audit", rollout]),
                           ("view", ["view", rollout]), ("train", ["train", dataset]), ("dataset", ["dataset"]),
                           ("rollout", ["rollout", scene, "--checkpoint", CHECKPOINT]), ("demo", ["demo"])):
         b.add(command, "flag:unknown", args + ["--no-such-flag"], (2,), ("--no-such-flag",))
     for command, args in (("lift", ["lift"]), ("simulate", ["simulate"]), ("audit", ["audit"]), ("view", ["view"]),
-                          ("train", ["train"]), ("dataset", ["dataset"]), ("rollout", ["rollout"])):
+                          ("train", ["train"]), ("dataset", ["dataset"]), ("rollout", ["rollout"]), ("plan", ["plan"])):
         b.add(command, "flag:missing-required", args, (2,), ("Missing",))
 
     # ---- outputs: a folder in place of the file, a parent that is a file, a read-only folder
@@ -657,7 +666,8 @@ def build(root) -> list[Case]:
             ("view", lambda o: ["view", rollout, "--out", o], "rrd"),
             ("dataset", lambda o: ["dataset", "--scenes", "1", "--frames", "3", "--workers", "1", "--out", o], "dir"),
             ("train", lambda o: ["train", dataset, "--steps", "1", "--no-progress", "--out", o], "dir"),
-            ("demo", lambda o: ["demo", "--scene", scene, "--steps", "3", "--no-model", "--out-dir", o], "dir")):
+            ("demo", lambda o: ["demo", "--scene", scene, "--steps", "3", "--no-model", "--out-dir", o], "dir"),
+            ("plan", lambda o: ["plan", TASK, "--backend", "constraints", "--max-steps", "1", "--out", o], "dir")):
         folder_target = {"npz": outdir, "json": json_dir, "rrd": rrd_dir, "dir": blocker}[target]
         name = "out-is-a-file" if target == "dir" else "out-is-a-folder"
         b.add(command, f"output:{name}", make(folder_target), (2,), (folder_target.name,))

@@ -115,11 +115,11 @@ def test_corpus_covers_every_command_and_kind():
     from badinput_corpus import counts
 
     n = counts(CASES)
-    assert set(n) == {"lift", "simulate", "dataset", "train", "rollout", "audit", "view", "demo"}
+    assert set(n) == {"lift", "simulate", "dataset", "train", "rollout", "audit", "view", "demo", "plan"}
     names = {c.command: set() for c in CASES}
     for c in CASES:
         names[c.command].add(c.name)
-    for command in ("lift", "simulate", "rollout", "demo"):  # scene files
+    for command in ("lift", "simulate", "rollout", "demo", "plan"):  # scene files
         for kind in ("random-bytes", "empty", "truncated-50", "folder", "world.spacing=nan", "world.spacing=inf",
                      "object.size=[1e+30, 1e+30, 1e+30]", "object.unknown-key", "world.spacing-missing"):
             assert f"scene:{kind}" in names[command], (command, kind)
@@ -128,7 +128,7 @@ def test_corpus_covers_every_command_and_kind():
         assert f"rollout:{kind}" in names["audit"] and f"rollout:{kind}" in names["view"], kind
     assert "rollout-without-dt" in names["audit"] and "rollout:dt-missing" in names["view"]
     for kind in ("random-bytes", "empty", "truncated-50", "tensor", "custom-object", "folder"):
-        assert f"checkpoint:{kind}" in names["rollout"], kind
+        assert f"checkpoint:{kind}" in names["rollout"] and f"checkpoint:{kind}" in names["plan"], kind
     for command in n:
         assert "output:read-only-folder" in names[command] or command == "audit" and \
             "output:read-only-folder" in names[command], command
