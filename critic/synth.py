@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from particles import KINEMATIC, MATERIAL_TYPE, ParticleScene, Rollout
+from particles.keypoints import kabsch
 
 __all__ = ["Label", "CLEAN", "clean", "inject", "GLITCHES", "big_scene", "lattice", "free_object"]
 
@@ -307,7 +308,7 @@ def inject(ro: Rollout, category: str, magnitude: float, frame: int, obj: int = 
         local = np.zeros(3)
         local[2 if variant != "shear" else 1] = magnitude * r
         for t in range(f, T):  # displacement along the body's own axes: follow its rotation
-            rot = _fit_rotation(pos[0, ids], pos[t, ids])
+            rot = kabsch(pos[0, ids], pos[t, ids])[0]
             pos[t, half] += rot @ local
         return _copy(ro, pos), Label("rigidity", f, T - 1, k, None, _com(pos[f], half), magnitude, variant)
     if category == "floating":  # from frame f the object falls with (1 - magnitude) g: 1 = no fall at all
@@ -378,14 +379,6 @@ def _below(ro: Rollout, k: int) -> Optional[int]:
         if abs(q[:, 2].max() - (zmin - 2 * ro.scene.radius)) < 0.5 * ro.scene.radius:
             best = j
     return best
-
-
-def _fit_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    u, _, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    return vt.T @ np.diag([1, 1, d]) @ u.T
 
 
 #: The benchmark's injections: (category, clean scene, magnitude, frame, variant). Magnitudes:
