@@ -35,9 +35,10 @@ __all__ = ["audit", "load_audit_input", "PRIORITY"]
 
 #: Which category explains an overlapping glitch best, first wins (see :func:`dedupe`):
 #: lost particles explain everything else; shaking explains jumps, overlaps and distortion;
-#: a jump explains the overlap or distortion it lands in; an overlap or a distortion explains
+#: a change of shape explains the jump of a rigid pose fit to it (a rigid jump leaves no shape
+#: change behind); a jump explains the overlap it lands in; an overlap or a distortion explains
 #: an odd acceleration; an odd acceleration explains an energy change.
-PRIORITY: tuple[str, ...] = ("vanish", "jitter", "teleport", "penetration", "rigidity", "floating", "energy")
+PRIORITY: tuple[str, ...] = ("vanish", "jitter", "rigidity", "teleport", "penetration", "floating", "energy")
 
 _SLACK = 2  # frames: events this close in time on the same object describe the same glitch
 

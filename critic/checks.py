@@ -16,8 +16,9 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from particles import Rollout
+from particles.keypoints import kabsch
 
-from .context import KEPLER_DENSITY, AuditConfig, AuditContext, _ENERGY_MATERIALS
+from .context import KEPLER_DENSITY, AuditConfig, AuditContext, _ENERGY_MATERIALS, _rotvec
 from .report import Event
 
 __all__ = [
@@ -199,9 +200,26 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
 
 
 def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """A particle jumps further in one frame than any plausible velocity and acceleration explain.
+    """An object (rigid: its pose; deformable: a particle) jumps further in one frame than its
+    velocity, spin, gravity and contacts explain.
 
-    For a free particle with steps ``d_t = x_t - x_{t-1}`` and lengths ``s_t = |d_t|`` (m), frame
+    **Rigid objects** (:attr:`AuditContext.obj_rigid`) are judged on their pose from
+    :attr:`AuditContext.rigid`, never on single particles, so a rolling wheel's fast rim and a
+    change of shape (check_rigidity's) are not jumps. With ``sigma_s`` the energy-weighted step of
+    step ``s`` (``sigma / dt = sqrt(2 KE / M)``, translation and rotation) and ``h`` the height of the
+    centre along ``-g``, frame ``t = s + 1 >= 2`` is a teleport when either bound fails:
+
+    * energy: ``sigma_s > sqrt(max(sigma_{s-1}^2 + 2 |g| dt^2 drop_1, sigma_{s-2}^2 + 2 |g| dt^2 drop_2))
+      + 2 u dt + tol``, ``drop_j`` the fall of the step midpoints' height since step ``s - j``
+      (>= 0): passive contacts cannot raise kinetic energy, gravity raises it by what the fall
+      releases (exact for a parabola), a striker of speed ``u`` hands on at most ``2 u``;
+    * direction, when nothing touches the object at ``t-2 .. t``: the pose deviates from the one its
+      last velocity and spin predict (``c_{t-1} + dc_{t-2} + g dt^2``, the last step rotation
+      repeated; braking along the path excepted) by ``e_t = |dc dev| + 2 rho sin(turn / 2)`` beyond
+      ``2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt + rho kappa |dth_{t-2}|^2`` (``rho`` the body's radius,
+      ``kappa`` its largest over smallest principal moment: torque-free precession, Euler's equations).
+
+    **Deformable objects**, particle by particle: for a free particle with steps ``d_t = x_t - x_{t-1}`` and lengths ``s_t = |d_t|`` (m), frame
     ``t >= 2`` is a teleport when either bound fails:
 
     * speed: ``s_t > max(s_{t-1}, s_{t-2}) + |g| dt^2 + 2 u dt + tol``: its recent steps
@@ -218,8 +236,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
     with ``tol = teleport_tolerance * r + eps``. A fast ballistic throw
     passes (its step grows by ``|g| dt^2`` per frame); frame 1 has no previous step and is
-    not judged. Kinematic (prescribed) particles are not judged. ``location``: mean position
-    of the flagged particles after the jump at the worst frame; ``severity = 1 - bound / s_t``.
+    not judged. Kinematic (prescribed) particles are not judged. ``location``: rigid, the centre
+    of mass after the jump; deformable, mean position of the flagged particles after the jump at
+    the worst frame. ``severity = 1 - bound / value``.
     """
     ctx = _ctx(rollout, ctx)
     if ctx.T < 3:
@@ -301,11 +320,13 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                         np.where(ha, allow[jj, pp], allow_v[jj, pp]).astype(np.float64)))
         return res
 
-    todo = [k for k in range(ctx.K) if ctx.counts[k] and not ctx.obj_kinematic[k] and not quiet[:, k].all()]
+    todo = [k for k in range(ctx.K) if ctx.counts[k] and not ctx.obj_kinematic[k] and not ctx.obj_rigid[k]
+            and not quiet[:, k].all()]
     found = [r for rs in ctx.map_objects(one, todo) for r in rs]
     out_t, out_p, out_v, out_b = ([r[i] for r in found] for i in range(4))
+    pose_events = _pose_teleport(ctx, tol, push_all)
     if not out_t:
-        return []
+        return pose_events
     frames, pi = np.concatenate(out_t), np.concatenate(out_p)
     value, bound = np.concatenate(out_v), np.concatenate(out_b)
     lost_t, lost_p = ctx.lost
@@ -323,7 +344,76 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                 f"({_mm(prev)}), gravity and the contacts {'it has' if len(ids) == 1 else 'they have'} allow at most "
                 f"{_mm(b)}.")
 
-    return _particle_events(ctx, "teleport", frames, pi, value, bound, message)
+    return _particle_events(ctx, "teleport", frames, pi, value, bound, message) + pose_events
+
+
+def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[Event]:
+    """Teleports of rigid objects, judged on their pose (:attr:`AuditContext.rigid`); see check_teleport."""
+    events: list[Event] = []
+    if ctx.T < 3:
+        return events
+    kin = ctx.rigid
+    g_dt2 = ctx.g * ctx.dt * ctx.dt
+    sup = ctx.supported
+    rot = ctx._summary["rot"]
+    frames = np.arange(2, ctx.T)
+    for k in np.flatnonzero(ctx.obj_rigid):
+        sig = kin["sigma"][:, k]  # (T-1,)
+        dc, dth = kin["dc"][:, k], kin["dth"][:, k]
+        rho, kappa = kin["rho"][k], kin["kappa"][k]
+        push = push_all[:, k]  # (T-2,) 2 u dt at frame t = i + 2
+        # speed: the pose's kinetic energy may not exceed its last two steps' plus what gravity released
+        # since (|g| times the drop of the step midpoints) plus what a striker hands on
+        h = -(ctx.com[:, k] @ ctx.g) / max(ctx.g_mag, 1e-300)  # (T,) height along -g, m
+        hm = 0.5 * (h[1:] + h[:-1])  # (T-1,) height of step midpoints
+        drop1 = np.maximum(hm[:-1] - hm[1:], 0.0)  # step s-1 -> s
+        drop2 = np.maximum(np.concatenate([hm[:1], hm[:-2]]) - hm[1:], 0.0)  # step s-2 -> s
+        s2 = np.concatenate([sig[:1], sig[:-2]])
+        two_g = 2.0 * ctx.g_mag * ctx.dt * ctx.dt
+        prev = np.sqrt(np.fmax(sig[:-1] ** 2 + two_g * drop1, s2 ** 2 + two_g * drop2))  # (T-2,)
+        allow_a = prev + push + tol
+        with np.errstate(invalid="ignore"):
+            hit_a = sig[1:] > allow_a
+        # direction, where nothing touches the object at t-2 .. t: the pose keeps its velocity and spin
+        pred = dc[:-1] + g_dt2
+        dev = dc[1:] - pred
+        pn = np.linalg.norm(pred, axis=1)
+        pn_safe = np.maximum(pn, 1e-30)
+        along = (dev * pred).sum(1) / pn_safe
+        dev = dev - (np.clip(along, -pn, 0.0) / pn_safe)[:, None] * pred  # braking along the path is not a jump
+        w = rot[1:, k] @ np.swapaxes(rot[:-1, k], -1, -2)  # (T-1, 3, 3) world step rotations
+        turn = np.linalg.norm(_rotvec(w[1:] @ np.swapaxes(w[:-1], -1, -2)), axis=1)  # change of the step rotation
+        e = np.linalg.norm(dev, axis=1) + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
+        eprev = np.full_like(e, np.inf)
+        if len(e) > 1:
+            eprev[1:] = e[:-1]
+            eprev[2:] = np.fmax(eprev[2:], e[:-2])
+        euler = rho * kappa * (dth[:-1] * dth[:-1]).sum(1)  # torque-free change of the spin (Euler)
+        allow_b = 2.0 * eprev + tol + push + euler
+        free = ~(sup[:-2, k] | sup[1:-1, k] | sup[2:, k])
+        with np.errstate(invalid="ignore"):
+            hit_b = (e > allow_b) & free
+        flags = hit_a | hit_b
+        if not flags.any():
+            continue
+        value = np.where(hit_a, sig[1:], e)
+        bound = np.where(hit_a, allow_a, allow_b)
+        sev = 1.0 - bound / np.maximum(value, 1e-30)
+
+        def make(first, last, peak, k=k, value=value, bound=bound, hit_a=hit_a):
+            i = peak - 2
+            span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
+            if hit_a[i]:
+                why = (f"its pose steps {_mm(value[i])} (centre and rotation, weighted by its inertia) where its "
+                       f"previous steps, gravity and the contacts it has allow {_mm(bound[i])}")
+            else:
+                why = (f"with nothing touching it, its pose leaves the path its velocity and spin predict by "
+                       f"{_mm(value[i])} (allowed {_mm(bound[i])})")
+            msg = f"Rigid object {ctx.name(k)} jumps {span} (dt = {ctx.dt:.4g} s): {why}."
+            return tuple(ctx.com[peak, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
+
+        events += _frame_events(ctx, "teleport", int(k), flags, frames, sev, make)
+    return events
 
 
 # ====================================================================== vanish
@@ -415,100 +505,60 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
 # ====================================================================== rigidity
 
 
-def _kabsch(x0: np.ndarray, xt: np.ndarray, w: Optional[np.ndarray] = None):
-    """Best rotations taking centred ``x0 (n,3)`` to ``xt (T,n,3)``; weights ``w (T,n)``.
-    Returns ``(R (T,3,3), c0 (T,3), ct (T,3))`` with ``x ~ R (x0 - c0) + ct``."""
-    if w is None:
-        c0 = np.broadcast_to(x0.mean(0), (xt.shape[0], 3))
-        ct = xt.mean(1)
-        h = np.einsum("ni,tnj->tij", x0 - x0.mean(0), xt - ct[:, None])
-    else:
-        ws = np.maximum(w.sum(1, keepdims=True), 1e-12)
-        c0 = (w @ x0) / ws
-        ct = np.einsum("tn,tnj->tj", w, xt) / ws
-        h = np.einsum("tn,tni,tnj->tij", w, x0[None] - c0[:, None], xt - ct[:, None])
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(np.einsum("tij,tjk->tik", u, vt)))
-    vt = vt.copy()
-    vt[:, 2, :] *= d[:, None]
-    rot = np.einsum("tji,tkj->tik", vt, u)  # R = V diag(1,1,d) U^T
-    return rot, c0, ct
-
-
-_ANCHORS = 256  # particles per object used for the first rigid fit
+def _robust_residual(ctx: AuditContext, k: int, frames: np.ndarray, tol: float) -> np.ndarray:
+    """(F, n_k) float64, m: residuals of object ``k`` at ``frames`` after the best rigid fit, refit on
+    the particles that fit (residual <= ``tol``) when that lowers the worst residual: one stray
+    particle cannot bend the fit and make its neighbours look deformed."""
+    ref, x0c = ctx._summary["shapes"][k]
+    ids = ctx.ids(k)
+    xt = ctx.pos[frames][:, ids].astype(np.float64)  # (F, n, 3)
+    res = np.linalg.norm(xt - ctx.rigid_fit(k, frames), axis=2)
+    w = (res <= tol).astype(np.float64) * ctx.mass[ids][None]
+    few = (res <= tol).sum(1) < 3
+    w[few] = ctx.mass[ids][None]
+    rot, t = kabsch(x0c.T, xt, w)
+    res2 = np.linalg.norm(xt - (np.einsum("fij,nj->fni", rot, x0c.T) + t[:, None]), axis=2)
+    better = res2.max(1) < res.max(1)
+    res[better] = res2[better]
+    return res
 
 
 def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """A ``rigid`` object changes shape.
+    """A ``rigid`` object changes shape: what is left after its best rigid motion.
 
-    Per frame, the best rigid motion (Kabsch: rotation ``R_t`` and translation) of the object's
-    frame-0 shape is fit to its particles (first on up to 256 evenly spread particles, then, in
-    frames that fail, again on all particles that fit, so one stray particle cannot bend the
-    fit); the residual of particle ``i`` is ``|x_i(t) - (R_t (x_i(0) - c_0) + c_t)|``. The
-    object fails at frame ``t`` when its largest residual exceeds
-    ``tol = rigidity_tolerance * r + eps``. Only objects of material ``rigid`` that are not
-    kinematic are judged: elastic, plastic, cloth, ... objects may deform. ``location``: mean
-    position of the deviating particles at the worst frame; ``severity = 1 - tol / residual``.
+    Per frame, the best rigid motion (Kabsch, mass weights: rotation ``R_t``, centre ``c_t``) of the
+    object's reference shape (its first valid frame) is fit to its particles
+    (:attr:`AuditContext.rigid_residual`, one batched fit over all frames); the residual of
+    particle ``i`` is ``|x_i(t) - (R_t (x_i(ref) - c_ref) + c_t)|``. The object fails at frame ``t``
+    when its largest residual exceeds ``tol = rigidity_tolerance * r + eps`` after a refit on the
+    particles that fit (so one stray particle cannot bend the fit). A stretch, shear or bend stays
+    in the residual however the object moves, while a rigid jump leaves none (that is a teleport).
+    Only free objects of material ``rigid`` are judged: elastic, plastic, cloth, ... may deform.
+    ``location``: mean position of the deviating particles at the worst frame;
+    ``severity = 1 - tol / residual``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
     if not ctx.has_materials:
         return events
     tol = ctx.config.rigidity_tolerance * ctx.r + ctx.eps_pos
-    frames_all = np.arange(ctx.T)
-
-    def fit(k: int):
-        valid = ctx.obj_valid[:, k]
-        if not valid.any():
-            return None
-        ref = int(np.argmax(valid))
-        ids = ctx.ids(k)
-        fr = frames_all[valid]
-        xs = ctx.soa(k)  # (3, T, n) float32
-        if len(fr) < ctx.T:
-            xs = xs[:, fr]
-        x0 = xs[:, int(np.searchsorted(fr, ref))].T.astype(np.float64)  # (n, 3)
-        a = np.unique(np.linspace(0, len(ids) - 1, min(_ANCHORS, len(ids))).round().astype(np.int64))
-        rot, c0, ct = _kabsch(x0[a], xs[:, :, a].transpose(1, 2, 0).astype(np.float64))
-        x0c = (x0 - c0[0]).T.astype(np.float32)  # (3, n)
-        rot32, ct32 = rot.astype(np.float32), ct.astype(np.float32)
-        diff = np.einsum("fcj,jn->fcn", rot32, x0c)  # (F, 3, n): the rigid prediction about the centre
-        diff += ct32[:, :, None]
-        diff -= xs.transpose(1, 0, 2)
-        diff *= diff
-        res2 = diff.sum(axis=1)  # (F, n) squared residuals
-        del diff
-        worst2 = res2.max(1)
-        if not (worst2 > tol * tol).any():
-            return None
-        res = np.sqrt(res2)
-        bad = worst2 > tol * tol
-        xt = xs[:, bad].transpose(1, 2, 0).astype(np.float64)  # (B, n, 3)
-        w = (res[bad] <= tol).astype(np.float64)  # refit failing frames on the particles that fit
-        few = w.sum(1) < 3
-        w[few] = 1.0
-        rot2, c02, ct2 = _kabsch(x0, xt, w)
-        pred2 = np.einsum("tij,tnj->tni", rot2, x0[None] - c02[:, None]) + ct2[:, None]
-        res2b = np.linalg.norm(xt - pred2, axis=2)
-        better = res2b.max(1) < res[bad].max(1)
-        sub = res[bad]
-        sub[better] = res2b[better]
-        res[bad] = sub
-        return ref, ids, fr, res
-
-    todo = [k for k in range(ctx.K) if ctx.materials[k] == "rigid" and not ctx.obj_kinematic[k] and ctx.counts[k] >= 3]
-    for k, got in zip(todo, ctx.map_objects(fit, todo)):
-        if got is None:
+    res_all = ctx.rigid_residual
+    for k in np.flatnonzero(ctx.obj_rigid):
+        with np.errstate(invalid="ignore"):
+            cand = np.flatnonzero(res_all[:, k] > tol)
+        if not len(cand):
             continue
-        ref, ids, fr, res = got
+        res = _robust_residual(ctx, int(k), cand, tol)
         worst = res.max(1)
         flags = worst > tol
         if not flags.any():
             continue
         sev = 1.0 - tol / np.maximum(worst, 1e-30)
+        ids = ctx.ids(int(k))
+        ref = ctx._summary["shapes"][int(k)][0]
 
-        def make(first, last, peak, k=k, fr=fr, res=res, ids=ids, worst=worst):
-            row = res[np.searchsorted(fr, peak)]
+        def make(first, last, peak, k=int(k), cand=cand, res=res, ids=ids, ref=ref):
+            row = res[np.searchsorted(cand, peak)]
             dev = ids[row > tol]
             order = ids[np.argsort(-row)]
             span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
@@ -517,7 +567,7 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                    f"(tolerance {_mm(tol)}).")
             return _mean_pos(ctx, peak, dev), tuple(order[:_N_IDS]), msg
 
-        events += _frame_events(ctx, "rigidity", k, flags, fr, sev, make)
+        events += _frame_events(ctx, "rigidity", int(k), flags, cand, sev, make)
     return events
 
 
@@ -586,51 +636,64 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
 
 def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """An object's energy rises while nothing that moves touches it.
+    """An object gains energy that no working contact explains.
 
-    Over each step ``s`` (frame ``s`` to ``s+1``) an object's energy is
-    ``E_s = sum_i m_i |x_i(s+1) - x_i(s)|^2 / (2 dt^2) - M g . (c_s + c_{s+1}) / 2`` (kinetic plus
-    potential, J); for any motion with constant acceleration ``g`` this is exactly constant.
-    A step is *sourced* when the object touches, at frame ``s`` or ``s+1``, the tool or a free
-    object that moves (some particle steps more than ``2 * jitter_amplitude * r``); the ground and
-    static objects do no work. Within a run of unsourced steps the energy may not exceed its
-    budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the
-    energy down (friction and impacts only dissipate). Steps within 2 frames of a contact starting
-    or ending (or of a contact that happens between frames) are not judged and leave ``B`` as it
-    was: the step spanning a bounce is a short chord, and a compliant contact stores energy for a
-    moment, so energy may dip there and come back, but not beyond ``B``. The tolerance is
-    ``tol_s = M (|g| h + v_s dv + dv^2 / 2)`` with ``h = energy_tolerance * r``, ``v_s`` the
-    object's RMS particle speed and ``dv = 2 A / dt`` the velocity resolution that the noise floor
-    ``A = jitter_amplitude * r`` leaves (see check_jitter): the energy of lifting the object by
-    ``h`` plus that of a velocity error ``dv``. Only materials that store no hidden elastic energy are judged
-    (rigid, plastic, granular, fluid). ``location``: centre of mass when the rise is first
-    seen; ``severity = 1 - tol / rise``.
+    Over each step ``s`` (frame ``s`` to ``s+1``) an object's mechanical energy is
+    ``E_s = KE_s - M g . (c_s + c_{s+1}) / 2`` (J). For rigid objects ``KE_s`` is translational plus
+    rotational, ``M |dc|^2 / (2 dt^2) + dthb^T I0 dthb / (2 dt^2)`` from the pose kinematics
+    (:attr:`AuditContext.rigid`: exact for free flight, spin about a principal axis and rolling); for
+    the other judged materials (plastic, granular, fluid: no hidden elastic energy) it is
+    ``sum_i m_i |dx_i|^2 / (2 dt^2)``.
+
+    Only a *working* contact adds energy: step ``s`` is sourced when the object touches, at frame
+    ``s`` or ``s+1``, a tool or a free object that moves during the step (some particle steps more than
+    ``2 * jitter_amplitude * r``). The ground, static objects, resting objects and a stopped tool are
+    passive: they only take energy away. Within a run of unsourced steps the energy may not exceed a
+    budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the energy
+    down (friction and impacts only dissipate). Steps within 2 frames of a contact starting or ending
+    (:attr:`AuditContext.impact`) are judged too, against ``B`` plus ``M g^2 dt^2 / 8`` (the most the
+    chord of a step spanning a bounce can overstate: ``max_v M (g v dt / 2 - v^2 / 2)``), but do not
+    lower ``B``: a compliant contact stores energy for a moment and gives it back, never more. So a hop
+    from the ground, a slide or spin-up from rest and a kick in flight are all gains.
+
+    ``tol_s = M (|g| h + v_s dv + dv^2 / 2)`` with ``h = energy_tolerance * r`` (a lift of the object
+    by ``h``) and a velocity resolution ``dv`` (m/s): rigid, ``2 sqrt(3) pose_noise / dt``
+    (:attr:`AuditContext.pose_noise`, the precision of the fitted centre; ``sqrt(3)`` for three
+    axes); others, ``2 A / dt`` with ``A = jitter_amplitude * r`` the noise floor of single
+    particles (see check_jitter); ``v_s = sqrt(2 KE_s / M)``. ``location``: centre of mass at the
+    frame the gain starts; ``severity = 1 - tol / rise``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
     if not ctx.has_objects or ctx.T < 3:
         return events
     h = ctx.config.energy_tolerance * ctx.r + ctx.eps_pos
-    dv = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # velocity resolution, m/s
-    ke = ctx.kinetic  # (T-1, K)
+    dv_particle = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # m/s
+    ke_p = ctx.kinetic  # (T-1, K)
     c = ctx.com
     mid = 0.5 * (c[1:] + c[:-1])  # (T-1, K, 3)
     pe = -ctx.obj_mass[None, :] * (mid @ ctx.g)
-    energy = ke + pe
     contact = ctx.contact[:-1] | ctx.contact[1:]
-    giver = ctx.obj_tool[None, :] | (ctx.obj_dynamic[None, :] & ctx.moving)  # (T-1, K)
+    giver = (ctx.obj_tool[None, :] | ctx.obj_dynamic[None, :]) & ctx.moving  # (T-1, K): works during step s
     sourced = (contact & giver[:, None, :]).any(axis=2)
     steps = np.arange(ctx.T - 1)
+    chord = ctx.g_mag ** 2 * ctx.dt ** 2 / 8.0  # J/kg
     for k in np.flatnonzero(ctx.obj_dynamic):
         if ctx.materials[k] not in _ENERGY_MATERIALS:
             continue
-        e = energy[:, k]
-        ok = np.isfinite(e)
         m = ctx.obj_mass[k]
-        v = np.sqrt(2 * ke[:, k] / m)
-        tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv)
-        budget = np.full(len(e), np.nan)
+        if ctx.obj_rigid[k]:
+            ke = ctx.rigid["ke"][:, k]
+            dv = 2.0 * np.sqrt(3.0) * ctx.pose_noise[k] / ctx.dt
+        else:
+            ke = ke_p[:, k]
+            dv = dv_particle
+        e = ke + pe[:, k]
+        ok = np.isfinite(e)
+        v = np.sqrt(2 * np.maximum(np.nan_to_num(ke), 0.0) / m)
         unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
+        tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0))
+        budget = np.full(len(e), np.nan)
         b = np.nan
         for s in range(len(e)):
             if not ok[s] or sourced[s, k]:
@@ -638,10 +701,8 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 continue
             if np.isnan(b):
                 b = e[s] if s == 0 or not ok[s - 1] else max(e[s], e[s - 1])
-            if unreliable[s]:
-                continue
             budget[s] = b
-            if e[s] <= b + tol[s]:
+            if not unreliable[s] and e[s] <= b + tol[s]:
                 b = min(b, e[s])
         rise = e - budget
         with np.errstate(invalid="ignore"):

@@ -184,9 +184,13 @@ def test_teleport_whole_object_and_single_particle():
     assert np.allclose(e.location, traj[12].mean(0), atol=1e-4)
     one = moving(block(), drift, T)
     one[20:, 5] += [0.03, 0, 0]
-    ro = make([(one, "rigid", False)])
+    # a deformable object is judged particle by particle: the one that jumps is the teleport
+    ro = make([(one, "elastic", False)])
     ev = check_teleport(ro, AuditContext(ro))
     assert len(ev) == 1 and ev[0].frame == 20 and ev[0].particles == (5,)
+    # a rigid object is judged on its pose: one particle leaving it is a change of shape
+    rep = audit(make([(one, "rigid", False)]))
+    assert cats(rep) == ["rigidity"] and rep.events[0].frame == 20 and rep.events[0].particles[0] == 5
 
 
 def test_teleport_without_object_ids_is_judged_against_the_other_particles():
