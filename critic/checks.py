@@ -728,17 +728,53 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
 # ====================================================================== jitter
 
 
-def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """Particles shake: they reverse direction frame after frame with steps above the noise floor.
+def _reversal_windows(rev: np.ndarray, w: int) -> np.ndarray:
+    """``rev (R, ...)`` bool reversals per frame row -> bool, the rows that reverse and around which at
+    least half of a window of ``w`` rows reverse."""
+    half = w // 2
+    n = rev.shape[0]
+    cnt = np.cumsum(np.concatenate([np.zeros((1,) + rev.shape[1:], np.int32), rev.astype(np.int32)]), axis=0)
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) - half + w, 0, n)
+    return rev & (2 * (cnt[hi] - cnt[lo]) >= w)
 
-    With ``A = jitter_amplitude * r + eps`` the amplitude a solver's noise floor explains, a
-    free particle *reverses* at frame ``t`` when its steps before and after both exceed ``2 A``
-    (an oscillation of amplitude ``A`` at the frame rate steps ``2 A``) and point against each
-    other (``d_{t-1} . d_t < 0``). It *jitters* when at least half of the frames in a window of
-    ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or
-    a turn reverses once, a shaking object every frame. An object is not judged while it touches a
-    tool that itself reverses direction (a vibrating tool shakes what it holds). ``location``: mean
-    position of the jittering particles at the worst frame; ``severity = 1 - 2 A / step``.
+
+def _step_reversals(x: np.ndarray, amp: float) -> tuple[np.ndarray, np.ndarray]:
+    """``x (3, T, n)`` trajectories -> ``(rev (T-2, n), s (T-1, n))``: frame ``row + 1`` reverses when the
+    steps before and after both exceed ``2 amp`` and point against each other; ``s`` the step lengths."""
+    return _reversals_of_steps(x[:, 1:] - x[:, :-1], amp)
+
+
+def _reversals_of_steps(d: np.ndarray, amp: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_step_reversals` from the steps ``d (3, T-1, n)`` themselves."""
+    s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (T-1, n)
+    big = s > 2 * amp  # NaN -> False
+    rev = big[1:] & big[:-1]
+    rev &= (d[0, 1:] * d[0, :-1] + d[1, 1:] * d[1, :-1] + d[2, 1:] * d[2, :-1]) < 0
+    return rev, s
+
+
+def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """Objects or particles shake: they reverse direction frame after frame above the noise floor.
+
+    With ``A = jitter_amplitude * r + eps`` the amplitude a solver's noise floor explains, a motion
+    *reverses* at frame ``t`` when its steps before and after both exceed ``2 A`` (an oscillation of
+    amplitude ``A`` at the frame rate steps ``2 A``) and point against each other
+    (``d_{t-1} . d_t < 0``). It *jitters* when at least half of the frames in a window of
+    ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or a turn
+    reverses once, a shaking object every frame.
+
+    * Rigid objects (:attr:`AuditContext.obj_rigid`) are judged on their own smooth motion: their
+      pose (the centre's step ``dc``, and the rotation step ``dth`` as the displacement ``rho |dth|`` of
+      its farthest particle), so solver noise averaged over the body, rolling and spinning pass,
+      while a body shaken as a whole is caught; and the residual of each particle about the fitted
+      pose (particles shaking inside a body that keeps its pose), computed where that residual
+      exceeds ``2 A`` at all.
+    * Other objects: each free particle's own steps.
+
+    An object is not judged while it touches a tool that itself reverses direction (a vibrating tool
+    shakes what it holds). ``location``: mean position of the shaking particles (rigid pose: the
+    centre of mass) at the worst frame; ``severity = 1 - 2 A / step``.
     """
     ctx = _ctx(rollout, ctx)
     if ctx.T < 4:
@@ -747,43 +783,53 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     w = max(4, int(round(ctx.config.jitter_window / ctx.dt)))
     touched = np.zeros((ctx.T, ctx.K), bool)
     if ctx.has_objects and ctx.obj_tool.any():
-        shaking = []  # tools that themselves reverse direction frame to frame
         for k in np.flatnonzero(ctx.obj_tool):
-            x = ctx.soa(k)
-            d = x[:, 1:] - x[:, :-1]
-            s = np.sqrt((d * d).sum(axis=0))
-            rev = (s[1:] > 2 * amp) & (s[:-1] > 2 * amp) & ((d[:, 1:] * d[:, :-1]).sum(axis=0) < 0)
+            rev, _ = _step_reversals(ctx.soa(k), amp)
             tool_rev = np.zeros(ctx.T, bool)
             tool_rev[1:-1] = rev.any(axis=1)
             tool_rev[1:] |= tool_rev[:-1].copy()
             tool_rev[:-1] |= tool_rev[1:].copy()
-            shaking.append((k, tool_rev))
-        for k, tool_rev in shaking:
             touched |= ctx.contact[:, :, k] & tool_rev[:, None]  # (T, K)
-    lost_t, lost_p = ctx.lost
-    # a reversal needs two consecutive steps longer than 2A: objects whose longest steps never are skip
-    big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K)
-    half = w // 2
+    big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K): a reversal needs two steps longer than 2A
     out_t, out_p, out_v = [], [], []
+    events: list[Event] = []
+    frames_rev = np.arange(1, ctx.T - 1)
     for k in range(ctx.K):
         if not ctx.counts[k] or ctx.obj_kinematic[k] or not (big_obj[1:, k] & big_obj[:-1, k]).any():
             continue
         ids = ctx.ids(k)
-        x = ctx.soa(k)  # (3, T, n)
-        d = x[:, 1:] - x[:, :-1]
-        s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (T-1, n)
-        big = s > 2 * amp  # NaN -> False
-        rev = big[1:] & big[:-1]  # (T-2, n): frame t = row + 1
-        rev &= (d[0, 1:] * d[0, :-1] + d[1, 1:] * d[1, :-1] + d[2, 1:] * d[2, :-1]) < 0
+        if ctx.obj_rigid[k]:
+            kin = ctx.rigid
+            dc, dth = kin["dc"][:, k], kin["dth"][:, k] * kin["rho"][k]  # (T-1, 3) m
+            rev_t, s_t = _reversals_of_steps(dc.T[:, :, None], amp)
+            rev_r, s_r = _reversals_of_steps(dth.T[:, :, None], amp)
+            rev = (rev_t[:, 0] | rev_r[:, 0]) & ~touched[1:-1, k]
+            step = np.maximum(s_t[:, 0], s_r[:, 0])
+            hit = _reversal_windows(rev, w)
+            if hit.any():
+                value = np.minimum(step[:-1], step[1:])
+                sev = 1.0 - 2 * amp / np.maximum(value, 1e-30)
+
+                def make(first, last, peak, k=k, value=value):
+                    msg = (f"Rigid object {ctx.name(k)} shakes from frame {first} to {last}: its pose reverses "
+                           f"direction every frame with steps of {_mm(value[peak - 1])}, above the {_mm(2 * amp)} a "
+                           f"noise floor of amplitude {_mm(amp)} explains.")
+                    return tuple(ctx.com[peak, k]), tuple(ids[:_N_IDS]), msg
+
+                events += _frame_events(ctx, "jitter", int(k), hit, frames_rev, sev, make)
+            if not np.nanmax(np.nan_to_num(ctx.rigid_residual[:, k], nan=0.0)) > 2 * amp:
+                continue
+            fr = np.arange(ctx.T)
+            x = (ctx.pos[:, ids].astype(np.float64) - ctx.rigid_fit(k, fr)).astype(np.float32)  # residuals (T, n, 3)
+            x = np.ascontiguousarray(x.transpose(2, 0, 1))
+        else:
+            x = ctx.soa(k)  # (3, T, n)
+        rev, s = _step_reversals(x, amp)
         rev[:, ctx.kin[ids]] = False
         rev &= ~touched[1:-1, k][:, None]
         if not rev.any():
             continue
-        cnt = np.cumsum(np.concatenate([np.zeros((1, len(ids)), np.int32), rev.astype(np.int32)]), axis=0)
-        n = rev.shape[0]
-        lo = np.clip(np.arange(n) - half, 0, n)
-        hi = np.clip(np.arange(n) - half + w, 0, n)
-        hit = rev & (2 * (cnt[hi] - cnt[lo]) >= w)
+        hit = _reversal_windows(rev, w)
         tt, pp = np.nonzero(hit)
         if not len(tt):
             continue
@@ -791,7 +837,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         out_p.append(ids[pp])
         out_v.append(np.minimum(s[tt, pp], s[tt + 1, pp]).astype(np.float64))
     if not out_t:
-        return []
+        return events
     ti, pi, value = np.concatenate(out_t), np.concatenate(out_p), np.concatenate(out_v)
     bound = np.full(len(ti), 2 * amp)
 
@@ -800,7 +846,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 f"reversing direction every frame with steps of {_mm(v)}, above the {_mm(b)} a noise floor of "
                 f"amplitude {_mm(amp)} explains.")
 
-    return _particle_events(ctx, "jitter", ti, pi, value, bound, message)
+    return events + _particle_events(ctx, "jitter", ti, pi, value, bound, message)
 
 
 #: Check functions by category.

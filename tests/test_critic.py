@@ -392,11 +392,11 @@ def test_cli_bad_input_exits_2_with_one_line(files, capsys, name, words):
 
 
 def test_cli_bare_arrays_and_dataset_folder(files, capsys):
-    assert main(["audit", str(files["npy"]), "--format", "json"]) == 1
+    assert main(["audit", str(files["npy"]), "--format", "json", "--dt", str(DT)]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert [e["category"] for e in doc["events"]] == ["vanish"] and doc["events"][0]["object"] is None
     assert any("rigidity: skipped" in s for s in doc["skipped"])
-    assert main(["audit", str(files["bare"])]) == 0
+    assert main(["audit", str(files["bare"]), "--dt", str(DT)]) == 0
     assert "0 event(s)" in capsys.readouterr().out
     items = load_audit_input(files["ds"])
     assert [s.split(":")[-1] for s, _ in items] == ["train/traj_0", "train/traj_1", "valid/traj_0"]
@@ -404,3 +404,41 @@ def test_cli_bare_arrays_and_dataset_folder(files, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [len(r["events"]) for r in doc["reports"]] == [0, 1, 0]
     assert main(["audit", str(files["clean"]), "--format", "yaml"]) == 2
+
+
+def test_cli_file_without_dt_exits_2_naming_the_field_unless_dt_is_given(files, capsys, tmp_path):
+    # a full rollout that lacks only dt: refused, then audited with its object ids when --dt is given
+    ro = make([(still(block(), [0, 0, rest_z()], 20), "rigid", False)])
+    pos = ro.positions.copy()
+    pos[12:, 0] = np.nan
+    path = save_rollout(tmp_path / "nodt.npz", Rollout(ro.scene, pos, DT))
+    with np.load(path) as z:
+        fields = {k: z[k] for k in z.files if k != "dt"}
+    np.savez(path, **fields)
+    for f in (path, files["npy"], files["bare"]):
+        assert main(["audit", str(f)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(f) in err and "dt" in err and "--dt" in err and "Traceback" not in err
+    assert main(["audit", str(path), "--dt", str(DT), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["category"] for e in doc["events"]] == ["vanish"] and doc["events"][0]["object"] == 0
+    assert main(["audit", str(path), "--dt", "-1"]) == 2
+    assert "dt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_vanish_on_one_and_two_frame_rollouts(tmp_path, capsys, T):
+    # an exploded rollout is lost at any length: 1e30 m is beyond what float32 can place to within r
+    ro = make([(still(block(), [0, 0, rest_z()], T), "rigid", False)])
+    far = Rollout(ro.scene, np.full_like(ro.positions, 1e30), DT)
+    rep = audit(far)
+    assert cats(rep) == ["vanish"] and rep.events[0].frame == 0
+    assert any("need at least 3 frames" in s for s in rep.skipped)
+    nan = ro.positions.copy()
+    nan[T - 1, 3] = np.nan
+    rep = audit(Rollout(ro.scene, nan, DT))
+    assert cats(rep) == ["vanish"] and rep.events[0].frame == T - 1 and rep.events[0].particles == (3,)
+    assert audit(ro).clean
+    path = save_rollout(tmp_path / "far.npz", far)
+    assert main(["audit", str(path)]) == 1
+    assert "vanish" in capsys.readouterr().out
