@@ -806,7 +806,11 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
             rev = (rev_t[:, 0] | rev_r[:, 0]) & ~touched[1:-1, k]
             step = np.maximum(s_t[:, 0], s_r[:, 0])
             hit = _reversal_windows(rev, w)
-            if hit.any():
+            if hit.any():  # one shaking spell is one event: join hits less than half a window apart
+                rows = np.flatnonzero(hit)
+                for a_, b_ in zip(rows[:-1], rows[1:]):
+                    if b_ - a_ <= w // 2 + 1:
+                        hit[a_:b_] = True
                 value = np.minimum(step[:-1], step[1:])
                 sev = 1.0 - 2 * amp / np.maximum(value, 1e-30)
 

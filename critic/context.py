@@ -746,18 +746,40 @@ class AuditContext:
         return out
 
     @cached_property
+    def ground_reach(self) -> np.ndarray:
+        """(T, K) float64, m. How far below its sampled height the object's lowest point can pass between
+        frame ``t`` and its neighbours. Rigid objects (:attr:`rigid`): ``|dc_z| + rho (1 - cos(|dth| / 2))``
+        over the steps into and out of frame ``t``, the centre's vertical travel plus the sagitta of the
+        turn (each particle's height between two frames lies at most that far below the chord), so a
+        rolling or spinning body does not reach the ground through its rim speed. Others: :attr:`reach`."""
+        out = self.reach.copy()
+        rig = np.flatnonzero(self.obj_rigid)
+        if self.T > 1 and len(rig):
+            kin = self.rigid
+            dz = np.abs(kin["dc"][:, rig, 2])
+            turn = np.linalg.norm(kin["dth"][:, rig], axis=2)
+            step = np.nan_to_num(dz + kin["rho"][rig] * (1.0 - np.cos(0.5 * np.minimum(turn, np.pi))), nan=0.0)
+            r = np.zeros((self.T, len(rig)))
+            r[1:] = step
+            r[:-1] = np.maximum(r[:-1], step)
+            out[:, rig] = r
+        return out
+
+    @cached_property
     def supported(self) -> np.ndarray:
         """(T, K) bool. The object touches the ground or another object (static, tool or free) at
         frame ``t``, or could have touched it between frames: its lowest particle is within
-        ``r + contact_margin * r + reach`` of the ground, or its box grown by
-        ``2 r + contact_margin * r + reach_a + reach_b`` overlaps another object's box (a fast
+        ``r + contact_margin * r + gap + ground_reach`` of the ground (:attr:`gap`: the surface of a
+        sparsely sampled object lies up to that much beyond its particles' spheres), or its box grown by
+        ``2 r + contact_margin * r + gap_a + gap_b + reach_a + reach_b`` overlaps another object's box (a fast
         object bounces between two frames without ever being sampled in contact)."""
         sup = self.contact.any(axis=2)
         reach = self.reach
         lo, hi = self.bbox
         if self.ground is not None:
             with np.errstate(invalid="ignore"):
-                sup |= lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r + self.gap[None, :] + reach
+                sup |= lo[:, :, 2] <= (self.ground + (1.0 + self.config.contact_margin) * self.r + self.gap[None, :]
+                                       + self.ground_reach)
         if self.has_objects and self.K > 1:
             q = self.pair_query_dist[None]
             valid = np.isfinite(lo).all(2)
