@@ -48,7 +48,7 @@ from particles.keypoints import kabsch
 __all__ = ["GEN_VERSION", "G", "Body", "Tool", "SceneSpec", "Sim", "Label", "KINDS", "CATEGORIES",
            "make_scene", "simulate", "inject", "write_bad_inputs", "build_set", "body_energy"]
 
-GEN_VERSION = 1  #: bump when the generated data changes (invalidates caches)
+GEN_VERSION = 3  #: bump when the generated data changes (invalidates caches)
 G = 9.81  #: |g|, m/s^2
 GRAVITY = np.array([0.0, 0.0, -G])
 CATEGORIES = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
@@ -147,7 +147,8 @@ def _extent(shape: str, size, verts=None) -> np.ndarray:
 
 
 def sample_shape(shape: str, size, r: float, fill: str, spacing: float, rng: np.random.Generator,
-                 planes: Optional[np.ndarray] = None, verts: Optional[np.ndarray] = None) -> np.ndarray:
+                 planes: Optional[np.ndarray] = None, verts: Optional[np.ndarray] = None,
+                 align: bool = False) -> np.ndarray:
     """(n, 3) float64 particle centres (m, shape frame), each at least ``r`` inside the surface.
 
     ``fill="volume"``: a lattice of spacing ``2 r`` (randomly offset) on ``sdf <= -r``.
@@ -157,6 +158,8 @@ def sample_shape(shape: str, size, r: float, fill: str, spacing: float, rng: np.
     if fill == "volume":
         h = 2 * r
         off = rng.uniform(-0.5, 0.5, 3) * h
+        if align and shape == "box":
+            off = np.mod(-np.asarray(size) + r, h)
         ax = [np.arange(-math.ceil(e / h) - 1, math.ceil(e / h) + 2) * h + o for e, o in zip(ext, off)]
         p = np.stack(np.meshgrid(*ax, indexing="ij"), -1).reshape(-1, 3)
         return p[_sdf(shape, size, p, planes) <= -r]
@@ -260,15 +263,16 @@ class SceneSpec:
 
 
 def make_body(name: str, shape: str, r: float, fill: str, rng: np.random.Generator, scale: float = 1.0,
-              size: Optional[tuple] = None, density: Optional[float] = None, min_particles: int = 50) -> Body:
+              size: Optional[tuple] = None, density: Optional[float] = None, min_particles: int = 50,
+              align: bool = False) -> Body:
     """A body of ``shape`` sized in units of ``r`` (times ``scale``), sampled, with its mass properties
     set from its particles. Its ``pos``/``quat`` are zero/identity until the scene places it."""
     spacing = r * float(rng.uniform(2.0, 3.5)) if fill == "surface" else 2 * r
     for attempt in range(20):
         grow = 1.25 ** attempt
         planes = verts = hull = None
-        if size is not None and attempt == 0:
-            sz = tuple(size)
+        if size is not None:
+            sz = tuple(float(v) * grow for v in size)
         elif shape == "sphere":
             sz = (r * scale * grow * rng.uniform(3.0, 8.0),)
         elif shape == "box":
@@ -284,7 +288,7 @@ def make_body(name: str, shape: str, r: float, fill: str, rng: np.random.Generat
         if shape == "mesh":
             hull, verts = _hull(rng, r * scale * grow * rng.uniform(3.5, 7.5, 3))
             planes = hull.equations
-        pts = sample_shape(shape, sz, r, fill, spacing, rng, planes, verts)
+        pts = sample_shape(shape, sz, r, fill, spacing, rng, planes, verts, align=align)
         if len(pts) >= min_particles:
             break
     else:
@@ -414,7 +418,7 @@ class Sim:
     rot: np.ndarray  # (T, K, 3, 3)
     vel: np.ndarray  # (T, K, 3) m/s
     omega: np.ndarray  # (T, K, 3) rad/s, world
-    contacts: list  # per frame: set of (a, b) object pairs touching, -1 is the ground, a < b
+    contacts: list  # per frame t: set of (a, b) object pairs (a < b, -1 the ground) touching at any substep in (t-1, t]
     energy: np.ndarray  # (T,) MuJoCo kinetic + potential energy, J
     kick_gain: float = 0.0  # J, energy the kick (if any) added
     rollout: Rollout = None
@@ -424,7 +428,7 @@ class Sim:
         return self.spec.bodies + ([self.spec.tool.body] if self.spec.tool is not None else [])
 
     def touching(self, t: int, k: int) -> set:
-        """Objects (and -1 for the ground) object ``k`` touches at frame ``t``."""
+        """Objects (and -1 for the ground) object ``k`` touches at frame ``t`` or since frame ``t - 1``."""
         return {b if a == k else a for a, b in self.contacts[t] if k in (a, b)}
 
 
@@ -470,6 +474,17 @@ def simulate(spec: SceneSpec, kick: Optional[Kick] = None) -> Sim:
     E = np.zeros(T)
     contacts = []
     kick_gain = 0.0
+    geom_obj = np.array([obj_of_body.get(int(b), -1) for b in m.geom_bodyid])
+
+    def collect(into: set) -> None:
+        if d.ncon:
+            g1 = geom_obj[d.contact.geom1[:d.ncon]]
+            g2 = geom_obj[d.contact.geom2[:d.ncon]]
+            for a, b in zip(g1.tolist(), g2.tolist()):
+                if a != b:
+                    into.add((min(a, b), max(a, b)))
+
+    pairs = set()
     for t in range(T):
         if tool_bid >= 0:
             d.mocap_pos[m.body_mocapid[tool_bid]] = spec.tool.position(t * spec.dt)
@@ -485,13 +500,9 @@ def simulate(spec: SceneSpec, kick: Optional[Kick] = None) -> Sim:
             moving = spec.tool.delay <= t * spec.dt < spec.tool.delay + spec.tool.drive
             V[t, nb] = spec.tool.speed * spec.tool.direction * moving
         E[t] = d.energy[0] + d.energy[1]
-        pairs = set()
-        for c in d.contact[:d.ncon]:
-            a = obj_of_body.get(int(m.geom_bodyid[c.geom1]), -1)
-            b = obj_of_body.get(int(m.geom_bodyid[c.geom2]), -1)
-            if a != b:
-                pairs.add((min(a, b), max(a, b)))
+        collect(pairs)
         contacts.append(pairs)
+        pairs = set()
         if kick is not None and t == kick.frame:
             k = kick.body
             d.qvel[vadr[k]:vadr[k] + 3] += kick.dv
@@ -504,6 +515,7 @@ def simulate(spec: SceneSpec, kick: Optional[Kick] = None) -> Sim:
             if tool_bid >= 0:
                 d.mocap_pos[m.body_mocapid[tool_bid]] = spec.tool.position(d.time)
             mujoco.mj_step(m, d)
+            collect(pairs)
     if not np.all(np.isfinite(P)):
         raise RuntimeError(f"{spec.name}: MuJoCo diverged")
     sim = Sim(spec, P, Rm, V, W, contacts, E, kick_gain=float(kick_gain))
@@ -595,11 +607,27 @@ def _resting_body(name, rng, r, x, y, shapes=("box", "cylinder", "sphere", "mesh
     return b
 
 
-def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False) -> SceneSpec:
-    """A clean scene of ``kind`` (one of :data:`KINDS`) drawn from ``numpy.random.default_rng([seed, index])``."""
+def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False, r: Optional[float] = None,
+               dt: Optional[float] = None) -> SceneSpec:
+    """A clean scene of ``kind`` (one of :data:`KINDS`) drawn from ``numpy.random.default_rng([seed, index, kind])``;
+    ``r`` (m) and ``dt`` (s) override the drawn particle radius and frame time. ``quick`` shortens it."""
     rng = np.random.default_rng([seed, index, KINDS.index(kind)])
-    r = _radius(rng)
-    dt = _dt(rng)
+    r = _radius(rng) if r is None else float(r)
+    dt = _dt(rng) if dt is None else float(dt)
+    # half the scenes get bodies up to 4x larger (up to 64x more particles when filled)
+    scale = float(math.exp(rng.uniform(0, math.log(4.0)))) if rng.random() < 0.5 else 1.0
+    _mk = globals()["make_body"]
+
+    def make_body(*a, **kw):  # noqa: F811 - the scene's bodies share its scale
+        kw.setdefault("scale", scale)
+        return _mk(*a, **kw)
+
+    def _resting_body(name, rng, r, x, y, shapes=("box", "cylinder", "sphere", "mesh")) -> Body:  # noqa: F811
+        shape = str(rng.choice(shapes))
+        b = make_body(name, shape, r, _fill(rng), rng)
+        q = _lying_quat(shape, rng) if shape != "cylinder" else axis_angle_quat([0, 0, 1], rng.uniform(0, 6.3))
+        place_on_ground(b, x, y, q)
+        return b
     secs = 1.2 if quick else 1.8
     name = f"{kind}_{index:03d}"
     bodies: list = []
@@ -617,10 +645,10 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False) -> Sce
         b.bouncy = rng.random() < 0.3
         bodies.append(b)
         if kind == "mixed":
-            bodies.append(_resting_body("rest0", rng, r, -0.25 - 20 * r, 0.1, ("box", "mesh")))
+            bodies.append(_resting_body("rest0", rng, r, -0.25 - 20 * r * scale, 0.1, ("box", "mesh")))
             rb = make_body("roller", str(rng.choice(["sphere", "cylinder"])), r, _fill(rng), rng)
             q = axis_angle_quat([1, 0, 0], math.pi / 2) if rb.shape == "cylinder" else np.array([1.0, 0, 0, 0])
-            place_on_ground(rb, -0.2 - 20 * r, -0.25 - 20 * r, q)
+            place_on_ground(rb, -0.2 - 20 * r * scale, -0.25 - 20 * r * scale, q)
             R0 = rb.size[0]
             v = rng.uniform(0.2, 0.8)
             rb.vel = np.array([v, 0.0, 0.0])
@@ -639,9 +667,10 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False) -> Sce
         b.pinned = True
         bodies.append(b)
         if rng.random() < 0.5:
-            bodies.append(_resting_body("rest0", rng, r, -0.2 - 15 * r, 0.2, ("box", "mesh", "cylinder")))
+            bodies.append(_resting_body("rest0", rng, r, -0.2 - 15 * r * scale, 0.2, ("box", "mesh", "cylinder")))
     elif kind == "spin":
-        shape = str(rng.choice(["box", "cylinder", "mesh", "sphere"]))
+        # (an upright cylinder spun on its face tips onto its rim in MuJoCo's few-point face contact: not used)
+        shape = str(rng.choice(["box", "mesh", "sphere"]))
         b = make_body("spinner", shape, r, _fill(rng), rng)
         place_on_ground(b, 0.0, 0.0, axis_angle_quat([0, 0, 1], rng.uniform(0, 6.3)) if shape != "mesh"
                         else _lying_quat(shape, rng))
@@ -652,7 +681,7 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False) -> Sce
         if rng.random() < 0.5:  # and a spinning thrown body above
             t = make_body("spun", str(rng.choice(["box", "mesh", "capsule"])), r, _fill(rng), rng)
             t.quat = random_quat(rng)
-            t.pos = np.array([0.3 + 20 * r, 0.0, body_radius(t) + r + rng.uniform(0.4, 0.8)])
+            t.pos = np.array([0.3 + 20 * r * scale, 0.0, body_radius(t) + r + rng.uniform(0.4, 0.8)])
             t.vel = np.array([0.0, 0.0, rng.uniform(0.5, 1.5)])
             t.omega = rng.normal(size=3) * 15
             t.pinned = True
@@ -674,13 +703,13 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False) -> Sce
         b.vel = np.array([rng.uniform(0.3, 1.2), rng.uniform(-0.2, 0.2), 0.0])
         b.pinned = True
         bodies.append(b)
-        bodies.append(_resting_body("rest0", rng, r, -0.15 - 15 * r, -0.15, ("box", "mesh", "capsule")))
+        bodies.append(_resting_body("rest0", rng, r, -0.15 - 15 * r * scale, -0.15, ("box", "mesh", "capsule")))
     elif kind == "stack":
         n = int(rng.integers(2, 4))
         z = 0.0
         for j in range(n):
             shape = str(rng.choice(["box", "box", "cylinder"]))
-            b = make_body(f"block{j}", shape, r, _fill(rng), rng)
+            b = make_body(f"block{j}", shape, r, _fill(rng), rng, align=rng.random() < 0.5)
             q = axis_angle_quat([0, 0, 1], rng.uniform(0, 6.3))
             place_on_ground(b, rng.uniform(-0.3, 0.3) * r, rng.uniform(-0.3, 0.3) * r, q, z_extra=z)
             z = _height_up(b) + b.pos[2] + 1e-5
@@ -711,7 +740,7 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False) -> Sce
         for j in range(n):
             b = make_body(f"tumbler{j}", str(rng.choice(["mesh", "mesh", "box", "capsule", "cylinder"])), r, _fill(rng), rng)
             b.quat = random_quat(rng)
-            b.pos = np.array([j * (2.5 * body_radius(b) + 10 * r), rng.uniform(-0.05, 0.05),
+            b.pos = np.array([j * (2.5 * body_radius(b) + 10 * r * scale), rng.uniform(-0.05, 0.05),
                               body_radius(b) + r + rng.uniform(0.05, 0.4)])
             b.omega = rng.normal(size=3) * 5
             b.pinned = True
@@ -873,8 +902,12 @@ def _inject_penetration(sim: Sim, rng) -> Optional[tuple]:
             dd, _ = cKDTree(X[t, object_slices(sim)[other]]).query(X[t, sl], k=1)
             return 2 * r - dd
 
-        # sink so that the particles overlap by ``depth`` (a sparse shell first closes its gap)
-        total = depth + max(0.0, -float(overlap(clean, f).max()))
+        # sink so that the particles overlap by ``depth``; only where the particles touch already (a gap of at
+        # most 0.25 r), so that the file first differs where the overlap starts
+        gap0 = -float(overlap(clean, f).max())
+        if gap0 > 0.25 * r:
+            continue
+        total = depth + max(0.0, gap0)
         for _ in range(6):
             n = max(3, math.ceil(total / (0.35 * r)))
             if f + n + 8 > T:
@@ -1012,8 +1045,9 @@ def _inject_rigidity(sim: Sim, rng) -> Optional[tuple]:
             q = body.local + w * (new - body.local)
             X[t, sl] = (q @ sim.rot[t, k].T + sim.pos[t, k]).astype(np.float32)
         frames = range(f, T, max(1, (T - f) // 25))
-        if np.min(X[f:, sl, 2] - clean[f:, sl, 2].min(1, keepdims=True)) < -0.25 * r and \
-                (X[f:, sl, 2].min(1) - clean[f:, sl, 2].min(1)).min() < -0.25 * r:
+        # no new ground overlap: its lowest particle stays within 0.25 r of the clean one's and above 0.75 r
+        low_new, low_old = X[f:, sl, 2].min(1), clean[f:, sl, 2].min(1)
+        if np.any(low_new < np.minimum(low_old - 0.25 * r, 0.75 * r)):
             continue
         g_new, g_old = _gaps(X, sl, frames, N), _gaps(clean, sl, frames, N)
         if np.any(g_new < np.minimum(g_old, 2 * r) - 0.25 * r):
@@ -1326,5 +1360,58 @@ def _check_clean(sim: Sim) -> None:
     mtot = sum(b.mass for b in sim.spec.bodies)
     if sim.spec.tool is None:
         assert gain.max() <= 0.05 * mtot * G * r, f"{sim.spec.name}: MuJoCo energy gained {gain.max():.3g} J"
-    for k, sl in enumerate(object_slices(sim)):
+    sls = object_slices(sim)
+    for k, sl in enumerate(sls):
         assert ro.positions[:, sl, 2].min() >= 0.75 * r, f"{sim.spec.name}: object {k} sinks into the ground"
+        for t in range(0, sim.spec.frames, max(1, sim.spec.frames // 30)):
+            gap = _tree_gap(ro.positions[t, sl], np.delete(ro.positions[t], np.arange(sl.start, sl.stop), 0))
+            assert gap >= 1.5 * r, f"{sim.spec.name}: object {k} overlaps another at frame {t} (gap {gap / r:.2f} r)"
+
+
+def near_miss_scenes(seed: int = 0, dt: float = 1 / 60, seconds: float = 1.0) -> list:
+    """The near misses issue 11 names, as small fast scenes (r 5-8 mm, ``dt`` s, ``seconds`` long): a rolling
+    sphere sampled as a sparse shell, a spinning box thrown high (free flight for the first ~0.5 s), a resting
+    stack of three boxes, a tool that pushes a box and stops, and a bouncing ball."""
+    rng = np.random.default_rng([seed, 4242])
+    T = _frames(dt, seconds)
+    out = []
+    r = 0.006
+    ball = make_body("shell_ball", "sphere", r, "surface", np.random.default_rng([seed, 1]), size=(0.05,))
+    place_on_ground(ball, 0.0, 0.0, random_quat(rng))
+    ball.vel = np.array([0.8, 0.0, 0.0])
+    ball.omega = np.array([0.0, 0.8 / 0.05, 0.0])
+    ball.pinned = True
+    out.append(SceneSpec("near_rolling_shell", "near", r, dt, T, [ball]))
+    r = 0.008
+    box = make_body("spun_box", "box", r, "volume", rng, size=(0.06, 0.035, 0.02))
+    box.quat = random_quat(rng)
+    box.pos = np.array([0.0, 0.0, 0.9])
+    box.vel = np.array([0.5, 0.2, 1.5])
+    box.omega = np.array([6.0, 25.0, -10.0])
+    box.pinned = True
+    out.append(SceneSpec("near_spinning_throw", "near", r, dt, T, [box]))
+    r = 0.005
+    bodies, z = [], 0.0
+    for j, half in enumerate([(0.04, 0.035, 0.02), (0.03, 0.03, 0.02), (0.02, 0.025, 0.015)]):
+        b = make_body(f"stack{j}", "box", r, "volume" if j != 1 else "surface", rng, size=half, align=True)
+        place_on_ground(b, 0.002 * j, -0.001 * j, axis_angle_quat([0, 0, 1], 0.3 * j), z_extra=z)
+        z = _height_up(b) + b.pos[2] + 1e-5
+        bodies.append(b)
+    out.append(SceneSpec("near_resting_stack", "near", r, dt, T, bodies))
+    r = 0.006
+    crate = make_body("crate", "box", r, "volume", rng, size=(0.04, 0.04, 0.03))
+    place_on_ground(crate, 0.0, 0.0, np.array([1.0, 0, 0, 0]))
+    crate.friction = 0.4
+    tb = make_body("tool", "box", r, "volume", rng, size=(0.02, 0.06, 0.022), density=1000.0)
+    x0 = -(crate.size[0] + tb.size[0] + 0.01)  # 1 cm gap between the tool's front face and the crate
+    tb.pos = np.array([x0 - tb.geom_pos[0], -tb.geom_pos[1], tb.size[2] + 0.2 * r - tb.geom_pos[2]])
+    tool = Tool(tb, np.array([1.0, 0.0, 0.0]), 0.25, 0.1, 0.4)
+    out.append(SceneSpec("near_push_stop", "near", r, dt, T, [crate], tool))
+    r = 0.007
+    ball = make_body("ball", "sphere", r, "volume", rng, size=(0.04,))
+    ball.pos = np.array([0.0, 0.0, 0.35])
+    ball.vel = np.array([0.2, 0.0, 0.0])
+    ball.pinned = True
+    ball.bouncy = True
+    out.append(SceneSpec("near_bounce", "near", r, dt, T, [ball]))
+    return out
