@@ -166,6 +166,8 @@ def _bare_positions(path: Path, arr, dt: Optional[float]) -> Rollout:
         raise FileFormatError(path, "positions", "has no frames")
     if arr.shape[1] == 0:
         raise FileFormatError(path, "positions", "has no particles")
+    if not np.isfinite(arr).any():
+        raise FileFormatError(path, "positions", "has no finite value: nothing to audit")
     if dt is None:
         raise _no_dt(path)
     try:
@@ -273,6 +275,15 @@ def load_audit_input(path, dt: Optional[float] = None) -> list[tuple[str, Rollou
         ro = load_rollout(path, strict=False)
     except FileFormatError as exc:
         if exc.field == "dt" and exc.problem == "missing":
-            return [(str(path), _fill_radius(_load_without_dt(path, dt)))]
-        raise
-    return [(str(path), _fill_radius(ro))]
+            ro = _load_without_dt(path, dt)
+        else:
+            raise
+    return [(str(path), _fill_radius(_some_finite(path, ro)))]
+
+
+def _some_finite(path: Path, ro: Rollout) -> Rollout:
+    """``ro``, or a :class:`FileFormatError` when not one coordinate is finite: nothing to audit (a
+    rollout that has some finite values and loses the rest is a vanish, judged by the critic)."""
+    if not np.isfinite(ro.positions[0]).any() and not np.isfinite(ro.positions).any():
+        raise FileFormatError(path, "positions", "has no finite value: nothing to audit")
+    return ro

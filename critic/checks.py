@@ -523,6 +523,9 @@ def _robust_residual(ctx: AuditContext, k: int, frames: np.ndarray, tol: float) 
     return res
 
 
+_SETTLED = 0.9  # share of its worst residual at which a change of shape counts as settled (for its location)
+
+
 def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
     """A ``rigid`` object changes shape: what is left after its best rigid motion.
 
@@ -534,8 +537,9 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     particles that fit (so one stray particle cannot bend the fit). A stretch, shear or bend stays
     in the residual however the object moves, while a rigid jump leaves none (that is a teleport).
     Only free objects of material ``rigid`` are judged: elastic, plastic, cloth, ... may deform.
-    ``location``: mean position of the deviating particles at the worst frame;
-    ``severity = 1 - tol / residual``.
+    ``location``: mean position, at the first frame of the event where the residual reaches 90 % of its
+    worst, of the particles that deviate more than half of that frame's largest residual (the most
+    deformed part, where the change appears); ``severity = 1 - tol / residual``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
@@ -557,9 +561,14 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         ids = ctx.ids(int(k))
         ref = ctx._summary["shapes"][int(k)][0]
 
-        def make(first, last, peak, k=int(k), cand=cand, res=res, ids=ids, ref=ref):
-            row = res[np.searchsorted(cand, peak)]
-            dev = ids[row > tol]
+        def make(first, last, peak, k=int(k), cand=cand, res=res, ids=ids, ref=ref, worst=worst):
+            # where the change appears: the first frame of the run at 90 % of its worst residual (the body
+            # may travel far while it stays deformed); the particles displaced more than half of that
+            run = (cand >= first) & (cand <= last)
+            at = np.flatnonzero(run & (worst >= _SETTLED * worst[run].max()))[0]
+            row = res[at]
+            dev = ids[row > max(tol, 0.5 * row.max())]
+            peak = int(cand[at])
             order = ids[np.argsort(-row)]
             span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
             msg = (f"Rigid object {ctx.name(k)} changes shape {span}: {len(dev)} of its {len(ids)} particles deviate "
@@ -650,7 +659,9 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     ``2 * jitter_amplitude * r``). The ground, static objects, resting objects and a stopped tool are
     passive: they only take energy away. Within a run of unsourced steps the energy may not exceed a
     budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the energy
-    down (friction and impacts only dissipate). Steps within 2 frames of a contact starting or ending
+    down (friction and impacts only dissipate), but only to ``max(E_s .. E_{s+L})`` with
+    ``L = max(2, ceil(energy_window / dt))`` steps: a dip that comes back within ``energy_window``
+    (energy stored in a compliant contact, the chord of a step spanning an impact) is not a loss. Steps within 2 frames of a contact starting or ending
     (:attr:`AuditContext.impact`) are judged too, against ``B`` plus ``M g^2 dt^2 / 8`` (the most the
     chord of a step spanning a bounce can overstate: ``max_v M (g v dt / 2 - v^2 / 2)``), but do not
     lower ``B``: a compliant contact stores energy for a moment and gives it back, never more. So a hop
@@ -678,6 +689,7 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     sourced = (contact & giver[:, None, :]).any(axis=2)
     steps = np.arange(ctx.T - 1)
     chord = ctx.g_mag ** 2 * ctx.dt ** 2 / 8.0  # J/kg
+    look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))  # steps the energy must stay down
     for k in np.flatnonzero(ctx.obj_dynamic):
         if ctx.materials[k] not in _ENERGY_MATERIALS:
             continue
@@ -693,6 +705,10 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         v = np.sqrt(2 * np.maximum(np.nan_to_num(ke), 0.0) / m)
         unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
         tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0))
+        # the budget follows the energy down only to the highest energy of the next L steps
+        fwd = e.copy()
+        for j in range(1, look + 1):
+            fwd[:-j] = np.fmax(fwd[:-j], e[j:])
         budget = np.full(len(e), np.nan)
         b = np.nan
         for s in range(len(e)):
@@ -703,7 +719,7 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 b = e[s] if s == 0 or not ok[s - 1] else max(e[s], e[s - 1])
             budget[s] = b
             if not unreliable[s] and e[s] <= b + tol[s]:
-                b = min(b, e[s])
+                b = min(b, fwd[s])
         rise = e - budget
         with np.errstate(invalid="ignore"):
             flags = np.nan_to_num(rise, nan=-np.inf) > tol

@@ -63,6 +63,11 @@ class AuditConfig:
     energy_tolerance: float = 0.5
     """Energy gain allowed without a source, as the height (in particle radii) the object
     could be lifted with it (plus the matching kinetic-energy resolution, see check_energy)."""
+    energy_window: float = 0.05
+    """Time (s) an object's energy must stay down before its energy budget follows it: a compliant
+    contact (a bounce resolved over several solver steps, a chord step spanning an impact) dips
+    the measured energy and gives it back within this; 0.05 s is 2.5 times MuJoCo's default contact
+    time constant (0.02 s). At least 2 steps."""
     jitter_amplitude: float = 0.1
     """Frame-to-frame oscillation amplitude a solver's noise floor explains, in particle radii."""
     jitter_window: float = 0.1
@@ -90,7 +95,7 @@ class AuditConfig:
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
                 raise ValueError(f"{f.name}: must be a finite non-negative number, got {v!r}")
-        for name in ("floating_window", "jitter_window"):
+        for name in ("floating_window", "jitter_window", "energy_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be a positive time in s, got {getattr(self, name)!r}")
         if not isinstance(self.merge_gap, int) or isinstance(self.merge_gap, bool) or self.merge_gap < 0:
@@ -572,11 +577,13 @@ class AuditContext:
 
     @cached_property
     def gap(self) -> np.ndarray:
-        """(K,) float64, m. How far the object's surface may lie beyond the spheres of radius r around
-        its particles: ``spacing / 2 - r`` (0 for a body sampled at the particle diameter). Between
-        two neighbours ``spacing`` apart the surface is at most ``spacing / 2`` from a particle centre,
-        so a sparse shell's contact point can be up to ``gap`` further out than its nearest sphere."""
-        return np.maximum(self.spacing / 2.0 - self.r, 0.0)
+        """(K,) float64, m: :attr:`spacing`. How far the object's surface may lie beyond the spheres of
+        radius r around its outermost particles. Particles sit at least r inside the surface, and an
+        object sampled at pitch ``h`` whose outermost layer were more than ``r + h`` inside would have
+        room for one more layer; where the lattice starts is not known (a lattice of random offset has
+        its lowest layer between r and r + h above the ground it rests on), so up to ``h``. For a sparse
+        shell this also covers the contact point falling between its particles."""
+        return self.spacing.copy()
 
     # ------------------------------------------------------------------ contacts
 

@@ -80,8 +80,9 @@ def test_box_resting_on_box_and_on_static_table_is_supported():
     assert rep.clean, rep.table()
     ctx = AuditContext(ro)
     assert ctx.contact[:, 1, 2].all() and ctx.contact[:, 0, 1].all() and not ctx.contact[:, 0, 2].any()
-    # the same top box 3 radii higher hovers: nothing under it
-    top_hover = still(block(), [0.005, 0, rest_z(3, 0.5 + R + 6 * R) + 3 * R])
+    # the same top box 5 radii higher hovers: nothing under it (up to one spacing, 2 r, plus the contact
+    # margin would still be a lattice whose lowest layer sits higher inside its box)
+    top_hover = still(block(), [0.005, 0, rest_z(3, 0.5 + R + 6 * R) + 5 * R])
     rep = audit(make([(table, "static", True), (low, "rigid", False), (top_hover, "rigid", False)]))
     assert cats(rep) == ["floating"] and rep.events[0].object == 2 and rep.events[0].frame <= 2
 
@@ -306,7 +307,7 @@ def test_pair_search_with_verlet_lists_matches_all_pairs():
         ok = cross & ~both_kin
         for a in range(3):
             for b in range(3):
-                ref_contact[f, a, b] = (ok & (d <= ctx.query_dist + 1e-7))[oid == a][:, oid == b].any()
+                ref_contact[f, a, b] = (ok & (d <= ctx.pair_query_dist[a, b] + 1e-7))[oid == a][:, oid == b].any()
         ii, jj = np.nonzero(ok & (d < 2 * R - 1e-6) & (np.arange(len(oid))[:, None] < np.arange(len(oid))[None]))
         ref_pairs |= {(f, int(i), int(j)) for i, j in zip(ii, jj)}
     assert ref_contact.any() and not ref_contact.all()
