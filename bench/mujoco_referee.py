@@ -48,7 +48,7 @@ from particles.keypoints import kabsch
 __all__ = ["GEN_VERSION", "G", "Body", "Tool", "SceneSpec", "Sim", "Label", "KINDS", "CATEGORIES",
            "make_scene", "simulate", "inject", "write_bad_inputs", "build_set", "body_energy"]
 
-GEN_VERSION = 3  #: bump when the generated data changes (invalidates caches)
+GEN_VERSION = 6  #: bump when the generated data changes (invalidates caches)
 G = 9.81  #: |g|, m/s^2
 GRAVITY = np.array([0.0, 0.0, -G])
 CATEGORIES = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
@@ -162,7 +162,7 @@ def sample_shape(shape: str, size, r: float, fill: str, spacing: float, rng: np.
             off = np.mod(-np.asarray(size) + r, h)
         ax = [np.arange(-math.ceil(e / h) - 1, math.ceil(e / h) + 2) * h + o for e, o in zip(ext, off)]
         p = np.stack(np.meshgrid(*ax, indexing="ij"), -1).reshape(-1, 3)
-        return p[_sdf(shape, size, p, planes) <= -r]
+        return p[_sdf(shape, size, p, planes) <= -r * (1 - 1e-9)]
     h = spacing / 3
     ax = [np.arange(-math.ceil(e / h) - 1, math.ceil(e / h) + 2) * h for e in ext]
     p = np.stack(np.meshgrid(*ax, indexing="ij"), -1).reshape(-1, 3) + rng.uniform(-0.5, 0.5, 3) * h
@@ -273,10 +273,14 @@ def make_body(name: str, shape: str, r: float, fill: str, rng: np.random.Generat
         planes = verts = hull = None
         if size is not None:
             sz = tuple(float(v) * grow for v in size)
+            if align and shape == "box":  # a whole number of 2 r layers fits: layers r inside both faces
+                sz = tuple(max(1, round(v / r)) * r for v in sz)
         elif shape == "sphere":
             sz = (r * scale * grow * rng.uniform(3.0, 8.0),)
         elif shape == "box":
             sz = tuple(r * scale * grow * rng.uniform(2.5, 7.0, 3))
+            if align:
+                sz = tuple(max(1, round(v / r)) * r for v in sz)
         elif shape == "cylinder":
             sz = (r * scale * grow * rng.uniform(3.0, 7.0), r * scale * grow * rng.uniform(2.0, 6.0))
         elif shape == "capsule":
@@ -642,7 +646,7 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False, r: Opt
         b.vel = np.array([rng.uniform(0.3, 1.5), rng.uniform(-0.5, 0.5), rng.uniform(0.5, 2.0)])
         b.omega = rng.normal(size=3) * rng.uniform(4, 15)
         b.pinned = True
-        b.bouncy = rng.random() < 0.3
+        b.bouncy = shape == "sphere" and rng.random() < 0.5  # (bouncy corners gain energy in MuJoCo: spheres only)
         bodies.append(b)
         if kind == "mixed":
             bodies.append(_resting_body("rest0", rng, r, -0.25 - 20 * r * scale, 0.1, ("box", "mesh")))
@@ -687,7 +691,7 @@ def make_scene(kind: str, seed: int, index: int = 0, quick: bool = False, r: Opt
             t.pinned = True
             bodies.append(t)
     elif kind == "bounce":
-        shape = str(rng.choice(["sphere", "sphere", "box", "capsule", "mesh"]))
+        shape = "sphere"  # MuJoCo's stiff, weakly damped contact gains energy at box, capsule and mesh corners
         b = make_body("ball", shape, r, _fill(rng), rng)
         b.quat = random_quat(rng) if shape != "sphere" else np.array([1.0, 0, 0, 0])
         b.pos = np.array([0.0, 0.0, body_radius(b) + r + rng.uniform(0.2, 0.6)])
@@ -890,7 +894,7 @@ def _inject_penetration(sim: Sim, rng) -> Optional[tuple]:
         f = int(rng.choice(starts))
         below = sorted(sim.touching(f, int(k)) - {-1}, key=lambda j: sim.pos[f, j, 2])
         below = [j for j in below if sim.pos[f, j, 2] < sim.pos[f, k, 2]]
-        other = int(below[0]) if below and rng.random() < 0.7 else None
+        other = int(below[0]) if below and rng.random() < 0.8 else None
         if other is None and -1 not in sim.touching(f, int(k)):
             continue
         sl = object_slices(sim)[k]
@@ -947,12 +951,29 @@ def _inject_teleport(sim: Sim, rng) -> Optional[tuple]:
         if _touches_objects(sim, k, f - 2, T) or any(k in sim.touching(t, j) for j in range(len(sim.objects))
                                                      for t in range(f - 2, T) if j != k):
             continue
+        body = sim.objects[k]
+        sl = object_slices(sim)[k]
+        if body.shape == "sphere" and rng.random() < 0.5:
+            # a sphere turns about its centre by more than its spin allows: its contact is unchanged, but its
+            # particles jump along the surface by 2-4 x max(|w| R dt, r)
+            R = body_radius(body)
+            allow = np.linalg.norm(sim.omega[f, k]) * R * dt
+            jump = float(rng.uniform(2.0, 4.0)) * max(allow, r)
+            axis = rng.normal(size=3)
+            turn = quat_to_mat(axis_angle_quat(axis, jump / R))
+            rot = sim.rot[:, k].copy()
+            rot[f:] = turn[None] @ rot[f:]
+            X = _pose_rollout(sim, k, sim.pos[:, k], rot)
+            if X[f:, sl, 2].min() < 0.75 * r:
+                continue
+            loc = X[f, sl].mean(0)
+            return X, Label("teleport", f, f, k, None, tuple(map(float, loc)), jump / r, "rim jump, r", "turn",
+                            spec.name)
         allow = np.linalg.norm(sim.vel[f, k]) * dt + 0.5 * G * dt * dt
         jump = float(rng.uniform(2.0, 4.0)) * max(allow, r)
         shift = np.zeros((T, 3))
         shift[f:] = jump * _horizontal(rng)
         X = _pose_rollout(sim, k, sim.pos[:, k] + shift, sim.rot[:, k])
-        sl = object_slices(sim)[k]
         if _gaps(X, sl, range(f, T, max(1, (T - f) // 20)), N).min() < 2.2 * r:
             continue
         loc = X[f, sl].mean(0)
@@ -1136,6 +1157,17 @@ def _inject_energy(sim: Sim, rng) -> Optional[tuple]:
         gain = kicked.kick_gain
         assert gain > 0.7 * body.mass * G * h, "energy: the kick did not add the intended energy"
         assert np.array_equal(X[: f + 1], sim.rollout.positions[: f + 1]), "energy: re-simulation changed the past"
+        reach = {k}  # objects a chain of contacts (after the kick) links to the kicked one
+        links = {p for t in range(f, T) for p in kicked.contacts[t] if -1 not in p}
+        grew = True
+        while grew:
+            new = {b for a, b in links if a in reach} | {a for a, b in links if b in reach}
+            grew = not new <= reach
+            reach |= new
+        for j, slj in enumerate(object_slices(sim)):
+            if j not in reach:
+                dev = np.abs(X[:, slj] - sim.rollout.positions[:, slj]).max()
+                assert dev < 1e-3 * r, f"energy: object {j}, never touched by the kicked one, moved {dev:.3g} m"
         loc = X[f + 1, object_slices(sim)[k]].mean(0)
         return X, Label("energy", f + 1, f + 1, k, None, tuple(map(float, loc)), gain / (body.mass * G * r),
                         "gain as a lift, r", variant, spec.name)
@@ -1184,7 +1216,8 @@ def inject(sim: Sim, category: str, rng: np.random.Generator) -> Optional[tuple]
     * penetration: a body at rest sinks into the ground or into the body below it by 1-2 r, ramped at
       most 0.35 r per frame, until the end. Location: its particles overlapping by more than half the depth.
     * teleport: a body that touches no other object jumps sideways by 2-4 times ``max(|v| dt + g dt^2 / 2, r)``
-      and keeps its motion from there. Location: its centroid after the jump.
+      and keeps its motion from there, or (spheres) turns about its centre so that its particles jump
+      2-4 times ``max(|w| R dt, r)``. Location: its centroid after the jump.
     * vanish: part (5-50 %) or all of a body's particles become NaN, leave the world (1e4 m away), or are
       dropped (NaN) for a few frames. Location: centroid of those particles in the frame before.
     * rigidity: a stretch, symmetric shear or bend (no rigid part) of largest displacement 1-3 r, over 1-2
@@ -1309,11 +1342,21 @@ def build_set(out, seed: int = 0, quick: bool = False, per_kind: Optional[int] =
     say = progress or (lambda msg: None)
     sims = []
     clean = []
+    rejected = []
     for kind in KINDS:
         for i in range(per_kind):
-            spec = make_scene(kind, seed, i, quick=quick)
-            sim = simulate(spec)
-            _check_clean(sim)
+            for attempt in range(6):  # a scene MuJoCo does not keep physical is replaced by another draw
+                spec = make_scene(kind, seed, i + 1000 * attempt, quick=quick)
+                spec.name = f"{kind}_{i:03d}"
+                sim = simulate(spec)
+                try:
+                    _check_clean(sim)
+                    break
+                except AssertionError as exc:
+                    rejected.append(str(exc))
+                    say(f"rejected: {exc}")
+            else:
+                raise RuntimeError(f"{kind}_{i:03d}: no physical draw in 6 tries")
             path = out / "clean" / f"{spec.name}.npz"
             save_rollout(path, sim.rollout)
             sims.append(sim)
@@ -1341,10 +1384,11 @@ def build_set(out, seed: int = 0, quick: bool = False, per_kind: Optional[int] =
     big_file = None
     if big:
         sim = simulate(big_scene(seed))
+        _check_clean(sim)
         big_file = str(out / "big.npz")
         save_rollout(big_file, sim.rollout)
         say(f"big: {sim.rollout.scene.num_particles} particles x {sim.spec.frames} frames")
-    doc = {**key, "clean": clean, "injected": injected, "bad": bad, "big": big_file}
+    doc = {**key, "clean": clean, "injected": injected, "bad": bad, "big": big_file, "rejected": rejected}
     _write_json(mpath, doc)
     return doc
 
