@@ -11,6 +11,7 @@ positions (``4 * eps32 * max|x|``, m), added so that no check fires on round-off
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -205,19 +206,17 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
     **Rigid objects** (:attr:`AuditContext.obj_rigid`) are judged on their pose from
     :attr:`AuditContext.rigid`, never on single particles, so a rolling wheel's fast rim and a
-    change of shape (check_rigidity's) are not jumps. With ``sigma_s`` the energy-weighted step of
-    step ``s`` (``sigma / dt = sqrt(2 KE / M)``, translation and rotation) and ``h`` the height of the
-    centre along ``-g``, frame ``t = s + 1 >= 2`` is a teleport when either bound fails:
-
-    * energy: ``sigma_s > sqrt(max(sigma_{s-1}^2 + 2 |g| dt^2 drop_1, sigma_{s-2}^2 + 2 |g| dt^2 drop_2))
-      + 2 u dt + tol``, ``drop_j`` the fall of the step midpoints' height since step ``s - j``
-      (>= 0): passive contacts cannot raise kinetic energy, gravity raises it by what the fall
-      releases (exact for a parabola), a striker of speed ``u`` hands on at most ``2 u``;
-    * direction, when nothing touches the object at ``t-2 .. t``: the pose deviates from the one its
-      last velocity and spin predict (``c_{t-1} + dc_{t-2} + g dt^2``, the last step rotation
-      repeated; braking along the path excepted) by ``e_t = |dc dev| + 2 rho sin(turn / 2)`` beyond
-      ``2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt + rho kappa |dth_{t-2}|^2`` (``rho`` the body's radius,
-      ``kappa`` its largest over smallest principal moment: torque-free precession, Euler's equations).
+    change of shape (check_rigidity's) are not jumps. A jump of the pose at frame ``t`` makes the
+    step ``s = t-1 -> t`` stick out from both its neighbours the same way, while a change of velocity
+    (a kick: check_energy's; a stop: check_floating's) leaves it agreeing with the step after, and
+    a bounce leaves it between the two. With ``F = dc_s - (dc_{s-1} + g dt^2)`` and
+    ``B = dc_s - (dc_{s+1} - g dt^2)`` (the centre's step against the steps before and after it,
+    under gravity), ``J = min(|F|, |B|) max(cos(F, B), 0)``, and the same for the step rotations
+    (``turn``, rad), frame ``t`` is a teleport when ``J + 2 rho sin(turn / 2) > tol + 2 u dt`` (``rho``
+    the body's radius, ``u`` the speed of a striker touching it at ``t-1 .. t+1``; ``+ contact_tolerance
+    * r`` while it touches anything then: a solver may move a body within its allowed overlap). Torque-free
+    precession, rolling and resting contact change the steps smoothly and share nothing. The first
+    and last frames (no neighbour step) are not judged.
 
     **Deformable objects**, particle by particle: for a free particle with steps ``d_t = x_t - x_{t-1}`` and lengths ``s_t = |d_t|`` (m), frame
     ``t >= 2`` is a teleport when either bound fails:
@@ -350,70 +349,54 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[Event]:
     """Teleports of rigid objects, judged on their pose (:attr:`AuditContext.rigid`); see check_teleport."""
     events: list[Event] = []
-    if ctx.T < 3:
+    if ctx.T < 4:
         return events
     kin = ctx.rigid
     g_dt2 = ctx.g * ctx.dt * ctx.dt
-    sup = ctx.supported
     rot = ctx._summary["rot"]
-    frames = np.arange(2, ctx.T)
+    frames = np.arange(2, ctx.T - 1)  # frame t = s + 1 for the steps s = 1 .. T-3 that have both neighbours
     for k in np.flatnonzero(ctx.obj_rigid):
-        sig = kin["sigma"][:, k]  # (T-1,)
-        dc, dth = kin["dc"][:, k], kin["dth"][:, k]
-        rho, kappa = kin["rho"][k], kin["kappa"][k]
-        push = push_all[:, k]  # (T-2,) 2 u dt at frame t = i + 2
-        # speed: the pose's kinetic energy may not exceed its last two steps' plus what gravity released
-        # since (|g| times the drop of the step midpoints) plus what a striker hands on
-        h = -(ctx.com[:, k] @ ctx.g) / max(ctx.g_mag, 1e-300)  # (T,) height along -g, m
-        hm = 0.5 * (h[1:] + h[:-1])  # (T-1,) height of step midpoints
-        drop1 = np.maximum(hm[:-1] - hm[1:], 0.0)  # step s-1 -> s
-        drop2 = np.maximum(np.concatenate([hm[:1], hm[:-2]]) - hm[1:], 0.0)  # step s-2 -> s
-        s2 = np.concatenate([sig[:1], sig[:-2]])
-        two_g = 2.0 * ctx.g_mag * ctx.dt * ctx.dt
-        prev = np.sqrt(np.fmax(sig[:-1] ** 2 + two_g * drop1, s2 ** 2 + two_g * drop2))  # (T-2,)
-        allow_a = prev + push + tol
-        with np.errstate(invalid="ignore"):
-            hit_a = sig[1:] > allow_a
-        # direction, where nothing touches the object at t-2 .. t: the pose keeps its velocity and spin
-        pred = dc[:-1] + g_dt2
-        dev = dc[1:] - pred
-        pn = np.linalg.norm(pred, axis=1)
-        pn_safe = np.maximum(pn, 1e-30)
-        along = (dev * pred).sum(1) / pn_safe
-        dev = dev - (np.clip(along, -pn, 0.0) / pn_safe)[:, None] * pred  # braking along the path is not a jump
+        dc = kin["dc"][:, k]  # (T-1, 3)
+        rho = kin["rho"][k]
+        fwd = dc[1:-1] - (dc[:-2] + g_dt2)  # step s against the one before it, continued under gravity
+        bwd = dc[1:-1] - (dc[2:] - g_dt2)  # ... and against the one after it
         w = rot[1:, k] @ np.swapaxes(rot[:-1, k], -1, -2)  # (T-1, 3, 3) world step rotations
-        turn = np.linalg.norm(_rotvec(w[1:] @ np.swapaxes(w[:-1], -1, -2)), axis=1)  # change of the step rotation
-        e = np.linalg.norm(dev, axis=1) + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
-        eprev = np.full_like(e, np.inf)
-        if len(e) > 1:
-            eprev[1:] = e[:-1]
-            eprev[2:] = np.fmax(eprev[2:], e[:-2])
-        euler = rho * kappa * (dth[:-1] * dth[:-1]).sum(1)  # torque-free change of the spin (Euler)
-        allow_b = 2.0 * eprev + tol + push + euler
-        free = ~(sup[:-2, k] | sup[1:-1, k] | sup[2:, k])
+        rf = _rotvec(w[1:-1] @ np.swapaxes(w[:-2], -1, -2))
+        rb = _rotvec(w[1:-1] @ np.swapaxes(w[2:], -1, -2))
+        jump = _common(fwd, bwd)
+        turn = _common(rf, rb)
+        value = jump + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
+        push = np.maximum(push_all[:-1, k], push_all[1:, k])  # strikers at t-1 .. t+1
+        sup = ctx.supported[:, k]
+        touch = sup[1:-2] | sup[2:-1] | sup[3:]  # in contact at t-1 .. t+1
+        # a contact solver may move a body within the overlap it is allowed from frame to frame
+        bound = tol + push + np.where(touch, ctx.config.contact_tolerance * ctx.r, 0.0)
         with np.errstate(invalid="ignore"):
-            hit_b = (e > allow_b) & free
-        flags = hit_a | hit_b
+            flags = value > bound
         if not flags.any():
             continue
-        value = np.where(hit_a, sig[1:], e)
-        bound = np.where(hit_a, allow_a, allow_b)
         sev = 1.0 - bound / np.maximum(value, 1e-30)
 
-        def make(first, last, peak, k=k, value=value, bound=bound, hit_a=hit_a):
+        def make(first, last, peak, k=k, value=value, bound=bound):
             i = peak - 2
             span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
-            if hit_a[i]:
-                why = (f"its pose steps {_mm(value[i])} (centre and rotation, weighted by its inertia) where its "
-                       f"previous steps, gravity and the contacts it has allow {_mm(bound[i])}")
-            else:
-                why = (f"with nothing touching it, its pose leaves the path its velocity and spin predict by "
-                       f"{_mm(value[i])} (allowed {_mm(bound[i])})")
-            msg = f"Rigid object {ctx.name(k)} jumps {span} (dt = {ctx.dt:.4g} s): {why}."
+            msg = (f"Rigid object {ctx.name(k)} jumps {span} (dt = {ctx.dt:.4g} s): its pose steps "
+                   f"{_mm(value[i])} off the motion of both the frame before and the frame after, where "
+                   f"gravity and the contacts it has allow {_mm(bound[i])}.")
             return tuple(ctx.com[peak, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
 
         events += _frame_events(ctx, "teleport", int(k), flags, frames, sev, make)
     return events
+
+
+def _common(f: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(S,) float: the part two deviation vectors ``f, b (S, 3)`` share, ``min(|f|, |b|) max(cos(f, b), 0)``:
+    a step that sticks out from both neighbours the same way (a jump) has it, a change of velocity
+    (one neighbour agrees) or a bounce (the step lies between its neighbours) has none."""
+    nf, nb = np.linalg.norm(f, axis=1), np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (f * b).sum(1) / np.maximum(nf * nb, 1e-300)
+    return np.minimum(nf, nb) * np.maximum(cos, 0.0)
 
 
 # ====================================================================== vanish
@@ -590,11 +573,12 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     within ``2 r + contact_margin * r``, found by the Warp pair search) is supported. For a
     free object unsupported at frames ``t-2 .. t+2``, the centre-of-mass acceleration
     ``a_t = (c_{t+1} - 2 c_t + c_{t-1}) / dt^2`` must equal ``g``. Frame ``t`` fails when
-    ``|a_t - g| > tol`` and so does the mean of ``|a - g|`` over the unsupported frames in a
-    window of ``W = max(3, round(floating_window / dt))`` frames centred on ``t``, with
+    ``|a_t - g| > tol`` and so does the median of ``|a - g|`` over the unsupported frames in the
+    window of ``W = max(3, round(floating_window / dt))`` frames from ``t`` on (a median: one kick is
+    a spike, not a lasting departure from free fall; from ``t`` on: a hover is caught at its start), with
     ``tol = floating_tolerance * |g| + 8 eps / dt^2``. An object hovering with nothing under it
     has ``|a - g| = |g|``; a ballistic throw has ``a = g``. Skipped when ``|g| = 0``.
-    ``location``: centre of mass at the first failing frame; ``severity = 1 - tol / mean deviation``.
+    ``location``: centre of mass at the first failing frame; ``severity = 1 - tol / median deviation``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
@@ -602,7 +586,6 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         return events
     tol = ctx.config.floating_tolerance * ctx.g_mag + 8 * ctx.eps_pos / ctx.dt ** 2
     w = max(3, int(round(ctx.config.floating_window / ctx.dt)))
-    half = w // 2
     frames = np.arange(1, ctx.T - 1)
     for k in np.flatnonzero(ctx.obj_dynamic):
         c = ctx.com[:, k]
@@ -617,12 +600,15 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         ok = alone[1:-1] & np.isfinite(dev)
         if not ok.any():
             continue
-        devz = np.where(ok, dev, 0.0)
-        cs = np.concatenate([[0.0], np.cumsum(devz)])
-        cn = np.concatenate([[0], np.cumsum(ok)])
-        lo_i = np.clip(np.arange(len(dev)) - half, 0, len(dev))
-        hi_i = np.clip(np.arange(len(dev)) + half + 1, 0, len(dev))
-        mean = (cs[hi_i] - cs[lo_i]) / np.maximum(cn[hi_i] - cn[lo_i], 1)
+        # the median over the unsupported frames of the window from t on: one kick (a spike) is not a
+        # lasting departure from free fall, a hover or a glide is, from its first frame
+        devn = np.where(ok, dev, np.nan)
+        padded = np.concatenate([devn, np.full(w - 1, np.nan)])
+        win = np.lib.stride_tricks.sliding_window_view(padded, w)  # (T-2, w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmedian(win, axis=1)
+        mean = np.nan_to_num(mean, nan=0.0)
         flags = ok & (dev > tol) & (mean > tol)
         if not flags.any():
             continue
@@ -633,7 +619,7 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
             span = f"from frame {first} to {last}"
             msg = (f"Object {ctx.name(k)} touches nothing {span} yet its centre of mass accelerates at "
                    f"({a[0]:.2f}, {a[1]:.2f}, {a[2]:.2f}) m/s^2 instead of falling with g = "
-                   f"({ctx.g[0]:.2f}, {ctx.g[1]:.2f}, {ctx.g[2]:.2f}) m/s^2 (mean deviation "
+                   f"({ctx.g[0]:.2f}, {ctx.g[1]:.2f}, {ctx.g[2]:.2f}) m/s^2 (median deviation "
                    f"{mean[peak - 1]:.2f} m/s^2, tolerance {tol:.2f}).")
             return tuple(ctx.com[first, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
 
@@ -770,6 +756,80 @@ def _reversals_of_steps(d: np.ndarray, amp: float) -> tuple[np.ndarray, np.ndarr
     return rev, s
 
 
+#: Share of a window's frames a shaken body has off its path. Random offsets flip the departure between
+#: consecutive frames with probability ~2/3 and a flip marks both frames, so ~(1 - (1/3)^2) ~ 0.9 of a
+#: shaken body's frames are off the path; a contact solver's chatter at coarse frame times, a fraction.
+_SHAKEN = 2.0 / 3.0
+
+
+def _pose_jitter(ctx: AuditContext, k: int, amp: float, w: int, touched: np.ndarray) -> list[Event]:
+    """Jitter of rigid object ``k``'s pose about its own smooth motion (see check_jitter)."""
+    kin = ctx.rigid
+    dc = kin["dc"][:, k]  # (T-1, 3)
+    rot = ctx._summary["rot"][:, k]
+    u = 0.5 * (dc[:-1] - dc[1:])  # (T-2, 3): c_t - (c_{t-1} + c_{t+1}) / 2 at frames 1 .. T-2
+    step = rot[1:] @ np.swapaxes(rot[:-1], -1, -2)
+    ur = 0.5 * kin["rho"][k] * _rotvec(step[1:] @ np.swapaxes(step[:-1], -1, -2))  # the same for the turn, m
+    n = len(u)
+    half = w // 2
+    # off the path: the departure from the smooth motion exceeds 2A and flips direction against the
+    # frame before or after (shaking alternates; an impact bends the path once, the same way twice)
+    off = np.zeros(n, bool)
+    away = np.zeros(n, bool)  # departure above the floor, flipping or not
+    dev = np.zeros(n)
+    # in contact a solver may also move the body within the overlap it is allowed (contact_tolerance r)
+    sup = ctx.supported[1:-1, k]
+    floor = 2 * amp + np.where(sup, ctx.config.contact_tolerance * ctx.r, 0.0)
+    for x in (u, ur):
+        padded = np.concatenate([np.full((half, 3), np.nan), x, np.full((w - half - 1, 3), np.nan)])
+        win = np.lib.stride_tricks.sliding_window_view(padded, w, axis=0)  # (n, 3, w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            smooth = np.nanmedian(win, axis=2)  # the motion's own slow part: gravity, support, spin-up
+        y = np.nan_to_num(x - smooth, nan=0.0)
+        d = np.linalg.norm(y, axis=1)
+        dev = np.fmax(dev, d)
+        big = d > floor
+        away |= big
+        flip = np.zeros(n, bool)
+        both = big[1:] & big[:-1] & ((y[1:] * y[:-1]).sum(1) < 0)
+        flip[1:] |= both
+        flip[:-1] |= both
+        off |= flip
+    off &= ~touched[1:-1]
+    if not off.any():
+        return []
+    cnt = np.concatenate([[0], np.cumsum(off)])
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) - half + w, 0, n)
+    hit = off & (cnt[hi] - cnt[lo] >= _SHAKEN * w)
+    if not hit.any():
+        return []
+    # one shaking spell is one event, from its first frame away from the path: grow each run over the
+    # frames next to it that depart by more than the floor, across quiet gaps shorter than half a window
+    gap = max(1, half)
+    rows = np.flatnonzero(away)
+    grown = hit.copy()
+    pairs = [(a_, b_) for a_, b_ in zip(rows[:-1], rows[1:]) if b_ - a_ <= gap + 1]
+    for a_, b_ in pairs:  # forward: a spell runs on
+        if grown[a_]:
+            grown[a_:b_ + 1] = True
+    for a_, b_ in reversed(pairs):  # backward: ... and began earlier
+        if grown[b_]:
+            grown[a_:b_ + 1] = True
+    hit = grown
+    sev = 1.0 - 2 * amp / np.maximum(dev, 1e-30)
+    ids = ctx.ids(k)
+
+    def make(first, last, peak, dev=dev):
+        msg = (f"Rigid object {ctx.name(k)} shakes from frame {first} to {last}: its pose leaves its own smooth "
+               f"motion by up to {_mm(float(np.nanmax(dev[first - 1:last])))} frame after frame, above the "
+               f"{_mm(2 * amp)} a noise floor of amplitude {_mm(amp)} explains.")
+        return tuple(ctx.com[first, k]), tuple(ids[:_N_IDS]), msg
+
+    return _frame_events(ctx, "jitter", k, hit, np.arange(1, ctx.T - 1), sev, make)
+
+
 def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
     """Objects or particles shake: they reverse direction frame after frame above the noise floor.
 
@@ -780,12 +840,20 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or a turn
     reverses once, a shaking object every frame.
 
-    * Rigid objects (:attr:`AuditContext.obj_rigid`) are judged on their own smooth motion: their
-      pose (the centre's step ``dc``, and the rotation step ``dth`` as the displacement ``rho |dth|`` of
-      its farthest particle), so solver noise averaged over the body, rolling and spinning pass,
-      while a body shaken as a whole is caught; and the residual of each particle about the fitted
-      pose (particles shaking inside a body that keeps its pose), computed where that residual
-      exceeds ``2 A`` at all.
+    * Rigid objects (:attr:`AuditContext.obj_rigid`) are judged against their own smooth motion: the
+      pose's departure from the midpoint of its neighbours, ``u_t = c_t - (c_{t-1} + c_{t+1}) / 2``
+      (and the same for the rotation, as the displacement of a point ``rho`` from the centre), minus
+      its median over the window (gravity, support and spin change it slowly). A frame is off the
+      path when that departure exceeds ``2 A`` (an oscillation of amplitude ``A`` at the frame rate
+      has ``|u| = 2 A``; in contact ``2 A + contact_tolerance * r``, as a solver may move a body within
+      the overlap it is allowed from frame to frame) and points against the departure of the frame before or after, also above
+      ``2 A``: shaking alternates (random offsets give consecutive departures a correlation of -2/3),
+      an impact bends the path once, the same way over the two frames it spans. The object jitters
+      when at least 2/3 of the frames of the window are off the path (:data:`_SHAKEN`), and the spell
+      runs over the off-path frames next to it. Solver noise averaged over the body,
+      rolling, spinning and tumbling pass; a body shaken as a whole is caught while it moves. Then
+      the residual of each particle about the fitted pose (particles shaking inside a body that
+      keeps its pose) by reversals, where that residual exceeds ``2 A`` at all.
     * Other objects: each free particle's own steps.
 
     An object is not judged while it touches a tool that itself reverses direction (a vibrating tool
@@ -815,28 +883,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
             continue
         ids = ctx.ids(k)
         if ctx.obj_rigid[k]:
-            kin = ctx.rigid
-            dc, dth = kin["dc"][:, k], kin["dth"][:, k] * kin["rho"][k]  # (T-1, 3) m
-            rev_t, s_t = _reversals_of_steps(dc.T[:, :, None], amp)
-            rev_r, s_r = _reversals_of_steps(dth.T[:, :, None], amp)
-            rev = (rev_t[:, 0] | rev_r[:, 0]) & ~touched[1:-1, k]
-            step = np.maximum(s_t[:, 0], s_r[:, 0])
-            hit = _reversal_windows(rev, w)
-            if hit.any():  # one shaking spell is one event: join hits less than half a window apart
-                rows = np.flatnonzero(hit)
-                for a_, b_ in zip(rows[:-1], rows[1:]):
-                    if b_ - a_ <= w // 2 + 1:
-                        hit[a_:b_] = True
-                value = np.minimum(step[:-1], step[1:])
-                sev = 1.0 - 2 * amp / np.maximum(value, 1e-30)
-
-                def make(first, last, peak, k=k, value=value):
-                    msg = (f"Rigid object {ctx.name(k)} shakes from frame {first} to {last}: its pose reverses "
-                           f"direction every frame with steps of {_mm(value[peak - 1])}, above the {_mm(2 * amp)} a "
-                           f"noise floor of amplitude {_mm(amp)} explains.")
-                    return tuple(ctx.com[peak, k]), tuple(ids[:_N_IDS]), msg
-
-                events += _frame_events(ctx, "jitter", int(k), hit, frames_rev, sev, make)
+            events += _pose_jitter(ctx, int(k), amp, w, touched[:, k])
             if not np.nanmax(np.nan_to_num(ctx.rigid_residual[:, k], nan=0.0)) > 2 * amp:
                 continue
             fr = np.arange(ctx.T)

@@ -703,17 +703,29 @@ class AuditContext:
                 continue
             ida, idb = self.ids(a), self.ids(b)
             li, lj = np.searchsorted(ida, pi), np.searchsorted(idb, pj)
-            diff = self._frames_sel(fr, a)[:, li]
-            diff -= self._frames_sel(fr, b)[:, lj]
+            # distances at the build frame: within the window every pair stays within 2 skin of them
+            d0 = np.linalg.norm(self.pos[f0, ida[li]] - self.pos[f0, idb[lj]], axis=1)
+            keep = d0 <= qab[a, b] + 2 * skin
+            li, lj, pi, pj, d0 = li[keep], lj[keep], pi[keep], pj[keep], d0[keep]
+            if not len(li):
+                continue
+            sure = bool((d0 <= qab[a, b] - 2 * skin).any())  # touching in every frame of the window
+            close = d0 < self.contact_dist + 2 * skin  # may overlap (closer than 2 r) in some frame
+            sub = slice(None) if not sure else close
+            if sure and not close.any():
+                contact[fr, a, b] = contact[fr, b, a] = True
+                continue
+            diff = self._frames_sel(fr, a)[:, li[sub]]
+            diff -= self._frames_sel(fr, b)[:, lj[sub]]
             diff *= diff
             d = np.sqrt(diff.sum(axis=2))  # (W, L) exact pair distances, m
             with np.errstate(invalid="ignore"):
-                contact[fr, a, b] = contact[fr, b, a] = (d <= touch_d).any(axis=1)
+                contact[fr, a, b] = contact[fr, b, a] = True if sure else (d <= touch_d).any(axis=1)
                 ff, pp = np.nonzero(d < deep)
             if len(ff):
                 out_f.append(fr[ff])
-                out_i.append(pi[pp])
-                out_j.append(pj[pp])
+                out_i.append(pi[sub][pp])
+                out_j.append(pj[sub][pp])
                 out_d.append(d[ff, pp].astype(np.float32))
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
         return {"frame": cat(out_f, np.int64), "i": cat(out_i, np.int64), "j": cat(out_j, np.int64),

@@ -550,7 +550,7 @@ def _stack(T=90, shake=None, seed=3):
 def test_resting_stack_with_solver_noise_is_clean_but_a_shaken_box_jitters():
     rep = audit(_stack())
     assert rep.clean, rep.table()
-    rep = audit(_stack(shake=(30, 15, 0.5)))  # the top box shaken sideways by 0.5 r, random each frame
+    rep = audit(_stack(shake=(30, 15, 1.0)))  # the top box shaken sideways by 1 r, random each frame
     assert cats(rep) == ["jitter"] and rep.events[0].object == 2, rep.table()
     assert abs(rep.events[0].frame - 30) <= 1
 
