@@ -48,7 +48,7 @@ from particles.keypoints import kabsch
 __all__ = ["GEN_VERSION", "G", "Body", "Tool", "SceneSpec", "Sim", "Label", "KINDS", "CATEGORIES",
            "make_scene", "simulate", "inject", "write_bad_inputs", "build_set", "body_energy"]
 
-GEN_VERSION = 6  #: bump when the generated data changes (invalidates caches)
+GEN_VERSION = 7  #: bump when the generated data changes (invalidates caches)
 G = 9.81  #: |g|, m/s^2
 GRAVITY = np.array([0.0, 0.0, -G])
 CATEGORIES = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
@@ -878,7 +878,7 @@ def _pose_rollout(sim: Sim, k: int, pos_k: np.ndarray, rot_k: np.ndarray) -> np.
     return X
 
 
-def _inject_penetration(sim: Sim, rng) -> Optional[tuple]:
+def _inject_penetration(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T = sim.spec, sim.spec.r, sim.spec.frames
     N = sim.rollout.scene.num_particles
     clean = sim.rollout.positions
@@ -894,7 +894,9 @@ def _inject_penetration(sim: Sim, rng) -> Optional[tuple]:
         f = int(rng.choice(starts))
         below = sorted(sim.touching(f, int(k)) - {-1}, key=lambda j: sim.pos[f, j, 2])
         below = [j for j in below if sim.pos[f, j, 2] < sim.pos[f, k, 2]]
-        other = int(below[0]) if below and rng.random() < 0.8 else None
+        if variant == "object" and not below:
+            continue
+        other = int(below[0]) if below and (variant == "object" or (variant is None and rng.random() < 0.8)) else None
         if other is None and -1 not in sim.touching(f, int(k)):
             continue
         sl = object_slices(sim)[k]
@@ -942,7 +944,7 @@ def _horizontal(rng) -> np.ndarray:
     return np.array([math.cos(a), math.sin(a), 0.0])
 
 
-def _inject_teleport(sim: Sim, rng) -> Optional[tuple]:
+def _inject_teleport(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T, dt = sim.spec, sim.spec.r, sim.spec.frames, sim.spec.dt
     N = sim.rollout.scene.num_particles
     for _ in range(30):
@@ -953,7 +955,9 @@ def _inject_teleport(sim: Sim, rng) -> Optional[tuple]:
             continue
         body = sim.objects[k]
         sl = object_slices(sim)[k]
-        if body.shape == "sphere" and rng.random() < 0.5:
+        if variant == "turn" and body.shape != "sphere":
+            continue
+        if body.shape == "sphere" and (variant == "turn" or (variant is None and rng.random() < 0.5)):
             # a sphere turns about its centre by more than its spin allows: its contact is unchanged, but its
             # particles jump along the surface by 2-4 x max(|w| R dt, r)
             R = body_radius(body)
@@ -978,7 +982,7 @@ def _inject_teleport(sim: Sim, rng) -> Optional[tuple]:
             continue
         loc = X[f, sl].mean(0)
         return X, Label("teleport", f, f, k, None, tuple(map(float, loc)), jump / r, "jump, r",
-                        "moving" if allow > r else "slow", spec.name)
+                        "shift_moving" if allow > r else "shift_slow", spec.name)
     return None
 
 
@@ -991,7 +995,7 @@ def _supports(sim: Sim, k: int, t0: int) -> bool:
     return False
 
 
-def _inject_vanish(sim: Sim, rng) -> Optional[tuple]:
+def _inject_vanish(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, T = sim.spec, sim.spec.frames
     for _ in range(30):
         k = int(rng.integers(len(spec.bodies)))
@@ -1000,23 +1004,23 @@ def _inject_vanish(sim: Sim, rng) -> Optional[tuple]:
             continue
         sl = object_slices(sim)[k]
         n = len(sim.objects[k].local)
-        variant = str(rng.choice(["nan_subset", "nan_all", "leave", "dropped"]))
+        kind = variant or str(rng.choice(["nan_subset", "nan_all", "leave", "dropped"]))
         X = sim.rollout.positions.copy()
-        if variant == "nan_all":
+        if kind == "nan_all":
             idx = np.arange(n)
         else:
             idx = np.sort(rng.choice(n, size=max(1, int(n * rng.uniform(0.05, 0.5))), replace=False))
         p = np.arange(sl.start, sl.stop)[idx]
-        if variant == "leave":
+        if kind == "leave":
             X[f:, p] = X[f:, p] + np.float32(rng.choice([-1, 1]) * 1e4)
-        elif variant == "dropped":
+        elif kind == "dropped":
             end = min(T - 1, f + int(rng.integers(3, 10)))
             X[f:end + 1, p] = np.nan
         else:
             X[f:, p] = np.nan
         loc = sim.rollout.positions[f - 1, p].mean(0)
-        return X, Label("vanish", f, T - 1 if variant != "dropped" else end, k, None, tuple(map(float, loc)),
-                        len(p) / n, "share of the object's particles", variant, spec.name)
+        return X, Label("vanish", f, T - 1 if kind != "dropped" else end, k, None, tuple(map(float, loc)),
+                        len(p) / n, "share of the object's particles", kind, spec.name)
     return None
 
 
@@ -1047,7 +1051,7 @@ def _deformation(local: np.ndarray, kind: str, amp: float, rng) -> np.ndarray:
     return new
 
 
-def _inject_rigidity(sim: Sim, rng) -> Optional[tuple]:
+def _inject_rigidity(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T = sim.spec, sim.spec.r, sim.spec.frames
     N = sim.rollout.scene.num_particles
     clean = sim.rollout.positions
@@ -1056,7 +1060,7 @@ def _inject_rigidity(sim: Sim, rng) -> Optional[tuple]:
         f = int(rng.integers(3, T - 4))
         body = sim.objects[k]
         amp = float(rng.uniform(1.0, 3.0)) * r
-        kind = str(rng.choice(["stretch", "shear", "bend"]))
+        kind = variant or str(rng.choice(["stretch", "shear", "bend"]))
         new = _deformation(body.local, kind, amp, rng)
         n_ramp = int(rng.integers(1, 3))
         sl = object_slices(sim)[k]
@@ -1080,7 +1084,7 @@ def _inject_rigidity(sim: Sim, rng) -> Optional[tuple]:
     return None
 
 
-def _inject_floating(sim: Sim, rng) -> Optional[tuple]:
+def _inject_floating(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T, dt = sim.spec, sim.spec.r, sim.spec.frames, sim.spec.dt
     N = sim.rollout.scene.num_particles
     clean = sim.rollout.positions
@@ -1093,10 +1097,10 @@ def _inject_floating(sim: Sim, rng) -> Optional[tuple]:
         if not cand:
             continue
         f = int(rng.choice(cand))
-        variant = str(rng.choice(["hover", "glide"]))
+        kind = variant or str(rng.choice(["hover", "glide"]))
         pos = sim.pos[:, k].copy()
         rot = sim.rot[:, k].copy()
-        if variant == "hover":
+        if kind == "hover":
             pos[f + 1:] = pos[f]
             rot[f + 1:] = rot[f]
         else:
@@ -1115,35 +1119,35 @@ def _inject_floating(sim: Sim, rng) -> Optional[tuple]:
             continue
         loc = X[f + 1, sl].mean(0)
         return X, Label("floating", f + 1, T - 1, k, None, tuple(map(float, loc)), (T - 1 - f) * dt, "time held, s",
-                        variant, spec.name)
+                        kind, spec.name)
     return None
 
 
-def _inject_energy(sim: Sim, rng) -> Optional[tuple]:
+def _inject_energy(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T, dt = sim.spec, sim.spec.r, sim.spec.frames, sim.spec.dt
     for _ in range(40):
         k = int(rng.integers(len(spec.bodies)))
         body = sim.objects[k]
-        variant = str(rng.choice(["slide", "spin", "hop", "kick"]))
+        kind = variant or str(rng.choice(["slide", "spin", "hop", "kick"]))
         h = float(rng.uniform(1.5, 3.0)) * r
-        if variant == "kick":
+        if kind == "kick":
             cand = [t for t in range(2, T - 8) if not any(sim.touching(s, k) for s in range(t, t + 4))]
         else:
             rest = np.array([_speed_ok_rest(sim, t, k) for t in range(T)])
             cand = [t for t in range(3, T - 8) if rest[t - 2:t + 1].all() and -1 in sim.touching(t, k)]
         cand = [t for t in cand if not _tool_near(sim, k, t - 5, t + 10)]
-        if variant == "spin":
+        if kind == "spin":
             cand = [t for t in cand if not _supports(sim, k, t - 2)]
         if not cand:
             continue
         f = int(rng.choice(cand))
         dv, dw = np.zeros(3), np.zeros(3)
         speed = math.sqrt(2 * G * h)
-        if variant == "slide":
+        if kind == "slide":
             dv = speed * _horizontal(rng)
-        elif variant == "hop":
+        elif kind == "hop":
             dv = np.array([0.0, 0.0, speed])
-        elif variant == "kick":
+        elif kind == "kick":
             v = sim.vel[f, k]
             side = np.cross(v, [0.0, 0.0, 1.0])
             side = side / np.linalg.norm(side) if np.linalg.norm(side) > 1e-9 else _horizontal(rng)
@@ -1167,14 +1171,15 @@ def _inject_energy(sim: Sim, rng) -> Optional[tuple]:
         for j, slj in enumerate(object_slices(sim)):
             if j not in reach:
                 dev = np.abs(X[:, slj] - sim.rollout.positions[:, slj]).max()
-                assert dev < 1e-3 * r, f"energy: object {j}, never touched by the kicked one, moved {dev:.3g} m"
+                # (MuJoCo solves all contacts together: solver tolerance couples unlinked bodies by ~1e-5 m)
+                assert dev < 0.02 * r, f"energy: object {j}, never touched by the kicked one, moved {dev:.3g} m"
         loc = X[f + 1, object_slices(sim)[k]].mean(0)
         return X, Label("energy", f + 1, f + 1, k, None, tuple(map(float, loc)), gain / (body.mass * G * r),
-                        "gain as a lift, r", variant, spec.name)
+                        "gain as a lift, r", kind, spec.name)
     return None
 
 
-def _inject_jitter(sim: Sim, rng) -> Optional[tuple]:
+def _inject_jitter(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T, dt = sim.spec, sim.spec.r, sim.spec.frames, sim.spec.dt
     N = sim.rollout.scene.num_particles
     clean = sim.rollout.positions
@@ -1206,7 +1211,13 @@ INJECT: dict = {"penetration": _inject_penetration, "teleport": _inject_teleport
                 "jitter": _inject_jitter}
 
 
-def inject(sim: Sim, category: str, rng: np.random.Generator) -> Optional[tuple]:
+#: The variants of each category (see :func:`inject`).
+VARIANTS: dict = {"penetration": ("ground", "object"), "teleport": ("shift", "turn"),
+                  "vanish": ("nan_subset", "nan_all", "leave", "dropped"), "rigidity": ("stretch", "shear", "bend"),
+                  "floating": ("hover", "glide"), "energy": ("slide", "spin", "hop", "kick"), "jitter": ("shake",)}
+
+
+def inject(sim: Sim, category: str, rng: np.random.Generator, variant: Optional[str] = None) -> Optional[tuple]:
     """A copy of ``sim``'s clean rollout with one glitch of ``category`` and its :class:`Label`, or None when
     the scene offers no place for it.
 
@@ -1230,7 +1241,7 @@ def inject(sim: Sim, category: str, rng: np.random.Generator) -> Optional[tuple]
     * jitter: a resting body is shaken sideways by 0.3-1.5 r with random per-frame offsets for 0.2-0.4 s.
       Location: its centroid.
     """
-    out = INJECT[category](sim, rng)
+    out = INJECT[category](sim, rng, variant)
     if out is None:
         return None
     X, label = out
@@ -1371,7 +1382,9 @@ def build_set(out, seed: int = 0, quick: bool = False, per_kind: Optional[int] =
         while n < per_category and tries < 20 * per_category:
             sim = sims[order[tries % len(order)]]
             tries += 1
-            res = inject(sim, cat, rng)
+            # cycle through the variants; fall back to any after a round of scenes without a place for it
+            want = VARIANTS[cat][n % len(VARIANTS[cat])]
+            res = inject(sim, cat, rng, want if tries % (2 * len(sims)) < len(sims) else None)
             if res is None:
                 continue
             ro, label = res
