@@ -211,7 +211,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     (a kick: check_energy's; a stop: check_floating's) leaves it agreeing with the step after, and
     a bounce leaves it between the two. With ``F = dc_s - (dc_{s-1} + g dt^2)`` and
     ``B = dc_s - (dc_{s+1} - g dt^2)`` (the centre's step against the steps before and after it,
-    under gravity), ``J = min(|F|, |B|) max(cos(F, B), 0)``, and the same for the step rotations
+    under gravity), ``J = min(|F|, |B|) max(cos(F, B), 0) - |dc_{s+1} - dc_{s-1} - 2 g dt^2|`` (the
+    change of velocity left behind is subtracted: a kick that friction slows at once sticks out
+    too, a jump leaves the motion as it was), and the same for the step rotations
     (``turn``, rad), frame ``t`` is a teleport when ``J + 2 rho sin(turn / 2) > tol + 2 u dt`` (``rho``
     the body's radius, ``u`` the speed of a striker touching it at ``t-1 .. t+1``; ``+ contact_tolerance
     * r`` while it touches anything then: a solver may move a body within its allowed overlap). Torque-free
@@ -363,8 +365,12 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[
         w = rot[1:, k] @ np.swapaxes(rot[:-1, k], -1, -2)  # (T-1, 3, 3) world step rotations
         rf = _rotvec(w[1:-1] @ np.swapaxes(w[:-2], -1, -2))
         rb = _rotvec(w[1:-1] @ np.swapaxes(w[2:], -1, -2))
-        jump = _common(fwd, bwd)
-        turn = _common(rf, rb)
+        # minus the velocity (and spin) the step leaves behind: a kick that friction then slows also
+        # sticks out from both sides, but a jump leaves the motion as it was
+        last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * g_dt2, axis=1)
+        last_r = np.linalg.norm(_rotvec(w[2:] @ np.swapaxes(w[:-2], -1, -2)), axis=1)
+        jump = np.maximum(_common(fwd, bwd) - last, 0.0)
+        turn = np.maximum(_common(rf, rb) - last_r, 0.0)
         value = jump + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
         push = np.maximum(push_all[:-1, k], push_all[1:, k])  # strikers at t-1 .. t+1
         sup = ctx.supported[:, k]
