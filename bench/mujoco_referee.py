@@ -48,7 +48,7 @@ from particles.keypoints import kabsch
 __all__ = ["GEN_VERSION", "G", "Body", "Tool", "SceneSpec", "Sim", "Label", "KINDS", "CATEGORIES",
            "make_scene", "simulate", "inject", "write_bad_inputs", "build_set", "body_energy"]
 
-GEN_VERSION = 7  #: bump when the generated data changes (invalidates caches)
+GEN_VERSION = 8  #: bump when the generated data changes (invalidates caches)
 G = 9.81  #: |g|, m/s^2
 GRAVITY = np.array([0.0, 0.0, -G])
 CATEGORIES = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
@@ -1134,9 +1134,9 @@ def _inject_energy(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tup
             cand = [t for t in range(2, T - 8) if not any(sim.touching(s, k) for s in range(t, t + 4))]
         else:
             rest = np.array([_speed_ok_rest(sim, t, k) for t in range(T)])
-            cand = [t for t in range(3, T - 8) if rest[t - 2:t + 1].all() and -1 in sim.touching(t, k)]
+            cand = [t for t in range(3, T - 8) if rest[t - 2:t + 1].all()]  # resting on the ground or on another body
         cand = [t for t in cand if not _tool_near(sim, k, t - 5, t + 10)]
-        if kind == "spin":
+        if kind != "kick":  # a body that holds others up shares its kick with them: not a clean measure
             cand = [t for t in cand if not _supports(sim, k, t - 2)]
         if not cand:
             continue

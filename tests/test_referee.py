@@ -47,36 +47,41 @@ def test_critic_raises_nothing_on_clean_referee_rollouts(sims, name):
     assert not events, "; ".join(f"{e.category}@{e.frame} obj {e.object}: {e.message}" for e in events)
 
 
-#: (category, scene, rng seed) of the injected files of the test subset
+#: (category, variant, scene, rng seed) of the injected files of the test subset
 INJECTIONS = [
-    ("penetration", "near_resting_stack", 1),
-    ("teleport", "near_rolling_shell", 2),
-    ("vanish", "near_spinning_throw", 3),
-    ("rigidity", "near_push_stop", 4),
-    ("floating", "near_spinning_throw", 5),
-    ("energy", "near_resting_stack", 6),
-    ("jitter", "near_resting_stack", 7),
+    ("penetration", "object", "near_resting_stack", 1),
+    ("teleport", "turn", "near_rolling_shell", 2),
+    ("vanish", "nan_subset", "near_spinning_throw", 3),
+    ("rigidity", "shear", "near_push_stop", 4),
+    ("floating", "hover", "near_spinning_throw", 5),
+    ("energy", "hop", "near_resting_stack", 6),
+    ("energy", "kick", "near_spinning_throw", 8),
+    ("energy", "slide", "near_push_stop", 9),
+    ("jitter", "shake", "near_resting_stack", 7),
 ]
+IDS = [f"{c}-{v}" for c, v, _, _ in INJECTIONS]
 
 
 @pytest.fixture(scope="module")
 def injected(sims):
     out = {}
-    for cat, scene, seed in INJECTIONS:
-        res = ref.inject(sims[scene], cat, np.random.default_rng(seed))
-        assert res is not None, f"{cat}: the scene {scene} offers no place for it"
-        out[cat] = res
+    for cat, variant, scene, seed in INJECTIONS:
+        res = ref.inject(sims[scene], cat, np.random.default_rng(seed), variant)
+        assert res is not None, f"{cat} ({variant}): the scene {scene} offers no place for it"
+        assert res[1].variant.startswith(variant)
+        out[f"{cat}-{variant}"] = res
     return out
 
 
-@pytest.mark.parametrize("category", [c for c, _, _ in INJECTIONS])
-def test_critic_finds_injected_glitch_with_its_category(injected, category):
-    ro, label = injected[category]
+@pytest.mark.parametrize("key", IDS)
+def test_critic_finds_injected_glitch_with_its_category(injected, key):
+    ro, label = injected[key]
+    category = label.category
     events = audit(ro).events
     m = critic_mujoco.match(events, label.__dict__)
     said = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in events) or "nothing"
-    assert m is not None, f"{category} at frame {label.frame} on object {label.object} not found; critic said {said}"
-    assert m.category == category, f"{category} at frame {label.frame} reported as {m.category}; critic said {said}"
+    assert m is not None, f"{key} at frame {label.frame} on object {label.object} not found; critic said {said}"
+    assert m.category == category, f"{key} at frame {label.frame} reported as {m.category}; critic said {said}"
 
 
 # --------------------------------------------------------------------------- the referee's physics
@@ -154,10 +159,11 @@ def test_mass_and_inertia_come_from_the_particles(sims):
     assert np.allclose(model.body_ipos[1], 0, atol=1e-12)
 
 
-@pytest.mark.parametrize("category", [c for c, _, _ in INJECTIONS])
-def test_injection_label_is_where_the_file_first_differs(sims, injected, category):
-    ro, label = injected[category]
-    scene = next(s for c, s, _ in INJECTIONS if c == category)
+@pytest.mark.parametrize("key", IDS)
+def test_injection_label_is_where_the_file_first_differs(sims, injected, key):
+    ro, label = injected[key]
+    category = label.category
+    scene = next(s for c, v, s, _ in INJECTIONS if f"{c}-{v}" == key)
     clean = sims[scene].rollout.positions
     X = ro.positions
     same = (X == clean) | (np.isnan(X) & np.isnan(clean))
@@ -166,11 +172,16 @@ def test_injection_label_is_where_the_file_first_differs(sims, injected, categor
     sl = ref.object_slices(sims[scene])[label.object]
     assert not np.array_equal(X[label.frame, sl], clean[label.frame, sl], equal_nan=True)
     r = ro.scene.radius
-    if category == "penetration":  # ramped: no one-frame jump beyond 0.35 r
+    if category == "penetration":  # ramped: no one-frame jump beyond 0.35 r, and 1-2 r deep in the end
         step = np.abs(np.diff(X[:, sl].astype(np.float64), axis=0) - np.diff(clean[:, sl].astype(np.float64), axis=0))
         assert step.max() <= 0.36 * r
+        assert 1.0 <= label.magnitude <= 2.0
     if category == "energy":  # re-simulated: a gain of 1.5-3 r of lift
         assert 1.4 <= label.magnitude <= 3.1
+    if category == "rigidity":  # the best rigid fit of the deformed body is its clean pose
+        t = label.frame + 2
+        R, tr = kabsch(clean[t, sl].astype(np.float64), X[t, sl].astype(np.float64))
+        assert np.allclose(R, np.eye(3), atol=1e-4) and np.allclose(tr, 0, atol=1e-4 * r + 1e-6)
 
 
 def test_bad_inputs_exit_2(sims, tmp_path):
