@@ -32,6 +32,10 @@ EPS32 = float(np.finfo(np.float32).eps)
 #: Densest packing fraction of equal spheres (Kepler): no body of particles packs tighter.
 KEPLER_DENSITY = np.pi / (3.0 * np.sqrt(2.0))
 
+#: Particles per object whose nearest-neighbour distance sets its spacing (evenly picked): the median
+#: of 512 is within a few percent of the median of all.
+_SPACING_SAMPLE = 512
+
 #: Materials whose objects store no internal (elastic) energy we could not see in positions.
 _ENERGY_MATERIALS = ("rigid", "plastic", "granular", "fluid")
 
@@ -571,7 +575,8 @@ class AuditContext:
             p = self.pos[f, self.sel(k)].astype(np.float64)
             from scipy.spatial import cKDTree
 
-            d, _ = cKDTree(p).query(p, k=2)
+            q = p[np.unique(np.linspace(0, len(p) - 1, min(len(p), _SPACING_SAMPLE)).astype(np.int64))]
+            d, _ = cKDTree(p).query(q, k=2)
             out[k] = max(float(np.median(d[:, 1])), 2.0 * self.r)
         return out
 
