@@ -376,17 +376,21 @@ class AuditContext:
                     x0c32 = x0c.astype(np.float32)
                     wx = (x0c * m32).astype(np.float32)
                 if len(js):
+                    if len(js) == x.shape[1] - n0:  # all valid: slices, no gather copy
+                        js = slice(n0, x.shape[1])
                     xc = x[:, js, :] - c[:, js, None].astype(np.float32)  # (3, F', n) about the centre
-                    # sum_i m_i (x0_i - c0) (x_i - c)^T: the cross-covariance of the Kabsch fit
-                    h = np.einsum("in,jfn->fij", wx, xc, dtype=np.float64)
+                    # sum_i m_i (x0_i - c0) (x_i - c)^T: the cross-covariance of the Kabsch fit (float32
+                    # einsum: centred, so sums of n terms lose ~sqrt(n) eps32 relative, far below r)
+                    h = np.einsum("in,jfn->fij", wx, xc)
                     rot = rotation_from_covariance(h)  # (F', 3, 3)
-                    out["rot"][a + js] = rot
+                    fr = np.arange(a, b)[js]
+                    out["rot"][fr] = rot
                     pred = np.einsum("fij,jn->ifn", rot.astype(np.float32), x0c32)
                     pred -= xc
                     pred *= pred
                     r2 = pred.sum(axis=0)
-                    out["res"][a + js] = np.sqrt(r2.max(axis=1))
-                    out["res_ms"][a + js] = r2.mean(axis=1)
+                    out["res"][fr] = np.sqrt(r2.max(axis=1))
+                    out["res_ms"][fr] = r2.mean(axis=1)
             if x.shape[1] > 1:
                 d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
                 d *= d
