@@ -231,7 +231,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     * direction: with ``p = d_{t-1} + g dt^2`` the predicted step and ``delta = d_t - p`` minus any
       braking along ``p`` (slowing down, even to a stop, is not a jump: floating and energy judge
       it), ``e_t = |delta| > 2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt (+ 2 max(s_{t-1},
-      s_{t-2}) if the object touches anything at ``t-1`` or ``t``, since a contact may reverse it)``:
+      s_{t-2}) if the object touches anything at ``t-1`` or ``t``, since a contact may reverse it)``
+      (bound A also grows by ``contact_tolerance * r`` while it touches anything: a solver may project
+      a particle out of the overlap it is allowed):
       a free body keeps its velocity up to gravity and the steady turning of its spin, so a
       sideways jump that keeps the speed is caught too;
 
@@ -284,6 +286,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                 push = 2.0 * np.maximum(other[1:], other[:-1]).astype(np.float32)
             allow = prev + np.float32(base)
             allow += push
+            # in contact a solver may also project a particle out of its allowed overlap
+            allow += np.where(touch_all[rows, k], np.float32(ctx.config.contact_tolerance * ctx.r),
+                              np.float32(0.0))[:, None]
             with np.errstate(invalid="ignore"):
                 hit_a = s[1:] > allow
             hit_b = np.zeros_like(hit_a)
@@ -860,7 +865,8 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
       rolling, spinning and tumbling pass; a body shaken as a whole is caught while it moves. Then
       the residual of each particle about the fitted pose (particles shaking inside a body that
       keeps its pose) by reversals, where that residual exceeds ``2 A`` at all.
-    * Other objects: each free particle's own steps.
+    * Other objects: each free particle's own steps (in contact, both steps must also exceed
+      ``2 A + contact_tolerance * r``: a solver may move a particle within its allowed overlap).
 
     An object is not judged while it touches a tool that itself reverses direction (a vibrating tool
     shakes what it holds). ``location``: mean position of the shaking particles (rigid pose: the
@@ -898,6 +904,11 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         else:
             x = ctx.soa(k)  # (3, T, n)
         rev, s = _step_reversals(x, amp)
+        if not ctx.obj_rigid[k] and ctx.has_objects:  # in contact: steps above the allowed overlap too
+            sup = ctx.supported[1:-1, k] | ctx.supported[:-2, k] | ctx.supported[2:, k]
+            floor_c = 2 * amp + ctx.config.contact_tolerance * ctx.r
+            bigc = s > floor_c
+            rev &= ~sup[:, None] | (bigc[1:] & bigc[:-1])
         rev[:, ctx.kin[ids]] = False
         rev &= ~touched[1:-1, k][:, None]
         if not rev.any():
