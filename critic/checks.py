@@ -213,7 +213,8 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     ``B = dc_s - (dc_{s+1} - g dt^2)`` (the centre's step against the steps before and after it,
     under gravity), ``J = min(|F|, |B|) max(cos(F, B), 0) - |dc_{s+1} - dc_{s-1} - 2 g dt^2|`` (the
     change of velocity left behind is subtracted: a kick that friction slows at once sticks out
-    too, a jump leaves the motion as it was), and the same for the step rotations
+    too, a jump leaves the motion as it was), taken under gravity and again with ``g = 0`` (a body
+    held by a support feels no net gravity; the larger counts), and the same for the step rotations
     (``turn``, rad), frame ``t`` is a teleport when ``J + 2 rho sin(turn / 2) > tol + 2 u dt`` (``rho``
     the body's radius, ``u`` the speed of a striker touching it at ``t-1 .. t+1``; ``+ contact_tolerance
     * r`` while it touches anything then: a solver may move a body within its allowed overlap). Torque-free
@@ -365,16 +366,20 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[
     for k in np.flatnonzero(ctx.obj_rigid):
         dc = kin["dc"][:, k]  # (T-1, 3)
         rho = kin["rho"][k]
-        fwd = dc[1:-1] - (dc[:-2] + g_dt2)  # step s against the one before it, continued under gravity
-        bwd = dc[1:-1] - (dc[2:] - g_dt2)  # ... and against the one after it
+        # step s against the one before it and the one after it, under gravity or held by a support
+        # (both hypotheses: a resting body feels no net gravity; a jump stands out under either)
+        jump = np.zeros(len(dc) - 2)
+        for gg in (g_dt2, 0.0 * g_dt2):
+            fwd = dc[1:-1] - (dc[:-2] + gg)
+            bwd = dc[1:-1] - (dc[2:] - gg)
+            # minus the velocity the step leaves behind: a kick that friction then slows also sticks out
+            # from both sides, but a jump leaves the motion as it was
+            last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * gg, axis=1)
+            jump = np.fmax(jump, np.maximum(_common(fwd, bwd) - last, 0.0))
         w = rot[1:, k] @ np.swapaxes(rot[:-1, k], -1, -2)  # (T-1, 3, 3) world step rotations
         rf = _rotvec(w[1:-1] @ np.swapaxes(w[:-2], -1, -2))
         rb = _rotvec(w[1:-1] @ np.swapaxes(w[2:], -1, -2))
-        # minus the velocity (and spin) the step leaves behind: a kick that friction then slows also
-        # sticks out from both sides, but a jump leaves the motion as it was
-        last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * g_dt2, axis=1)
         last_r = np.linalg.norm(_rotvec(w[2:] @ np.swapaxes(w[:-2], -1, -2)), axis=1)
-        jump = np.maximum(_common(fwd, bwd) - last, 0.0)
         turn = np.maximum(_common(rf, rb) - last_r, 0.0)
         value = jump + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
         push = np.maximum(push_all[:-1, k], push_all[1:, k])  # strikers at t-1 .. t+1
