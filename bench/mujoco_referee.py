@@ -1415,7 +1415,7 @@ def _check_clean(sim: Sim) -> None:
 def near_miss_scenes(seed: int = 0, dt: float = 1 / 60, seconds: float = 1.0) -> list:
     """The near misses issue 11 names, as small fast scenes (r 5-8 mm, ``dt`` s, ``seconds`` long): a rolling
     sphere sampled as a sparse shell, a spinning box thrown high (free flight for the first ~0.5 s), a resting
-    stack of three boxes, a tool that pushes a box and stops, and a bouncing ball."""
+    stack of three boxes (the middle one a surface shell), a tool that pushes a box and stops, and a bouncing ball."""
     rng = np.random.default_rng([seed, 4242])
     T = _frames(dt, seconds)
     out = []
@@ -1434,9 +1434,9 @@ def near_miss_scenes(seed: int = 0, dt: float = 1 / 60, seconds: float = 1.0) ->
     box.omega = np.array([6.0, 25.0, -10.0])
     box.pinned = True
     out.append(SceneSpec("near_spinning_throw", "near", r, dt, T, [box]))
-    r = 0.005
+    r = 0.008
     bodies, z = [], 0.0
-    for j, half in enumerate([(0.04, 0.035, 0.02), (0.03, 0.03, 0.02), (0.02, 0.025, 0.015)]):
+    for j, half in enumerate([(0.056, 0.048, 0.024), (0.04, 0.04, 0.024), (0.032, 0.032, 0.024)]):
         b = make_body(f"stack{j}", "box", r, "volume" if j != 1 else "surface", rng, size=half, align=True)
         place_on_ground(b, 0.002 * j, -0.001 * j, axis_angle_quat([0, 0, 1], 0.3 * j), z_extra=z)
         z = _height_up(b) + b.pos[2] + 1e-5
