@@ -48,7 +48,7 @@ from particles.keypoints import kabsch
 __all__ = ["GEN_VERSION", "G", "Body", "Tool", "SceneSpec", "Sim", "Label", "KINDS", "CATEGORIES",
            "make_scene", "simulate", "inject", "write_bad_inputs", "build_set", "body_energy"]
 
-GEN_VERSION = 8  #: bump when the generated data changes (invalidates caches)
+GEN_VERSION = 9  #: bump when the generated data changes (invalidates caches)
 G = 9.81  #: |g|, m/s^2
 GRAVITY = np.array([0.0, 0.0, -G])
 CATEGORIES = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
@@ -1317,7 +1317,7 @@ def build_set(out, seed: int = 0, quick: bool = False, per_kind: Optional[int] =
               per_category: Optional[int] = None, big: bool = True, progress: Optional[Callable] = None) -> dict:
     """Generate the referee set under ``out`` (cached: reused when ``out/manifest.json`` matches).
 
-    Writes ``clean/*.npz`` (``per_kind`` scenes of each of :data:`KINDS`), ``injected/*.npz`` (``per_category``
+    Writes ``clean/*.npz`` (``per_kind`` scenes of each of :data:`KINDS` and the :func:`near_miss_scenes`), ``injected/*.npz`` (``per_category``
     copies per category, each a clean scene with one glitch; labels in the manifest), ``bad/*`` (bad inputs) and,
     with ``big``, ``big.npz`` (90k particles x 300 frames, for throughput). Returns the manifest::
 
@@ -1361,6 +1361,14 @@ def build_set(out, seed: int = 0, quick: bool = False, per_kind: Optional[int] =
             clean.append({"file": str(path), "scene": spec.name, "kind": kind, "r": spec.r, "dt": spec.dt,
                           "frames": spec.frames, "particles": sim.rollout.scene.num_particles})
             say(f"clean {spec.name}: {sim.rollout.scene.num_particles} particles x {spec.frames} frames")
+    for spec in near_miss_scenes(seed):  # the near misses issue 11 names
+        sim = simulate(spec)
+        _check_clean(sim)
+        path = out / "clean" / f"{spec.name}.npz"
+        save_rollout(path, sim.rollout)
+        sims.append(sim)
+        clean.append({"file": str(path), "scene": spec.name, "kind": "near", "r": spec.r, "dt": spec.dt,
+                      "frames": spec.frames, "particles": sim.rollout.scene.num_particles})
     rng = np.random.default_rng([seed, 7])
     injected = []
     for cat in CATEGORIES:
