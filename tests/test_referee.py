@@ -2,7 +2,7 @@
 
 A small fast subset of ``bench/critic_mujoco.py``: the near misses issue 11 names (a rolling sphere
 sampled as a sparse shell, a spinning thrown box, a resting stack, a tool that pushes and stops, a
-bouncing ball) must raise no event, and one injected glitch of each category must be found with its
+bouncing ball) and a capsule shell rolling beside a resting convex mesh must raise no event, and one injected glitch of each category must be found with its
 category within +-3 frames (the benchmark's matching, :func:`critic_mujoco.match`). The generator is
 tested too: exact free flight, rigid particles, conserved energy of a spinning body in flight, mass
 properties from the particles, and labels that sit where the injected file first differs.
@@ -31,11 +31,12 @@ G = 9.81
 
 @pytest.fixture(scope="module")
 def sims():
-    """The near-miss scenes simulated once: name -> Sim."""
-    return {spec.name: ref.simulate(spec) for spec in ref.near_miss_scenes(seed=0)}
+    """The near-miss scenes and a rolling capsule shell beside a resting convex mesh, simulated once: name -> Sim."""
+    specs = ref.near_miss_scenes(seed=0) + [ref.make_scene("roll", 0, 0, quick=True, r=0.008, dt=1 / 60)]
+    return {spec.name: ref.simulate(spec) for spec in specs}
 
 
-NEAR = ["near_rolling_shell", "near_spinning_throw", "near_resting_stack", "near_push_stop", "near_bounce"]
+NEAR = ["near_rolling_shell", "near_spinning_throw", "near_resting_stack", "near_push_stop", "near_bounce", "roll_000"]
 
 
 # ------------------------------------------------------------------------------ targets of issue 11
