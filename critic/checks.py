@@ -793,9 +793,19 @@ def _pose_jitter(ctx: AuditContext, k: int, amp: float, w: int, touched: np.ndar
     off = np.zeros(n, bool)
     away = np.zeros(n, bool)  # departure above the floor, flipping or not
     dev = np.zeros(n)
-    # in contact a solver may also move the body within the overlap it is allowed (contact_tolerance r)
+    # in contact a solver may also move the body within the overlap it is allowed (contact_tolerance r),
+    # but such chatter does not feed the body: where its energy rises above what it had in the window
+    # before (by more than check_energy's lift h) no such allowance is made
     sup = ctx.supported[1:-1, k]
-    floor = 2 * amp + np.where(sup, ctx.config.contact_tolerance * ctx.r, 0.0)
+    m = ctx.obj_mass[k]
+    e = kin["ke"][:, k] - m * (0.5 * (ctx.com[1:, k] + ctx.com[:-1, k]) @ ctx.g)  # (T-1,) J per step
+    padded = np.concatenate([np.full(w, np.nan), e])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        before = np.nanmin(np.lib.stride_tricks.sliding_window_view(padded, w + 1), axis=1)  # (T-1,)
+    rise = np.nan_to_num(e - before, nan=0.0) > m * ctx.g_mag * (ctx.config.energy_tolerance * ctx.r + ctx.eps_pos)
+    fed = rise[1:] | rise[:-1]  # (T-2,): the steps into and out of frame t
+    floor = 2 * amp + np.where(sup & ~fed, ctx.config.contact_tolerance * ctx.r, 0.0)
     for x in (u, ur):
         padded = np.concatenate([np.full((half, 3), np.nan), x, np.full((w - half - 1, 3), np.nan)])
         win = np.lib.stride_tricks.sliding_window_view(padded, w, axis=0)  # (n, 3, w)
@@ -862,7 +872,9 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
       its median over the window (gravity, support and spin change it slowly). A frame is off the
       path when that departure exceeds ``2 A`` (an oscillation of amplitude ``A`` at the frame rate
       has ``|u| = 2 A``; in contact ``2 A + contact_tolerance * r``, as a solver may move a body within
-      the overlap it is allowed from frame to frame) and points against the departure of the frame before or after, also above
+      the overlap it is allowed from frame to frame, unless the body's energy then rises above its
+      minimum over the window before by more than ``M |g| energy_tolerance r``: chatter does not feed
+      the body, shaking does) and points against the departure of the frame before or after, also above
       ``2 A``: shaking alternates (random offsets give consecutive departures a correlation of -2/3),
       an impact bends the path once, the same way over the two frames it spans. The object jitters
       when at least 2/3 of the frames of the window are off the path (:data:`_SHAKEN`), and the spell
