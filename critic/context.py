@@ -750,12 +750,14 @@ class AuditContext:
     @property
     def contact(self) -> np.ndarray:
         """(T, K, K) bool, symmetric. Objects ``a`` and ``b`` touch at frame ``t``: some particle of
-        one has a particle of the other within ``2 r + contact_margin * r``."""
+        one has a particle of the other within :attr:`pair_query_dist` (``2 r + contact_margin * r +
+        gap_a + gap_b``)."""
         return self._pair_search["contact"]
 
     @cached_property
     def ground_contact(self) -> np.ndarray:
-        """(T, K) bool. The object's lowest particle is within ``r + contact_margin * r`` of the ground."""
+        """(T, K) bool. The object's lowest particle is within ``r + contact_margin * r + gap`` of the
+        ground (:attr:`gap`: its surface may lie up to one spacing beyond its particles' spheres)."""
         if self.ground is None:
             return np.zeros((self.T, self.K), bool)
         lo, _ = self.bbox
