@@ -48,7 +48,7 @@ from particles.keypoints import kabsch
 __all__ = ["GEN_VERSION", "G", "Body", "Tool", "SceneSpec", "Sim", "Label", "KINDS", "CATEGORIES",
            "make_scene", "simulate", "inject", "write_bad_inputs", "build_set", "body_energy"]
 
-GEN_VERSION = 9  #: bump when the generated data changes (invalidates caches)
+GEN_VERSION = 10  #: bump when the generated data changes (invalidates caches)
 G = 9.81  #: |g|, m/s^2
 GRAVITY = np.array([0.0, 0.0, -G])
 CATEGORIES = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
@@ -398,12 +398,14 @@ def model_xml(spec: SceneSpec) -> tuple[str, int]:
 
 @dataclass
 class Kick:
-    """A velocity change given to body ``body`` right after frame ``frame`` is recorded (energy glitch)."""
+    """A change of body ``body``'s state right after frame ``frame`` is recorded: a velocity change (energy
+    glitch) and/or a turn of its pose about its centroid (teleport glitch)."""
 
     frame: int
     body: int
     dv: np.ndarray  # (3,) m/s, world
     dw: np.ndarray  # (3,) rad/s, world
+    turn: Optional[np.ndarray] = None  # (4,) quaternion (w, x, y, z) applied to the orientation, world frame
 
 
 @dataclass
@@ -504,6 +506,9 @@ def simulate(spec: SceneSpec, kick: Optional[Kick] = None) -> Sim:
             k = kick.body
             d.qvel[vadr[k]:vadr[k] + 3] += kick.dv
             d.qvel[vadr[k] + 3:vadr[k] + 6] += Rm[t, k].T @ kick.dw
+            if kick.turn is not None:  # the body frame turns; its spin (in body axes) turns with it
+                q = quat_mul(kick.turn, d.qpos[qadr[k] + 3:qadr[k] + 7])
+                d.qpos[qadr[k] + 3:qadr[k] + 7] = q / np.linalg.norm(q)
             mujoco.mj_forward(m, d)
             kick_gain = d.energy[0] + d.energy[1] - E[t]
         if t == T - 1:
@@ -864,6 +869,25 @@ def _pose_rollout(sim: Sim, k: int, pos_k: np.ndarray, rot_k: np.ndarray) -> np.
     return X
 
 
+def _keep_unlinked(sim: Sim, kicked: Sim, k: int, f: int) -> np.ndarray:
+    """Positions (T, N, 3) of the re-simulated ``kicked`` run in which the objects that no chain of contacts after
+    frame ``f`` links to object ``k`` keep their clean motion. (MuJoCo solves all contacts together, so solver
+    tolerance couples bodies that never touch the kicked one by ~1e-5 m, which a tumbling body can amplify; their
+    clean motion is as physical.)"""
+    reach = {k}
+    links = {p for t in range(f, sim.spec.frames) for p in kicked.contacts[t] if -1 not in p}
+    grew = True
+    while grew:
+        new = {b for a, b in links if a in reach} | {a for a, b in links if b in reach}
+        grew = not new <= reach
+        reach |= new
+    X = kicked.rollout.positions.copy()
+    for j, slj in enumerate(object_slices(sim)):
+        if j not in reach:
+            X[:, slj] = sim.rollout.positions[:, slj]
+    return X
+
+
 def _inject_penetration(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T = sim.spec, sim.spec.r, sim.spec.frames
     N = sim.rollout.scene.num_particles
@@ -936,13 +960,36 @@ def _inject_teleport(sim: Sim, rng, variant: Optional[str] = None) -> Optional[t
     for _ in range(30):
         k = int(rng.integers(len(spec.bodies)))
         f = int(rng.integers(3, T - 4))
+        if variant == "turn" and sim.objects[k].shape != "sphere":  # a frame in flight
+            air = [t for t in range(3, T - 4) if not any(sim.touching(u, k) for u in range(t - 1, t + 4))]
+            if not air:
+                continue
+            f = int(rng.choice(air))
         if _touches_objects(sim, k, f - 2, T) or any(k in sim.touching(t, j) for j in range(len(sim.objects))
                                                      for t in range(f - 2, T) if j != k):
             continue
         body = sim.objects[k]
         sl = object_slices(sim)[k]
         if variant == "turn" and body.shape != "sphere":
-            continue
+            # a body in flight turns about its centroid by more than its spin allows (rim jump 2-4 x
+            # max(|w| R dt, r)); the rest is re-simulated in MuJoCo from the turned pose
+            if any(sim.touching(t, k) for t in range(f - 1, min(f + 4, T))):
+                continue
+            R = body_radius(body)
+            allow = np.linalg.norm(sim.omega[f, k]) * R * dt
+            jump = float(rng.uniform(2.0, 4.0)) * max(allow, r)
+            if sim.rollout.positions[f, sl, 2].min() < 3 * r + jump:
+                continue
+            far = sim.rot[f, k] @ body.local[np.argmax(np.linalg.norm(body.local, axis=1))]
+            axis = np.cross(far, rng.normal(size=3))  # perpendicular to the farthest particle: it moves jump
+            kicked = simulate(spec, Kick(f, k, np.zeros(3), np.zeros(3), axis_angle_quat(axis, jump / R)))
+            X = _keep_unlinked(sim, kicked, k, f)
+            assert np.array_equal(X[: f + 1], sim.rollout.positions[: f + 1]), "teleport: re-simulation changed the past"
+            step = np.linalg.norm(X[f + 1, sl] - sim.rollout.positions[f + 1, sl], axis=1).max()
+            assert step > 0.9 * jump, "teleport: the turn did not move the rim by the jump"
+            loc = X[f + 1, sl].mean(0)
+            return X, Label("teleport", f + 1, f + 1, k, None, tuple(map(float, loc)), jump / r, "rim jump, r",
+                            "turn_flight", spec.name)
         if body.shape == "sphere" and (variant == "turn" or (variant is None and rng.random() < 0.5)):
             # a sphere turns about its centre by more than its spin allows: its contact is unchanged, but its
             # particles jump along the surface by 2-4 x max(|w| R dt, r)
@@ -1147,19 +1194,7 @@ def _inject_energy(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tup
         gain = kicked.kick_gain
         assert gain > 0.7 * body.mass * G * h, "energy: the kick did not add the intended energy"
         assert np.array_equal(X[: f + 1], sim.rollout.positions[: f + 1]), "energy: re-simulation changed the past"
-        reach = {k}  # objects a chain of contacts (after the kick) links to the kicked one
-        links = {p for t in range(f, T) for p in kicked.contacts[t] if -1 not in p}
-        grew = True
-        while grew:
-            new = {b for a, b in links if a in reach} | {a for a, b in links if b in reach}
-            grew = not new <= reach
-            reach |= new
-        # MuJoCo solves all contacts together, so solver tolerance couples bodies that never touch the kicked one
-        # (~1e-5 m), and a tumbling body can amplify that: those keep their clean motion, which is as physical
-        X = X.copy()
-        for j, slj in enumerate(object_slices(sim)):
-            if j not in reach:
-                X[:, slj] = sim.rollout.positions[:, slj]
+        X = _keep_unlinked(sim, kicked, k, f)
         loc = X[f + 1, object_slices(sim)[k]].mean(0)
         return X, Label("energy", f + 1, f + 1, k, None, tuple(map(float, loc)), gain / (body.mass * G * r),
                         "gain as a lift, r", kind, spec.name)
@@ -1214,8 +1249,9 @@ def inject(sim: Sim, category: str, rng: np.random.Generator, variant: Optional[
     * penetration: a body at rest sinks into the ground or into the body below it by 1-2 r, ramped at
       most 0.35 r per frame, until the end. Location: its particles overlapping by more than half the depth.
     * teleport: a body that touches no other object jumps sideways by 2-4 times ``max(|v| dt + g dt^2 / 2, r)``
-      and keeps its motion from there, or (spheres) turns about its centre so that its particles jump
-      2-4 times ``max(|w| R dt, r)``. Location: its centroid after the jump.
+      and keeps its motion from there, or turns about its centre so that its particles jump 2-4 times
+      ``max(|w| R dt, r)`` (a sphere anywhere, keeping its motion; another body in flight, re-simulated in
+      MuJoCo from the turned pose). Location: its centroid after the jump.
     * vanish: part (5-50 %) or all of a body's particles become NaN, leave the world (1e4 m away), or are
       dropped (NaN) for a few frames. Location: centroid of those particles in the frame before.
     * rigidity: a stretch, symmetric shear or bend (no rigid part) of largest displacement 1-3 r, over 1-2
@@ -1237,7 +1273,7 @@ def inject(sim: Sim, category: str, rng: np.random.Generator, variant: Optional[
     sl = object_slices(sim)[k]
     first = _first_diff(clean, X)
     assert first == label.frame, f"{category}: label frame {label.frame} but the rollout first differs at {first}"
-    if category != "energy":
+    if category != "energy" and label.variant != "turn_flight":  # (re-simulated: those it touches may change)
         assert _others_unchanged(clean, X, sl), f"{category}: other objects changed"
     if category not in ("vanish",):
         assert np.isfinite(X).all(), f"{category}: NaN outside a vanish glitch"
