@@ -130,8 +130,10 @@ def main(argv=None) -> int:
     # ------------------------------------------------------------------ injected files
     rows = defaultdict(lambda: {"n": 0, "found": 0, "right": 0, "ferr": [], "lerr": [], "extra": 0, "conf": Counter()})
     missed = []
+    by_variant = defaultdict(lambda: [0, 0])  # (category, variant) -> [n, matched with the right category]
     for item in tqdm(man["injected"], desc="injected", file=sys.stderr, leave=False):
         lab = item["label"]
+        by_variant[(lab["category"], lab["variant"])][0] += 1
         r = float(np.load(item["file"], allow_pickle=False)["radius"])
         ev = audit_file(item["file"])
         row = rows[lab["category"]]
@@ -144,6 +146,7 @@ def main(argv=None) -> int:
             continue
         row["found"] += 1
         row["right"] += m.category == lab["category"]
+        by_variant[(lab["category"], lab["variant"])][1] += m.category == lab["category"]
         row["conf"][m.category] += 1
         row["ferr"].append(abs(m.frame - lab["frame"]))
         row["lerr"].append(float(np.linalg.norm(np.subtract(m.location, lab["location"]))) / r)
@@ -171,6 +174,7 @@ def main(argv=None) -> int:
     print(f"{'':12s} " + " ".join(f"{c[:7]:>7s}" for c in cols))
     for cat in CATEGORIES:
         print(f"{cat:12s} " + " ".join(f"{rows[cat]['conf'].get(c, 0):7d}" for c in cols))
+    print("\nrecall per variant: " + ", ".join(f"{c}/{v} {k}/{n}" for (c, v), (n, k) in sorted(by_variant.items())))
     if missed:
         print("\nmissed injections (variant, label frame, what the critic said on that file):")
         for item, ev in missed:
