@@ -147,6 +147,8 @@ def main(argv=None) -> int:
         row["found"] += 1
         row["right"] += m.category == lab["category"]
         by_variant[(lab["category"], lab["variant"])][1] += m.category == lab["category"]
+        if m.category != lab["category"]:
+            missed.append((item, ev))
         row["conf"][m.category] += 1
         row["ferr"].append(abs(m.frame - lab["frame"]))
         row["lerr"].append(float(np.linalg.norm(np.subtract(m.location, lab["location"]))) / r)
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
         print(f"{cat:12s} " + " ".join(f"{rows[cat]['conf'].get(c, 0):7d}" for c in cols))
     print("\nrecall per variant: " + ", ".join(f"{c}/{v} {k}/{n}" for (c, v), (n, k) in sorted(by_variant.items())))
     if missed:
-        print("\nmissed injections (variant, label frame, what the critic said on that file):")
+        print("\nmissed or misnamed injections (variant, label frame, what the critic said on that file):")
         for item, ev in missed:
             lab = item["label"]
             said = "; ".join(f"{e.category}@{e.frame} obj {e.object}" for e in ev[:4]) or "nothing"
