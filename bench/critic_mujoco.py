@@ -92,11 +92,13 @@ def main(argv=None) -> int:
                                  epilog="example: PYTHONPATH=$PWD python bench/critic_mujoco.py --quick")
     ap.add_argument("--quick", action="store_true", help="small set: 2 scenes per kind, 6 glitches per category")
     ap.add_argument("--out", type=Path, default=None, help="cache folder of the generated set "
-                    "(default: $TMPDIR/worldline_mujoco_referee/seed<S>[-quick])")
+                    "(default: $TMPDIR/worldline_mujoco_referee/v<version>-seed<S>[-quick])")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-big", action="store_true", help="skip the 90k x 300 throughput file")
     args = ap.parse_args(argv)
-    out = args.out or Path(tempfile.gettempdir()) / "worldline_mujoco_referee" / f"seed{args.seed}{'-quick' if args.quick else ''}"
+    # one folder per generator version: runs of different versions (e.g. two worktrees) never mix their files
+    out = args.out or (Path(tempfile.gettempdir()) / "worldline_mujoco_referee"
+                       / f"v{ref.GEN_VERSION}-seed{args.seed}{'-quick' if args.quick else ''}")
     t0 = time.perf_counter()
     man = ref.build_set(out, seed=args.seed, quick=args.quick, big=not args.no_big,
                         progress=lambda m: print("  gen", m, file=sys.stderr))
