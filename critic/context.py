@@ -391,13 +391,24 @@ class AuditContext:
                     r2 = pred.sum(axis=0)
                     out["res"][fr] = np.sqrt(r2.max(axis=1))
                     out["res_ms"][fr] = r2.mean(axis=1)
-            if x.shape[1] > 1:
+            if x.shape[1] > 1 and not posed:
                 d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
                 d *= d
                 s2 = d.sum(axis=0)  # (F-1, n) squared step lengths
                 with np.errstate(invalid="ignore"):
                     out["smax"][a:b - 1] = np.nan_to_num(np.sqrt(s2.max(axis=1)))
                     out["kin"][a:b - 1] = np.nan_to_num(np.einsum("fn,n->f", s2, m32).astype(np.float64) * inv_dt2)
+        if posed and T > 1 and out["ref"] is not None:
+            # a rigid object's longest particle step from its pose, without another pass over its particles:
+            # |dc| + 2 rho sin(turn / 2) + the residuals at both ends bounds every particle's step
+            rot, c, res = out["rot"], out["com"], out["res"]
+            rho = float(np.sqrt((out["x0c"] ** 2).sum(0).max()))
+            step = rot[1:] @ np.swapaxes(rot[:-1], -1, -2)
+            turn = np.linalg.norm(_rotvec(step), axis=-1)
+            bound = (np.linalg.norm(c[1:] - c[:-1], axis=1) + 2 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
+                     + res[1:] + res[:-1])
+            out["smax"] = np.nan_to_num(bound)
+            out["kin"] = np.full(T - 1, np.nan)  # rigid: kinetic energy comes from the pose (AuditContext.rigid)
         return out
 
     @cached_property
@@ -452,7 +463,8 @@ class AuditContext:
     @property
     def obj_step_max(self) -> np.ndarray:
         """(T-1, K) float64, m. Longest particle step ``|x[s+1] - x[s]|`` of each object over step
-        ``s`` (0 where the object is not valid at both ends)."""
+        ``s`` (0 where the object is not valid at both ends). For :attr:`obj_rigid` objects the bound
+        ``|dc| + 2 rho sin(turn / 2) + res_s + res_{s+1}`` from the pose (no less than the true one)."""
         return self._summary["smax"]
 
     @property
@@ -468,7 +480,8 @@ class AuditContext:
     @property
     def kinetic(self) -> np.ndarray:
         """(T-1, K) float64, J. Kinetic energy of each object over each step, ``sum m |dx|^2 / (2 dt^2)``
-        (NaN where the object is not valid at both ends)."""
+        (NaN where the object is not valid at both ends, and for :attr:`obj_rigid` objects, whose
+        kinetic energy is :attr:`rigid`'s ``ke``)."""
         return self._summary["kinetic"]
 
     # ------------------------------------------------------------------ rigid-body kinematics
