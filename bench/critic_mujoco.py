@@ -75,10 +75,16 @@ def _med(xs):
     return float(np.median(xs)) if len(xs) else float("nan")
 
 
+#: ``python -m worldline`` of this checkout only: an editable install of another checkout (its import finder) must
+#: not lend this one modules it lacks (e.g. a ``worldline.cmd_*`` that exists only there).
+_BOOT = ("import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in getattr(f, '__name__', "
+         "type(f).__name__)]; sys.argv[0] = 'worldline'; runpy.run_module('worldline', run_name='__main__', alter_sys=True)")
+
+
 def cli_run(path: str, env, stdout: bool = False):
-    """(exit code, wall s, last stderr line[, stdout]) of ``python -m worldline audit path``."""
+    """(exit code, wall s, last stderr line[, stdout]) of ``python -m worldline audit path`` (this checkout's)."""
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "worldline", "audit", path], capture_output=True, text=True, env=env,
+    p = subprocess.run([sys.executable, "-c", _BOOT, "audit", path], capture_output=True, text=True, env=env,
                        cwd=str(Path(__file__).resolve().parent.parent))
     wall = time.perf_counter() - t0
     err = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
@@ -198,12 +204,14 @@ def main(argv=None) -> int:
     for item in man["bad"]:
         code, _, line = cli_run(item["file"], env)
         bad_ok += code == 2
-        print(f"  {code}  {Path(item['file']).name:22s} {item['why']:28s} {line[-90:] if code == 2 else ''}")
+        print(f"  {code}  {Path(item['file']).name:22s} {item['why']:28s} {line[-90:]}")
     print(f"  {bad_ok}/{len(man['bad'])} exit 2")
     if man.get("big"):
         with np.load(man["big"], allow_pickle=False) as z:
             T, N = z["positions"].shape[:2]
-        code, wall, _, text = cli_run(man["big"], env, stdout=True)
+        code, wall, line, text = cli_run(man["big"], env, stdout=True)
+        if code not in (0, 1):
+            print(f"\n`worldline audit big.npz` failed (exit {code}): {line}")
         print(f"\nthroughput: `python -m worldline audit big.npz` ({N} particles x {T} frames, clean): exit {code}, "
               f"{wall:.2f} s wall, {N * T / wall / 1e6:.2f} M particle-frames/s   [target: >= 10 M]")
         if code == 1:  # a false positive too: say which
