@@ -7,9 +7,13 @@ Inputs :func:`load_audit_input` accepts:
   are skipped with a notice in the report;
 * a GNS-layout dataset folder: every trajectory of every split present;
 * a bare array, ``.npy`` or ``.npz`` with only ``positions (T, N, 3)``: read with
-  ``particles.rollout_from_arrays`` and its documented defaults (dt = 1/60 s, one object of
-  material elastic, radius half the median nearest-neighbour spacing of frame 0, no ground,
-  gravity (0, 0, -9.81) m/s^2).
+  ``particles.rollout_from_arrays`` and its documented defaults (one object of material
+  elastic, radius half the median nearest-neighbour spacing of frame 0, no ground, gravity
+  (0, 0, -9.81) m/s^2).
+
+The frame time is never guessed: a file without ``dt`` (a bare array, or a rollout that lacks
+the field) is refused with a :class:`particles.FileFormatError` naming ``dt``, unless the caller
+passes ``dt`` (``worldline audit --dt SECONDS``); a file's own ``dt`` is always used.
 
 Files are never unpickled; every read problem raises :class:`particles.FileFormatError`
 naming the file and the field.
@@ -35,9 +39,10 @@ __all__ = ["audit", "load_audit_input", "PRIORITY"]
 
 #: Which category explains an overlapping glitch best, first wins (see :func:`dedupe`):
 #: lost particles explain everything else; shaking explains jumps, overlaps and distortion;
-#: a jump explains the overlap or distortion it lands in; an overlap or a distortion explains
+#: a change of shape explains the jump of a rigid pose fit to it (a rigid jump leaves no shape
+#: change behind); a jump explains the overlap it lands in; an overlap or a distortion explains
 #: an odd acceleration; an odd acceleration explains an energy change.
-PRIORITY: tuple[str, ...] = ("vanish", "jitter", "teleport", "penetration", "rigidity", "floating", "energy")
+PRIORITY: tuple[str, ...] = ("vanish", "jitter", "rigidity", "teleport", "penetration", "floating", "energy")
 
 _SLACK = 2  # frames: events this close in time on the same object describe the same glitch
 
@@ -88,7 +93,10 @@ def _notices(ctx: AuditContext, checks) -> list[str]:
         if soft:
             out.append(f"energy: {', '.join(soft)} objects not judged (their elastic energy is not visible in positions)")
     if ctx.T < 3:
-        out.append("teleport, floating, energy: need at least 3 frames")
+        out.append("teleport, floating, energy: need at least 3 frames (vanish, penetration and rigidity "
+                   "judged every frame)")
+    if ctx.T < 4 and "jitter" in checks:
+        out.append("jitter: needs at least 4 frames")
     return out
 
 
@@ -142,7 +150,12 @@ def _fill_radius(ro: Rollout) -> Rollout:
     return Rollout(ro.scene.replace(radius=r), ro.positions, ro.dt, missing=ro.missing)
 
 
-def _bare_positions(path: Path, arr) -> Rollout:
+def _no_dt(path: Path) -> FileFormatError:
+    return FileFormatError(path, "dt", "missing: the frame time in s is needed to judge motion; "
+                                       "pass --dt SECONDS to audit a file without one")
+
+
+def _bare_positions(path: Path, arr, dt: Optional[float]) -> Rollout:
     if arr.dtype == object:
         raise FileFormatError(path, "positions", "is a pickled object array; worldline never loads pickles")
     if arr.ndim != 3 or arr.shape[-1] != 3:
@@ -153,13 +166,17 @@ def _bare_positions(path: Path, arr) -> Rollout:
         raise FileFormatError(path, "positions", "has no frames")
     if arr.shape[1] == 0:
         raise FileFormatError(path, "positions", "has no particles")
+    if not np.isfinite(arr).any():
+        raise FileFormatError(path, "positions", "has no finite value: nothing to audit")
+    if dt is None:
+        raise _no_dt(path)
     try:
-        return rollout_from_arrays(arr.astype(np.float32))
+        return rollout_from_arrays(arr.astype(np.float32), dt=dt)
     except ValidationError as exc:
         raise FileFormatError(path, exc.field, exc.problem) from None
 
 
-def _load_npy(path: Path) -> Rollout:
+def _load_npy(path: Path, dt: Optional[float]) -> Rollout:
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -170,10 +187,42 @@ def _load_npy(path: Path) -> Rollout:
         raise FileFormatError(path, "positions", f"is truncated or corrupt ({type(exc).__name__}: {exc})") from None
     if not isinstance(arr, np.ndarray):
         raise FileFormatError(path, None, "is not a .npy array")
-    return _bare_positions(path, arr)
+    return _bare_positions(path, arr, dt)
 
 
-def _load_bare_npz(path: Path) -> Rollout:
+def _load_without_dt(path: Path, dt: Optional[float]) -> Rollout:
+    """A rollout ``.npz`` lacking ``dt``: refused without ``dt``; with it, read like any rollout
+    (a bare ``positions`` array, or every scene field the file has)."""
+    if dt is None:
+        with np.load(path, allow_pickle=False) as z:
+            if "positions" not in z.files:
+                raise FileFormatError(path, "positions", "missing")
+        raise _no_dt(path)
+    from particles.io import _NpzReader, _scene_from_reader  # the reader of load_rollout, with dt given
+
+    with np.load(path, allow_pickle=False) as z:
+        names = set(z.files)
+    if names <= {"positions"}:
+        return _load_bare_npz(path, dt)
+    r = _NpzReader(path)
+    try:
+        pos = r.get("positions")
+        if pos.ndim != 3 or pos.shape[-1] != 3:
+            raise FileFormatError(path, "positions", f"expected shape (T, N, 3), got {pos.shape}")
+        if pos.shape[0] == 0:
+            raise FileFormatError(path, "positions", "has no frames")
+        if not np.issubdtype(pos.dtype, np.floating):
+            raise FileFormatError(path, "positions", f"expected floats, got dtype {pos.dtype}")
+        scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), strict=False)
+        try:
+            return Rollout(scene, pos.astype(np.float32), float(dt), missing=tuple(missing))
+        except ValidationError as exc:
+            raise FileFormatError(path, exc.field, exc.problem) from None
+    finally:
+        r.close()
+
+
+def _load_bare_npz(path: Path, dt: Optional[float]) -> Rollout:
     try:
         with np.load(path, allow_pickle=False) as z:
             if "positions" not in z.files:
@@ -187,11 +236,13 @@ def _load_bare_npz(path: Path) -> Rollout:
         raise FileFormatError(path, "positions", f"cannot be read ({exc})") from None
     except Exception as exc:  # zipfile.BadZipFile, zlib.error, EOFError, OSError
         raise FileFormatError(path, "positions", f"is truncated or corrupt ({type(exc).__name__}: {exc})") from None
-    return _bare_positions(path, arr)
+    return _bare_positions(path, arr, dt)
 
 
-def load_audit_input(path) -> list[tuple[str, Rollout]]:
+def load_audit_input(path, dt: Optional[float] = None) -> list[tuple[str, Rollout]]:
     """Read what ``worldline audit`` accepts (see module docstring).
+
+    ``dt`` (s) is the frame time of inputs that carry none; without it they are refused.
 
     Returns ``[(source, rollout), ...]``: one entry for a file, one per trajectory for a dataset
     folder (source ``<folder>:<split>/traj_<i>``). Raises :class:`particles.FileFormatError`
@@ -212,8 +263,10 @@ def load_audit_input(path) -> list[tuple[str, Rollout]]:
         return out
     if path.stat().st_size == 0:
         raise FileFormatError(path, None, "is empty")
+    if dt is not None and not (np.isfinite(dt) and dt > 0):
+        raise FileFormatError(path, "dt", f"must be a positive number of seconds, got {dt!r}")
     if path.suffix == ".npy":
-        return [(str(path), _load_npy(path))]
+        return [(str(path), _load_npy(path, dt))]
     if not zipfile.is_zipfile(path):
         if path.suffix == ".npz":
             raise FileFormatError(path, None, "is truncated or not a .npz archive")
@@ -222,6 +275,15 @@ def load_audit_input(path) -> list[tuple[str, Rollout]]:
         ro = load_rollout(path, strict=False)
     except FileFormatError as exc:
         if exc.field == "dt" and exc.problem == "missing":
-            return [(str(path), _load_bare_npz(path))]
-        raise
-    return [(str(path), _fill_radius(ro))]
+            ro = _load_without_dt(path, dt)
+        else:
+            raise
+    return [(str(path), _fill_radius(_some_finite(path, ro)))]
+
+
+def _some_finite(path: Path, ro: Rollout) -> Rollout:
+    """``ro``, or a :class:`FileFormatError` when not one coordinate is finite: nothing to audit (a
+    rollout that has some finite values and loses the rest is a vanish, judged by the critic)."""
+    if not np.isfinite(ro.positions[0]).any() and not np.isfinite(ro.positions).any():
+        raise FileFormatError(path, "positions", "has no finite value: nothing to audit")
+    return ro

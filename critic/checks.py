@@ -11,13 +11,15 @@ positions (``4 * eps32 * max|x|``, m), added so that no check fires on round-off
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Optional, Union
 
 import numpy as np
 
 from particles import Rollout
+from particles.keypoints import kabsch
 
-from .context import KEPLER_DENSITY, AuditConfig, AuditContext, _ENERGY_MATERIALS
+from .context import KEPLER_DENSITY, AuditConfig, AuditContext, _ENERGY_MATERIALS, _rotvec
 from .report import Event
 
 __all__ = [
@@ -199,9 +201,27 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
 
 
 def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """A particle jumps further in one frame than any plausible velocity and acceleration explain.
+    """An object (rigid: its pose; deformable: a particle) jumps further in one frame than its
+    velocity, spin, gravity and contacts explain.
 
-    For a free particle with steps ``d_t = x_t - x_{t-1}`` and lengths ``s_t = |d_t|`` (m), frame
+    **Rigid objects** (:attr:`AuditContext.obj_rigid`) are judged on their pose from
+    :attr:`AuditContext.rigid`, never on single particles, so a rolling wheel's fast rim and a
+    change of shape (check_rigidity's) are not jumps. A jump of the pose at frame ``t`` makes the
+    step ``s = t-1 -> t`` stick out from both its neighbours the same way, while a change of velocity
+    (a kick: check_energy's; a stop: check_floating's) leaves it agreeing with the step after, and
+    a bounce leaves it between the two. With ``F = dc_s - (dc_{s-1} + g dt^2)`` and
+    ``B = dc_s - (dc_{s+1} - g dt^2)`` (the centre's step against the steps before and after it,
+    under gravity), ``J = min(|F|, |B|) max(cos(F, B), 0) - |dc_{s+1} - dc_{s-1} - 2 g dt^2|`` (the
+    change of velocity left behind is subtracted: a kick that friction slows at once sticks out
+    too, a jump leaves the motion as it was), taken under gravity and again with ``g = 0`` (a body
+    held by a support feels no net gravity; the larger counts), and the same for the step rotations
+    (``turn``, rad), frame ``t`` is a teleport when ``J + 2 rho sin(turn / 2) > tol + 2 u dt`` (``rho``
+    the body's radius, ``u`` the speed of a striker touching it at ``t-1 .. t+1``; ``+ contact_tolerance
+    * r`` while it touches anything then: a solver may move a body within its allowed overlap). Torque-free
+    precession, rolling and resting contact change the steps smoothly and share nothing. The first
+    and last frames (no neighbour step) are not judged.
+
+    **Deformable objects**, particle by particle: for a free particle with steps ``d_t = x_t - x_{t-1}`` and lengths ``s_t = |d_t|`` (m), frame
     ``t >= 2`` is a teleport when either bound fails:
 
     * speed: ``s_t > max(s_{t-1}, s_{t-2}) + |g| dt^2 + 2 u dt + tol``: its recent steps
@@ -212,14 +232,17 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     * direction: with ``p = d_{t-1} + g dt^2`` the predicted step and ``delta = d_t - p`` minus any
       braking along ``p`` (slowing down, even to a stop, is not a jump: floating and energy judge
       it), ``e_t = |delta| > 2 max(e_{t-1}, e_{t-2}) + tol + 2 u dt (+ 2 max(s_{t-1},
-      s_{t-2}) if the object touches anything at ``t-1`` or ``t``, since a contact may reverse it)``:
+      s_{t-2}) if the object touches anything at ``t-1`` or ``t``, since a contact may reverse it)``
+      (bound A also grows by ``contact_tolerance * r`` while it touches anything: a solver may project
+      a particle out of the overlap it is allowed):
       a free body keeps its velocity up to gravity and the steady turning of its spin, so a
       sideways jump that keeps the speed is caught too;
 
     with ``tol = teleport_tolerance * r + eps``. A fast ballistic throw
     passes (its step grows by ``|g| dt^2`` per frame); frame 1 has no previous step and is
-    not judged. Kinematic (prescribed) particles are not judged. ``location``: mean position
-    of the flagged particles after the jump at the worst frame; ``severity = 1 - bound / s_t``.
+    not judged. Kinematic (prescribed) particles are not judged. ``location``: rigid, the centre
+    of mass after the jump; deformable, mean position of the flagged particles after the jump at
+    the worst frame. ``severity = 1 - bound / value``.
     """
     ctx = _ctx(rollout, ctx)
     if ctx.T < 3:
@@ -264,6 +287,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                 push = 2.0 * np.maximum(other[1:], other[:-1]).astype(np.float32)
             allow = prev + np.float32(base)
             allow += push
+            # in contact a solver may also project a particle out of its allowed overlap
+            allow += np.where(touch_all[rows, k], np.float32(ctx.config.contact_tolerance * ctx.r),
+                              np.float32(0.0))[:, None]
             with np.errstate(invalid="ignore"):
                 hit_a = s[1:] > allow
             hit_b = np.zeros_like(hit_a)
@@ -301,11 +327,13 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                         np.where(ha, allow[jj, pp], allow_v[jj, pp]).astype(np.float64)))
         return res
 
-    todo = [k for k in range(ctx.K) if ctx.counts[k] and not ctx.obj_kinematic[k] and not quiet[:, k].all()]
+    todo = [k for k in range(ctx.K) if ctx.counts[k] and not ctx.obj_kinematic[k] and not ctx.obj_rigid[k]
+            and not quiet[:, k].all()]
     found = [r for rs in ctx.map_objects(one, todo) for r in rs]
     out_t, out_p, out_v, out_b = ([r[i] for r in found] for i in range(4))
+    pose_events = _pose_teleport(ctx, tol, push_all)
     if not out_t:
-        return []
+        return pose_events
     frames, pi = np.concatenate(out_t), np.concatenate(out_p)
     value, bound = np.concatenate(out_v), np.concatenate(out_b)
     lost_t, lost_p = ctx.lost
@@ -323,7 +351,68 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                 f"({_mm(prev)}), gravity and the contacts {'it has' if len(ids) == 1 else 'they have'} allow at most "
                 f"{_mm(b)}.")
 
-    return _particle_events(ctx, "teleport", frames, pi, value, bound, message)
+    return _particle_events(ctx, "teleport", frames, pi, value, bound, message) + pose_events
+
+
+def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[Event]:
+    """Teleports of rigid objects, judged on their pose (:attr:`AuditContext.rigid`); see check_teleport."""
+    events: list[Event] = []
+    if ctx.T < 4:
+        return events
+    kin = ctx.rigid
+    g_dt2 = ctx.g * ctx.dt * ctx.dt
+    rot = ctx._summary["rot"]
+    frames = np.arange(2, ctx.T - 1)  # frame t = s + 1 for the steps s = 1 .. T-3 that have both neighbours
+    for k in np.flatnonzero(ctx.obj_rigid):
+        dc = kin["dc"][:, k]  # (T-1, 3)
+        rho = kin["rho"][k]
+        # step s against the one before it and the one after it, under gravity or held by a support
+        # (both hypotheses: a resting body feels no net gravity; a jump stands out under either)
+        jump = np.zeros(len(dc) - 2)
+        for gg in (g_dt2, 0.0 * g_dt2):
+            fwd = dc[1:-1] - (dc[:-2] + gg)
+            bwd = dc[1:-1] - (dc[2:] - gg)
+            # minus the velocity the step leaves behind: a kick that friction then slows also sticks out
+            # from both sides, but a jump leaves the motion as it was
+            last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * gg, axis=1)
+            jump = np.fmax(jump, np.maximum(_common(fwd, bwd) - last, 0.0))
+        w = rot[1:, k] @ np.swapaxes(rot[:-1, k], -1, -2)  # (T-1, 3, 3) world step rotations
+        rf = _rotvec(w[1:-1] @ np.swapaxes(w[:-2], -1, -2))
+        rb = _rotvec(w[1:-1] @ np.swapaxes(w[2:], -1, -2))
+        last_r = np.linalg.norm(_rotvec(w[2:] @ np.swapaxes(w[:-2], -1, -2)), axis=1)
+        turn = np.maximum(_common(rf, rb) - last_r, 0.0)
+        value = jump + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
+        push = np.maximum(push_all[:-1, k], push_all[1:, k])  # strikers at t-1 .. t+1
+        sup = ctx.supported[:, k]
+        touch = sup[1:-2] | sup[2:-1] | sup[3:]  # in contact at t-1 .. t+1
+        # a contact solver may move a body within the overlap it is allowed from frame to frame
+        bound = tol + push + np.where(touch, ctx.config.contact_tolerance * ctx.r, 0.0)
+        with np.errstate(invalid="ignore"):
+            flags = value > bound
+        if not flags.any():
+            continue
+        sev = 1.0 - bound / np.maximum(value, 1e-30)
+
+        def make(first, last, peak, k=k, value=value, bound=bound):
+            i = peak - 2
+            span = f"at frame {first}" if first == last else f"between frames {first} and {last}"
+            msg = (f"Rigid object {ctx.name(k)} jumps {span} (dt = {ctx.dt:.4g} s): its pose steps "
+                   f"{_mm(value[i])} off the motion of both the frame before and the frame after, where "
+                   f"gravity and the contacts it has allow {_mm(bound[i])}.")
+            return tuple(ctx.com[peak, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
+
+        events += _frame_events(ctx, "teleport", int(k), flags, frames, sev, make)
+    return events
+
+
+def _common(f: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(S,) float: the part two deviation vectors ``f, b (S, 3)`` share, ``min(|f|, |b|) max(cos(f, b), 0)``:
+    a step that sticks out from both neighbours the same way (a jump) has it, a change of velocity
+    (one neighbour agrees) or a bounce (the step lies between its neighbours) has none."""
+    nf, nb = np.linalg.norm(f, axis=1), np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (f * b).sum(1) / np.maximum(nf * nb, 1e-300)
+    return np.minimum(nf, nb) * np.maximum(cos, 0.0)
 
 
 # ====================================================================== vanish
@@ -415,101 +504,70 @@ def check_vanish(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
 # ====================================================================== rigidity
 
 
-def _kabsch(x0: np.ndarray, xt: np.ndarray, w: Optional[np.ndarray] = None):
-    """Best rotations taking centred ``x0 (n,3)`` to ``xt (T,n,3)``; weights ``w (T,n)``.
-    Returns ``(R (T,3,3), c0 (T,3), ct (T,3))`` with ``x ~ R (x0 - c0) + ct``."""
-    if w is None:
-        c0 = np.broadcast_to(x0.mean(0), (xt.shape[0], 3))
-        ct = xt.mean(1)
-        h = np.einsum("ni,tnj->tij", x0 - x0.mean(0), xt - ct[:, None])
-    else:
-        ws = np.maximum(w.sum(1, keepdims=True), 1e-12)
-        c0 = (w @ x0) / ws
-        ct = np.einsum("tn,tnj->tj", w, xt) / ws
-        h = np.einsum("tn,tni,tnj->tij", w, x0[None] - c0[:, None], xt - ct[:, None])
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(np.einsum("tij,tjk->tik", u, vt)))
-    vt = vt.copy()
-    vt[:, 2, :] *= d[:, None]
-    rot = np.einsum("tji,tkj->tik", vt, u)  # R = V diag(1,1,d) U^T
-    return rot, c0, ct
+def _robust_residual(ctx: AuditContext, k: int, frames: np.ndarray, tol: float) -> np.ndarray:
+    """(F, n_k) float64, m: residuals of object ``k`` at ``frames`` after the best rigid fit, refit on
+    the particles that fit (residual <= ``tol``) when that lowers the worst residual: one stray
+    particle cannot bend the fit and make its neighbours look deformed."""
+    ref, x0c = ctx._summary["shapes"][k]
+    ids = ctx.ids(k)
+    xt = ctx.pos[frames][:, ids].astype(np.float64)  # (F, n, 3)
+    res = np.linalg.norm(xt - ctx.rigid_fit(k, frames), axis=2)
+    w = (res <= tol).astype(np.float64) * ctx.mass[ids][None]
+    few = (res <= tol).sum(1) < 3
+    w[few] = ctx.mass[ids][None]
+    rot, t = kabsch(x0c.T, xt, w)
+    res2 = np.linalg.norm(xt - (np.einsum("fij,nj->fni", rot, x0c.T) + t[:, None]), axis=2)
+    better = res2.max(1) < res.max(1)
+    res[better] = res2[better]
+    return res
 
 
-_ANCHORS = 256  # particles per object used for the first rigid fit
+_SETTLED = 0.9  # share of its worst residual at which a change of shape counts as settled (for its location)
 
 
 def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """A ``rigid`` object changes shape.
+    """A ``rigid`` object changes shape: what is left after its best rigid motion.
 
-    Per frame, the best rigid motion (Kabsch: rotation ``R_t`` and translation) of the object's
-    frame-0 shape is fit to its particles (first on up to 256 evenly spread particles, then, in
-    frames that fail, again on all particles that fit, so one stray particle cannot bend the
-    fit); the residual of particle ``i`` is ``|x_i(t) - (R_t (x_i(0) - c_0) + c_t)|``. The
-    object fails at frame ``t`` when its largest residual exceeds
-    ``tol = rigidity_tolerance * r + eps``. Only objects of material ``rigid`` that are not
-    kinematic are judged: elastic, plastic, cloth, ... objects may deform. ``location``: mean
-    position of the deviating particles at the worst frame; ``severity = 1 - tol / residual``.
+    Per frame, the best rigid motion (Kabsch, mass weights: rotation ``R_t``, centre ``c_t``) of the
+    object's reference shape (its first valid frame) is fit to its particles
+    (:attr:`AuditContext.rigid_residual`, one batched fit over all frames); the residual of
+    particle ``i`` is ``|x_i(t) - (R_t (x_i(ref) - c_ref) + c_t)|``. The object fails at frame ``t``
+    when its largest residual exceeds ``tol = rigidity_tolerance * r + eps`` after a refit on the
+    particles that fit (so one stray particle cannot bend the fit). A stretch, shear or bend stays
+    in the residual however the object moves, while a rigid jump leaves none (that is a teleport).
+    Only free objects of material ``rigid`` are judged: elastic, plastic, cloth, ... may deform.
+    ``location``: mean position, at the first frame of the event where the residual reaches 90 % of its
+    worst, of the particles that deviate more than half of that frame's largest residual (the most
+    deformed part, where the change appears); ``severity = 1 - tol / residual``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
     if not ctx.has_materials:
         return events
     tol = ctx.config.rigidity_tolerance * ctx.r + ctx.eps_pos
-    frames_all = np.arange(ctx.T)
-
-    def fit(k: int):
-        valid = ctx.obj_valid[:, k]
-        if not valid.any():
-            return None
-        ref = int(np.argmax(valid))
-        ids = ctx.ids(k)
-        fr = frames_all[valid]
-        xs = ctx.soa(k)  # (3, T, n) float32
-        if len(fr) < ctx.T:
-            xs = xs[:, fr]
-        x0 = xs[:, int(np.searchsorted(fr, ref))].T.astype(np.float64)  # (n, 3)
-        a = np.unique(np.linspace(0, len(ids) - 1, min(_ANCHORS, len(ids))).round().astype(np.int64))
-        rot, c0, ct = _kabsch(x0[a], xs[:, :, a].transpose(1, 2, 0).astype(np.float64))
-        x0c = (x0 - c0[0]).T.astype(np.float32)  # (3, n)
-        rot32, ct32 = rot.astype(np.float32), ct.astype(np.float32)
-        diff = np.einsum("fcj,jn->fcn", rot32, x0c)  # (F, 3, n): the rigid prediction about the centre
-        diff += ct32[:, :, None]
-        diff -= xs.transpose(1, 0, 2)
-        diff *= diff
-        res2 = diff.sum(axis=1)  # (F, n) squared residuals
-        del diff
-        worst2 = res2.max(1)
-        if not (worst2 > tol * tol).any():
-            return None
-        res = np.sqrt(res2)
-        bad = worst2 > tol * tol
-        xt = xs[:, bad].transpose(1, 2, 0).astype(np.float64)  # (B, n, 3)
-        w = (res[bad] <= tol).astype(np.float64)  # refit failing frames on the particles that fit
-        few = w.sum(1) < 3
-        w[few] = 1.0
-        rot2, c02, ct2 = _kabsch(x0, xt, w)
-        pred2 = np.einsum("tij,tnj->tni", rot2, x0[None] - c02[:, None]) + ct2[:, None]
-        res2b = np.linalg.norm(xt - pred2, axis=2)
-        better = res2b.max(1) < res[bad].max(1)
-        sub = res[bad]
-        sub[better] = res2b[better]
-        res[bad] = sub
-        return ref, ids, fr, res
-
-    todo = [k for k in range(ctx.K) if ctx.materials[k] == "rigid" and not ctx.obj_kinematic[k] and ctx.counts[k] >= 3]
-    for k, got in zip(todo, ctx.map_objects(fit, todo)):
-        if got is None:
+    res_all = ctx.rigid_residual
+    for k in np.flatnonzero(ctx.obj_rigid):
+        with np.errstate(invalid="ignore"):
+            cand = np.flatnonzero(res_all[:, k] > tol)
+        if not len(cand):
             continue
-        ref, ids, fr, res = got
+        res = _robust_residual(ctx, int(k), cand, tol)
         worst = res.max(1)
         flags = worst > tol
         if not flags.any():
             continue
         sev = 1.0 - tol / np.maximum(worst, 1e-30)
+        ids = ctx.ids(int(k))
+        ref = ctx._summary["shapes"][int(k)][0]
 
-        def make(first, last, peak, k=k, fr=fr, res=res, ids=ids, worst=worst):
-            row = res[np.searchsorted(fr, peak)]
-            dev = ids[row > tol]
+        def make(first, last, peak, k=int(k), cand=cand, res=res, ids=ids, ref=ref, worst=worst):
+            # where the change appears: the first frame of the run at 90 % of its worst residual (the body
+            # may travel far while it stays deformed); the particles displaced more than half of that
+            run = (cand >= first) & (cand <= last)
+            at = np.flatnonzero(run & (worst >= _SETTLED * worst[run].max()))[0]
+            row = res[at]
+            dev = ids[row > max(tol, 0.5 * row.max())]
+            peak = int(cand[at])
             order = ids[np.argsort(-row)]
             span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
             msg = (f"Rigid object {ctx.name(k)} changes shape {span}: {len(dev)} of its {len(ids)} particles deviate "
@@ -517,7 +575,7 @@ def check_rigidity(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
                    f"(tolerance {_mm(tol)}).")
             return _mean_pos(ctx, peak, dev), tuple(order[:_N_IDS]), msg
 
-        events += _frame_events(ctx, "rigidity", k, flags, fr, sev, make)
+        events += _frame_events(ctx, "rigidity", int(k), flags, cand, sev, make)
     return events
 
 
@@ -531,11 +589,12 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     within ``2 r + contact_margin * r``, found by the Warp pair search) is supported. For a
     free object unsupported at frames ``t-2 .. t+2``, the centre-of-mass acceleration
     ``a_t = (c_{t+1} - 2 c_t + c_{t-1}) / dt^2`` must equal ``g``. Frame ``t`` fails when
-    ``|a_t - g| > tol`` and so does the mean of ``|a - g|`` over the unsupported frames in a
-    window of ``W = max(3, round(floating_window / dt))`` frames centred on ``t``, with
+    ``|a_t - g| > tol`` and so does the median of ``|a - g|`` over the unsupported frames in the
+    window of ``W = max(3, round(floating_window / dt))`` frames from ``t`` on (a median: one kick is
+    a spike, not a lasting departure from free fall; from ``t`` on: a hover is caught at its start), with
     ``tol = floating_tolerance * |g| + 8 eps / dt^2``. An object hovering with nothing under it
     has ``|a - g| = |g|``; a ballistic throw has ``a = g``. Skipped when ``|g| = 0``.
-    ``location``: centre of mass at the first failing frame; ``severity = 1 - tol / mean deviation``.
+    ``location``: centre of mass at the first failing frame; ``severity = 1 - tol / median deviation``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
@@ -543,7 +602,6 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         return events
     tol = ctx.config.floating_tolerance * ctx.g_mag + 8 * ctx.eps_pos / ctx.dt ** 2
     w = max(3, int(round(ctx.config.floating_window / ctx.dt)))
-    half = w // 2
     frames = np.arange(1, ctx.T - 1)
     for k in np.flatnonzero(ctx.obj_dynamic):
         c = ctx.com[:, k]
@@ -558,12 +616,15 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         ok = alone[1:-1] & np.isfinite(dev)
         if not ok.any():
             continue
-        devz = np.where(ok, dev, 0.0)
-        cs = np.concatenate([[0.0], np.cumsum(devz)])
-        cn = np.concatenate([[0], np.cumsum(ok)])
-        lo_i = np.clip(np.arange(len(dev)) - half, 0, len(dev))
-        hi_i = np.clip(np.arange(len(dev)) + half + 1, 0, len(dev))
-        mean = (cs[hi_i] - cs[lo_i]) / np.maximum(cn[hi_i] - cn[lo_i], 1)
+        # the median over the unsupported frames of the window from t on: one kick (a spike) is not a
+        # lasting departure from free fall, a hover or a glide is, from its first frame
+        devn = np.where(ok, dev, np.nan)
+        padded = np.concatenate([devn, np.full(w - 1, np.nan)])
+        win = np.lib.stride_tricks.sliding_window_view(padded, w)  # (T-2, w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmedian(win, axis=1)
+        mean = np.nan_to_num(mean, nan=0.0)
         flags = ok & (dev > tol) & (mean > tol)
         if not flags.any():
             continue
@@ -574,7 +635,7 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
             span = f"from frame {first} to {last}"
             msg = (f"Object {ctx.name(k)} touches nothing {span} yet its centre of mass accelerates at "
                    f"({a[0]:.2f}, {a[1]:.2f}, {a[2]:.2f}) m/s^2 instead of falling with g = "
-                   f"({ctx.g[0]:.2f}, {ctx.g[1]:.2f}, {ctx.g[2]:.2f}) m/s^2 (mean deviation "
+                   f"({ctx.g[0]:.2f}, {ctx.g[1]:.2f}, {ctx.g[2]:.2f}) m/s^2 (median deviation "
                    f"{mean[peak - 1]:.2f} m/s^2, tolerance {tol:.2f}).")
             return tuple(ctx.com[first, k]), tuple(ctx.ids(k)[:_N_IDS]), msg
 
@@ -586,51 +647,71 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
 
 def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """An object's energy rises while nothing that moves touches it.
+    """An object gains energy that no working contact explains.
 
-    Over each step ``s`` (frame ``s`` to ``s+1``) an object's energy is
-    ``E_s = sum_i m_i |x_i(s+1) - x_i(s)|^2 / (2 dt^2) - M g . (c_s + c_{s+1}) / 2`` (kinetic plus
-    potential, J); for any motion with constant acceleration ``g`` this is exactly constant.
-    A step is *sourced* when the object touches, at frame ``s`` or ``s+1``, the tool or a free
-    object that moves (some particle steps more than ``2 * jitter_amplitude * r``); the ground and
-    static objects do no work. Within a run of unsourced steps the energy may not exceed its
-    budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the
-    energy down (friction and impacts only dissipate). Steps within 2 frames of a contact starting
-    or ending (or of a contact that happens between frames) are not judged and leave ``B`` as it
-    was: the step spanning a bounce is a short chord, and a compliant contact stores energy for a
-    moment, so energy may dip there and come back, but not beyond ``B``. The tolerance is
-    ``tol_s = M (|g| h + v_s dv + dv^2 / 2)`` with ``h = energy_tolerance * r``, ``v_s`` the
-    object's RMS particle speed and ``dv = 2 A / dt`` the velocity resolution that the noise floor
-    ``A = jitter_amplitude * r`` leaves (see check_jitter): the energy of lifting the object by
-    ``h`` plus that of a velocity error ``dv``. Only materials that store no hidden elastic energy are judged
-    (rigid, plastic, granular, fluid). ``location``: centre of mass when the rise is first
-    seen; ``severity = 1 - tol / rise``.
+    Over each step ``s`` (frame ``s`` to ``s+1``) an object's mechanical energy is
+    ``E_s = KE_s - M g . (c_s + c_{s+1}) / 2`` (J). For rigid objects ``KE_s`` is translational plus
+    rotational, ``M |dc|^2 / (2 dt^2) + dthb^T I0 dthb / (2 dt^2)`` from the pose kinematics
+    (:attr:`AuditContext.rigid`: exact for free flight, spin about a principal axis and rolling); for
+    the other judged materials (plastic, granular, fluid: no hidden elastic energy) it is
+    ``sum_i m_i |dx_i|^2 / (2 dt^2)``.
+
+    Only a *working* contact adds energy: step ``s`` is sourced when the object touches, at frame
+    ``s`` or ``s+1``, a tool or a free object that moves during the step (some particle steps more than
+    ``2 * jitter_amplitude * r``). The ground, static objects, resting objects and a stopped tool are
+    passive: they only take energy away. Within a run of unsourced steps the energy may not exceed a
+    budget ``B`` by more than ``tol_s``; ``B`` starts at ``max(E_{s0-1}, E_{s0})`` and follows the energy
+    down (friction and impacts only dissipate), but only to ``max(E_s .. E_{s+L})`` with
+    ``L = max(2, ceil(energy_window / dt))`` steps: a dip that comes back within ``energy_window``
+    (energy stored in a compliant contact, the chord of a step spanning an impact) is not a loss. Steps within 2 frames of a contact starting or ending
+    (:attr:`AuditContext.impact`) are judged too, against ``B`` plus ``M g^2 dt^2 / 8`` (the most the
+    chord of a step spanning a bounce can overstate: ``max_v M (g v dt / 2 - v^2 / 2)``), but do not
+    lower ``B``: a compliant contact stores energy for a moment and gives it back, never more. So a hop
+    from the ground, a slide or spin-up from rest and a kick in flight are all gains.
+
+    ``tol_s = M (|g| h + v_s dv + dv^2 / 2)`` with ``h = energy_tolerance * r`` (a lift of the object
+    by ``h``) and a velocity resolution ``dv`` (m/s): rigid, ``2 sqrt(3) pose_noise / dt``
+    (:attr:`AuditContext.pose_noise`, the precision of the fitted centre; ``sqrt(3)`` for three
+    axes); others, ``2 A / dt`` with ``A = jitter_amplitude * r`` the noise floor of single
+    particles (see check_jitter); ``v_s = sqrt(2 KE_s / M)``. ``location``: centre of mass at the
+    frame the gain starts; ``severity = 1 - tol / rise``.
     """
     ctx = _ctx(rollout, ctx)
     events = []
     if not ctx.has_objects or ctx.T < 3:
         return events
     h = ctx.config.energy_tolerance * ctx.r + ctx.eps_pos
-    dv = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # velocity resolution, m/s
-    ke = ctx.kinetic  # (T-1, K)
+    dv_particle = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # m/s
+    ke_p = ctx.kinetic  # (T-1, K)
     c = ctx.com
     mid = 0.5 * (c[1:] + c[:-1])  # (T-1, K, 3)
     pe = -ctx.obj_mass[None, :] * (mid @ ctx.g)
-    energy = ke + pe
     contact = ctx.contact[:-1] | ctx.contact[1:]
-    giver = ctx.obj_tool[None, :] | (ctx.obj_dynamic[None, :] & ctx.moving)  # (T-1, K)
+    giver = (ctx.obj_tool[None, :] | ctx.obj_dynamic[None, :]) & ctx.moving  # (T-1, K): works during step s
     sourced = (contact & giver[:, None, :]).any(axis=2)
     steps = np.arange(ctx.T - 1)
+    chord = ctx.g_mag ** 2 * ctx.dt ** 2 / 8.0  # J/kg
+    look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))  # steps the energy must stay down
     for k in np.flatnonzero(ctx.obj_dynamic):
         if ctx.materials[k] not in _ENERGY_MATERIALS:
             continue
-        e = energy[:, k]
-        ok = np.isfinite(e)
         m = ctx.obj_mass[k]
-        v = np.sqrt(2 * ke[:, k] / m)
-        tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv)
-        budget = np.full(len(e), np.nan)
+        if ctx.obj_rigid[k]:
+            ke = ctx.rigid["ke"][:, k]
+            dv = 2.0 * np.sqrt(3.0) * ctx.pose_noise[k] / ctx.dt
+        else:
+            ke = ke_p[:, k]
+            dv = dv_particle
+        e = ke + pe[:, k]
+        ok = np.isfinite(e)
+        v = np.sqrt(2 * np.maximum(np.nan_to_num(ke), 0.0) / m)
         unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
+        tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0))
+        # the budget follows the energy down only to the highest energy of the next L steps
+        fwd = e.copy()
+        for j in range(1, look + 1):
+            fwd[:-j] = np.fmax(fwd[:-j], e[j:])
+        budget = np.full(len(e), np.nan)
         b = np.nan
         for s in range(len(e)):
             if not ok[s] or sourced[s, k]:
@@ -638,11 +719,9 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 continue
             if np.isnan(b):
                 b = e[s] if s == 0 or not ok[s - 1] else max(e[s], e[s - 1])
-            if unreliable[s]:
-                continue
             budget[s] = b
-            if e[s] <= b + tol[s]:
-                b = min(b, e[s])
+            if not unreliable[s] and e[s] <= b + tol[s]:
+                b = min(b, fwd[s])
         rise = e - budget
         with np.errstate(invalid="ignore"):
             flags = np.nan_to_num(rise, nan=-np.inf) > tol
@@ -667,17 +746,148 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
 # ====================================================================== jitter
 
 
-def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
-    """Particles shake: they reverse direction frame after frame with steps above the noise floor.
+def _reversal_windows(rev: np.ndarray, w: int) -> np.ndarray:
+    """``rev (R, ...)`` bool reversals per frame row -> bool, the rows that reverse and around which at
+    least half of a window of ``w`` rows reverse."""
+    half = w // 2
+    n = rev.shape[0]
+    cnt = np.cumsum(np.concatenate([np.zeros((1,) + rev.shape[1:], np.int32), rev.astype(np.int32)]), axis=0)
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) - half + w, 0, n)
+    return rev & (2 * (cnt[hi] - cnt[lo]) >= w)
 
-    With ``A = jitter_amplitude * r + eps`` the amplitude a solver's noise floor explains, a
-    free particle *reverses* at frame ``t`` when its steps before and after both exceed ``2 A``
-    (an oscillation of amplitude ``A`` at the frame rate steps ``2 A``) and point against each
-    other (``d_{t-1} . d_t < 0``). It *jitters* when at least half of the frames in a window of
-    ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or
-    a turn reverses once, a shaking object every frame. An object is not judged while it touches a
-    tool that itself reverses direction (a vibrating tool shakes what it holds). ``location``: mean
-    position of the jittering particles at the worst frame; ``severity = 1 - 2 A / step``.
+
+def _step_reversals(x: np.ndarray, amp: float) -> tuple[np.ndarray, np.ndarray]:
+    """``x (3, T, n)`` trajectories -> ``(rev (T-2, n), s (T-1, n))``: frame ``row + 1`` reverses when the
+    steps before and after both exceed ``2 amp`` and point against each other; ``s`` the step lengths."""
+    return _reversals_of_steps(x[:, 1:] - x[:, :-1], amp)
+
+
+def _reversals_of_steps(d: np.ndarray, amp: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_step_reversals` from the steps ``d (3, T-1, n)`` themselves."""
+    s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (T-1, n)
+    big = s > 2 * amp  # NaN -> False
+    rev = big[1:] & big[:-1]
+    rev &= (d[0, 1:] * d[0, :-1] + d[1, 1:] * d[1, :-1] + d[2, 1:] * d[2, :-1]) < 0
+    return rev, s
+
+
+#: Share of a window's frames a shaken body has off its path. Random offsets flip the departure between
+#: consecutive frames with probability ~2/3 and a flip marks both frames, so ~(1 - (1/3)^2) ~ 0.9 of a
+#: shaken body's frames are off the path; a contact solver's chatter at coarse frame times, a fraction.
+_SHAKEN = 2.0 / 3.0
+
+
+def _pose_jitter(ctx: AuditContext, k: int, amp: float, w: int, touched: np.ndarray) -> list[Event]:
+    """Jitter of rigid object ``k``'s pose about its own smooth motion (see check_jitter)."""
+    kin = ctx.rigid
+    dc = kin["dc"][:, k]  # (T-1, 3)
+    rot = ctx._summary["rot"][:, k]
+    u = 0.5 * (dc[:-1] - dc[1:])  # (T-2, 3): c_t - (c_{t-1} + c_{t+1}) / 2 at frames 1 .. T-2
+    step = rot[1:] @ np.swapaxes(rot[:-1], -1, -2)
+    ur = 0.5 * kin["rho"][k] * _rotvec(step[1:] @ np.swapaxes(step[:-1], -1, -2))  # the same for the turn, m
+    n = len(u)
+    half = w // 2
+    # off the path: the departure from the smooth motion exceeds 2A and flips direction against the
+    # frame before or after (shaking alternates; an impact bends the path once, the same way twice)
+    off = np.zeros(n, bool)
+    away = np.zeros(n, bool)  # departure above the floor, flipping or not
+    dev = np.zeros(n)
+    # in contact a solver may also move the body within the overlap it is allowed (contact_tolerance r),
+    # but such chatter does not feed the body: where its energy rises above what it had in the window
+    # before (by more than check_energy's lift h) no such allowance is made
+    sup = ctx.supported[1:-1, k]
+    m = ctx.obj_mass[k]
+    e = kin["ke"][:, k] - m * (0.5 * (ctx.com[1:, k] + ctx.com[:-1, k]) @ ctx.g)  # (T-1,) J per step
+    padded = np.concatenate([np.full(w, np.nan), e])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        before = np.nanmin(np.lib.stride_tricks.sliding_window_view(padded, w + 1), axis=1)  # (T-1,)
+    rise = np.nan_to_num(e - before, nan=0.0) > m * ctx.g_mag * (ctx.config.energy_tolerance * ctx.r + ctx.eps_pos)
+    fed = rise[1:] | rise[:-1]  # (T-2,): the steps into and out of frame t
+    floor = 2 * amp + np.where(sup & ~fed, ctx.config.contact_tolerance * ctx.r, 0.0)
+    for x in (u, ur):
+        padded = np.concatenate([np.full((half, 3), np.nan), x, np.full((w - half - 1, 3), np.nan)])
+        win = np.lib.stride_tricks.sliding_window_view(padded, w, axis=0)  # (n, 3, w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            smooth = np.nanmedian(win, axis=2)  # the motion's own slow part: gravity, support, spin-up
+        y = np.nan_to_num(x - smooth, nan=0.0)
+        d = np.linalg.norm(y, axis=1)
+        dev = np.fmax(dev, d)
+        big = d > floor
+        away |= big
+        flip = np.zeros(n, bool)
+        both = big[1:] & big[:-1] & ((y[1:] * y[:-1]).sum(1) < 0)
+        flip[1:] |= both
+        flip[:-1] |= both
+        off |= flip
+    off &= ~touched[1:-1]
+    if not off.any():
+        return []
+    cnt = np.concatenate([[0], np.cumsum(off)])
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) - half + w, 0, n)
+    hit = off & (cnt[hi] - cnt[lo] >= _SHAKEN * w)
+    if not hit.any():
+        return []
+    # one shaking spell is one event, from its first frame away from the path: grow each run over the
+    # frames next to it that depart by more than the floor, across quiet gaps shorter than half a window
+    gap = max(1, half)
+    rows = np.flatnonzero(away)
+    grown = hit.copy()
+    pairs = [(a_, b_) for a_, b_ in zip(rows[:-1], rows[1:]) if b_ - a_ <= gap + 1]
+    for a_, b_ in pairs:  # forward: a spell runs on
+        if grown[a_]:
+            grown[a_:b_ + 1] = True
+    for a_, b_ in reversed(pairs):  # backward: ... and began earlier
+        if grown[b_]:
+            grown[a_:b_ + 1] = True
+    hit = grown
+    sev = 1.0 - 2 * amp / np.maximum(dev, 1e-30)
+    ids = ctx.ids(k)
+
+    def make(first, last, peak, dev=dev):
+        msg = (f"Rigid object {ctx.name(k)} shakes from frame {first} to {last}: its pose leaves its own smooth "
+               f"motion by up to {_mm(float(np.nanmax(dev[first - 1:last])))} frame after frame, above the "
+               f"{_mm(2 * amp)} a noise floor of amplitude {_mm(amp)} explains.")
+        return tuple(ctx.com[first, k]), tuple(ids[:_N_IDS]), msg
+
+    return _frame_events(ctx, "jitter", k, hit, np.arange(1, ctx.T - 1), sev, make)
+
+
+def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
+    """Objects or particles shake: they reverse direction frame after frame above the noise floor.
+
+    With ``A = jitter_amplitude * r + eps`` the amplitude a solver's noise floor explains, a motion
+    *reverses* at frame ``t`` when its steps before and after both exceed ``2 A`` (an oscillation of
+    amplitude ``A`` at the frame rate steps ``2 A``) and point against each other
+    (``d_{t-1} . d_t < 0``). It *jitters* when at least half of the frames in a window of
+    ``W = max(4, round(jitter_window / dt))`` frames centred on ``t`` are reversals: a bounce or a turn
+    reverses once, a shaking object every frame.
+
+    * Rigid objects (:attr:`AuditContext.obj_rigid`) are judged against their own smooth motion: the
+      pose's departure from the midpoint of its neighbours, ``u_t = c_t - (c_{t-1} + c_{t+1}) / 2``
+      (and the same for the rotation, as the displacement of a point ``rho`` from the centre), minus
+      its median over the window (gravity, support and spin change it slowly). A frame is off the
+      path when that departure exceeds ``2 A`` (an oscillation of amplitude ``A`` at the frame rate
+      has ``|u| = 2 A``; in contact ``2 A + contact_tolerance * r``, as a solver may move a body within
+      the overlap it is allowed from frame to frame, unless the body's energy then rises above its
+      minimum over the window before by more than ``M |g| energy_tolerance r``: chatter does not feed
+      the body, shaking does) and points against the departure of the frame before or after, also above
+      ``2 A``: shaking alternates (random offsets give consecutive departures a correlation of -2/3),
+      an impact bends the path once, the same way over the two frames it spans. The object jitters
+      when at least 2/3 of the frames of the window are off the path (:data:`_SHAKEN`), and the spell
+      runs over the off-path frames next to it. Solver noise averaged over the body,
+      rolling, spinning and tumbling pass; a body shaken as a whole is caught while it moves. Then
+      the residual of each particle about the fitted pose (particles shaking inside a body that
+      keeps its pose) by reversals, where that residual exceeds ``2 A`` at all.
+    * Other objects: each free particle's own steps (in contact, both steps must also exceed
+      ``2 A + contact_tolerance * r``: a solver may move a particle within its allowed overlap).
+
+    An object is not judged while it touches a tool that itself reverses direction (a vibrating tool
+    shakes what it holds). ``location``: mean position of the shaking particles (rigid pose: the
+    centre of mass) at the worst frame; ``severity = 1 - 2 A / step``.
     """
     ctx = _ctx(rollout, ctx)
     if ctx.T < 4:
@@ -686,43 +896,41 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     w = max(4, int(round(ctx.config.jitter_window / ctx.dt)))
     touched = np.zeros((ctx.T, ctx.K), bool)
     if ctx.has_objects and ctx.obj_tool.any():
-        shaking = []  # tools that themselves reverse direction frame to frame
         for k in np.flatnonzero(ctx.obj_tool):
-            x = ctx.soa(k)
-            d = x[:, 1:] - x[:, :-1]
-            s = np.sqrt((d * d).sum(axis=0))
-            rev = (s[1:] > 2 * amp) & (s[:-1] > 2 * amp) & ((d[:, 1:] * d[:, :-1]).sum(axis=0) < 0)
+            rev, _ = _step_reversals(ctx.soa(k), amp)
             tool_rev = np.zeros(ctx.T, bool)
             tool_rev[1:-1] = rev.any(axis=1)
             tool_rev[1:] |= tool_rev[:-1].copy()
             tool_rev[:-1] |= tool_rev[1:].copy()
-            shaking.append((k, tool_rev))
-        for k, tool_rev in shaking:
             touched |= ctx.contact[:, :, k] & tool_rev[:, None]  # (T, K)
-    lost_t, lost_p = ctx.lost
-    # a reversal needs two consecutive steps longer than 2A: objects whose longest steps never are skip
-    big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K)
-    half = w // 2
+    big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K): a reversal needs two steps longer than 2A
     out_t, out_p, out_v = [], [], []
+    events: list[Event] = []
+    frames_rev = np.arange(1, ctx.T - 1)
     for k in range(ctx.K):
         if not ctx.counts[k] or ctx.obj_kinematic[k] or not (big_obj[1:, k] & big_obj[:-1, k]).any():
             continue
         ids = ctx.ids(k)
-        x = ctx.soa(k)  # (3, T, n)
-        d = x[:, 1:] - x[:, :-1]
-        s = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # (T-1, n)
-        big = s > 2 * amp  # NaN -> False
-        rev = big[1:] & big[:-1]  # (T-2, n): frame t = row + 1
-        rev &= (d[0, 1:] * d[0, :-1] + d[1, 1:] * d[1, :-1] + d[2, 1:] * d[2, :-1]) < 0
+        if ctx.obj_rigid[k]:
+            events += _pose_jitter(ctx, int(k), amp, w, touched[:, k])
+            if not np.nanmax(np.nan_to_num(ctx.rigid_residual[:, k], nan=0.0)) > 2 * amp:
+                continue
+            fr = np.arange(ctx.T)
+            x = (ctx.pos[:, ids].astype(np.float64) - ctx.rigid_fit(k, fr)).astype(np.float32)  # residuals (T, n, 3)
+            x = np.ascontiguousarray(x.transpose(2, 0, 1))
+        else:
+            x = ctx.soa(k)  # (3, T, n)
+        rev, s = _step_reversals(x, amp)
+        if not ctx.obj_rigid[k] and ctx.has_objects:  # in contact: steps above the allowed overlap too
+            sup = ctx.supported[1:-1, k] | ctx.supported[:-2, k] | ctx.supported[2:, k]
+            floor_c = 2 * amp + ctx.config.contact_tolerance * ctx.r
+            bigc = s > floor_c
+            rev &= ~sup[:, None] | (bigc[1:] & bigc[:-1])
         rev[:, ctx.kin[ids]] = False
         rev &= ~touched[1:-1, k][:, None]
         if not rev.any():
             continue
-        cnt = np.cumsum(np.concatenate([np.zeros((1, len(ids)), np.int32), rev.astype(np.int32)]), axis=0)
-        n = rev.shape[0]
-        lo = np.clip(np.arange(n) - half, 0, n)
-        hi = np.clip(np.arange(n) - half + w, 0, n)
-        hit = rev & (2 * (cnt[hi] - cnt[lo]) >= w)
+        hit = _reversal_windows(rev, w)
         tt, pp = np.nonzero(hit)
         if not len(tt):
             continue
@@ -730,7 +938,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
         out_p.append(ids[pp])
         out_v.append(np.minimum(s[tt, pp], s[tt + 1, pp]).astype(np.float64))
     if not out_t:
-        return []
+        return events
     ti, pi, value = np.concatenate(out_t), np.concatenate(out_p), np.concatenate(out_v)
     bound = np.full(len(ti), 2 * amp)
 
@@ -739,7 +947,7 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
                 f"reversing direction every frame with steps of {_mm(v)}, above the {_mm(b)} a noise floor of "
                 f"amplitude {_mm(amp)} explains.")
 
-    return _particle_events(ctx, "jitter", ti, pi, value, bound, message)
+    return events + _particle_events(ctx, "jitter", ti, pi, value, bound, message)
 
 
 #: Check functions by category.

@@ -21,6 +21,7 @@ import numpy as np
 from particles import Rollout
 
 from particles.graph import radius_search
+from particles.keypoints import rotation_from_covariance
 from .report import CATEGORIES
 
 __all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
@@ -30,6 +31,10 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 #: Densest packing fraction of equal spheres (Kepler): no body of particles packs tighter.
 KEPLER_DENSITY = np.pi / (3.0 * np.sqrt(2.0))
+
+#: Particles per object whose nearest-neighbour distance sets its spacing (evenly picked): the median
+#: of 512 is within a few percent of the median of all.
+_SPACING_SAMPLE = 512
 
 #: Materials whose objects store no internal (elastic) energy we could not see in positions.
 _ENERGY_MATERIALS = ("rigid", "plastic", "granular", "fluid")
@@ -62,6 +67,11 @@ class AuditConfig:
     energy_tolerance: float = 0.5
     """Energy gain allowed without a source, as the height (in particle radii) the object
     could be lifted with it (plus the matching kinetic-energy resolution, see check_energy)."""
+    energy_window: float = 0.05
+    """Time (s) an object's energy must stay down before its energy budget follows it: a compliant
+    contact (a bounce resolved over several solver steps, a chord step spanning an impact) dips
+    the measured energy and gives it back within this; 0.05 s is 2.5 times MuJoCo's default contact
+    time constant (0.02 s). At least 2 steps."""
     jitter_amplitude: float = 0.1
     """Frame-to-frame oscillation amplitude a solver's noise floor explains, in particle radii."""
     jitter_window: float = 0.1
@@ -75,7 +85,7 @@ class AuditConfig:
     """Which checks to run (names from :data:`critic.report.CATEGORIES`)."""
     dedupe: bool = True
     """Drop an event covered by a higher-priority event on the same object and frames
-    (vanish > jitter > teleport > penetration > rigidity > floating > energy)."""
+    (vanish > jitter > rigidity > teleport > penetration > floating > energy)."""
     device: str = "cpu"
     """Warp device of the pair search."""
     workers: int = 1
@@ -89,7 +99,7 @@ class AuditConfig:
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
                 raise ValueError(f"{f.name}: must be a finite non-negative number, got {v!r}")
-        for name in ("floating_window", "jitter_window"):
+        for name in ("floating_window", "jitter_window", "energy_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be a positive time in s, got {getattr(self, name)!r}")
         if not isinstance(self.merge_gap, int) or isinstance(self.merge_gap, bool) or self.merge_gap < 0:
@@ -101,6 +111,26 @@ class AuditConfig:
             if c not in CATEGORIES:
                 raise ValueError(f"checks: unknown check {c!r}; expected some of {', '.join(CATEGORIES)}")
         object.__setattr__(self, "checks", checks)
+
+
+def _rotvec(m: np.ndarray) -> np.ndarray:
+    """Rotation vectors ``(..., 3)`` rad of rotation matrices ``m (..., 3, 3)`` (NaN stays NaN).
+
+    ``angle = atan2(|v| / 2, (tr m - 1) / 2)`` with ``v`` the skew part, accurate at small angles;
+    within 1e-3 rad of a half turn, where the skew part vanishes, SciPy's conversion is used."""
+    v = np.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1)
+    sn = 0.5 * np.linalg.norm(v, axis=-1)
+    cs = 0.5 * (np.trace(m, axis1=-2, axis2=-1) - 1.0)
+    ang = np.arctan2(sn, cs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fac = np.where(sn > 1e-12, ang / np.maximum(2.0 * sn, 1e-300), 0.5)
+    out = v * fac[..., None]
+    near = np.isfinite(ang) & (ang > np.pi - 1e-3)
+    if near.any():
+        from scipy.spatial.transform import Rotation
+
+        out[near] = Rotation.from_matrix(m[near]).as_rotvec()
+    return out
 
 
 class AuditContext:
@@ -171,11 +201,18 @@ class AuditContext:
     # ------------------------------------------------------------------ scales
 
     @cached_property
+    def resolvable(self) -> float:
+        """Largest |coordinate| at which float32 positions still resolve the particle radius, m:
+        ``r / (4 eps32)`` (there :attr:`eps_pos` reaches ``r``; 84 km for r = 1 cm). A particle beyond
+        it has left any world the rollout can describe (:attr:`world`)."""
+        return self.r / (4.0 * EPS32)
+
+    @cached_property
     def scale(self) -> float:
-        """Largest finite |coordinate| of frame 0, m (sets the float32 resolution)."""
-        p = self.pos[0]
-        f = np.isfinite(p)
-        return float(np.max(np.abs(p[f]))) if f.any() else 1.0
+        """Largest finite, resolvable |coordinate| of frame 0, m (sets the float32 resolution)."""
+        p = np.abs(self.pos[0])
+        f = np.isfinite(p) & (p <= self.resolvable)
+        return float(np.max(p[f])) if f.any() else 1.0
 
     @cached_property
     def eps_pos(self) -> float:
@@ -247,13 +284,17 @@ class AuditContext:
         """World bounds ``(lo (3,), hi (3,))``, m: the box of frame 0's free particles and of every
         kinematic position, grown by ``L + (v0 + 2 u) tau + |g| tau^2 / 2 + 2 r`` where ``L`` is the box
         diagonal, ``tau = (T - 1) dt`` the duration, ``v0`` the fastest free particle's initial speed
-        and ``u`` the tool's top speed (a tool can launch an object at up to twice its speed)."""
-        fin0 = np.isfinite(self.pos[0]).all(1)
+        and ``u`` the tool's top speed (a tool can launch an object at up to twice its speed), and
+        never beyond :attr:`resolvable` (positions there are lost whatever frame-0 says)."""
+        lim = self.resolvable
+        with np.errstate(invalid="ignore"):
+            fin0 = (np.abs(self.pos[0]) <= lim).all(1)  # finite and resolvable
         p0 = self.pos[0][fin0 & ~self.kin]
         parts = [p0] if len(p0) else []
         if self.kin.any():
             pk = self.pos[:, self.kin].reshape(-1, 3)
-            parts.append(pk[np.isfinite(pk).all(1)])
+            with np.errstate(invalid="ignore"):
+                parts.append(pk[(np.abs(pk) <= lim).all(1)])
         allp = np.concatenate(parts) if parts else np.zeros((1, 3))
         if not len(allp):
             allp = np.zeros((1, 3))
@@ -262,16 +303,19 @@ class AuditContext:
         tau = (self.T - 1) * self.dt
         v0 = 0.0
         if self.T > 1:
-            s0 = np.linalg.norm(self.pos[1][~self.kin] - self.pos[0][~self.kin], axis=1)
-            s0 = s0[np.isfinite(s0)]
+            with np.errstate(invalid="ignore", over="ignore"):
+                s0 = np.linalg.norm(self.pos[1][~self.kin].astype(np.float64) - self.pos[0][~self.kin], axis=1)
+            s0 = s0[np.isfinite(s0) & fin0[~self.kin]]
+            s0 = s0[s0 <= lim]
             v0 = float(s0.max()) / self.dt if len(s0) else 0.0
         u = 0.0
         if self.kin.any() and self.T > 1:
-            sk = np.linalg.norm(np.diff(self.pos[:, self.kin], axis=0), axis=-1)
-            sk = sk[np.isfinite(sk)]
+            with np.errstate(invalid="ignore", over="ignore"):
+                sk = np.linalg.norm(np.diff(self.pos[:, self.kin].astype(np.float64), axis=0), axis=-1)
+            sk = sk[np.isfinite(sk) & (sk <= lim)]
             u = float(sk.max()) / self.dt if len(sk) else 0.0
         margin = diag + (v0 + 2 * u) * tau + 0.5 * self.g_mag * tau * tau + 2 * self.r
-        return lo - margin, hi + margin
+        return np.maximum(lo - margin, -lim), np.minimum(hi + margin, lim)
 
     def map_objects(self, fn, objects) -> list:
         """``[fn(k) for k in objects]``, on ``config.workers`` threads (NumPy releases the GIL)."""
@@ -293,6 +337,13 @@ class AuditContext:
         out = {"lo": np.full((T, 3), np.nan, np.float32), "hi": np.full((T, 3), np.nan, np.float32),
                "com": np.full((T, 3), np.nan), "smax": np.zeros(max(T - 1, 0)), "kin": np.zeros(max(T - 1, 0)),
                "valid": np.zeros(T, bool), "lost_t": [], "lost_p": []}
+        posed = bool(self.obj_rigid[k])
+        if posed:
+            out["rot"] = np.full((T, 3, 3), np.nan)
+            out["res"] = np.full(T, np.nan)
+            out["res_ms"] = np.full(T, np.nan)
+            out["ref"] = None
+        x0c32 = wx = None
         inv_dt2 = 0.5 / (self.dt * self.dt)
         for a, x in self.blocks(k, halo=1):
             b = a + x.shape[1]
@@ -315,13 +366,49 @@ class AuditContext:
             # einsum, not matmul: OpenBLAS threads contend on this shared machine (10x slower here)
             c = np.einsum("cfn,n->cf", x, m32, dtype=np.float64) / mtot  # (3, F)
             out["com"][a + n0:b] = c.T[n0:]
-            if x.shape[1] > 1:
+            if posed:
+                js = np.flatnonzero(inside[n0:]) + n0  # valid frames of this block not done before
+                if x0c32 is None and len(js):  # the reference shape: the first valid frame
+                    j0 = int(js[0])
+                    x0c = x[:, j0, :].astype(np.float64) - c[:, j0, None]  # (3, n)
+                    out["ref"] = a + j0
+                    out["x0c"] = x0c
+                    x0c32 = x0c.astype(np.float32)
+                    wx = (x0c * m32).astype(np.float32)
+                if len(js):
+                    if len(js) == x.shape[1] - n0:  # all valid: slices, no gather copy
+                        js = slice(n0, x.shape[1])
+                    xc = x[:, js, :] - c[:, js, None].astype(np.float32)  # (3, F', n) about the centre
+                    # sum_i m_i (x0_i - c0) (x_i - c)^T: the cross-covariance of the Kabsch fit (float32
+                    # einsum: centred, so sums of n terms lose ~sqrt(n) eps32 relative, far below r)
+                    h = np.einsum("in,jfn->fij", wx, xc)
+                    rot = rotation_from_covariance(h)  # (F', 3, 3)
+                    fr = np.arange(a, b)[js]
+                    out["rot"][fr] = rot
+                    pred = np.einsum("fij,jn->ifn", rot.astype(np.float32), x0c32)
+                    pred -= xc
+                    pred *= pred
+                    r2 = pred.sum(axis=0)
+                    out["res"][fr] = np.sqrt(r2.max(axis=1))
+                    out["res_ms"][fr] = r2.mean(axis=1)
+            if x.shape[1] > 1 and not posed:
                 d = x[:, 1:] - x[:, :-1]  # (3, F-1, n)
                 d *= d
                 s2 = d.sum(axis=0)  # (F-1, n) squared step lengths
                 with np.errstate(invalid="ignore"):
                     out["smax"][a:b - 1] = np.nan_to_num(np.sqrt(s2.max(axis=1)))
                     out["kin"][a:b - 1] = np.nan_to_num(np.einsum("fn,n->f", s2, m32).astype(np.float64) * inv_dt2)
+        if posed and T > 1 and out["ref"] is not None:
+            # a rigid object's longest particle step from its pose, without another pass over its particles:
+            # |dc| + 2 rho sin(turn / 2) + the residuals at both ends bounds every particle's step
+            rot, c, res = out["rot"], out["com"], out["res"]
+            rho = float(np.sqrt((out["x0c"] ** 2).sum(0).max()))
+            step = rot[1:] @ np.swapaxes(rot[:-1], -1, -2)
+            turn = np.linalg.norm(_rotvec(step), axis=-1)
+            bound = (np.linalg.norm(c[1:] - c[:-1], axis=1) + 2 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
+                     + res[1:] + res[:-1])
+            out["smax"] = np.nan_to_num(bound)
+            out["kin"] = np.full(T - 1, np.nan)  # rigid: kinetic energy comes from the pose (AuditContext.rigid)
         return out
 
     @cached_property
@@ -336,10 +423,17 @@ class AuditContext:
         kin = np.zeros((max(T - 1, 0), K))
         valid = np.zeros((T, K), bool)
         lost_t, lost_p = [], []
+        rot = np.full((T, K, 3, 3), np.nan)
+        res = np.full((T, K), np.nan)
+        res_ms = np.full((T, K), np.nan)
+        shapes: dict[int, tuple[int, np.ndarray]] = {}
         objs = [k for k in range(K) if self.counts[k]]
         for k, o in zip(objs, self.map_objects(self._summarise, objs)):
             lo[:, k], hi[:, k], com[:, k], smax[:, k], kin[:, k], valid[:, k] = (
                 o["lo"], o["hi"], o["com"], o["smax"], o["kin"], o["valid"])
+            if "rot" in o and o["ref"] is not None:
+                rot[:, k], res[:, k], res_ms[:, k] = o["rot"], o["res"], o["res_ms"]
+                shapes[k] = (o["ref"], o["x0c"])
             lost_t += o["lost_t"]
             lost_p += o["lost_p"]
         com[~valid] = np.nan
@@ -348,7 +442,10 @@ class AuditContext:
         kin[~both] = np.nan
         lost = (np.concatenate(lost_t).astype(np.int64) if lost_t else np.zeros(0, np.int64),
                 np.concatenate(lost_p).astype(np.int64) if lost_p else np.zeros(0, np.int64))
-        return {"lo": lo, "hi": hi, "com": com, "smax": smax, "kinetic": kin, "valid": valid, "lost": lost}
+        rot[~valid] = np.nan
+        res[~valid] = np.nan
+        return {"lo": lo, "hi": hi, "com": com, "smax": smax, "kinetic": kin, "valid": valid, "lost": lost,
+                "rot": rot, "res": res, "res_ms": res_ms, "shapes": shapes}
 
     @property
     def lost(self) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +463,8 @@ class AuditContext:
     @property
     def obj_step_max(self) -> np.ndarray:
         """(T-1, K) float64, m. Longest particle step ``|x[s+1] - x[s]|`` of each object over step
-        ``s`` (0 where the object is not valid at both ends)."""
+        ``s`` (0 where the object is not valid at both ends). For :attr:`obj_rigid` objects the bound
+        ``|dc| + 2 rho sin(turn / 2) + res_s + res_{s+1}`` from the pose (no less than the true one)."""
         return self._summary["smax"]
 
     @property
@@ -382,8 +480,132 @@ class AuditContext:
     @property
     def kinetic(self) -> np.ndarray:
         """(T-1, K) float64, J. Kinetic energy of each object over each step, ``sum m |dx|^2 / (2 dt^2)``
-        (NaN where the object is not valid at both ends)."""
+        (NaN where the object is not valid at both ends, and for :attr:`obj_rigid` objects, whose
+        kinetic energy is :attr:`rigid`'s ``ke``)."""
         return self._summary["kinetic"]
+
+    # ------------------------------------------------------------------ rigid-body kinematics
+
+    @cached_property
+    def obj_rigid(self) -> np.ndarray:
+        """(K,) bool. Free objects of material ``rigid`` with at least 3 particles: the ones whose
+        motion :attr:`rigid` describes as a pose (rotation and centre) per frame."""
+        if not self.has_materials:
+            return np.zeros(self.K, bool)
+        mat = np.array([m == "rigid" for m in self.materials], bool)
+        return mat & ~self.obj_kinematic & ~self.obj_static & (self.counts >= 3)
+
+    @property
+    def rigid_residual(self) -> np.ndarray:
+        """(T, K) float64, m. Largest distance of a particle from the best rigid fit of the object's
+        reference shape (its first valid frame), ``max_i |x_i - (R_t (x_i(ref) - c_ref) + c_t)|``;
+        NaN for objects that are not :attr:`obj_rigid` or frames where the object is not valid."""
+        return self._summary["res"]
+
+    @cached_property
+    def pose_noise(self) -> np.ndarray:
+        """(K,) float64, m. How precisely the pose of each :attr:`obj_rigid` object is known:
+        ``sqrt(median_t(mean_i res_i(t)^2) / n) + eps``, the particles' scatter about the best rigid
+        fit averaged over the ``n`` particles the fit uses, plus the float32 resolution (NaN for
+        other objects). Exact rigid motion (a rigid-body engine) leaves only ``eps``."""
+        ms = self._summary["res_ms"]
+        out = np.full(self.K, np.nan)
+        for k in np.flatnonzero(self.obj_rigid):
+            v = ms[:, k][np.isfinite(ms[:, k])]
+            if len(v):
+                out[k] = float(np.sqrt(np.median(v) / self.counts[k])) + self.eps_pos
+        return out
+
+    def rigid_fit(self, k: int, frames: np.ndarray) -> np.ndarray:
+        """(F, n_k, 3) float64, m: the best rigid fit of object ``k``'s reference shape at ``frames``
+        (``R_t (x(ref) - c_ref) + c_t``; NaN where not valid). ``k`` must be :attr:`obj_rigid`."""
+        frames = np.asarray(frames, np.int64)
+        _, x0c = self._summary["shapes"][k]
+        rot = self._summary["rot"][frames, k]
+        return np.einsum("fij,jn->fni", rot, x0c) + self.com[frames, k][:, None, :]
+
+    @cached_property
+    def rigid(self) -> dict:
+        """Pose kinematics of every :attr:`obj_rigid` object (others NaN), from one batched Kabsch fit
+        per object and frame (the covariance is accumulated in the streaming pass of :attr:`_summary`,
+        then one ``np.linalg.svd`` over all frames: ``particles.keypoints.rotation_from_covariance``).
+
+        With ``R_t`` the rotation taking the reference shape (centred, mass weights) to frame ``t`` and
+        ``c_t`` the centre of mass, step ``s`` (frame ``s`` to ``s+1``) has
+
+        * ``dc (T-1, K, 3)`` m: ``c_{s+1} - c_s`` (velocity ``dc / dt``);
+        * ``dth (T-1, K, 3)`` rad: world rotation vector of ``R_{s+1} R_s^T`` (angular velocity ``dth / dt``);
+        * ``dthb (T-1, K, 3)`` rad: body rotation vector of ``R_s^T R_{s+1}`` (in the reference shape's axes);
+        * ``ke (T-1, K)`` J: ``M |dc|^2 / (2 dt^2) + dthb^T I0 dthb / (2 dt^2)``, translational plus
+          rotational kinetic energy, ``I0`` the inertia of the reference shape from the particle
+          masses (point masses: positions show nothing of a particle's own spin);
+        * ``sigma (T-1, K)`` m: ``sqrt(|dc|^2 + dthb^T I0 dthb / M)``, the step of the object's
+          energy-weighted speed (``sigma / dt = sqrt(2 KE / M)``);
+
+        per object ``rho (K,)`` m (largest distance of a particle from the centre), ``inertia (K, 3, 3)``
+        kg m^2 and ``kappa (K,)`` (largest over smallest principal moment: torque-free spin changes
+        its world angular velocity by at most ``kappa |w|^2`` per second, Euler's equations).
+        Finite differences of consecutive poses are exact for motion at constant velocity and spin.
+        """
+        T, K = self.T, self.K
+        n = max(T - 1, 0)
+        out = {"dc": np.full((n, K, 3), np.nan), "dth": np.full((n, K, 3), np.nan),
+               "dthb": np.full((n, K, 3), np.nan), "ke": np.full((n, K), np.nan), "sigma": np.full((n, K), np.nan),
+               "rho": np.zeros(K), "inertia": np.zeros((K, 3, 3)), "kappa": np.ones(K)}
+        rot = self._summary["rot"]
+        for k, (_, x0c) in self._summary["shapes"].items():
+            m = self.mass[self.ids(k)]
+            mtot = float(m.sum())
+            r2 = (x0c * x0c).sum(0)
+            inertia = np.eye(3) * float((m * r2).sum()) - (x0c * m) @ x0c.T
+            ev = np.linalg.eigvalsh(inertia)
+            out["rho"][k] = float(np.sqrt(r2.max())) if len(r2) else 0.0
+            out["inertia"][k] = inertia
+            out["kappa"][k] = float(ev[-1] / max(ev[0], 1e-300))
+            if n == 0:
+                continue
+            rk = rot[:, k]
+            c = self.com[:, k]
+            dc = c[1:] - c[:-1]
+            dth = _rotvec(rk[1:] @ np.swapaxes(rk[:-1], -1, -2))
+            dthb = _rotvec(np.swapaxes(rk[:-1], -1, -2) @ rk[1:])
+            rot_e = np.einsum("si,ij,sj->s", dthb, inertia, dthb)
+            out["dc"][:, k], out["dth"][:, k], out["dthb"][:, k] = dc, dth, dthb
+            out["ke"][:, k] = 0.5 * (mtot * (dc * dc).sum(1) + rot_e) / self.dt ** 2
+            out["sigma"][:, k] = np.sqrt((dc * dc).sum(1) + rot_e / mtot)
+        return out
+
+    # ------------------------------------------------------------------ sampling density
+
+    @cached_property
+    def spacing(self) -> np.ndarray:
+        """(K,) float64, m. How densely each object is sampled: the median distance from a particle to
+        its nearest neighbour of the same object at the object's first valid frame (``2 r`` for
+        objects of fewer than 2 particles, and never below ``2 r``: particles of radius r cannot sit
+        closer without overlapping)."""
+        out = np.full(self.K, 2.0 * self.r)
+        valid = self.obj_valid
+        for k in range(self.K):
+            if self.counts[k] < 2 or not valid[:, k].any():
+                continue
+            f = int(np.argmax(valid[:, k]))
+            p = self.pos[f, self.sel(k)].astype(np.float64)
+            from scipy.spatial import cKDTree
+
+            q = p[np.unique(np.linspace(0, len(p) - 1, min(len(p), _SPACING_SAMPLE)).astype(np.int64))]
+            d, _ = cKDTree(p).query(q, k=2)
+            out[k] = max(float(np.median(d[:, 1])), 2.0 * self.r)
+        return out
+
+    @cached_property
+    def gap(self) -> np.ndarray:
+        """(K,) float64, m: :attr:`spacing`. How far the object's surface may lie beyond the spheres of
+        radius r around its outermost particles. Particles sit at least r inside the surface, and an
+        object sampled at pitch ``h`` whose outermost layer were more than ``r + h`` inside would have
+        room for one more layer; where the lattice starts is not known (a lattice of random offset has
+        its lowest layer between r and r + h above the ground it rests on), so up to ``h``. For a sparse
+        shell this also covers the contact point falling between its particles."""
+        return self.spacing.copy()
 
     # ------------------------------------------------------------------ contacts
 
@@ -396,6 +618,13 @@ class AuditContext:
     def query_dist(self) -> float:
         """Search radius of the pair search, m: ``2 r + contact_margin * r``."""
         return (2.0 + self.config.contact_margin) * self.r
+
+    @cached_property
+    def pair_query_dist(self) -> np.ndarray:
+        """(K, K) float64, m. Centre distance within which particles of objects ``a`` and ``b`` touch:
+        :attr:`query_dist` ``+ gap_a + gap_b`` (each object's surface may lie :attr:`gap` beyond its
+        particles' spheres, so two sparse shells touch while their particles are further apart)."""
+        return self.query_dist + self.gap[:, None] + self.gap[None, :]
 
     @property
     def skin(self) -> float:
@@ -427,9 +656,10 @@ class AuditContext:
         if not self.has_objects or K < 2:
             return empty
         lo, hi = self.bbox
-        q = self.query_dist
+        qab = self.pair_query_dist  # (K, K)
+        q = qab[:, :, None]
         skin = self.skin
-        grow = np.float32(q + 2 * skin)
+        grow_ab = (qab + 2 * skin).astype(np.float32)
         valid = np.isfinite(lo).all(2)
         smax = self.obj_step_max
         windows = []  # (a, b, build frame, window frames)
@@ -469,6 +699,7 @@ class AuditContext:
                     j = stop
                 gid = len(windows)
                 windows.append((a, b, f0, frames[i:j]))
+                grow = grow_ab[a, b]
                 for side, (x, y, ref) in enumerate(((a, b, ref_a), (b, a, ref_b))):
                     with np.errstate(invalid="ignore"):
                         inside = ((ref >= lo[f0, y] - grow) & (ref <= hi[f0, y] + grow)).all(1)
@@ -479,32 +710,44 @@ class AuditContext:
         if not windows:
             return empty
         (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
-        rows = radius_search(qp, pp_, float(grow), qg, pg, device=self.config.device)  # cross pairs a-b per build
+        rows = radius_search(qp, pp_, float(grow_ab.max()), qg, pg, device=self.config.device)  # cross pairs a-b per build
         pid_a, pid_b = qi[rows[:, 0]], pi_[rows[:, 1]]
         gid_rows = qg[rows[:, 0]]
         order = np.argsort(gid_rows, kind="stable")
         pid_a, pid_b, gid_rows = pid_a[order], pid_b[order], gid_rows[order]
         bounds = np.searchsorted(gid_rows, np.arange(len(windows) + 1))
         out_f, out_i, out_j, out_d = [], [], [], []
-        touch_d = np.float32(q)
         deep = np.float32(self.contact_dist)
         for gid, (a, b, f0, fr) in enumerate(windows):
+            touch_d = np.float32(qab[a, b])
             pi, pj = pid_a[bounds[gid]:bounds[gid + 1]], pid_b[bounds[gid]:bounds[gid + 1]]  # pi in a, pj in b
             if not len(pi):
                 continue
             ida, idb = self.ids(a), self.ids(b)
             li, lj = np.searchsorted(ida, pi), np.searchsorted(idb, pj)
-            diff = self._frames_sel(fr, a)[:, li]
-            diff -= self._frames_sel(fr, b)[:, lj]
+            # distances at the build frame: within the window every pair stays within 2 skin of them
+            d0 = np.linalg.norm(self.pos[f0, ida[li]] - self.pos[f0, idb[lj]], axis=1)
+            keep = d0 <= qab[a, b] + 2 * skin
+            li, lj, pi, pj, d0 = li[keep], lj[keep], pi[keep], pj[keep], d0[keep]
+            if not len(li):
+                continue
+            sure = bool((d0 <= qab[a, b] - 2 * skin).any())  # touching in every frame of the window
+            close = d0 < self.contact_dist + 2 * skin  # may overlap (closer than 2 r) in some frame
+            sub = slice(None) if not sure else close
+            if sure and not close.any():
+                contact[fr, a, b] = contact[fr, b, a] = True
+                continue
+            diff = self._frames_sel(fr, a)[:, li[sub]]
+            diff -= self._frames_sel(fr, b)[:, lj[sub]]
             diff *= diff
             d = np.sqrt(diff.sum(axis=2))  # (W, L) exact pair distances, m
             with np.errstate(invalid="ignore"):
-                contact[fr, a, b] = contact[fr, b, a] = (d <= touch_d).any(axis=1)
+                contact[fr, a, b] = contact[fr, b, a] = True if sure else (d <= touch_d).any(axis=1)
                 ff, pp = np.nonzero(d < deep)
             if len(ff):
                 out_f.append(fr[ff])
-                out_i.append(pi[pp])
-                out_j.append(pj[pp])
+                out_i.append(pi[sub][pp])
+                out_j.append(pj[sub][pp])
                 out_d.append(d[ff, pp].astype(np.float32))
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
         return {"frame": cat(out_f, np.int64), "i": cat(out_i, np.int64), "j": cat(out_j, np.int64),
@@ -520,17 +763,19 @@ class AuditContext:
     @property
     def contact(self) -> np.ndarray:
         """(T, K, K) bool, symmetric. Objects ``a`` and ``b`` touch at frame ``t``: some particle of
-        one has a particle of the other within ``2 r + contact_margin * r``."""
+        one has a particle of the other within :attr:`pair_query_dist` (``2 r + contact_margin * r +
+        gap_a + gap_b``)."""
         return self._pair_search["contact"]
 
     @cached_property
     def ground_contact(self) -> np.ndarray:
-        """(T, K) bool. The object's lowest particle is within ``r + contact_margin * r`` of the ground."""
+        """(T, K) bool. The object's lowest particle is within ``r + contact_margin * r + gap`` of the
+        ground (:attr:`gap`: its surface may lie up to one spacing beyond its particles' spheres)."""
         if self.ground is None:
             return np.zeros((self.T, self.K), bool)
         lo, _ = self.bbox
         with np.errstate(invalid="ignore"):
-            return lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r
+            return lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r + self.gap[None, :]
 
     @cached_property
     def reach(self) -> np.ndarray:
@@ -544,20 +789,42 @@ class AuditContext:
         return out
 
     @cached_property
+    def ground_reach(self) -> np.ndarray:
+        """(T, K) float64, m. How far below its sampled height the object's lowest point can pass between
+        frame ``t`` and its neighbours. Rigid objects (:attr:`rigid`): ``|dc_z| + rho (1 - cos(|dth| / 2))``
+        over the steps into and out of frame ``t``, the centre's vertical travel plus the sagitta of the
+        turn (each particle's height between two frames lies at most that far below the chord), so a
+        rolling or spinning body does not reach the ground through its rim speed. Others: :attr:`reach`."""
+        out = self.reach.copy()
+        rig = np.flatnonzero(self.obj_rigid)
+        if self.T > 1 and len(rig):
+            kin = self.rigid
+            dz = np.abs(kin["dc"][:, rig, 2])
+            turn = np.linalg.norm(kin["dth"][:, rig], axis=2)
+            step = np.nan_to_num(dz + kin["rho"][rig] * (1.0 - np.cos(0.5 * np.minimum(turn, np.pi))), nan=0.0)
+            r = np.zeros((self.T, len(rig)))
+            r[1:] = step
+            r[:-1] = np.maximum(r[:-1], step)
+            out[:, rig] = r
+        return out
+
+    @cached_property
     def supported(self) -> np.ndarray:
         """(T, K) bool. The object touches the ground or another object (static, tool or free) at
         frame ``t``, or could have touched it between frames: its lowest particle is within
-        ``r + contact_margin * r + reach`` of the ground, or its box grown by
-        ``2 r + contact_margin * r + reach_a + reach_b`` overlaps another object's box (a fast
+        ``r + contact_margin * r + gap + ground_reach`` of the ground (:attr:`gap`: the surface of a
+        sparsely sampled object lies up to that much beyond its particles' spheres), or its box grown by
+        ``2 r + contact_margin * r + gap_a + gap_b + reach_a + reach_b`` overlaps another object's box (a fast
         object bounces between two frames without ever being sampled in contact)."""
         sup = self.contact.any(axis=2)
         reach = self.reach
         lo, hi = self.bbox
         if self.ground is not None:
             with np.errstate(invalid="ignore"):
-                sup |= lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r + reach
+                sup |= lo[:, :, 2] <= (self.ground + (1.0 + self.config.contact_margin) * self.r + self.gap[None, :]
+                                       + self.ground_reach)
         if self.has_objects and self.K > 1:
-            q = self.query_dist
+            q = self.pair_query_dist[None]
             valid = np.isfinite(lo).all(2)
             grow = (q + reach[:, :, None] + reach[:, None, :])[..., None]  # (T, K, K, 1)
             fast = reach[:, :, None] + reach[:, None, :] > self.config.contact_margin * self.r
@@ -571,12 +838,7 @@ class AuditContext:
     @cached_property
     def touching(self) -> np.ndarray:
         """(T, K) bool. In contact at frame ``t`` as sampled (no allowance for motion between frames)."""
-        out = self.contact.any(axis=2)
-        if self.ground is not None:
-            lo, _ = self.bbox
-            with np.errstate(invalid="ignore"):
-                out = out | (lo[:, :, 2] <= self.ground + (1.0 + self.config.contact_margin) * self.r)
-        return out
+        return self.contact.any(axis=2) | self.ground_contact
 
     @cached_property
     def impact(self) -> np.ndarray:

@@ -22,7 +22,7 @@ from . import _kernels as K
 from .graph import knn
 from .types import KeypointGraph, ParticleScene
 
-__all__ = ["farthest_point_sampling", "build_keypoints", "deform", "summarize", "kabsch"]
+__all__ = ["farthest_point_sampling", "build_keypoints", "deform", "summarize", "kabsch", "rotation_from_covariance"]
 
 
 def farthest_point_sampling(points: np.ndarray, k, offsets: Optional[np.ndarray] = None,
@@ -110,28 +110,47 @@ def build_keypoints(scene: ParticleScene, per_object: int = 16, skin: int = 4, n
     return KeypointGraph(kp_pos, kp_obj, kp_particle, idx, w.astype(np.float32), edges)
 
 
-def kabsch(src: np.ndarray, dst: np.ndarray, weights: Optional[np.ndarray] = None):
-    """Best-fit rigid transform taking ``src (..., P, 3)`` onto ``dst (..., P, 3)``.
+def rotation_from_covariance(h: np.ndarray) -> np.ndarray:
+    """The proper rotations ``R (..., 3, 3)`` that best align a weighted point set: the Kabsch step.
 
-    Returns ``(R (..., 3, 3), t (..., 3))`` with ``dst ≈ src @ R.T + t`` (proper rotations, det +1).
-    Fewer than three non-collinear points leave the rotation underdetermined; the minimal one
-    consistent with the data is returned (identity for a single point).
+    ``h (..., 3, 3)`` float is the cross-covariance ``sum_p w_p (src_p - c_s)(dst_p - c_d)^T`` of a
+    weighted point set; the returned ``R`` minimises ``sum_p w_p |R (src_p - c_s) - (dst_p - c_d)|^2``
+    over rotations (det +1, never a reflection: with ``h = U S V^T``, ``R = V diag(1, 1, d) U^T``,
+    ``d = sign det(V U^T)``). Batched over the leading axes with one ``np.linalg.svd`` call.
+    A rank-deficient ``h`` (fewer than three non-collinear points) gives the rotation the SVD
+    picks among the optimal ones (identity for ``h = 0``).
+    """
+    h = np.asarray(h, np.float64)
+    u, _, vt = np.linalg.svd(h)
+    v = np.swapaxes(vt, -1, -2)
+    d = np.sign(np.linalg.det(v @ np.swapaxes(u, -1, -2)))
+    d = np.where(d == 0, 1.0, d)
+    v = v.copy()
+    v[..., :, 2] *= d[..., None]
+    return v @ np.swapaxes(u, -1, -2)
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray, weights: Optional[np.ndarray] = None):
+    """Best-fit rigid transform taking ``src (..., P, 3)`` onto ``dst (..., P, 3)`` (m, any float dtype).
+
+    Leading axes broadcast: one ``src (P, 3)`` against ``dst (T, P, 3)`` fits every frame in one
+    batched SVD. ``weights (..., P)`` (non-negative, e.g. particle masses; default equal) weight
+    each point in the centroids and the covariance.
+
+    Returns ``(R (..., 3, 3), t (..., 3))`` float64 minimising ``sum_p w_p |R src_p + t - dst_p|^2``,
+    so ``dst ≈ src @ R.T + t``; ``R`` is a proper rotation (det +1) even when ``dst`` is a mirror
+    image of ``src`` (:func:`rotation_from_covariance`). Fewer than three non-collinear points
+    leave the rotation underdetermined; an optimal one is returned (identity for a single point).
     """
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
-    w = np.ones(src.shape[:-1]) if weights is None else np.asarray(weights, np.float64)
-    w = w / np.maximum(w.sum(-1, keepdims=True), 1e-30)
-    cs = (w[..., None] * src).sum(-2)
-    cd = (w[..., None] * dst).sum(-2)
+    shape = np.broadcast_shapes(src.shape[:-1], dst.shape[:-1])
+    w = np.ones(shape) if weights is None else np.broadcast_to(np.asarray(weights, np.float64), shape)
+    w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
+    cs = np.einsum("...p,...pi->...i", w, np.broadcast_to(src, shape + (3,)))
+    cd = np.einsum("...p,...pi->...i", w, np.broadcast_to(dst, shape + (3,)))
     h = np.einsum("...p,...pi,...pj->...ij", w, src - cs[..., None, :], dst - cd[..., None, :])
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
-    d = np.where(d == 0, 1.0, d)
-    diag = np.zeros(h.shape)
-    diag[..., 0, 0] = 1.0
-    diag[..., 1, 1] = 1.0
-    diag[..., 2, 2] = d
-    r = np.swapaxes(vt, -1, -2) @ diag @ np.swapaxes(u, -1, -2)
+    r = rotation_from_covariance(h)
     t = cd - np.einsum("...ij,...j->...i", r, cs)
     return r, t
 

@@ -80,8 +80,9 @@ def test_box_resting_on_box_and_on_static_table_is_supported():
     assert rep.clean, rep.table()
     ctx = AuditContext(ro)
     assert ctx.contact[:, 1, 2].all() and ctx.contact[:, 0, 1].all() and not ctx.contact[:, 0, 2].any()
-    # the same top box 3 radii higher hovers: nothing under it
-    top_hover = still(block(), [0.005, 0, rest_z(3, 0.5 + R + 6 * R) + 3 * R])
+    # the same top box 5 radii higher hovers: nothing under it (up to one spacing, 2 r, plus the contact
+    # margin would still be a lattice whose lowest layer sits higher inside its box)
+    top_hover = still(block(), [0.005, 0, rest_z(3, 0.5 + R + 6 * R) + 5 * R])
     rep = audit(make([(table, "static", True), (low, "rigid", False), (top_hover, "rigid", False)]))
     assert cats(rep) == ["floating"] and rep.events[0].object == 2 and rep.events[0].frame <= 2
 
@@ -184,9 +185,13 @@ def test_teleport_whole_object_and_single_particle():
     assert np.allclose(e.location, traj[12].mean(0), atol=1e-4)
     one = moving(block(), drift, T)
     one[20:, 5] += [0.03, 0, 0]
-    ro = make([(one, "rigid", False)])
+    # a deformable object is judged particle by particle: the one that jumps is the teleport
+    ro = make([(one, "elastic", False)])
     ev = check_teleport(ro, AuditContext(ro))
     assert len(ev) == 1 and ev[0].frame == 20 and ev[0].particles == (5,)
+    # a rigid object is judged on its pose: one particle leaving it is a change of shape
+    rep = audit(make([(one, "rigid", False)]))
+    assert cats(rep) == ["rigidity"] and rep.events[0].frame == 20 and rep.events[0].particles[0] == 5
 
 
 def test_teleport_without_object_ids_is_judged_against_the_other_particles():
@@ -302,7 +307,7 @@ def test_pair_search_with_verlet_lists_matches_all_pairs():
         ok = cross & ~both_kin
         for a in range(3):
             for b in range(3):
-                ref_contact[f, a, b] = (ok & (d <= ctx.query_dist + 1e-7))[oid == a][:, oid == b].any()
+                ref_contact[f, a, b] = (ok & (d <= ctx.pair_query_dist[a, b] + 1e-7))[oid == a][:, oid == b].any()
         ii, jj = np.nonzero(ok & (d < 2 * R - 1e-6) & (np.arange(len(oid))[:, None] < np.arange(len(oid))[None]))
         ref_pairs |= {(f, int(i), int(j)) for i, j in zip(ii, jj)}
     assert ref_contact.any() and not ref_contact.all()
@@ -388,11 +393,11 @@ def test_cli_bad_input_exits_2_with_one_line(files, capsys, name, words):
 
 
 def test_cli_bare_arrays_and_dataset_folder(files, capsys):
-    assert main(["audit", str(files["npy"]), "--format", "json"]) == 1
+    assert main(["audit", str(files["npy"]), "--format", "json", "--dt", str(DT)]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert [e["category"] for e in doc["events"]] == ["vanish"] and doc["events"][0]["object"] is None
     assert any("rigidity: skipped" in s for s in doc["skipped"])
-    assert main(["audit", str(files["bare"])]) == 0
+    assert main(["audit", str(files["bare"]), "--dt", str(DT)]) == 0
     assert "0 event(s)" in capsys.readouterr().out
     items = load_audit_input(files["ds"])
     assert [s.split(":")[-1] for s, _ in items] == ["train/traj_0", "train/traj_1", "valid/traj_0"]
@@ -400,3 +405,193 @@ def test_cli_bare_arrays_and_dataset_folder(files, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [len(r["events"]) for r in doc["reports"]] == [0, 1, 0]
     assert main(["audit", str(files["clean"]), "--format", "yaml"]) == 2
+
+
+def test_cli_file_without_dt_exits_2_naming_the_field_unless_dt_is_given(files, capsys, tmp_path):
+    # a full rollout that lacks only dt: refused, then audited with its object ids when --dt is given
+    ro = make([(still(block(), [0, 0, rest_z()], 20), "rigid", False)])
+    pos = ro.positions.copy()
+    pos[12:, 0] = np.nan
+    path = save_rollout(tmp_path / "nodt.npz", Rollout(ro.scene, pos, DT))
+    with np.load(path) as z:
+        fields = {k: z[k] for k in z.files if k != "dt"}
+    np.savez(path, **fields)
+    for f in (path, files["npy"], files["bare"]):
+        assert main(["audit", str(f)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(f) in err and "dt" in err and "--dt" in err and "Traceback" not in err
+    assert main(["audit", str(path), "--dt", str(DT), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["category"] for e in doc["events"]] == ["vanish"] and doc["events"][0]["object"] == 0
+    assert main(["audit", str(path), "--dt", "-1"]) == 2
+    assert "dt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_vanish_on_one_and_two_frame_rollouts(tmp_path, capsys, T):
+    # an exploded rollout is lost at any length: 1e30 m is beyond what float32 can place to within r
+    ro = make([(still(block(), [0, 0, rest_z()], T), "rigid", False)])
+    far = Rollout(ro.scene, np.full_like(ro.positions, 1e30), DT)
+    rep = audit(far)
+    assert cats(rep) == ["vanish"] and rep.events[0].frame == 0
+    assert any("need at least 3 frames" in s for s in rep.skipped)
+    nan = ro.positions.copy()
+    nan[T - 1, 3] = np.nan
+    rep = audit(Rollout(ro.scene, nan, DT))
+    assert cats(rep) == ["vanish"] and rep.events[0].frame == T - 1 and rep.events[0].particles == (3,)
+    assert audit(ro).clean
+    path = save_rollout(tmp_path / "far.npz", far)
+    assert main(["audit", str(path)]) == 1
+    assert "vanish" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ near misses (issue 11)
+
+
+def _fibonacci_shell(radius: float, spacing: float) -> np.ndarray:
+    """(n, 3) points spread evenly on a sphere of ``radius``, about ``spacing`` apart."""
+    n = max(8, int(round(4 * np.pi * radius ** 2 / (0.866 * spacing ** 2))))
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    th = np.pi * (1 + 5 ** 0.5) * i
+    return radius * np.stack([np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)], 1)
+
+
+def _rot(axis, angle):
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(np.outer(np.atleast_1d(angle), np.asarray(axis, float))).as_matrix()
+
+
+def test_rolling_ball_with_a_sparse_shell_is_supported_and_clean():
+    rs = 5 * R  # ball radius; the shell's centres sit r inside its surface, 3.5 r apart
+    shell = _fibonacci_shell(rs - R, 3.5 * R)
+    T, v = 60, 1.5  # rolls without slipping: w = v / rs, the top particles step 2 v dt = 5 r per frame
+    t = np.arange(T) * DT
+    rot = _rot([0, 1, 0], v / rs * t)
+    traj = np.einsum("tij,nj->tni", rot, shell) + np.stack([v * t, 0 * t, 0 * t + rs], 1)[:, None]
+    ro = make([(traj, "rigid", False)])
+    ctx = AuditContext(ro)
+    assert ctx.spacing[0] > 3 * R and ctx.gap[0] > 0.4 * R
+    # the shell's lowest particle rises up to ~0.6 r above its resting height between samples, yet it rolls on
+    assert (ctx.bbox[0][:, 0, 2] - R).max() > 0.5 * R
+    assert ctx.supported[:, 0].all()
+    rep = audit(ro)
+    assert rep.clean, rep.table()
+    # the same roll 4 r above the ground hovers with nothing under it
+    rep = audit(make([(traj + [0, 0, 4 * R], "rigid", False)]))
+    assert "floating" in cats(rep), rep.table()
+
+
+def _torque_free(local: np.ndarray, w0: np.ndarray, T: int) -> np.ndarray:
+    """(T, 3, 3) rotations of a free rigid body of point masses ``local (n, 3)`` (centred, equal masses)
+    spinning from body angular velocity ``w0`` (Euler's equations, integrated to 1e-12)."""
+    from scipy.integrate import solve_ivp
+    from scipy.spatial.transform import Rotation
+
+    inertia = np.eye(3) * (local ** 2).sum() - local.T @ local
+    inv = np.linalg.inv(inertia)
+
+    def f(_, y):
+        rm, w = y[:9].reshape(3, 3), y[9:]
+        skew = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
+        return np.concatenate([(rm @ skew).ravel(), inv @ np.cross(inertia @ w, w)])
+
+    sol = solve_ivp(f, (0, (T - 1) * DT), np.concatenate([np.eye(3).ravel(), w0]), t_eval=np.arange(T) * DT,
+                    rtol=1e-12, atol=1e-12, method="DOP853")
+    rot = sol.y[:9].T.reshape(T, 3, 3)
+    return Rotation.from_matrix(rot).as_matrix()  # re-orthonormalised
+
+
+def test_spinning_thrown_box_is_clean_and_a_sideways_jump_in_flight_is_a_teleport():
+    local = block((5, 3, 2))
+    local -= local.mean(0)
+    T = 40
+    rot = _torque_free(local, np.array([8.0, 3.0, 14.0]), T)  # not about a principal axis: it tumbles
+    t = np.arange(T) * DT
+    c = np.array([0, 0, 1.5]) + np.array([2.0, 0.5, 3.0]) * t[:, None] + 0.5 * G * t[:, None] ** 2
+    traj = np.einsum("tij,nj->tni", rot, local) + c[:, None]
+    ro = make([(traj, "rigid", False)])
+    rep = audit(ro)
+    assert rep.clean, rep.table()
+    ctx = AuditContext(ro)
+    e = ctx.rigid["ke"][:, 0] - ctx.obj_mass[0] * (0.5 * (ctx.com[1:, 0] + ctx.com[:-1, 0]) @ ctx.g)
+    assert np.ptp(e) < 1e-3 * np.abs(e).max()  # translation + rotation + potential: conserved
+    # particles of the tumbling box turn by ~14 r per frame at its corners: a per-particle bound would cry
+    assert ctx.obj_step_max[:, 0].max() > 5 * R
+    jump = traj.copy()
+    jump[20:] += [0, 2.5 * R, 0]
+    rep = audit(make([(jump, "rigid", False)]))
+    assert cats(rep) == ["teleport"] and rep.events[0].frame == 20, rep.table()
+    assert np.allclose(rep.events[0].location, jump[20].mean(0), atol=1e-4)
+
+
+def _stack(T=90, shake=None, seed=3):
+    """Three boxes resting on each other on the ground with solver noise: every particle jitters by
+    0.02 r and every body's pose by 0.02 r and 1e-3 rad per frame (Gaussian, per axis)."""
+    rng = np.random.default_rng(seed)
+    objs, below = [], 0.0
+    for k, n in enumerate(((4, 4, 2), (3, 3, 2), (2, 2, 2))):
+        loc = block(n)
+        z = rest_z(n[2], below)
+        th = rng.normal(0, 1e-3, size=(T, 3))
+        traj = np.einsum("tij,nj->tni", np.stack([_rot(a / max(np.linalg.norm(a), 1e-12), np.linalg.norm(a))[0]
+                                                  for a in th]), loc)
+        traj += np.array([0.003 * k, 0, z]) + rng.normal(0, 0.02 * R, size=(T, 1, 3))
+        if shake is not None and k == 2:
+            f, n_f, amp = shake
+            d = rng.normal(size=(n_f, 3)) * [1, 1, 0]
+            traj[f:f + n_f] += amp * R * d[:, None] / np.linalg.norm(d, axis=1)[:, None, None]
+        objs.append((traj, "rigid", False))
+        below = z + (n[2] - 1) * R + R
+    return make(objs, noise=0.02 * R, seed=seed)
+
+
+def test_resting_stack_with_solver_noise_is_clean_but_a_shaken_box_jitters():
+    rep = audit(_stack())
+    assert rep.clean, rep.table()
+    rep = audit(_stack(shake=(30, 15, 1.0)))  # the top box shaken sideways by 1 r, random each frame
+    assert cats(rep) == ["jitter"] and rep.events[0].object == 2, rep.table()
+    assert abs(rep.events[0].frame - 30) <= 1
+
+
+def _push_stop(T=70, u=0.5, f_stop=30, kick_at=None):
+    """A tool pushes a box at ``u`` and stops at frame ``f_stop``; the box stops with it (it sticks,
+    decelerating within a frame), still touching it. ``kick_at``: the box then slides off by itself."""
+    t = np.arange(T) * DT
+    tool_front = -0.05 + u * np.minimum(t, f_stop * DT)
+    shift = np.maximum(tool_front - (-R - 2 * R), 0)
+    if kick_at is not None:
+        shift = shift + np.maximum(t - (kick_at - 1) * DT, 0) * 0.4
+    box = block()[None] + np.stack([shift, 0 * t, 0 * t + rest_z()], 1)[:, None]
+    tool = block((1, 2, 3))[None] + np.stack([tool_front, 0 * t, 0 * t + rest_z()], 1)[:, None]
+    return make([(box, "rigid", False), (tool, "rigid", True)])
+
+
+def test_tool_that_pushes_and_stops_is_clean_and_does_no_work_once_stopped():
+    ro = _push_stop()
+    ctx = AuditContext(ro)
+    assert ctx.contact[10:, 0, 1].all()  # the box rests against the stopped tool to the end
+    rep = audit(ro)
+    assert rep.clean, rep.table()
+    rep = audit(_push_stop(kick_at=50))  # sliding off at 0.4 m/s from a tool that stands still: no source
+    assert cats(rep) == ["energy"] and rep.events[0].frame == 50 and rep.events[0].object == 0, rep.table()
+
+
+def test_rigid_kinematics_recover_velocity_spin_and_energy():
+    # a box spinning at w about a fixed axis while its centre moves at v: the pose fit gives both exactly
+    local = block((4, 3, 2))
+    local -= local.mean(0)
+    T, v, w = 20, np.array([0.3, -0.2, 0.0]), 6.0
+    axis = np.array([1.0, 2.0, 2.0]) / 3.0
+    t = np.arange(T) * DT
+    traj = np.einsum("tij,nj->tni", _rot(axis, w * t), local) + (np.array([0, 0, 0.5]) + v * t[:, None])[:, None]
+    ctx = AuditContext(make([(traj, "rigid", False)], ground=None))
+    kin = ctx.rigid
+    np.testing.assert_allclose(kin["dc"][:, 0] / DT, np.tile(v, (T - 1, 1)), atol=1e-4)
+    np.testing.assert_allclose(kin["dth"][:, 0] / DT, np.tile(w * axis, (T - 1, 1)), atol=1e-3)
+    m = ctx.mass[ctx.ids(0)]
+    inertia = np.eye(3) * (m * (local ** 2).sum(1)).sum() - (local * m[:, None]).T @ local
+    ke = 0.5 * m.sum() * v @ v + 0.5 * (w * axis) @ inertia @ (w * axis)
+    np.testing.assert_allclose(kin["ke"][:, 0], ke, rtol=1e-3)
+    assert np.nanmax(ctx.rigid_residual[:, 0]) < 1e-5  # a rigid motion leaves no residual

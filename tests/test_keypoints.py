@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from particles import ParticleScene
-from particles.keypoints import build_keypoints, deform, farthest_point_sampling, kabsch, summarize
+from particles.keypoints import build_keypoints, deform, farthest_point_sampling, kabsch, rotation_from_covariance, summarize
 
 
 def fps_reference(x, k, first=0):
@@ -83,3 +83,50 @@ def test_kabsch_recovers_rotation(rng):
     np.testing.assert_allclose(r, rot, atol=1e-10)
     np.testing.assert_allclose(t, [1, 2, 3], atol=1e-10)
     assert np.linalg.det(kabsch(src, src * [1, 1, -1])[0]) == pytest.approx(1.0)  # never a reflection
+
+
+def test_kabsch_batched_over_frames_recovers_each_rotation(rng):
+    src = rng.normal(size=(30, 3))
+    rots = Rotation.random(16, random_state=3).as_matrix()  # (16, 3, 3)
+    shift = rng.normal(size=(16, 3))
+    dst = np.einsum("tij,pj->tpi", rots, src) + shift[:, None]
+    r, t = kabsch(src, dst)  # one src against 16 frames
+    np.testing.assert_allclose(r, rots, atol=1e-10)
+    np.testing.assert_allclose(t, shift, atol=1e-10)
+
+
+def test_kabsch_mirror_image_gives_the_best_proper_rotation(rng):
+    src = rng.normal(size=(40, 3)) * [3.0, 2.0, 0.05]  # nearly flat: the mirror is almost a rotation
+    r, _ = kabsch(src, src * [1, 1, -1])
+    assert np.linalg.det(r) == pytest.approx(1.0)
+    assert np.abs(r - np.eye(3)).max() < 0.05  # the thin axis stays flipped: undoing it is no rotation
+    # a random rotation of the mirror image: the proper rotation found beats every other tried
+    rot = Rotation.random(random_state=5).as_matrix()
+    dst = (src * [1, 1, -1]) @ rot.T
+    r, t = kabsch(src, dst)
+    best = np.sum((src @ r.T + t - dst) ** 2)
+    for q in Rotation.random(200, random_state=6).as_matrix():
+        tq = dst.mean(0) - q @ src.mean(0)
+        assert np.sum((src @ q.T + tq - dst) ** 2) >= best - 1e-9
+
+
+def test_kabsch_weights_ignore_outliers_and_move_the_centroid(rng):
+    src = rng.normal(size=(25, 3))
+    rot = Rotation.random(random_state=7).as_matrix()
+    dst = src @ rot.T + [0.5, 0.0, -1.0]
+    dst[:5] += rng.normal(size=(5, 3)) * 10.0  # five outliers with weight zero
+    w = np.ones(25)
+    w[:5] = 0.0
+    r, t = kabsch(src, dst, w)
+    np.testing.assert_allclose(r, rot, atol=1e-10)
+    np.testing.assert_allclose(t, [0.5, 0.0, -1.0], atol=1e-10)
+    r_plain, _ = kabsch(src, dst)
+    assert np.abs(r_plain - rot).max() > 1e-3  # without the weights the outliers pull the fit
+
+
+def test_rotation_from_covariance_is_the_kabsch_rotation(rng):
+    src = rng.normal(size=(12, 3))
+    dst = src @ Rotation.random(random_state=9).as_matrix().T
+    h = (src - src.mean(0)).T @ (dst - dst.mean(0))
+    np.testing.assert_allclose(rotation_from_covariance(h), kabsch(src, dst)[0], atol=1e-12)
+    np.testing.assert_allclose(rotation_from_covariance(np.zeros((2, 3, 3))), np.stack([np.eye(3)] * 2))

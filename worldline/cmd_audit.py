@@ -50,10 +50,16 @@ def register(app: typer.Typer) -> None:
             None, help="Volume fraction below which an object has collapsed. Default: critic.AuditConfig."),
         workers: Optional[int] = typer.Option(
             None, help="Threads for per-object array work. Default: critic.AuditConfig."),
+        dt: Optional[float] = typer.Option(
+            None, "--dt", help="Frame time in s for an input that has none (a bare positions array, or a rollout "
+                               "without a dt field); a file's own dt is always used. Without it such files exit 2."),
     ) -> None:
         """Audit a rollout for physical glitches: penetration, teleport, vanish, rigidity, floating, energy, jitter.
 
         Exit code 0 when clean, 1 when glitches are found, 2 on bad input.
+
+        Example: ``worldline audit rollout.npz --json report.json``; a bare array without a frame
+        time: ``worldline audit positions.npy --dt 0.0166667``.
         """
         from tqdm import tqdm
 
@@ -77,7 +83,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:  # names the field: map it back to its flag
             field = str(exc).split(":")[0]
             raise BadInput(f"--{field.replace('_', '-')}: {str(exc).split(': ', 1)[-1]}") from None
-        items = load_audit_input(rollout)
+        items = load_audit_input(rollout, dt=dt)
         reports = []
         bar = tqdm(total=len(items) * len(config.checks), desc="audit", unit="check", file=sys.stderr,
                    disable=None, leave=False)

@@ -36,6 +36,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from particles import KINEMATIC, ParticleScene, ParticleState, ValidationError
+from particles.keypoints import kabsch
 
 from ..base import Dynamics
 from .materials import Material, default_material
@@ -200,23 +201,6 @@ def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
 
     q = Rotation.from_matrix(m).as_quat()
     return q if q[3] >= 0 else -q
-
-
-def _kabsch(local: np.ndarray, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation R (3, 3) and translation t (3,) minimising |R local + t - world|^2.
-
-    ``local`` and ``world`` are (n, 3) m (local: body-frame offsets; world: positions).
-    """
-    local = np.asarray(local, np.float64)
-    world = np.asarray(world, np.float64)
-    lc, wc = local.mean(0), world.mean(0)
-    if len(local) < 3:
-        return np.eye(3), wc - lc
-    h = (local - lc).T @ (world - wc)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return r, wc - r @ lc
 
 
 def _connected_parts(points: np.ndarray, link: float) -> list[np.ndarray]:
@@ -563,7 +547,7 @@ class NewtonSimulator(Dynamics):
 
     def _tool_pose(self, part: int, tool_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _, local_idx, rest = self._tool_parts[part]
-        return _kabsch(rest, tool_positions[local_idx])
+        return kabsch(rest, tool_positions[local_idx])
 
     def _load(self, state: ParticleState) -> None:
         """Put ``state`` (particle positions/velocities) into the Newton states."""
@@ -586,7 +570,7 @@ class NewtonSimulator(Dynamics):
         qd = self._s0.body_qd.numpy()
         com = self.model.body_com.numpy()
         for body, idx in zip(self._rigid_body, self._rigid_particles):
-            rot, t = _kabsch(self._particle_offset[idx], x[idx])
+            rot, t = kabsch(self._particle_offset[idx], x[idx])
             q[body, :3] = t
             q[body, 3:] = _matrix_to_quat(rot)
             # least-squares twist: v_i = v_c + w x (x_i - c)
