@@ -324,12 +324,8 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
 
 # --------------------------------------------------------------------------- these need the critic branch
 
-#: Strict: once the critic branch is merged these pass, XPASS fails, and the marker must go.
-_NEEDS_CRITIC = pytest.mark.xfail(reason="needs the critic branch (issue 16: vanish at any length; a rollout "
-                                         "without dt is bad input)", strict=True)
 
 
-@_NEEDS_CRITIC
 def test_audit_exploded_two_frames(capsys, monkeypatch):
     """A 2-frame rollout at 1e30 m is a vanish event (exit 1), not 'need at least 3 frames'.
     Needs the critic branch ("vanish at any length")."""
@@ -341,7 +337,6 @@ def test_audit_exploded_two_frames(capsys, monkeypatch):
     assert any(ev["category"] == "vanish" for ev in report["events"]), report["events"]
 
 
-@_NEEDS_CRITIC
 def test_audit_rollout_without_dt(capsys, monkeypatch):
     """A rollout file without dt exits 2 naming the file and dt. Needs the critic branch."""
     case = _CRITIC["rollout-without-dt"]
