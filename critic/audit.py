@@ -2,7 +2,7 @@
 
 Inputs :func:`load_audit_input` accepts:
 
-* a rollout ``.npz`` (ARCHITECTURE.md), read with ``particles.load_rollout(strict=False)``:
+* a rollout ``.npz`` (docs/ARCHITECTURE.md), read with ``particles.load_rollout(strict=False)``:
   fields it lacks get defaults and are named in ``rollout.missing``; checks that need them
   are skipped with a notice in the report;
 * a GNS-layout dataset folder: every trajectory of every split present;

@@ -1,6 +1,6 @@
 """The critic's output: glitch events and the report that holds them.
 
-A report is JSON version 1 (ARCHITECTURE.md)::
+A report is JSON version 1 (docs/ARCHITECTURE.md)::
 
     {"version": 1, "frames": T, "particles": N,
      "events": [{"category", "frame", "end_frame", "object", "other", "location",
@@ -23,7 +23,7 @@ from particles.io import atomic_write
 
 __all__ = ["CATEGORIES", "REPORT_VERSION", "Event", "Report"]
 
-#: The closed list of glitch categories (ARCHITECTURE.md), in the order the report lists them.
+#: The closed list of glitch categories (docs/ARCHITECTURE.md), in the order the report lists them.
 CATEGORIES: tuple[str, ...] = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
 
 #: Version of the report's JSON format.

@@ -5,7 +5,7 @@ name the file and the field when something is wrong (:class:`FileFormatError`).
 NumPy archives are always read with ``allow_pickle=False`` and written
 atomically: to a temporary file in the same folder, then renamed.
 
-Rollout ``.npz`` (ARCHITECTURE.md)::
+Rollout ``.npz`` (docs/ARCHITECTURE.md)::
 
     positions (T,N,3) float32, particle_type (N,) int32, object_id (N,) int32,
     object_material (K,) str, dt () float, radius () float, gravity (3,) float32,
@@ -364,7 +364,7 @@ def save_rollout(path, rollout: Rollout, extra: Optional[Mapping[str, np.ndarray
 def load_rollout(path, strict: bool = True) -> Rollout:
     """Read a rollout ``.npz``.
 
-    With ``strict=True`` every field of ARCHITECTURE.md is required. With
+    With ``strict=True`` every field of docs/ARCHITECTURE.md is required. With
     ``strict=False`` (the critic's mode) only ``positions`` and ``dt`` are: absent
     object ids, materials, particle types and radius get defaults, and their names
     are listed in ``rollout.missing`` so callers skip the checks that need them.

@@ -31,7 +31,7 @@ __all__ = [
     "material_particle_type",
 ]
 
-#: The closed list of object materials (ARCHITECTURE.md).
+#: The closed list of object materials (docs/ARCHITECTURE.md).
 MATERIALS: tuple[str, ...] = ("rigid", "elastic", "plastic", "granular", "fluid", "cloth", "rope", "static")
 
 #: GNS particle-type code of kinematic particles (tool, boundaries): their positions are prescribed.

@@ -1,4 +1,4 @@
-"""Critic reports as the viewer reads them (JSON v1 of ARCHITECTURE.md), without importing ``critic``.
+"""Critic reports as the viewer reads them (JSON v1 of docs/ARCHITECTURE.md), without importing ``critic``.
 
 A report is ``{"version": 1, "frames": T, "particles": N, "events": [...]}``; each event has
 ``category``, ``frame``, ``end_frame``, ``object``, ``other``, ``location`` ([x, y, z] m or null),
@@ -21,7 +21,7 @@ from particles import FileFormatError
 
 __all__ = ["CATEGORIES", "REPORT_VERSION", "ReportEvent", "ViewReport", "load_report"]
 
-#: The critic's closed list of categories (ARCHITECTURE.md), in display order.
+#: The critic's closed list of categories (docs/ARCHITECTURE.md), in display order.
 CATEGORIES: tuple[str, ...] = ("penetration", "teleport", "vanish", "rigidity", "floating", "energy", "jitter")
 
 #: The report format version this viewer reads.

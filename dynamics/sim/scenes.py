@@ -5,7 +5,7 @@ rollout need. Setups come from a scene file (:func:`setup_from_scene_file`, via
 ``particles.scene_file`` and ``particles.lift``) or from the seeded random
 generator the dataset command uses (:func:`random_setup`), which fills
 primitives with particles on a lattice of spacing ``2 r`` with centres at least
-``r`` inside the surface, as ARCHITECTURE.md asks of every lift.
+``r`` inside the surface, as docs/ARCHITECTURE.md asks of every lift.
 """
 
 from __future__ import annotations
