@@ -383,7 +383,7 @@ def load_rollout(path, strict: bool = True) -> Rollout:
         dt = r.scalar("dt", float, limit=MAX_DT)
         scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), strict=strict)
         try:
-            return Rollout(scene, pos.astype(np.float32), dt, missing=tuple(missing))
+            return Rollout(scene, pos.astype(np.float32, copy=False), dt, missing=tuple(missing))
         except ValidationError as exc:
             raise FileFormatError(r.path, exc.field, exc.problem) from None
     finally:
@@ -657,7 +657,7 @@ def load_dataset(folder, split: str = "train", strict: bool = False) -> list[Rol
                 missing.remove("radius")
             dt = r.scalar(prefix + "dt", float, required=False, limit=MAX_DT, field=prefix + "dt") or float(meta["dt"])
             try:
-                out.append(Rollout(scene, pos.astype(np.float32), dt, missing=tuple(missing)))
+                out.append(Rollout(scene, pos.astype(np.float32, copy=False), dt, missing=tuple(missing)))
             except ValidationError as exc:
                 raise FileFormatError(path, prefix + exc.field, exc.problem) from None
         return out
