@@ -42,7 +42,7 @@ from .evaluate import one_step_mse, position_mse, predict_trajectory
 from .model import GNS, ModelConfig, constrain, pack_scenes
 
 __all__ = ["TrainConfig", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONNECTIVITY_RADII", "train", "load_checkpoint",
-           "load_model", "save_model", "model_config_for_dataset", "random_walk_noise", "training_distribution",
+           "load_model", "model_from_checkpoint", "save_model", "model_config_for_dataset", "random_walk_noise", "training_distribution",
            "out_of_distribution", "tool_shape", "checkpoint_distribution"]
 
 CHECKPOINT_FORMAT = "worldline.gns_checkpoint"
@@ -387,7 +387,12 @@ def checkpoint_distribution(ckpt: dict) -> Optional[dict]:
 
 def load_model(path, device="cpu") -> GNS:
     """The trained :class:`GNS` of a checkpoint (full or model-only), in eval mode."""
-    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path, device)
+
+
+def model_from_checkpoint(ckpt: dict, path, device="cpu") -> GNS:
+    """The :class:`GNS` of a checkpoint dict already read by :func:`load_checkpoint` from ``path``
+    (named in errors), in eval mode; for callers that need the dict too, so the file is read once."""
     try:
         model = GNS(ModelConfig.from_dict(ckpt["model_config"]))
     except ValidationError as exc:

@@ -70,13 +70,13 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide
     return ro, extra
 
 
-def warn_out_of_distribution(checkpoint: Path, scene) -> list[str]:
+def warn_out_of_distribution(checkpoint: Path, ckpt: dict, scene) -> list[str]:
     """Print (stderr) one warning line per reason the scene lies outside what the checkpoint was
     trained on (materials, tool, object parameters), or once that its training distribution is
-    unknown; returns the lines."""
-    from dynamics.train import checkpoint_distribution, load_checkpoint, out_of_distribution
+    unknown; returns the lines. ``ckpt`` is the checkpoint dict read from ``checkpoint``."""
+    from dynamics.train import checkpoint_distribution, out_of_distribution
 
-    reasons = out_of_distribution(checkpoint_distribution(load_checkpoint(checkpoint)), scene)
+    reasons = out_of_distribution(checkpoint_distribution(ckpt), scene)
     lines = []
     for reason in reasons:
         if reason == "unknown training distribution":
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         import warp as wp
 
         from particles import save_rollout
-        from dynamics.train import load_model
+        from dynamics.train import load_checkpoint, model_from_checkpoint
 
         wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         torch.set_num_threads(max(1, threads))
@@ -127,11 +127,12 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--split: expected train, valid or test, got {split!r}")
         if steps is not None and steps < 1:
             raise BadInput(f"--steps must be >= 1, got {steps}")
-        model = load_model(checkpoint)
+        ckpt = load_checkpoint(checkpoint)
+        model = model_from_checkpoint(ckpt, checkpoint)
         if source.is_dir():
             ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide, max_particles)
         else:
             ro, extra = _rollout_scene(model, source, steps, rigid, collide, max_particles)
-        warn_out_of_distribution(checkpoint, ro.scene)
+        warn_out_of_distribution(checkpoint, ckpt, ro.scene)
         save_rollout(out, ro, extra=extra)
         typer.echo(f"wrote {out}: {ro.num_frames} frames of {ro.scene.num_particles} particles, dt {ro.dt:g} s")

@@ -45,11 +45,11 @@ def _check_dataset(folder: Path) -> None:
 
 def _check_resumable(path: Path) -> None:
     """Refuse a ``checkpoint.pt`` that ``--resume`` could not continue, naming the field."""
-    from dynamics.train import TrainConfig, load_checkpoint, load_model
+    from dynamics.train import TrainConfig, load_checkpoint, model_from_checkpoint
     from particles import FileFormatError, ValidationError
 
     ckpt = load_checkpoint(path)
-    load_model(path)  # config and weights
+    model_from_checkpoint(ckpt, path)  # config and weights
     for key, kind in (("train_config", dict), ("optimizer", dict), ("step", int)):
         if key not in ckpt:
             raise FileFormatError(path, key, "missing (a model-only checkpoint cannot be resumed)")
