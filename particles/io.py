@@ -14,6 +14,11 @@ Rollout ``.npz`` (docs/ARCHITECTURE.md)::
     object_friction, object_restitution, object_stiffness (K,) float32 (optional; Pa for stiffness),
     format () str = "worldline.rollout", format_version () int
 
+Action ``.npz`` (the tool's motion, replayable by ``worldline simulate --action``)::
+
+    indices (M,) int64 (the tool's particles in the scene), positions (T,M,3) float32 m,
+    dt () float s (optional), format () str = "worldline.action", format_version () int
+
 Dataset folder (GNS "Learning to Simulate" layout, extended)::
 
     metadata.json   bounds, sequence_length, default_connectivity_radius, dim, dt,
@@ -39,7 +44,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .types import GRAVITY, MATERIALS, KINEMATIC, ParticleScene, Rollout, ValidationError, KeypointGraph
+from .types import GRAVITY, MATERIALS, KINEMATIC, Action, ParticleScene, Rollout, ValidationError, KeypointGraph
 
 __all__ = [
     "FileFormatError",
@@ -53,6 +58,9 @@ __all__ = [
     "rollout_from_arrays",
     "save_scene",
     "load_scene",
+    "save_action",
+    "load_action",
+    "ACTION_FORMAT",
     "gns_statistics",
     "write_dataset",
     "read_metadata",
@@ -69,6 +77,7 @@ MAX_ACCELERATION = 1.0e6
 
 ROLLOUT_FORMAT = "worldline.rollout"
 SCENE_FORMAT = "worldline.scene"
+ACTION_FORMAT = "worldline.action"
 DATASET_FORMAT = "worldline.dataset"
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -441,6 +450,42 @@ def save_scene(path, scene: ParticleScene, keypoints: Optional[KeypointGraph] = 
     if extra:
         arrays.update({k: np.asarray(v) for k, v in extra.items()})
     return _savez(path, arrays)
+
+
+def save_action(path, action: Action, dt: Optional[float] = None) -> Path:
+    """Write ``action`` (``indices (M,)``, ``positions (T, M, 3)`` m) as an action ``.npz``
+    (see module docstring), atomically; ``dt`` (s) is recorded when given."""
+    arrays = {"indices": np.asarray(action.indices, np.int64), "positions": np.asarray(action.positions, np.float32),
+              "format": np.array(ACTION_FORMAT), "format_version": np.int32(FORMAT_VERSION)}
+    if dt is not None:
+        arrays["dt"] = np.float64(dt)
+    return _savez(path, arrays)
+
+
+def load_action(path, tool_indices: Optional[np.ndarray] = None) -> Action:
+    """Read an action ``.npz``: ``positions (T, M, 3)`` m and optional ``indices (M,)``
+    (default ``tool_indices``). Files without ``format`` (bare arrays) are accepted.
+
+    With ``tool_indices (M,)``, the file must move exactly those particles. Raises
+    :class:`FileFormatError` naming the file and the field.
+    """
+    r = _NpzReader(path)  # names the file and field on a missing, empty, truncated or pickled file
+    try:
+        r.check_format(ACTION_FORMAT)
+        pos = r.numbers("positions")
+        idx = r.numbers("indices", required=tool_indices is None, integer=True)
+        if not np.issubdtype(pos.dtype, np.floating):
+            raise FileFormatError(r.path, "positions", f"expected floats (T, M, 3) m, got dtype {pos.dtype}")
+        if pos.size and np.nanmax(np.abs(pos)) > MAX_LENGTH:
+            raise FileFormatError(r.path, "positions", f"tool positions past {MAX_LENGTH:g} m are outside the world")
+        action = Action(tool_indices if idx is None else idx, pos)
+    except ValidationError as exc:
+        raise FileFormatError(r.path, exc.field, exc.problem) from None
+    finally:
+        r.close()
+    if tool_indices is not None and not np.array_equal(np.sort(action.indices), np.sort(tool_indices)):
+        raise FileFormatError(r.path, "indices", f"must be the scene's {len(tool_indices)} tool particles")
+    return action
 
 
 def load_scene(path):

@@ -255,3 +255,25 @@ def test_failed_write_keeps_the_old_file(rng, tmp_path):
     assert good.read_bytes() == before
     assert zipfile.is_zipfile(good)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz"]
+
+
+def test_action_file_round_trip_and_checks(tmp_path):
+    """An action .npz written by save_action reads back bit for bit, with its format; a file of
+    another format, or one that moves other particles than the scene's tool, is refused by name."""
+    from particles import Action, FileFormatError
+    from particles.io import ACTION_FORMAT, load_action, save_action
+
+    rng = np.random.default_rng(3)
+    act = Action(np.array([7, 8, 9]), rng.normal(size=(5, 3, 3)).astype(np.float32))
+    path = save_action(tmp_path / "action.npz", act, dt=1 / 60)
+    back = load_action(path, np.array([9, 8, 7]))
+    assert np.array_equal(back.indices, act.indices) and np.array_equal(back.positions, act.positions)
+    with np.load(path, allow_pickle=False) as z:
+        assert str(z["format"]) == ACTION_FORMAT and float(z["dt"]) == 1 / 60
+    with pytest.raises(FileFormatError, match="indices"):
+        load_action(path, np.array([1, 2, 3]))
+    np.savez(tmp_path / "other.npz", positions=act.positions, indices=act.indices, format=np.array("worldline.rollout"))
+    with pytest.raises(FileFormatError, match="format"):
+        load_action(tmp_path / "other.npz")
+    np.savez(tmp_path / "bare.npz", positions=act.positions)  # bare arrays: the scene's tool particles
+    assert np.array_equal(load_action(tmp_path / "bare.npz", act.indices).indices, act.indices)

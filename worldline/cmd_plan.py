@@ -66,7 +66,7 @@ def run_plan(scene: Path, out: Path, checkpoint: Optional[Path] = DEFAULT_CHECKP
     from dynamics.plan import MPCController, PlannerConfig
     from dynamics.tasks import Task, run_episode
     from particles import save_rollout
-    from particles.io import _savez
+    from particles.io import save_action
 
     for name, v, lo in (("--samples", samples, 2), ("--horizon", horizon, 2), ("--iterations", iterations, 1),
                         ("--replan-every", replan_every, 1), ("--max-steps", max_steps, 1)):
@@ -107,8 +107,7 @@ def run_plan(scene: Path, out: Path, checkpoint: Optional[Path] = DEFAULT_CHECKP
 
     report = critic.audit(res.executed)
     out.mkdir(parents=True, exist_ok=True)
-    _savez(out / "action.npz", {"indices": res.action.indices, "positions": res.action.positions,
-                                "dt": np.float64(task.dt)})
+    save_action(out / "action.npz", res.action, dt=task.dt)
     roll_name = "executed.npz" if execute else "predicted.npz"
     save_rollout(out / roll_name, res.executed, extra={"tool_indices": task.tool.indices})
     report.write(out / ("executed_report.json" if execute else "predicted_report.json"))

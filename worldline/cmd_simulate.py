@@ -26,32 +26,6 @@ from particles.scene_file import DEFAULT_MAX_PARTICLES
 from worldline.errors import BadInput, check_output
 
 
-def _load_action(path: Path, scene, tool_indices):
-    """An :class:`particles.Action` from an ``.npz`` with ``indices (M,)`` and ``positions (T, M, 3)``."""
-    import numpy as np
-
-    from particles import Action, FileFormatError, ValidationError
-
-    from particles.io import MAX_LENGTH, _NpzReader
-
-    r = _NpzReader(path)  # names the file and field on a missing, empty, truncated or pickled file
-    try:
-        pos = r.numbers("positions")
-        idx = r.numbers("indices", required=False, integer=True)
-        if not np.issubdtype(pos.dtype, np.floating):
-            raise FileFormatError(path, "positions", f"expected floats (T, M, 3) m, got dtype {pos.dtype}")
-        if pos.size and np.nanmax(np.abs(pos)) > MAX_LENGTH:
-            raise FileFormatError(path, "positions", f"tool positions past {MAX_LENGTH:g} m are outside the world")
-        action = Action(tool_indices if idx is None else idx, pos)
-    except ValidationError as exc:
-        raise FileFormatError(path, exc.field, exc.problem) from None
-    finally:
-        r.close()
-    if not np.array_equal(np.sort(action.indices), np.sort(tool_indices)):
-        raise FileFormatError(path, "indices", f"must be the scene's {len(tool_indices)} tool particles")
-    return action
-
-
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate(
@@ -93,6 +67,7 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"scene file not found: {scene}")
         from dynamics.sim import SimConfig
         from dynamics.sim.scenes import setup_from_scene_file
+        from particles.io import load_action
         from particles.scene_file import check_particle_budget, load_scene_file
 
         try:
@@ -111,7 +86,7 @@ def register(app: typer.Typer) -> None:
         if action is not None:
             if act is None:
                 raise BadInput(f"{scene} has no tool, so --action has nothing to move")
-            act = _load_action(action, setup.scene, act.indices)
+            act = load_action(action, act.indices)
             if act.num_frames < steps + 1:
                 raise BadInput(f"{action} covers {act.num_frames} frames; --steps {steps} needs {steps + 1}")
             # the simulator takes tool positions in the scene's (ascending) tool order
