@@ -231,13 +231,12 @@ def record_plan(path: Path, task, res, log, report) -> None:
 def _check_budget(scene: Path, samples: int, max_particles: int) -> None:
     """Refuse, before anything is allocated, a plan whose ``samples`` packed copies of ``scene`` would
     hold more than ``max_particles`` particles (the estimate of :func:`particles.scene_file.estimate_particles`)."""
-    from particles.scene_file import check_particle_budget, estimate_particles, load_scene_file
+    from particles.scene_file import check_particle_budget, load_scene_file
 
-    spec = load_scene_file(scene)
-    check_particle_budget(spec, max_particles)
-    packed = estimate_particles(spec).total * max(samples, 1)
+    one = check_particle_budget(load_scene_file(scene), max_particles).total
+    packed = one * max(samples, 1)
     if packed > max_particles:
-        raise BadInput(f"{scene}: --samples {samples} packed copies of about {estimate_particles(spec).total:.3g} "
+        raise BadInput(f"{scene}: --samples {samples} packed copies of about {one:.3g} "
                        f"particles make about {packed:.3g}, more than --max-particles {max_particles}; "
                        "use fewer --samples or a larger world.spacing, or raise --max-particles")
 
