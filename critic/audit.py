@@ -193,33 +193,15 @@ def _load_npy(path: Path, dt: Optional[float]) -> Rollout:
 def _load_without_dt(path: Path, dt: Optional[float]) -> Rollout:
     """A rollout ``.npz`` lacking ``dt``: refused without ``dt``; with it, read like any rollout
     (a bare ``positions`` array, or every scene field the file has)."""
-    if dt is None:
-        with np.load(path, allow_pickle=False) as z:
-            if "positions" not in z.files:
-                raise FileFormatError(path, "positions", "missing")
-        raise _no_dt(path)
-    from particles.io import _NpzReader, _scene_from_reader  # the reader of load_rollout, with dt given
-
     with np.load(path, allow_pickle=False) as z:
         names = set(z.files)
+    if dt is None:
+        if "positions" not in names:
+            raise FileFormatError(path, "positions", "missing")
+        raise _no_dt(path)
     if names <= {"positions"}:
         return _load_bare_npz(path, dt)
-    r = _NpzReader(path)
-    try:
-        pos = r.get("positions")
-        if pos.ndim != 3 or pos.shape[-1] != 3:
-            raise FileFormatError(path, "positions", f"expected shape (T, N, 3), got {pos.shape}")
-        if pos.shape[0] == 0:
-            raise FileFormatError(path, "positions", "has no frames")
-        if not np.issubdtype(pos.dtype, np.floating):
-            raise FileFormatError(path, "positions", f"expected floats, got dtype {pos.dtype}")
-        scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), strict=False)
-        try:
-            return Rollout(scene, pos.astype(np.float32), float(dt), missing=tuple(missing))
-        except ValidationError as exc:
-            raise FileFormatError(path, exc.field, exc.problem) from None
-    finally:
-        r.close()
+    return load_rollout(path, strict=False, dt=dt)
 
 
 def _load_bare_npz(path: Path, dt: Optional[float]) -> Rollout:

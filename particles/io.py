@@ -370,14 +370,16 @@ def save_rollout(path, rollout: Rollout, extra: Optional[Mapping[str, np.ndarray
     return _savez(path, arrays)
 
 
-def load_rollout(path, strict: bool = True) -> Rollout:
+def load_rollout(path, strict: bool = True, dt: Optional[float] = None) -> Rollout:
     """Read a rollout ``.npz``.
 
     With ``strict=True`` every field of docs/ARCHITECTURE.md is required. With
     ``strict=False`` (the critic's mode) only ``positions`` and ``dt`` are: absent
     object ids, materials, particle types and radius get defaults, and their names
     are listed in ``rollout.missing`` so callers skip the checks that need them.
-    Raises :class:`FileFormatError` naming the file and field on any problem.
+    ``dt`` (s) is the frame time of a file that has no ``dt`` field (the file's own always
+    wins); without it such a file is refused. Raises :class:`FileFormatError` naming the
+    file and field on any problem.
     """
     r = _NpzReader(path)
     try:
@@ -389,10 +391,11 @@ def load_rollout(path, strict: bool = True) -> Rollout:
             raise FileFormatError(r.path, "positions", "has no frames")
         if not np.issubdtype(pos.dtype, np.floating):
             raise FileFormatError(r.path, "positions", f"expected floats, got dtype {pos.dtype}")
-        dt = r.scalar("dt", float, limit=MAX_DT)
+        own_dt = r.scalar("dt", float, limit=MAX_DT, required=dt is None)
         scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), strict=strict)
         try:
-            return Rollout(scene, pos.astype(np.float32, copy=False), dt, missing=tuple(missing))
+            return Rollout(scene, pos.astype(np.float32, copy=False), own_dt if own_dt is not None else float(dt),
+                           missing=tuple(missing))
         except ValidationError as exc:
             raise FileFormatError(r.path, exc.field, exc.problem) from None
     finally:

@@ -277,3 +277,17 @@ def test_action_file_round_trip_and_checks(tmp_path):
         load_action(tmp_path / "other.npz")
     np.savez(tmp_path / "bare.npz", positions=act.positions)  # bare arrays: the scene's tool particles
     assert np.array_equal(load_action(tmp_path / "bare.npz", act.indices).indices, act.indices)
+
+
+def test_load_rollout_takes_a_frame_time_only_for_files_without_one(tmp_path):
+    """``load_rollout(dt=...)`` fills in a missing ``dt``; a file's own ``dt`` always wins."""
+    from particles import FileFormatError, load_rollout, rollout_from_arrays, save_rollout
+
+    ro = rollout_from_arrays(np.zeros((3, 4, 3), np.float32), dt=0.01, radius=0.005)
+    path = save_rollout(tmp_path / "r.npz", ro)
+    assert load_rollout(path, dt=0.5).dt == pytest.approx(0.01)
+    with np.load(path, allow_pickle=False) as z:
+        np.savez(tmp_path / "nodt.npz", **{k: z[k] for k in z.files if k != "dt"})
+    with pytest.raises(FileFormatError, match="dt"):
+        load_rollout(tmp_path / "nodt.npz")
+    assert load_rollout(tmp_path / "nodt.npz", dt=0.5).dt == pytest.approx(0.5)
