@@ -1,4 +1,4 @@
-"""Warp kernels of the Newton wrapper: drive the tool bodies, read rigid particles.
+"""Warp kernels of the Newton wrapper: drive the tool bodies, read rigid particles, couple MPM to bodies.
 
 Inputs first, then outputs; no I/O. Launchers live in :mod:`dynamics.sim.simulator`.
 """
@@ -113,3 +113,58 @@ def tool_drive(
     drive_sum[i] = drive_sum[i] + wp.spatial_vector(f, tau)
     pk = drive_peak[i]
     drive_peak[i] = wp.vec2(wp.max(pk[0], fn), wp.max(pk[1], tn))
+
+
+@wp.kernel
+def mpm_body_wrench(
+    collider_ids: wp.array(dtype=wp.int32),
+    impulses: wp.array(dtype=wp.vec3),
+    impulse_pos: wp.array(dtype=wp.vec3),
+    collider_body: wp.array(dtype=wp.int32),
+    body_q: wp.array(dtype=wp.transform),
+    body_com: wp.array(dtype=wp.vec3),
+    dt: float,
+    body_f: wp.array(dtype=wp.spatial_vector),
+):
+    """Two-way MPM coupling: the force and torque the material puts on each rigid body.
+
+    ``impulses`` (N s) are what the implicit-MPM step of ``dt`` s applied to the colliders at
+    grid nodes ``impulse_pos`` (m), node ``i`` belonging to collider ``collider_ids[i]``
+    (``SolverImplicitMPM.collect_collider_impulses``); ``collider_body`` maps a collider to its
+    body (-1: ground or static shape, which take nothing). Adds ``impulse / dt`` (N) and its
+    moment about the body's centre of mass (N m), world frame, to ``body_f``.
+    """
+    i = wp.tid()
+    c = collider_ids[i]
+    if c < 0 or c >= collider_body.shape[0]:
+        return
+    b = collider_body[c]
+    if b < 0:
+        return
+    f = impulses[i] / dt
+    com = wp.transform_point(body_q[b], body_com[b])
+    wp.atomic_add(body_f, b, wp.spatial_vector(f, wp.cross(impulse_pos[i] - com, f)))
+
+
+@wp.kernel
+def remove_body_wrench(
+    body_q: wp.array(dtype=wp.transform),
+    body_qd: wp.array(dtype=wp.spatial_vector),
+    body_f: wp.array(dtype=wp.spatial_vector),
+    body_inv_mass: wp.array(dtype=float),
+    body_inv_inertia: wp.array(dtype=wp.mat33),
+    dt: float,
+    body_qd_out: wp.array(dtype=wp.spatial_vector),
+):
+    """Body twists without what the wrench ``body_f`` (world frame, N and N m at the centre of mass)
+    added over ``dt`` s: ``v - dt f / m`` and ``w - dt I^-1 tau`` (inertia in the body frame).
+
+    The implicit-MPM step sees the colliders at these velocities, so that the impulse it returns
+    is the material's whole contact impulse and not its increment over the last one.
+    """
+    b = wp.tid()
+    f = body_f[b]
+    r = wp.transform_get_rotation(body_q[b])
+    dv = dt * body_inv_mass[b] * wp.spatial_top(f)
+    dw = dt * wp.quat_rotate(r, body_inv_inertia[b] * wp.quat_rotate_inv(r, wp.spatial_bottom(f)))
+    body_qd_out[b] = body_qd[b] - wp.spatial_vector(dv, dw)
