@@ -9,8 +9,12 @@ and kernel compile time with a cold Warp cache against a warm one.
 Scenes per material (particle radius 1 cm, default SimConfig: 1/60 s frames, 10 substeps):
 rigid: boxes of 4x4x4 particles on a grid, dropped 1 cm onto the ground; push: the same grid
 and a pusher driving the first box into the next one at 0.25 m/s (``--materials push``); granular: one
-block of sand collapsing; elastic: one spring-network block dropped on the ground;
-cloth: a square sheet falling onto a static box. A size is skipped (and said so) when its
+block of sand collapsing; sandbox: boxes dropped onto a sand bed (about 3/4 of the particles sand),
+which the two-way MPM coupling carries (``sandbox-oneway``: the former one-way coupling); elastic: one
+block dropped on the ground, on VBD tetrahedra (``elastic-springs``: the former XPBD spring network);
+cloth: a square sheet falling onto a static box, on VBD (``cloth-springs``: XPBD springs).
+
+    PYTHONPATH=$PWD python3 bench/sim.py --materials elastic elastic-springs cloth cloth-springs sandbox sandbox-oneway --sizes 1000 A size is skipped (and said so) when its
 first frame predicts more than ``--budget`` seconds for the timed frames, and larger sizes
 of that material are skipped with it.
 """
@@ -51,6 +55,16 @@ def make_setup(material: str, n: int):
         start = np.array([-0.06, 0.0, 0.032])
         path = push_action(start, start + [0.25 * PUSH_FRAMES / 60.0, 0, 0], PUSH_FRAMES)
         return build_setup(objs, R, tool=ObjectShape("box", (0.01, 0.04, 0.02), position=start), tool_path=path)
+    if material == "sandbox":  # a bed of sand and boxes of 4x4x4 particles dropped onto it (two-way coupling)
+        side = max(2, int(round((0.75 * n / 3) ** 0.5)))
+        half = side * R
+        boxes = max(1, n // 4 // 64)
+        row = int(np.ceil(np.sqrt(boxes)))
+        objs = [PrimitiveSpec("sand", "granular", ObjectShape("box", (half, half, 3 * R), position=(0, 0, 3 * R)))]
+        for b in range(boxes):
+            x, y = ((b % row) - (row - 1) / 2) * 0.1, ((b // row) - (row - 1) / 2) * 0.1
+            objs.append(PrimitiveSpec(f"box{b}", "rigid", ObjectShape("box", (0.04, 0.04, 0.04), position=(x, y, 0.11))))
+        return build_setup(objs, R)
     if material in ("granular", "elastic"):
         side = max(2, int(round(n ** (1 / 3))))
         half = side * R
@@ -76,22 +90,26 @@ def throughput(materials, sizes, frames: int, budget: float, device=None):
     from dynamics.sim import SimConfig
 
     rows = []
-    for material in materials:
+    for label in materials:
+        # "<material>-springs": elastic or cloth on the former XPBD spring network; "<material>-oneway": the
+        # sand-box scene with the former one-way MPM coupling
+        material, _, variant = label.partition("-")
+        extra = {"springs": {"soft_solver": "springs"}, "oneway": {"mpm_two_way": False}}.get(variant, {})
         skip = False
         for n in sizes:
             if skip:
-                rows.append((material, n, None, None, None, "skipped (a smaller size exceeded the budget)"))
+                rows.append((label, n, None, None, None, "skipped (a smaller size exceeded the budget)"))
                 continue
             setup = make_setup(material, n)
             t0 = time.perf_counter()
-            sim = setup.simulator(SimConfig(device=device))
+            sim = setup.simulator(SimConfig(device=device, **extra))
             build = time.perf_counter() - t0
             t0 = time.perf_counter()
             act = setup.action
             sim.rollout(act, 1)  # first frame: loads kernels, allocates
             first = time.perf_counter() - t0
             if first * frames > budget:
-                rows.append((material, setup.scene.num_particles, build, None, None,
+                rows.append((label, setup.scene.num_particles, build, None, None,
                              f"skipped: first frame took {first:.1f} s, {frames} frames > {budget:.0f} s budget"))
                 skip = True
                 continue
@@ -100,9 +118,9 @@ def throughput(materials, sizes, frames: int, budget: float, device=None):
             el = time.perf_counter() - t0
             fps = frames / el
             ok = bool(np.all(np.isfinite(ro.positions)))
-            rows.append((material, setup.scene.num_particles, build, fps, fps * setup.scene.num_particles,
-                         "" if ok else "NON-FINITE"))
-            print(f"  {material:9s} N={setup.scene.num_particles:7d} build {build:6.2f} s  {fps:8.2f} frames/s", flush=True)
+            rows.append((label, setup.scene.num_particles, build, fps, fps * setup.scene.num_particles,
+                         ("" if ok else "NON-FINITE ") + f"{sim.substeps} substeps"))
+            print(f"  {label:15s} N={setup.scene.num_particles:7d} build {build:6.2f} s  {fps:8.2f} frames/s", flush=True)
     return rows
 
 
@@ -220,7 +238,7 @@ def compile_times(root: str):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--materials", nargs="+", default=["rigid", "push", "granular", "elastic", "cloth"])
+    ap.add_argument("--materials", nargs="+", default=["rigid", "push", "granular", "sandbox", "elastic", "cloth"])
     ap.add_argument("--sizes", nargs="+", type=int, default=[1000, 10000, 100000])
     ap.add_argument("--frames", type=int, default=10, help="timed frames per size")
     ap.add_argument("--budget", type=float, default=120.0, help="s allowed for the timed frames of one size")

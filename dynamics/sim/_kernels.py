@@ -6,6 +6,7 @@ Inputs first, then outputs; no I/O. Launchers live in :mod:`dynamics.sim.simulat
 from __future__ import annotations
 
 import warp as wp
+from newton._src.solvers.vbd.rigid_vbd_kernels import evaluate_body_particle_contact  # VBD's own contact law
 
 
 @wp.kernel
@@ -168,3 +169,65 @@ def remove_body_wrench(
     dv = dt * body_inv_mass[b] * wp.spatial_top(f)
     dw = dt * wp.quat_rotate(r, body_inv_inertia[b] * wp.quat_rotate_inv(r, wp.spatial_bottom(f)))
     body_qd_out[b] = body_qd[b] - wp.spatial_vector(dv, dw)
+
+
+@wp.kernel
+def add_wrench(wrench: wp.array(dtype=wp.spatial_vector), body_f: wp.array(dtype=wp.spatial_vector)):
+    """``body_f[b] += wrench[b]`` (N, N m, world frame at the centre of mass)."""
+    b = wp.tid()
+    body_f[b] = body_f[b] + wrench[b]
+
+
+@wp.kernel
+def soft_contact_reaction(
+    contact_count: wp.array(dtype=wp.int32),
+    contact_particle: wp.array(dtype=wp.int32),
+    contact_shape: wp.array(dtype=wp.int32),
+    contact_body_pos: wp.array(dtype=wp.vec3),
+    contact_body_vel: wp.array(dtype=wp.vec3),
+    contact_normal: wp.array(dtype=wp.vec3),
+    particle_q: wp.array(dtype=wp.vec3),
+    particle_q_prev: wp.array(dtype=wp.vec3),
+    particle_radius: wp.array(dtype=float),
+    shape_material_mu: wp.array(dtype=float),
+    shape_body: wp.array(dtype=wp.int32),
+    body_q: wp.array(dtype=wp.transform),
+    body_q_prev: wp.array(dtype=wp.transform),
+    body_qd: wp.array(dtype=wp.spatial_vector),
+    body_com: wp.array(dtype=wp.vec3),
+    shape_margin: wp.array(dtype=float),
+    body_inv_mass: wp.array(dtype=float),
+    ke: float,
+    kd: float,
+    mu: float,
+    friction_epsilon: float,
+    dt: float,
+    body_f: wp.array(dtype=wp.spatial_vector),
+):
+    """The force VBD's particles put on the dynamic bodies they touch, from its own contact law.
+
+    For each soft contact (particle against a body's shape, from the VBD model's collision
+    pipeline) the penalty, damping and friction force that VBD's step of ``dt`` s applied to the
+    particle (``evaluate_body_particle_contact``: stiffness ``ke`` N/m, at the particle's solved
+    position ``particle_q`` from ``particle_q_prev``, the body at ``body_q`` from ``body_q_prev``)
+    acts on the body in reverse at the shape-side contact point: its force (N) and moment about the
+    body's centre of mass (N m) are added to ``body_f``. Ground, static shapes and bodies without
+    mass take nothing.
+    """
+    i = wp.tid()
+    if i >= contact_count[0]:
+        return
+    s = contact_shape[i]
+    b = shape_body[s]
+    if b < 0:
+        return
+    if body_inv_mass[b] <= 0.0:
+        return
+    p = contact_particle[i]
+    f, _hess = evaluate_body_particle_contact(p, particle_q[p], particle_q_prev[p], i, ke, kd, mu, friction_epsilon,
+                                              particle_radius, shape_material_mu, shape_body, body_q, body_q_prev,
+                                              body_qd, body_com, contact_shape, contact_body_pos, contact_body_vel,
+                                              contact_normal, shape_margin, dt)
+    bx = wp.transform_point(body_q[b], contact_body_pos[i])
+    com = wp.transform_point(body_q[b], body_com[b])
+    wp.atomic_add(body_f, b, wp.spatial_vector(-f, wp.cross(bx - com, -f)))

@@ -22,8 +22,10 @@ class Material:
 
     Which fields a solver reads depends on the material kind (see
     :mod:`dynamics.sim.simulator`): rigid and static shapes read density,
-    friction and restitution; spring-network elastic and cloth particles read
-    ``young_modulus`` and ``damping``; MPM granular/plastic/fluid particles read
+    friction and restitution; VBD elastic solids read ``young_modulus``, ``poisson``
+    and ``damping`` (Pa s, the tetrahedra's viscous damping) and VBD cloth also
+    ``bending_stiffness``; spring-network particles (rope, or ``soft_solver="springs"``)
+    read ``young_modulus`` and ``damping`` (N s/m per spring); MPM granular/plastic/fluid particles read
     friction (internal, as the tangent of the friction angle), ``young_modulus``,
     ``poisson``, ``yield_stress`` and ``viscosity``.
     """
@@ -39,11 +41,14 @@ class Material:
     poisson: float = 0.3
     """Poisson ratio in [0, 0.5)."""
     damping: float = 0.0
-    """Spring damping of elastic/cloth networks, N s/m per spring (>= 0)."""
+    """(>= 0) Viscous damping: of VBD tetrahedra and cloth triangles (Newton's ``k_damp`` / ``tri_kd``), or
+    of spring networks in N s/m per spring."""
     yield_stress: float = 0.0
     """Pa (>= 0). MPM deviatoric yield stress (plastic flow starts above it); 0 for cohesionless sand."""
     viscosity: float = 0.0
     """Pa s (>= 0). MPM viscosity (fluids)."""
+    bending_stiffness: float = 0.0
+    """N m (>= 0). Cloth bending stiffness D on VBD (a plate's ``E t^3 / (12 (1 - nu^2))``); 0 folds freely."""
 
     def __post_init__(self):
         checks = (
@@ -55,6 +60,7 @@ class Material:
             ("damping", self.damping >= 0, "must be non-negative (N s/m)"),
             ("yield_stress", self.yield_stress >= 0, "must be non-negative (Pa)"),
             ("viscosity", self.viscosity >= 0, "must be non-negative (Pa s)"),
+            ("bending_stiffness", self.bending_stiffness >= 0, "must be non-negative (N m)"),
         )
         for name, ok, problem in checks:
             value = getattr(self, name)
@@ -70,12 +76,13 @@ class Material:
 #: Elastic: soft rubber (E 1e5 Pa). Granular: dry sand (1600 kg/m^3, internal friction 0.68,
 #: about 34 degrees, the angle of repose of dry sand). Plastic: clay-like (yield 2e3 Pa).
 #: Fluid: water-like (1000 kg/m^3, no friction). Cloth: cotton-like sheet (E 1e5 Pa on the
-#: particle lattice). Static: fixed furniture (friction 0.5).
+#: particle lattice; bending stiffness 0.01 N m, so a strip held over an edge droops but keeps a curve
+#: instead of hanging straight down). Static: fixed furniture (friction 0.5).
 DEFAULT_MATERIALS: dict[str, Material] = {
     "rigid": Material(density=800.0, friction=0.5, restitution=0.0, young_modulus=1.0e9),
     "static": Material(density=1000.0, friction=0.5, restitution=0.0, young_modulus=1.0e9),
     "elastic": Material(density=1000.0, friction=0.5, young_modulus=1.0e5, poisson=0.3, damping=0.0),
-    "cloth": Material(density=300.0, friction=0.5, young_modulus=1.0e5, poisson=0.3, damping=0.0),
+    "cloth": Material(density=300.0, friction=0.5, young_modulus=1.0e5, poisson=0.3, damping=0.0, bending_stiffness=0.01),
     "rope": Material(density=500.0, friction=0.5, young_modulus=1.0e6, poisson=0.3, damping=0.0),
     "granular": Material(density=1600.0, friction=0.68, young_modulus=1.0e15, poisson=0.3),
     "plastic": Material(density=1200.0, friction=0.3, young_modulus=1.0e6, poisson=0.3, yield_stress=2.0e3),

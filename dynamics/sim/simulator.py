@@ -7,9 +7,15 @@ Newton models that advance together, substep by substep:
   rigid body per ``rigid`` object (its collision shape: box, sphere, capsule,
   cylinder or triangle mesh), static shapes for ``static`` objects, one
   driven body per connected part of the tool (a box around the part's
-  particles, see below), and ``elastic``/``cloth``/``rope`` objects as XPBD particles tied
-  by springs to their lattice neighbours. A rigid object's particles ride on its
-  body at fixed body-frame offsets.
+  particles, see below), and ``rope`` objects (and ``elastic``/``cloth`` with
+  ``SimConfig.soft_solver = "springs"``) as XPBD particles tied by springs to their
+  lattice neighbours. A rigid object's particles ride on its body at fixed body-frame offsets.
+- **soft model** (``newton.solvers.SolverVBD``): ``elastic`` objects as neo-Hookean
+  tetrahedra over their particle lattice and ``cloth`` as membrane triangles with bending
+  hinges (:mod:`dynamics.sim._meshing`), against copies of the rigid model's shapes that
+  follow its bodies; the reaction of their contacts, from VBD's own contact law, acts on the
+  bodies over the next VBD step (:func:`dynamics.sim._kernels.soft_contact_reaction`). VBD is
+  implicit: ``SimConfig.vbd_substeps`` steps a frame whatever the stiffness.
 - **granular model** (``newton.solvers.SolverImplicitMPM``): ``granular``,
   ``plastic`` and ``fluid`` particles as implicit-MPM material points. Every
   shape of the rigid model (ground, bodies, static shapes, tool) is an MPM
@@ -45,7 +51,7 @@ from ..base import Dynamics
 from .materials import Material, default_material
 
 __all__ = ["SimConfig", "ObjectShape", "NewtonSimulator", "SHAPE_KINDS", "RIGID_MATERIALS", "SPRING_MATERIALS",
-           "MPM_MATERIALS"]
+           "MPM_MATERIALS", "VBD_MATERIALS"]
 
 #: Collision shape kinds an object may have.
 SHAPE_KINDS = ("box", "sphere", "capsule", "cylinder", "mesh")
@@ -56,6 +62,9 @@ SQUEEZE_STEP = 0.15
 RIGID_MATERIALS = ("rigid",)
 SPRING_MATERIALS = ("elastic", "cloth", "rope")
 MPM_MATERIALS = ("granular", "plastic", "fluid")
+#: Materials simulated on Newton's VBD solver (``SimConfig.soft_solver = "vbd"``): elastic solids as
+#: tetrahedral FEM over their particle lattice, cloth as triangles with bending hinges. Rope stays a spring chain.
+VBD_MATERIALS = ("elastic", "cloth")
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class SimConfig:
     mpm_iterations: int = 50
     """Maximum rheology-solver iterations per MPM step (>= 1)."""
     mpm_coupled_substeps: int = 3
-    """Implicit-MPM steps per frame (>= 1, divides ``substeps``) used instead of ``mpm_substeps`` when
+    """Implicit-MPM steps per frame (>= 1; substeps are rounded up to a multiple of it) used instead of ``mpm_substeps`` when
     larger and the two-way coupling has bodies to push (rigid bodies or a tool). The material's impulse
     acts on the bodies one MPM step late: once per frame, a 173 g box resting on sand bounces by about
     1 mm every frame (6.5 cm/s measured); at 3 per frame it rests (0.3 mm/s)."""
@@ -90,6 +99,20 @@ class SimConfig:
     """MPM material pushes rigid bodies and the tool back (the impulses of each MPM step act on the
     bodies over the next rigid substeps, as in Newton's ``mpm_twoway_coupling`` example). False: the
     former one-way coupling, where bodies push the material and feel nothing."""
+    soft_solver: str = "vbd"
+    """Elastic solids and cloth: ``"vbd"``, Newton's VBD solver (tetrahedral neo-Hookean FEM over the
+    particle lattice; cloth triangles with bending hinges), stable at the rigid substep whatever the
+    stiffness; or ``"springs"``, the former XPBD spring network, whose substeps are raised until the
+    springs are stable (see ``max_substeps``). Rope is a spring chain either way."""
+    vbd_substeps: int = 2
+    """VBD steps per frame (>= 1; the rigid substeps are rounded up to a multiple of it). VBD is
+    implicit, so its step need not be the rigid one: each VBD step sees the bodies' move over its
+    share of rigid substeps. On the CPU its cost is kernel launches, about proportional to
+    ``vbd_substeps * vbd_iterations``."""
+    vbd_iterations: int = 10
+    """VBD iterations per VBD step (>= 1)."""
+    soft_contact_ke: float = 1.0e4
+    """N/m (> 0): VBD's penalty stiffness of a soft particle's contact with the ground, shapes and the tool."""
     ground_friction: float = 0.5
     """Friction coefficient of the ground plane (>= 0)."""
     max_substeps: int = 48
@@ -127,6 +150,11 @@ class SimConfig:
             ("mpm_voxel", self.mpm_voxel > 0, "must be positive (particle radii)"),
             ("mpm_iterations", isinstance(self.mpm_iterations, int) and self.mpm_iterations >= 1, "must be an integer >= 1"),
             ("ground_friction", self.ground_friction >= 0, "must be non-negative"),
+            ("soft_solver", self.soft_solver in ("vbd", "springs"), 'must be "vbd" or "springs"'),
+            ("vbd_substeps", isinstance(self.vbd_substeps, int) and self.vbd_substeps >= 1, "must be an integer >= 1"),
+            ("vbd_iterations", isinstance(self.vbd_iterations, int) and self.vbd_iterations >= 1, "must be an integer >= 1"),
+            ("soft_contact_ke", isinstance(self.soft_contact_ke, (int, float)) and self.soft_contact_ke > 0,
+             "must be a positive stiffness in N/m"),
             ("spring_neighbors", self.spring_neighbors >= 1, "must be >= 1 (particle spacings)"),
             ("max_substeps", isinstance(self.max_substeps, int) and self.max_substeps >= self.substeps,
              "must be an integer >= substeps"),
@@ -144,10 +172,8 @@ class SimConfig:
                 raise ValidationError(name, f"{problem}, got {getattr(self, name)!r}")
         if self.substeps % self.mpm_substeps:
             raise ValidationError("mpm_substeps", f"must divide substeps ({self.substeps}), got {self.mpm_substeps}")
-        if not (isinstance(self.mpm_coupled_substeps, int) and self.mpm_coupled_substeps >= 1) \
-                or self.substeps % self.mpm_coupled_substeps:
-            raise ValidationError("mpm_coupled_substeps",
-                                  f"must be an integer >= 1 dividing substeps ({self.substeps}), got {self.mpm_coupled_substeps!r}")
+        if not (isinstance(self.mpm_coupled_substeps, int) and self.mpm_coupled_substeps >= 1):
+            raise ValidationError("mpm_coupled_substeps", f"must be an integer >= 1, got {self.mpm_coupled_substeps!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,7 +262,7 @@ def _connected_parts(points: np.ndarray, link: float) -> list[np.ndarray]:
 
 
 class NewtonSimulator(Dynamics):
-    """Newton (XPBD rigid bodies and spring networks + implicit MPM) behind :class:`Dynamics`.
+    """Newton (XPBD rigid bodies and springs + VBD elastic solids and cloth + implicit MPM) behind :class:`Dynamics`.
 
     Args:
         scene: the particle scene (rest positions, objects, materials, radius, gravity, ground).
@@ -295,7 +321,7 @@ class NewtonSimulator(Dynamics):
         is_tool = np.zeros(n, bool)
         is_tool[tool] = True
 
-        # role of each particle: 0 fixed, 1 tool, 2 rigid, 3 spring particle, 4 MPM
+        # role of each particle: 0 fixed, 1 tool, 2 rigid, 3 spring particle, 4 MPM, 5 VBD
         self._role = np.zeros(n, np.int8)
         b = newton.ModelBuilder()
         b.default_shape_cfg.mu = config.ground_friction
@@ -389,8 +415,22 @@ class NewtonSimulator(Dynamics):
             self.mpm_steps = max(self.mpm_steps, config.mpm_coupled_substeps)
         self.substeps = -(-self.substeps // self.mpm_steps) * self.mpm_steps
 
-        # ---- spring networks (elastic, cloth, rope) as XPBD particles
-        spring_idx = np.flatnonzero(np.isin(np.asarray(scene.object_material)[scene.object_id], SPRING_MATERIALS) & ~is_tool)
+        # ---- elastic solids and cloth on VBD: a model of their own, with the rigid model's shapes as colliders
+        particle_material = np.asarray(scene.object_material)[scene.object_id]
+        vbd_materials = VBD_MATERIALS if config.soft_solver == "vbd" else ()
+        vbd_idx = np.flatnonzero(np.isin(particle_material, vbd_materials) & ~is_tool)
+        self._vbd_particles = vbd_idx
+        vbd_builder = None
+        if vbd_idx.size:
+            import copy
+
+            vbd_builder = copy.deepcopy(b)  # ground, static shapes, rigid and tool bodies: same indices as the rigid model
+            self._add_vbd_objects(vbd_builder, vbd_idx, r)
+            self._role[vbd_idx] = 5
+
+        # ---- spring networks (rope; elastic and cloth with soft_solver="springs") as XPBD particles
+        spring_materials = tuple(m for m in SPRING_MATERIALS if m not in vbd_materials)
+        spring_idx = np.flatnonzero(np.isin(particle_material, spring_materials) & ~is_tool)
         self._spring_particles = spring_idx
         if spring_idx.size:
             from scipy.spatial import cKDTree
@@ -431,7 +471,10 @@ class NewtonSimulator(Dynamics):
             self._role[spring_idx] = 3
             self._spring_friction = float(np.mean([self.materials[o].friction for o in np.unique(scene.object_id[spring_idx])]))
 
-        self.substeps = -(-self.substeps // self.mpm_steps) * self.mpm_steps
+        #: VBD steps per frame actually used (divides :attr:`substeps`); 0 without VBD objects.
+        self.vbd_steps = config.vbd_substeps if vbd_idx.size else 0
+        step_lcm = math.lcm(self.mpm_steps, self.vbd_steps or 1)
+        self.substeps = -(-self.substeps // step_lcm) * step_lcm
         self.model = b.finalize(device=self.device)
         self.model.set_gravity(tuple(float(g) for g in scene.gravity))
         if self._tool_parts:
@@ -445,6 +488,9 @@ class NewtonSimulator(Dynamics):
         self.solver = newton.solvers.SolverXPBD(
             self.model, iterations=self.iterations, enable_restitution=self._has_restitution,
             rigid_contact_con_weighting=config.rigid_contact_weighting)
+        self.vbd_model = None
+        if vbd_builder is not None:
+            self._build_vbd(vbd_builder)
         self._s0, self._s1 = self.model.state(), self.model.state()
         self._control = self.model.control()
         self._pipeline = newton.CollisionPipeline(self.model)
@@ -529,6 +575,82 @@ class NewtonSimulator(Dynamics):
         mesh = newton.Mesh(shape.vertices, shape.faces.reshape(-1))
         return b.add_shape_mesh(body, xform=xform, mesh=mesh, cfg=cfg)
 
+    def _add_vbd_objects(self, vb, vbd_idx: np.ndarray, r: float) -> None:
+        """Add the VBD particles ``vbd_idx`` to builder ``vb``, each object meshed from its rest lattice:
+        elastic solids as neo-Hookean tetrahedra (Lame parameters from E and the Poisson ratio, damping
+        ``Material.damping`` Pa s), cloth as membrane triangles of the lattice's thickness ``t = 2 r``
+        (``tri_ke = mu t``, ``tri_ka = lambda t`` in plane stress, N/m) with bending hinges of stiffness
+        ``6 D / (2 r)`` (discrete-shell hinge of a lattice square's triangles, D =
+        ``Material.bending_stiffness`` N m)."""
+        import warp as wp
+
+        from ._meshing import bending_hinges, lattice_tets, sheet_triangles
+
+        scene = self.scene
+        spacing = 2.0 * r
+        pos0 = scene.positions.astype(np.float64)
+        start = vb.particle_count
+        self._vbd_start = start
+        for i in vbd_idx:
+            vb.add_particle(wp.vec3(*pos0[i].tolist()), wp.vec3(0.0), mass=float(scene.mass[i]), radius=r)
+        #: Per VBD object: its element count (tetrahedra for elastic, triangles for cloth).
+        self.vbd_elements: dict[int, int] = {}
+        for obj in np.unique(scene.object_id[vbd_idx]):
+            loc = np.flatnonzero(scene.object_id[vbd_idx] == obj)
+            mat = self.materials[obj]
+            e, nu = mat.young_modulus, mat.poisson
+            mu = e / (2.0 * (1.0 + nu))
+            if scene.object_material[obj] == "elastic":
+                tets = lattice_tets(pos0[vbd_idx[loc]], spacing)
+                lam = e * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+                for t in tets:
+                    a, b_, c, d = (start + int(loc[j]) for j in t)
+                    vb.add_tetrahedron(a, b_, c, d, k_mu=mu, k_lambda=lam, k_damp=mat.damping)
+                elements, meshed = len(tets), np.unique(tets)
+            else:
+                tris = sheet_triangles(pos0[vbd_idx[loc]], spacing)
+                lam = e * nu / (1.0 - nu * nu)
+                for t in tris:
+                    vb.add_triangle(*(start + int(loc[j]) for j in t), tri_ke=mu * spacing, tri_ka=lam * spacing,
+                                    tri_kd=mat.damping)
+                for o0, o1, e0, e1 in bending_hinges(tris):
+                    vb.add_edge(start + int(loc[o0]), start + int(loc[o1]), start + int(loc[e0]), start + int(loc[e1]),
+                                edge_ke=6.0 * mat.bending_stiffness / spacing, edge_kd=0.0)
+                elements, meshed = len(tris), np.unique(tris)
+            if len(meshed) < len(loc):
+                raise ValidationError("positions", f"object {scene.object_name[obj]!r}: {len(loc) - len(meshed)} of its "
+                                      f"{len(loc)} particles are farther than a lattice diagonal from the rest, so no "
+                                      f"{'tetrahedron' if elements and scene.object_material[obj] == 'elastic' else 'element'} "
+                                      "holds them; lift it on a lattice of spacing 2 r")
+            self.vbd_elements[int(obj)] = elements
+        self._vbd_friction = float(np.mean([self.materials[o].friction for o in np.unique(scene.object_id[vbd_idx])]))
+
+    def _build_vbd(self, vb) -> None:
+        """Finalize the VBD model and its solver; the rigid bodies in it are integrated by the rigid model."""
+        import warp as wp
+
+        import newton
+
+        cfg = self.config
+        vb.color()
+        self.vbd_model = vb.finalize(device=self.device)
+        self.vbd_model.set_gravity(tuple(float(g) for g in self.scene.gravity))
+        self.vbd_model.soft_contact_ke = float(cfg.soft_contact_ke)
+        self.vbd_model.soft_contact_kd = 0.0
+        self.vbd_model.soft_contact_mu = self._vbd_friction
+        self.vbd_solver = newton.solvers.SolverVBD(self.vbd_model, iterations=cfg.vbd_iterations,
+                                                   integrate_with_external_rigid_solver=True,
+                                                   particle_enable_self_contact=False,
+                                                   particle_enable_tile_solve=True)
+        self._v0, self._v1 = self.vbd_model.state(), self.vbd_model.state()
+        self._vbd_control = self.vbd_model.control()
+        self._vbd_pipeline = newton.CollisionPipeline(self.vbd_model, soft_contact_gap=float(self.scene.radius))
+        self._vbd_contacts = self._vbd_pipeline.contacts()
+        #: the wrench the soft particles' contacts put on each body during the last substep (N, N m)
+        self._wp_vbd_f = wp.zeros(max(self.model.body_count, 1), dtype=wp.spatial_vector, device=self.device)
+        self._wp_vbd_body_q = wp.zeros(max(self.model.body_count, 1), dtype=wp.transform, device=self.device)
+        self._wp_vbd_body_qd = wp.zeros(max(self.model.body_count, 1), dtype=wp.spatial_vector, device=self.device)
+
     def _build_mpm(self, mpm_idx: np.ndarray, r: float) -> None:
         import warp as wp
 
@@ -588,6 +710,10 @@ class NewtonSimulator(Dynamics):
         if self._spring_particles.size:
             self._s0.particle_q.assign(x[self._spring_particles].astype(np.float32))
             self._s0.particle_qd.assign(v[self._spring_particles].astype(np.float32))
+        if self.vbd_model is not None:
+            self._v0.particle_q.assign(x[self._vbd_particles].astype(np.float32))
+            self._v0.particle_qd.assign(v[self._vbd_particles].astype(np.float32))
+            self._wp_vbd_f.zero_()
         if self.mpm_model is not None:
             self._m0 = self.mpm_model.state()
             self._m1 = self.mpm_model.state()
@@ -655,11 +781,43 @@ class NewtonSimulator(Dynamics):
         if self._spring_particles.size:
             x[self._spring_particles] = self._s0.particle_q.numpy()
             v[self._spring_particles] = self._s0.particle_qd.numpy()
+        if self._vbd_particles.size:
+            x[self._vbd_particles] = self._v0.particle_q.numpy()
+            v[self._vbd_particles] = self._v0.particle_qd.numpy()
         if self._mpm_particles.size:
             x[self._mpm_particles] = self._m0.particle_q.numpy()
             v[self._mpm_particles] = self._m0.particle_qd.numpy()
 
     # ------------------------------------------------------------------ stepping
+
+    def _step_vbd(self, h: float) -> None:
+        """One VBD step of ``h`` s of the soft particles against the bodies' move over the rigid
+        substeps just taken (from the poses saved where it began to ``_s1``), then the reaction of
+        their contacts on the bodies, applied over the next VBD step's rigid substeps
+        (:func:`dynamics.sim._kernels.soft_contact_reaction`)."""
+        import warp as wp
+
+        from ._kernels import soft_contact_reaction
+
+        v0, v1 = self._v0, self._v1
+        if self.model.body_count:
+            v0.body_q, v0.body_qd = self._wp_vbd_body_q, self._wp_vbd_body_qd
+            v1.body_q, v1.body_qd = self._s1.body_q, self._s1.body_qd
+        v0.clear_forces()
+        self._vbd_pipeline.collide(v0, self._vbd_contacts)
+        self.vbd_solver.step(v0, v1, self._vbd_control, self._vbd_contacts, h)
+        if self.model.body_count:
+            m, c = self.vbd_model, self._vbd_contacts
+            self._wp_vbd_f.zero_()
+            wp.launch(soft_contact_reaction, dim=c.soft_contact_max,
+                      inputs=[c.soft_contact_count, c.soft_contact_particle, c.soft_contact_shape, c.soft_contact_body_pos,
+                              c.soft_contact_body_vel, c.soft_contact_normal, v1.particle_q, v0.particle_q,
+                              m.particle_radius, m.shape_material_mu, m.shape_body, v1.body_q, v0.body_q, v1.body_qd,
+                              m.body_com, m.shape_margin, m.body_inv_mass, float(m.soft_contact_ke),
+                              float(m.soft_contact_kd), float(m.soft_contact_mu), float(self.vbd_solver.friction_epsilon),
+                              float(h)],
+                      outputs=[self._wp_vbd_f], device=self.device)
+        self._v0, self._v1 = v1, v0
 
     def rollout(self, action, steps, state0=None, progress=False):
         """:meth:`Dynamics.rollout`, with :attr:`tool_log` restarted for it (one entry per frame after the first)."""
@@ -678,7 +836,7 @@ class NewtonSimulator(Dynamics):
         the frame are appended to :attr:`tool_log`."""
         import warp as wp
 
-        from ._kernels import mpm_body_wrench, remove_body_wrench, tool_drive
+        from ._kernels import add_wrench, mpm_body_wrench, remove_body_wrench, tool_drive
 
         cfg = self.config
         if dt <= 0 or not math.isfinite(dt):
@@ -715,6 +873,7 @@ class NewtonSimulator(Dynamics):
             parts = len(poses0)
 
         mpm_every = self.substeps // self.mpm_steps
+        vbd_every = self.substeps // max(self.vbd_steps, 1)
         for k in range(self.substeps):
             if self.mpm_model is not None and k % mpm_every == 0:
                 big_h = h * mpm_every
@@ -741,6 +900,9 @@ class NewtonSimulator(Dynamics):
             self._s0.clear_forces()
             if self.mpm_model is not None and self._mpm_coupled:
                 wp.copy(self._s0.body_f, self._wp_mpm_f)
+            if self.vbd_model is not None and self.model.body_count:
+                wp.launch(add_wrench, dim=self.model.body_count, inputs=[self._wp_vbd_f], outputs=[self._s0.body_f],
+                          device=self.device)
             if m:
                 wp.launch(tool_drive, dim=parts,
                           inputs=[self._wp_tool_ids, wp_targets[k * parts:(k + 1) * parts],
@@ -750,7 +912,12 @@ class NewtonSimulator(Dynamics):
                                   float(cfg.tool_catchup_speed), float(h)],
                           outputs=[self._s0.body_f, self._wp_drive_sum, self._wp_drive_peak], device=self.device)
             self._pipeline.collide(self._s0, self._contacts)
+            if self.vbd_model is not None and k % vbd_every == 0 and self.model.body_count:
+                wp.copy(self._wp_vbd_body_q, self._s0.body_q)  # the bodies' poses where the VBD step begins
+                wp.copy(self._wp_vbd_body_qd, self._s0.body_qd)
             self.solver.step(self._s0, self._s1, self._control, self._contacts, h)
+            if self.vbd_model is not None and (k + 1) % vbd_every == 0:
+                self._step_vbd(h * vbd_every)
             self._s0, self._s1 = self._s1, self._s0
         self._read(state_out, control, dt)
         if m:
