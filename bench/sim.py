@@ -14,8 +14,10 @@ which the two-way MPM coupling carries (``sandbox-oneway``: the former one-way c
 block dropped on the ground, on VBD tetrahedra (``elastic-springs``: the former XPBD spring network);
 cloth: a square sheet falling onto a static box, on VBD (``cloth-springs``: XPBD springs).
 
-    PYTHONPATH=$PWD python3 bench/sim.py --materials elastic elastic-springs cloth cloth-springs sandbox sandbox-oneway --sizes 1000 A size is skipped (and said so) when its
-first frame predicts more than ``--budget`` seconds for the timed frames, and larger sizes
+    PYTHONPATH=$PWD python3 bench/sim.py --sizes 1000 \
+        --materials elastic elastic-springs cloth cloth-springs sandbox sandbox-oneway
+
+A size is skipped (and said so) when its first frame predicts more than ``--budget`` seconds for the timed frames, and larger sizes
 of that material are skipped with it.
 """
 

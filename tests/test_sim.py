@@ -526,3 +526,23 @@ def test_shipped_cloth_drape_audits_clean():
     assert report.clean, "; ".join(e.message for e in report.events)
     cloth = ro.positions[-1, ro.scene.object_indices(1), 2]
     assert cloth.max() < 0.16 + 2 * ro.scene.radius and cloth.min() < 0.1  # lies on the box, flaps hanging
+
+
+def test_elastic_shell_falls_back_to_springs():
+    """A one-particle shell (``fill = "surface"``) has no interior for tetrahedra: it is simulated as a
+    spring network, with a warning, while a solid block beside it goes on VBD."""
+    from particles import ParticleScene
+    from dynamics.sim.scenes import SimSetup, lattice_box
+
+    solid = lattice_box((0.03, 0.03, 0.03), R, (0, 0, 0.03))
+    cube = lattice_box((0.06, 0.06, 0.06), R, (0.3, 0, 0.06))  # 6 x 6 x 6 particles, the inner 4 x 4 x 4 removed
+    inner = np.all(np.abs(cube - [0.3, 0, 0.06]) < 0.05 - 1e-6, axis=1)
+    shell = cube[~inner]
+    scene = ParticleScene(np.concatenate([solid, shell]), np.r_[np.zeros(len(solid)), np.ones(len(shell))].astype(np.int32),
+                          ("elastic", "elastic"), R)
+    with pytest.warns(UserWarning, match="'object1'.*spring network"):
+        sim = SimSetup(scene, (None, None), (None, None), None).simulator(CFG)
+    assert set(sim.vbd_elements) == {0} and set(sim.spring_stiffness) == {1}
+    ro = sim.rollout(None, 10)
+    assert np.all(np.isfinite(ro.positions))
+    assert ro.positions[-1, :, 2].min() >= ro.scene.ground + 0.75 * R

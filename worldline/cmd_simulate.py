@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
                                                        f"scene's [tool] max_force, else {SimConfig.tool_max_force:g})."),
         no_audit: bool = typer.Option(False, "--no-audit", help="Do not run the critic on the rollout."),
     ):
-        """Simulate SCENE with Newton (rigid: XPBD, granular: implicit MPM, elastic/cloth: XPBD springs)
+        """Simulate SCENE with Newton (rigid: XPBD, granular: implicit MPM, elastic/cloth: VBD, rope: XPBD springs)
         and write the rollout, tool particles included with the kinematic type, then audit it.
 
         The tool is driven along its path with bounded force (--max-force): pressed against

@@ -418,19 +418,19 @@ class NewtonSimulator(Dynamics):
         # ---- elastic solids and cloth on VBD: a model of their own, with the rigid model's shapes as colliders
         particle_material = np.asarray(scene.object_material)[scene.object_id]
         vbd_materials = VBD_MATERIALS if config.soft_solver == "vbd" else ()
-        vbd_idx = np.flatnonzero(np.isin(particle_material, vbd_materials) & ~is_tool)
-        self._vbd_particles = vbd_idx
+        meshes = self._vbd_meshes(np.flatnonzero(np.isin(particle_material, vbd_materials) & ~is_tool), r)
+        vbd_idx = np.zeros(0, np.int64)
         vbd_builder = None
-        if vbd_idx.size:
+        if meshes:
             import copy
 
             vbd_builder = copy.deepcopy(b)  # ground, static shapes, rigid and tool bodies: same indices as the rigid model
-            self._add_vbd_objects(vbd_builder, vbd_idx, r)
+            vbd_idx = self._add_vbd_objects(vbd_builder, meshes, r)
             self._role[vbd_idx] = 5
+        self._vbd_particles = vbd_idx
 
         # ---- spring networks (rope; elastic and cloth with soft_solver="springs") as XPBD particles
-        spring_materials = tuple(m for m in SPRING_MATERIALS if m not in vbd_materials)
-        spring_idx = np.flatnonzero(np.isin(particle_material, spring_materials) & ~is_tool)
+        spring_idx = np.flatnonzero(np.isin(particle_material, SPRING_MATERIALS) & ~is_tool & (self._role != 5))
         self._spring_particles = spring_idx
         if spring_idx.size:
             from scipy.spatial import cKDTree
@@ -575,55 +575,74 @@ class NewtonSimulator(Dynamics):
         mesh = newton.Mesh(shape.vertices, shape.faces.reshape(-1))
         return b.add_shape_mesh(body, xform=xform, mesh=mesh, cfg=cfg)
 
-    def _add_vbd_objects(self, vb, vbd_idx: np.ndarray, r: float) -> None:
-        """Add the VBD particles ``vbd_idx`` to builder ``vb``, each object meshed from its rest lattice:
-        elastic solids as neo-Hookean tetrahedra (Lame parameters from E and the Poisson ratio, damping
-        ``Material.damping`` Pa s), cloth as membrane triangles of the lattice's thickness ``t = 2 r``
-        (``tri_ke = mu t``, ``tri_ka = lambda t`` in plane stress, N/m) with bending hinges of stiffness
-        ``6 D / (2 r)`` (discrete-shell hinge of a lattice square's triangles, D =
-        ``Material.bending_stiffness`` N m)."""
+    def _vbd_meshes(self, candidates: np.ndarray, r: float) -> dict:
+        """Per object among the particles ``candidates``: its VBD elements over its rest lattice, as
+        ``(local particle indices, tets or None, triangles or None)``; an object some of whose particles
+        no element holds (a one-particle shell, a sparse cloud) is left out, with a warning, and goes to
+        the spring network instead."""
+        from ._meshing import lattice_tets, sheet_triangles
+
+        scene = self.scene
+        pos0 = scene.positions.astype(np.float64)
+        meshes = {}
+        for obj in np.unique(scene.object_id[candidates]):
+            idx = candidates[scene.object_id[candidates] == obj]
+            if scene.object_material[obj] == "elastic":
+                tets, tris = lattice_tets(pos0[idx], 2.0 * r), None
+                held = np.unique(tets)
+            else:
+                tets, tris = None, sheet_triangles(pos0[idx], 2.0 * r)
+                held = np.unique(tris)
+            if len(held) < len(idx):
+                import warnings
+
+                warnings.warn(f"object {scene.object_name[obj]!r}: {len(idx) - len(held)} of its {len(idx)} particles lie "
+                              f"in no {'tetrahedron' if tets is not None else 'triangle'} of its lattice (a shell or a sparse "
+                              "cloud?); simulating it as a spring network instead of on VBD", stacklevel=3)
+                continue
+            meshes[int(obj)] = (idx, tets, tris)
+        return meshes
+
+    def _add_vbd_objects(self, vb, meshes: dict, r: float) -> np.ndarray:
+        """Add the particles of the VBD objects ``meshes`` (from :meth:`_vbd_meshes`) to builder ``vb``
+        with their elements, and return their particle indices in the order added: elastic solids as
+        neo-Hookean tetrahedra (Lame parameters from E and the Poisson ratio, damping ``Material.damping``
+        Pa s), cloth as membrane triangles of the lattice's thickness ``t = 2 r`` (``tri_ke = mu t``,
+        ``tri_ka = lambda t`` in plane stress, N/m) with bending hinges of stiffness ``6 D / (2 r)``
+        (discrete-shell hinge of a lattice square's triangles, D = ``Material.bending_stiffness`` N m)."""
         import warp as wp
 
-        from ._meshing import bending_hinges, lattice_tets, sheet_triangles
+        from ._meshing import bending_hinges
 
         scene = self.scene
         spacing = 2.0 * r
         pos0 = scene.positions.astype(np.float64)
-        start = vb.particle_count
-        self._vbd_start = start
-        for i in vbd_idx:
-            vb.add_particle(wp.vec3(*pos0[i].tolist()), wp.vec3(0.0), mass=float(scene.mass[i]), radius=r)
         #: Per VBD object: its element count (tetrahedra for elastic, triangles for cloth).
         self.vbd_elements: dict[int, int] = {}
-        for obj in np.unique(scene.object_id[vbd_idx]):
-            loc = np.flatnonzero(scene.object_id[vbd_idx] == obj)
+        order = []
+        for obj, (idx, tets, tris) in meshes.items():
+            start = vb.particle_count
+            for i in idx:
+                vb.add_particle(wp.vec3(*pos0[i].tolist()), wp.vec3(0.0), mass=float(scene.mass[i]), radius=r)
+            order.append(idx)
             mat = self.materials[obj]
             e, nu = mat.young_modulus, mat.poisson
             mu = e / (2.0 * (1.0 + nu))
-            if scene.object_material[obj] == "elastic":
-                tets = lattice_tets(pos0[vbd_idx[loc]], spacing)
+            if tets is not None:
                 lam = e * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
                 for t in tets:
-                    a, b_, c, d = (start + int(loc[j]) for j in t)
-                    vb.add_tetrahedron(a, b_, c, d, k_mu=mu, k_lambda=lam, k_damp=mat.damping)
-                elements, meshed = len(tets), np.unique(tets)
+                    vb.add_tetrahedron(*(start + int(j) for j in t), k_mu=mu, k_lambda=lam, k_damp=mat.damping)
+                self.vbd_elements[obj] = len(tets)
             else:
-                tris = sheet_triangles(pos0[vbd_idx[loc]], spacing)
                 lam = e * nu / (1.0 - nu * nu)
                 for t in tris:
-                    vb.add_triangle(*(start + int(loc[j]) for j in t), tri_ke=mu * spacing, tri_ka=lam * spacing,
+                    vb.add_triangle(*(start + int(j) for j in t), tri_ke=mu * spacing, tri_ka=lam * spacing,
                                     tri_kd=mat.damping)
-                for o0, o1, e0, e1 in bending_hinges(tris):
-                    vb.add_edge(start + int(loc[o0]), start + int(loc[o1]), start + int(loc[e0]), start + int(loc[e1]),
-                                edge_ke=6.0 * mat.bending_stiffness / spacing, edge_kd=0.0)
-                elements, meshed = len(tris), np.unique(tris)
-            if len(meshed) < len(loc):
-                raise ValidationError("positions", f"object {scene.object_name[obj]!r}: {len(loc) - len(meshed)} of its "
-                                      f"{len(loc)} particles are farther than a lattice diagonal from the rest, so no "
-                                      f"{'tetrahedron' if elements and scene.object_material[obj] == 'elastic' else 'element'} "
-                                      "holds them; lift it on a lattice of spacing 2 r")
-            self.vbd_elements[int(obj)] = elements
-        self._vbd_friction = float(np.mean([self.materials[o].friction for o in np.unique(scene.object_id[vbd_idx])]))
+                for hinge in bending_hinges(tris):
+                    vb.add_edge(*(start + int(j) for j in hinge), edge_ke=6.0 * mat.bending_stiffness / spacing, edge_kd=0.0)
+                self.vbd_elements[obj] = len(tris)
+        self._vbd_friction = float(np.mean([self.materials[o].friction for o in meshes]))
+        return np.concatenate(order)
 
     def _build_vbd(self, vb) -> None:
         """Finalize the VBD model and its solver; the rigid bodies in it are integrated by the rigid model."""
