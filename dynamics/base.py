@@ -46,10 +46,15 @@ class Dynamics(ABC):
 
         Returns a :class:`Rollout` of ``steps + 1`` frames (frame 0 is ``state0``).
         The action must cover ``steps + 1`` frames; its particles follow it exactly.
+        ``state0`` is read, never written: the same state may start several rollouts.
         """
         if action is not None and action.num_frames < steps + 1:
             raise ValueError(f"action covers {action.num_frames} frames, need steps + 1 = {steps + 1}")
-        state = state0 or ParticleState.at_rest(self.scene)
+        if state0 is None:
+            state = ParticleState.at_rest(self.scene)
+        else:  # the step loop swaps two buffers and writes both: never the caller's arrays
+            state = ParticleState(state0.positions.copy(), state0.velocities.copy(),
+                                  None if state0.history is None else state0.history.copy())
         n = self.scene.num_particles
         out = np.empty((steps + 1, n, 3), np.float32)
         out[0] = state.positions
