@@ -464,8 +464,14 @@ def main(argv=None):
 
     wp.config.log_level = wp.LOG_WARNING
     torch.set_num_threads(1)
+    from particles.io import FileFormatError
+
     peer_data = work / "peer_data"
-    peer_meta = convert(args.train.resolve(), args.test.resolve(), peer_data, None)
+    try:
+        peer_meta = convert(args.train.resolve(), args.test.resolve(), peer_data, None)
+    except (FileFormatError, FileNotFoundError, KeyError, ValueError) as exc:  # one line, exit 2, as the CLI
+        print(f"error: bad dataset ({args.train} or {args.test}): {exc}", file=sys.stderr)
+        sys.exit(2)
     peer_dir, ours_dir = work / f"peer_model_{args.steps}", work / f"ours_model_{args.steps}"
     peer_ckpt, ours_ckpt = peer_dir / f"model-{args.steps}.pt", ours_dir / "model.pt"
     times = {}
