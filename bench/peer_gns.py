@@ -35,7 +35,7 @@ wall on our ground plane and the other walls one metre beyond the data, so the o
 can feel is the ground. The particle types are ours (GNS codes; kinematic = 3, as the peer's).
 
     worldline dataset --out /tmp/ds_peer --scenes 48 --workers 1 --seed 3 --granular-fraction 0.25 --valid 0.1 --test 0
-    PYTHONPATH=$PWD python bench/peer_gns.py --train /tmp/ds_peer --test /tmp/ds_model --steps 1500 \\
+    PYTHONPATH=$PWD python bench/peer_gns.py --train /tmp/ds_peer --test /tmp/ds_model --steps 400 \\
         --work /tmp/peer_work --peer-git https://github.com/geoelements/gns
 
 A second run with the same ``--work`` reuses the checkout, venv, converted data and trained
@@ -137,7 +137,8 @@ def _worker_train(a):
 
     argv = ["gns-train", "--mode=train", f"--data_path={a.data}/", f"--model_path={a.out}/",
             f"--batch_size={a.batch_size}", f"--noise_std={a.noise_std}", f"--ntraining_steps={a.steps}",
-            f"--nsave_steps={a.steps}", f"--lr_init={a.lr}", "--lr_decay=0.1", f"--lr_decay_steps={a.steps}"]
+            f"--nsave_steps={a.steps}", f"--lr_init={a.lr}", "--lr_decay=0.1",
+            f"--lr_decay_steps={a.lr_decay_steps or a.steps}"]
     t = time.perf_counter()
     try:
         app.run(peer_train.main, argv=argv)
@@ -225,6 +226,7 @@ def _worker_main(argv):
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-decay-steps", type=int, default=0)
     ap.add_argument("--noise-std", type=float, default=2e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
@@ -305,7 +307,7 @@ def convert_split(rollouts, path: Path) -> Path:
     return atomic_write(path, lambda f: np.savez(f, gns_data=data))  # the peer's own (pickled) layout
 
 
-def convert(train_ds: Path, test_ds: Path, out: Path, radius: float | None) -> dict:
+def convert(train_ds: Path, test_ds: Path, out: Path, radius: float | None, limit_test: int = 0) -> dict:
     """The peer's dataset folder ``out``: train and valid from ``train_ds``, test from ``test_ds``'s
     test split; metadata (statistics of ``train_ds``) as the peer reads it. Returns the metadata."""
     from particles import load_dataset
@@ -313,7 +315,7 @@ def convert(train_ds: Path, test_ds: Path, out: Path, radius: float | None) -> d
 
     meta = read_metadata(train_ds)
     splits = {"train": load_dataset(train_ds, "train"), "valid": load_dataset(train_ds, "valid"),
-              "test": load_dataset(test_ds, "test")}
+              "test": load_dataset(test_ds, "test")[:limit_test or None]}
     allpos = np.concatenate([ro.positions.reshape(-1, 3) for s in splits.values() for ro in s])
     ground = splits["train"][0].scene.ground
     lo, hi = allpos.min(0) - WALL_MARGIN, allpos.max(0) + WALL_MARGIN
@@ -331,20 +333,27 @@ def convert(train_ds: Path, test_ds: Path, out: Path, radius: float | None) -> d
     return peer_meta
 
 
-def _rollout_rows(test_ds: Path, ours: dict, peer_pred: Path, peer_s: float, audit_fn):
+PEER_ROW = "geoelements/gns (peer)"
+
+
+def _rollout_rows(test_ds: Path, ours: dict, peer_result, audit_fn, limit_test: int = 0):
     """Per method: rollout MSE at 10, 50, all frames (mean over trajectories), audit-clean count,
-    seconds per step, and on how many trajectories the full-horizon MSE is below constraints only."""
+    seconds per step, and on how many trajectories the full-horizon MSE is below constraints only.
+    ``peer_result()`` waits for the peer's rollouts (they run meanwhile in its own process) and
+    returns (predictions npz path, seconds per step)."""
     import torch
 
     from particles import Rollout, load_dataset
     from dynamics.evaluate import constant_velocity, constant_velocity_constrained, predict_trajectory, rollout_errors
 
-    trajs = load_dataset(test_ds, "test")
+    trajs = load_dataset(test_ds, "test")[:limit_test or None]
     c = PEER_INPUT_FRAMES - 1
-    rows = {}
+    rows = {name: None for name in (*ours, PEER_ROW, "constraints only (cv + our constraints)", "constant velocity")}
 
     def add(name, pred, ro, secs, steps):
-        r = rows.setdefault(name, {"mse": {10: [], 50: [], "full": []}, "clean": [], "secs": 0.0, "steps": 0})
+        if rows[name] is None:
+            rows[name] = {"mse": {10: [], 50: [], "full": []}, "clean": [], "secs": 0.0, "steps": 0}
+        r = rows[name]
         err = rollout_errors(pred, ro, c, (10, 50, pred.shape[0]))
         r["mse"][10].append(err.mse[10])
         r["mse"][50].append(err.mse[50])
@@ -355,8 +364,6 @@ def _rollout_rows(test_ds: Path, ours: dict, peer_pred: Path, peer_s: float, aud
             full = Rollout(ro.scene, np.concatenate([ro.positions[:c + 1], pred], 0), ro.dt)
             r["clean"].append(len(audit_fn(full).events) == 0)
 
-    with np.load(peer_pred) as f:
-        peer = {k: f[k] for k in f.files}
     torch.set_num_threads(1)
     for i, ro in enumerate(trajs):
         steps = ro.num_frames - 1 - c
@@ -364,16 +371,21 @@ def _rollout_rows(test_ds: Path, ours: dict, peer_pred: Path, peer_s: float, aud
             t = time.perf_counter()
             pred = predict_trajectory(model, ro, c, steps, rigid=True)
             add(name, pred, ro, time.perf_counter() - t, steps)
-        p = peer[f"pred_{i}"]
-        if p.shape != (steps, ro.scene.num_particles, 3):
-            raise RuntimeError(f"peer prediction {i} has shape {p.shape}, expected {(steps, ro.scene.num_particles, 3)}")
-        add("geoelements/gns (peer)", p, ro, peer_s * steps, steps)
         t = time.perf_counter()
         pred = constant_velocity_constrained(ro, c, steps)
         add("constraints only (cv + our constraints)", pred, ro, time.perf_counter() - t, steps)
         t = time.perf_counter()
         pred = constant_velocity(ro, c, steps)
         add("constant velocity", pred, ro, time.perf_counter() - t, steps)
+    peer_pred, peer_s = peer_result()
+    with np.load(peer_pred) as f:
+        peer = {k: f[k] for k in f.files}
+    for i, ro in enumerate(trajs):
+        steps = ro.num_frames - 1 - c
+        p = peer[f"pred_{i}"]
+        if p.shape != (steps, ro.scene.num_particles, 3):
+            raise RuntimeError(f"peer prediction {i} has shape {p.shape}, expected {(steps, ro.scene.num_particles, 3)}")
+        add(PEER_ROW, p, ro, peer_s * steps, steps)
     base = np.array(rows["constraints only (cv + our constraints)"]["mse"]["full"])
     for r in rows.values():
         r["below_base"] = int((np.array(r["mse"]["full"]) < base).sum())
@@ -436,21 +448,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="example:\n  PYTHONPATH=$PWD python bench/peer_gns.py --train /tmp/ds_peer "
-                                        "--test /tmp/ds_model --steps 1500 --work /tmp/peer_work")
+                                        "--test /tmp/ds_model --steps 400 --work /tmp/peer_work")
     ap.add_argument("--train", required=True, type=Path, help="our GNS-layout dataset to train both on (train, valid)")
     ap.add_argument("--test", required=True, type=Path, help="our dataset whose test split both are rolled out on")
     ap.add_argument("--work", type=Path, default=Path("peer_work"), help="folder for the checkout, venv, data, models")
     ap.add_argument("--peer-src", type=Path, help="a checkout of geoelements/gns (default: WORK/gns, cloned)")
     ap.add_argument("--peer-git", default=PEER_GIT, help="where to clone the peer from when --peer-src has none")
     ap.add_argument("--venv", type=Path, help="the peer's venv (default: WORK/venv)")
-    ap.add_argument("--steps", type=int, default=1500, help="optimiser steps for each of the two trainings")
+    ap.add_argument("--steps", type=int, default=400, help="optimiser steps for each of the two trainings")
+    ap.add_argument("--lr-decay-steps", type=int, help="steps per tenfold learning-rate decay, both (default: --steps)")
     ap.add_argument("--batch-size", type=int, default=4, help="windows per step, both")
     ap.add_argument("--noise-std", type=float, default=2e-5, help="random-walk input noise, m, both (ours as shipped)")
     ap.add_argument("--checkpoint", type=Path, default=HERE.parent / "assets" / "weights" / "gns_push.pt",
                     help="the shipped GNN")
     ap.add_argument("--retrain", action="store_true", help="train again even when WORK has the trained models")
     ap.add_argument("--repeats", type=int, default=5, help="timed steps on the 1k-particle scene")
+    ap.add_argument("--limit-test", type=int, default=0, help="only the first N test trajectories (0: all; a quick check)")
     args = ap.parse_args(argv)
+    decay = args.lr_decay_steps or args.steps
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     peer_src = (args.peer_src or work / "gns").resolve()
@@ -468,7 +483,7 @@ def main(argv=None):
 
     peer_data = work / "peer_data"
     try:
-        peer_meta = convert(args.train.resolve(), args.test.resolve(), peer_data, None)
+        peer_meta = convert(args.train.resolve(), args.test.resolve(), peer_data, None, args.limit_test)
     except (FileFormatError, FileNotFoundError, KeyError, ValueError) as exc:  # one line, exit 2, as the CLI
         print(f"error: bad dataset ({args.train} or {args.test}): {exc}", file=sys.stderr)
         sys.exit(2)
@@ -482,10 +497,10 @@ def main(argv=None):
         jobs = {
             "peer": _run([py, __file__, "--_worker", "train", "--peer-src", peer_src, "--data", peer_data, "--out",
                           peer_dir, "--steps", args.steps, "--batch-size", args.batch_size, "--noise-std",
-                          args.noise_std], work / "peer_train.log", env),
+                          args.noise_std, "--lr-decay-steps", decay], work / "peer_train.log", env),
             "ours": _run([sys.executable, "-m", "worldline", "train", args.train.resolve(), "--out", ours_dir,
                           "--steps", args.steps, "--batch-size", args.batch_size, "--lr", "1e-3",
-                          "--lr-decay-steps", args.steps, "--noise-std", args.noise_std, "--seed", "0",
+                          "--lr-decay-steps", decay, "--noise-std", args.noise_std, "--seed", "0",
                           "--validate-every", "0", "--checkpoint-every", "0", "--threads", "1", "--no-progress"],
                          work / "ours_train.log", env)}
         while jobs:
@@ -501,13 +516,13 @@ def main(argv=None):
         times = json.loads((work / f"train_times_{args.steps}.json").read_text())
     pred_file = work / f"peer_pred_{args.steps}.npz"
     log = work / "peer_rollout.log"
-    with open(log, "w") as f:
-        p = subprocess.run([str(py), __file__, "--_worker", "rollout", "--peer-src", str(peer_src), "--data",
-                            str(peer_data), "--model", str(peer_ckpt), "--out", str(pred_file),
-                            "--noise-std", str(args.noise_std)], stdout=f, stderr=subprocess.STDOUT)
-    if p.returncode:
-        sys.exit(f"peer rollout failed; see {log}")
-    peer_s = _last_json(log)["s_per_step"]
+    proc = _run([py, __file__, "--_worker", "rollout", "--peer-src", peer_src, "--data", peer_data, "--model", peer_ckpt,
+                 "--out", pred_file, "--noise-std", args.noise_std], log)
+
+    def peer_result():
+        if proc.wait():
+            sys.exit(f"peer rollout failed; see {log}")
+        return pred_file, _last_json(log)["s_per_step"]
     shipped = load_model(args.checkpoint)
     ours = {"shipped GNN (154 scenes, 8000 steps), its constraints": shipped,
             "our GNN, same data and steps as the peer, its constraints": load_model(ours_ckpt)}
@@ -515,15 +530,15 @@ def main(argv=None):
         from critic import audit as audit_fn
     except ImportError:
         audit_fn = None
-    rows, ntest = _rollout_rows(args.test.resolve(), ours, pred_file, peer_s, audit_fn)
+    rows, ntest = _rollout_rows(args.test.resolve(), ours, peer_result, audit_fn, args.limit_test)
     meta = read_metadata(args.train)
     ntrain = len(json.loads((args.train / "metadata.json").read_text()).get("scene_splits", {}).get("train", [])) or "?"
     print(f"\npeer: geoelements/gns {PEER_COMMIT[:7]} (radius_graph: scipy cKDTree), connectivity radius "
           f"{peer_meta['default_connectivity_radius']} m; ours: current `worldline train` defaults")
     print(f"both trained on {args.train} train split ({ntrain} scenes, seed {meta.get('seed')}) for {args.steps} steps "
-          f"of {args.batch_size} windows, lr 1e-3 tenfold down over {args.steps} steps, noise {args.noise_std} m, "
-          f"at the same time, 1 thread each: peer {times.get('peer', float('nan')) / 60:.1f} min, "
-          f"ours {times.get('ours', float('nan')) / 60:.1f} min (wall clock, shared CPU)")
+          f"of {args.batch_size} windows, lr 1e-3 tenfold down per {decay} steps, noise {args.noise_std} m, "
+          f"1 thread each, wall clock on this shared CPU: peer {times.get('peer', float('nan')) / 60:.1f} min, "
+          f"ours {times.get('ours', float('nan')) / 60:.1f} min")
     print(f"rolled out on {args.test} test split ({ntest} trajectories) from frame {PEER_INPUT_FRAMES - 1} to the "
           f"end, kinematic particles on their recorded path; CPU, 1 thread")
     print(f"\n| {'method':58} | {'MSE @10 (m^2)':>13} | {'MSE @50 (m^2)':>13} | {'MSE full (m^2)':>14} | "
