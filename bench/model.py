@@ -185,7 +185,7 @@ def print_material_metrics(table: dict, cols, split: str) -> None:
     """One table per material group of :func:`material_metrics`: one-step and rollout MSE at
     10 / 50 / all frames, |energy drift| and the audit-clean share, one column per method."""
     print(f"\nper material, {split} split: every metric (one-step from the true frames; rollouts from frame C to "
-          f"the end; drift: mean |relative energy drift| at the last frame)")
+          f"the end; drift: |relative energy drift| at the last frame; means over trajectories)")
     for g, d in table.items():
         names = [(n, h) for n, h in cols if n in d]
         print(f"\n{g} ({d['count']} trajectories)")
