@@ -70,6 +70,7 @@ def accuracy(model, trajs, audit_fn):
            for name in rows}
     frames = 0
     groups = []
+    _LAST.update(per=per, groups=groups)  # filled below; read by material_metrics (no second rollout)
     for ro in trajs:
         sc = ro.scene
         groups.append("+".join(sorted({sc.object_material[k] for k in np.unique(sc.object_id[~sc.kinematic])})))
@@ -110,6 +111,93 @@ def accuracy(model, trajs, audit_fn):
                           for name in rows}
         by_material[g]["count"] = len(sel)
     return rows, frames, by_material
+
+
+#: The per-trajectory records of the last :func:`accuracy` call: ``per`` (column name -> lists
+#: of rollout MSEs per horizon, |energy drift| and audit verdicts, one entry per trajectory, or
+#: per ``ids`` entry where a column covers only some) and ``groups`` (material group per trajectory).
+_LAST: dict = {}
+
+#: The columns whose one-step error :func:`one_step_by_trajectory` measures.
+ONE_STEP_COLUMNS = ("model", "model, no projections", "constant velocity", "cv + projections")
+
+
+@torch.no_grad()
+def one_step_by_trajectory(model, trajs) -> dict:
+    """{column: [one-step MSE, m^2, per trajectory]} for :data:`ONE_STEP_COLUMNS`: frame t + 1
+    predicted from the true frames t - C .. t, for every t in C .. T - 2, free particles, by the
+    GNN through its rollout constraints ("model"), the network alone, constant velocity, and
+    constant velocity through the same constraints. Every window of a trajectory goes through
+    one packed batch (the windows are independent graphs in it)."""
+    from dynamics.model import constrain
+
+    c = model.config.history
+    dtype = next(model.parameters()).dtype
+    out = {k: [] for k in ONE_STEP_COLUMNS}
+    for ro in trajs:
+        ts = list(range(c, ro.num_frames - 1))
+        pos = torch.as_tensor(ro.positions, dtype=dtype)
+        batch = pack_scenes([ro.scene] * len(ts), dtype=dtype)
+        hist = torch.cat([pos[t - c:t + 1] for t in ts], 1)
+        truth = torch.cat([pos[t + 1] for t in ts], 0)
+        free = ~batch.kinematic
+        raw = model.next_positions(hist, batch, truth, rigid=False, collide=False)
+        cv = 2 * hist[-1] - hist[-2]
+        preds = {"model": constrain(raw, batch, truth), "model, no projections": raw,
+                 "constant velocity": torch.where(batch.kinematic[:, None], truth, cv),
+                 "cv + projections": constrain(cv.double(), batch.to(dtype=torch.float64), truth.double())}
+        for k, pred in preds.items():
+            out[k].append(float(((pred.double() - truth.double())[free] ** 2).mean()))
+    return out
+
+
+def material_metrics(model, trajs) -> dict:
+    """Every accuracy figure per material group (and "all"), from the records :func:`accuracy`
+    left in :data:`_LAST` (call it first on the same ``trajs``) plus :func:`one_step_by_trajectory`.
+
+    Returns {group: {"count": n, column: {"one-step": m^2 or None, 10 / 50 / "full": m^2,
+    "drift": mean |relative energy drift|, "clean": (clean, audited) or None}}}; a column that
+    covers only some trajectories of a group is averaged over those it covers.
+    """
+    per, groups = _LAST["per"], _LAST["groups"]
+    one = one_step_by_trajectory(model, trajs)
+    names = [k for k in per if not k.startswith("_")]
+    out = {}
+    for g in ["all", *sorted(set(groups))]:
+        sel = [i for i, x in enumerate(groups) if g == "all" or x == g]
+        out[g] = {"count": len(sel)}
+        for name in names:
+            rec = per[name]
+            ids = rec.get("ids") or list(range(len(rec["mse"]["full"])))
+            rows = [ids.index(i) for i in sel if i in ids]
+            if not rows:
+                continue
+            d = {h: float(np.mean([rec["mse"][h][j] for j in rows])) for h in (*HORIZONS, "full")}
+            d["drift"] = float(np.mean([rec["drift"][j] for j in rows]))
+            d["clean"] = (sum(bool(rec["clean"][j]) for j in rows), len(rows)) if rec["clean"] else None
+            d["one-step"] = float(np.mean([one[name][i] for i in sel])) if name in one else None
+            d["n"] = len(rows)
+            out[g][name] = d
+    return out
+
+
+def print_material_metrics(table: dict, cols, split: str) -> None:
+    """One table per material group of :func:`material_metrics`: one-step and rollout MSE at
+    10 / 50 / all frames, |energy drift| and the audit-clean share, one column per method."""
+    print(f"\nper material, {split} split: every metric (one-step from the true frames; rollouts from frame C to "
+          f"the end; drift: |relative energy drift| at the last frame; means over trajectories)")
+    for g, d in table.items():
+        names = [(n, h) for n, h in cols if n in d]
+        print(f"\n{g} ({d['count']} trajectories)")
+        print(f"| {'metric':24} | " + " | ".join(f"{h:>17}" for _, h in names) + " |")
+        print(f"|{'-' * 26}|" + "|".join("-" * 19 for _ in names) + "|")
+        cell = {"one-step MSE (m^2)": lambda r: "-" if r["one-step"] is None else f"{r['one-step']:.3e}",
+                **{f"rollout MSE @{h} (m^2)": (lambda h: lambda r: f"{r[h]:.3e}")(h) for h in (*HORIZONS, "full")},
+                "|energy drift| (rel.)": lambda r: f"{r['drift']:.3e}",
+                "audit-clean": lambda r: "n/a" if r["clean"] is None else f"{r['clean'][0]}/{r['clean'][1]}"}
+        for metric, f in cell.items():
+            vals = [f(d[n]) + ("" if d[n]["n"] == d["count"] else f" ({d[n]['n']})") for n, _ in names]
+            print(f"| {metric:24} | " + " | ".join(f"{v:>17}" for v in vals) + " |")
 
 
 def contact_stats(trajs, every: int = 6, cap_frames: int = 90):
@@ -375,6 +463,7 @@ def main(argv=None):
     print(f"\ncontact projection on these trajectories (cv + gravity from true frames, every 6th): iterations "
           f"mean {cs['mean']:.1f}, max {cs['max']}, at the cap {cs['capped']} calls, deepest overlap left after the "
           f"cap {cs['left_after_cap_m']:.2e} m; {cs['s_per_call']:.3f} s per call")
+    print_material_metrics(material_metrics(model, trajs), cols, args.split)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     res = speed(model, sizes, args.repeats)
     print(f"\nCPU, {torch.get_num_threads()} thread(s); time per rollout step")
