@@ -1369,7 +1369,8 @@ def build_set(out, seed: int = 0, quick: bool = False, per_kind: Optional[int] =
     if mpath.exists():
         try:
             doc = json.loads(mpath.read_text())
-            if all(doc.get(k) == v for k, v in key.items()):
+            # a set made with the big file serves a request without it
+            if all(doc.get(k) == v for k, v in key.items() if k != "big") and (doc.get("big") or not big):
                 return doc
         except (OSError, ValueError):
             pass

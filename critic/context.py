@@ -20,7 +20,6 @@ import numpy as np
 
 from particles import Rollout
 
-from particles.graph import radius_search
 from particles.keypoints import rotation_from_covariance
 from .report import CATEGORIES
 
@@ -710,6 +709,8 @@ class AuditContext:
         if not windows:
             return empty
         (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
+        from particles.graph import radius_search  # Warp: imported only when some objects come close
+
         rows = radius_search(qp, pp_, float(grow_ab.max()), qg, pg, device=self.config.device)  # cross pairs a-b per build
         pid_a, pid_b = qi[rows[:, 0]], pi_[rows[:, 1]]
         gid_rows = qg[rows[:, 0]]
@@ -809,13 +810,47 @@ class AuditContext:
         return out
 
     @cached_property
+    def sweep_bend(self) -> np.ndarray:
+        """(T, K) float64, m. How far a particle's path between frame ``t`` and its neighbours can bow out
+        of the straight chord between its samples: ``|g| dt^2 / 8`` (a parabola's sagitta) plus, for rigid
+        objects (:attr:`rigid`), ``rho (1 - cos(|dth| / 2))`` (the sagitta of the turn), the larger over the
+        steps into and out of frame ``t``."""
+        out = np.full((self.T, self.K), self.g_mag * self.dt * self.dt / 8.0)
+        rig = np.flatnonzero(self.obj_rigid)
+        if self.T > 1 and len(rig):
+            turn = np.linalg.norm(self.rigid["dth"][:, rig], axis=2)
+            sag = np.nan_to_num(self.rigid["rho"][rig] * (1.0 - np.cos(0.5 * np.minimum(turn, np.pi))), nan=0.0)
+            b = np.zeros((self.T, len(rig)))
+            b[1:] = sag
+            b[:-1] = np.maximum(b[:-1], sag)
+            out[:, rig] += b
+        return out
+
+    @cached_property
+    def sweep_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo (T, K, 3), hi (T, K, 3))`` float64, m: the box every particle of the object stays in between
+        frames ``t - 1`` and ``t + 1``, the union of its boxes (:attr:`bbox`) at those frames grown by
+        :attr:`sweep_bend` (NaN where the object is not valid at ``t``)."""
+        lo, hi = (b.astype(np.float64) for b in self.bbox)
+        slo, shi = lo.copy(), hi.copy()
+        if self.T > 1:
+            for a, b in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+                slo[a] = np.fmin(slo[a], lo[b])
+                shi[a] = np.fmax(shi[a], hi[b])
+        bend = self.sweep_bend[..., None]
+        valid = np.isfinite(lo).all(2, keepdims=True)
+        return np.where(valid, slo - bend, np.nan), np.where(valid, shi + bend, np.nan)
+
+    @cached_property
     def supported(self) -> np.ndarray:
         """(T, K) bool. The object touches the ground or another object (static, tool or free) at
         frame ``t``, or could have touched it between frames: its lowest particle is within
         ``r + contact_margin * r + gap + ground_reach`` of the ground (:attr:`gap`: the surface of a
-        sparsely sampled object lies up to that much beyond its particles' spheres), or its box grown by
-        ``2 r + contact_margin * r + gap_a + gap_b + reach_a + reach_b`` overlaps another object's box (a fast
-        object bounces between two frames without ever being sampled in contact)."""
+        sparsely sampled object lies up to that much beyond its particles' spheres), or, when the two move
+        more than ``contact_margin * r`` in the steps into or out of frame ``t``, its :attr:`sweep_box`
+        comes within ``2 r + contact_margin * r + gap_a + gap_b`` of the other object's (a fast object
+        bounces between two frames without ever being sampled in contact; one that passes by at a
+        distance cannot have touched)."""
         sup = self.contact.any(axis=2)
         reach = self.reach
         lo, hi = self.bbox
@@ -824,12 +859,12 @@ class AuditContext:
                 sup |= lo[:, :, 2] <= (self.ground + (1.0 + self.config.contact_margin) * self.r + self.gap[None, :]
                                        + self.ground_reach)
         if self.has_objects and self.K > 1:
-            q = self.pair_query_dist[None]
-            valid = np.isfinite(lo).all(2)
-            grow = (q + reach[:, :, None] + reach[:, None, :])[..., None]  # (T, K, K, 1)
+            q = self.pair_query_dist[None, :, :, None]  # (1, K, K, 1)
+            slo, shi = self.sweep_box
+            valid = np.isfinite(slo).all(2)
             fast = reach[:, :, None] + reach[:, None, :] > self.config.contact_margin * self.r
             with np.errstate(invalid="ignore"):
-                ov = ((lo[:, :, None] - grow <= hi[:, None, :]) & (lo[:, None, :] - grow <= hi[:, :, None])).all(3)
+                ov = ((slo[:, :, None] - q <= shi[:, None, :]) & (slo[:, None, :] - q <= shi[:, :, None])).all(3)
             ov &= fast & valid[:, :, None] & valid[:, None, :] & (self.counts[None, None, :] > 0)
             ov[:, np.arange(self.K), np.arange(self.K)] = False
             sup |= ov.any(axis=2)
