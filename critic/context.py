@@ -132,6 +132,40 @@ def _rotvec(m: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nearest_other(p: np.ndarray, qi: np.ndarray, cell: float) -> np.ndarray:
+    """(Q,) float64, m: distance from each point ``p[qi]`` to its nearest other point of ``p (n, 3)``
+    (by index: a duplicate position counts, at distance 0). Exact: the candidates of a query are the
+    points in the 27 grid cells of size ``cell`` (m, > 0) around it, which hold every point within
+    ``cell``; a query whose nearest candidate is further (or has none) is compared with all points.
+    (No tree: SciPy's spatial module costs more to import than this takes for the few hundred queries
+    of :attr:`AuditContext.spacing`.)"""
+    n, nq = len(p), len(qi)
+    lo = p.min(0)
+    ijk = np.floor((p - lo) / cell).astype(np.int64)  # (n, 3)
+    dims = ijk.max(0) + 3
+    key = ((ijk[:, 0] + 1) * dims[1] + ijk[:, 1] + 1) * dims[2] + ijk[:, 2] + 1  # padded: neighbours stay >= 0
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    off = np.array([(a * dims[1] + b) * dims[2] + c for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)])
+    nk = (key[qi][:, None] + off[None, :]).ravel()  # (Q * 27,)
+    first, last = np.searchsorted(sk, nk, "left"), np.searchsorted(sk, nk, "right")
+    lens = last - first
+    owner = np.repeat(np.arange(nq), lens.reshape(nq, 27).sum(1))  # sorted by query
+    starts = np.repeat(first - (np.cumsum(lens) - lens), lens)
+    cand = order[np.arange(int(lens.sum())) + starts]
+    diff = p[cand] - p[qi][owner]
+    d2 = (diff * diff).sum(1)
+    d2[cand == qi[owner]] = np.inf  # itself
+    seg = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=nq))[:-1]])  # each holds its query
+    out = np.sqrt(np.minimum.reduceat(d2, seg))
+    far = np.flatnonzero(~(out <= cell))
+    for i in far:  # nothing within one cell: compare with every point
+        d2 = ((p - p[qi[i]]) ** 2).sum(1)
+        d2[qi[i]] = np.inf
+        out[i] = np.sqrt(d2.min()) if n > 1 else np.inf
+    return out
+
+
 class AuditContext:
     """Shared, lazily computed quantities of one rollout (see module docstring).
 
@@ -589,11 +623,11 @@ class AuditContext:
                 continue
             f = int(np.argmax(valid[:, k]))
             p = self.pos[f, self.sel(k)].astype(np.float64)
-            from scipy.spatial import cKDTree
-
-            q = p[np.unique(np.linspace(0, len(p) - 1, min(len(p), _SPACING_SAMPLE)).astype(np.int64))]
-            d, _ = cKDTree(p).query(q, k=2)
-            out[k] = max(float(np.median(d[:, 1])), 2.0 * self.r)
+            qi = np.unique(np.linspace(0, len(p) - 1, min(len(p), _SPACING_SAMPLE)).astype(np.int64))
+            # cells of twice the mean spacing the object's box allows (and no finer than 4 r)
+            vol = float(np.prod(np.maximum(np.ptp(p, axis=0), 2.0 * self.r)))
+            cell = max(4.0 * self.r, 2.0 * (vol / len(p)) ** (1.0 / 3.0))
+            out[k] = max(float(np.median(_nearest_other(p, qi, cell))), 2.0 * self.r)
         return out
 
     @cached_property
