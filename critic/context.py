@@ -23,7 +23,7 @@ from particles import Rollout
 from particles.keypoints import rotation_from_covariance
 from .report import CATEGORIES
 
-__all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
+__all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY", "grid_pairs"]
 
 #: float32 machine epsilon: relative resolution of stored positions.
 EPS32 = float(np.finfo(np.float32).eps)
@@ -164,6 +164,51 @@ def _nearest_other(p: np.ndarray, qi: np.ndarray, cell: float) -> np.ndarray:
         d2[qi[i]] = np.inf
         out[i] = np.sqrt(d2.min()) if n > 1 else np.inf
     return out
+
+
+def grid_pairs(queries: np.ndarray, points: np.ndarray, radius: float, query_batch: np.ndarray,
+               point_batch: np.ndarray, budget: int = 1 << 22) -> np.ndarray:
+    """(E, 2) int64 pairs ``[q, j]`` with ``|points[j] - queries[q]| <= radius`` (m, > 0) and
+    ``query_batch[q] == point_batch[j]``, sorted by ``q`` then ``j``: what
+    :func:`particles.graph.radius_search` returns, found with a cell grid in NumPy. ``queries (Q, 3)``,
+    ``points (P, 3)`` float32, m; batches ``(Q,)``, ``(P,)`` non-negative ints. The candidates of a
+    query are the points of its batch in the 27 cells of size ``radius`` around it, taken in blocks of
+    queries of about ``budget`` candidates; every pair is confirmed by its distance (float64)."""
+    nq, n = len(queries), len(points)
+    if nq == 0 or n == 0:
+        return np.zeros((0, 2), np.int64)
+    q64, p64 = queries.astype(np.float64), points.astype(np.float64)
+    lo = np.minimum(q64.min(0), p64.min(0))
+    cq = np.floor((q64 - lo) / radius).astype(np.int64)
+    cp = np.floor((p64 - lo) / radius).astype(np.int64)
+    dims = np.maximum(cq.max(0), cp.max(0)) + 3
+    def key(c, b):  # padded by one cell on each side: neighbour keys of a batch stay inside it
+        return ((np.asarray(b, np.int64) * dims[0] + c[:, 0] + 1) * dims[1] + c[:, 1] + 1) * dims[2] + c[:, 2] + 1
+    kp = key(cp, point_batch)
+    order = np.argsort(kp, kind="stable")
+    sk = kp[order]
+    off = np.array([(a * dims[1] + b) * dims[2] + c for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)])
+    kq = key(cq, query_batch)
+    first = np.searchsorted(sk, (kq[:, None] + off[None, :]).ravel(), "left")
+    last = np.searchsorted(sk, (kq[:, None] + off[None, :]).ravel(), "right")
+    lens = last - first
+    per_q = lens.reshape(nq, 27).sum(1)
+    r2 = radius * radius
+    out = []
+    a = 0
+    while a < nq:
+        cum = np.cumsum(per_q[a:])
+        b = a + max(1, int(np.searchsorted(cum, budget, "right")))
+        ln = lens[27 * a:27 * b]
+        owner = np.repeat(np.arange(a, b), per_q[a:b])
+        starts = np.repeat(first[27 * a:27 * b] - (np.cumsum(ln) - ln), ln)
+        cand = order[np.arange(int(ln.sum())) + starts]
+        diff = p64[cand] - q64[owner]
+        near = (diff * diff).sum(1) <= r2
+        out.append(np.stack([owner[near], cand[near]], 1))
+        a = b
+    rows = np.concatenate(out)
+    return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
 
 
 class AuditContext:
@@ -743,9 +788,12 @@ class AuditContext:
         if not windows:
             return empty
         (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
-        from particles.graph import radius_search  # Warp: imported only when some objects come close
+        if self.config.device == "cpu":  # a numpy cell grid: importing Warp alone takes longer than this search
+            rows = grid_pairs(qp, pp_, float(grow_ab.max()), qg, pg)
+        else:
+            from particles.graph import radius_search  # Warp's hash grid on the configured device
 
-        rows = radius_search(qp, pp_, float(grow_ab.max()), qg, pg, device=self.config.device)  # cross pairs a-b per build
+            rows = radius_search(qp, pp_, float(grow_ab.max()), qg, pg, device=self.config.device)  # cross pairs a-b per build
         pid_a, pid_b = qi[rows[:, 0]], pi_[rows[:, 1]]
         gid_rows = qg[rows[:, 0]]
         order = np.argsort(gid_rows, kind="stable")
