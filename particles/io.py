@@ -216,8 +216,8 @@ class _NpzReader:
         return arr
 
     def _stored(self, key: str) -> Optional[np.ndarray]:
-        """A member stored uncompressed, read straight from the file (one read, no copy through the zip
-        reader; :func:`save_rollout` stores positions so); None for any other member."""
+        """A member stored uncompressed, mapped straight from the file (copy-on-write: no copy through the
+        zip reader; :func:`save_rollout` stores positions so); None for any other member."""
         from numpy.lib import format as npformat
 
         try:
@@ -242,10 +242,14 @@ class _NpzReader:
             count = int(np.prod(shape, dtype=np.int64))
             if f.tell() - start + count * dtype.itemsize > info.file_size:
                 raise EOFError(f"member {key}.npy holds {info.file_size} bytes, its header claims more")
-            arr = np.fromfile(f, dtype=dtype, count=count)
-            if arr.size != count:
-                raise EOFError(f"member {key}.npy ends after {arr.size} of {count} values")
-        return arr.reshape(shape)
+            data = f.tell()
+            if data + count * dtype.itemsize > self.path.stat().st_size:
+                raise EOFError(f"member {key}.npy ends before its {count} values")
+        if count == 0:
+            return np.zeros(shape, dtype)
+        # mapped copy-on-write: the pages come from the file as they are read (no allocation of the whole
+        # array up front), and writing to the array changes only this process's copy, never the file
+        return np.memmap(self.path, dtype=dtype, mode="c", offset=data, shape=tuple(shape)).view(np.ndarray)
 
     def _check_header(self, key: str, field: str) -> None:
         """Read the array's ``.npy`` header (not its data) and refuse, before NumPy allocates it, an
