@@ -213,8 +213,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     ``B = dc_s - (dc_{s+1} - g dt^2)`` (the centre's step against the steps before and after it,
     under gravity), ``J = min(|F|, |B|) max(cos(F, B), 0) - |dc_{s+1} - dc_{s-1} - 2 g dt^2|`` (the
     change of velocity left behind is subtracted: a kick that friction slows at once sticks out
-    too, a jump leaves the motion as it was), taken under gravity and again with ``g = 0`` (a body
-    held by a support feels no net gravity; the larger counts), and the same for the step rotations
+    too, a jump leaves the motion as it was), taken under gravity and, where the body is supported at every
+    frame ``t-2 .. t+1`` of the three steps, again with ``g = 0`` (a body held by a support feels no net
+    gravity, a body in flight or leaving its support all of it; the larger counts), and the same for the step rotations
     (``turn``, rad), frame ``t`` is a teleport when ``J + 2 rho sin(turn / 2) > tol + 2 u dt`` (``rho``
     the body's radius, ``u`` the speed of a striker touching it at ``t-1 .. t+1``; ``+ contact_tolerance
     * r`` while it touches anything then: a solver may move a body within its allowed overlap). Torque-free
@@ -368,6 +369,9 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[
         rho = kin["rho"][k]
         # step s against the one before it and the one after it, under gravity or held by a support
         # (both hypotheses: a resting body feels no net gravity; a jump stands out under either)
+        sup = ctx.supported[:, k]
+        touch = sup[1:-2] | sup[2:-1] | sup[3:]  # in contact at t-1 .. t+1
+        held = sup[:-3] & sup[1:-2] & sup[2:-1] & sup[3:]  # in contact all along the steps t-2 .. t+1
         jump = np.zeros(len(dc) - 2)
         for gg in (g_dt2, 0.0 * g_dt2):
             fwd = dc[1:-1] - (dc[:-2] + gg)
@@ -375,7 +379,10 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[
             # minus the velocity the step leaves behind: a kick that friction then slows also sticks out
             # from both sides, but a jump leaves the motion as it was
             last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * gg, axis=1)
-            jump = np.fmax(jump, np.maximum(_common(fwd, bwd) - last, 0.0))
+            j = np.maximum(_common(fwd, bwd) - last, 0.0)
+            if gg is not g_dt2:  # no net gravity only where a support holds the body all along
+                j = np.where(held, j, 0.0)
+            jump = np.fmax(jump, j)
         w = rot[1:, k] @ np.swapaxes(rot[:-1, k], -1, -2)  # (T-1, 3, 3) world step rotations
         rf = _rotvec(w[1:-1] @ np.swapaxes(w[:-2], -1, -2))
         rb = _rotvec(w[1:-1] @ np.swapaxes(w[2:], -1, -2))
@@ -383,8 +390,6 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[
         turn = np.maximum(_common(rf, rb) - last_r, 0.0)
         value = jump + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
         push = np.maximum(push_all[:-1, k], push_all[1:, k])  # strikers at t-1 .. t+1
-        sup = ctx.supported[:, k]
-        touch = sup[1:-2] | sup[2:-1] | sup[3:]  # in contact at t-1 .. t+1
         # a contact solver may move a body within the overlap it is allowed from frame to frame
         bound = tol + push + np.where(touch, ctx.config.contact_tolerance * ctx.r, 0.0)
         with np.errstate(invalid="ignore"):
@@ -587,13 +592,16 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
     Support is geometry: an object touching the ground or any other object (particle centres
     within ``2 r + contact_margin * r``, found by the Warp pair search) is supported. For a
-    free object unsupported at frames ``t-2 .. t+2``, the centre-of-mass acceleration
+    free object unsupported at frame ``t`` (:attr:`AuditContext.supported` allows for the motion into and
+    out of each frame, so nothing touches it from ``t-1`` to ``t+1``), the centre-of-mass acceleration
     ``a_t = (c_{t+1} - 2 c_t + c_{t-1}) / dt^2`` must equal ``g``. Frame ``t`` fails when
-    ``|a_t - g| > tol`` and so does the median of ``|a - g|`` over the unsupported frames in the
+    ``|a_t - g| > tol`` and so does the (lower) median of ``|a - g|`` over the unsupported frames in the
     window of ``W = max(3, round(floating_window / dt))`` frames from ``t`` on (a median: one kick is
-    a spike, not a lasting departure from free fall; from ``t`` on: a hover is caught at its start), with
+    a spike, not a lasting departure from free fall, and of two frames the smaller counts; at least two
+    unsupported frames must be in the window; from ``t`` on: a hover is caught at its start), with
     ``tol = floating_tolerance * |g| + 8 eps / dt^2``. An object hovering with nothing under it
     has ``|a - g| = |g|``; a ballistic throw has ``a = g``. Skipped when ``|g| = 0``.
+    Failing frames with only unjudged (supported) frames between them, at most ``W`` apart, are one event.
     ``location``: centre of mass at the first failing frame; ``severity = 1 - tol / median deviation``.
     """
     ctx = _ctx(rollout, ctx)
@@ -605,12 +613,10 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     frames = np.arange(1, ctx.T - 1)
     for k in np.flatnonzero(ctx.obj_dynamic):
         c = ctx.com[:, k]
-        free = ~ctx.supported[:, k]
-        # unsupported at t-2..t+2 (clipped to the rollout)
-        pad = np.concatenate([[True, True], free, [True, True]])
-        alone = np.ones(ctx.T, bool)
-        for off in range(5):
-            alone &= pad[off:off + ctx.T]
+        # unsupported at t: nothing touches it during the steps into and out of t (AuditContext.supported
+        # allows for the motion between frames), so nothing but gravity acts on the three frames the
+        # acceleration at t is measured from
+        alone = ~ctx.supported[:, k]
         acc = (c[2:] - 2 * c[1:-1] + c[:-2]) / ctx.dt ** 2  # (T-2, 3) at frames 1..T-2
         dev = np.linalg.norm(acc - ctx.g, axis=1)
         ok = alone[1:-1] & np.isfinite(dev)
@@ -623,11 +629,20 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
         win = np.lib.stride_tricks.sliding_window_view(padded, w)  # (T-2, w)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmedian(win, axis=1)
+            mean = np.nanquantile(win, 0.5, axis=1, method="lower")  # of two frames, the smaller
         mean = np.nan_to_num(mean, nan=0.0)
+        # lasting: at least two judged frames of the window witness it (one frame just clear of the ground
+        # between sampled contacts says little: a sharp corner may reach further than its particles show)
+        mean[(~np.isnan(win)).sum(axis=1) < 2] = 0.0
         flags = ok & (dev > tol) & (mean > tol)
         if not flags.any():
             continue
+        # one spell is one event: two flagged frames with only unjudged (supported) frames between them,
+        # at most W apart, join
+        judged = np.flatnonzero(ok)
+        both = flags[judged[1:]] & flags[judged[:-1]] & (np.diff(judged) <= w)
+        for a_, b_ in zip(judged[:-1][both], judged[1:][both]):
+            flags[a_:b_ + 1] = True
         sev = 1.0 - tol / np.maximum(mean, 1e-30)
 
         def make(first, last, peak, k=k, acc=acc, mean=mean):
@@ -778,6 +793,24 @@ def _reversals_of_steps(d: np.ndarray, amp: float) -> tuple[np.ndarray, np.ndarr
 _SHAKEN = 2.0 / 3.0
 
 
+def _support_pushes_removed(ctx: AuditContext, u: np.ndarray, sup: np.ndarray) -> np.ndarray:
+    """``u (n, 3)`` m, a centre's departures from the midpoint of its neighbours (``u_t = -a_t dt^2 / 2``),
+    with what a support can explain taken out: at frames where the body is supported (``sup (n,)``), the
+    part of its acceleration beyond gravity that points up (against ``g``) is a push of the support (a
+    bounce, or the normal force that holds a resting body) and is replaced by free fall along ``g``.
+    A support pushes, never pulls: a downward pull and every sideways departure stay."""
+    if ctx.g_mag == 0:
+        return u
+    up = -ctx.g / ctx.g_mag
+    free = -0.5 * ctx.g * ctx.dt * ctx.dt  # u of free fall
+    e = u - free
+    en = e @ up  # < 0: accelerated up beyond gravity
+    push = sup & (en < 0)
+    out = u.copy()
+    out[push] -= en[push, None] * up
+    return out
+
+
 def _pose_jitter(ctx: AuditContext, k: int, amp: float, w: int, touched: np.ndarray) -> list[Event]:
     """Jitter of rigid object ``k``'s pose about its own smooth motion (see check_jitter)."""
     kin = ctx.rigid
@@ -797,6 +830,7 @@ def _pose_jitter(ctx: AuditContext, k: int, amp: float, w: int, touched: np.ndar
     # but such chatter does not feed the body: where its energy rises above what it had in the window
     # before (by more than check_energy's lift h) no such allowance is made
     sup = ctx.supported[1:-1, k]
+    u = _support_pushes_removed(ctx, u, sup)
     m = ctx.obj_mass[k]
     e = kin["ke"][:, k] - m * (0.5 * (ctx.com[1:, k] + ctx.com[:-1, k]) @ ctx.g)  # (T-1,) J per step
     padded = np.concatenate([np.full(w, np.nan), e])

@@ -20,11 +20,10 @@ import numpy as np
 
 from particles import Rollout
 
-from particles.graph import radius_search
 from particles.keypoints import rotation_from_covariance
 from .report import CATEGORIES
 
-__all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY"]
+__all__ = ["AuditConfig", "AuditContext", "EPS32", "KEPLER_DENSITY", "grid_pairs"]
 
 #: float32 machine epsilon: relative resolution of stored positions.
 EPS32 = float(np.finfo(np.float32).eps)
@@ -131,6 +130,85 @@ def _rotvec(m: np.ndarray) -> np.ndarray:
 
         out[near] = Rotation.from_matrix(m[near]).as_rotvec()
     return out
+
+
+def _nearest_other(p: np.ndarray, qi: np.ndarray, cell: float) -> np.ndarray:
+    """(Q,) float64, m: distance from each point ``p[qi]`` to its nearest other point of ``p (n, 3)``
+    (by index: a duplicate position counts, at distance 0). Exact: the candidates of a query are the
+    points in the 27 grid cells of size ``cell`` (m, > 0) around it, which hold every point within
+    ``cell``; a query whose nearest candidate is further (or has none) is compared with all points.
+    (No tree: SciPy's spatial module costs more to import than this takes for the few hundred queries
+    of :attr:`AuditContext.spacing`.)"""
+    n, nq = len(p), len(qi)
+    lo = p.min(0)
+    ijk = np.floor((p - lo) / cell).astype(np.int64)  # (n, 3)
+    dims = ijk.max(0) + 3
+    key = ((ijk[:, 0] + 1) * dims[1] + ijk[:, 1] + 1) * dims[2] + ijk[:, 2] + 1  # padded: neighbours stay >= 0
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    off = np.array([(a * dims[1] + b) * dims[2] + c for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)])
+    nk = (key[qi][:, None] + off[None, :]).ravel()  # (Q * 27,)
+    first, last = np.searchsorted(sk, nk, "left"), np.searchsorted(sk, nk, "right")
+    lens = last - first
+    owner = np.repeat(np.arange(nq), lens.reshape(nq, 27).sum(1))  # sorted by query
+    starts = np.repeat(first - (np.cumsum(lens) - lens), lens)
+    cand = order[np.arange(int(lens.sum())) + starts]
+    diff = p[cand] - p[qi][owner]
+    d2 = (diff * diff).sum(1)
+    d2[cand == qi[owner]] = np.inf  # itself
+    seg = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=nq))[:-1]])  # each holds its query
+    out = np.sqrt(np.minimum.reduceat(d2, seg))
+    far = np.flatnonzero(~(out <= cell))
+    for i in far:  # nothing within one cell: compare with every point
+        d2 = ((p - p[qi[i]]) ** 2).sum(1)
+        d2[qi[i]] = np.inf
+        out[i] = np.sqrt(d2.min()) if n > 1 else np.inf
+    return out
+
+
+def grid_pairs(queries: np.ndarray, points: np.ndarray, radius: float, query_batch: np.ndarray,
+               point_batch: np.ndarray, budget: int = 1 << 22) -> np.ndarray:
+    """(E, 2) int64 pairs ``[q, j]`` with ``|points[j] - queries[q]| <= radius`` (m, > 0) and
+    ``query_batch[q] == point_batch[j]``, sorted by ``q`` then ``j``: what
+    :func:`particles.graph.radius_search` returns, found with a cell grid in NumPy. ``queries (Q, 3)``,
+    ``points (P, 3)`` float32, m; batches ``(Q,)``, ``(P,)`` non-negative ints. The candidates of a
+    query are the points of its batch in the 27 cells of size ``radius`` around it, taken in blocks of
+    queries of about ``budget`` candidates; every pair is confirmed by its distance (float64)."""
+    nq, n = len(queries), len(points)
+    if nq == 0 or n == 0:
+        return np.zeros((0, 2), np.int64)
+    q64, p64 = queries.astype(np.float64), points.astype(np.float64)
+    lo = np.minimum(q64.min(0), p64.min(0))
+    cq = np.floor((q64 - lo) / radius).astype(np.int64)
+    cp = np.floor((p64 - lo) / radius).astype(np.int64)
+    dims = np.maximum(cq.max(0), cp.max(0)) + 3
+    def key(c, b):  # padded by one cell on each side: neighbour keys of a batch stay inside it
+        return ((np.asarray(b, np.int64) * dims[0] + c[:, 0] + 1) * dims[1] + c[:, 1] + 1) * dims[2] + c[:, 2] + 1
+    kp = key(cp, point_batch)
+    order = np.argsort(kp, kind="stable")
+    sk = kp[order]
+    off = np.array([(a * dims[1] + b) * dims[2] + c for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)])
+    kq = key(cq, query_batch)
+    first = np.searchsorted(sk, (kq[:, None] + off[None, :]).ravel(), "left")
+    last = np.searchsorted(sk, (kq[:, None] + off[None, :]).ravel(), "right")
+    lens = last - first
+    per_q = lens.reshape(nq, 27).sum(1)
+    r2 = radius * radius
+    out = []
+    a = 0
+    while a < nq:
+        cum = np.cumsum(per_q[a:])
+        b = a + max(1, int(np.searchsorted(cum, budget, "right")))
+        ln = lens[27 * a:27 * b]
+        owner = np.repeat(np.arange(a, b), per_q[a:b])
+        starts = np.repeat(first[27 * a:27 * b] - (np.cumsum(ln) - ln), ln)
+        cand = order[np.arange(int(ln.sum())) + starts]
+        diff = p64[cand] - q64[owner]
+        near = (diff * diff).sum(1) <= r2
+        out.append(np.stack([owner[near], cand[near]], 1))
+        a = b
+    rows = np.concatenate(out)
+    return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
 
 
 class AuditContext:
@@ -590,11 +668,11 @@ class AuditContext:
                 continue
             f = int(np.argmax(valid[:, k]))
             p = self.pos[f, self.sel(k)].astype(np.float64)
-            from scipy.spatial import cKDTree
-
-            q = p[np.unique(np.linspace(0, len(p) - 1, min(len(p), _SPACING_SAMPLE)).astype(np.int64))]
-            d, _ = cKDTree(p).query(q, k=2)
-            out[k] = max(float(np.median(d[:, 1])), 2.0 * self.r)
+            qi = np.unique(np.linspace(0, len(p) - 1, min(len(p), _SPACING_SAMPLE)).astype(np.int64))
+            # cells of twice the mean spacing the object's box allows (and no finer than 4 r)
+            vol = float(np.prod(np.maximum(np.ptp(p, axis=0), 2.0 * self.r)))
+            cell = max(4.0 * self.r, 2.0 * (vol / len(p)) ** (1.0 / 3.0))
+            out[k] = max(float(np.median(_nearest_other(p, qi, cell))), 2.0 * self.r)
         return out
 
     @cached_property
@@ -710,7 +788,12 @@ class AuditContext:
         if not windows:
             return empty
         (qp, qi, qg), (pp_, pi_, pg) = ([np.concatenate(v) for v in side] for side in sides)
-        rows = radius_search(qp, pp_, float(grow_ab.max()), qg, pg, device=self.config.device)  # cross pairs a-b per build
+        if self.config.device == "cpu":  # a numpy cell grid: importing Warp alone takes longer than this search
+            rows = grid_pairs(qp, pp_, float(grow_ab.max()), qg, pg)
+        else:
+            from particles.graph import radius_search  # Warp's hash grid on the configured device
+
+            rows = radius_search(qp, pp_, float(grow_ab.max()), qg, pg, device=self.config.device)  # cross pairs a-b per build
         pid_a, pid_b = qi[rows[:, 0]], pi_[rows[:, 1]]
         gid_rows = qg[rows[:, 0]]
         order = np.argsort(gid_rows, kind="stable")
@@ -809,13 +892,47 @@ class AuditContext:
         return out
 
     @cached_property
+    def sweep_bend(self) -> np.ndarray:
+        """(T, K) float64, m. How far a particle's path between frame ``t`` and its neighbours can bow out
+        of the straight chord between its samples: ``|g| dt^2 / 8`` (a parabola's sagitta) plus, for rigid
+        objects (:attr:`rigid`), ``rho (1 - cos(|dth| / 2))`` (the sagitta of the turn), the larger over the
+        steps into and out of frame ``t``."""
+        out = np.full((self.T, self.K), self.g_mag * self.dt * self.dt / 8.0)
+        rig = np.flatnonzero(self.obj_rigid)
+        if self.T > 1 and len(rig):
+            turn = np.linalg.norm(self.rigid["dth"][:, rig], axis=2)
+            sag = np.nan_to_num(self.rigid["rho"][rig] * (1.0 - np.cos(0.5 * np.minimum(turn, np.pi))), nan=0.0)
+            b = np.zeros((self.T, len(rig)))
+            b[1:] = sag
+            b[:-1] = np.maximum(b[:-1], sag)
+            out[:, rig] += b
+        return out
+
+    @cached_property
+    def sweep_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo (T, K, 3), hi (T, K, 3))`` float64, m: the box every particle of the object stays in between
+        frames ``t - 1`` and ``t + 1``, the union of its boxes (:attr:`bbox`) at those frames grown by
+        :attr:`sweep_bend` (NaN where the object is not valid at ``t``)."""
+        lo, hi = (b.astype(np.float64) for b in self.bbox)
+        slo, shi = lo.copy(), hi.copy()
+        if self.T > 1:
+            for a, b in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+                slo[a] = np.fmin(slo[a], lo[b])
+                shi[a] = np.fmax(shi[a], hi[b])
+        bend = self.sweep_bend[..., None]
+        valid = np.isfinite(lo).all(2, keepdims=True)
+        return np.where(valid, slo - bend, np.nan), np.where(valid, shi + bend, np.nan)
+
+    @cached_property
     def supported(self) -> np.ndarray:
         """(T, K) bool. The object touches the ground or another object (static, tool or free) at
         frame ``t``, or could have touched it between frames: its lowest particle is within
         ``r + contact_margin * r + gap + ground_reach`` of the ground (:attr:`gap`: the surface of a
-        sparsely sampled object lies up to that much beyond its particles' spheres), or its box grown by
-        ``2 r + contact_margin * r + gap_a + gap_b + reach_a + reach_b`` overlaps another object's box (a fast
-        object bounces between two frames without ever being sampled in contact)."""
+        sparsely sampled object lies up to that much beyond its particles' spheres), or, when the two move
+        more than ``contact_margin * r`` in the steps into or out of frame ``t``, its :attr:`sweep_box`
+        comes within ``2 r + contact_margin * r + gap_a + gap_b`` of the other object's (a fast object
+        bounces between two frames without ever being sampled in contact; one that passes by at a
+        distance cannot have touched)."""
         sup = self.contact.any(axis=2)
         reach = self.reach
         lo, hi = self.bbox
@@ -824,12 +941,12 @@ class AuditContext:
                 sup |= lo[:, :, 2] <= (self.ground + (1.0 + self.config.contact_margin) * self.r + self.gap[None, :]
                                        + self.ground_reach)
         if self.has_objects and self.K > 1:
-            q = self.pair_query_dist[None]
-            valid = np.isfinite(lo).all(2)
-            grow = (q + reach[:, :, None] + reach[:, None, :])[..., None]  # (T, K, K, 1)
+            q = self.pair_query_dist[None, :, :, None]  # (1, K, K, 1)
+            slo, shi = self.sweep_box
+            valid = np.isfinite(slo).all(2)
             fast = reach[:, :, None] + reach[:, None, :] > self.config.contact_margin * self.r
             with np.errstate(invalid="ignore"):
-                ov = ((lo[:, :, None] - grow <= hi[:, None, :]) & (lo[:, None, :] - grow <= hi[:, :, None])).all(3)
+                ov = ((slo[:, :, None] - q <= shi[:, None, :]) & (slo[:, None, :] - q <= shi[:, :, None])).all(3)
             ov &= fast & valid[:, :, None] & valid[:, None, :] & (self.counts[None, None, :] > 0)
             ov[:, np.arange(self.K), np.arange(self.K)] = False
             sup |= ov.any(axis=2)

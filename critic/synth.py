@@ -22,7 +22,7 @@ import numpy as np
 from particles import KINEMATIC, MATERIAL_TYPE, ParticleScene, Rollout
 from particles.keypoints import kabsch
 
-__all__ = ["Label", "CLEAN", "clean", "inject", "GLITCHES", "big_scene", "lattice", "free_object"]
+__all__ = ["Label", "CLEAN", "clean", "inject", "GLITCHES", "big_scene", "lattice", "free_object", "showcase", "SHOWCASE"]
 
 R = 0.01  #: particle radius of the synthetic scenes, m
 DT = 1.0 / 60.0  #: frame time, s
@@ -434,3 +434,48 @@ def big_scene(n_particles: int = 100_000, T: int = 300, seed: int = 0) -> Rollou
             th = 2.0 * np.minimum(t, 1.0) - 1.0 * np.minimum(t, 1.0) ** 2
             b.rigid(f"spin{i}", loc, np.tile([x0, y0, _rest_z(n_box[2])], (T, 1)), _rot_z(th))
     return b.build(noise=0.02 * R, seed=seed)
+
+
+#: The demo's showcase (:func:`showcase`): per category, (magnitude, frame as a share of the rollout, variant,
+#: which free object: 0 the first, -1 the last). Magnitudes in :data:`GLITCHES`' units; floating 10: the object
+#: rises at 9 g (on the ground, "no fall" would be a resting body), late, so that it stays in the world;
+#: energy 0.5 m/s: worth a lift of 1.3 cm.
+SHOWCASE: dict[str, tuple[float, float, str, int]] = {
+    "penetration": (1.5, 0.15, "ground", -1), "teleport": (4.0, 0.2, "", -1), "vanish": (3, 0.3, "nan", -1),
+    "rigidity": (0.8, 0.3, "", -1), "floating": (10.0, 0.8, "", -1), "energy": (0.5, 0.15, "", -1),
+    "jitter": (0.6, 0.55, "", 0),
+}
+
+
+def showcase(ro: Rollout, categories=None, gap: float = 0.3, seed: int = 0) -> tuple[Rollout, list[Label]]:
+    """One rollout that holds a copy of ``ro`` per category, side by side along y (``gap`` m between their
+    boxes), each with one glitch of its category injected by :func:`inject` (:data:`SHOWCASE` sets its
+    magnitude, frame and object); the other copies' objects stay as in ``ro``. Objects are named
+    ``<category>/<name>``. Returns the rollout (positions ``(T, 7 N, 3)`` float32, m) and one
+    :class:`Label` per copy, its object and location in the showcase's numbering and frame."""
+    cats = list(categories or SHOWCASE)
+    T, N, K = ro.num_frames, ro.scene.num_particles, ro.scene.num_objects
+    sc = ro.scene
+    finite = ro.positions[np.isfinite(ro.positions).all(2)]
+    width = float(np.ptp(finite[:, 1])) + gap if len(finite) else gap
+    pos, labels = [], []
+    for i, cat in enumerate(cats):
+        mag, share, variant, which = SHOWCASE[cat]
+        shift = np.array([0.0, i * width, 0.0])
+        copy = Rollout(sc.replace(positions=(sc.positions + shift).astype(np.float32)),
+                       (ro.positions + shift).astype(np.float32), ro.dt)
+        frame = max(3, min(T - 4, int(round(share * (T - 1)))))
+        glitched, lab = inject(copy, cat, mag, frame, obj=which, seed=seed + i, variant=variant)
+        pos.append(glitched.positions)
+        labels.append(Label(lab.category, lab.frame, lab.end_frame, lab.object + i * K,
+                            None if lab.other is None else lab.other + i * K, lab.location, lab.magnitude, lab.note))
+    def tile(a):
+        return None if a is None else np.concatenate([np.asarray(a)] * len(cats))
+    scene = ParticleScene(
+        np.concatenate(pos, axis=1)[0], np.concatenate([sc.object_id + i * K for i in range(len(cats))]).astype(np.int32),
+        tuple(sc.object_material) * len(cats), sc.radius, particle_type=tile(sc.particle_type), mass=tile(sc.mass),
+        object_density=tile(sc.object_density),
+        object_name=tuple(f"{c}/{n}" for c in cats for n in sc.object_name), gravity=sc.gravity, ground=sc.ground,
+        object_friction=tile(sc.object_friction), object_restitution=tile(sc.object_restitution),
+        object_stiffness=tile(sc.object_stiffness))
+    return Rollout(scene, np.concatenate(pos, axis=1).astype(np.float32), ro.dt), labels

@@ -16,11 +16,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import warp as wp
 
-from . import _kernels as K
-from .graph import knn
 from .types import KeypointGraph, ParticleScene
+
+# Warp (and the kernels and graphs built on it) is imported where it is used: the numpy Kabsch fits
+# below serve the critic, whose `worldline audit` should not pay Warp's import on every start.
 
 __all__ = ["farthest_point_sampling", "build_keypoints", "deform", "summarize", "kabsch", "rotation_from_covariance"]
 
@@ -54,6 +54,10 @@ def farthest_point_sampling(points: np.ndarray, k, offsets: Optional[np.ndarray]
     total = int(ks.sum())
     if total == 0:
         return np.zeros(0, np.int64)
+    import warp as wp
+
+    from . import _kernels as K
+
     with wp.ScopedDevice(device):
         out = wp.empty(total, dtype=wp.int64)
         scratch = wp.empty(n, dtype=float)
@@ -86,6 +90,8 @@ def build_keypoints(scene: ParticleScene, per_object: int = 16, skin: int = 4, n
     Returns:
         A :class:`KeypointGraph` whose skin weights are non-negative and sum to 1 per particle.
     """
+    from .graph import knn
+
     oid = scene.object_id
     order, offs = _object_segments(oid)
     picked_sorted = farthest_point_sampling(scene.positions[order], per_object, offs, seed=seed)

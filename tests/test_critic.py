@@ -319,6 +319,28 @@ def test_pair_search_with_verlet_lists_matches_all_pairs():
     assert 1 <= ctx.pairs["builds"] <= 2 * T  # neighbour lists were reused across frames (3 pairs x T frames otherwise)
 
 
+def test_numpy_grid_pair_search_and_spacing_equal_brute_force():
+    """The CPU pair search (a NumPy cell grid, no Warp) and the nearest-neighbour search behind each
+    object's spacing return exactly what all pairs give, batches kept apart, sorted like radius_search."""
+    from critic.context import _nearest_other, grid_pairs
+
+    rng = np.random.default_rng(3)
+    q = rng.uniform(0, 0.2, (400, 3)).astype(np.float32)
+    p = rng.uniform(0, 0.2, (500, 3)).astype(np.float32)
+    qb, pb = rng.integers(0, 3, 400), rng.integers(0, 3, 500)
+    d = np.linalg.norm(q[:, None].astype(np.float64) - p[None].astype(np.float64), axis=2)
+    for rad in (0.01, 0.03):
+        ref = np.argwhere((d <= rad) & (qb[:, None] == pb[None]))
+        got = grid_pairs(q, p, rad, qb, pb)
+        assert len(ref) > 10 and np.array_equal(got, ref)
+    pts = p.astype(np.float64)
+    dd = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    np.fill_diagonal(dd, np.inf)
+    qi = np.arange(0, 500, 7)
+    for cell in (0.004, 0.05):  # cells smaller than some nearest distances (the all-points fallback), and larger
+        np.testing.assert_allclose(_nearest_other(pts, qi, cell), dd[qi].min(1), rtol=1e-12)
+
+
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="contact_tolerance"):
         AuditConfig(contact_tolerance=-1)

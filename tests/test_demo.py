@@ -12,7 +12,7 @@ from worldline.cli import main
 from worldline.cmd_demo import DEFAULT_CHECKPOINT, DEFAULT_SCENE
 
 from conftest import ASSETS
-from test_viz import read_rrd
+from test_viz import column, read_rrd
 
 STEPS = 90  # the whole push: the block reaches the cube at about frame 35
 
@@ -33,7 +33,8 @@ def test_demo_runs_on_shipped_assets(demo):
     code, text, out = demo
     assert DEFAULT_SCENE.exists() and DEFAULT_CHECKPOINT.exists()
     assert code == 0, text
-    for name in ("demo.rrd", "demo.png", "truth.npz", "model.npz", "truth_report.json", "model_report.json"):
+    for name in ("demo.rrd", "demo.png", "truth.npz", "model.npz", "truth_report.json", "model_report.json",
+                 "showcase.npz", "showcase_report.json", "showcase_labels.json", "showcase.rrd"):
         assert (out / name).is_file(), name
     assert "ground truth (Newton)" in text and "learned model (GNN)" in text and "position error" in text
     assert "missing:" not in text
@@ -61,6 +62,29 @@ def test_demo_rollouts_share_the_push_and_truth_is_clean(demo):
     moved_model = model.positions[-1, cube, 0].mean() - model.positions[0, cube, 0].mean()
     assert moved_truth > 0.03 and moved_model > 0.5 * moved_truth
     assert json.loads((out / "model_report.json").read_text())["events"] == []
+
+
+def test_demo_shows_the_critic_finding_each_injected_glitch_at_its_frame(demo):
+    """The showcase: the truth once per category side by side, one glitch injected into each copy; the
+    critic names each on its object within 3 frames of where it was injected, the terminal says so, and
+    the showcase recording marks each event at its place from its first frame."""
+    from critic import CATEGORIES
+
+    _, text, out = demo
+    labels = json.loads((out / "showcase_labels.json").read_text())
+    report = json.loads((out / "showcase_report.json").read_text())
+    assert sorted(lab["category"] for lab in labels) == sorted(CATEGORIES)
+    for lab in labels:
+        hits = [e for e in report["events"] if e["category"] == lab["category"] and e["object"] == lab["object"]]
+        assert hits, lab
+        assert min(abs(e["frame"] - lab["frame"]) for e in hits) <= 3, (lab, hits)
+        assert f"injected {lab['category']:<11}" in text and "NOT FOUND" not in text
+    assert len(report["events"]) == len(labels)  # nothing else cried wolf
+    data = read_rrd(out / "showcase.rrd")
+    for i, ev in enumerate(report["events"]):
+        boxes = column(data, f"world/critic/{i}", "Boxes3D:centers")
+        assert [f for f, _ in boxes] == [ev["frame"]]
+        np.testing.assert_allclose(boxes[0][1][0], ev["location"], atol=1e-6)
 
 
 def test_demo_recording_and_picture(demo):

@@ -44,7 +44,41 @@ def _init_warp_quietly() -> None:
         sys.stderr.write("\n".join(rest) + "\n")
 
 
-_init_warp_quietly()
+class _QuietWarp:
+    """Import hook: the first ``import warp`` (anywhere, by any command) is followed by
+    :func:`_init_warp_quietly`, so Warp stays silent without every start paying for its import (about a
+    second: ``worldline audit`` on rollouts whose objects never come close does not need it)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "warp":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        run = loader.exec_module
+        hook = self
+
+        def exec_module(module):
+            run(module)
+            if hook in sys.meta_path:
+                sys.meta_path.remove(hook)
+            _init_warp_quietly()
+
+        loader.exec_module = exec_module
+        return spec
+
+
+if "warp" in sys.modules:
+    _init_warp_quietly()
+elif not any(isinstance(f, _QuietWarp) for f in sys.meta_path):
+    sys.meta_path.insert(0, _QuietWarp())
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "view"]

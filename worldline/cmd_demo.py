@@ -34,7 +34,9 @@ def run_demo(scene_path: Path, checkpoint: Optional[Path], steps: int, out_dir: 
     """Run the demo; returns a summary dict (also printed through ``echo``).
 
     Writes into ``out_dir``: ``demo.rrd``, ``demo.png``, ``truth.npz`` and ``model.npz``
-    (rollout files), ``truth_report.json`` and ``model_report.json`` (critic reports).
+    (rollout files), ``truth_report.json`` and ``model_report.json`` (critic reports), and the critic's
+    showcase: ``showcase.npz`` (the truth once per category, side by side, each copy with one injected
+    glitch), ``showcase_labels.json``, ``showcase_report.json`` and ``showcase.rrd``.
     Without a usable checkpoint the learned-model half is skipped and the summary says so.
     """
     import critic
@@ -84,6 +86,10 @@ def run_demo(scene_path: Path, checkpoint: Optional[Path], steps: int, out_dir: 
     summary = {"particles": scene.num_particles, "objects": scene.num_objects, "steps": steps, "dt": dt,
                "truth_events": len(truth_report.events), "missing": missing, "timings": timings,
                "out_dir": str(out_dir)}
+    # the critic at work: the truth once per category, side by side, each copy with one injected glitch
+    show = _showcase(truth, out_dir, timings) if truth.num_frames >= 8 else None
+    if show is not None:
+        summary["showcase"] = show["found"]
     shown, shown_report, kw = truth, truth_report, {}
     if model is not None:
         from dynamics.model import LearnedSimulator
@@ -109,6 +115,15 @@ def run_demo(scene_path: Path, checkpoint: Optional[Path], steps: int, out_dir: 
     echo(f"ground truth (Newton): {len(truth_report.events)} critic events")
     for line in _event_lines(truth_report):
         echo(f"  {line}")
+    if show is not None:
+        echo(f"critic showcase: the truth {len(show['labels'])} times side by side, one glitch injected into each "
+             f"(critic.synth): {len(show['report'].events)} critic events (showcase.rrd)")
+        for row in show["found"]:
+            got = (f"found {row['found']} at frames {row['frame']}-{row['end_frame']}" if row["found"]
+                   else "NOT FOUND")
+            echo(f"  injected {row['category']:<11} on '{row['object']}' at frame {row['label_frame']}: {got}")
+            if row["message"]:
+                echo(f"    {row['message']}")
     if model is not None:
         echo(f"learned model (GNN):   {summary['model_events']} critic events; position error vs truth: "
              f"mean {summary['model_error_mean'] * 1000:.1f} mm, final frame {summary['model_error_final'] * 1000:.1f} mm, "
@@ -127,6 +142,39 @@ def run_demo(scene_path: Path, checkpoint: Optional[Path], steps: int, out_dir: 
     echo(f"wrote {out_dir / 'demo.rrd'} (open with: worldline view {out_dir / 'demo.rrd'}), {out_dir / 'demo.png'}, "
          f"rollouts and reports in {out_dir}")
     return summary
+
+
+def _showcase(truth, out_dir: Path, timings: dict) -> dict:
+    """Inject one glitch of each category into copies of ``truth`` (:func:`critic.synth.showcase`), audit
+    them, and write ``showcase.npz``, ``showcase_report.json``, ``showcase_labels.json`` and ``showcase.rrd``.
+    Returns ``{"labels", "report", "found"}``; ``found`` has one row per injection: its category, object
+    name and frame, and the event the critic reports on that object nearest to it (within 3 frames)."""
+    import json
+
+    import critic
+    import viz
+    from critic import synth
+    from particles import save_rollout
+    from particles.io import atomic_write
+
+    ro, labels = _timed("showcase: inject", lambda: synth.showcase(truth), timings)
+    report = _timed("showcase: audit", lambda: critic.audit(ro, source="showcase"), timings)
+    save_rollout(out_dir / "showcase.npz", ro)
+    report.write(out_dir / "showcase_report.json")
+    text = json.dumps([{"category": lab.category, "frame": lab.frame, "end_frame": lab.end_frame, "object": lab.object,
+                        "location": list(lab.location), "magnitude": lab.magnitude} for lab in labels], indent=2) + "\n"
+    atomic_write(out_dir / "showcase_labels.json", lambda f: f.write(text), mode="w")
+    _timed("showcase: record", lambda: viz.record(out_dir / "showcase.rrd", ro, report), timings)
+    found = []
+    for lab in labels:
+        near = [e for e in report.events if lab.object in e.objects and e.frame <= lab.frame + 3
+                and e.end_frame >= lab.frame - 3]
+        near.sort(key=lambda e: (e.category != lab.category, abs(e.frame - lab.frame)))
+        e = near[0] if near else None
+        found.append({"category": lab.category, "object": ro.scene.object_name[lab.object], "label_frame": lab.frame,
+                      "found": e.category if e else None, "frame": e.frame if e else None,
+                      "end_frame": e.end_frame if e else None, "message": e.message if e else ""})
+    return {"labels": labels, "report": report, "found": found}
 
 
 def _event_lines(report, limit: int = 6) -> list[str]:
