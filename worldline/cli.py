@@ -47,7 +47,7 @@ def _init_warp_quietly() -> None:
 _init_warp_quietly()
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "view"]
+COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "evaluate", "view"]
 
 #: Exit codes of every subcommand (README "Command line"). ``audit`` also uses 1 for "glitches found".
 EXIT_OK = 0
