@@ -43,6 +43,24 @@ def make_backend_factory(name: str, checkpoint: str):
     raise SystemExit(f"--backends: unknown {name!r}; expected gnn or constraints")
 
 
+def drift(args) -> None:
+    """The GNN's rollout of each task with the tool held still (Newton: nothing moves): the goal
+    object's centre displacement after 20, 50 and 100 frames."""
+    from dynamics.model import LearnedSimulator
+    from dynamics.tasks import Task
+    from dynamics.train import load_model
+
+    model = load_model(args.checkpoint)
+    paths = sorted(glob.glob(args.tasks))[: args.limit or None]
+    print("| task | after 20 frames | 50 | 100 (mm, xy) |\n|---|---|---|---|")
+    for p in paths:
+        task = Task.load(p)
+        ro = LearnedSimulator(model, task.scene, task.tool.indices).rollout(None, 100)
+        c = ro.positions[:, task.object_particles].mean(1)
+        cells = [f"{np.linalg.norm(c[f, :2] - c[0, :2]) * 1000:.1f}" for f in (20, 50, 100)]
+        print(f"| {Path(p).stem} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     import warp as wp
 
@@ -60,7 +78,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--json", default=None, help="write the reports and timings here")
+    ap.add_argument("--drift", action="store_true",
+                    help="only: how far the GNN moves each task's goal object in 100 frames with the tool still")
     args = ap.parse_args()
+    if args.drift:
+        torch.set_num_threads(args.threads)
+        drift(args)
+        return
 
     from dynamics.policy import build_report, evaluate_policies, load_policy, report_markdown
     from dynamics.tasks import Task

@@ -62,7 +62,14 @@ def bad_policies(tmp_path_factory):
         "def wrong_shape(obs):\n"
         "    return np.zeros(2)\n"
         "def nan_target(obs):\n"
-        "    return {'position': [float('nan'), 0.0, 0.03]}\n")
+        "    return {'position': [float('nan'), 0.0, 0.03]}\n"
+        "def wrong_way(obs):\n"
+        "    # straight_push toward the goal mirrored through the object's centre: away from the goal\n"
+        "    g = dict(obs['goal'])\n"
+        "    k = list(obs['object_names']).index(g['object'])\n"
+        "    c = obs['positions'][obs['object_id'] == k].mean(0)\n"
+        "    g['position'] = [2 * c[0] - g['position'][0], 2 * c[1] - g['position'][1]]\n"
+        "    return straight_push(dict(obs, goal=g))\n")
     (d / "boom.py").write_text("raise ImportError('boom on import')\n")
     return d
 
@@ -131,18 +138,19 @@ def test_rerun_with_the_same_seed_gives_identical_reports(tiny, bad_policies, tm
     assert "correlation" in rep and set(rep["correlation"]) >= {"pearson", "spearman", "same_ranking"}
 
 
-def test_policy_known_to_fail_scores_zero_in_the_model_and_in_newton(tiny, tmp_path, capsys):
-    """half_push stops half way (5 cm and 4.5 cm short of goals with a 2 cm tolerance): 0 successes on
-    the shipped GNN and on Newton, while straight_push reaches the +x goal on Newton (the task is doable)."""
+def test_policy_known_to_fail_scores_zero_in_the_model_and_in_newton(tiny, bad_policies, tmp_path, capsys):
+    """A scripted push away from the goal scores 0 on the shipped GNN and on Newton (ending farther
+    than it started), while straight_push reaches the +x goal on Newton (the task is doable)."""
     out = tmp_path / "fail"
-    code, _, err = _evaluate(["--policy", "dynamics.policies:half_push", "--policy", "dynamics.policies:straight_push",
+    code, _, err = _evaluate(["--policy", f"{bad_policies / 'bad_policies.py'}:wrong_way",
+                              "--policy", "dynamics.policies:straight_push",
                               "--tasks", tiny, "--truth", "--max-steps", "90", "--out", out], capsys)
     assert code == 0, err
     rep = json.loads((out / "report.json").read_text())
-    half = rep["policies"]["half_push"]
+    bad = rep["policies"]["wrong_way"]
     for side in ("model", "truth"):
-        assert half[side]["episodes"] == 2 and half[side]["successes"] == 0 and half[side]["success_rate"] == 0.0
-        assert half[side]["mean_final_error_m"] > 0.03
+        assert bad[side]["episodes"] == 2 and bad[side]["successes"] == 0 and bad[side]["success_rate"] == 0.0
+        assert bad[side]["mean_final_error_m"] > 0.095  # the goals start 9 and 10 cm away
     b = [e for e in rep["episodes"] if e["policy"] == "straight_push" and e["task"] == "b_plus_x"][0]
     assert b["truth"]["success"], b
     assert sorted(p.name for p in (out / "episodes").glob("*.rrd")) and (out / "report.md").exists()
