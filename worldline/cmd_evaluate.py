@@ -217,13 +217,13 @@ def register(app: typer.Typer) -> None:
         Newton's (Pearson, Spearman, same ranking), with and without the glitched episodes.
 
         A policy is called once per frame as policy(obs) and returns the tool's target pose
-        ({"position": (3,), "yaw": rad, "width": m} or a bare (3,) position); see README, Policy
-        evaluation. A policy that raises or returns a bad target fails its episode; the run goes on.
+        ({"position": (3,), "yaw": rad, "width": m} or a bare (3,) position); see README,
+        Policy evaluation. A policy that raises or returns a bad target fails its episode;
+        the run goes on.
 
-        Example:
+        Example (the shipped suite, two shipped policies, model and Newton):
 
-          worldline evaluate --policy dynamics.policies:straight_push --policy dynamics.policies:random_policy
-          --tasks assets/tasks/suite --truth --out eval_out
+          worldline evaluate -p dynamics.policies:straight_push -p dynamics.policies:random_policy --truth --out ev
         """
         check_output(out, "--out", folder=True)
         t0 = time.perf_counter()
