@@ -131,6 +131,8 @@ def run_evaluate(policies: list[str], tasks: str, out: Path, checkpoint: Optiona
         from tqdm import tqdm
 
         if stage not in bars:
+            for b in bars.values():  # the previous stage is over
+                b.close()
             desc = {"model": f"model ({backend}, packed)", "critic": "critic", "truth": "Newton"}[stage]
             bars[stage] = tqdm(total=total, desc=desc, unit="frame" if stage == "model" else "episode")
         b = bars[stage]
