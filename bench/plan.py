@@ -42,65 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _box(name, size, pos, yaw_deg, material="rigid", density=800.0):
-    return (f'[[object]]\nname = "{name}"\nshape = "box"\nsize = [{size[0]:.3f}, {size[1]:.3f}, {size[2]:.3f}]\n'
-            f'position = [{pos[0]:.4f}, {pos[1]:.4f}, {pos[2]:.4f}]\neuler_deg = [0.0, 0.0, {yaw_deg:.2f}]\n'
-            f'material = "{material}"\ndensity = {density}\nfriction = 0.5\n')
-
-
-HEADER = "[world]\nspacing = 0.02\nground = 0.0\nseed = 0\n\n"
-TOOL = '[tool]\nshape = "pusher"\nsize = [0.02, 0.08, 0.06]\npath = [{{ t = 0.0, position = [{x:.4f}, {y:.4f}, 0.032] }}]\n'
-
-
-def push_task(rng: np.random.Generator, i: int) -> str:
-    """TOML of one push-to-pose task."""
-    n_obj = int(rng.integers(1, 4))
-    objs, placed = [], []
-    for k in range(n_obj):
-        for _ in range(100):
-            size = np.array([rng.integers(3, 6), rng.integers(3, 6), 3]) * 0.02
-            pos = np.array([0.0, 0.0]) if k == 0 else rng.uniform(-0.25, 0.25, 2)
-            reach = float(np.linalg.norm(size[:2])) / 2
-            if all(np.linalg.norm(pos - p) > reach + r + 0.03 for p, r in placed):
-                break
-        yaw = float(rng.uniform(-45, 45))
-        placed.append((pos, reach))
-        objs.append((f"box{k}", size, np.array([pos[0], pos[1], size[2] / 2]), yaw))
-    block_reach = placed[0][1]
-    # goal: 6-14 cm away, not inside another box
-    for _ in range(200):
-        a = rng.uniform(-np.pi, np.pi)
-        goal = np.array([np.cos(a), np.sin(a)]) * rng.uniform(0.06, 0.14)
-        if all(np.linalg.norm(goal - p) > r + block_reach + 0.02 for p, r in placed[1:]):
-            break
-    # the tool starts 12-20 cm from the block, clear of every box
-    for _ in range(200):
-        b = rng.uniform(-np.pi, np.pi)
-        tool = np.array([np.cos(b), np.sin(b)]) * rng.uniform(0.12, 0.2)
-        if all(np.linalg.norm(tool - p) > r + 0.07 for p, r in placed):
-            break
-    with_yaw = i % 3 == 2
-    text = HEADER + "".join(_box(*o) + "\n" for o in objs) + TOOL.format(x=tool[0], y=tool[1])
-    text += f'\n[goal]\nobject = "box0"\nposition = [{goal[0]:.4f}, {goal[1]:.4f}]\n'
-    if with_yaw:
-        dyaw = float(rng.uniform(20, 40)) * (1 if rng.random() < 0.5 else -1)
-        text += f"yaw_deg = {objs[0][3] + dyaw:.2f}\nyaw_tolerance_deg = 15.0\n"
-    return text
-
-
-def sand_task(rng: np.random.Generator) -> str:
-    """TOML of one sand-into-region task: a 6 x 6 x 3 particle sand block, a region beside it."""
-    a = rng.uniform(-np.pi, np.pi)
-    d = np.array([np.cos(a), np.sin(a)])
-    centre = d * 0.13
-    lo = np.array([centre[0] - 0.06, centre[1] - 0.06, 0.0])
-    hi = np.array([centre[0] + 0.06, centre[1] + 0.06, 0.1])
-    tool = -d * 0.14
-    text = HEADER + _box("sand", (0.12, 0.12, 0.06), (0, 0, 0.03), 0.0, "granular", 1600.0) + "\n"
-    text += TOOL.format(x=tool[0], y=tool[1]).replace("0.02, 0.08, 0.06", "0.02, 0.14, 0.06")
-    text += (f'\n[goal]\nobject = "sand"\nregion = {{ min = [{lo[0]:.3f}, {lo[1]:.3f}, {lo[2]:.3f}], '
-             f'max = [{hi[0]:.3f}, {hi[1]:.3f}, {hi[2]:.3f}] }}\nfraction = 0.5\n')
-    return text
+from dynamics.suite import push_task, sand_task  # noqa: E402  (the generator is shared with evaluate)
 
 
 def run(args) -> None:

@@ -46,7 +46,7 @@ __all__ = [
     "ToolLimits", "ToolModel", "Task", "Observation", "EpisodeResult", "Controller",
     "integrate_controls", "step_toward", "approach_poses", "goal_measures", "goal_met", "object_yaw",
     "LearnedBackend", "ConstraintsBackend", "NewtonBackend", "run_episode", "observe", "wrap_angle",
-    "SETTLE_SPEED",
+    "SETTLE_SPEED", "EpisodeLoop", "ControllerFailed",
 ]
 
 #: Pose layout: x, y, z (m), yaw (rad), width (m).
@@ -693,6 +693,114 @@ class EpisodeResult:
     """What the controller reports (replans, seconds per replan, rejected candidates, ...)."""
 
 
+class ControllerFailed(Exception):
+    """Raised by a controller's ``act`` when it cannot go on (a policy that raised, or returned a
+    wrong shape or NaN): the closed loop ends the episode there as failed, with this message."""
+
+
+class EpisodeLoop:
+    """One closed-loop episode stepped from outside, frame by frame.
+
+    The loop of :func:`run_episode` as an object, so that many episodes (several policies, several
+    tasks) can share one packed world step (:mod:`dynamics.policy`): ``control()`` observes, decides
+    whether the episode is over (the goal holds within ``stop_margin`` times its tolerances with the
+    object settled, ``max_steps`` frames ran, the controller is ``done`` or raised
+    :class:`ControllerFailed`) and returns the tool's particle positions ``(M, 3)`` float32 m for the
+    next frame (``None`` once over); ``advance(positions (N, 3))`` records the frame the world made.
+    ``result()`` gives the :class:`EpisodeResult`.
+    """
+
+    def __init__(self, task: Task, controller, max_steps: int = 240, settle_frames: int = 10,
+                 stop_margin: float = 0.5, progress: Optional[Callable[[Observation], None]] = None):
+        self.task, self.controller = task, controller
+        self.max_steps, self.settle_frames, self.stop_margin, self.progress = max_steps, settle_frames, stop_margin, progress
+        scene = task.scene
+        self.frames = [ParticleState.at_rest(scene).positions.copy()]
+        self.commands = [scene.positions[task.tool.indices].astype(np.float32)]
+        self.vel = np.zeros(CONTROL_DIM)
+        self.hold = 0
+        self.history = getattr(controller, "history", 5)
+        self.queue: list = []
+        self.over = False
+        self.error: Optional[str] = None
+        self.wall_s = 0.0
+
+    @property
+    def steps(self) -> int:
+        """Frames executed so far."""
+        return len(self.frames) - 1
+
+    def control(self) -> Optional[np.ndarray]:
+        """(M, 3) float32 m: the tool's particles at the next frame, or None when the episode is over."""
+        if self.over:
+            return None
+        t0 = time.perf_counter()
+        try:
+            return self._control()
+        finally:
+            self.wall_s += time.perf_counter() - t0
+
+    def _control(self) -> Optional[np.ndarray]:
+        task = self.task
+        if self.queue and self.steps < self.max_steps:
+            p, v = self.queue.pop(0)
+            ctrl = task.tool.particles(p)
+            self._pending = (ctrl, v)
+            return ctrl
+        obs = observe(task, self.frames, self.vel, self.history)
+        if self.progress is not None:
+            self.progress(obs)
+        m = goal_measures(task, obs.positions)
+        met = bool(goal_met(task, m, self.stop_margin))
+        if met:
+            c = obs.history[-1][task.object_particles].mean(0) - obs.history[-2][task.object_particles].mean(0)
+            if np.linalg.norm(c) / task.dt < SETTLE_SPEED or self.hold >= self.settle_frames:
+                self.over = True
+                return None
+        if self.steps >= self.max_steps or getattr(self.controller, "done", False):
+            self.over = True
+            return None
+        if met:
+            self.hold += 1
+            poses, vels = integrate_controls(obs.tool_pose, self.vel, np.zeros((1, CONTROL_DIM)), ToolLimits(), task.dt)
+            poses[:, 2] = obs.tool_pose[2]
+        else:
+            self.hold = 0
+            try:
+                poses, vels = self.controller.act(task, obs)
+            except ControllerFailed as exc:
+                self.error = f"frame {obs.frame}: {exc}"
+                self.over = True
+                return None
+        self.queue = list(zip(poses[: self.max_steps - self.steps], vels))
+        if not self.queue:
+            self.over = True
+            return None
+        return self._control()
+
+    def advance(self, positions: np.ndarray) -> None:
+        """Record the world's next frame ``positions (N, 3)`` m (after :meth:`control` returned a control)."""
+        self.frames.append(np.asarray(positions, np.float32).copy())
+        ctrl, v = self._pending
+        self.commands.append(ctrl)
+        self.vel = np.asarray(v, np.float64)[[0, 1, -2, -1]] if len(v) == 5 else np.asarray(v, np.float64)
+
+    def result(self) -> EpisodeResult:
+        """The episode so far as an :class:`EpisodeResult` (failed when the controller raised
+        :class:`ControllerFailed`; ``info["error"]`` says why)."""
+        task = self.task
+        pos = np.stack(self.frames).astype(np.float32)
+        final = {k: float(v) for k, v in goal_measures(task, pos[-1]).items()}
+        info = dict(getattr(self.controller, "stats", {}) or {})
+        if self.error is not None:
+            info["error"] = self.error
+        ok = self.error is None and bool(goal_met(task, goal_measures(task, pos[-1])))
+        return EpisodeResult(success=ok, measures=final,
+                             action=Action(task.tool.indices, np.stack(self.commands).astype(np.float32)),
+                             executed=Rollout(task.scene, pos, task.dt), steps=len(self.frames) - 1,
+                             wall_s=self.wall_s, info=info)
+
+
 def run_episode(task: Task, controller, world=None, max_steps: int = 240, settle_frames: int = 10,
                 stop_margin: float = 0.5, progress: Optional[Callable[[Observation], None]] = None) -> EpisodeResult:
     """Observe, act, step the world; repeat until the goal holds with the object settled,
@@ -710,51 +818,20 @@ def run_episode(task: Task, controller, world=None, max_steps: int = 240, settle
 
     Returns:
         An :class:`EpisodeResult`; ``result.action`` replays through ``worldline simulate --action``.
+        The loop is :class:`EpisodeLoop` (shared with the packed policy evaluation).
     """
     from .sim import SimConfig
 
     t0 = time.perf_counter()
     if world is None:
         world = task.setup.simulator(SimConfig(dt=task.dt))
-    scene = task.scene
-    tool = task.tool
-    state = ParticleState.at_rest(scene)
+    loop = EpisodeLoop(task, controller, max_steps, settle_frames, stop_margin, progress)
+    state = ParticleState.at_rest(task.scene)
     nxt = ParticleState(np.zeros_like(state.positions), np.zeros_like(state.positions))
-    frames = [state.positions.copy()]
-    commands = [scene.positions[tool.indices].astype(np.float32)]
-    vel = np.zeros(CONTROL_DIM)
-    hold = 0
-    history = getattr(controller, "history", 5)
-    while True:
-        obs = observe(task, frames, vel, history)
-        if progress is not None:
-            progress(obs)
-        m = goal_measures(task, obs.positions)
-        met = bool(goal_met(task, m, stop_margin))
-        if met:
-            c = obs.history[-1][task.object_particles].mean(0) - obs.history[-2][task.object_particles].mean(0)
-            if np.linalg.norm(c) / task.dt < SETTLE_SPEED or hold >= settle_frames:
-                break
-        if len(frames) - 1 >= max_steps or getattr(controller, "done", False):
-            break
-        if met:
-            hold += 1
-            poses, vels = integrate_controls(obs.tool_pose, vel, np.zeros((1, CONTROL_DIM)), ToolLimits(), task.dt)
-            poses[:, 2] = obs.tool_pose[2]
-        else:
-            hold = 0
-            poses, vels = controller.act(task, obs)
-        for p, v in zip(poses[: max_steps - (len(frames) - 1)], vels):
-            ctrl = tool.particles(p)
-            world.step(state, nxt, ctrl, task.dt)
-            state, nxt = nxt, state
-            frames.append(state.positions.copy())
-            commands.append(ctrl)
-            vel = np.asarray(v, np.float64)[[0, 1, -2, -1]] if len(v) == 5 else np.asarray(v, np.float64)
-    pos = np.stack(frames).astype(np.float32)
-    executed = Rollout(scene, pos, task.dt)
-    final = {k: float(v) for k, v in goal_measures(task, pos[-1]).items()}
-    info = dict(getattr(controller, "stats", {}) or {})
-    return EpisodeResult(success=bool(goal_met(task, goal_measures(task, pos[-1]))), measures=final,
-                         action=Action(tool.indices, np.stack(commands).astype(np.float32)), executed=executed,
-                         steps=len(frames) - 1, wall_s=time.perf_counter() - t0, info=info)
+    while (ctrl := loop.control()) is not None:
+        world.step(state, nxt, ctrl, task.dt)
+        state, nxt = nxt, state
+        loop.advance(state.positions)
+    res = loop.result()
+    res.wall_s = time.perf_counter() - t0
+    return res

@@ -81,7 +81,7 @@ elif not any(isinstance(f, _QuietWarp) for f in sys.meta_path):
     sys.meta_path.insert(0, _QuietWarp())
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "view"]
+COMMANDS = ["demo", "lift", "simulate", "dataset", "train", "rollout", "audit", "plan", "evaluate", "view"]
 
 #: Exit codes of every subcommand (README "Command line"). ``audit`` also uses 1 for "glitches found".
 EXIT_OK = 0

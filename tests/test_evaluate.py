@@ -1,0 +1,217 @@
+"""worldline evaluate (issue 14): the policy interface, failure capture, determinism, a policy
+known to fail, the report's numbers against a hand count, and bad policy modules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dynamics.policy import (EpisodeSpec, PackedStepper, build_report, episode_seed, load_policy, parse_target,
+                             pearson, run_model_episodes, spearman, wilson_interval)
+from dynamics.tasks import ConstraintsBackend, ControllerFailed, Task
+from worldline.cli import main
+
+# a 3 x 3 x 3 block at the origin, the pusher 7 cm to its +x side, the goal 10 cm to its -x side
+TINY = """[world]
+spacing = 0.02
+ground = 0.0
+seed = 0
+
+[[object]]
+name = "block"
+shape = "box"
+size = [0.06, 0.06, 0.06]
+position = [0.0, 0.0, 0.03]
+material = "rigid"
+density = 800.0
+friction = 0.5
+
+[tool]
+shape = "pusher"
+size = [0.02, 0.08, 0.06]
+path = [{{ t = 0.0, position = [{tx}, 0.0, 0.032] }}]
+
+[goal]
+object = "block"
+position = [{gx}, 0.0]
+tolerance = 0.02
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tasks")
+    (d / "a_minus_x.toml").write_text(TINY.format(tx=0.07, gx=-0.10))
+    (d / "b_plus_x.toml").write_text(TINY.format(tx=-0.07, gx=0.09))
+    return d
+
+
+@pytest.fixture(scope="module")
+def bad_policies(tmp_path_factory):
+    d = tmp_path_factory.mktemp("policies")
+    (d / "bad_policies.py").write_text(
+        "import numpy as np\n"
+        "from dynamics.policies import straight_push\n"
+        "def crash_at_5(obs):\n"
+        "    if obs['frame'] >= 5:\n"
+        "        raise RuntimeError('motor fault')\n"
+        "    return straight_push(obs)\n"
+        "def wrong_shape(obs):\n"
+        "    return np.zeros(2)\n"
+        "def nan_target(obs):\n"
+        "    return {'position': [float('nan'), 0.0, 0.03]}\n"
+        "def wrong_way(obs):\n"
+        "    # straight_push toward the goal mirrored through the object's centre: away from the goal\n"
+        "    g = dict(obs['goal'])\n"
+        "    k = list(obs['object_names']).index(g['object'])\n"
+        "    c = obs['positions'][obs['object_id'] == k].mean(0)\n"
+        "    g['position'] = [2 * c[0] - g['position'][0], 2 * c[1] - g['position'][1]]\n"
+        "    return straight_push(dict(obs, goal=g))\n")
+    (d / "boom.py").write_text("raise ImportError('boom on import')\n")
+    return d
+
+
+def test_parse_target_accepts_the_documented_forms_and_refuses_others():
+    pose = np.array([0.1, 0.2, 0.03, 0.5, 0.0])
+    assert parse_target([1, 2, 3], pose).tolist() == [1, 2, 3, 0.5, 0.0]  # bare position: yaw, width held
+    assert parse_target({"position": (1, 2, 3), "yaw": 1.0}, pose).tolist() == [1, 2, 3, 1.0, 0.0]
+    for bad, words in (([1, 2], "shape (2,)"), ({"yaw": 1.0}, "without 'position'"), ([0, np.inf, 0], "non-finite"),
+                       ("abc", "not numbers"), ({"position": [0, 0, 0], "yaw": "x"}, "not a number")):
+        with pytest.raises(ControllerFailed, match=words.replace("(", r"\(").replace(")", r"\)")):
+            parse_target(bad, pose)
+
+
+def test_policy_crashing_mid_episode_fails_only_its_episode(tiny, bad_policies):
+    """A policy that raises at frame 5, one returning a wrong shape and one returning NaN end their
+    episodes as failed with the error; a good policy packed in the same model steps is unaffected
+    (its rollout equals the one it has alone)."""
+    task = Task.load(tiny / "a_minus_x.toml")
+    mod = str(bad_policies / "bad_policies.py")
+    names = ["crash_at_5", "wrong_shape", "nan_target"]
+    fns = [load_policy(f"{mod}:{n}")[1] for n in names] + [load_policy("dynamics.policies:straight_push")[1]]
+    specs = [EpisodeSpec(n, f, 0, 0, 0) for n, f in zip(names + ["straight_push"], fns)]
+    make = lambda t: ConstraintsBackend(t.scene)  # noqa: E731
+    res = run_model_episodes([task], specs, PackedStepper(make), max_steps=30)
+    crash, shape, nan, good = res
+    assert not crash.success and crash.steps == 5
+    assert crash.info["error"] == "frame 5: the policy raised RuntimeError: motor fault"
+    assert shape.steps == 0 and "shape (2,), expected (3,)" in shape.info["error"] and not shape.success
+    assert nan.steps == 0 and "non-finite" in nan.info["error"]
+    assert "error" not in good.info and good.steps == 30
+    alone = run_model_episodes([task], specs[3:], PackedStepper(make), max_steps=30)[0]
+    np.testing.assert_allclose(good.executed.positions, alone.executed.positions, atol=1e-6)
+    # the crashing policy's 5 frames are straight_push's first 5
+    np.testing.assert_allclose(crash.executed.positions, alone.executed.positions[:6], atol=1e-6)
+
+
+def _evaluate(args, capsys):
+    code = main(["evaluate"] + [str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_rerun_with_the_same_seed_gives_identical_reports(tiny, bad_policies, tmp_path, capsys):
+    common = ["--policy", "dynamics.policies:random_policy", "--policy", "dynamics.policies:straight_push",
+              "--policy", f"{bad_policies / 'bad_policies.py'}:crash_at_5", "--tasks", tiny / "a_minus_x.toml",
+              "--backend", "constraints", "--truth", "--max-steps", "40", "--no-record"]
+    outs = []
+    for k, seed in enumerate((3, 3, 4)):
+        out = tmp_path / f"run{k}"
+        code, _, err = _evaluate(common + ["--seed", seed, "--out", out], capsys)
+        assert code == 0, err
+        outs.append(out)
+    a, b, c = ((o / "report.json").read_bytes() for o in outs)
+    assert a == b
+    assert (outs[0] / "report.md").read_text() == (outs[1] / "report.md").read_text()
+    rep = json.loads(a)
+    rep_other = json.loads(c)
+    ra = [e for e in rep["episodes"] if e["policy"] == "random_policy"][0]
+    rc = [e for e in rep_other["episodes"] if e["policy"] == "random_policy"][0]
+    assert ra["seed"] == episode_seed(3, 0, 0) != rc["seed"] == episode_seed(4, 0, 0)
+    # the crash is a failed episode in both worlds, with its error; the run went on
+    for side in ("model", "truth"):
+        failed = rep["policies"]["crash_at_5"][side]["failed_episodes"]
+        assert failed == [{"task": "a_minus_x", "episode": 0, "error": "frame 5: the policy raised RuntimeError: motor fault"}]
+    assert "correlation" in rep and set(rep["correlation"]) >= {"pearson", "spearman", "same_ranking"}
+
+
+def test_policy_known_to_fail_scores_zero_in_the_model_and_in_newton(tiny, bad_policies, tmp_path, capsys):
+    """A scripted push away from the goal scores 0 on the shipped GNN and on Newton (ending farther
+    than it started), while straight_push reaches the +x goal on Newton (the task is doable)."""
+    out = tmp_path / "fail"
+    code, _, err = _evaluate(["--policy", f"{bad_policies / 'bad_policies.py'}:wrong_way",
+                              "--policy", "dynamics.policies:straight_push",
+                              "--tasks", tiny, "--truth", "--max-steps", "90", "--out", out], capsys)
+    assert code == 0, err
+    rep = json.loads((out / "report.json").read_text())
+    bad = rep["policies"]["wrong_way"]
+    for side in ("model", "truth"):
+        assert bad[side]["episodes"] == 2 and bad[side]["successes"] == 0 and bad[side]["success_rate"] == 0.0
+        assert bad[side]["mean_final_error_m"] > 0.095  # the goals start 9 and 10 cm away
+    b = [e for e in rep["episodes"] if e["policy"] == "straight_push" and e["task"] == "b_plus_x"][0]
+    assert b["truth"]["success"], b
+    assert sorted(p.name for p in (out / "episodes").glob("*.rrd")) and (out / "report.md").exists()
+
+
+def _rec(policy, task, ms, me, ts, te, glitch=None):
+    return {"policy": policy, "task": task, "episode": 0, "seed": 0,
+            "model": {"success": ms, "final_position_error_m": me, "final_yaw_error_deg": 0.0, "steps": 10,
+                      "error": None, "glitched": glitch is not None, "critic_events": int(glitch is not None),
+                      "first_event": glitch},
+            "truth": {"success": ts, "final_position_error_m": te, "final_yaw_error_deg": 0.0, "steps": 10,
+                      "error": None}}
+
+
+def test_report_numbers_match_a_hand_count():
+    """Three policies on three tasks, one glitched episode: rates, Wilson intervals, mean errors,
+    rankings and correlations against values worked out by hand."""
+    ev = {"category": "teleport", "frame": 7, "object": 0, "message": "jumped"}
+    eps = [_rec("A", "t1", True, 0.01, True, 0.01), _rec("A", "t2", True, 0.01, True, 0.01),
+           _rec("A", "t3", False, 0.04, True, 0.01),
+           _rec("B", "t1", True, 0.01, True, 0.01), _rec("B", "t2", False, 0.05, False, 0.06, ev),
+           _rec("B", "t3", False, 0.03, False, 0.05),
+           _rec("C", "t1", False, 0.09, False, 0.08), _rec("C", "t2", False, 0.10, False, 0.10),
+           _rec("C", "t3", False, 0.11, False, 0.12)]
+    rep = build_report(eps, ["A", "B", "C"], ["t1", "t2", "t3"], {})
+    a, b, c = (rep["policies"][p] for p in "ABC")
+    assert (a["model"]["successes"], a["truth"]["successes"], b["model"]["successes"], c["truth"]["successes"]) == (2, 3, 1, 0)
+    assert a["model"]["success_rate"] == pytest.approx(2 / 3)
+    # Wilson 95 % of 2/3 by hand: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n) = (0.2077, 0.9385)
+    assert a["model"]["wilson_95"] == pytest.approx([0.2077, 0.9385], abs=1e-4)
+    assert wilson_interval(0, 3)[0] == 0.0 and wilson_interval(0, 3)[1] == pytest.approx(0.5615, abs=1e-4)
+    assert b["model"]["mean_final_error_m"] == pytest.approx(0.03)
+    assert (b["model"]["glitched_episodes"], a["model"]["glitched_episodes"]) == (1, 0)
+    assert rep["glitched"] == [{"policy": "B", "task": "t2", "episode": 0, "first_event": ev}]
+    assert rep["tasks"]["t3"]["A"] == {"model": {"episodes": 1, "successes": 0, "mean_final_error_m": 0.04,
+                                                 "glitched_episodes": 0},
+                                       "truth": {"episodes": 1, "successes": 1, "mean_final_error_m": 0.01}}
+    corr = rep["correlation"]
+    # success rates model (2/3, 1/3, 0) vs truth (1, 1/3, 0): Pearson 9 / sqrt(84); ranks agree: Spearman 1
+    assert corr["pearson"] == pytest.approx(9 / math.sqrt(84))
+    assert corr["spearman"] == pytest.approx(1.0)
+    assert corr["same_ranking"] and corr["same_top1"] and corr["ranking_model"] == ["A", "B", "C"]
+    me = [e["model"]["final_position_error_m"] for e in eps]
+    te = [e["truth"]["final_position_error_m"] for e in eps]
+    assert corr["final_error_pearson"] == pytest.approx(np.corrcoef(me, te)[0, 1])
+    # without B's glitched episode: model (2/3, 1/2, 0) vs truth (1, 1/2, 0): (1/3) / sqrt(78/324 * 1/2)
+    w = corr["without_glitched"]
+    assert w["episodes"] == 8 and w["success_rate_model"]["B"] == 0.5
+    assert w["pearson"] == pytest.approx((1 / 3) / math.sqrt(78 / 324 * 0.5))
+    # ties share ranks; a constant side has no correlation
+    assert spearman([1, 1, 2], [1, 1, 2]) == pytest.approx(1.0) and pearson([1, 1, 1], [0, 1, 2]) is None
+
+
+def test_unimportable_policy_module_exits_2_naming_it(tiny, bad_policies, tmp_path, capsys):
+    for spec, words in (("no_such_module_xyz:act", "no_such_module_xyz"),
+                        (f"{bad_policies / 'boom.py'}:act", "boom on import"),
+                        ("dynamics.policies:no_such_fn", "no_such_fn"),
+                        ("dynamics.policies", "MODULE:FUNCTION"),
+                        ("dynamics.policies:SHIPPED", "not callable")):
+        out = tmp_path / "never"
+        code, _, err = _evaluate(["--policy", spec, "--tasks", tiny, "--backend", "constraints", "--out", out], capsys)
+        assert code == 2, (spec, err)
+        assert words in err and err.count("\n") == 1, err
+        assert not out.exists()
