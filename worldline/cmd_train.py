@@ -66,7 +66,7 @@ def _check_resumable(path: Path) -> None:
 
 
 def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent,
-                   message_steps, history, hidden_layers, unroll, max_minutes, threads, progress) -> None:
+                   message_steps, history, hidden_layers, unroll, max_minutes, threads, progress, init=None) -> None:
     """``worldline train --model objects``: :func:`dynamics.objects.train_objects` on the rigid-only
     trajectories of DATASET's train split; writes RUN/model.pt and RUN/log.jsonl."""
     import json
@@ -74,7 +74,7 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
 
     import torch
 
-    from dynamics.objects import ObjectConfig, ObjectTrainConfig, save_object_model, train_objects
+    from dynamics.objects import ObjectConfig, ObjectTrainConfig, load_object_model, save_object_model, train_objects
     from particles import ValidationError, load_dataset
     from particles.io import atomic_write
 
@@ -93,6 +93,12 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
     except ValidationError as exc:
         raise BadInput(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
     _check_dataset(dataset)
+    start = None
+    if init is not None:
+        if not Path(init).is_file():
+            raise BadInput(f"{init}: no such checkpoint (--init)")
+        start = load_object_model(init)
+        arch = {k: getattr(start.config, k) for k in arch}  # the warm start's architecture
     torch.set_num_threads(threads)
     train = load_dataset(dataset, "train")
     try:
@@ -107,10 +113,11 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
             typer.echo(json.dumps(entry), err=True)
 
         net, info = train_objects(train, cfg, arch, valid=valid, progress=progress, log=record,
-                                  max_seconds=max_minutes * 60 if max_minutes > 0 else None)
+                                  max_seconds=max_minutes * 60 if max_minutes > 0 else None, init=start)
     except ValidationError as exc:
         raise BadInput(f"{dataset}: {exc}") from None
     info.update(dataset=str(dataset), wall_seconds=time.perf_counter() - t0, threads=threads,
+                init=None if init is None else str(init), init_info=getattr(start, "info", None),
                 command="worldline train --model objects")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "log.jsonl", lambda f: f.write("".join(json.dumps(e) + "\n" for e in log)), mode="w")
@@ -163,7 +170,7 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--model: expected gns or objects, got {model!r}")
         if model == "objects":
             _train_objects(dataset, out, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent, message_steps,
-                           history, hidden_layers, unroll, max_minutes, threads, progress)
+                           history, hidden_layers, unroll, max_minutes, threads, progress, init)
             return
         import torch
         import warp as wp
