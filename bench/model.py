@@ -393,10 +393,10 @@ def main(argv=None):
         print(f"|{'-' * 66}|{'-' * 12}|")
         for name, v in (("Newton single-scene step (same scene and push)", r["newton_step_s"]),
                         ("objects single-scene step (no constraints)", r["obj_step_s"]),
-                        ("objects single-scene step (+ exact constraints)", r["obj_step_constrained_s"]),
+                        ("objects single-scene step (+ exact constraints)", r["obj_step_s_constrained"]),
                         (f"objects replan: {r['candidates']} candidates x {r['horizon']} steps (ObjectBackend.predict)",
                          r["replan_s"]),
-                        (f"objects replan + exact constraints every step", r["replan_constrained_s"])):
+                        (f"objects replan + exact constraints every step", r["replan_s_constrained"])):
             print(f"| {name:64} | {v:>10.3e} |")
         print(f"objects step / Newton step = {r['obj_step_s'] / r['newton_step_s']:.3f} (target <= 0.2); "
               f"replan {r['replan_s']:.2f} s (target <= 1 s)")

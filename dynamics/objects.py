@@ -561,10 +561,12 @@ class ObjectNet(nn.Module):
         c, rot = c_hist[-1], r_hist[-1]
         v = c_hist[1:] - c_hist[:-1]  # (C, O, 3)
         w = angular_velocity(r_hist[1:], r_hist[:-1])  # (C, O, 3)
-        maskf = batch.mask.to(dtype)
-        cnt = maskf.sum(1).clamp_min(1.0)
-        kin_v = ((kin_next - kin_now) * maskf[..., None]).sum(1) / cnt[:, None]
-        kin_c = (kin_now * maskf[..., None]).sum(1) / cnt[:, None]
+        # kinematic objects' centre and mean point step (only their rows: a planning batch has 1 in 17)
+        ko = torch.nonzero(kin).squeeze(1)
+        mk = batch.mask[ko].to(dtype)[..., None]
+        cnt = mk.sum(1).clamp_min(1.0)
+        kin_v = torch.zeros_like(c).index_put((ko,), ((kin_next[ko] - kin_now[ko]) * mk).sum(1) / cnt)
+        kin_c = torch.zeros_like(c).index_put((ko,), (kin_now[ko] * mk).sum(1) / cnt)
         v = torch.where(kin[None, :, None], kin_v[None].expand_as(v), v)
         w = torch.where(kin[None, :, None], torch.zeros_like(w), w)
         c = torch.where(kin[:, None], kin_c, c)
