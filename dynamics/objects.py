@@ -17,7 +17,7 @@ Node features: the last ``history`` linear and angular velocities (normalised; a
 node reads its prescribed next velocity instead), ln of the mass, friction, restitution, the
 sorted half extents of the body over ``r``, the gravity direction in the body frame, a
 kinematic flag and the ground as a boundary feature (lowest particle's clearance over ``r``,
-the share of particles within ``r`` of that level and their centroid relative to the centre).
+the share of its surface particles within ``r`` of that level and their centroid relative to the centre).
 
 **Edges** join object ``i`` (a free receiver) and any other object ``j`` of its scene whose
 *surface particles* (:func:`surface_points`) come within ``contact_radius`` (default 3.1 r:

@@ -257,3 +257,23 @@ def test_training_lowers_the_error_below_constant_velocity():
     assert info["steps"] == 200 and math.isfinite(info["final_loss"])
     assert after < 0.5 * float(np.mean(cv)), (after, cv)
     assert after < 0.5 * before, (after, before)
+
+
+def test_train_command_writes_an_object_checkpoint_and_refuses_bad_input(tmp_path, capsys):
+    from dynamics.toy import toy_dataset
+    from worldline.cli import main
+
+    data = tmp_path / "toy"
+    toy_dataset(data, seed=0, train=3, valid=1, test=1, frames=24)
+    out = tmp_path / "run"
+    args = ["train", str(data), "--model", "objects", "--out", str(out), "--steps", "3", "--batch-size", "2",
+            "--unroll", "2", "--history", "2", "--latent", "16", "--no-progress"]
+    assert main(args) == 0
+    net = load_object_model(out / "model.pt")
+    assert net.config.history == 2 and net.info["steps"] == 3
+    assert (out / "log.jsonl").read_text().strip()
+    capsys.readouterr()
+    assert main(args) == 2  # never overwrites a run
+    assert "model.pt" in capsys.readouterr().err
+    assert main(args[:5] + [str(tmp_path / "other"), "--model", "nope"]) == 2
+    assert not (tmp_path / "other").exists()

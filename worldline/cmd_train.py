@@ -78,8 +78,12 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
     from particles import ValidationError, load_dataset
     from particles.io import atomic_write
 
-    if steps < 1 or threads < 1:
-        raise BadInput(f"--steps and --threads must be >= 1, got {steps} and {threads}")
+    if steps < 1:
+        raise BadInput(f"--steps must be at least 1, got {steps}")
+    if threads < 1:
+        raise BadInput(f"--threads must be >= 1, got {threads}")
+    if not (max_minutes >= 0 and max_minutes != float("inf")):
+        raise BadInput(f"--max-minutes must be a finite number of minutes >= 0 (0: no limit), got {max_minutes}")
     if not dataset.is_dir():
         raise BadInput(f"{dataset}: no such dataset folder")
     check_output(out, folder=True)
