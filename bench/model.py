@@ -56,18 +56,32 @@ def _penetration(pred: np.ndarray, ro) -> float:
     return float(max(0.0, (ro.scene.ground + ro.scene.radius) - pred[:, free, 2].min() - 1e-6))
 
 
-def accuracy(model, trajs, audit_fn):
+def accuracy(model, trajs, audit_fn, objects=None):
+    """``objects``: an object model (dynamics.objects.ObjectNet) for two more columns, run on the
+    trajectories whose free objects are all rigid (others get no entry and are left out of its means)."""
     c = model.config.history
     rows = {"model": {}, "model, no projections": {}, "constant velocity": {}, "cv + projections": {}}
+    if objects is not None:
+        from dynamics.objects import predict_trajectory_objects, supports
+
+        rows["objects"] = {}
+        rows["objects + constraints"] = {}
     windows = [(i, t) for i, r in enumerate(trajs) for t in range(c, r.num_frames - 1)]
     rows["model"]["one-step MSE (m^2)"] = one_step_mse(model, trajs, windows)
     rows["cv + projections"]["one-step MSE (m^2)"] = "-"
     rows["model, no projections"]["one-step MSE (m^2)"] = rows["model"]["one-step MSE (m^2)"]
+    if objects is not None:
+        ok = [k for k, ro in enumerate(trajs) if not supports(ro.scene)]
+        one = [position_mse(predict_trajectory_objects(objects, trajs[i], t, 1), trajs[i].positions[t + 1:t + 2],
+                            trajs[i].scene.particle_type != KINEMATIC) for i, t in windows if i in ok]
+        rows["objects"]["one-step MSE (m^2)"] = float(np.mean(one)) if one else "-"
+        rows["objects + constraints"]["one-step MSE (m^2)"] = "-"
     rows["constant velocity"]["one-step MSE (m^2)"] = float(np.mean(
         [position_mse(constant_velocity(trajs[i], t, 1), trajs[i].positions[t + 1:t + 2],
                       trajs[i].scene.particle_type != KINEMATIC) for i, t in windows]))
-    per = {name: {"mse": {h: [] for h in (*HORIZONS, "full")}, "drift": [], "rigid": [], "pen": [], "clean": []}
-           for name in rows}
+    per = {name: {"mse": {h: [] for h in (*HORIZONS, "full")}, "drift": [], "rigid": [], "pen": [], "clean": [],
+                  "ids": []} for name in rows}
+    per["_ids"] = list(range(len(trajs)))
     frames = 0
     groups = []
     _LAST.update(per=per, groups=groups)  # filled below; read by material_metrics (no second rollout)
@@ -79,8 +93,14 @@ def accuracy(model, trajs, audit_fn):
                  "model, no projections": predict_trajectory(model, ro, c, steps, rigid=False, collide=False),
                  "constant velocity": constant_velocity(ro, c, steps),
                  "cv + projections": constant_velocity_constrained(ro, c, steps)}
+        if objects is not None and not supports(sc):  # same start frame as the GNN (its history may be longer)
+            t_obj = time.perf_counter()
+            preds["objects"] = predict_trajectory_objects(objects, ro, c, steps)
+            per.setdefault("_obj_s", []).append((time.perf_counter() - t_obj, steps))
+            preds["objects + constraints"] = predict_trajectory_objects(objects, ro, c, steps, collide=True)
         frames += steps
         for name, pred in preds.items():
+            per[name]["ids"].append(len(groups) - 1)
             err = rollout_errors(pred, ro, c, (*HORIZONS, steps))
             for h in HORIZONS:
                 per[name]["mse"][h].append(err.mse[h])
@@ -94,12 +114,15 @@ def accuracy(model, trajs, audit_fn):
                 full = Rollout(ro.scene, np.concatenate([ro.positions[:c + 1], pred], 0), ro.dt)
                 per[name]["clean"].append(len(audit_fn(full).events) == 0)
     for name in rows:
+        if not per[name]["mse"]["full"]:
+            continue
         for h in (*HORIZONS, "full"):
             rows[name][f"rollout MSE @{h} (m^2)"] = float(np.mean(per[name]["mse"][h]))
         rows[name]["|energy drift| (rel.)"] = float(np.mean(per[name]["drift"]))
         rows[name]["max rigid distortion (m)"] = float(np.max(per[name]["rigid"]))
         rows[name]["max ground penetration (m)"] = float(np.max(per[name]["pen"]))
-        full, base = np.array(per[name]["mse"]["full"]), np.array(per["cv + projections"]["mse"]["full"])
+        full = np.array(per[name]["mse"]["full"])
+        base = np.array([b for b, g in zip(per["cv + projections"]["mse"]["full"], per["_ids"]) if g in per[name]["ids"]])
         rows[name]["full MSE below cv + projections"] = "-" if name == "cv + projections" else \
             f"{int((full < base).sum())}/{len(full)}"
         if per[name]["clean"]:
@@ -107,9 +130,13 @@ def accuracy(model, trajs, audit_fn):
     by_material = {}
     for g in sorted(set(groups)):
         sel = [i for i, x in enumerate(groups) if x == g]
-        by_material[g] = {name: {h: float(np.mean([per[name]["mse"][h][i] for i in sel])) for h in (*HORIZONS, "full")}
-                          for name in rows}
+        by_material[g] = {name: {h: float(np.mean([per[name]["mse"][h][per[name]["ids"].index(i)] for i in sel]))
+                                 if all(i in per[name]["ids"] for i in sel) else float("nan")
+                                 for h in (*HORIZONS, "full")} for name in rows}
         by_material[g]["count"] = len(sel)
+    if "_obj_s" in per:
+        secs, n = zip(*per["_obj_s"])
+        rows["objects"]["s per step (1 scene)"] = float(sum(secs) / sum(n))
     return rows, frames, by_material
 
 
@@ -353,6 +380,44 @@ def planning_speed(model, candidates: int = 64, horizon: int = 20, timed_steps: 
     return res
 
 
+def objects_planning_speed(obj, candidates: int = 64, horizon: int = 20, sim_frames: int = 5):
+    """Seconds for one replan of the object model (``ObjectBackend.predict``: ``candidates`` pushes x
+    ``horizon`` frames of :func:`planning_setup`'s scene, the full rollout timed, not extrapolated),
+    with and without the exact constraints, and per single-scene step, beside Newton's step on the
+    same scene and push (one run)."""
+    from dynamics.objects import ObjectBackend
+    from dynamics.sim import SimConfig
+
+    setup = planning_setup()
+    sc, act = setup.scene, setup.action
+    rng = np.random.default_rng(0)
+    c = obj.config.history
+    hist = np.repeat(sc.positions[None], c + 1, 0)
+    tool = act.indices
+    futs = np.empty((candidates, horizon, len(tool), 3), np.float32)
+    for k in range(candidates):  # random push directions within +-35 degrees, as planning_speed
+        heading = rng.uniform(-0.6, 0.6)
+        d = np.array([np.cos(heading), np.sin(heading), 0.0], np.float32) * 0.1 / (act.num_frames - 1)
+        futs[k] = sc.positions[tool][None] + np.arange(1, horizon + 1, dtype=np.float32)[:, None, None] * d
+    res = {"particles": sc.num_particles, "objects": sc.num_objects, "candidates": candidates, "horizon": horizon}
+    for tag, collide in (("", False), ("_constrained", True)):
+        be = ObjectBackend(obj, sc, collide=collide)
+        be.predict(hist, tool, futs[:1, :2])  # warm-up
+        t = time.perf_counter()
+        be.predict(hist, tool, act.positions[None, 1:11, :])
+        res["obj_step_s" + tag] = (time.perf_counter() - t) / 10
+        be.predict(hist, tool, futs[:, :1])  # warm-up of the packed batch
+        t = time.perf_counter()
+        be.predict(hist, tool, futs)
+        res["replan_s" + tag] = time.perf_counter() - t
+    sim = setup.simulator(SimConfig(dt=obj.config.dt))
+    sim.rollout(act, 2)  # warm-up (kernel load)
+    t = time.perf_counter()
+    sim.rollout(act, sim_frames)
+    res["newton_step_s"] = (time.perf_counter() - t) / sim_frames
+    return res
+
+
 def _sim_step(scene, dt):
     """Seconds per frame of the ground-truth simulator on ``scene``, or None when it is not installed."""
     try:
@@ -376,7 +441,11 @@ def _sim_step(scene, dt):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", help="GNS-layout dataset folder")
-    ap.add_argument("--checkpoint", required=True, help="model checkpoint")
+    ap.add_argument("--checkpoint", help="GNN checkpoint (required unless --speed-only with --objects)")
+    ap.add_argument("--objects", help="object-model checkpoint (dynamics.objects): adds its columns and, with --speed, "
+                                      "its replan and step times")
+    ap.add_argument("--skip-gnn-speed", action="store_true",
+                    help="with --speed: time only the object model and Newton (the GNN's replan takes minutes)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--sizes", default="1000,10000,100000", help="particle counts for the timing")
     ap.add_argument("--repeats", type=int, default=3, help="timed steps per size (1 above 50k particles)")
@@ -397,8 +466,32 @@ def main(argv=None):
     heap_ab = (args.speed or args.speed_only) and not args.no_heap_ab
     if heap_ab:
         os.environ["WORLDLINE_KEEP_HEAP"] = "0"  # first with glibc's default malloc; see planning_speed
+    objects = None
+    if args.objects:
+        from dynamics.objects import load_object_model
+
+        objects = load_object_model(args.objects)
+    if args.checkpoint is None and not (args.speed_only and objects is not None):
+        ap.error("--checkpoint is required (unless --speed-only with --objects)")
+    if (args.speed or args.speed_only) and objects is not None:
+        r = objects_planning_speed(objects, args.candidates, args.horizon)
+        print(f"\nplanning speed of the object model, CPU, {torch.get_num_threads()} thread(s), {args.objects}: scene of "
+              f"{r['particles']} particles ({r['objects']} objects: 16 rigid boxes and a pusher)")
+        print(f"| {'figure':64} | {'seconds':>10} |")
+        print(f"|{'-' * 66}|{'-' * 12}|")
+        for name, v in (("Newton single-scene step (same scene and push)", r["newton_step_s"]),
+                        ("objects single-scene step (no constraints)", r["obj_step_s"]),
+                        ("objects single-scene step (+ exact constraints)", r["obj_step_s_constrained"]),
+                        (f"objects replan: {r['candidates']} candidates x {r['horizon']} steps (ObjectBackend.predict)",
+                         r["replan_s"]),
+                        (f"objects replan + exact constraints every step", r["replan_s_constrained"])):
+            print(f"| {name:64} | {v:>10.3e} |")
+        print(f"objects step / Newton step = {r['obj_step_s'] / r['newton_step_s']:.3f} (target <= 0.2); "
+              f"replan {r['replan_s']:.2f} s (target <= 1 s)")
+    if args.checkpoint is None:
+        return
     model = load_model(args.checkpoint)
-    if args.speed or args.speed_only:
+    if (args.speed or args.speed_only) and not args.skip_gnn_speed:
         r = planning_speed(model, args.candidates, args.horizon, args.timed_steps, heap_ab=heap_ab)
         print(f"\nplanning speed, CPU, {torch.get_num_threads()} thread(s), {args.checkpoint}: scene of {r['particles']} "
               f"particles (16 rigid boxes and a pusher)")
@@ -429,7 +522,7 @@ def main(argv=None):
     except ImportError:
         audit_fn = None
     t = time.perf_counter()
-    rows, frames, by_material = accuracy(model, trajs, audit_fn)
+    rows, frames, by_material = accuracy(model, trajs, audit_fn, objects)
     acc_s = time.perf_counter() - t
     n_par = sum(p.numel() for p in model.parameters())
     print(f"\nmodel: {args.checkpoint} ({n_par} parameters, latent {model.config.latent}, "
@@ -441,24 +534,32 @@ def main(argv=None):
     print(" baseline stepped through the same projections)")
     cols = (("model", "GNN"), ("model, no projections", "GNN raw"), ("constant velocity", "const. velocity"),
             ("cv + projections", "cv + projections"))
+    if objects is not None:
+        cols += (("objects", "objects"), ("objects + constraints", "objects + constr."))
+        print("('objects': the object-level model (dynamics.objects) alone, rigid-only scenes; 'objects + constr.':")
+        print(" the same with the exact contact and ground constraints after each step)")
     print("\n| " + f"{'metric':32} | " + " | ".join(f"{h:>16}" for _, h in cols) + " |")
     print(f"|{'-' * 34}|" + "|".join("-" * 18 for _ in cols) + "|")
     fmt = lambda v: v if isinstance(v, str) else f"{v:.3e}"  # noqa: E731
+    keys += [k for n, _ in cols for k in rows[n] if k not in keys]
     for k in keys:
         print(f"| {k:32} | " + " | ".join(f"{fmt(rows[n].get(k, '')):>16}" for n, _ in cols) + " |")
     if audit_fn is None:
         print(f"| {'audit-clean rollouts':32} | " + " | ".join(f"{'n/a':>16}" for _ in cols) + " |  (critic not installed)")
     print("\nper material (objects with free particles), rollout MSE (m^2); last columns: how many times lower")
     print("than constraints only (cv + projections) the GNN is, and the raw network than constant velocity")
+    ratios = [("cv+proj / GNN", "cv + projections", "model"), ("cv / GNN raw", "constant velocity", "model, no projections")]
+    if objects is not None:
+        ratios += [("cv+proj / obj", "cv + projections", "objects"), ("cv / obj", "constant velocity", "objects"),
+                   ("cv+proj / obj+c", "cv + projections", "objects + constraints")]
     print(f"| {'material':10} | {'n':>3} | {'horizon':>7} | " + " | ".join(f"{h:>16}" for _, h in cols)
-          + f" | {'cv+proj / GNN':>13} | {'cv / GNN raw':>12} |")
-    print(f"|{'-' * 12}|{'-' * 5}|{'-' * 9}|" + "|".join("-" * 18 for _ in cols) + f"|{'-' * 15}|{'-' * 14}|")
+          + "".join(f" | {t:>15}" for t, _, _ in ratios) + " |")
+    print(f"|{'-' * 12}|{'-' * 5}|{'-' * 9}|" + "|".join("-" * 18 for _ in cols) + "".join(f"|{'-' * 17}" for _ in ratios) + "|")
     for g, d in by_material.items():
         for h in (*HORIZONS, "full"):
-            ratio = d["cv + projections"][h] / max(d["model"][h], 1e-30)
-            raw = d["constant velocity"][h] / max(d["model, no projections"][h], 1e-30)
+            rs = [d[a][h] / max(d[b][h], 1e-30) for _, a, b in ratios]
             print(f"| {g:10} | {d['count']:>3} | {str(h):>7} | " + " | ".join(f"{d[n][h]:>16.3e}" for n, _ in cols)
-                  + f" | {ratio:>13.2f} | {raw:>12.2f} |")
+                  + "".join(f" | {v:>15.2f}" for v in rs) + " |")
     cs = contact_stats(trajs)
     print(f"\ncontact projection on these trajectories (cv + gravity from true frames, every 6th): iterations "
           f"mean {cs['mean']:.1f}, max {cs['max']}, at the cap {cs['capped']} calls, deepest overlap left after the "

@@ -30,7 +30,8 @@ from worldline.errors import BadInput, check_output
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "weights" / "gns_push.pt"
-BACKENDS = ("learned", "constraints", "newton")
+DEFAULT_OBJECT_CHECKPOINT = ASSETS / "weights" / "objects_push.pt"
+BACKENDS = ("learned", "objects", "constraints", "newton")
 
 
 def make_backend(name: str, task, checkpoint: Optional[Path]):
@@ -44,6 +45,18 @@ def make_backend(name: str, task, checkpoint: Optional[Path]):
         if abs(model.config.dt - task.dt) > 1e-9:
             raise BadInput(f"{checkpoint}: the model steps by {model.config.dt} s, the task by {task.dt} s")
         return LearnedBackend(model, task.scene)
+    if name == "objects":
+        from dynamics.objects import ObjectBackend, load_object_model
+        from particles import ValidationError
+
+        path = DEFAULT_OBJECT_CHECKPOINT if checkpoint is None or Path(checkpoint) == DEFAULT_CHECKPOINT else checkpoint
+        model = load_object_model(path)
+        if abs(model.config.dt - task.dt) > 1e-9:
+            raise BadInput(f"{path}: the model steps by {model.config.dt} s, the task by {task.dt} s")
+        try:
+            return ObjectBackend(model, task.scene)
+        except ValidationError as exc:
+            raise BadInput(f"--backend objects: {exc.problem}") from None
     if name == "constraints":
         return ConstraintsBackend(task.scene)
     if name == "newton":
@@ -256,7 +269,9 @@ def register(app: typer.Typer) -> None:
         max_steps: int = typer.Option(240, "--max-steps", help="Most frames to run."),
         seed: int = typer.Option(0, "--seed", help="Seed of the planner's noise."),
         backend: str = typer.Option("learned", "--backend",
-                                    help="What the planner rolls candidates out on: learned, constraints or newton."),
+                                    help="What the planner rolls candidates out on: learned (the particle GNN), objects (the "
+                                         "object-level rigid-body model; --checkpoint defaults to "
+                                         "assets/weights/objects_push.pt), constraints or newton."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip plan.rrd."),
         max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
                                           help="Refuse a scene whose K packed candidates (particles x --samples) "

@@ -1,0 +1,1085 @@
+"""Object-level learned dynamics for rigid bodies: one graph node per object, not per particle.
+
+In the spirit of FIGNet (Allen et al. 2022, object nodes for rigid bodies) and DPI-Net's
+hierarchy (Li et al. 2019): a rigid object's particles move as one rigid body, so the
+network reasons about its pose and twist only and the particles follow by skinning (the
+rigid transform of each object's body-frame points, :func:`skin`). See
+``docs/ARCHITECTURE.md`` for where this sits beside the particle GNN (:mod:`dynamics.model`).
+
+**State.** Per object and frame: the pose ``(c, R)`` (centre of mass, m; rotation from the
+rest pose) fit to its particles by Kabsch (:func:`fit_poses`), and from two poses its
+linear velocity ``v = c_t - c_{t-1}`` (m/frame) and angular velocity ``w = log(R_t R_{t-1}^T)``
+(rad/frame, world frame).
+
+**Nodes.** Every object of the scene: free rigid objects (predicted) and kinematic ones (the
+tool, static objects: their particles follow the given motion; they only send messages).
+Node features: the last ``history`` linear and angular velocities (normalised; a kinematic
+node reads its prescribed next velocity instead), ln of the mass, friction, restitution, the
+sorted half extents of the body over ``r``, the gravity direction in the body frame, a
+kinematic flag and the ground as a boundary feature (lowest particle's clearance over ``r``,
+the share of its surface particles within ``r`` of that level and their centroid relative to the centre).
+
+**Edges** join object ``i`` (a free receiver) and any other object ``j`` of its scene whose
+*surface particles* (:func:`surface_points`) come within ``contact_radius`` (default 3.1 r:
+between the lattice's second and third neighbour distances, 2.83 r and 3.46 r, so resting
+contacts across a lattice do not flicker at the radius). Particle pairs ``(a in i, b in j)``
+are weighted by ``w = 1 - |x_a - x_b| / R_c`` (> 0 within the radius) and summarised as a
+contact patch: total weight, weighted mean normal (from ``j`` to ``i``), mean gap over ``r``,
+the patch centre relative to both centres over the object size, and the relative velocity of
+``j`` at the patch seen from ``i``. Objects are first paired by their bounding boxes, so only
+nearby pairs compute particle distances.
+
+**Output, with the physics built in.** After ``message_steps`` rounds of message passing
+(residual MLPs, sum aggregation: permutation equivariant) an edge decoder gives each contact
+an impulse ``F_ij`` (kg m/frame^2) and a node decoder gives each free object a ground
+response. For a pair of free objects the impulse is antisymmetrised, ``F_ij = mu_ij S
+(phi_ij - phi_ji) / 2`` with the reduced mass ``mu_ij = M_i M_j / (M_i + M_j)``, so
+``F_ji = -F_ij`` (Newton's third law: an isolated pair conserves linear momentum exactly,
+and angular momentum too, each impulse acting at the shared patch centre ``p_ij``); a
+kinematic sender (infinite mass) pushes with ``M_i S phi_ij``. The ground and gravity act
+through ``a_ext = g + gate_i (-g + S psi_i)``: ``gate`` is 1 when the lowest particle touches
+the ground and 0 once it is ``r`` above it, and a body resting on a supported body (a contact
+patch from below, normal within ~60 degrees of up, mean gap under 2.5 r) or on a kinematic one
+takes its supporter's gate (up to :data:`SUPPORT_DEPTH` bodies high): so free flight falls exactly
+under ``g``, and a stacked box does not have to learn an exact upward impulse to stay put. Then
+``a_i = a_ext + sum_j F_ij / M_i`` and ``alpha_i = gate_i S_w psi'_i + I_i^-1 sum_j (p_ij - c_i) x F_ij``
+(world inertia ``I_i = R I_body R^T``). ``S``, ``S_w``: the data's acceleration scales.
+
+Integration (semi-implicit Euler, per frame): ``v' = v + a``, ``c' = c + v'``, ``w' = w + alpha``,
+``R' = exp(w') R``. Features are translation invariant (all relative, heights relative to the
+ground), so the model is; yaw equivariance is learned (training turns every window by a
+random yaw about z) rather than built in.
+
+**Materials.** Only ``rigid`` objects move on this path; a scene with any other free
+material (sand, cloth, elastic) is refused with :class:`particles.ValidationError` and keeps
+the particle GNN (:class:`dynamics.tasks.LearnedBackend`).
+
+**Batches.** Scenes pack like :func:`dynamics.model.pack_scenes`: K candidate tool motions
+of one scene are K copies, so a planning step costs K x objects nodes plus the contact
+patches, not K x N particles (:class:`ObjectBackend`). Rollouts can record gradients
+(``grad=True``): to the tool's motion, the initial state and the weights; contact sets are
+piecewise constant and not differentiated.
+
+Checkpoints: :func:`save_object_model` / :func:`load_object_model`, plain tensors and values
+under ``format = "worldline.object_checkpoint"`` and ``kind = "objects"`` (the GNN's are
+``worldline.gns_checkpoint``), loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from particles import FileFormatError, KINEMATIC, ParticleScene, Rollout, ValidationError
+
+from .model import _mlp, _rotation_from_vector
+
+__all__ = [
+    "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
+    "angular_velocity", "object_rollout", "ObjectBackend", "ObjectTrainConfig", "train_objects",
+    "save_object_model", "load_object_model", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
+    "object_statistics", "predict_trajectory_objects",
+]
+
+OBJECT_FORMAT = "worldline.object_checkpoint"
+OBJECT_VERSION = 1
+OBJECT_KIND = "objects"
+#: Rounds of support propagation: a stack this many bodies high above the ground counts as resting.
+SUPPORT_DEPTH = 3
+#: Contact radius of new configs, in particle radii (see the module docstring).
+CONTACT_RADII = 3.1
+
+
+def _vec3(name, value):
+    try:
+        out = tuple(float(v) for v in value)
+    except TypeError:
+        raise ValidationError(name, f"expected 3 numbers, got {value!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out):
+        raise ValidationError(name, f"expected 3 positive finite numbers, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class ObjectConfig:
+    """Architecture and scales of an :class:`ObjectNet` (plain values: goes into checkpoints)."""
+
+    dt: float
+    """s (> 0): the frame step of the training data; the model only steps by it."""
+    radius: float
+    """r, m (> 0): particle radius of the training data (length unit of the features)."""
+    contact_radius: float = 0.0
+    """R_c, m: surface particles of two objects closer than this make a contact; 0: 3.1 r."""
+    history: int = 3
+    """C >= 1: past velocities per node (the model reads C + 1 poses)."""
+    latent: int = 64
+    hidden_layers: int = 2
+    message_steps: int = 2
+    vel_scale: tuple = (1.0, 1.0, 1.0)
+    """m/frame, per axis: scale of object linear velocities."""
+    ang_scale: tuple = (1.0, 1.0, 1.0)
+    """rad/frame, per axis: scale of object angular velocities."""
+    acc_scale: tuple = (1.0, 1.0, 1.0)
+    """m/frame^2, per axis: ``S``, scale of linear accelerations (and impulses per unit mass)."""
+    ang_acc_scale: tuple = (1.0, 1.0, 1.0)
+    """rad/frame^2, per axis: ``S_w``."""
+
+    def __post_init__(self):
+        for name in ("dt", "radius"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise ValidationError(name, f"must be positive and finite, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, v)
+        rc = float(self.contact_radius) or CONTACT_RADII * self.radius
+        if not (math.isfinite(rc) and rc > 2 * self.radius):
+            raise ValidationError("contact_radius", f"must exceed 2 r = {2 * self.radius} m, got {rc}")
+        object.__setattr__(self, "contact_radius", rc)
+        for name, lo in (("history", 1), ("latent", 1), ("hidden_layers", 1), ("message_steps", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValidationError(name, f"must be an integer >= {lo}, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        for name in ("vel_scale", "ang_scale", "acc_scale", "ang_acc_scale"):
+            object.__setattr__(self, name, _vec3(name, getattr(self, name)))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("vel_scale", "ang_scale", "acc_scale", "ang_acc_scale"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ObjectConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - known:
+            raise ValidationError("config", f"unknown object-model config keys {sorted(set(d) - known)}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def supports(scene: ParticleScene) -> list[str]:
+    """Reasons, one line each, why the object model cannot roll ``scene`` out (empty: it can):
+    every object with free particles must be ``rigid`` and have at least 3 particles."""
+    out = []
+    for k in np.unique(scene.object_id[~scene.kinematic]):
+        mat = scene.object_material[k]
+        name = scene.object_name[k] if scene.object_name is not None else str(k)
+        if mat != "rigid":
+            out.append(f"object {name!r} is {mat}; the object model moves rigid bodies only (use the particle GNN)")
+        elif int(np.sum(scene.object_id == k)) < 3:
+            out.append(f"object {name!r} has fewer than 3 particles; its rotation is undetermined")
+        elif np.any(scene.kinematic[scene.object_id == k]):
+            out.append(f"object {name!r} mixes kinematic and free particles")
+    return out
+
+
+def surface_points(body: np.ndarray, radius: float) -> np.ndarray:
+    """(P,) bool: the points of one object that can touch another object.
+
+    A point is interior (False) when other points of its object lie on both sides of it along
+    each body axis within 2.5 r (``|d| <= 2.5 r`` with ``d . e >= r`` for each of ``+-x, +-y,
+    +-z``), as in a filled lattice; anything else (faces, edges, rotated or irregular samplings)
+    is surface. Conservative: a wrong "surface" only costs time.
+
+    Args:
+        body: (P, 3) float, m. The object's points.
+        radius: r, m.
+    """
+    p = np.asarray(body, np.float64)
+    if len(p) < 27:
+        return np.ones(len(p), bool)
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(p)
+    pairs = tree.query_pairs(2.5 * radius, output_type="ndarray")
+    covered = np.zeros((len(p), 6), bool)
+    for a, b in ((pairs[:, 0], pairs[:, 1]), (pairs[:, 1], pairs[:, 0])):
+        d = p[b] - p[a]
+        for k in range(3):
+            np.logical_or.at(covered[:, 2 * k], a, d[:, k] >= radius)
+            np.logical_or.at(covered[:, 2 * k + 1], a, d[:, k] <= -radius)
+    return ~covered.all(1)
+
+
+@dataclass
+class ObjectBatch:
+    """What never changes in a rollout of B packed scenes with O objects in all (:func:`pack_objects`).
+
+    Per object ``o``: up to P particles in padded slots (``index``, ``mask``), of which up to S
+    surface particles (``surf_index``, ``surf_mask``) take part in contacts.
+    """
+
+    num_particles: int
+    """N, particles of all packed scenes."""
+    num_scenes: int
+    scene: torch.Tensor
+    """(O,) int64: scene of each object."""
+    kinematic: torch.Tensor
+    """(O,) bool: objects whose particles are all prescribed (tool, static)."""
+    index: torch.Tensor
+    """(O, P) int64: packed particle index of each slot (0 in padding)."""
+    mask: torch.Tensor
+    """(O, P) bool: real slots."""
+    body: torch.Tensor
+    """(O, P, 3) float, m: rest positions relative to the rest centre of mass (body frame = rest axes)."""
+    surf: torch.Tensor
+    """(O, S) int64: slot (into P) of each surface point."""
+    surf_mask: torch.Tensor
+    """(O, S) bool."""
+    mass: torch.Tensor
+    """(O,) float, kg: object mass (sum of its particle masses)."""
+    inertia: torch.Tensor
+    """(O, 3, 3) float, kg m^2: body-frame inertia of the particles as point masses about the centre."""
+    size: torch.Tensor
+    """(O,) float, m: radius of gyration (>= r), the length unit of levers."""
+    extent: torch.Tensor
+    """(O, 3) float: sorted (descending) half extents of the rest body along its axes, over r."""
+    physics: torch.Tensor
+    """(O, 3) float: friction, restitution, ln(density / 1000 kg/m^3)."""
+    ground: torch.Tensor
+    """(O,) float, m: ground height of the object's scene (-inf: none)."""
+    radius: torch.Tensor
+    """(O,) float, m: particle radius of the object's scene."""
+    gravity: torch.Tensor
+    """(O, 3) float, m/frame^2 at the config's dt: gravity times dt^2."""
+    pairs: torch.Tensor
+    """(Q, 2) int64 (receiver, sender): all candidate pairs of one scene with a free receiver; each
+    pair of two free objects once (i < j, the top ``num_mutual`` rows), then (free, kinematic) pairs."""
+    num_mutual: int
+    """Rows of ``pairs`` (from the top) that join two free objects."""
+    particle_kinematic: torch.Tensor
+    """(N,) bool: kinematic particles."""
+    free_particles: torch.Tensor
+    """(N,) bool: particles that belong to a free object (everything else is prescribed)."""
+
+    @property
+    def num_objects(self) -> int:
+        return int(self.scene.shape[0])
+
+    def to(self, device=None, dtype=None) -> "ObjectBatch":
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+            out[f.name] = v
+        return ObjectBatch(**out)
+
+
+_SCENE_CACHE: dict = {}
+
+
+def _scene_pieces(scene: ParticleScene, dt: float) -> dict:
+    """Per-scene numpy pieces of :func:`pack_objects` (cached by identity: training packs the same scenes often)."""
+    key = id(scene)
+    hit = _SCENE_CACHE.get(key)
+    if hit is not None and hit[0] is scene and hit[1] == dt:
+        return hit[2]
+    bad = supports(scene)
+    if bad:
+        raise ValidationError("scene", bad[0])
+    objs = []
+    r = float(scene.radius)
+    for k in range(scene.num_objects):
+        idx = np.flatnonzero(scene.object_id == k)
+        if idx.size == 0:
+            continue
+        kin = bool(np.all(scene.kinematic[idx]))
+        m = scene.mass[idx].astype(np.float64)
+        x = scene.positions[idx].astype(np.float64)
+        com = (m[:, None] * x).sum(0) / m.sum()
+        body = x - com
+        inertia = np.einsum("p,pij->ij", m, (body * body).sum(1)[:, None, None] * np.eye(3) - body[:, :, None] * body[:, None, :])
+        size = max(math.sqrt(float(np.trace(inertia)) / (2.0 * m.sum())), r)
+        ext = np.sort((body.max(0) - body.min(0)) / 2.0 / r + 1.0)[::-1]
+        surf = np.flatnonzero(surface_points(body, r))
+        objs.append(dict(idx=idx, kin=kin, mass=float(m.sum()), body=body, inertia=inertia, size=size, ext=ext,
+                         surf=surf, phys=[float(scene.object_friction[k]), float(scene.object_restitution[k]),
+                                          math.log(max(float(scene.object_density[k]), 1e-3) / 1000.0)]))
+    g = np.asarray(scene.gravity, np.float64) * dt * dt
+    out = dict(objs=objs, n=scene.num_particles, ground=-np.inf if scene.ground is None else float(scene.ground),
+               r=r, g=g, kin_p=scene.kinematic.copy())
+    if len(_SCENE_CACHE) > 4096:
+        _SCENE_CACHE.clear()
+    _SCENE_CACHE[key] = (scene, dt, out)
+    return out
+
+
+def pack_objects(scenes: Sequence[ParticleScene], dt: float, device="cpu", dtype=torch.float32) -> ObjectBatch:
+    """Concatenate scenes into one :class:`ObjectBatch` (scene b's particles follow scene b-1's, as
+    :func:`dynamics.model.pack_scenes`). ``dt`` (s) scales gravity to m/frame^2.
+
+    Raises :class:`particles.ValidationError` (field ``scene``) for a scene :func:`supports` refuses."""
+    if not scenes:
+        raise ValueError("pack_objects needs at least one scene")
+    pieces = [_scene_pieces(s, dt) for s in scenes]
+    objs, scene_of, offs = [], [], []
+    off = 0
+    for b, pc in enumerate(pieces):
+        for o in pc["objs"]:
+            objs.append(o)
+            scene_of.append(b)
+            offs.append(off)
+        off += pc["n"]
+    O = len(objs)
+    P = max(len(o["idx"]) for o in objs)
+    S = max(max(len(o["surf"]) for o in objs), 1)
+    index = np.zeros((O, P), np.int64)
+    mask = np.zeros((O, P), bool)
+    body = np.zeros((O, P, 3))
+    surf = np.zeros((O, S), np.int64)
+    surf_mask = np.zeros((O, S), bool)
+    for i, (o, base) in enumerate(zip(objs, offs)):
+        n = len(o["idx"])
+        index[i, :n] = o["idx"] + base
+        mask[i, :n] = True
+        body[i, :n] = o["body"]
+        surf[i, :len(o["surf"])] = o["surf"]
+        surf_mask[i, :len(o["surf"])] = True
+    scene_of = np.array(scene_of, np.int64)
+    kin = np.array([o["kin"] for o in objs], bool)
+    # candidate pairs: free-free once (i < j); then (free, kinematic)
+    mutual, onto = [], []
+    start = 0
+    for b, pc in enumerate(pieces):
+        ids = np.arange(start, start + len(pc["objs"]))
+        start += len(pc["objs"])
+        fr, kn = ids[~kin[ids]], ids[kin[ids]]
+        for a in range(len(fr)):
+            for c in range(a + 1, len(fr)):
+                mutual.append((fr[a], fr[c]))
+        onto += [(i, j) for i in fr for j in kn]
+    pairs = np.array(mutual + onto, np.int64).reshape(-1, 2)
+    ground = np.array([pieces[b]["ground"] for b in scene_of])
+    radius = np.array([pieces[b]["r"] for b in scene_of])
+    grav = np.stack([pieces[b]["g"] for b in scene_of])
+    kin_p = np.concatenate([pc["kin_p"] for pc in pieces])
+    free_p = np.zeros(off, bool)
+    free_p[index[~kin][mask[~kin]]] = True
+    f = lambda a: torch.as_tensor(np.asarray(a), device=device).to(dtype)  # noqa: E731
+    i64 = lambda a: torch.as_tensor(np.asarray(a), device=device).to(torch.int64)  # noqa: E731
+    bt = lambda a: torch.as_tensor(np.asarray(a), device=device).to(torch.bool)  # noqa: E731
+    return ObjectBatch(
+        num_particles=off, num_scenes=len(scenes), scene=i64(scene_of), kinematic=bt(kin), index=i64(index),
+        mask=bt(mask), body=f(body), surf=i64(surf), surf_mask=bt(surf_mask),
+        mass=f([o["mass"] for o in objs]), inertia=f(np.stack([o["inertia"] for o in objs])),
+        size=f([o["size"] for o in objs]), extent=f(np.stack([o["ext"] for o in objs])),
+        physics=f([o["phys"] for o in objs]), ground=f(ground), radius=f(radius), gravity=f(grav),
+        pairs=i64(pairs), num_mutual=len(mutual), particle_kinematic=bt(kin_p), free_particles=bt(free_p))
+
+
+# --------------------------------------------------------------------------- poses
+
+
+def _rotation_from_covariance(h: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) proper rotations R maximising tr(R^T H^T)... i.e. the Kabsch step for
+    ``H = sum src dst^T`` (torch, differentiable away from degenerate H)."""
+    u, _, vt = torch.linalg.svd(h)
+    v = vt.transpose(-1, -2)
+    d = torch.sign(torch.linalg.det(v @ u.transpose(-1, -2)))
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    diag = torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1)
+    return v @ torch.diag_embed(diag) @ u.transpose(-1, -2)
+
+
+def fit_poses(batch: ObjectBatch, positions: torch.Tensor):
+    """Rigid pose of every object in every frame, fit by Kabsch to its particles (mass-weighted,
+    the torch twin of :func:`particles.keypoints.kabsch` on padded objects).
+
+    Args:
+        positions: (T, N, 3) float, m. Particle frames of the packed scenes.
+
+    Returns:
+        ``c (T, O, 3)`` m, centres of mass, and ``R (T, O, 3, 3)``, rotations from the rest pose,
+        so that particle ``p`` of object ``o`` sits at ``R[o] @ body[o, p] + c[o]``.
+    """
+    x = positions[:, batch.index]  # (T, O, P, 3)
+    w = (batch.mask.to(x.dtype))[None, :, :, None]
+    c = (x * w).sum(2) / w.sum(2).clamp_min(1.0)
+    h = torch.einsum("op i,top j->toij".replace(" ", ""), batch.body.to(x.dtype) * w[0], x - c[:, :, None])
+    return c, _rotation_from_covariance(h)
+
+
+def _apply(rot: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """``rot (..., O, 3, 3)`` applied to ``pts (O, P, 3)``: (..., O, P, 3). Three broadcast
+    multiply-adds: on CPU several times faster than the batched 3x3 matrix products of an einsum."""
+    r = rot.unsqueeze(-3)  # (..., O, 1, 3, 3)
+    return r[..., 0] * pts[..., 0:1] + r[..., 1] * pts[..., 1:2] + r[..., 2] * pts[..., 2:3]
+
+
+def skin(batch: ObjectBatch, c: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """(..., O, P, 3) float, m: every object's body points moved by its pose ``c (..., O, 3)``,
+    ``rot (..., O, 3, 3)`` (padding slots included; mask with ``batch.mask``)."""
+    return _apply(rot, batch.body.to(c.dtype)) + c[..., None, :]
+
+
+def _to_particles(batch: ObjectBatch, pts: torch.Tensor, prescribed: torch.Tensor) -> torch.Tensor:
+    """(N, 3): ``prescribed (N, 3)`` with the free objects' particles replaced by ``pts (O, P, 3)``."""
+    free = (~batch.kinematic)[:, None] & batch.mask
+    return prescribed.index_put((batch.index[free],), pts[free])
+
+
+def angular_velocity(r_new: torch.Tensor, r_old: torch.Tensor) -> torch.Tensor:
+    """(..., 3) rad/frame: the rotation vector of ``r_new r_old^T`` (world frame), for rotations
+    ``(..., 3, 3)`` less than pi apart; finite gradients at zero rotation."""
+    q = r_new @ r_old.transpose(-1, -2)
+    s = torch.stack([q[..., 2, 1] - q[..., 1, 2], q[..., 0, 2] - q[..., 2, 0], q[..., 1, 0] - q[..., 0, 1]], -1) / 2
+    sin = s.norm(dim=-1, keepdim=True)
+    cos = ((q[..., 0, 0] + q[..., 1, 1] + q[..., 2, 2] - 1) / 2).unsqueeze(-1)
+    small = sin < 1e-4
+    angle = torch.atan2(sin, cos)
+    factor = torch.where(small, 1.0 + sin * sin / 6.0, angle / torch.where(small, torch.ones_like(sin), sin))
+    return s * factor
+
+
+# --------------------------------------------------------------------------- network
+
+
+class ObjectNet(nn.Module):
+    """The object-level graph network (see the module docstring for features and outputs)."""
+
+    NODE_FEATURES_PER_FRAME = 6
+    STATIC_NODE = 3 + 3 + 3 + 1 + 3 + 3  # physics, extent, gravity dir, kinematic, ground (clear, share, -) + centroid
+    EDGE_FEATURES = 2 + 3 + 1 + 3 + 3 + 3 + 3 + 1
+
+    def __init__(self, config: ObjectConfig):
+        super().__init__()
+        self.config = c = config
+        node_in = self.NODE_FEATURES_PER_FRAME * c.history + self.STATIC_NODE + 2
+        self.node_encoder = _mlp(node_in, c.latent, c.latent, c.hidden_layers, True)
+        self.edge_encoder = _mlp(self.EDGE_FEATURES, c.latent, c.latent, c.hidden_layers, True)
+        self.edge_mlps = nn.ModuleList(_mlp(3 * c.latent, c.latent, c.latent, c.hidden_layers, True)
+                                       for _ in range(c.message_steps))
+        self.node_mlps = nn.ModuleList(_mlp(2 * c.latent, c.latent, c.latent, c.hidden_layers, True)
+                                       for _ in range(c.message_steps))
+        self.force_decoder = _mlp(c.latent, c.latent, 3, c.hidden_layers, False)
+        self.ground_decoder = _mlp(c.latent, c.latent, 6, c.hidden_layers, False)
+        for name in ("vel_scale", "ang_scale", "acc_scale", "ang_acc_scale"):
+            self.register_buffer(name, torch.tensor(getattr(c, name), dtype=torch.float32))
+
+    # ----------------------------------------------------------------- contacts
+
+    def contacts(self, batch: ObjectBatch, pts: torch.Tensor):
+        """Contact patches between objects at surface points ``pts (O, S, 3)`` (m).
+
+        Broad phase: bounding boxes of the candidate pairs, grown by ``R_c``. Narrow phase (no
+        gradient, it only selects): squared distances of the surface points of the remaining pairs
+        by one batched matrix product; the point pairs within ``R_c`` are then measured again with
+        gradients and summed per object pair (sparse: only points in contact cost anything).
+
+        Returns ``(edges (E, 2), rev (E,), weight (E,), normal (E, 3), gap (E,), centre (E, 3),
+        (pair (Np,), b (Np,), wn (Np,)))``: directed edges (receiver, sender): each contact between
+        two free objects in both directions (``rev``: index of the reversed edge; ``-1`` for a
+        kinematic sender), the patch's total weight, weighted mean unit normal (sender to receiver),
+        mean distance (m), centre (m), and the point pairs (edge, sender slot, normalised weight)."""
+        rc = self.config.contact_radius
+        m = batch.surf_mask
+        dev = pts.device
+        with torch.no_grad():
+            big = torch.finfo(pts.dtype).max / 4
+            p0 = pts.detach()
+            lo = torch.where(m[..., None], p0, torch.full_like(p0, big)).amin(1)
+            hi = torch.where(m[..., None], p0, torch.full_like(p0, -big)).amax(1)
+            i, j = batch.pairs[:, 0], batch.pairs[:, 1]
+            near = ((lo[i] <= hi[j] + rc) & (lo[j] <= hi[i] + rc)).all(1)
+            idx = torch.nonzero(near).squeeze(1)
+            i, j = i[idx], j[idx]
+            a, b = p0[i], p0[j]
+            # only points inside the other object's grown bounding box can be within R_c of it:
+            # compact them to the front of each row (stable sort on the mask) and keep that many
+            ma = m[i] & ((a >= (lo[j] - rc)[:, None]) & (a <= (hi[j] + rc)[:, None])).all(-1)
+            mb = m[j] & ((b >= (lo[i] - rc)[:, None]) & (b <= (hi[i] + rc)[:, None])).all(-1)
+            ka = int(ma.sum(1).max()) if len(idx) else 0
+            kb = int(mb.sum(1).max()) if len(idx) else 0
+            oa = torch.argsort((~ma).to(torch.int8), dim=1, stable=True)[:, :ka]
+            ob = torch.argsort((~mb).to(torch.int8), dim=1, stable=True)[:, :kb]
+            a = torch.gather(a, 1, oa[..., None].expand(-1, -1, 3))
+            b = torch.gather(b, 1, ob[..., None].expand(-1, -1, 3))
+            d2 = (a * a).sum(-1)[:, :, None] + (b * b).sum(-1)[:, None] - 2.0 * a @ b.transpose(1, 2)
+            on = (d2 < rc * rc) & torch.gather(ma, 1, oa)[:, :, None] & torch.gather(mb, 1, ob)[:, None]
+            e, ia, ib = torch.nonzero(on, as_tuple=True)
+            sa, sb = oa[e, ia], ob[e, ib]
+            keep = torch.zeros(len(idx), dtype=torch.bool, device=dev)
+            keep[e] = True
+            new_id = torch.cumsum(keep.to(torch.int64), 0) - 1
+            idx, i, j, e = idx[keep], i[keep], j[keep], new_id[e]
+        n_pairs = len(idx)
+        xa, xb = pts[i[e], sa], pts[j[e], sb]  # receiver's and sender's point of each point pair
+        d = xa - xb
+        dist = (d * d).sum(-1).clamp_min(1e-18).sqrt()
+        w = (1.0 - dist / rc).clamp_min(0.0)
+        z = lambda k: torch.zeros((n_pairs,) + k, dtype=pts.dtype, device=dev)  # noqa: E731
+        wsum = z(()).index_add(0, e, w)
+        wn = w / wsum[e].clamp_min(1e-12)
+        normal = z((3,)).index_add(0, e, wn[:, None] * d / dist[:, None])
+        gap = z(()).index_add(0, e, wn * dist)
+        centre = z((3,)).index_add(0, e, wn[:, None] * (xa + xb) / 2)
+        # the reversed edges of free-free contacts: same patch, normal flipped
+        mut = idx < batch.num_mutual
+        mi = torch.nonzero(mut).squeeze(1)
+        n_m = len(mi)
+        edges = torch.cat([torch.stack([i, j], 1), torch.stack([j[mi], i[mi]], 1)], 0)
+        rev = torch.full((n_pairs + n_m,), -1, dtype=torch.int64, device=dev)
+        rev[mi] = n_pairs + torch.arange(n_m, device=dev)
+        rev[n_pairs:] = mi
+        # the sender's points of each point pair, for the tool's velocity at the patch; reversed
+        # edges' senders are free objects (their rigid velocity field is used), so no pairs for them
+        return (edges, rev, torch.cat([wsum, wsum[mi]]), torch.cat([normal, -normal[mi]]), torch.cat([gap, gap[mi]]),
+                torch.cat([centre, centre[mi]]), (e, sb, wn))
+
+    # ----------------------------------------------------------------- step
+
+    def forward(self, c_hist: torch.Tensor, r_hist: torch.Tensor, batch: ObjectBatch,
+                kin_now: torch.Tensor, kin_next: torch.Tensor):
+        """Linear and angular acceleration of every object.
+
+        Args:
+            c_hist: (C + 1, O, 3) float, m. Centres of the last C + 1 frames, oldest first.
+            r_hist: (C + 1, O, 3, 3) float. Rotations from the rest pose.
+            kin_now, kin_next: (O, P, 3) float, m. This and the next frame's particle positions of
+                kinematic objects (the tool's motion); rows of free objects are not read.
+
+        Returns:
+            ``a (O, 3)`` m/frame^2 and ``alpha (O, 3)`` rad/frame^2, world frame (zero for kinematic objects).
+        """
+        cfg = self.config
+        dtype = c_hist.dtype
+        kin = batch.kinematic
+        free = ~kin
+        r = batch.radius.to(dtype)
+        c, rot = c_hist[-1], r_hist[-1]
+        v = c_hist[1:] - c_hist[:-1]  # (C, O, 3)
+        w = angular_velocity(r_hist[1:], r_hist[:-1])  # (C, O, 3)
+        # kinematic objects' centre and mean point step (only their rows: a planning batch has 1 in 17)
+        ko = torch.nonzero(kin).squeeze(1)
+        mk = batch.mask[ko].to(dtype)[..., None]
+        cnt = mk.sum(1).clamp_min(1.0)
+        kin_v = torch.zeros_like(c).index_put((ko,), ((kin_next[ko] - kin_now[ko]) * mk).sum(1) / cnt)
+        kin_c = torch.zeros_like(c).index_put((ko,), (kin_now[ko] * mk).sum(1) / cnt)
+        v = torch.where(kin[None, :, None], kin_v[None].expand_as(v), v)
+        w = torch.where(kin[None, :, None], torch.zeros_like(w), w)
+        c = torch.where(kin[:, None], kin_c, c)
+        # world surface points (for contacts and the ground; the lowest point of a body is on its surface)
+        sidx = batch.surf[..., None].expand(-1, -1, 3)
+        body_s = torch.gather(batch.body.to(dtype), 1, sidx)
+        surf = torch.where(kin[:, None, None], torch.gather(kin_now, 1, sidx),
+                           _apply(rot, body_s) + c[:, None])
+        pts = surf
+        # ground as a boundary feature
+        big = torch.finfo(dtype).max / 4
+        smask = batch.surf_mask
+        z = torch.where(smask, pts[..., 2], torch.full_like(pts[..., 2], big))
+        zmin = z.amin(1)
+        clear = (zmin - batch.ground.to(dtype) - r) / r  # 0: touching; -inf ground -> +inf
+        has_ground = torch.isfinite(batch.ground)
+        clear = torch.where(has_ground, clear, torch.full_like(clear, 10.0))
+        low = (z < (zmin + r)[:, None]) & smask
+        lowf = low.to(dtype)
+        share = lowf.sum(1) / smask.sum(1).clamp_min(1).to(dtype)
+        low_c = ((pts - c[:, None]) * lowf[..., None]).sum(1) / lowf.sum(1).clamp_min(1.0)[:, None] / batch.size.to(dtype)[:, None]
+        gate = (1.0 - clear).clamp(0.0, 1.0)
+        gate = torch.where(has_ground & free, gate, torch.zeros_like(gate))
+        gdir = -batch.gravity.to(dtype) / batch.gravity.to(dtype).norm(dim=1, keepdim=True).clamp_min(1e-30)
+        gdir_body = torch.einsum("oji,oj->oi", rot, gdir)  # R^T (up)
+        gdir_body = torch.where(kin[:, None], torch.zeros_like(gdir_body), gdir_body)
+        edges, rev, wsum, normal, gap, centre, (pe, psb, pwn) = self.contacts(batch, surf)
+        i, j = edges[:, 0], edges[:, 1]
+        mutual = rev >= 0
+        lever_i = centre - c[i]
+        lever_j = centre - c[j]
+        vi = v[-1, i] + torch.linalg.cross(w[-1, i], lever_i, dim=1)
+        # the sender's velocity at the patch: rigid velocity field, or the tool's prescribed point motion
+        kin_step = torch.gather(kin_next - kin_now, 1, batch.surf[..., None].expand(-1, -1, 3))
+        vj_kin = torch.zeros_like(centre).index_add(0, pe, pwn[:, None] * kin_step[j[pe], psb])
+        vj = torch.where(kin[j][:, None], vj_kin, v[-1, j] + torch.linalg.cross(w[-1, j], lever_j, dim=1))
+        rv = (vj - vi) / self.vel_scale.to(dtype)
+        size_i, size_j = batch.size.to(dtype)[i], batch.size.to(dtype)[j]
+        ri = r[i]
+        efeat = torch.cat([
+            wsum[:, None] / 10.0, (wsum[:, None] > 0).to(dtype), normal, ((gap - 2 * ri) / ri)[:, None],
+            lever_i / size_i[:, None], lever_j / size_j[:, None], rv, (c[j] - c[i]) / (size_i + size_j)[:, None],
+            kin[j].to(dtype)[:, None]], 1)
+        # a body resting on a supported body (or on a kinematic one: a table) is supported too:
+        # its gravity is carried down the stack to the ground, like the ground's own gate
+        nzu = normal[:, 2] / normal.norm(dim=1).clamp_min(1e-12)
+        support = (1.5 - (gap - 2 * ri) / ri).clamp(0.0, 1.0) * ((nzu - 0.5) / 0.3).clamp(0.0, 1.0)
+        support = torch.where(free[i] & has_ground[i], support, torch.zeros_like(support))
+        ground_gate = gate
+        for _ in range(SUPPORT_DEPTH):
+            held = torch.where(kin, torch.ones_like(gate), gate)
+            gate = torch.maximum(ground_gate, torch.zeros_like(gate).scatter_reduce(0, i, support * held[j], "amax"))
+        kinf = kin.to(dtype)[:, None]
+        node = torch.cat([
+            (v / self.vel_scale.to(dtype)).permute(1, 0, 2).reshape(len(c), -1),
+            (w / self.ang_scale.to(dtype)).permute(1, 0, 2).reshape(len(c), -1),
+            batch.physics.to(dtype), batch.extent.to(dtype).log(), gdir_body, kinf,
+            clear.clamp(-1.0, 3.0)[:, None], share[:, None], gate[:, None], low_c,
+            torch.log(batch.mass.to(dtype) / 1.0)[:, None] / 5.0, (batch.size.to(dtype) / r)[:, None] / 5.0,
+        ], 1)
+        h = self.node_encoder(node)
+        e = self.edge_encoder(efeat)
+        for em, nm in zip(self.edge_mlps, self.node_mlps):
+            e = e + em(torch.cat([e, h[i], h[j]], 1))
+            agg = torch.zeros_like(h).index_add(0, i, e)
+            h = h + nm(torch.cat([h, agg], 1))
+        phi = self.force_decoder(e)  # (E, 3)
+        s = self.acc_scale.to(dtype)
+        mass = batch.mass.to(dtype)
+        # a contact between free objects is one patch seen from both sides: antisymmetrise (Newton's third law)
+        mu = torch.where(kin[j], mass[i], mass[i] * mass[j] / (mass[i] + mass[j]))
+        force = torch.where(mutual[:, None], (phi - phi[rev.clamp_min(0)]) / 2, phi) * s * mu[:, None]
+        psi = self.ground_decoder(h)
+        g = batch.gravity.to(dtype)
+        a = g + gate[:, None] * (s * psi[:, :3] - g)
+        a = a + torch.zeros_like(a).index_add(0, i, force) / mass[:, None]
+        inertia = rot @ batch.inertia.to(dtype) @ rot.transpose(1, 2)
+        eye = torch.eye(3, dtype=dtype, device=c.device)
+        inv = torch.linalg.inv(inertia + eye * (1e-9 * mass * batch.size.to(dtype) ** 2)[:, None, None])
+        torque = torch.zeros_like(a).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
+        alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + torch.einsum("oij,oj->oi", inv, torque)
+        zero = torch.zeros_like(a)
+        return torch.where(kin[:, None], zero, a), torch.where(kin[:, None], zero, alpha)
+
+    def step(self, c_hist, r_hist, batch, kin_now, kin_next):
+        """Next pose ``(c (O, 3), R (O, 3, 3))`` by semi-implicit Euler from :meth:`forward`'s accelerations
+        (kinematic objects: their fitted pose is not needed and is carried unchanged)."""
+        a, alpha = self(c_hist, r_hist, batch, kin_now, kin_next)
+        v = c_hist[-1] - c_hist[-2] + a
+        w = angular_velocity(r_hist[-1], r_hist[-2]) + alpha
+        return c_hist[-1] + v, _rotation_from_vector(w) @ r_hist[-1]
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, steps: int,
+                   kinematic_future: Optional[torch.Tensor] = None, collide: bool = False, grad: bool = False,
+                   poses: bool = False):
+    """Roll a packed batch forward ``steps`` frames on the object model.
+
+    Args:
+        history: (C + 1, N, 3) float, m. The last C + 1 particle frames, oldest first (poses are
+            fit to them once, :func:`fit_poses`).
+        kinematic_future: (steps, N, 3) float, m. Frames 1..steps; only kinematic rows are read.
+            None: kinematic particles hold still.
+        collide: after each step, apply the exact constraints of :func:`dynamics.model.constrain`
+            (inverse-mass contact impulses with the tool, other objects and the ground, then the
+            ground guarantee) to the skinned particles and refit the poses.
+        grad: record the autograd graph (gradients reach ``history``, ``kinematic_future`` and the weights).
+        poses: also return the centres (steps, O, 3) and rotations (steps, O, 3, 3).
+
+    Returns:
+        (steps, N, 3) float, m: predicted particle positions of frames 1..steps (and the poses).
+    """
+    c_need = model.config.history + 1
+    if history.shape[0] < 2:
+        raise ValueError("history: need at least 2 frames")
+    if history.shape[0] < c_need:  # pad the old end by constant velocity
+        step = history[1] - history[0]
+        pad = [history[0] - step * k for k in range(c_need - history.shape[0], 0, -1)]
+        history = torch.cat([torch.stack(pad), history], 0)
+    history = history[-c_need:]
+    with torch.set_grad_enabled(grad):
+        cs, rs = fit_poses(batch, history)
+        if kinematic_future is None:
+            kinematic_future = history[-1:].expand(steps, -1, -1)
+        # the kinematic objects' slots of every frame at once (free objects' rows stay zero)
+        kin_obj = torch.nonzero(batch.kinematic).squeeze(1)
+        frames = torch.cat([history[-1:], kinematic_future[:steps]], 0)
+        kin_all = frames.new_zeros((steps + 1,) + tuple(batch.body.shape))
+        kin_all[:, kin_obj] = frames[:, batch.index[kin_obj]]
+        gb = _graph_batch(batch, history.dtype) if collide else None
+        oc, orr, out = [], [], []
+        free = (~batch.kinematic)[:, None] & batch.mask
+        free_idx = batch.index[free]
+        for t in range(steps):
+            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1])
+            if collide:
+                from .model import constrain
+
+                x = kinematic_future[t].index_put((free_idx,), skin(batch, c1, r1)[free])
+                x = constrain(x, gb, kinematic_future[t], rigid=False, collide=True)
+                out.append(x)
+                c1n, r1n = fit_poses(batch, x[None])
+                c1 = torch.where(batch.kinematic[:, None], c1, c1n[0])
+                r1 = torch.where(batch.kinematic[:, None, None], r1, r1n[0])
+            oc.append(c1)
+            orr.append(r1)
+            cs = torch.cat([cs[1:], c1[None]], 0)
+            rs = torch.cat([rs[1:], r1[None]], 0)
+        if not steps:
+            pos = history.new_zeros((0,) + history.shape[1:])
+        elif collide:
+            pos = torch.stack(out)
+        else:  # skin every frame at once: free particles from the poses, the rest as prescribed
+            pc, pr = torch.stack(oc), torch.stack(orr)
+            pts = skin(batch, pc, pr)
+            pos = kinematic_future[:steps].clone()
+            pos[:, free_idx] = pts[:, free]
+        if poses:
+            return pos, torch.stack(oc), torch.stack(orr)
+        return pos
+
+
+def _graph_batch(batch: ObjectBatch, dtype):
+    """The particle :class:`dynamics.model.GraphBatch` the exact constraints read, rebuilt from the object batch."""
+    from particles import MATERIALS
+
+    from .model import GraphBatch
+
+    n = batch.num_particles
+    dev = batch.scene.device
+    oid = torch.zeros(n, dtype=torch.int64, device=dev)
+    objs = torch.arange(batch.num_objects, device=dev)[:, None].expand_as(batch.index)
+    oid[batch.index[batch.mask]] = objs[batch.mask]
+    scene = batch.scene[oid]
+    mass = torch.zeros(n, dtype=dtype, device=dev)
+    # particle masses are equal within an object in our scenes' lifting; spread the object mass evenly
+    per = (batch.mass.to(dtype) / batch.mask.sum(1).clamp_min(1).to(dtype))
+    mass[batch.index[batch.mask]] = per[:, None].expand_as(batch.index)[batch.mask]
+    rest = torch.zeros(n, 3, dtype=dtype, device=dev)
+    rest[batch.index[batch.mask]] = batch.body.to(dtype)[batch.mask]
+    ptype = torch.where(batch.particle_kinematic, torch.full_like(oid, KINEMATIC), torch.zeros_like(oid))
+    return GraphBatch(particle_type=ptype, material=torch.full_like(oid, MATERIALS.index("rigid")), object_id=oid,
+                      num_objects=batch.num_objects, rest=rest, ground=batch.ground.to(dtype)[oid],
+                      radius=batch.radius.to(dtype)[oid], batch=scene, num_scenes=batch.num_scenes, mass=mass)
+
+
+class ObjectBackend:
+    """K candidate tool motions on the object model, as K copies of the scene in one object batch;
+    the planner's backend contract (:meth:`predict`, as :class:`dynamics.tasks.LearnedBackend`).
+
+    Args:
+        model: an :class:`ObjectNet`.
+        scene: the task's scene (every free object rigid: :func:`supports`).
+        collide: apply the exact contact / ground constraints after each step (see :func:`object_rollout`).
+        grad: record gradients in :meth:`rollout_torch` (``predict`` never does).
+    """
+
+    name = "objects"
+
+    def __init__(self, model: ObjectNet, scene: ParticleScene, collide: bool = False, device="cpu"):
+        bad = supports(scene)
+        if bad:
+            raise ValidationError("scene", bad[0])
+        self.model = model.eval()
+        self.scene = scene
+        self.collide = collide
+        self.device = device
+        self.history = model.config.history
+        self._batches: dict[int, ObjectBatch] = {}
+
+    def _batch(self, k: int) -> ObjectBatch:
+        if k not in self._batches:
+            dtype = next(self.model.parameters()).dtype
+            self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
+        return self._batches[k]
+
+    def rollout_torch(self, history: torch.Tensor, tool_indices, tool_future: torch.Tensor, grad: bool = False):
+        """(K, H + 1, N, 3) torch positions for ``tool_future (K, H, M, 3)`` (torch; gradients flow to it with ``grad``)."""
+        k, h = tool_future.shape[:2]
+        n = self.scene.num_particles
+        batch = self._batch(k)
+        hist = history[-(self.history + 1):].repeat(1, k, 1)
+        base = history[-1].repeat(h, k, 1).reshape(h, k, n, 3)
+        ti = torch.as_tensor(np.asarray(tool_indices), device=base.device)
+        fut = base.clone()
+        fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)  # in place on a copy: gradients still reach tool_future
+        pred = object_rollout(self.model, batch, hist, h, fut.reshape(h, k * n, 3), collide=self.collide, grad=grad)
+        pos = torch.cat([hist[-1:], pred], 0).reshape(h + 1, k, n, 3)
+        return pos.permute(1, 0, 2, 3)
+
+    def predict(self, history: np.ndarray, tool_indices: np.ndarray, tool_future: np.ndarray) -> np.ndarray:
+        """Predicted positions of K candidates (same contract as :meth:`dynamics.tasks.LearnedBackend.predict`).
+
+        Args:
+            history: (C + 1, N, 3) float32, m. Observed frames, oldest first (the last is now).
+            tool_indices: (M,) int64. Scene indices of the tool particles.
+            tool_future: (K, H, M, 3) float32, m. Tool particles at the next H frames per candidate.
+
+        Returns:
+            (K, H + 1, N, 3) float32, m: frame 0 is now, then the H predicted frames.
+        """
+        dtype = next(self.model.parameters()).dtype
+        with torch.no_grad():
+            hist = torch.as_tensor(np.asarray(history), dtype=dtype, device=self.device)
+            fut = torch.as_tensor(np.asarray(tool_future), dtype=dtype, device=self.device)
+            return self.rollout_torch(hist, tool_indices, fut).float().cpu().numpy()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def object_statistics(trajectories: Sequence[tuple]) -> dict:
+    """Per-axis RMS scales of free objects' linear/angular velocities and accelerations from fitted
+    poses ``[(c (T, O, 3), R (T, O, 3, 3), free (O,) bool), ...]``.
+
+    One value for all three axes (RMS over the components): z moves little in push data, and a
+    per-axis scale would blow its noise up in the features and the loss. Floors keep a still
+    dataset finite."""
+    vs, ws, as_, als = [], [], [], []
+    for c, rot, free in trajectories:
+        c, rot = c[:, free], rot[:, free]
+        v = c[1:] - c[:-1]
+        w = angular_velocity(rot[1:], rot[:-1])
+        vs.append(v.reshape(-1, 3))
+        ws.append(w.reshape(-1, 3))
+        as_.append((v[1:] - v[:-1]).reshape(-1, 3))
+        als.append((w[1:] - w[:-1]).reshape(-1, 3))
+
+    def rms(parts, floor):
+        x = torch.cat(parts).double()
+        m = max(float((x * x).mean().sqrt()), floor)
+        return [m, m, m]
+
+    return {"vel_scale": rms(vs, 1e-6), "ang_scale": rms(ws, 1e-6), "acc_scale": rms(as_, 1e-7),
+            "ang_acc_scale": rms(als, 1e-7)}
+
+
+@dataclass(frozen=True)
+class ObjectTrainConfig:
+    """How :func:`train_objects` trains (plain values; stored in checkpoints)."""
+
+    steps: int = 2000
+    batch_size: int = 8
+    """Windows per step."""
+    unroll: int = 8
+    """Frames each window is rolled out (the loss is on all of them, so rollouts stay stable)."""
+    lr: float = 1e-3
+    lr_final: float = 1e-5
+    lr_decay_steps: int = 2000
+    noise: float = 0.3
+    """Std of random-walk noise on the input centres, in units of the velocity scale."""
+    seed: int = 0
+    yaw_augment: bool = True
+    """Turn every window by a random yaw about z."""
+
+    def __post_init__(self):
+        for name, lo in (("steps", 0), ("batch_size", 1), ("unroll", 1), ("lr_decay_steps", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValidationError(name, f"must be an integer >= {lo}, got {v!r}")
+        for name in ("lr", "lr_final"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValidationError(name, f"must be a positive learning rate, got {v!r}")
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise ValidationError("noise", f"must be >= 0, got {self.noise!r}")
+
+    def lr_at(self, step: int) -> float:
+        return self.lr_final + (self.lr - self.lr_final) * 0.1 ** (step / self.lr_decay_steps)
+
+
+def _rot_z(yaw: torch.Tensor) -> torch.Tensor:
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    z, o = torch.zeros_like(c), torch.ones_like(c)
+    return torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], -2)
+
+
+class _Prepared:
+    """A training trajectory with its fitted poses (float64 fits, stored float32)."""
+
+    def __init__(self, ro: Rollout, dt: float):
+        self.rollout = ro
+        self.batch = pack_objects([ro.scene], dt, dtype=torch.float64)
+        pos = torch.as_tensor(ro.positions, dtype=torch.float64)
+        c, rot = fit_poses(self.batch, pos)
+        self.c, self.rot = c.float(), rot.float()
+        self.pos = torch.as_tensor(ro.positions, dtype=torch.float32)
+        self.free = ~self.batch.kinematic
+
+
+def _window(prep: Sequence[_Prepared], picks, c_len: int, unroll: int, gen: torch.Generator, cfg: ObjectTrainConfig,
+            vel_scale: torch.Tensor):
+    """Pack windows ``[(trajectory, t)]``: history frames t-C..t, targets t+1..t+U, yaw-turned."""
+    scenes = [prep[i].rollout.scene for i, _ in picks]
+    hists, futs, tc, tr = [], [], [], []
+    for i, t in picks:
+        p = prep[i]
+        yaw = torch.rand((), generator=gen) * 2 * math.pi if cfg.yaw_augment else torch.zeros(())
+        rz = _rot_z(yaw)
+        pos = p.pos[t - c_len:t + unroll + 1] @ rz.T
+        hists.append(pos[:c_len + 1])
+        futs.append(pos[c_len + 1:])
+        tc.append(p.c[t + 1:t + unroll + 1] @ rz.T)
+        tr.append(rz @ p.rot[t + 1:t + unroll + 1])
+    return scenes, torch.cat(hists, 1), torch.cat(futs, 1), torch.cat(tc, 1), torch.cat(tr, 1)
+
+
+def train_objects(train: Sequence[Rollout], cfg: ObjectTrainConfig, model_config: Optional[dict] = None,
+                  valid: Sequence[Rollout] = (), progress: bool = False, log=None, max_seconds: Optional[float] = None,
+                  init: Optional[ObjectNet] = None):
+    """Train an :class:`ObjectNet` on rigid-only trajectories (others are skipped).
+
+    Each step packs ``batch_size`` windows (trajectory, frame t) drawn uniformly, adds random-walk
+    noise to the input history (``noise`` x the velocity scale), rolls ``unroll`` frames out from
+    the fitted poses (tool on its recorded path) and minimises the mean over the unrolled frames
+    ``u`` of the squared error of the skinned body points, divided by ``(u S)^2`` (``S`` the
+    acceleration scale, so frame 1 is the one-step acceleration error). Adam with exponential decay.
+
+    Args:
+        train: trajectories (``particles.Rollout``), all at one dt and particle radius.
+        model_config: overrides of :class:`ObjectConfig` fields (scales come from the data).
+        valid: trajectories for a final rollout MSE (m^2) per 20 frames.
+        max_seconds: stop early after this wall time (the step count reached is recorded).
+        init: warm-start from this model's weights (same architecture; the scales come from ``train``).
+
+    Returns:
+        ``(model, info)`` with ``info`` plain values: steps, seconds, final loss, valid MSE.
+    """
+    rigid = [ro for ro in train if not supports(ro.scene)]
+    if not rigid:
+        raise ValidationError("train", "no trajectory whose free objects are all rigid")
+    dt, r = float(rigid[0].dt), float(rigid[0].scene.radius)
+    overrides = dict(model_config or {})
+    hist_len = int(overrides.get("history", ObjectConfig.history))
+    base = ObjectConfig(dt=dt, radius=r, **{k: v for k, v in overrides.items() if k not in ("dt", "radius")})
+    prep = [_Prepared(ro, dt) for ro in rigid]
+    stats = object_statistics([(p.c, p.rot, p.free) for p in prep])
+    config = ObjectConfig.from_dict({**base.to_dict(), **stats})
+    torch.manual_seed(cfg.seed)
+    model = ObjectNet(config)
+    if init is not None:
+        weights = {k: v for k, v in init.state_dict().items() if not k.endswith("_scale")}
+        model.load_state_dict(weights, strict=False)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    u = cfg.unroll
+    windows = [(i, t) for i, p in enumerate(prep) for t in range(hist_len, p.pos.shape[0] - u)]
+    if not windows:
+        raise ValidationError("train", f"trajectories are shorter than history + unroll + 1 = {hist_len + u + 1} frames")
+    s = model.acc_scale
+    scale_u = (torch.arange(1, u + 1, dtype=torch.float32) ** 2)[:, None, None]
+    it = range(cfg.steps)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="train objects", unit="step")
+    t0 = time.perf_counter()
+    loss_v = float("nan")
+    done = 0
+    model.train()
+    for step in it:
+        for grp in opt.param_groups:
+            grp["lr"] = cfg.lr_at(step)
+        picks = [windows[int(k)] for k in torch.randint(len(windows), (cfg.batch_size,), generator=gen)]
+        scenes, hist, fut, tc, tr = _window(prep, picks, hist_len, u, gen, cfg, model.vel_scale)
+        batch = pack_objects(scenes, dt)
+        if cfg.noise > 0:
+            walk = torch.randn(hist.shape, generator=gen).cumsum(0) * (cfg.noise * float(model.vel_scale.mean()) /
+                                                                        math.sqrt(hist.shape[0]))
+            walk = walk - walk[-1:]  # the present frame stays where it was seen
+            hist = torch.where(batch.free_particles[None, :, None], hist + walk, hist)
+        pos, pc, pr = object_rollout(model, batch, hist, u, fut, grad=True, poses=True)
+        free = (~batch.kinematic)[:, None] & batch.mask
+        err = (skin(batch, pc, pr) - skin(batch, tc, tr)) / s  # (U, O, P, 3)
+        err = (err * err / scale_u[..., None]).sum(-1)
+        loss = err[:, free].mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        loss_v = float(loss.detach())
+        done = step + 1
+        if progress:
+            it.set_postfix(loss=f"{loss_v:.3g}")
+        if log is not None and (step % 100 == 0 or step == cfg.steps - 1):
+            log({"step": step, "loss": loss_v, "lr": cfg.lr_at(step), "seconds": time.perf_counter() - t0})
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            break
+    model.eval()
+    info = {"steps": done, "seconds": time.perf_counter() - t0, "final_loss": loss_v,
+            "train_trajectories": len(prep), "train_config": dataclasses.asdict(cfg)}
+    vrig = [ro for ro in valid if not supports(ro.scene)]
+    if vrig:
+        info["valid_rollout_mse_20"] = float(np.mean([_valid_mse(model, ro, 20) for ro in vrig]))
+    return model, info
+
+
+def _valid_mse(model: ObjectNet, ro: Rollout, steps: int) -> float:
+    c = model.config.history
+    steps = min(steps, ro.num_frames - 1 - c)
+    batch = pack_objects([ro.scene], model.config.dt)
+    pos = torch.as_tensor(ro.positions)
+    with torch.no_grad():
+        pred = object_rollout(model, batch, pos[:c + 1], steps, pos[c + 1:c + 1 + steps])
+    free = ~ro.scene.kinematic
+    return float(((pred[:, free] - pos[c + 1:c + 1 + steps, free]) ** 2).mean())
+
+
+def predict_trajectory_objects(model: ObjectNet, rollout: Rollout, start: int, steps: int, collide: bool = False,
+                               device="cpu") -> np.ndarray:
+    """(steps, N, 3) float32, m: the object model's rollout of frames ``start + 1 .. start + steps``
+    from the true frames ``start - C .. start``, the tool on its true path (the object-model twin of
+    :func:`dynamics.evaluate.predict_trajectory`). Raises ValidationError for a scene :func:`supports` refuses."""
+    c = model.config.history
+    if start < c or start + steps >= rollout.num_frames:
+        raise ValueError(f"need {c} <= start and start + steps < {rollout.num_frames}; got start={start}, steps={steps}")
+    dtype = next(model.parameters()).dtype
+    batch = pack_objects([rollout.scene], model.config.dt, device, dtype)
+    pos = torch.as_tensor(rollout.positions, device=device, dtype=dtype)
+    with torch.no_grad():
+        pred = object_rollout(model, batch, pos[start - c:start + 1], steps, pos[start + 1:start + 1 + steps],
+                              collide=collide)
+    return pred.float().cpu().numpy()
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_object_model(path, model: ObjectNet, info: Optional[dict] = None) -> Path:
+    """Write ``model`` (config, weights, ``info``) atomically, loadable with ``weights_only=True``."""
+    from particles.io import atomic_write
+
+    ckpt = {"format": OBJECT_FORMAT, "format_version": OBJECT_VERSION, "kind": OBJECT_KIND,
+            "config": model.config.to_dict(), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "info": json.loads(json.dumps(info or {}))}
+    return atomic_write(path, lambda f: torch.save(ckpt, f))
+
+
+def is_object_checkpoint(ckpt: dict) -> bool:
+    """Whether a loaded checkpoint dict holds an object model (its ``kind``)."""
+    return isinstance(ckpt, dict) and ckpt.get("kind") == OBJECT_KIND
+
+
+def load_object_model(path, device="cpu") -> ObjectNet:
+    """The :class:`ObjectNet` of a checkpoint written by :func:`save_object_model`; a clear
+    :class:`particles.FileFormatError` (file and field) for anything else, e.g. a GNN checkpoint."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (unpickling refused or a corrupt file)
+        raise FileFormatError(path, "file", f"is not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != OBJECT_FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise FileFormatError(path, "format", f"expected {OBJECT_FORMAT!r} (an object model), got {got!r}")
+    if ckpt.get("kind") != OBJECT_KIND:
+        raise FileFormatError(path, "kind", f"expected {OBJECT_KIND!r}, got {ckpt.get('kind')!r}")
+    if ckpt.get("format_version") != OBJECT_VERSION:
+        raise FileFormatError(path, "format_version", f"expected {OBJECT_VERSION}, got {ckpt.get('format_version')!r}")
+    try:
+        config = ObjectConfig.from_dict(ckpt["config"])
+    except (KeyError, TypeError) as exc:
+        raise FileFormatError(path, "config", f"missing or malformed ({exc})") from None
+    except ValidationError as exc:
+        raise FileFormatError(path, f"config.{exc.field}", exc.problem) from None
+    model = ObjectNet(config).to(device)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise FileFormatError(path, "model", f"weights do not fit the config ({str(exc).splitlines()[0]})") from None
+    model.info = ckpt.get("info", {})
+    return model.eval()

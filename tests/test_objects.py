@@ -1,0 +1,303 @@
+"""The object-level rigid-body model (dynamics.objects): conservation, invariances, gradients,
+checkpoints and that training learns what constant velocity misses."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from particles import FileFormatError, KINEMATIC, ParticleScene, ValidationError
+from dynamics.objects import (ObjectBackend, ObjectConfig, ObjectNet, ObjectTrainConfig, fit_poses, load_object_model,
+                              object_rollout, pack_objects, predict_trajectory_objects, save_object_model, supports,
+                              train_objects)
+from dynamics.toy import toy_rollout
+
+R = 0.01
+DT = 1.0 / 60.0
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _box(n, centre, r=R):
+    g = (np.stack(np.meshgrid(*[np.arange(k) for k in n], indexing="ij"), -1).reshape(-1, 3) - (np.array(n) - 1) / 2)
+    return (g * 2 * r + np.asarray(centre)).astype(np.float32)
+
+
+def _scene(boxes, tool=None, ground=0.0, densities=None, gravity=(0.0, 0.0, -9.81)):
+    """Boxes ``[(counts, centre), ...]`` (rigid) and an optional kinematic tool box; particle type
+    KINEMATIC for the tool."""
+    pos, oid, mat, ptype = [], [], [], []
+    for k, (n, c) in enumerate(boxes):
+        p = _box(n, c)
+        pos.append(p)
+        oid.append(np.full(len(p), k))
+        mat.append("rigid")
+        ptype.append(np.full(len(p), 8))
+    if tool is not None:
+        p = _box(*tool)
+        pos.append(p)
+        oid.append(np.full(len(p), len(boxes)))
+        mat.append("rigid")
+        ptype.append(np.full(len(p), KINEMATIC))
+    dens = None if densities is None else np.asarray(list(densities) + ([1000.0] if tool is not None else []), np.float32)
+    return ParticleScene(np.concatenate(pos), np.concatenate(oid).astype(np.int32), tuple(mat), R,
+                         particle_type=np.concatenate(ptype).astype(np.int32), ground=ground, object_density=dens,
+                         gravity=np.asarray(gravity, np.float32))
+
+
+def _model(seed=0, dtype=torch.float64, scale=5.0) -> ObjectNet:
+    torch.manual_seed(seed)
+    cfg = ObjectConfig(dt=DT, radius=R, history=2, latent=16, message_steps=2, vel_scale=(2e-3,) * 3,
+                       ang_scale=(5e-3,) * 3, acc_scale=(3e-4,) * 3, ang_acc_scale=(3e-3,) * 3)
+    net = ObjectNet(cfg).to(dtype)
+    with torch.no_grad():  # random weights, outputs large enough that contacts visibly act
+        for dec in (net.force_decoder, net.ground_decoder):
+            dec[-1].weight.mul_(scale)
+            dec[-1].bias.normal_(0.0, 1.0)
+    return net.eval()
+
+
+def _history(scene, velocities, frames=3, dtype=torch.float64):
+    """(frames, N, 3): the scene moving with per-object velocities (m/frame) up to its rest positions."""
+    v = np.asarray(velocities, np.float64)[scene.object_id]
+    x = scene.positions.astype(np.float64)
+    return torch.as_tensor(np.stack([x - (frames - 1 - k) * v for k in range(frames)]), dtype=dtype)
+
+
+def _accelerations(net, scene, hist, kin_next=None):
+    b = pack_objects([scene], DT, dtype=hist.dtype)
+    c, rot = fit_poses(b, hist)
+    slots = hist[-1][b.index]
+    nxt = slots if kin_next is None else kin_next[b.index]
+    a, alpha = net(c, rot, b, slots, nxt)
+    return b, c, rot, a, alpha
+
+
+def test_an_isolated_pair_conserves_linear_and_angular_momentum():
+    # two boxes of different mass, off-centre, closing in: no ground, no tool
+    sc = _scene([((3, 3, 3), (0.0, 0.0, 0.5)), ((2, 4, 3), (0.0505, 0.013, 0.507))], ground=None,
+                densities=[1000.0, 2500.0])
+    net = _model()
+    hist = _history(sc, [(1e-3, 0, 0), (-2e-3, 5e-4, 0)])
+    b, c, rot, a, alpha = _accelerations(net, sc, hist)
+    m = b.mass.to(a.dtype)
+    g = b.gravity.to(a.dtype)
+    impulse = m[:, None] * (a - g)  # what the contact did to each body (kg m/frame^2)
+    impulse = impulse.detach()
+    assert float(impulse.norm(dim=1).min()) > 1e-3 * float(m.min()) * 3e-4  # the contact acts on both...
+    assert torch.allclose(impulse.sum(0), torch.zeros(3, dtype=a.dtype), atol=1e-12 * float(impulse.abs().max()))
+    inertia = rot[-1] @ b.inertia.to(a.dtype) @ rot[-1].transpose(1, 2)
+    spin = torch.einsum("oij,oj->oi", inertia, alpha).detach()
+    assert float(spin.norm(dim=1).max()) > 0  # ...turns them (off-centre patch)...
+    ang = (torch.linalg.cross(c[-1], impulse, dim=1) + spin).sum(0)  # ...and conserves angular momentum
+    assert float(ang.norm()) < 1e-6 * float((torch.linalg.cross(c[-1], impulse, dim=1)).norm(dim=1).max())
+
+
+def test_an_object_out_of_contact_falls_exactly_under_gravity():
+    sc = _scene([((3, 3, 3), (0.0, 0.0, 0.5)), ((3, 3, 3), (0.3, 0.0, 0.5))], ground=0.0)
+    net = _model()
+    hist = _history(sc, [(1e-3, 2e-3, 0), (0, 0, 0)])
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    pred = object_rollout(net, b, hist, 10)
+    g = torch.tensor(sc.gravity.tolist(), dtype=torch.float64) * DT * DT
+    v0 = hist[-1] - hist[-2]
+    k = torch.arange(1, 11, dtype=torch.float64)[:, None, None]
+    expect = hist[-1] + k * v0 + (k * (k + 1) / 2) * g  # semi-implicit Euler under g
+    assert torch.allclose(pred, expect, atol=1e-9)
+
+
+def _push_scene(shift=(0.0, 0.0, 0.0)):
+    """Three boxes on the ground (z = shift z) and a pusher behind the first; all shifted by ``shift``."""
+    s = np.asarray(shift)
+    return _scene([((3, 3, 3), s + (0.0, 0.0, 0.03)), ((3, 2, 2), s + (0.065, 0.012, 0.02)),
+                   ((2, 3, 2), s + (0.0, 0.08, 0.02))],
+                  tool=((1, 3, 2), s + (-0.05, 0.004, 0.02)), ground=float(s[2]), densities=[800.0, 1200.0, 500.0])
+
+
+def _tool_future(scene, steps, vel=(1.5e-3, 2e-4, 0.0)):
+    tool = np.flatnonzero(scene.kinematic)
+    k = np.arange(1, steps + 1)[:, None, None]
+    return tool, (scene.positions[tool][None] + k * np.asarray(vel)).astype(np.float64)
+
+
+def test_the_model_is_translation_invariant():
+    # the same bodies (one rest shape), the whole history, the tool's path and the ground moved
+    # (shifted in float64: float32 scene positions would round differently)
+    net = _model()
+    shift = torch.tensor([0.37, -1.2, 0.25], dtype=torch.float64)
+    sc = _push_scene()
+    sc_up = sc.replace(ground=0.25)
+    tool, fut = _tool_future(sc, 6)
+    hist = _history(sc, [(1e-3, 0, 0), (0, 5e-4, 0), (0, 0, 0), (1.5e-3, 2e-4, 0)])
+    fut = torch.as_tensor(fut)[None]
+    a = ObjectBackend(net, sc).rollout_torch(hist, tool, fut)
+    b = ObjectBackend(net, sc_up).rollout_torch(hist + shift, tool, fut + shift)
+    assert float((b - a - shift).abs().max()) < 1e-9
+    assert float((a[0, -1] - a[0, 0]).abs().max()) > 1e-3  # things moved
+
+
+def test_the_model_is_permutation_equivariant_in_objects():
+    net = _model()
+    sc = _push_scene()
+    rng = np.random.default_rng(3)
+    perm_obj = np.array([2, 0, 1, 3])  # new id of each old object (the tool stays last)
+    order = rng.permutation(sc.num_particles)  # and the particles shuffled
+    sc2 = ParticleScene(sc.positions[order], perm_obj[sc.object_id][order].astype(np.int32),
+                        tuple(sc.object_material[k] for k in np.argsort(perm_obj)), R,
+                        particle_type=sc.particle_type[order], ground=0.0,
+                        object_density=sc.object_density[np.argsort(perm_obj)])
+    hist = _history(sc, [(1e-3, 0, 0), (0, 5e-4, 0), (0, 0, 0), (1.5e-3, 2e-4, 0)])
+    res = []
+    for s, h in ((sc, hist), (sc2, hist[:, order])):
+        tool, fut = _tool_future(s, 5)
+        res.append(ObjectBackend(net, s).rollout_torch(h, tool, torch.as_tensor(fut)[None])[0])
+    assert float((res[1] - res[0][:, order]).abs().max()) < 1e-9
+    assert float((res[0][-1] - res[0][0]).abs().max()) > 1e-3
+
+
+def test_rollout_gradients_match_finite_differences():
+    net = _model(seed=1)
+    sc = _push_scene()
+    hist = _history(sc, [(1e-3, 0, 0), (0, 0, 0), (0, 0, 0), (1.5e-3, 2e-4, 0)])
+    tool, fut = _tool_future(sc, 4, vel=(4e-3, 5e-4, 0.0))
+    be = ObjectBackend(net, sc)
+    w = torch.as_tensor(np.random.default_rng(0).normal(size=(sc.num_particles, 3)))
+    free = torch.as_tensor(~sc.kinematic)
+
+    def loss(f):
+        out = be.rollout_torch(hist, tool, f[None], grad=True)[0, -1]
+        return (out[free] * w[free]).sum()
+
+    f0 = torch.as_tensor(fut).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(f0), f0)
+    assert float(g.abs().max()) > 1e-3  # the tool's motion reaches the boxes
+    eps = 1e-6
+    for t, m, d in ((1, 0, 0), (2, 3, 1), (0, 5, 0), (3, 2, 2)):
+        fp, fm = f0.detach().clone(), f0.detach().clone()
+        fp[t, m, d] += eps
+        fm[t, m, d] -= eps
+        fd = (float(loss(fp).detach()) - float(loss(fm).detach())) / (2 * eps)
+        assert fd == pytest.approx(float(g[t, m, d]), rel=1e-4, abs=1e-7)
+
+
+def test_checkpoint_round_trip_and_kind(tmp_path):
+    net = _model(dtype=torch.float32)
+    path = save_object_model(tmp_path / "obj.pt", net, {"note": "test"})
+    back = load_object_model(path)
+    sc = _push_scene()
+    hist = _history(sc, [(1e-3, 0, 0)] * 3 + [(1.5e-3, 2e-4, 0)], dtype=torch.float32)
+    tool, fut = _tool_future(sc, 4)
+    a = ObjectBackend(net, sc).predict(hist.numpy(), tool, fut[None].astype(np.float32))
+    b = ObjectBackend(back, sc).predict(hist.numpy(), tool, fut[None].astype(np.float32))
+    np.testing.assert_array_equal(a, b)
+    ck = torch.load(path, weights_only=True)
+    assert ck["kind"] == "objects" and ck["format"] == "worldline.object_checkpoint"
+    assert back.info == {"note": "test"}
+    # a GNN checkpoint is told apart, naming the field
+    from pathlib import Path
+
+    gnn = Path(__file__).resolve().parents[1] / "assets" / "weights" / "gns_push.pt"
+    with pytest.raises(FileFormatError, match="format"):
+        load_object_model(gnn)
+
+
+def test_backend_follows_the_tool_and_refuses_deformables():
+    net = _model(dtype=torch.float32)
+    sc = _push_scene()
+    hist = _history(sc, [(0, 0, 0)] * 4, dtype=torch.float32).numpy()
+    tool, fut = _tool_future(sc, 5)
+    futs = np.stack([fut, fut + np.array([0.0, 1e-3, 0.0])]).astype(np.float32)
+    out = ObjectBackend(net, sc).predict(hist, tool, futs)
+    assert out.shape == (2, 6, sc.num_particles, 3)
+    np.testing.assert_array_equal(out[:, 1:, tool], futs)
+    np.testing.assert_array_equal(out[:, 0], np.broadcast_to(hist[-1], out[:, 0].shape))
+    sand = ParticleScene(sc.positions, sc.object_id, ("granular",) + sc.object_material[1:], R,
+                         particle_type=np.where(sc.object_id == 0, 6, sc.particle_type).astype(np.int32))
+    assert supports(sand)
+    with pytest.raises(ValidationError, match="granular"):
+        ObjectBackend(net, sand)
+
+
+def _rollout_mse(net, rollouts, start, steps):
+    out = []
+    for ro in rollouts:
+        pred = predict_trajectory_objects(net, ro, start, steps)
+        free = ~ro.scene.kinematic
+        out.append(float(np.mean((pred[:, free] - ro.positions[start + 1:start + 1 + steps, free]) ** 2)))
+    return float(np.mean(out))
+
+
+def test_training_lowers_the_error_below_constant_velocity():
+    # pushed boxes (dynamics.toy): the tool drives into the box, pushes it, stops; the box slides to rest
+    rng = np.random.default_rng(5)
+    train = [toy_rollout(rng, "push", 40, table=False) for _ in range(6)]
+    test = [toy_rollout(rng, "push", 40, table=False) for _ in range(2)]
+    cfg = ObjectTrainConfig(steps=200, batch_size=4, unroll=4, lr=3e-3, lr_decay_steps=200, seed=0)
+    arch = dict(history=2, latent=32, message_steps=1)
+    untrained, _ = train_objects(train, dataclasses.replace(cfg, steps=0), arch)
+    net, info = train_objects(train, cfg, arch)
+    start, steps = 2, 30
+    cv = []
+    for ro in test:
+        free = ~ro.scene.kinematic
+        v = ro.positions[start] - ro.positions[start - 1]
+        cvp = ro.positions[start][None] + np.arange(1, steps + 1)[:, None, None] * v
+        cv.append(float(np.mean((cvp[:, free] - ro.positions[start + 1:start + 1 + steps, free]) ** 2)))
+    before, after = _rollout_mse(untrained, test, start, steps), _rollout_mse(net, test, start, steps)
+    assert info["steps"] == 200 and math.isfinite(info["final_loss"])
+    assert after < 0.5 * float(np.mean(cv)), (after, cv)
+    assert after < 0.5 * before, (after, before)
+
+
+def test_train_command_writes_an_object_checkpoint_and_refuses_bad_input(tmp_path, capsys):
+    from dynamics.toy import toy_dataset
+    from worldline.cli import main
+
+    data = tmp_path / "toy"
+    toy_dataset(data, seed=0, train=3, valid=1, test=1, frames=24)
+    out = tmp_path / "run"
+    args = ["train", str(data), "--model", "objects", "--out", str(out), "--steps", "3", "--batch-size", "2",
+            "--unroll", "2", "--history", "2", "--latent", "16", "--no-progress"]
+    assert main(args) == 0
+    net = load_object_model(out / "model.pt")
+    assert net.config.history == 2 and net.info["steps"] == 3
+    assert (out / "log.jsonl").read_text().strip()
+    capsys.readouterr()
+    assert main(args) == 2  # never overwrites a run
+    assert "model.pt" in capsys.readouterr().err
+    assert main(args[:5] + [str(tmp_path / "other"), "--model", "nope"]) == 2
+    assert not (tmp_path / "other").exists()
+
+
+def test_exact_constraints_keep_the_rollout_above_the_ground_and_out_of_the_tool():
+    # a random network with large outputs drives boxes into the floor; the constraints undo that
+    net = _model(seed=2, dtype=torch.float64, scale=50.0)
+    sc = _push_scene()
+    hist = _history(sc, [(1e-3, 0, -2e-3), (0, 5e-4, -2e-3), (0, 0, -2e-3), (1.5e-3, 2e-4, 0)])
+    tool, fut = _tool_future(sc, 8, vel=(3e-3, 0.0, 0.0))
+    free = torch.as_tensor(~sc.kinematic)
+    raw = ObjectBackend(net, sc).rollout_torch(hist, tool, torch.as_tensor(fut)[None])[0]
+    be = ObjectBackend(net, sc, collide=True)
+    out = be.rollout_torch(hist, tool, torch.as_tensor(fut)[None])[0]
+    floor = sc.ground + R
+    assert float(raw[1:, free, 2].min()) < floor - 0.1 * R  # the network alone sinks...
+    assert float(out[1:, free, 2].min()) >= floor - 1e-6  # ...the constraints do not let it
+    d = torch.cdist(out[1:, free], out[1:, torch.as_tensor(sc.kinematic)])
+    assert float(d.min()) >= 2 * R * (1 - 2e-3)  # and nothing ends inside the tool
+    # the boxes stay rigid: the constraints move them by rigid motions (poses refit exactly)
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    c, rot = fit_poses(b, out)
+    from dynamics.objects import skin
+
+    resid = (skin(b, c, rot) - out[:, b.index]).norm(dim=-1)[:, ~b.kinematic][:, b.mask[~b.kinematic]]
+    assert float(resid.max()) < 1e-6
