@@ -11,8 +11,10 @@ and the wall time of the model episodes against Newton's, in this one process.
 
     PYTHONPATH=$PWD python bench/evaluate.py --json bench/data/evaluate/run.json
 
-Backends: `gnn` (the shipped GNN, `--checkpoint`) and `constraints` (a zero network through the
-same constraints); `--backends` picks. Prints tables; never collected as a test.
+Backends (`--backends`, those of `worldline evaluate --backend`): `gnn` (the shipped GNN,
+`--checkpoint`), `objects` (the shipped object-level model, rigid tasks only), `auto` (objects
+where every free body is rigid, else the GNN) and `constraints` (a zero network through the
+GNN's constraints). Prints tables; never collected as a test.
 """
 
 from __future__ import annotations
@@ -31,16 +33,13 @@ CHEAP = ("yaw_push", "straight_push", "open_loop_push", "offset_push", "half_pus
 
 
 def make_backend_factory(name: str, checkpoint: str):
-    from dynamics.tasks import ConstraintsBackend, LearnedBackend
+    """``task -> backend`` for ``--backends`` names: those of ``worldline evaluate --backend``
+    (gnn, objects, auto, constraints)."""
+    from worldline.cmd_evaluate import BACKENDS
 
-    if name == "gnn":
-        from dynamics.train import load_model
-
-        model = load_model(checkpoint)
-        return lambda task: LearnedBackend(model, task.scene)
-    if name == "constraints":
-        return lambda task: ConstraintsBackend(task.scene)
-    raise SystemExit(f"--backends: unknown {name!r}; expected gnn or constraints")
+    if name not in BACKENDS:
+        raise SystemExit(f"--backends: unknown {name!r}; expected one of {', '.join(BACKENDS)}")
+    return BACKENDS[name](Path(checkpoint) if name in ("gnn", "learned", "auto") else None)
 
 
 def drift(args) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from dynamics.policy import (EpisodeSpec, PackedStepper, build_report, episode_s
                              pearson, run_model_episodes, spearman, wilson_interval)
 from dynamics.tasks import ConstraintsBackend, ControllerFailed, Task
 from worldline.cli import main
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 # a 3 x 3 x 3 block at the origin, the pusher 7 cm to its +x side, the goal 10 cm to its -x side
 TINY = """[world]
@@ -215,3 +218,20 @@ def test_unimportable_policy_module_exits_2_naming_it(tiny, bad_policies, tmp_pa
         assert code == 2, (spec, err)
         assert words in err and err.count("\n") == 1, err
         assert not out.exists()
+
+
+def test_auto_backend_uses_the_object_model_on_rigid_tasks_and_the_gnn_on_sand(tiny):
+    """--backend auto: the object model where every free body is rigid, the GNN elsewhere;
+    --backend objects refuses a sand task naming the object and pointing at auto."""
+    from dynamics.objects import ObjectBackend
+    from dynamics.tasks import LearnedBackend
+    from worldline.cmd_evaluate import BACKENDS
+    from worldline.errors import BadInput
+
+    rigid = Task.load(tiny / "a_minus_x.toml")
+    sand = Task.load(sorted((ASSETS / "tasks" / "suite").glob("sand_*.toml"))[0])
+    make = BACKENDS["auto"](None)
+    assert isinstance(make(rigid), ObjectBackend)
+    assert isinstance(make(sand), LearnedBackend)
+    with pytest.raises(BadInput, match="auto"):
+        BACKENDS["objects"](None)(sand)

@@ -57,10 +57,58 @@ def _constraints(checkpoint: Optional[Path]) -> Callable:
     return lambda task: ConstraintsBackend(task.scene)
 
 
+DEFAULT_OBJECT_CHECKPOINT = ASSETS / "weights" / "objects_push.pt"
+
+
+def _object_model(checkpoint: Optional[Path]):
+    from dynamics.objects import load_object_model
+
+    path = DEFAULT_OBJECT_CHECKPOINT if checkpoint is None or Path(checkpoint) == DEFAULT_CHECKPOINT else Path(checkpoint)
+    if not path.is_file():
+        raise BadInput(f"--checkpoint {path}: no such object-model checkpoint file")
+    return path, load_object_model(path)
+
+
+def _objects(checkpoint: Optional[Path]) -> Callable:
+    """The object-level model (``dynamics.objects``) on scenes whose free objects are all rigid."""
+    from dynamics.objects import ObjectBackend
+    from particles import ValidationError
+
+    path, model = _object_model(checkpoint)
+
+    def make(task):
+        if abs(model.config.dt - task.dt) > 1e-9:
+            raise BadInput(f"{path}: the model steps by {model.config.dt} s, the task {task.path} by {task.dt} s")
+        try:
+            return ObjectBackend(model, task.scene)
+        except ValidationError as exc:
+            raise BadInput(f"--backend objects: task {task.path}: {exc.problem} (--backend auto runs such tasks "
+                           f"on the GNN)") from None
+
+    return make
+
+
+def _auto(checkpoint: Optional[Path]) -> Callable:
+    """The object model where every free object is rigid, the particle GNN elsewhere (sand, ...).
+    ``--checkpoint`` names the GNN; the object model is the shipped one."""
+    from dynamics.objects import ObjectBackend, supports
+
+    gnn = _gnn(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT)
+    _, model = _object_model(None)
+
+    def make(task):
+        if not supports(task.scene) and abs(model.config.dt - task.dt) <= 1e-9:
+            return ObjectBackend(model, task.scene)
+        return gnn(task)
+
+    return make
+
+
 #: World models by ``--backend`` name: ``factory(checkpoint) -> (task -> backend)``. A backend has
 #: ``predict(history, tool_indices, tool_future)`` (dynamics.tasks); one with a packed
 #: ``step_fn(batch, history, next_kinematic)`` steps every episode in one batch.
-BACKENDS: dict[str, Callable] = {"gnn": _gnn, "learned": _gnn, "constraints": _constraints}
+BACKENDS: dict[str, Callable] = {"auto": _auto, "objects": _objects, "gnn": _gnn, "learned": _gnn,
+                                 "constraints": _constraints}
 
 
 def resolve_tasks(spec: str) -> list[Path]:
