@@ -7,7 +7,8 @@ starting 0.12-0.2 m away in a random direction, goals 6-14 cm away, a third with
 20-40 degrees off the start) and sand-into-region (a granular block pushed so that half its
 particles end up in a box beside it).
 
-Methods: MPC (MPPI) on the shipped GNN (`learned`), on a zero network through the same
+Methods: MPC (MPPI) on the shipped object-level model (`objects`; the GNN on sand tasks), on the
+shipped GNN (`learned`), on a zero network through the same
 constraints (`constraints`), on Newton itself (`newton`, the oracle: a subset of the tasks,
 ``--oracle-tasks``, because it rolls every candidate out on the simulator one by one), and the
 straight-line push heuristic (`heuristic`, no planning). Figures per method: success rate,
@@ -78,6 +79,7 @@ def run(args) -> None:
                 ctl = StraightPushController()
             else:
                 be = {"learned": lambda: LearnedBackend(model, task.scene),
+                      "objects": lambda: _objects_or_gnn(model, task),
                       "constraints": lambda: ConstraintsBackend(task.scene),
                       "newton": lambda: NewtonBackend(task.setup, SimConfig(dt=task.dt))}[method]()
                 ctl = MPCController(be, config=cfg, replan_every=args.replan_every)
@@ -153,6 +155,7 @@ def speed(model, args) -> None:
     print("|---|---|---|---|")
     out = {}
     for name, make in (("learned", lambda: LearnedBackend(model, task.scene)),
+                       ("objects", lambda: _objects_or_gnn(model, task)),
                        ("constraints", lambda: ConstraintsBackend(task.scene)),
                        ("newton", lambda: NewtonBackend(task.setup, SimConfig(dt=task.dt)))):
         ctl = MPCController(make(), config=PlannerConfig(samples=64, horizon=20, iterations=1, seed=0))
@@ -190,6 +193,22 @@ def standoff(model) -> None:
         print(f"| {gap * 1000:.0f} mm | {(ro.positions[-1, idx, 0].mean() - ro.positions[0, idx, 0].mean()) * 1000:.1f} mm |")
 
 
+_OBJECT_MODEL = []
+
+
+def _objects_or_gnn(model, task):
+    """The shipped object-level model (assets/weights/objects_push.pt) where every free body is
+    rigid; the GNN on other tasks (sand), as ``worldline evaluate --backend auto``."""
+    from dynamics.objects import ObjectBackend, load_object_model, supports
+    from dynamics.tasks import LearnedBackend
+
+    if supports(task.scene):
+        return LearnedBackend(model, task.scene)
+    if not _OBJECT_MODEL:
+        _OBJECT_MODEL.append(load_object_model(ROOT / "assets" / "weights" / "objects_push.pt"))
+    return ObjectBackend(_OBJECT_MODEL[0], task.scene)
+
+
 def main():
     import warp as wp
 
@@ -199,7 +218,7 @@ def main():
     ap.add_argument("--checkpoint", default=str(ROOT / "assets" / "weights" / "gns_push.pt"))
     ap.add_argument("--tasks", type=int, default=21, help="push-to-pose tasks")
     ap.add_argument("--sand", type=int, default=3, help="sand-into-region tasks")
-    ap.add_argument("--methods", default="heuristic,constraints,learned,newton")
+    ap.add_argument("--methods", default="heuristic,constraints,objects,learned,newton")
     ap.add_argument("--oracle-tasks", type=int, default=6, help="push tasks the Newton oracle runs (plus one sand task)")
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--horizon", type=int, default=10)
@@ -226,7 +245,7 @@ def main():
             text = Path(f).read_text()
             rows += json.loads(text) if text.lstrip().startswith("[") else \
                 [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        order = ["learned", "constraints", "newton", "heuristic"]
+        order = ["objects", "learned", "constraints", "newton", "heuristic"]
         summary(rows, [m for m in order if any(r["method"] == m for r in rows)], args)
         return
     run(args)
