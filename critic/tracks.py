@@ -15,9 +15,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    Then a ground plane is searched for: along ``up`` when given or with extrinsics, else among the up
    directions of an upright camera (tilted down -10..75 degrees, rolled at most 10 degrees):
    the plane under every point that most distinct tracks come down to (the lowest points that rest).
+   Without extrinsics or ``up``, objects in free fall give up first (:func:`free_fall_up`).
    Coordinates are rotated so that the plane's normal is +z; gravity is (0, 0, -9.81) m/s^2. Points
    are particle centres of radius ``r``, so the ground lies ``r`` below the plane. No plane (fewer than
-   :data:`MIN_GROUND_TRACKS` tracks on it): no ground, and the ground checks are skipped with a notice.
+   :data:`MIN_GROUND_TRACKS` tracks on it): no ground, and the ground checks (ground penetration,
+   floating, energy) are skipped with a notice.
 3. **Noise** first as a whole (:func:`difference_noise`: the median absolute second difference of the
    visible tracks, whose true motion is smooth at the frame rate), which sets the tolerance of
 4. **Grouping** (:func:`group_tracks`): tracks whose mutual distances stay within
@@ -70,7 +72,7 @@ __all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks
 TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
 
 #: Distinct tracks that must come down to a plane for it to be taken as the ground.
-MIN_GROUND_TRACKS = 6
+MIN_GROUND_TRACKS = 4
 
 _MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
 _SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
@@ -407,8 +409,9 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
 
 
 def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """For tracks ``X (F, a, 3)`` visible ``V (F, a)``: ``(share (a, a), seen (a, a))``, the share of co-visible
-    frames in which a pair's distance leaves its median by more than ``tau``, and how many frames it was seen."""
+    """For tracks ``X (F, a, 3)`` visible ``V (F, a)``: ``(broken (a, a), seen (a, a))``: 1 where a pair's distance
+    left its median by more than ``tau`` in 2 or more of the frames both were seen in (or in more than 5 % of
+    them), 0 where it did not, NaN where never seen together; and how many frames each pair was seen."""
     F, a = V.shape
     D = np.full((F, a, a), np.nan, np.float32)
     for f in range(F):
@@ -426,8 +429,10 @@ def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarra
         med = np.nanmedian(D, axis=0)
     with np.errstate(invalid="ignore"):
         off = (np.abs(D - med[None]) > tau).sum(0)
-    share = np.where(seen > 0, off / np.maximum(seen, 1), np.nan)
-    return share, seen
+    # broken: the distance left its median in 2 frames or more (white noise passes tau = 4 sqrt(2) sigma in a
+    # frame with probability 6e-5), or in more than 5 % of them
+    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen)).astype(np.float64)
+    return np.where(seen > 0, broken, np.nan), seen
 
 
 def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int) -> np.ndarray:
@@ -465,8 +470,8 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
 
 
 def _spell_only(P: np.ndarray, vis: np.ndarray, a: np.ndarray, b: np.ndarray, tau: float) -> bool:
-    """Tracks ``a`` and ``b`` (index arrays into ``P (F, N, 3)``) keep their mutual distances in every frame but
-    one run, which begins after their first frame seen together and ends before their last, and lasts at
+    """Tracks ``a`` and ``b`` (index arrays into ``P (F, N, 3)``) keep their mutual distances (no more than 10 % of
+    their pairs off by ``tau``) in every frame but one run, which begins after their first frame seen together and ends before their last, and lasts at
     most half of them: one body that changed shape for a while (a glitch check_rigidity judges), not two."""
     X, Y = P[:, a], P[:, b]
     V = vis[:, a][:, :, None] & vis[:, b][:, None, :]
@@ -482,7 +487,7 @@ def _spell_only(P: np.ndarray, vis: np.ndarray, a: np.ndarray, b: np.ndarray, ta
     seen = np.flatnonzero(known >= 3)
     if len(seen) < 6:
         return False
-    badf = bad[seen] > 0.5 * known[seen]
+    badf = bad[seen] > 0.1 * known[seen]  # noise alone breaks a pair in a frame with probability 6e-5
     if not badf.any():
         return True
     hit = np.flatnonzero(badf)
@@ -491,8 +496,8 @@ def _spell_only(P: np.ndarray, vis: np.ndarray, a: np.ndarray, b: np.ndarray, ta
 
 
 def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
-    """Objects of tracks ``P (T, N, 3)`` (m, visible ``vis (T, N)``) by rigid motion: labels ``(N,)`` int64 in 0..K-1,
-    numbered by their lowest track index.
+    """Objects of tracks ``P (T, N, 3)`` (m, visible ``vis (T, N)``) by rigid motion: labels in 0..K-1, numbered by
+    their lowest track index.
 
     On up to :data:`_GROUP_FRAMES` sampled frames, a pair of tracks breaks rigidity in a frame where its
     distance leaves its median by more than ``tau`` (m). Up to :data:`_MAX_ANCHORS` tracks are clustered by
@@ -500,7 +505,12 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
     ``min(8, F / 4)`` frames; clusters merge while that mean share is at most :data:`_BROKEN_SHARE`); the other
     tracks join the cluster they agree with best (or start their own). Then two clusters that keep their mutual
     distances except for one spell in the middle of the clip (:func:`_spell_only`) are one object that changed
-    shape for a while."""
+    shape for a while. Before that merge, every track is checked against each cluster's rigid poses
+    (:func:`fit_object`): it fits a cluster when it leaves the cluster's motion by more than ``tau`` in fewer
+    than 2 of its visible frames. It joins the one cluster it fits; one that fits two (it was never seen while
+    they moved apart: its motion where it was hidden is unknown) or none is labelled -1.
+
+    Returns labels ``(N,)`` int64, -1 for such tracks."""
     T, N = vis.shape
     frames = np.unique(np.linspace(0, T - 1, min(T, _GROUP_FRAMES)).astype(np.int64))
     rng = np.random.default_rng(seed)
@@ -530,6 +540,33 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
             best = K
             K += 1
         labels[i] = best
+    # each track against each cluster's rigid poses: it belongs where it fits, and to no object when it fits two
+    # (it was never seen while they moved apart: its motion is unknown where it was hidden)
+    groups = [g for g in np.unique(labels) if (labels == g).sum() >= 3]
+    if len(groups) > 1:
+        fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in groups}
+        fitsk = {g: f for g, f in fitsk.items() if f is not None}
+        ok = np.zeros((N, len(fitsk)), bool)
+        keys = list(fitsk)
+        for col, g in enumerate(keys):
+            f = fitsk[g]
+            loc = np.einsum("tji,tnj->tni", f.rot, Pf - f.centre[:, None, :])  # R^T (x - c), NaN where hidden
+            use = Vf & f.posed[:, None]
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                body = np.nanmedian(np.where(use[..., None], loc, np.nan), axis=0)
+            with np.errstate(invalid="ignore"):
+                off = (np.linalg.norm(loc - body[None], axis=-1) > tau) & use
+            n = use.sum(0)
+            ok[:, col] = (n >= min_seen) & (off.sum(0) < 2)
+        for i in range(N):
+            good = [keys[c] for c in np.flatnonzero(ok[i])]
+            if len(good) == 1:
+                labels[i] = good[0]
+            elif len(good) >= 2 or labels[i] not in fitsk or not ok[i, keys.index(labels[i])]:
+                labels[i] = -1
     # clusters that differ only by one spell are one body that changed shape for a while
     parent = list(range(K))
 
@@ -549,11 +586,13 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
             b = b[:: max(1, len(b) // 12)]
             if _spell_only(Pf, Vf, a, b, tau):
                 parent[root(gb)] = root(ga)
-    labels = np.array([root(int(l)) for l in labels], np.int64)
+    labels = np.array([root(int(l)) if l >= 0 else -1 for l in labels], np.int64)
     order = {}
+    out = np.full(N, -1, np.int64)
     for i in range(N):
-        order.setdefault(int(labels[i]), len(order))
-    return np.array([order[int(l)] for l in labels], np.int64)
+        if labels[i] >= 0:
+            out[i] = order.setdefault(int(labels[i]), len(order))
+    return out
 
 
 # ---------------------------------------------------------------------------------------- poses
@@ -690,6 +729,7 @@ class TrackScene:
         fr = self.frame
         return {
             "frame": fr.name, "up": [round(float(v), 6) for v in fr.up], "up_source": fr.up_source,
+            "rotation": [[float(v) for v in row] for row in fr.rotation],
             "ground": None if fr.ground is None else round(float(fr.ground), 6), "ground_tracks": int(fr.ground_tracks),
             "radius": round(self.radius, 6), "radius_source": self.radius_source, "fps": self.fps, "scale": self.scale,
             "noise": round(self.noise, 7), "pose_noise": round(self.pose_noise, 7),
@@ -756,7 +796,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     Pin = input_frame(tracks, scale)
     tau = 4.0 * np.sqrt(2.0) * sigma0 + 0.25 * r0
     labels = group_tracks(Pin, vis, tau, seed=seed)  # distances do not depend on the frame
-    fits, ungrouped = [], []
+    fits, ungrouped = [], np.flatnonzero(labels < 0).tolist()
     for g in range(int(labels.max()) + 1):
         idx = np.flatnonzero(labels == g)
         fit = fit_object(Pin, vis, idx) if len(idx) >= 3 else None
@@ -817,7 +857,9 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
     """A copy of ``ro`` whose objects' poses are smoothed by a quadratic Savitzky-Golay fit of ``W`` frames,
     within runs of frames of one contact state (``touching (T, K)`` bool) that hold no ``impact (T, K)`` frame
     (those stay as they were), so no window spans an impact. Centres and rotations (as sign-continuous
-    quaternions) are smoothed; shapes are kept."""
+    quaternions) are smoothed; shapes are kept. The copy's ``visibility`` hides every object in the frames that
+    are not a half window inside a smoothed run (window ends are extrapolated, as noisy as no smoothing), so the
+    checks do not judge them."""
     if W < 5:
         return ro
     from scipy.signal import savgol_filter
@@ -826,6 +868,7 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
     pos = ro.positions.astype(np.float64).copy()
     oid = ro.scene.object_id
     T = ro.num_frames
+    judged = np.zeros((T, ro.scene.num_objects), bool)  # frames a full window away from a run's ends
     for k in range(ro.scene.num_objects):
         ids = np.flatnonzero(oid == k)
         x = pos[:, ids]
@@ -849,12 +892,15 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
             w = min(W, n if n % 2 else n - 1)
             cs[a:b] = savgol_filter(c[a:b], w, 2, axis=0, mode="interp")
             qs[a:b] = savgol_filter(q[a:b], w, 2, axis=0, mode="interp")
+            judged[a + w // 2:b - w // 2, k] = True
         qs /= np.linalg.norm(qs, axis=1, keepdims=True)
         rs = Rotation.from_quat(qs).as_matrix()
         # keep each particle's offset from the pose (its shape), move the pose
         local = np.einsum("tji,tnj->tni", rot, x - c[:, None, :])
         pos[:, ids] = np.einsum("tij,tnj->tni", rs, local) + cs[:, None, :]
-    return replace(ro, positions=pos.astype(np.float32))
+    vis = ro.visibility if ro.visibility is not None else np.ones(pos.shape[:2], bool)
+    # an extrapolated window end is as noisy as no smoothing: those frames (and unsmoothed ones) are not judged
+    return replace(ro, positions=pos.astype(np.float32), visibility=vis & judged[:, oid])
 
 
 def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
@@ -1005,8 +1051,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
     ro = ts.rollout
     main_checks = tuple(c for c in cfg.checks if c not in ("floating", "energy"))
     slow_checks = tuple(c for c in cfg.checks if c in ("floating", "energy"))
-    if ts.frame.ground is None and "floating" in slow_checks:
-        slow_checks = tuple(c for c in slow_checks if c != "floating")
+    if ts.frame.ground is None:  # without the ground, resting looks unsupported and bounces look like kicks
+        slow_checks = ()
     rep = audit(ro, replace(cfg, checks=main_checks, dedupe=False), source=src, progress=progress)
 
     def as_tracks(evs):  # rollout particle ids -> track indices
@@ -1045,7 +1091,40 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                f"occluded {100 * (1 - tracks.visible.mean()):.0f}% of points",
                "tracks: noise per object (m, per axis) " + ", ".join(f"{k}: {f.noise:.3g}" for k, f in enumerate(ts.fits))
                + f"; pose noise {ts.pose_noise:.3g} m; thresholds raised by it"] + notices
-    if ts.frame.ground is None and "floating" in cfg.checks:
-        notices.append("floating: skipped, no ground plane was found (resting objects would look unsupported)")
+    if ts.frame.ground is None:
+        notices += [f"{c}: skipped, no ground plane was found (what rests on it or bounces off it would look "
+                    "unsupported or kicked)" for c in ("floating", "energy") if c in cfg.checks]
     return Report(frames=ro.num_frames, particles=tracks.N, events=tuple(events), skipped=tuple(notices), source=src,
                   info=ts.info())
+
+
+def fill_rollout(ro: Rollout) -> Rollout:
+    """A rollout with ``visibility`` whose hidden positions are filled as the checks should read them: a rigid
+    object's from its poses fitted to its visible particles (:func:`fit_object`; visible positions unchanged),
+    other particles' by linear interpolation in time between their visible positions (held at the ends).
+    Unobserved frames are missing data to the checks (``AuditContext.obj_observed``). ``ro`` itself when it
+    has no visibility or hides nothing."""
+    vis = ro.visibility
+    if vis is None or vis.all():
+        return ro
+    pos = ro.positions.astype(np.float64).copy()
+    P = np.where(vis[..., None], pos, np.nan)
+    oid = ro.scene.object_id
+    done = np.zeros(ro.scene.num_particles, bool)
+    for k in range(ro.scene.num_objects):
+        idx = np.flatnonzero(oid == k)
+        if ro.scene.object_material[k] != "rigid" or len(idx) < 3 or "object_material" in ro.missing:
+            continue
+        fit = fit_object(P, vis, idx)
+        if fit is None:
+            continue
+        pos[:, idx] = fill_hidden(fit, P, vis, shrink=0.0)
+        done[idx] = True
+    t = np.arange(ro.num_frames)
+    for i in np.flatnonzero(~done & ~vis.all(0)):
+        seen = np.flatnonzero(vis[:, i])
+        if not len(seen):
+            continue
+        for ax in range(3):
+            pos[:, i, ax] = np.interp(t, seen, pos[seen, i, ax])
+    return replace(ro, positions=pos.astype(np.float32))
