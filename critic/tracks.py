@@ -469,30 +469,27 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
     return labels
 
 
-def _spell_only(P: np.ndarray, vis: np.ndarray, a: np.ndarray, b: np.ndarray, tau: float) -> bool:
-    """Tracks ``a`` and ``b`` (index arrays into ``P (F, N, 3)``) keep their mutual distances (no more than 10 % of
-    their pairs off by ``tau``) in every frame but one run, which begins after their first frame seen together and ends before their last, and lasts at
-    most half of them: one body that changed shape for a while (a glitch check_rigidity judges), not two."""
-    X, Y = P[:, a], P[:, b]
-    V = vis[:, a][:, :, None] & vis[:, b][:, None, :]
-    D = np.where(V, np.linalg.norm(X[:, :, None] - Y[:, None, :], axis=-1), np.nan)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(D, axis=0)
-    with np.errstate(invalid="ignore"):
-        bad = (np.abs(D - med[None]) > tau).sum((1, 2))
-    known = V.sum((1, 2))
-    seen = np.flatnonzero(known >= 3)
-    if len(seen) < 6:
+def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
+    """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tau`` of its median, and
+    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one run, which begins
+    after their first such frame and ends before their last, and lasts at most half of them: one body that
+    changed shape for a while (a glitch check_rigidity judges), not two."""
+    both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
+    if len(both) < 6:
         return False
-    badf = bad[seen] > 0.1 * known[seen]  # noise alone breaks a pair in a frame with probability 6e-5
+    Ra, Rb = fa.rot[both], fb.rot[both]
+    d = np.einsum("tji,tj->ti", Ra, fb.centre[both] - fa.centre[both])
+    q = np.einsum("tji,tjk->tik", Ra, Rb)
+    med = np.median(d, axis=0)
+    ref = q[int(np.argmin(np.linalg.norm(d - med, axis=1)))]
+    turn = np.arccos(np.clip((np.trace(q @ ref.T, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    rho = float(np.sqrt((fb.body ** 2).sum(1).max())) if len(fb.body) else 0.0
+    badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tau
     if not badf.any():
         return True
     hit = np.flatnonzero(badf)
     one_run = hit[-1] - hit[0] + 1 == len(hit)
-    return bool(one_run and hit[0] > 0 and hit[-1] < len(seen) - 1 and len(hit) <= 0.5 * len(seen))
+    return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and len(hit) <= 0.5 * len(both))
 
 
 def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
@@ -504,7 +501,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
     average linkage on the share of broken frames among those both are seen in (pairs seen together in at least
     ``min(8, F / 4)`` frames; clusters merge while that mean share is at most :data:`_BROKEN_SHARE`); the other
     tracks join the cluster they agree with best (or start their own). Then two clusters that keep their mutual
-    distances except for one spell in the middle of the clip (:func:`_spell_only`) are one object that changed
+    relative pose except for one spell in the middle of the clip (:func:`_spell_only`) are one object that changed
     shape for a while. Before that merge, every track is checked against each cluster's rigid poses
     (:func:`fit_object`): it fits a cluster when it leaves the cluster's motion by more than ``tau`` in fewer
     than 2 of its visible frames. It joins the one cluster it fits; one that fits two (it was never seen while
@@ -576,15 +573,14 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
         return x
 
     big = [g for g in range(K) if (labels == g).sum() >= 3]
+    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
+    big = [g for g in big if fitted[g] is not None]
     for ia, ga in enumerate(big):
         for gb in big[ia + 1:]:
             if root(ga) == root(gb):
                 continue
-            a = np.flatnonzero(labels == ga)
-            b = np.flatnonzero(labels == gb)
-            a = a[:: max(1, len(a) // 12)]
-            b = b[:: max(1, len(b) // 12)]
-            if _spell_only(Pf, Vf, a, b, tau):
+            fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
+            if _spell_only(fa, fb, tau):
                 parent[root(gb)] = root(ga)
     labels = np.array([root(int(l)) if l >= 0 else -1 for l in labels], np.int64)
     order = {}
