@@ -155,7 +155,6 @@ def _poses(pos: np.ndarray, ids: np.ndarray):
 def _clear_of_others(pos, ids, others, f, margin) -> bool:
     if not len(others):
         return True
-    a = pos[f:, ids][:, :, None, :]
     from scipy.spatial import cKDTree
 
     for t in range(f, pos.shape[0], 3):
@@ -242,7 +241,7 @@ def inject(ro: Rollout, category: str, noise: float, rng: np.random.Generator,
             if np.linalg.norm(away) < 1e-9:
                 away = np.array([1.0, 0, 0])
             away /= np.linalg.norm(away)
-            mag = 0.5 + 20 * noise / dt * 0.05
+            mag = 0.5 + noise / dt
             tau = (np.arange(T) - (f - 1))[f:, None] * dt
             new = pos.copy()
             new[f:, ids] += (mag * tau * away)[:, None, :]

@@ -261,16 +261,16 @@ def _upright(guess: np.ndarray) -> np.ndarray:
 def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool, band: float, noise: float):
     """Support plane of the visible points ``P (T, N, 3)``: ``(normal (3,), height, tracks)`` or None.
 
-    Each track's low height along a candidate normal ``n`` is the 5 % quantile of ``n . x`` over its visible
-    frames (for a resting track its height less 1.645 sigma). For each candidate (``guess`` alone when
+    Each track's low height along a candidate normal ``n`` is the lowest ``n . x`` over its visible frames plus
+    ``2.5 sigma`` (the lowest of some 60 noisy samples lies that far below the true height), so a body that only
+    touches the ground at the bottom of its bounces sets it where it touched. For each candidate (``guess`` alone when
     ``fixed``, else 400 directions within 45 degrees of it) the plane lies at the lowest track and scores the
     distinct tracks whose low height is within ``band`` of it. The best normal is refined by a least-squares
-    plane through those tracks' observations near the plane. The height returned is the resting centres'
-    (the quantile's bias added back)."""
+    plane through those tracks' observations near the plane. The height returned is that of the lowest
+    centres."""
     T, N = vis.shape
-    frames = np.unique(np.linspace(0, T - 1, min(T, 60)).astype(np.int64))
-    X = P[frames]  # (F, N, 3), NaN where hidden
-    seen = vis[frames].sum(0) >= 2
+    X = P  # (T, N, 3), NaN where hidden
+    seen = vis.sum(0) >= 2
     if seen.sum() < MIN_GROUND_TRACKS:
         return None
     X = X[:, seen]
@@ -278,11 +278,13 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
     cands = guess[None] if fixed else _upright(guess)
     import warnings
 
+    low = 2.5 * noise  # how far white noise puts the lowest of ~60 samples below the true height
+
     def score(n):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            h = np.nanquantile(X @ n, 0.05, axis=0)  # (N',)
-        h0 = float(np.sort(h)[min(1, len(h) - 1)])  # the second lowest: one stray track cannot set the plane
+            h = np.nanmin(X @ n, axis=0) + low  # (N',): the lowest each track came (a bouncing body's contact)
+        h0 = float(np.min(h))  # nothing goes below the ground (a stray low track lowers it by its noise at most)
         return int((h <= h0 + band).sum()), h0, h
 
     best = None
@@ -306,7 +308,7 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
                 k2, h02, _ = score(n2)
                 if k2 >= k:
                     n, h0, k = n2, h02, k2
-    return n, h0 + 1.645 * noise, k
+    return n, h0, k
 
 
 @dataclass
@@ -339,12 +341,16 @@ def input_frame(tracks: Tracks, scale: float = 1.0) -> np.ndarray:
 
 
 def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 1.0, radius: float = 0.01,
-                noise: float = 0.0, fall: Optional[np.ndarray] = None) -> tuple[np.ndarray, Frame]:
+                noise: float = 0.0, fall: Optional[np.ndarray] = None,
+                support: Optional[np.ndarray] = None) -> tuple[np.ndarray, Frame]:
     """Tracks in audited world coordinates: ``(P (T, N, 3) float64 m, Frame)`` (module docstring, step 2).
 
     ``scale`` multiplies every length (tracks and extrinsic translations); ``radius`` (m) and ``noise``
     (m, per axis) set the band ``r / 2 + 2 sigma`` in which resting points count as on the plane. ``fall``:
-    the up direction free fall showed (:func:`free_fall_up`), used when neither ``up`` nor extrinsics are given."""
+    the up direction free fall showed (:func:`free_fall_up`), used when neither ``up`` nor extrinsics are given.
+    ``support (T, N, 3)`` (input frame, NaN where unknown): the points the ground must hold up, default the
+    visible tracks (:func:`tracks_to_rollout` passes the tracks filled from their objects' poses: a rolling
+    body's bottom is often hidden while it touches)."""
     P = input_frame(tracks, scale)
     name, guess = ("extrinsics", np.array([0.0, 0.0, 1.0])) if tracks.w2c is not None else \
         ("camera", np.array([0.0, -1.0, 0.0]))
@@ -357,7 +363,8 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
         guess, src = fall / np.linalg.norm(fall), "free fall"
     else:
         fixed, src = False, "ground plane"
-    plane = _ground_plane(P, tracks.visible, guess, fixed, 0.5 * radius + 2.0 * noise, noise)
+    S = P if support is None else support
+    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, noise)
     if plane is None:
         rot = _align(guess)
         return np.einsum("ij,tnj->tni", rot, P), Frame(name, guess, src if fixed else "assumed (camera -y)", rot,
@@ -805,7 +812,10 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     fall = None
     if up is None and tracks.w2c is None:
         fall = free_fall_up(fits, 1.0 / float(fps), _pose_noise(fits))
-    Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall)
+    support = np.full_like(Pin, np.nan)
+    for f in fits:
+        support[:, f.tracks] = np.where(f.posed[:, None, None], fill_hidden(f, Pin, vis), np.nan)
+    Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall, support=support)
     A = frame.rotation
     for f in fits:  # the poses in the audited frame
         f.rot = np.einsum("ij,tjk->tik", A, f.rot)
