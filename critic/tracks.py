@@ -342,7 +342,7 @@ def input_frame(tracks: Tracks, scale: float = 1.0) -> np.ndarray:
 
 def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 1.0, radius: float = 0.01,
                 noise: float = 0.0, fall: Optional[np.ndarray] = None,
-                support: Optional[np.ndarray] = None) -> tuple[np.ndarray, Frame]:
+                support: Optional[np.ndarray] = None, support_noise: float = 0.0) -> tuple[np.ndarray, Frame]:
     """Tracks in audited world coordinates: ``(P (T, N, 3) float64 m, Frame)`` (module docstring, step 2).
 
     ``scale`` multiplies every length (tracks and extrinsic translations); ``radius`` (m) and ``noise``
@@ -350,7 +350,8 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
     the up direction free fall showed (:func:`free_fall_up`), used when neither ``up`` nor extrinsics are given.
     ``support (T, N, 3)`` (input frame, NaN where unknown): the points the ground must hold up, default the
     visible tracks (:func:`tracks_to_rollout` passes the tracks filled from their objects' poses: a rolling
-    body's bottom is often hidden while it touches)."""
+    body's bottom is often hidden while it touches); ``support_noise`` (m) their noise, the pose noise of the
+    denoised tracks."""
     P = input_frame(tracks, scale)
     name, guess = ("extrinsics", np.array([0.0, 0.0, 1.0])) if tracks.w2c is not None else \
         ("camera", np.array([0.0, -1.0, 0.0]))
@@ -363,8 +364,8 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
         guess, src = fall / np.linalg.norm(fall), "free fall"
     else:
         fixed, src = False, "ground plane"
-    S = P if support is None else support
-    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, noise)
+    S, sn = (P, noise) if support is None else (support, support_noise)
+    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, sn)
     if plane is None:
         rot = _align(guess)
         return np.einsum("ij,tnj->tni", rot, P), Frame(name, guess, src if fixed else "assumed (camera -y)", rot,
@@ -815,7 +816,8 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     support = np.full_like(Pin, np.nan)
     for f in fits:
         support[:, f.tracks] = np.where(f.posed[:, None, None], fill_hidden(f, Pin, vis), np.nan)
-    Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall, support=support)
+    Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall, support=support,
+                            support_noise=_pose_noise(fits))
     A = frame.rotation
     for f in fits:  # the poses in the audited frame
         f.rot = np.einsum("ij,tjk->tik", A, f.rot)
