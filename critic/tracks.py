@@ -35,8 +35,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    ``5 sigma_k`` (soft thresholding: tracker noise goes, a change of shape beyond it stays); hidden
    points are filled from the pose. ``Rollout.visibility`` carries the mask; the checks judge only
    observed frames (``AuditContext.obj_observed``). Thresholds scale with the pose noise
-   ``sigma_p = max_k sigma_k / sqrt(n_k)`` (``n_k`` the object's visible tracks, 10th percentile over
-   frames): see :func:`noise_config`. Floating and energy are judged on a copy whose poses are smoothed
+   ``sigma_p = max(max_k sigma_k / sqrt(n_k), 0.05 r)`` (``n_k`` the object's visible tracks, 10th percentile
+   over frames; the floor because the tracked points' centroid and inertia are not the body's): see
+   :func:`noise_config`. Floating and energy are judged on a copy whose poses are smoothed
    over windows that never cross a change of contact (:func:`smoothed`), long enough that the
    tracker's noise leaves at most 0.05 g in accelerations.
 7. **Object permanence** (:func:`permanence_events`): an object all of whose tracks vanish is a
@@ -73,6 +74,10 @@ TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
 
 #: Distinct tracks that must come down to a plane for it to be taken as the ground.
 MIN_GROUND_TRACKS = 4
+
+#: Floor of the pose noise, in particle radii (see tracks_to_rollout): the centre is the tracked points' centroid
+#: and the inertia theirs, not the body's, so energies and jumps of noise-free tracks carry a model error.
+POSE_FLOOR = 0.05
 
 _MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
 _SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
@@ -719,7 +724,7 @@ class TrackScene:
     noise: float
     """Tracking noise per axis before grouping (second differences), m."""
     pose_noise: float
-    """sigma_p, m: the largest object noise averaged over its visible tracks."""
+    """sigma_p, m: the largest object noise averaged over its visible tracks, at least :data:`POSE_FLOOR` r."""
     ungrouped: np.ndarray
     """Track indices in groups too small to pose (fewer than 3 tracks or never 4 visible): not audited."""
     camera_xyz: np.ndarray = field(repr=False, default=None)
@@ -829,7 +834,9 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     pos = np.concatenate([fill_hidden(f, Pw, vis) for f in fits], axis=1).astype(np.float32)
     oid = np.concatenate([np.full(len(f.tracks), k, np.int32) for k, f in enumerate(fits)])
     vmask = vis[:, order]
-    pose_noise = _pose_noise(fits)
+    # never below POSE_FLOOR r: the centre and inertia are the tracked points', not the body's (tracks sample the
+    # surface they saw), so a pose trajectory of clean tracks is not a free body's to the last micrometre
+    pose_noise = max(_pose_noise(fits), POSE_FLOOR * float(r))
     p0 = np.nan_to_num(pos[0])
     scene = ParticleScene(positions=p0, object_id=oid, object_material=("rigid",) * len(fits), radius=float(r),
                           object_name=tuple(f"object{k}" for k in range(len(fits))),
