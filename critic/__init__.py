@@ -4,7 +4,8 @@
 rigidity, floating, energy, jitter; :mod:`critic.checks`) whose thresholds come from the
 rollout's own physics (dt, gravity, particle radius, materials, observed velocities).
 ``load_audit_input(path)`` reads a rollout ``.npz``, a GNS dataset folder or a bare
-``positions (T, N, 3)`` array. The critic imports only :mod:`particles`.
+``positions (T, N, 3)`` array. :mod:`critic.tracks` audits 3D point tracks from video (TAP-Vid-3D files:
+no object ids, occlusion, noise, camera frames). The critic imports only :mod:`particles`.
 """
 
 from .audit import PRIORITY, audit, load_audit_input

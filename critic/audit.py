@@ -11,6 +11,11 @@ Inputs :func:`load_audit_input` accepts:
   elastic, radius half the median nearest-neighbour spacing of frame 0, no ground, gravity
   (0, 0, -9.81) m/s^2).
 
+A rollout ``.npz`` may carry ``visibility (T, N)`` bool (which particles were observed): hidden
+positions are missing data, filled by :func:`critic.tracks.fill_rollout`, and the checks judge an
+object only in frames where at least 4 of its particles were seen. TAP-Vid-3D point-track files are
+read by :mod:`critic.tracks` (``worldline audit FILE --fps F``).
+
 The frame time is never guessed: a file without ``dt`` (a bare array, or a rollout that lacks
 the field) is refused with a :class:`particles.FileFormatError` naming ``dt``, unless the caller
 passes ``dt`` (``worldline audit --dt SECONDS``); a file's own ``dt`` is always used.
@@ -260,6 +265,10 @@ def load_audit_input(path, dt: Optional[float] = None) -> list[tuple[str, Rollou
             ro = _load_without_dt(path, dt)
         else:
             raise
+    if ro.visibility is not None:  # hidden particles are missing data: filled, and their frames not judged
+        from .tracks import fill_rollout
+
+        ro = fill_rollout(ro)
     return [(str(path), _fill_radius(_some_finite(path, ro)))]
 
 

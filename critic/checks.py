@@ -146,7 +146,8 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
         depth = ctx.contact_dist - pr["dist"].astype(np.float64)
         oa, ob = ctx.obj[pr["i"]], ctx.obj[pr["j"]]
         free = ctx.obj_dynamic[oa] | ctx.obj_dynamic[ob]
-        hit = (depth > tol) & free
+        seen = ctx.obj_observed[pr["frame"], oa] & ctx.obj_observed[pr["frame"], ob]  # hidden = missing data
+        hit = (depth > tol) & free & seen
         if hit.any():
             f, i, j, d = pr["frame"][hit], pr["i"][hit], pr["j"][hit], depth[hit]
             a, b = np.minimum(ctx.obj[i], ctx.obj[j]), np.maximum(ctx.obj[i], ctx.obj[j])
@@ -177,7 +178,7 @@ def check_penetration(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, No
         frames = np.arange(ctx.T)
         for k in np.flatnonzero(ctx.obj_dynamic):
             d = np.nan_to_num(depth_g[:, k], nan=-np.inf)
-            flags = d > tol
+            flags = (d > tol) & ctx.obj_observed[:, k]
 
             def make(first, last, peak, k=k, d=d):
                 ids = ctx.ids(k)

@@ -80,6 +80,10 @@ class AuditConfig:
     of the smallest volume its particles can fill (``n * (4/3) pi r^3 / Kepler density``)."""
     merge_gap: int = 1
     """Frames without the glitch that still join two runs into one event."""
+    pose_noise: float = 0.0
+    """A floor (m) under each rigid object's :attr:`AuditContext.pose_noise`: how precisely poses are known
+    beyond what the particles' scatter shows (point tracks whose tracker noise was removed about the
+    fitted poses: the tracker's noise averaged over the visible tracks, critic.tracks). 0 for rollouts."""
     checks: tuple[str, ...] = CATEGORIES
     """Which checks to run (names from :data:`critic.report.CATEGORIES`)."""
     dedupe: bool = True
@@ -237,6 +241,8 @@ class AuditContext:
         self.has_objects = "object_id" not in self.missing
         self.has_materials = self.has_objects and "object_material" not in self.missing
         self.has_types = "particle_type" not in self.missing
+        self.vis: Optional[np.ndarray] = rollout.visibility
+        """(T, N) bool or None: which particles were observed (see :attr:`obj_observed`)."""
         self.obj = scene.object_id.astype(np.int64)
         self.mass = scene.mass.astype(np.float64)
         self.kin = scene.kinematic.copy() if self.has_types else np.zeros(self.N, bool)
@@ -514,6 +520,7 @@ class AuditContext:
                 shapes[k] = (o["ref"], o["x0c"])
             lost_t += o["lost_t"]
             lost_p += o["lost_p"]
+        valid &= self.obj_observed
         com[~valid] = np.nan
         both = valid[1:] & valid[:-1] if T > 1 else np.zeros((0, K), bool)
         smax[~both] = 0.0
@@ -524,6 +531,20 @@ class AuditContext:
         res[~valid] = np.nan
         return {"lo": lo, "hi": hi, "com": com, "smax": smax, "kinetic": kin, "valid": valid, "lost": lost,
                 "rot": rot, "res": res, "res_ms": res_ms, "shapes": shapes}
+
+    @cached_property
+    def obj_observed(self) -> np.ndarray:
+        """(T, K) bool. The object was observed at frame ``t``: always without a visibility mask; with one,
+        at least ``min(4, n_k)`` of its particles were visible (a pose needs 3 points and one to spare).
+        Frames where it was not are missing data: the object is not :attr:`obj_valid` there, so no check
+        judges its motion from the filled positions."""
+        if self.vis is None:
+            return np.ones((self.T, self.K), bool)
+        seen = np.zeros((self.T, self.K), np.int64)
+        for k in range(self.K):
+            if self.counts[k]:
+                seen[:, k] = self.vis[:, self.sel(k)].sum(axis=1)
+        return seen >= np.minimum(4, self.counts)[None, :]
 
     @property
     def lost(self) -> tuple[np.ndarray, np.ndarray]:
@@ -591,7 +612,7 @@ class AuditContext:
         for k in np.flatnonzero(self.obj_rigid):
             v = ms[:, k][np.isfinite(ms[:, k])]
             if len(v):
-                out[k] = float(np.sqrt(np.median(v) / self.counts[k])) + self.eps_pos
+                out[k] = max(float(np.sqrt(np.median(v) / self.counts[k])), self.config.pose_noise) + self.eps_pos
         return out
 
     def rigid_fit(self, k: int, frames: np.ndarray) -> np.ndarray:

@@ -124,6 +124,9 @@ class Report:
     """Format version of the JSON."""
     source: Optional[str] = field(default=None, compare=False)
     """What was audited (a path, or ``path:split/traj_i``), or None."""
+    info: Optional[dict] = field(default=None, compare=False)
+    """JSON-ready facts about how the input was read, or None; point tracks (critic.tracks) give the frame,
+    up direction, ground, radius, noise and each object's track indices. Written as ``"tracks"``."""
 
     def __post_init__(self):
         order = lambda e: (e.frame, CATEGORIES.index(e.category), -1 if e.object is None else e.object)  # noqa: E731
@@ -149,6 +152,8 @@ class Report:
              "events": [e.to_dict() for e in self.events], "skipped": list(self.skipped)}
         if self.source is not None:
             d["source"] = self.source
+        if self.info is not None:
+            d["tracks"] = self.info
         return d
 
     @classmethod
@@ -159,7 +164,8 @@ class Report:
             if key not in d:
                 raise ValueError(f"report: missing key {key!r}")
         return cls(frames=d["frames"], particles=d["particles"], events=tuple(Event.from_dict(e) for e in d["events"]),
-                   skipped=tuple(d.get("skipped", ())), version=d["version"], source=d.get("source"))
+                   skipped=tuple(d.get("skipped", ())), version=d["version"], source=d.get("source"),
+                   info=d.get("tracks"))
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

@@ -13,7 +13,8 @@ Rollout ``.npz`` (docs/ARCHITECTURE.md)::
     ground () float (optional), mass (N,) float32 (optional),
     object_name (K,) str (optional), object_density (K,) float32 (optional),
     object_friction, object_restitution, object_stiffness (K,) float32 (optional; Pa for stiffness),
-    format () str = "worldline.rollout", format_version () int
+    format () str = "worldline.rollout", format_version () int,
+    visibility (T,N) bool (optional: which particles were observed; point tracks from video)
 
 Action ``.npz`` (the tool's motion, replayable by ``worldline simulate --action``)::
 
@@ -416,6 +417,8 @@ def save_rollout(path, rollout: Rollout, extra: Optional[Mapping[str, np.ndarray
         "dt": np.float64(rollout.dt),
         **_scene_arrays(rollout.scene),
     }
+    if rollout.visibility is not None:
+        arrays["visibility"] = rollout.visibility.astype(np.bool_)
     if extra:
         for k, v in extra.items():
             if k in arrays:
@@ -449,9 +452,10 @@ def load_rollout(path, strict: bool = True, dt: Optional[float] = None) -> Rollo
             raise FileFormatError(r.path, "positions", f"expected floats, got dtype {pos.dtype}")
         own_dt = r.scalar("dt", float, limit=MAX_DT, required=dt is None)
         scene, missing = _scene_from_reader(r, np.nan_to_num(pos[0]).astype(np.float32), strict=strict)
+        vis = r.get("visibility") if r.has("visibility") else None
         try:
             return Rollout(scene, pos.astype(np.float32, copy=False), own_dt if own_dt is not None else float(dt),
-                           missing=tuple(missing))
+                           missing=tuple(missing), visibility=vis)
         except ValidationError as exc:
             raise FileFormatError(r.path, exc.field, exc.problem) from None
     finally:

@@ -304,6 +304,10 @@ class Rollout:
     missing: tuple[str, ...] = ()
     """Scene fields the source file lacked and that were filled with defaults
     (e.g. ``object_id``); checks that need them are skipped. Empty for our own files."""
+    visibility: Optional[np.ndarray] = None
+    """(T, N) bool, or None (every particle seen in every frame). Which particles were observed in
+    each frame (point tracks from video: occluded points are missing data, not vanished ones); the
+    positions of unobserved ones are fills, which the critic does not judge (docs/ARCHITECTURE.md)."""
 
     def __post_init__(self):
         object.__setattr__(self, "missing", tuple(self.missing))
@@ -314,6 +318,14 @@ class Rollout:
             raise ValidationError("dt", f"must be a positive time step in s, got {self.dt!r}")
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "dt", dt)
+        if self.visibility is not None:
+            vis = np.asarray(self.visibility)
+            if vis.dtype != np.bool_:
+                raise ValidationError("visibility", f"expected bool, got dtype {vis.dtype}")
+            if vis.shape != pos.shape[:2]:
+                raise ValidationError("visibility", f"expected shape {pos.shape[:2]} (T, N) like positions, "
+                                                    f"got {vis.shape}")
+            object.__setattr__(self, "visibility", vis)
 
     @property
     def num_frames(self) -> int:

@@ -399,6 +399,39 @@ def build(root) -> list[Case]:
     b.add("audit", "flag:--format=xml", ["audit", rollout, "--format", "xml"], (2,), ("--format",))
     b.add("audit", "flag:--checks=bogus", ["audit", rollout, "--checks", "bogus"], (2,), ("bogus",))
 
+    # ---- audit: TAP-Vid-3D point tracks (issue 15)
+    rng_t = np.random.default_rng(SEED + 15)
+    xyz = (rng_t.normal(0, 0.05, (6, 10, 3)) + [0.0, 0.0, 1.0]).astype(np.float32)
+    vis = np.ones((6, 10), bool)
+    intr = np.array([300.0, 300.0, 160.0, 120.0], np.float32)
+    good = {"tracks_XYZ": xyz, "visibility": vis, "fx_fy_cx_cy": intr}
+    p = _save_npz(b.path("tracks", "tracks.npz"), good)
+    b.add("audit", "tracks:no-fps", ["audit", p], (2,), ("--fps",))
+    for flag, v in (("--fps", "0"), ("--fps", "nan"), ("--scale", "-1"), ("--radius", "0"), ("--up", "0,0,0"),
+                    ("--up", "1,2")):
+        b.add("audit", f"tracks:flag:{flag}={v}", ["audit", p, "--fps", "30", flag, v] if flag != "--fps"
+              else ["audit", p, flag, v], (2,), (flag,))
+    bad_tracks = {
+        "visibility-missing": ({k: v for k, v in good.items() if k != "visibility"}, "visibility"),
+        "visibility-uint8": ({**good, "visibility": vis.astype(np.uint8)}, "visibility"),
+        "visibility-float": ({**good, "visibility": vis.astype(np.float32)}, "visibility"),
+        "visibility-shape": ({**good, "visibility": vis[:, :9]}, "visibility"),
+        "xyz-shape": ({**good, "tracks_XYZ": xyz[..., :2]}, "tracks_XYZ"),
+        "xyz-nan-visible": ({**good, "tracks_XYZ": np.where(np.arange(10)[None, :, None] == 3, np.nan, xyz)
+                             .astype(np.float32)}, "tracks_XYZ"),
+        "intrinsics-missing": ({k: v for k, v in good.items() if k != "fx_fy_cx_cy"}, "fx_fy_cx_cy"),
+        "intrinsics-shape": ({**good, "fx_fy_cx_cy": intr[:3]}, "fx_fy_cx_cy"),
+        "intrinsics-negative": ({**good, "fx_fy_cx_cy": -intr}, "fx_fy_cx_cy"),
+        "extrinsics-shape": ({**good, "extrinsics_w2c": np.eye(4, dtype=np.float32)[None].repeat(5, 0)},
+                             "extrinsics_w2c"),
+        "extrinsics-not-rigid": ({**good, "extrinsics_w2c": 2 * np.eye(4, dtype=np.float32)}, "extrinsics_w2c"),
+        "nothing-visible": ({**good, "visibility": np.zeros_like(vis)}, "visibility"),
+    }
+    for name, (arrays, fld) in bad_tracks.items():
+        p = _save_npz(b.path("tracks", f"{name}.npz"), arrays)
+        out = b.out(f"audit-tracks-{name}", "report.json")
+        b.add("audit", f"tracks:{name}", ["audit", p, "--fps", "30", "--json", out], (2,), (f"{name}.npz", fld), (out,))
+
     # ---- datasets (train, rollout, audit)
     def make_dataset(name: str, mutate) -> Path:
         d = root / "datasets" / name

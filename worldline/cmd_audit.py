@@ -53,13 +53,26 @@ def register(app: typer.Typer) -> None:
         dt: Optional[float] = typer.Option(
             None, "--dt", help="Frame time in s for an input that has none (a bare positions array, or a rollout "
                                "without a dt field); a file's own dt is always used. Without it such files exit 2."),
+        fps: Optional[float] = typer.Option(
+            None, "--fps", help="Frames per second of point tracks (a TAP-Vid-3D .npz: tracks_XYZ, visibility, "
+                                "fx_fy_cx_cy); required for them, as they carry no frame time."),
+        up: Optional[str] = typer.Option(
+            None, "--up", help="Point tracks: the up direction X,Y,Z in the file's frame (camera coordinates, or the "
+                               "extrinsics' world), overriding the free-fall / ground-plane estimate."),
+        scale: float = typer.Option(1.0, "--scale", help="Point tracks: multiply every length by S (monocular depth "
+                                                         "known up to scale)."),
+        radius: Optional[float] = typer.Option(
+            None, "--radius", help="Point tracks: particle radius in m (default: half the tracks' spacing on their "
+                                   "objects)."),
     ) -> None:
         """Audit a rollout for physical glitches: penetration, teleport, vanish, rigidity, floating, energy, jitter.
 
         Exit code 0 when clean, 1 when glitches are found, 2 on bad input.
 
         Example: ``worldline audit rollout.npz --json report.json``; a bare array without a frame
-        time: ``worldline audit positions.npy --dt 0.0166667``.
+        time: ``worldline audit positions.npy --dt 0.0166667``; point tracks of a 30 fps video (TAP-Vid-3D):
+        ``worldline audit tracks.npz --fps 30`` (``--up 0,-1,0``, ``--scale 1.0``, ``--radius 0.01`` to override
+        the estimates; objects are grouped by rigid motion, occluded points are missing data).
         """
         from tqdm import tqdm
 
@@ -83,14 +96,45 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:  # names the field: map it back to its flag
             field = str(exc).split(":")[0]
             raise BadInput(f"--{field.replace('_', '-')}: {str(exc).split(': ', 1)[-1]}") from None
-        items = load_audit_input(rollout, dt=dt)
-        reports = []
-        bar = tqdm(total=len(items) * len(config.checks), desc="audit", unit="check", file=sys.stderr,
-                   disable=None, leave=False)
-        for source, ro in items:
-            bar.set_postfix_str(Path(source).name[-40:])
-            reports.append(audit(ro, config, source=source, progress=lambda _name: bar.update(1)))
-        bar.close()
+        from critic.tracks import audit_tracks, is_tracks_file
+        from worldline.errors import check_number
+
+        check_number(scale, "--scale", positive=True)
+        check_number(radius, "--radius", positive=True)
+        check_number(fps, "--fps", positive=True)
+        up_vec = None
+        if up is not None:
+            try:
+                up_vec = [float(v) for v in up.split(",")]
+            except ValueError:
+                up_vec = []
+            import math
+
+            if len(up_vec) != 3 or not all(math.isfinite(v) for v in up_vec) or not any(up_vec):
+                raise BadInput(f"--up: expected three numbers X,Y,Z not all zero, got {up!r}")
+        if is_tracks_file(rollout):
+            if fps is None:
+                raise BadInput(f"--fps: required for point tracks ({rollout} is a TAP-Vid-3D file and carries no frame "
+                               "time), e.g. --fps 30")
+            bar = tqdm(total=len(config.checks) * 2, desc="audit", unit="check", file=sys.stderr, disable=None,
+                       leave=False)
+            try:
+                reports = [audit_tracks(rollout, fps, up=up_vec, scale=scale, radius=radius, config=config,
+                                        progress=lambda _name: bar.update(1))]
+            except ValueError as exc:
+                if type(exc) is not ValueError:
+                    raise
+                raise BadInput(f"{rollout}: {exc}") from None
+            bar.close()
+        else:
+            items = load_audit_input(rollout, dt=dt)
+            reports = []
+            bar = tqdm(total=len(items) * len(config.checks), desc="audit", unit="check", file=sys.stderr,
+                       disable=None, leave=False)
+            for source, ro in items:
+                bar.set_postfix_str(Path(source).name[-40:])
+                reports.append(audit(ro, config, source=source, progress=lambda _name: bar.update(1)))
+            bar.close()
         if len(reports) == 1 and not rollout.is_dir():
             doc = reports[0].to_dict()
         else:

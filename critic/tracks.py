@@ -1,0 +1,1145 @@
+"""Audit 3D point tracks from video world models and trackers (TAP-Vid-3D files).
+
+Point tracks are not simulator rollouts: points are hidden whenever something occludes them, they
+are noisy, they come in camera coordinates and they carry no object ids, radius or materials. This
+module turns a track file into a :class:`particles.Rollout` the critic's checks can judge, and adds
+the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
+
+1. **Read** (:func:`load_tracks`) the TAP-Vid-3D layout: ``tracks_XYZ (T, N, 3)`` float camera
+   coordinates (OpenCV axes: x right, y down, z forward; m), ``visibility (T, N)`` bool,
+   ``fx_fy_cx_cy (4,)`` pixels, optionally ``extrinsics_w2c (T, 4, 4)`` or ``(4, 4)``. Only these keys
+   are read, with ``allow_pickle=False``; other keys (``images_jpeg_bytes``, an object array) are
+   never touched. The image is taken to be ``2 cx`` by ``2 cy`` pixels.
+2. **World frame** (:func:`world_frame`): with extrinsics, camera to world (the world's +z taken as up
+   unless ``up`` is given); without, camera coordinates with up first guessed as -y (an upright camera).
+   Then a ground plane is searched for: along ``up`` when given or with extrinsics, else among the up
+   directions of an upright camera (tilted down -10..75 degrees, rolled at most 10 degrees):
+   the plane under every point that most distinct tracks come down to (the lowest points that rest).
+   Without extrinsics or ``up``, objects in free fall give up first (:func:`free_fall_up`).
+   Coordinates are rotated so that the plane's normal is +z; gravity is (0, 0, -9.81) m/s^2. Points
+   are particle centres of radius ``r``, so the ground lies ``r`` below the plane. No plane (fewer than
+   :data:`MIN_GROUND_TRACKS` tracks on it): no ground, and the ground checks (ground penetration,
+   floating, energy) are skipped with a notice.
+3. **Noise** first as a whole (:func:`difference_noise`: the median absolute second difference of the
+   visible tracks, whose true motion is smooth at the frame rate), which sets the tolerance of
+4. **Grouping** (:func:`group_tracks`): tracks whose mutual distances stay within
+   ``4 sqrt(2) sigma + r / 4`` of their median in all but 5 % of the frames both are visible move
+   together; average-linkage agglomeration over the pairs seen together gives the objects 0..K-1, and two
+   clusters that keep their distances except for one spell in mid-clip are one body that changed shape.
+5. **Rigid poses** per object (:func:`fit_object`): body coordinates and one Kabsch fit per frame from
+   the visible tracks (``particles.keypoints.kabsch``), refined twice. Each object's noise ``sigma_k``
+   is the robust scatter of its visible tracks about the fitted poses (per axis, m): the high-frequency
+   residual about its rigid-pose trajectory. Frames with fewer than 4 visible tracks have no pose of
+   their own (poses are interpolated there, and the object is unobserved: missing data).
+6. **Rollout** (:func:`tracks_to_rollout`): visible points are the fit plus their residual shrunk by
+   ``5 sigma_k`` (soft thresholding: tracker noise goes, a change of shape beyond it stays); hidden
+   points are filled from the pose. ``Rollout.visibility`` carries the mask; the checks judge only
+   observed frames (``AuditContext.obj_observed``). Thresholds scale with the pose noise
+   ``sigma_p = max(max_k sigma_k / sqrt(n_k), 0.05 r)`` (``n_k`` the object's visible tracks, 10th percentile
+   over frames; the floor because the tracked points' centroid and inertia are not the body's): see
+   :func:`noise_config`. Floating and energy are judged on a copy whose poses are smoothed
+   over windows that never cross a change of contact (:func:`smoothed`), long enough that the
+   tracker's noise leaves at most 0.05 g in accelerations.
+7. **Object permanence** (:func:`permanence_events`): an object all of whose tracks vanish is a
+   ``vanish`` event when, at the first hidden frame, most of its points project inside the image, in
+   front of the camera, with no visible track of another object in front of them (a z-buffer of the
+   visible tracks as discs of their object's spacing); one that reappears further from where it was
+   hidden than its speed, gravity and the fastest other object can bring it is a ``teleport``.
+
+Units: m, s. Every read problem raises :class:`particles.FileFormatError` naming the file and field.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from particles import FileFormatError, ParticleScene, Rollout
+from particles.io import atomic_write
+from particles.keypoints import kabsch
+
+from .context import AuditConfig
+from .report import Event, Report
+
+__all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "difference_noise",
+           "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks", "permanence_events",
+           "fill_hidden", "MIN_GROUND_TRACKS"]
+
+#: The keys of the TAP-Vid-3D layout this module reads (nothing else in the file is touched).
+TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
+
+#: Distinct tracks that must come down to a plane for it to be taken as the ground.
+MIN_GROUND_TRACKS = 4
+
+#: Floor of the pose noise, in particle radii (see tracks_to_rollout): the centre is the tracked points' centroid
+#: and the inertia theirs, not the body's, so energies and jumps of noise-free tracks carry a model error.
+POSE_FLOOR = 0.05
+
+_MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
+_SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
+_MAX_ANCHORS = 400  # tracks grouped pairwise; the rest join the group they keep constant distances to
+_GROUP_FRAMES = 120  # frames sampled for grouping
+_BROKEN_SHARE = 0.05  # share of co-visible frames in which a pair of one object may break rigidity (noise)
+
+
+@dataclass(frozen=True, eq=False)
+class Tracks:
+    """One TAP-Vid-3D file: point tracks in camera coordinates."""
+
+    xyz: np.ndarray
+    """(T, N, 3) float32, m. Camera coordinates (OpenCV: x right, y down, z forward); hidden points may hold anything."""
+    visible: np.ndarray
+    """(T, N) bool."""
+    intrinsics: np.ndarray
+    """(4,) float64: fx, fy, cx, cy in pixels."""
+    w2c: Optional[np.ndarray] = None
+    """(T, 4, 4) float64 world-to-camera transforms (m), or None (tracks stay in camera coordinates)."""
+
+    @property
+    def T(self) -> int:
+        return int(self.xyz.shape[0])
+
+    @property
+    def N(self) -> int:
+        return int(self.xyz.shape[1])
+
+    @property
+    def image_size(self) -> tuple[float, float]:
+        """(width, height) in pixels, taken as ``(2 cx, 2 cy)``."""
+        return 2.0 * float(self.intrinsics[2]), 2.0 * float(self.intrinsics[3])
+
+
+def is_tracks_file(path) -> bool:
+    """True when ``path`` is a ``.npz`` archive holding ``tracks_XYZ`` (the TAP-Vid-3D layout)."""
+    path = Path(path)
+    try:
+        if not path.is_file() or not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            return "tracks_XYZ.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _read(z, path, key: str, required: bool = True):
+    if key not in z.files:
+        if required:
+            raise FileFormatError(path, key, "missing")
+        return None
+    try:
+        arr = z[key]
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise FileFormatError(path, key, "is a pickled object array; worldline never loads pickles") from None
+        raise FileFormatError(path, key, f"cannot be read ({exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile, zlib.error, EOFError, OSError
+        raise FileFormatError(path, key, f"is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+    return arr
+
+
+def load_tracks(path) -> Tracks:
+    """Read a TAP-Vid-3D ``.npz`` (module docstring, step 1) and check it.
+
+    Refused, naming the field: a missing ``tracks_XYZ``, ``visibility`` or ``fx_fy_cx_cy``; ``tracks_XYZ``
+    not float ``(T, N, 3)`` or not finite where visible; ``visibility`` not bool or not ``(T, N)``;
+    intrinsics not 4 finite numbers with positive focal lengths; extrinsics not ``(4, 4)`` / ``(T, 4, 4)``
+    rigid transforms; no visible point at all.
+    """
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise FileFormatError(path, None, f"is truncated or not a .npz archive ({type(exc).__name__})") from None
+    with z:
+        xyz = _read(z, path, "tracks_XYZ")
+        vis = _read(z, path, "visibility")
+        intr = _read(z, path, "fx_fy_cx_cy")
+        w2c = _read(z, path, "extrinsics_w2c", required=False)
+    if xyz.dtype == object or not np.issubdtype(xyz.dtype, np.floating):
+        raise FileFormatError(path, "tracks_XYZ", f"expected floats, got dtype {xyz.dtype}")
+    if xyz.ndim != 3 or xyz.shape[-1] != 3 or xyz.shape[0] == 0 or xyz.shape[1] == 0:
+        raise FileFormatError(path, "tracks_XYZ", f"expected shape (T, N, 3) with T, N >= 1, got {tuple(xyz.shape)}")
+    if vis.dtype != np.bool_:
+        raise FileFormatError(path, "visibility", f"expected bool (occluded = False), got dtype {vis.dtype}")
+    if vis.shape != xyz.shape[:2]:
+        raise FileFormatError(path, "visibility", f"expected shape {tuple(xyz.shape[:2])} (T, N) like tracks_XYZ, "
+                                                  f"got {tuple(vis.shape)}")
+    if not vis.any():
+        raise FileFormatError(path, "visibility", "no point is visible in any frame: nothing to audit")
+    with np.errstate(invalid="ignore"):
+        bad = vis & ~np.isfinite(xyz).all(-1)
+    if bad.any():
+        t, n = (int(v) for v in np.argwhere(bad)[0])
+        raise FileFormatError(path, "tracks_XYZ", f"not finite at visible point {n} of frame {t} "
+                                                  f"({int(bad.sum())} such points)")
+    if intr.dtype == object or not np.issubdtype(intr.dtype, np.number) or intr.shape != (4,):
+        raise FileFormatError(path, "fx_fy_cx_cy", f"expected 4 numbers (fx, fy, cx, cy) in pixels, got shape "
+                                                   f"{tuple(intr.shape)} dtype {intr.dtype}")
+    intr = intr.astype(np.float64)
+    if not np.isfinite(intr).all() or intr[0] <= 0 or intr[1] <= 0 or intr[2] <= 0 or intr[3] <= 0:
+        raise FileFormatError(path, "fx_fy_cx_cy", f"expected positive finite fx, fy, cx, cy, got {intr.tolist()}")
+    if w2c is not None:
+        if w2c.dtype == object or not np.issubdtype(w2c.dtype, np.number):
+            raise FileFormatError(path, "extrinsics_w2c", f"expected numbers, got dtype {w2c.dtype}")
+        if w2c.shape == (4, 4):
+            w2c = np.broadcast_to(w2c, (xyz.shape[0], 4, 4))
+        if w2c.shape != (xyz.shape[0], 4, 4):
+            raise FileFormatError(path, "extrinsics_w2c", f"expected shape (4, 4) or ({xyz.shape[0]}, 4, 4), "
+                                                          f"got {tuple(w2c.shape)}")
+        w2c = np.array(w2c, np.float64)
+        rot = w2c[:, :3, :3]
+        if (not np.isfinite(w2c).all() or np.abs(w2c[:, 3] - [0, 0, 0, 1]).max() > 1e-6
+                or np.abs(rot @ np.swapaxes(rot, 1, 2) - np.eye(3)).max() > 1e-3 or (np.linalg.det(rot) < 0).any()):
+            raise FileFormatError(path, "extrinsics_w2c", "expected finite rigid transforms [R t; 0 0 0 1] with R a "
+                                                          "rotation")
+    return Tracks(xyz.astype(np.float32), vis, intr, w2c)
+
+
+def save_tracks(path, tracks: Tracks, extra: Optional[dict] = None) -> Path:
+    """Write ``tracks`` in the TAP-Vid-3D layout, atomically (``extra``: more arrays, never object arrays)."""
+    arrays = {"tracks_XYZ": tracks.xyz.astype(np.float32), "visibility": tracks.visible.astype(np.bool_),
+              "fx_fy_cx_cy": tracks.intrinsics.astype(np.float32)}
+    if tracks.w2c is not None:
+        arrays["extrinsics_w2c"] = tracks.w2c.astype(np.float32)
+    for k, v in (extra or {}).items():
+        v = np.asarray(v)
+        if v.dtype == object:
+            raise TypeError(f"refusing to write object array for key {k!r}")
+        arrays[k] = v
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+# ------------------------------------------------------------------------------------------ frame
+
+
+def difference_noise(P: np.ndarray, vis: np.ndarray) -> float:
+    """Tracking noise per axis (m) from the second differences of tracks visible in three consecutive frames:
+    ``1.4826 median |x_{t+1} - 2 x_t + x_{t-1}| / sqrt(6)`` (white noise of std sigma gives second differences
+    of std sqrt(6) sigma; smooth motion adds ``a dt^2``, which the median ignores at impacts). 0 with < 3 frames."""
+    if P.shape[0] < 3:
+        return 0.0
+    ok = vis[2:] & vis[1:-1] & vis[:-2]
+    if not ok.any():
+        return 0.0
+    d2 = (P[2:] - 2 * P[1:-1] + P[:-2])[ok]
+    return float(1.4826 * np.median(np.abs(d2)) / np.sqrt(6.0))
+
+
+def _align(up: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation taking unit vector ``up`` onto +z (the shortest turn)."""
+    up = up / np.linalg.norm(up)
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(up, z)
+    c = float(up @ z)
+    if np.linalg.norm(v) < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k / (1.0 + c)
+
+
+def _cone(axis: np.ndarray, half_angle: float, n: int) -> np.ndarray:
+    """(n, 3) unit vectors evenly spread (Fibonacci) within ``half_angle`` rad of ``axis``, axis first."""
+    i = np.arange(n)
+    cz = 1.0 - (1.0 - np.cos(half_angle)) * (i + 0.5) / n
+    phi = i * np.pi * (3.0 - np.sqrt(5.0))
+    s = np.sqrt(1.0 - cz * cz)
+    d = np.stack([s * np.cos(phi), s * np.sin(phi), cz], 1)
+    d = d @ _align(axis)  # rows: R^T applied, taking +z onto axis
+    return np.concatenate([axis[None] / np.linalg.norm(axis), d])
+
+
+def _upright(guess: np.ndarray) -> np.ndarray:
+    """Up directions of an upright camera (OpenCV axes, ``guess`` = -y): elevations (the camera's downward tilt)
+    of -10..75 degrees in 1-degree steps and rolls of -10..10 degrees in 2.5-degree steps, ``guess`` first."""
+    out = [guess]
+    for e in np.radians(np.arange(-10.0, 75.5, 1.0)):
+        for roll in np.radians(np.arange(-10.0, 10.01, 2.5)):
+            up = np.array([np.sin(roll) * np.cos(e), -np.cos(roll) * np.cos(e), -np.sin(e)])
+            out.append(up / np.linalg.norm(up))
+    return np.array(out)
+
+
+def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool, band: float, noise: float):
+    """Support plane of the visible points ``P (T, N, 3)``: ``(normal (3,), height, tracks)`` or None.
+
+    Each track's low height along a candidate normal ``n`` is the lowest ``n . x`` over its visible frames plus
+    ``2.5 sigma`` (the lowest of some 60 noisy samples lies that far below the true height), so a body that only
+    touches the ground at the bottom of its bounces sets it where it touched. For each candidate (``guess`` alone when
+    ``fixed``, else 400 directions within 45 degrees of it) the plane lies at the lowest track and scores the
+    distinct tracks whose low height is within ``band`` of it. The best normal is refined by a least-squares
+    plane through those tracks' observations near the plane. The height returned is that of the lowest
+    centres."""
+    T, N = vis.shape
+    X = P  # (T, N, 3), NaN where hidden
+    seen = vis.sum(0) >= 2
+    if seen.sum() < MIN_GROUND_TRACKS:
+        return None
+    X = X[:, seen]
+    guess = guess / np.linalg.norm(guess)
+    cands = guess[None] if fixed else _upright(guess)
+    import warnings
+
+    low = 2.5 * noise  # how far white noise puts the lowest of ~60 samples below the true height
+
+    def score(n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            h = np.nanmin(X @ n, axis=0) + low  # (N',): the lowest each track came (a bouncing body's contact)
+        h0 = float(np.min(h))  # nothing goes below the ground (a stray low track lowers it by its noise at most)
+        return int((h <= h0 + band).sum()), h0, h
+
+    best = None
+    for n in cands:
+        k, h0, h = score(n)
+        if best is None or k > best[0]:
+            best = (k, n, h0, h)
+    k, n, h0, h = best
+    if k < MIN_GROUND_TRACKS:
+        return None
+    if not fixed:
+        on = h <= h0 + band
+        Y = X[:, on]
+        hy = Y @ n
+        pts = Y[np.isfinite(hy) & (hy <= h0 + band + 2 * noise)]
+        if len(pts) >= 3:
+            c = pts.mean(0)
+            _, _, vt = np.linalg.svd(pts - c, full_matrices=False)
+            n2 = vt[-1] * np.sign(vt[-1] @ n)
+            if np.degrees(np.arccos(np.clip(n2 @ n, -1, 1))) < 10.0:
+                k2, h02, _ = score(n2)
+                if k2 >= k:
+                    n, h0, k = n2, h02, k2
+    return n, h0, k
+
+
+@dataclass
+class Frame:
+    """How camera coordinates became world coordinates."""
+
+    name: str
+    """``extrinsics`` (world from ``extrinsics_w2c``) or ``camera`` (camera coordinates, rotated)."""
+    up: np.ndarray
+    """(3,) unit vector: the up direction in the input frame (world of the extrinsics, or camera)."""
+    up_source: str
+    """``--up``, ``extrinsics (world +z)``, ``ground plane`` (fitted) or ``assumed (camera -y)`` (no ground found)."""
+    rotation: np.ndarray
+    """(3, 3): audited coordinates = ``rotation @ input-frame coordinates`` (up becomes +z)."""
+    ground: Optional[float]
+    """z of the ground in audited coordinates (m), or None."""
+    ground_tracks: int = 0
+    """Distinct tracks that rest on the ground plane."""
+
+
+def input_frame(tracks: Tracks, scale: float = 1.0) -> np.ndarray:
+    """(T, N, 3) float64, m: the tracks times ``scale`` in the world of the extrinsics (``R^T (x - t)``), or in
+    camera coordinates without them; NaN where hidden."""
+    P = tracks.xyz.astype(np.float64) * scale
+    if tracks.w2c is not None:
+        R = tracks.w2c[:, :3, :3]
+        t = tracks.w2c[:, :3, 3] * scale
+        P = np.einsum("tji,tnj->tni", R, P - t[:, None, :])  # R^T (x - t)
+    return np.where(tracks.visible[..., None], P, np.nan)
+
+
+def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 1.0, radius: float = 0.01,
+                noise: float = 0.0, fall: Optional[np.ndarray] = None,
+                support: Optional[np.ndarray] = None, support_noise: float = 0.0) -> tuple[np.ndarray, Frame]:
+    """Tracks in audited world coordinates: ``(P (T, N, 3) float64 m, Frame)`` (module docstring, step 2).
+
+    ``scale`` multiplies every length (tracks and extrinsic translations); ``radius`` (m) and ``noise``
+    (m, per axis) set the band ``r / 2 + 2 sigma`` in which resting points count as on the plane. ``fall``:
+    the up direction free fall showed (:func:`free_fall_up`), used when neither ``up`` nor extrinsics are given.
+    ``support (T, N, 3)`` (input frame, NaN where unknown): the points the ground must hold up, default the
+    visible tracks (:func:`tracks_to_rollout` passes the tracks filled from their objects' poses: a rolling
+    body's bottom is often hidden while it touches); ``support_noise`` (m) their noise, the pose noise of the
+    denoised tracks."""
+    P = input_frame(tracks, scale)
+    name, guess = ("extrinsics", np.array([0.0, 0.0, 1.0])) if tracks.w2c is not None else \
+        ("camera", np.array([0.0, -1.0, 0.0]))
+    fixed = True
+    if up is not None:
+        guess, src = np.asarray(up, np.float64) / np.linalg.norm(up), "--up"
+    elif tracks.w2c is not None:
+        src = "extrinsics (world +z)"
+    elif fall is not None:
+        guess, src = fall / np.linalg.norm(fall), "free fall"
+    else:
+        fixed, src = False, "ground plane"
+    S, sn = (P, noise) if support is None else (support, support_noise)
+    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, sn)
+    if plane is None:
+        rot = _align(guess)
+        return np.einsum("ij,tnj->tni", rot, P), Frame(name, guess, src if fixed else "assumed (camera -y)", rot,
+                                                       None, 0)
+    n, h0, k = plane
+    rot = _align(n)
+    return np.einsum("ij,tnj->tni", rot, P), Frame(name, n, src, rot, h0 - radius, k)
+
+
+def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
+    """The up direction (unit, input frame) shown by objects in free fall, or None.
+
+    Each object's centre acceleration comes from a quadratic Savitzky-Golay fit over the window that leaves
+    at most 0.05 g of noise (:func:`_savgol_window`); windows with an acceleration of 0.8-1.2 g are candidate
+    free fall. Up is minus their mean direction when at least 5 such windows exist and 60 % of them lie
+    within 15 degrees of it (a falling body pulls one way; impacts and pushes scatter)."""
+    from scipy.signal import savgol_filter
+
+    W = max(5, _savgol_window(sigma_p, dt))
+    acc = []
+    for f in fits:
+        c = f.centre
+        posed = f.posed
+        if posed.sum() < W:
+            continue
+        a = savgol_filter(c, W, 2, deriv=2, delta=dt, axis=0, mode="interp")
+        ok = posed.copy()
+        half = W // 2
+        for t in np.flatnonzero(~posed):  # windows that reach an unposed frame are not measured
+            ok[max(0, t - half):t + half + 1] = False
+        m = np.linalg.norm(a, axis=1)
+        sel = ok & (m > 0.8 * 9.81) & (m < 1.2 * 9.81)
+        acc.append(a[sel] / m[sel, None])
+    if not acc:
+        return None
+    A = np.concatenate(acc)
+    if len(A) < 5:
+        return None
+    d = A.mean(0)
+    if np.linalg.norm(d) < 1e-9:
+        return None
+    d /= np.linalg.norm(d)
+    if (A @ d > np.cos(np.radians(15.0))).mean() < 0.6:
+        return None
+    return -d
+
+
+# --------------------------------------------------------------------------------------- grouping
+
+
+def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """For tracks ``X (F, a, 3)`` visible ``V (F, a)``: ``(broken (a, a), seen (a, a))``: 1 where a pair's distance
+    left its median by more than ``tau`` in 2 or more of the frames both were seen in (or in more than 5 % of
+    them), 0 where it did not, NaN where never seen together; and how many frames each pair was seen."""
+    F, a = V.shape
+    D = np.full((F, a, a), np.nan, np.float32)
+    for f in range(F):
+        v = np.flatnonzero(V[f])
+        if len(v) < 2:
+            continue
+        x = X[f, v].astype(np.float32)
+        d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+        D[f][np.ix_(v, v)] = d
+    seen = np.isfinite(D).sum(0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(D, axis=0)
+    with np.errstate(invalid="ignore"):
+        off = (np.abs(D - med[None]) > tau).sum(0)
+    # broken: the distance left its median in 2 frames or more (white noise passes tau = 4 sqrt(2) sigma in a
+    # frame with probability 6e-5), or in more than 5 % of them
+    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen)).astype(np.float64)
+    return np.where(seen > 0, broken, np.nan), seen
+
+
+def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int) -> np.ndarray:
+    """Average-linkage clustering on pairs seen together at least ``min_seen`` frames: clusters merge while the
+    mean violation share over their known pairs is at most ``cut``. Returns labels ``(a,)``."""
+    a = share.shape[0]
+    known = (seen >= min_seen) & np.isfinite(share)
+    np.fill_diagonal(known, False)
+    S = np.where(known, share, 0.0).astype(np.float64)  # sums of shares between clusters
+    C = known.astype(np.float64)  # counts of known pairs between clusters
+    alive = np.ones(a, bool)
+    members = [[i] for i in range(a)]
+    while True:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            M = np.where(C > 0, S / np.maximum(C, 1), np.inf)
+        M[~alive] = np.inf
+        M[:, ~alive] = np.inf
+        np.fill_diagonal(M, np.inf)
+        i, j = np.unravel_index(int(np.argmin(M)), M.shape)
+        if not np.isfinite(M[i, j]) or M[i, j] > cut:
+            break
+        S[i] += S[j]
+        S[:, i] += S[:, j]
+        C[i] += C[j]
+        C[:, i] += C[:, j]
+        S[i, i] = C[i, i] = 0.0
+        alive[j] = False
+        S[j] = S[:, j] = C[j] = C[:, j] = 0.0
+        members[i] += members[j]
+        members[j] = []
+    labels = np.empty(a, np.int64)
+    for g, i in enumerate(sorted((i for i in range(a) if alive[i]), key=lambda i: min(members[i]))):
+        labels[members[i]] = g
+    return labels
+
+
+def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
+    """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tau`` of its median, and
+    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one run, which begins
+    after their first such frame and ends before their last, and lasts at most half of them: one body that
+    changed shape for a while (a glitch check_rigidity judges), not two."""
+    both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
+    if len(both) < 6:
+        return False
+    Ra, Rb = fa.rot[both], fb.rot[both]
+    d = np.einsum("tji,tj->ti", Ra, fb.centre[both] - fa.centre[both])
+    q = np.einsum("tji,tjk->tik", Ra, Rb)
+    med = np.median(d, axis=0)
+    ref = q[int(np.argmin(np.linalg.norm(d - med, axis=1)))]
+    turn = np.arccos(np.clip((np.trace(q @ ref.T, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    rho = float(np.sqrt((fb.body ** 2).sum(1).max())) if len(fb.body) else 0.0
+    badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tau
+    if not badf.any():
+        return True
+    hit = np.flatnonzero(badf)
+    one_run = hit[-1] - hit[0] + 1 == len(hit)
+    return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and len(hit) <= 0.5 * len(both))
+
+
+def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
+    """Objects of tracks ``P (T, N, 3)`` (m, visible ``vis (T, N)``) by rigid motion: labels in 0..K-1, numbered by
+    their lowest track index.
+
+    On up to :data:`_GROUP_FRAMES` sampled frames, a pair of tracks breaks rigidity in a frame where its
+    distance leaves its median by more than ``tau`` (m). Up to :data:`_MAX_ANCHORS` tracks are clustered by
+    average linkage on the share of broken frames among those both are seen in (pairs seen together in at least
+    ``min(8, F / 4)`` frames; clusters merge while that mean share is at most :data:`_BROKEN_SHARE`); the other
+    tracks join the cluster they agree with best (or start their own). Then two clusters that keep their mutual
+    relative pose except for one spell in the middle of the clip (:func:`_spell_only`) are one object that changed
+    shape for a while. Before that merge, every track is checked against each cluster's rigid poses
+    (:func:`fit_object`): it fits a cluster when it leaves the cluster's motion by more than ``tau`` in fewer
+    than 2 of its visible frames. It joins the one cluster it fits; one that fits two (it was never seen while
+    they moved apart: its motion where it was hidden is unknown) or none is labelled -1.
+
+    Returns labels ``(N,)`` int64, -1 for such tracks."""
+    T, N = vis.shape
+    frames = np.unique(np.linspace(0, T - 1, min(T, _GROUP_FRAMES)).astype(np.int64))
+    rng = np.random.default_rng(seed)
+    anchors = np.arange(N) if N <= _MAX_ANCHORS else np.sort(rng.choice(N, _MAX_ANCHORS, replace=False))
+    Pf, Vf = P[frames], vis[frames]
+    X, V = Pf[:, anchors], Vf[:, anchors]
+    min_seen = max(2, min(8, len(frames) // 4))
+    share, seen = _pair_violation(X, V, tau)
+    lab_a = _agglomerate(share, seen, _BROKEN_SHARE, min_seen)
+    labels = np.full(N, -1, np.int64)
+    labels[anchors] = lab_a
+    rest = np.setdiff1d(np.arange(N), anchors)
+    K = int(lab_a.max()) + 1
+    for i in rest:
+        best, best_share = -1, _BROKEN_SHARE
+        for g in range(K):
+            mem = anchors[lab_a == g]
+            mem = mem[:: max(1, len(mem) // 24)]
+            idx = np.concatenate([[i], mem])
+            sh, se = _pair_violation(Pf[:, idx], Vf[:, idx], tau)
+            ok = se[0, 1:] >= min_seen
+            if ok.any():
+                m = float(np.mean(sh[0, 1:][ok]))
+                if m <= best_share:
+                    best, best_share = g, m
+        if best < 0:
+            best = K
+            K += 1
+        labels[i] = best
+    # each track against each cluster's rigid poses: it belongs where it fits, and to no object when it fits two
+    # (it was never seen while they moved apart: its motion is unknown where it was hidden)
+    groups = [g for g in np.unique(labels) if (labels == g).sum() >= 3]
+    if len(groups) > 1:
+        fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in groups}
+        fitsk = {g: f for g, f in fitsk.items() if f is not None}
+        ok = np.zeros((N, len(fitsk)), bool)
+        keys = list(fitsk)
+        for col, g in enumerate(keys):
+            f = fitsk[g]
+            loc = np.einsum("tji,tnj->tni", f.rot, Pf - f.centre[:, None, :])  # R^T (x - c), NaN where hidden
+            use = Vf & f.posed[:, None]
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                body = np.nanmedian(np.where(use[..., None], loc, np.nan), axis=0)
+            with np.errstate(invalid="ignore"):
+                off = (np.linalg.norm(loc - body[None], axis=-1) > tau) & use
+            n = use.sum(0)
+            ok[:, col] = (n >= min_seen) & (off.sum(0) < 2)
+        for i in range(N):
+            good = [keys[c] for c in np.flatnonzero(ok[i])]
+            if len(good) == 1:
+                labels[i] = good[0]
+            elif len(good) >= 2 or labels[i] not in fitsk or not ok[i, keys.index(labels[i])]:
+                labels[i] = -1
+    # clusters that differ only by one spell are one body that changed shape for a while
+    parent = list(range(K))
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    big = [g for g in range(K) if (labels == g).sum() >= 3]
+    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
+    big = [g for g in big if fitted[g] is not None]
+    for ia, ga in enumerate(big):
+        for gb in big[ia + 1:]:
+            if root(ga) == root(gb):
+                continue
+            fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
+            if _spell_only(fa, fb, tau):
+                parent[root(gb)] = root(ga)
+    labels = np.array([root(int(l)) if l >= 0 else -1 for l in labels], np.int64)
+    order = {}
+    out = np.full(N, -1, np.int64)
+    for i in range(N):
+        if labels[i] >= 0:
+            out[i] = order.setdefault(int(labels[i]), len(order))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- poses
+
+
+@dataclass
+class ObjectFit:
+    """Rigid-pose trajectory of one group of tracks."""
+
+    tracks: np.ndarray
+    """(n,) int64 track indices."""
+    body: np.ndarray
+    """(n, 3) float64, m: body coordinates (centroid at the origin)."""
+    rot: np.ndarray
+    """(T, 3, 3) float64: world = ``rot @ body + centre``."""
+    centre: np.ndarray
+    """(T, 3) float64, m."""
+    posed: np.ndarray
+    """(T,) bool: frames with a pose of their own (at least 4 visible tracks); others interpolated."""
+    noise: float
+    """Per-axis std of the visible tracks about the fit (robust), m."""
+    visible_count: np.ndarray
+    """(T,) int64 visible tracks per frame."""
+
+
+def _interp_poses(rot: np.ndarray, c: np.ndarray, posed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill unposed frames: centre linearly, rotation by slerp between the posed frames (held at the ends)."""
+    T = len(posed)
+    idx = np.flatnonzero(posed)
+    t = np.arange(T)
+    c = c.copy()
+    rot = rot.copy()
+    for ax in range(3):
+        c[:, ax] = np.interp(t, idx, c[idx, ax])
+    if len(idx) == 1:
+        rot[:] = rot[idx[0]]
+    elif (~posed).any():
+        from scipy.spatial.transform import Rotation, Slerp
+
+        sl = Slerp(idx, Rotation.from_matrix(rot[idx]))
+        rot[~posed] = sl(np.clip(t[~posed], idx[0], idx[-1])).as_matrix()
+    return rot, c
+
+
+def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: int = 3) -> Optional[ObjectFit]:
+    """Rigid poses of the tracks ``tracks`` of ``P (T, N, 3)`` (m) from their visible points (module docstring,
+    step 5), or None when no frame shows 4 of them."""
+    X = P[:, tracks]
+    V = vis[:, tracks]
+    cnt = V.sum(1)
+    if cnt.max() < min(_MIN_POSE, len(tracks)) or len(tracks) < 3:
+        return None
+    n = len(tracks)
+    f0 = int(np.argmax(cnt))
+    known = V[f0].copy()
+    body = np.zeros((n, 3))
+    body[known] = X[f0, known] - X[f0, known].mean(0)
+    Xz = np.where(V[..., None], X, 0.0)
+    T = P.shape[0]
+    rot = np.tile(np.eye(3), (T, 1, 1))
+    c = np.zeros((T, 3))
+    posed = np.zeros(T, bool)
+    for it in range(iterations + 1):
+        w = (V & known[None]).astype(np.float64)
+        posed = w.sum(1) >= min(_MIN_POSE, n)
+        r, t = kabsch(body, Xz, weights=w + 1e-300 * ~posed[:, None])
+        rot[posed], c[posed] = r[posed], t[posed]
+        if not posed.any():
+            return None
+        rot, c = _interp_poses(rot, c, posed)
+        # body coordinates of every track from the frames it is seen in with a pose
+        loc = np.einsum("tji,tnj->tni", rot, X - c[:, None, :])  # R^T (x - c)
+        use = V & posed[:, None]
+        has = use.any(0)
+        body_new = np.zeros((n, 3))
+        body_new[has] = (np.where(use[..., None], loc, 0.0).sum(0)[has] / use.sum(0)[has, None])
+        mu = body_new[has].mean(0)
+        body_new[has] -= mu
+        c = c + np.einsum("tij,j->ti", rot, mu)
+        body, known = body_new, has
+    rot, c = _interp_poses(rot, c, posed)
+    fit = np.einsum("tij,nj->tni", rot, body) + c[:, None, :]
+    use = V & posed[:, None] & known[None]
+    res = (X - fit)[use]
+    noise = float(1.4826 * np.median(np.abs(res))) if len(res) else 0.0
+    return ObjectFit(tracks, body, rot, c, posed, noise, cnt)
+
+
+def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = _SHRINK) -> np.ndarray:
+    """(T, n, 3) float64, m: the object's points as the checks read them: the pose fit plus each visible
+    point's residual soft-thresholded by ``shrink * noise`` (tracker noise removed, a change of shape beyond it
+    kept); hidden points from the pose."""
+    X = P[:, fit.tracks]
+    V = vis[:, fit.tracks]
+    pred = np.einsum("tij,nj->tni", fit.rot, fit.body) + fit.centre[:, None, :]
+    e = np.where(V[..., None], X - pred, 0.0)
+    m = np.linalg.norm(e, axis=-1, keepdims=True)
+    k = shrink * fit.noise
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.where(m > k, e * (1.0 - k / np.maximum(m, 1e-300)), 0.0)
+    return pred + e
+
+
+# --------------------------------------------------------------------------------------- rollout
+
+
+@dataclass
+class TrackScene:
+    """Tracks turned into a rollout, with everything the audit reports about how."""
+
+    rollout: Rollout
+    """Grouped tracks as particles (objects 0..K-1, material rigid), with ``visibility``."""
+    track_index: np.ndarray
+    """(N',) int64: the track index of each particle of the rollout."""
+    fits: list
+    """ObjectFit per object."""
+    frame: Frame
+    radius: float
+    radius_source: str
+    noise: float
+    """Tracking noise per axis before grouping (second differences), m."""
+    pose_noise: float
+    """sigma_p, m: the largest object noise averaged over its visible tracks, at least :data:`POSE_FLOOR` r."""
+    ungrouped: np.ndarray
+    """Track indices in groups too small to pose (fewer than 3 tracks or never 4 visible): not audited."""
+    camera_xyz: np.ndarray = field(repr=False, default=None)
+    """(T, N, 3) float64: the input tracks (m, scaled) in camera coordinates."""
+    tracks: Tracks = field(repr=False, default=None)
+    scale: float = 1.0
+    fps: float = 0.0
+
+    def info(self) -> dict:
+        """A JSON-ready description: frame, up, ground, radius, noise and the objects' track indices."""
+        fr = self.frame
+        return {
+            "frame": fr.name, "up": [round(float(v), 6) for v in fr.up], "up_source": fr.up_source,
+            "rotation": [[float(v) for v in row] for row in fr.rotation],
+            "ground": None if fr.ground is None else round(float(fr.ground), 6), "ground_tracks": int(fr.ground_tracks),
+            "radius": round(self.radius, 6), "radius_source": self.radius_source, "fps": self.fps, "scale": self.scale,
+            "noise": round(self.noise, 7), "pose_noise": round(self.pose_noise, 7),
+            "objects": [{"object": k, "tracks": f.tracks.tolist(), "noise": round(f.noise, 7)}
+                        for k, f in enumerate(self.fits)],
+            "ungrouped": self.ungrouped.tolist(),
+            "occluded_share": round(float(1.0 - self.tracks.visible.mean()), 4),
+        }
+
+
+def _spacing_radius(fits: list) -> Optional[float]:
+    """Half the median nearest-neighbour distance of the objects' body coordinates (m), or None."""
+    from scipy.spatial import cKDTree
+
+    d_all = []
+    for f in fits:
+        if len(f.body) >= 2:
+            d, _ = cKDTree(f.body).query(f.body, k=2)
+            d_all.append(d[:, 1])
+    if not d_all:
+        return None
+    med = float(np.median(np.concatenate(d_all)))
+    return 0.5 * med if med > 0 else None
+
+
+def _pose_noise(fits: list) -> float:
+    """sigma_p (m): the largest object noise over the square root of its visible tracks (10th percentile over
+    its posed frames)."""
+    out = 0.0
+    for f in fits:
+        c = f.visible_count[f.posed]
+        if len(c):
+            out = max(out, f.noise / np.sqrt(max(float(np.quantile(c, 0.1)), 1.0)))
+    return float(out)
+
+
+def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = None, scale: float = 1.0,
+                      radius: Optional[float] = None, seed: int = 0) -> TrackScene:
+    """Turn ``tracks`` into a :class:`TrackScene` (module docstring, steps 2-6).
+
+    Args:
+        tracks: the file's tracks.
+        fps: frames per second (tracks carry no frame time).
+        up: (3,) the up direction in the input frame (overrides the ground-plane fit's), or None.
+        scale: multiplies every length (monocular depth is known up to scale).
+        radius: particle radius in m, or None (half the median spacing of the tracks on their objects).
+    """
+    T, N = tracks.T, tracks.N
+    vis = tracks.visible
+    Pc = tracks.xyz.astype(np.float64) * scale
+    sigma0 = difference_noise(np.where(vis[..., None], Pc, np.nan), vis)
+    # a first radius from raw spacing (the frame showing most tracks) sets the ground band and grouping tolerance
+    f0 = int(np.argmax(vis.sum(1)))
+    from scipy.spatial import cKDTree
+
+    p0 = Pc[f0, vis[f0]]
+    r0 = radius
+    if r0 is None:
+        if len(p0) >= 2:
+            d, _ = cKDTree(p0).query(p0, k=2)
+            r0 = max(0.5 * float(np.median(d[:, 1])), 1e-6)
+        else:
+            r0 = 0.01
+    Pin = input_frame(tracks, scale)
+    tau = 4.0 * np.sqrt(2.0) * sigma0 + 0.25 * r0
+    labels = group_tracks(Pin, vis, tau, seed=seed)  # distances do not depend on the frame
+    fits, ungrouped = [], np.flatnonzero(labels < 0).tolist()
+    for g in range(int(labels.max()) + 1):
+        idx = np.flatnonzero(labels == g)
+        fit = fit_object(Pin, vis, idx) if len(idx) >= 3 else None
+        if fit is None:
+            ungrouped += idx.tolist()
+        else:
+            fits.append(fit)
+    if not fits:
+        raise ValueError("no group of at least 3 tracks with 4 visible in some frame: nothing to audit")
+    fall = None
+    if up is None and tracks.w2c is None:
+        fall = free_fall_up(fits, 1.0 / float(fps), _pose_noise(fits))
+    support = np.full_like(Pin, np.nan)
+    for f in fits:
+        support[:, f.tracks] = np.where(f.posed[:, None, None], fill_hidden(f, Pin, vis), np.nan)
+    Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall, support=support,
+                            support_noise=_pose_noise(fits))
+    A = frame.rotation
+    for f in fits:  # the poses in the audited frame
+        f.rot = np.einsum("ij,tjk->tik", A, f.rot)
+        f.centre = f.centre @ A.T
+    r = radius if radius is not None else (_spacing_radius(fits) or r0)
+    if frame.ground is not None and radius is None:  # the plane was placed with r0; the ground lies r below it
+        frame.ground = frame.ground + r0 - r
+    order = np.concatenate([f.tracks for f in fits])
+    pos = np.concatenate([fill_hidden(f, Pw, vis) for f in fits], axis=1).astype(np.float32)
+    oid = np.concatenate([np.full(len(f.tracks), k, np.int32) for k, f in enumerate(fits)])
+    vmask = vis[:, order]
+    # never below POSE_FLOOR r: the centre and inertia are the tracked points', not the body's (tracks sample the
+    # surface they saw), so a pose trajectory of clean tracks is not a free body's to the last micrometre
+    pose_noise = max(_pose_noise(fits), POSE_FLOOR * float(r))
+    p0 = np.nan_to_num(pos[0])
+    scene = ParticleScene(positions=p0, object_id=oid, object_material=("rigid",) * len(fits), radius=float(r),
+                          object_name=tuple(f"object{k}" for k in range(len(fits))),
+                          ground=None if frame.ground is None else float(frame.ground))
+    ro = Rollout(scene, pos, 1.0 / float(fps), visibility=vmask)
+    return TrackScene(ro, order.astype(np.int64), fits, frame, float(r), "--radius" if radius is not None else
+                      "track spacing", sigma0, float(pose_noise), np.array(sorted(ungrouped), np.int64),
+                      camera_xyz=Pc, tracks=tracks, scale=scale, fps=float(fps))
+
+
+# ------------------------------------------------------------------------------------ smoothing
+
+
+def _savgol_window(sigma_p: float, dt: float, g: float = 9.81, limit_s: float = 0.3) -> int:
+    """Odd window (frames) of a quadratic Savitzky-Golay fit whose acceleration noise
+    ``sigma_p sqrt(720 / (W (W^2 - 1) (W^2 - 4))) / dt^2`` is at most 0.05 g; 1 (none) when a single frame does,
+    at most ``limit_s`` seconds."""
+    if np.sqrt(6.0) * sigma_p / dt ** 2 <= 0.05 * g:
+        return 1
+    for W in range(5, 10_000, 2):
+        if sigma_p * np.sqrt(720.0 / (W * (W * W - 1) * (W * W - 4))) / dt ** 2 <= 0.05 * g or W * dt >= limit_s:
+            return W
+    return 1
+
+
+def _sg_accel_noise(sigma_p: float, dt: float, W: int) -> float:
+    if W < 5:
+        return np.sqrt(6.0) * sigma_p / dt ** 2
+    return sigma_p * np.sqrt(720.0 / (W * (W * W - 1) * (W * W - 4))) / dt ** 2
+
+
+def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndarray] = None) -> Rollout:
+    """A copy of ``ro`` whose objects' poses are smoothed by a quadratic Savitzky-Golay fit of ``W`` frames,
+    within runs of frames of one contact state (``touching (T, K)`` bool) that hold no ``impact (T, K)`` frame
+    (those stay as they were), so no window spans an impact. Centres and rotations (as sign-continuous
+    quaternions) are smoothed; shapes are kept. The copy's ``visibility`` hides every object in the frames that
+    are not a half window inside a smoothed run (window ends are extrapolated, as noisy as no smoothing), so the
+    checks do not judge them."""
+    if W < 5:
+        return ro
+    from scipy.signal import savgol_filter
+    from scipy.spatial.transform import Rotation
+
+    pos = ro.positions.astype(np.float64).copy()
+    oid = ro.scene.object_id
+    T = ro.num_frames
+    judged = np.zeros((T, ro.scene.num_objects), bool)  # frames a full window away from a run's ends
+    for k in range(ro.scene.num_objects):
+        ids = np.flatnonzero(oid == k)
+        x = pos[:, ids]
+        if len(ids) < 3 or not np.isfinite(x).all():
+            continue
+        body = x[0] - x[0].mean(0)
+        rot, c = kabsch(body, x)
+        q = Rotation.from_matrix(rot).as_quat()
+        for t in range(1, T):
+            if q[t] @ q[t - 1] < 0:
+                q[t] = -q[t]
+        cs, qs = c.copy(), q.copy()
+        state = touching[:, k].astype(np.int64)
+        if impact is not None:
+            state = np.where(impact[:, k], -1 - np.arange(T), state)  # every impact frame a run of its own
+        cut = np.flatnonzero(state[1:] != state[:-1]) + 1
+        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [T]])):
+            n = b - a
+            if n < 5:
+                continue
+            w = min(W, n if n % 2 else n - 1)
+            cs[a:b] = savgol_filter(c[a:b], w, 2, axis=0, mode="interp")
+            qs[a:b] = savgol_filter(q[a:b], w, 2, axis=0, mode="interp")
+            judged[a + w // 2:b - w // 2, k] = True
+        qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+        rs = Rotation.from_quat(qs).as_matrix()
+        # keep each particle's offset from the pose (its shape), move the pose
+        local = np.einsum("tji,tnj->tni", rot, x - c[:, None, :])
+        pos[:, ids] = np.einsum("tij,tnj->tni", rs, local) + cs[:, None, :]
+    vis = ro.visibility if ro.visibility is not None else np.ones(pos.shape[:2], bool)
+    # an extrapolated window end is as noisy as no smoothing: those frames (and unsmoothed ones) are not judged
+    return replace(ro, positions=pos.astype(np.float32), visibility=vis & judged[:, oid])
+
+
+def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
+    """``base`` with every threshold that reads single poses raised by the pose noise ``sigma_p`` (m):
+    contact (+6 sigma_p: the lowest point's error from the centre and the turn), teleport (+8 sigma_p), jitter
+    amplitude (+3 sigma_p: a frame's departure from its neighbours' midpoint has std 1.2 sigma_p per axis, so
+    2 A clears its 3D magnitude at 4.9 std), energy lift (+3 sigma_p) and the pose-noise floor (2 sigma_p:
+    rotation noise moves the body's points as much as translation noise)."""
+    if sigma_p <= 0:
+        return base
+    q = sigma_p / r
+    return replace(base, contact_tolerance=base.contact_tolerance + 6 * q,
+                   teleport_tolerance=base.teleport_tolerance + 8 * q,
+                   jitter_amplitude=base.jitter_amplitude + 3 * q,
+                   energy_tolerance=base.energy_tolerance + 3 * q,
+                   pose_noise=max(base.pose_noise, 2 * sigma_p))
+
+
+# --------------------------------------------------------------------------------------- permanence
+
+
+def _project(x: np.ndarray, intr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    fx, fy, cx, cy = intr
+    z = x[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = fx * x[..., 0] / z + cx
+        v = fy * x[..., 1] / z + cy
+    return u, v, z
+
+
+def _to_camera(ts: TrackScene, t: int, xw: np.ndarray) -> np.ndarray:
+    """Audited world coordinates ``xw (n, 3)`` at frame ``t`` -> camera coordinates (m)."""
+    xin = xw @ ts.frame.rotation  # rotation^T applied: the input frame
+    w2c = ts.tracks.w2c
+    if w2c is None:
+        return xin
+    return xin @ w2c[t, :3, :3].T + w2c[t, :3, 3] * ts.scale
+
+
+def permanence_events(ts: TrackScene, tol: float) -> list[Event]:
+    """Object-permanence events of :class:`TrackScene` ``ts`` (module docstring, step 7).
+
+    For each object and each run ``[a, b]`` of frames with none of its tracks visible (``a >= 2``):
+
+    * ``vanish`` at ``a`` when, with its pose carried one frame on from ``a - 1`` at its last velocity, more than
+      half of its tracks project inside the image, in front of the camera, and no visible track of another object
+      lies in front of them (within its disc of radius ``f s / z`` pixels, ``s`` that object's track spacing, and
+      nearer than the point by more than ``2 r``);
+    * ``teleport`` at ``b + 1`` (it reappears) when its centre is further from the motion it had, ``e = min over
+      g' in {g, 0} |c_{b+1} - c_{a-1} - v tau - g' tau^2 / 2|`` with ``tau = (b + 2 - a) dt``, than
+      ``|v| tau + 2 u tau + tol``: it may stop, and a striker of speed ``u`` (the fastest other object around)
+      can hand on at most twice its speed.
+    """
+    ro = ts.rollout
+    dt = ro.dt
+    r = ts.radius
+    g = np.array([0.0, 0.0, -9.81])
+    T = ro.num_frames
+    W, H = ts.tracks.image_size
+    intr = ts.tracks.intrinsics
+    vis_all = ts.tracks.visible
+    events = []
+    from scipy.spatial import cKDTree
+
+    spac = []
+    for f in ts.fits:
+        if len(f.body) >= 2:
+            d, _ = cKDTree(f.body).query(f.body, k=2)
+            spac.append(float(np.median(d[:, 1])))
+        else:
+            spac.append(2 * r)
+    speed = np.zeros((T, len(ts.fits)))
+    for k, f in enumerate(ts.fits):
+        s = np.linalg.norm(np.diff(f.centre, axis=0), axis=1) / dt
+        speed[1:, k] = s
+    for k, f in enumerate(ts.fits):
+        seen = f.visible_count > 0
+        hidden = np.flatnonzero(~seen)
+        if not len(hidden):
+            continue
+        runs = np.split(hidden, np.flatnonzero(np.diff(hidden) > 1) + 1)
+        for run in runs:
+            a, b = int(run[0]), int(run[-1])
+            if a < 2 or not (seen[a - 1] and seen[a - 2]):
+                continue
+            v = (f.centre[a - 1] - f.centre[a - 2]) / dt
+            c_pred = f.centre[a - 1] + v * dt
+            xw = np.einsum("ij,nj->ni", f.rot[a - 1], f.body) + c_pred
+            xc = _to_camera(ts, a, xw)
+            u_, v_, z_ = _project(xc, intr)
+            inside = (z_ > 0) & (u_ >= 0) & (u_ < W) & (v_ >= 0) & (v_ < H)
+            covered = np.zeros(len(xw), bool)
+            for j, fj in enumerate(ts.fits):
+                if j == k:
+                    continue
+                vj = vis_all[a, fj.tracks]
+                if not vj.any():
+                    continue
+                yc = ts.camera_xyz[a, fj.tracks[vj]]
+                uj, vjj, zj = _project(yc, intr)
+                rad = intr[0] * spac[j] / np.maximum(zj, 1e-9)
+                du = u_[:, None] - uj[None]
+                dv = v_[:, None] - vjj[None]
+                near = (du * du + dv * dv <= rad[None] ** 2) & (zj[None] < z_[:, None] - 2 * r)
+                covered |= near.any(1)
+            open_ = inside & ~covered
+            share = float(open_.mean())
+            if share > 0.5:
+                sev = float(np.clip(2 * share - 1.0, 0, 1))
+                end = b
+                msg = (f"Object {k} ({len(f.tracks)} tracks) vanishes at frame {a}: all its tracks are lost while "
+                       f"{int(open_.sum())} of them would project inside the image with nothing tracked in front "
+                       f"of them" + (f" (it reappears at frame {b + 1})." if b + 1 < T else " (for good)."))
+                events.append(Event("vanish", a, end, k, None, tuple(c_pred), sev,
+                                    tuple(int(x) for x in f.tracks[:4]), msg))
+            if b + 1 < T and seen[b + 1]:
+                tau = (b + 2 - a) * dt
+                disp = f.centre[b + 1] - f.centre[a - 1]
+                e = min(np.linalg.norm(disp - v * tau - 0.5 * gg * tau * tau) for gg in (g, 0 * g))
+                others = [j for j in range(len(ts.fits)) if j != k]
+                u = float(speed[max(a - 2, 0):b + 2, others].max()) if others else 0.0
+                bound = np.linalg.norm(v) * tau + 2 * u * tau + tol
+                if e > bound:
+                    msg = (f"Object {k} reappears at frame {b + 1} after {b - a + 1} hidden frame(s) "
+                           f"{e * 1000:.1f} mm from where its motion brings it, more than its speed, gravity and "
+                           f"the fastest other object explain ({bound * 1000:.1f} mm).")
+                    events.append(Event("teleport", b + 1, b + 1, k, None, tuple(f.centre[b + 1]),
+                                        float(np.clip(1 - bound / e, 0, 1)), tuple(int(x) for x in f.tracks[:4]), msg))
+    return events
+
+
+# ------------------------------------------------------------------------------------------ audit
+
+
+def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: float = 1.0,
+                 radius: Optional[float] = None, config: Optional[AuditConfig] = None, progress=None) -> Report:
+    """Audit a TAP-Vid-3D file (a path, or :class:`Tracks`): the critic's checks on the grouped, denoised,
+    filled tracks (floating and energy on smoothed poses) plus object permanence, deduplicated. Events name
+    objects 0..K-1 (``Report.info["objects"]`` lists their track indices) and track indices as particles; the
+    notices say which frame, up, ground, radius and noise were used."""
+    from .audit import audit, dedupe
+
+    tracks = source if isinstance(source, Tracks) else load_tracks(source)
+    src = None if isinstance(source, Tracks) else str(source)
+    ts = tracks_to_rollout(tracks, fps, up=up, scale=scale, radius=radius)
+    config = config or AuditConfig()
+    cfg = noise_config(config, ts.radius, ts.pose_noise)
+    ro = ts.rollout
+    main_checks = tuple(c for c in cfg.checks if c not in ("floating", "energy"))
+    slow_checks = tuple(c for c in cfg.checks if c in ("floating", "energy"))
+    if ts.frame.ground is None:  # without the ground, resting looks unsupported and bounces look like kicks
+        slow_checks = ()
+    rep = audit(ro, replace(cfg, checks=main_checks, dedupe=False), source=src, progress=progress)
+
+    def as_tracks(evs):  # rollout particle ids -> track indices
+        return [replace(e, particles=tuple(int(ts.track_index[p]) for p in e.particles)) for e in evs]
+
+    events = as_tracks(rep.events)
+    notices = [s for s in rep.skipped]
+    if slow_checks:
+        from .context import AuditContext
+
+        W = _savgol_window(ts.pose_noise, ro.dt)
+        ctx0 = AuditContext(ro, cfg) if W >= 5 else None
+        ro_s = smoothed(ro, ctx0.touching, W, ctx0.impact) if W >= 5 else ro
+        q = _sg_accel_noise(ts.pose_noise, ro.dt, W)
+        cfg_s = replace(cfg, checks=slow_checks, dedupe=False,
+                        floating_tolerance=cfg.floating_tolerance + 4.0 * q / 9.81,
+                        pose_noise=max(config.pose_noise, 2 * ts.pose_noise * (1.5 / np.sqrt(W) if W >= 5 else 1.0)))
+        rep_s = audit(ro_s, cfg_s, source=src, progress=progress)
+        events += as_tracks(rep_s.events)
+        notices += [s for s in rep_s.skipped if s not in notices]
+        if W >= 5:
+            notices.append(f"floating, energy: judged on poses smoothed over {W} frames (quadratic, within runs of "
+                           f"one contact state) so the tracker's noise leaves {q:.3g} m/s^2 in accelerations")
+    if "vanish" in cfg.checks or "teleport" in cfg.checks:
+        perm = permanence_events(ts, cfg.teleport_tolerance * ts.radius)
+        events += [e for e in perm if e.category in cfg.checks]
+    if cfg.dedupe:
+        events = dedupe(events)
+    fr = ts.frame
+    up_txt = ", ".join(f"{v:.3f}" for v in fr.up)
+    notices = [f"tracks: {fr.name} frame, up ({up_txt}) from {fr.up_source}; "
+               + (f"ground z = {fr.ground:.4g} m ({fr.ground_tracks} tracks rest on it)" if fr.ground is not None
+                  else "no ground plane found: ground checks skipped"),
+               f"tracks: {len(ts.fits)} object(s) grouped by rigid motion from {tracks.N} tracks, "
+               f"{len(ts.ungrouped)} ungrouped (not audited); radius {ts.radius:.4g} m from {ts.radius_source}; "
+               f"occluded {100 * (1 - tracks.visible.mean()):.0f}% of points",
+               "tracks: noise per object (m, per axis) " + ", ".join(f"{k}: {f.noise:.3g}" for k, f in enumerate(ts.fits))
+               + f"; pose noise {ts.pose_noise:.3g} m; thresholds raised by it"] + notices
+    if ts.frame.ground is None:
+        notices += [f"{c}: skipped, no ground plane was found (what rests on it or bounces off it would look "
+                    "unsupported or kicked)" for c in ("floating", "energy") if c in cfg.checks]
+    return Report(frames=ro.num_frames, particles=tracks.N, events=tuple(events), skipped=tuple(notices), source=src,
+                  info=ts.info())
+
+
+def fill_rollout(ro: Rollout) -> Rollout:
+    """A rollout with ``visibility`` whose hidden positions are filled as the checks should read them: a rigid
+    object's from its poses fitted to its visible particles (:func:`fit_object`; visible positions unchanged),
+    other particles' by linear interpolation in time between their visible positions (held at the ends).
+    Unobserved frames are missing data to the checks (``AuditContext.obj_observed``). ``ro`` itself when it
+    has no visibility or hides nothing."""
+    vis = ro.visibility
+    if vis is None or vis.all():
+        return ro
+    pos = ro.positions.astype(np.float64).copy()
+    P = np.where(vis[..., None], pos, np.nan)
+    oid = ro.scene.object_id
+    done = np.zeros(ro.scene.num_particles, bool)
+    for k in range(ro.scene.num_objects):
+        idx = np.flatnonzero(oid == k)
+        if ro.scene.object_material[k] != "rigid" or len(idx) < 3 or "object_material" in ro.missing:
+            continue
+        fit = fit_object(P, vis, idx)
+        if fit is None:
+            continue
+        pos[:, idx] = fill_hidden(fit, P, vis, shrink=0.0)
+        done[idx] = True
+    t = np.arange(ro.num_frames)
+    for i in np.flatnonzero(~done & ~vis.all(0)):
+        seen = np.flatnonzero(vis[:, i])
+        if not len(seen):
+            continue
+        for ax in range(3):
+            pos[:, i, ax] = np.interp(t, seen, pos[seen, i, ax])
+    return replace(ro, positions=pos.astype(np.float32))
