@@ -38,6 +38,10 @@ def test_demo_runs_on_shipped_assets(demo):
         assert (out / name).is_file(), name
     assert "ground truth (Newton)" in text and "learned model (GNN)" in text and "position error" in text
     assert "missing:" not in text
+    # it ends with a planned push on the object model, executed on Newton, that reaches the goal
+    plan = json.loads((out / "plan" / "plan.json").read_text())
+    assert plan["success"] and plan["final_position_error_m"] < 0.02, plan
+    assert "MPC on the object-level model" in text and (out / "plan" / "plan.rrd").is_file()
 
 
 def test_demo_rollouts_share_the_push_and_truth_is_clean(demo):
