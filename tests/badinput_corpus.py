@@ -673,6 +673,27 @@ def build(root) -> list[Case]:
                [("--samples", v) for v in ("0", "-1")] + [("--horizon", v) for v in ("0", "-3")]
                + [("--iterations", "0"), ("--replan-every", "0"), ("--replan-every", "999"), ("--max-steps", "0"),
                   ("--planner", "bogus"), ("--backend", "bogus"), ("--max-particles", "10")], "plan")
+    # ---- evaluate: policies that cannot be loaded, tasks that do not exist, bad flags
+    ev = ["evaluate", "--tasks", TASK, "--backend", "constraints", "--no-record"]
+    for name, spec, word in (("no-colon", "nocolon", "nocolon"), ("no-module", "no_such_module_xyz:f", "no_such_module_xyz"),
+                             ("no-function", "dynamics.policies:no_such_policy", "no_such_policy"),
+                             ("empty", ":", "--policy")):
+        out = b.out(f"evaluate-policy-{name}", "ev")
+        b.add("evaluate", f"policy:{name}", ev + ["--policy", spec, "--out", out], (2,), (word,), (out,))
+    (root / "no_tasks_here").mkdir(exist_ok=True)
+    for name, tasks in (("missing", str(root / "no_such_tasks")), ("empty-folder", str(root / "no_tasks_here"))):
+        out = b.out(f"evaluate-tasks-{name}", "ev")
+        b.add("evaluate", f"tasks:{name}", ["evaluate", "--policy", "dynamics.policies:straight_push", "--tasks", tasks,
+                                            "--backend", "constraints", "--no-record", "--out", out], (2,), ("--tasks",), (out,))
+    flag_cases("evaluate", lambda o: ev + ["--policy", "dynamics.policies:straight_push", "--out", o],
+               [("--episodes-per-task", "0"), ("--max-steps", "0"), ("--max-steps", "-3"), ("--backend", "bogus")], "ev")
+    out = b.out("evaluate-checkpoint-missing", "ev")
+    b.add("evaluate", "checkpoint:missing", ["evaluate", "--policy", "dynamics.policies:straight_push", "--tasks", TASK,
+                                             "--backend", "gnn", "--checkpoint", str(root / "none.pt"), "--out", out],
+          (2,), ("none.pt",), (out,))
+    b.add("evaluate", "flag:unknown", ["evaluate", "--policy", "dynamics.policies:straight_push", "--out",
+                                       str(root / "ev_unknown"), "--no-such-flag"], (2,), ("--no-such-flag",))
+    b.add("evaluate", "flag:missing-required", ["evaluate"], (2,), ("Missing",))
     for command, args in (("plan", ["plan", TASK]),
                           ("lift", ["lift", scene]), ("simulate", ["simulate", scene]), ("audit", ["audit", rollout]),
                           ("view", ["view", rollout]), ("train", ["train", dataset]), ("dataset", ["dataset"]),
@@ -703,7 +724,9 @@ def build(root) -> list[Case]:
             ("dataset", lambda o: ["dataset", "--scenes", "1", "--frames", "3", "--workers", "1", "--out", o], "dir"),
             ("train", lambda o: ["train", dataset, "--steps", "1", "--no-progress", "--out", o], "dir"),
             ("demo", lambda o: ["demo", "--scene", scene, "--steps", "3", "--no-model", "--out-dir", o], "dir"),
-            ("plan", lambda o: ["plan", TASK, "--backend", "constraints", "--max-steps", "1", "--out", o], "dir")):
+            ("plan", lambda o: ["plan", TASK, "--backend", "constraints", "--max-steps", "1", "--out", o], "dir"),
+            ("evaluate", lambda o: ["evaluate", "--policy", "dynamics.policies:straight_push", "--tasks", TASK, "--backend",
+                                    "constraints", "--max-steps", "1", "--no-record", "--out", o], "dir")):
         folder_target = {"npz": outdir, "json": json_dir, "rrd": rrd_dir, "dir": blocker}[target]
         name = "out-is-a-file" if target == "dir" else "out-is-a-folder"
         b.add(command, f"output:{name}", make(folder_target), (2,), (folder_target.name,))

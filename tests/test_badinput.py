@@ -115,7 +115,7 @@ def test_corpus_covers_every_command_and_kind():
     from badinput_corpus import counts
 
     n = counts(CASES)
-    assert set(n) == {"lift", "simulate", "dataset", "train", "rollout", "audit", "view", "demo", "plan"}
+    assert set(n) == {"lift", "simulate", "dataset", "train", "rollout", "audit", "view", "demo", "plan", "evaluate"}
     names = {c.command: set() for c in CASES}
     for c in CASES:
         names[c.command].add(c.name)

@@ -147,7 +147,7 @@ def test_policy_known_to_fail_scores_zero_in_the_model_and_in_newton(tiny, bad_p
     out = tmp_path / "fail"
     code, _, err = _evaluate(["--policy", f"{bad_policies / 'bad_policies.py'}:wrong_way",
                               "--policy", "dynamics.policies:straight_push",
-                              "--tasks", tiny, "--truth", "--max-steps", "90", "--out", out], capsys)
+                              "--tasks", tiny, "--backend", "gnn", "--truth", "--max-steps", "90", "--out", out], capsys)
     assert code == 0, err
     rep = json.loads((out / "report.json").read_text())
     bad = rep["policies"]["wrong_way"]

@@ -130,7 +130,7 @@ def resolve_tasks(spec: str) -> list[Path]:
 
 
 def run_evaluate(policies: list[str], tasks: str, out: Path, checkpoint: Optional[Path] = DEFAULT_CHECKPOINT,
-                 truth: bool = False, episodes_per_task: int = 1, seed: int = 0, backend: str = "gnn",
+                 truth: bool = False, episodes_per_task: int = 1, seed: int = 0, backend: str = "auto",
                  max_steps: int = 240, record: bool = True, progress: bool = True) -> dict:
     """Evaluate; write the files of the module docstring; return the report dict.
 
@@ -254,12 +254,16 @@ def register(app: typer.Typer) -> None:
         tasks: str = typer.Option(str(DEFAULT_TASKS), "--tasks", "-t",
                                   help="A folder of task .toml files, a glob (quote it) or one file."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for report.json, report.md, timing.json, episodes/."),
-        checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, "--checkpoint", help="Learned-model checkpoint (gnn)."),
+        checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, "--checkpoint", help="Particle-GNN checkpoint (gnn; auto on non-rigid tasks). "
+                                                                                   "objects uses it if it is an object-model "
+                                                                                   "checkpoint, else the shipped one."),
         truth: bool = typer.Option(False, "--truth", help="Also run every episode on Newton and correlate."),
         episodes_per_task: int = typer.Option(1, "--episodes-per-task", "-n",
                                               help="Episodes per policy and task (each with its own seed)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the episodes (obs['seed'] of each)."),
-        backend: str = typer.Option("gnn", "--backend", help=f"World model: {', '.join(BACKENDS)}."),
+        backend: str = typer.Option("auto", "--backend",
+                                    help="World model: auto (the object model where every free body is rigid, the GNN "
+                                         "elsewhere), objects, gnn, constraints."),
         max_steps: int = typer.Option(240, "--max-steps", help="Most frames per episode."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip episodes/*.rrd."),
     ):
