@@ -30,7 +30,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    the visible tracks (``particles.keypoints.kabsch``), refined twice. Each object's noise ``sigma_k``
    is the robust scatter of its visible tracks about the fitted poses (per axis, m): the high-frequency
    residual about its rigid-pose trajectory. Frames with fewer than 4 visible tracks have no pose of
-   their own (poses are interpolated there, and the object is unobserved: missing data).
+   their own (poses are interpolated there, and the object is unobserved: missing data). The tracks sample the
+   surface the camera saw, so their centroid is not the body's centre of mass: :func:`recentre` moves the pose
+   centre to the body point whose trajectory is smoothest (least third differences; a rolling body's centroid
+   wobbles once per turn, its centre of mass does not) and weights the tracks' masses so that their centre of
+   mass, which the checks compute, is that point.
 6. **Rollout** (:func:`tracks_to_rollout`): visible points are the fit plus their residual shrunk by
    ``5 sigma_k`` (soft thresholding: tracker noise goes, a change of shape beyond it stays); hidden
    points are filled from the pose. ``Rollout.visibility`` carries the mask; the checks judge only
@@ -67,7 +71,7 @@ from .report import Event, Report
 
 __all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "difference_noise",
            "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks", "permanence_events",
-           "fill_hidden", "MIN_GROUND_TRACKS"]
+           "fill_hidden", "recentre", "MIN_GROUND_TRACKS"]
 
 #: The keys of the TAP-Vid-3D layout this module reads (nothing else in the file is touched).
 TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
@@ -386,7 +390,8 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
     Each object's centre acceleration comes from a quadratic Savitzky-Golay fit over the window that leaves
     at most 0.05 g of noise (:func:`_savgol_window`); windows with an acceleration of 0.8-1.2 g are candidate
     free fall. Up is minus their mean direction when at least 5 such windows exist and 60 % of them lie
-    within 15 degrees of it (a falling body pulls one way; impacts and pushes scatter)."""
+    within 15 degrees of it (a falling body pulls one way; impacts and pushes scatter), refined by the mean of the
+    windows within 8, then 4 degrees of it."""
     from scipy.signal import savgol_filter
 
     W = max(5, _savgol_window(sigma_p, dt))
@@ -415,6 +420,14 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
     d /= np.linalg.norm(d)
     if (A @ d > np.cos(np.radians(15.0))).mean() < 0.6:
         return None
+    # the mean of every window within 15 degrees still leans toward contacts' pushes; free fall itself points one
+    # way, so the windows near the estimate (within 4 degrees, at least 5 of them) refine it
+    for cone in (8.0, 4.0):
+        near = A[A @ d > np.cos(np.radians(cone))]
+        if len(near) < 5:
+            break
+        d = near.mean(0)
+        d /= np.linalg.norm(d)
     return -d
 
 
@@ -705,6 +718,85 @@ def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = 
     return pred + e
 
 
+def _body_centre(fit: ObjectFit, floor: float, iterations: int = 4) -> np.ndarray:
+    """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
+    smoothest, taken as the body's centre of mass.
+
+    Tracks sample the surface the camera saw, so their centroid is not the body's centre: a rolling or tumbling
+    body's centroid then wobbles once per turn, and so do its kinetic and potential energy. The centre of mass of a
+    free, rolling or sliding body moves with a smooth acceleration (gravity and contact forces), so its third
+    differences vanish; ``p`` minimises ``sum_t |d3 c_t + (d3 R_t) p|^2`` over runs of 4 posed frames (each with
+    at least 4 visible tracks), by 4 ridge steps of ``1e-3`` of the largest eigenvalue toward the centroid (a
+    direction the rotation never reveals, such as a spin axis, stays put), re-solved without the frames whose
+    residual exceeds 3 times the median (impacts). At most ``0.8 rho`` from the centroid (``rho`` the farthest
+    track); kept only when it halves the median ``|d3 c_t|`` of those frames and lowers it by at least ``floor``
+    (m), else 0 (the centroid): a centre fitted to noise or to the small jerks of contact forces does neither."""
+    ok = fit.posed & (fit.visible_count >= _MIN_POSE)
+    T = len(ok)
+    if T < 8 or len(fit.body) < 4:
+        return np.zeros(3)
+    run = ok[:-3] & ok[1:-2] & ok[2:-1] & ok[3:]
+    if run.sum() < 6:
+        return np.zeros(3)
+    c, R = fit.centre, fit.rot
+    b = (c[3:] - 3 * c[2:-1] + 3 * c[1:-2] - c[:-3])[run]  # (F, 3)
+    A = (R[3:] - 3 * R[2:-1] + 3 * R[1:-2] - R[:-3])[run]  # (F, 3, 3)
+    w = np.ones(len(b))
+    p = np.zeros(3)
+    for _ in range(iterations):
+        M = np.einsum("f,fji,fjk->ik", w, A, A)
+        lam = 1e-3 * max(float(np.linalg.eigvalsh(M)[-1]), 1e-300)
+        for _ in range(4):  # iterated ridge: well-seen directions converge, unseen ones stay near the centroid
+            p = p - np.linalg.solve(M + lam * np.eye(3), np.einsum("f,fji,fj->i", w, A, b + A @ p))
+        res = np.linalg.norm(b + A @ p, axis=1)
+        w = (res <= 3.0 * np.median(res) + 1e-15).astype(np.float64)
+    rho = float(np.sqrt((fit.body ** 2).sum(1).max()))
+    n = float(np.linalg.norm(p))
+    if n > 0.8 * rho:
+        p *= 0.8 * rho / n
+    keep = w > 0
+    before = float(np.median(np.linalg.norm(b, axis=1)[keep]))
+    after = float(np.median(np.linalg.norm(b + A @ p, axis=1)[keep]))
+    # a centre that explains the wobble halves it, by more than `floor`; one fitted to the small jerks of
+    # contact forces (a slide's friction, a body at rest) or to noise does not
+    return p if after <= 0.5 * before and before - after >= floor else np.zeros(3)
+
+
+def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.ndarray:
+    """(n,) float64 weights of mean 1, at least ``floor``, whose weighted mean of the centred ``body (n, 3)`` is
+    ``p`` (or as near as such weights allow): the least change from equal weights, ``w_i = max(floor, a_0 + a .
+    x_i)``, by semismooth Newton steps on the four constraints (the sum and the weighted mean)."""
+    n = len(body)
+    X = np.concatenate([np.ones((n, 1)), body], 1)  # (n, 4)
+    goal = n * np.concatenate([[1.0], p])
+    a = np.array([1.0, 0.0, 0.0, 0.0])
+    for _ in range(50):
+        lin = X @ a
+        w = np.maximum(lin, floor)
+        err = goal - X.T @ w
+        if np.abs(err).max() <= 1e-9 * n * max(1.0, float(np.abs(body).max())):
+            break
+        act = lin > floor
+        J = X[act].T @ X[act]
+        a = a + np.linalg.lstsq(J + 1e-12 * np.trace(J) * np.eye(4), err, rcond=None)[0]
+    w = np.maximum(X @ a, floor)
+    return w / w.mean()
+
+
+def recentre(fit: ObjectFit, floor: float) -> np.ndarray:
+    """Move ``fit``'s pose centre to its body's centre of mass (:func:`_body_centre`), in place; returns the
+    tracks' mass weights ``(n,)`` (mean 1) whose weighted centroid is that centre (the checks take the centre of
+    mass of the particles); ``floor`` (m) as in :func:`_body_centre`."""
+    p = _body_centre(fit, floor)
+    if not np.any(p):
+        return np.ones(len(fit.body))
+    w = _centre_weights(fit.body, p)
+    q = (w[:, None] * fit.body).sum(0) / w.sum()
+    fit.body = fit.body - q
+    fit.centre = fit.centre + np.einsum("tij,j->ti", fit.rot, q)
+    return w
+
+
 # --------------------------------------------------------------------------------------- rollout
 
 
@@ -815,6 +907,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
             fits.append(fit)
     if not fits:
         raise ValueError("no group of at least 3 tracks with 4 visible in some frame: nothing to audit")
+    weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     fall = None
     if up is None and tracks.w2c is None:
         fall = free_fall_up(fits, 1.0 / float(fps), _pose_noise(fits))
@@ -838,9 +931,11 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     # surface they saw), so a pose trajectory of clean tracks is not a free body's to the last micrometre
     pose_noise = max(_pose_noise(fits), POSE_FLOOR * float(r))
     p0 = np.nan_to_num(pos[0])
-    scene = ParticleScene(positions=p0, object_id=oid, object_material=("rigid",) * len(fits), radius=float(r),
-                          object_name=tuple(f"object{k}" for k in range(len(fits))),
-                          ground=None if frame.ground is None else float(frame.ground))
+    kw = dict(positions=p0, object_id=oid, object_material=("rigid",) * len(fits), radius=float(r),
+              object_name=tuple(f"object{k}" for k in range(len(fits))),
+              ground=None if frame.ground is None else float(frame.ground))
+    scene = ParticleScene(**kw)
+    scene = ParticleScene(**kw, mass=(scene.mass * np.concatenate(weights)).astype(np.float32))
     ro = Rollout(scene, pos, 1.0 / float(fps), visibility=vmask)
     return TrackScene(ro, order.astype(np.int64), fits, frame, float(r), "--radius" if radius is not None else
                       "track spacing", sigma0, float(pose_noise), np.array(sorted(ungrouped), np.int64),
@@ -889,8 +984,9 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
         x = pos[:, ids]
         if len(ids) < 3 or not np.isfinite(x).all():
             continue
-        body = x[0] - x[0].mean(0)
-        rot, c = kabsch(body, x)
+        m = ro.scene.mass[ids].astype(np.float64)  # the centre of mass, not the centroid (see recentre)
+        body = x[0] - (m[:, None] * x[0]).sum(0) / m.sum()
+        rot, c = kabsch(body, x, weights=m)
         q = Rotation.from_matrix(rot).as_quat()
         for t in range(1, T):
             if q[t] @ q[t - 1] < 0:
