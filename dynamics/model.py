@@ -177,6 +177,19 @@ class ModelConfig:
 # --------------------------------------------------------------------------- packed batches
 
 
+def batch_to(batch, device=None, dtype=None):
+    """A copy of a dataclass of tensors (:class:`GraphBatch`, ``dynamics.objects.ObjectBatch``)
+    with its float tensors cast to ``dtype`` and every tensor moved to ``device``; other fields
+    are shared."""
+    out = {}
+    for f in dataclasses.fields(batch):
+        v = getattr(batch, f.name)
+        if isinstance(v, torch.Tensor):
+            v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+        out[f.name] = v
+    return type(batch)(**out)
+
+
 @dataclass
 class GraphBatch:
     """What never changes in a rollout, for a packed batch of B scenes (N particles in all).
@@ -225,13 +238,7 @@ class GraphBatch:
 
     def to(self, device=None, dtype=None) -> "GraphBatch":
         """A copy with float tensors cast to ``dtype`` and everything moved to ``device``."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, torch.Tensor):
-                v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
-            out[f.name] = v
-        return GraphBatch(**out)
+        return batch_to(self, device, dtype)
 
 
 def pack_scenes(scenes: Sequence[ParticleScene], device="cpu", dtype=torch.float32) -> GraphBatch:

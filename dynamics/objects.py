@@ -81,7 +81,7 @@ from torch import nn
 
 from particles import FileFormatError, KINEMATIC, ParticleScene, Rollout, ValidationError
 
-from .model import _mlp, _rotation_from_vector
+from .model import _mlp, _rotation_from_vector, batch_to
 
 __all__ = [
     "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
@@ -268,13 +268,8 @@ class ObjectBatch:
         return int(self.scene.shape[0])
 
     def to(self, device=None, dtype=None) -> "ObjectBatch":
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, torch.Tensor):
-                v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
-            out[f.name] = v
-        return ObjectBatch(**out)
+        """A copy with float tensors cast to ``dtype`` and everything moved to ``device``."""
+        return batch_to(self, device, dtype)
 
 
 _SCENE_CACHE: dict = {}
@@ -878,7 +873,10 @@ class ObjectTrainConfig:
             raise ValidationError("noise", f"must be >= 0, got {self.noise!r}")
 
     def lr_at(self, step: int) -> float:
-        return self.lr_final + (self.lr - self.lr_final) * 0.1 ** (step / self.lr_decay_steps)
+        """Learning rate of optimiser step ``step`` (0-based): the GNN's schedule (:func:`dynamics.train.decayed_lr`)."""
+        from .train import decayed_lr
+
+        return decayed_lr(self.lr, self.lr_final, self.lr_decay_steps, step)
 
 
 def _rot_z(yaw: torch.Tensor) -> torch.Tensor:

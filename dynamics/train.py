@@ -49,6 +49,14 @@ CHECKPOINT_FORMAT = "worldline.gns_checkpoint"
 CHECKPOINT_VERSION = 1
 #: GNS learning-rate schedule: the rate falls by this factor every ``lr_decay_steps``.
 LR_DECAY_FACTOR = 0.1
+
+
+def decayed_lr(lr: float, lr_final: float, decay_steps: int, step: int) -> float:
+    """``lr_final + (lr - lr_final) * LR_DECAY_FACTOR ** (step / decay_steps)``: the learning rate of
+    optimiser step ``step`` (0-based) for the GNN's and the object model's training."""
+    return lr_final + (lr - lr_final) * LR_DECAY_FACTOR ** (step / decay_steps)
+
+
 #: Velocity/acceleration scale, in connectivity radii per frame, of a dataset in which nothing moves.
 STILL_SCALE = 1e-3
 #: Connectivity radius of new model configs, in particle radii r: between the cubic lattice's third
@@ -110,7 +118,7 @@ class TrainConfig:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimiser step ``step`` (0-based)."""
-        return self.lr_final + (self.lr - self.lr_final) * LR_DECAY_FACTOR ** (step / self.lr_decay_steps)
+        return decayed_lr(self.lr, self.lr_final, self.lr_decay_steps, step)
 
 
 # --------------------------------------------------------------------------- data
