@@ -205,7 +205,9 @@ def _objects_or_gnn(model, task):
     if supports(task.scene):
         return LearnedBackend(model, task.scene)
     if not _OBJECT_MODEL:
-        _OBJECT_MODEL.append(load_object_model(ROOT / "assets" / "weights" / "objects_push.pt"))
+        from worldline.cmd_plan import object_checkpoint
+
+        _OBJECT_MODEL.append(load_object_model(object_checkpoint(None)))
     return ObjectBackend(_OBJECT_MODEL[0], task.scene)
 
 

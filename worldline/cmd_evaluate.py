@@ -57,13 +57,11 @@ def _constraints(checkpoint: Optional[Path]) -> Callable:
     return lambda task: ConstraintsBackend(task.scene)
 
 
-DEFAULT_OBJECT_CHECKPOINT = ASSETS / "weights" / "objects_push.pt"
-
-
 def _object_model(checkpoint: Optional[Path]):
     from dynamics.objects import load_object_model
+    from worldline.cmd_plan import object_checkpoint
 
-    path = DEFAULT_OBJECT_CHECKPOINT if checkpoint is None or Path(checkpoint) == DEFAULT_CHECKPOINT else Path(checkpoint)
+    path = object_checkpoint(checkpoint)
     if not path.is_file():
         raise BadInput(f"--checkpoint {path}: no such object-model checkpoint file")
     return path, load_object_model(path)

@@ -34,6 +34,12 @@ DEFAULT_OBJECT_CHECKPOINT = ASSETS / "weights" / "objects_push.pt"
 BACKENDS = ("learned", "objects", "constraints", "newton")
 
 
+def object_checkpoint(checkpoint: Optional[Path]) -> Path:
+    """The object-model checkpoint a command means: ``checkpoint``, or the shipped
+    ``objects_push.pt`` when it is None or the default (GNN) checkpoint."""
+    return DEFAULT_OBJECT_CHECKPOINT if checkpoint is None or Path(checkpoint) == DEFAULT_CHECKPOINT else Path(checkpoint)
+
+
 def make_backend(name: str, task, checkpoint: Optional[Path]):
     """A rollout backend of :mod:`dynamics.tasks` by name (the learned one loads ``checkpoint``)."""
     from dynamics.tasks import ConstraintsBackend, LearnedBackend, NewtonBackend
@@ -49,7 +55,7 @@ def make_backend(name: str, task, checkpoint: Optional[Path]):
         from dynamics.objects import ObjectBackend, load_object_model
         from particles import ValidationError
 
-        path = DEFAULT_OBJECT_CHECKPOINT if checkpoint is None or Path(checkpoint) == DEFAULT_CHECKPOINT else checkpoint
+        path = object_checkpoint(checkpoint)
         model = load_object_model(path)
         if abs(model.config.dt - task.dt) > 1e-9:
             raise BadInput(f"{path}: the model steps by {model.config.dt} s, the task by {task.dt} s")
