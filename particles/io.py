@@ -82,7 +82,7 @@ SCENE_FORMAT = "worldline.scene"
 ACTION_FORMAT = "worldline.action"
 DATASET_FORMAT = "worldline.dataset"
 FORMAT_VERSION = 1
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test", "heldout")
 
 
 class FileFormatError(ValueError):

@@ -650,7 +650,8 @@ def build(root) -> list[Case]:
                                                                                                    "1000000000000")]
                + [("--workers", "0"), ("--dt", "nan"), ("--dt", "0"), ("--radius", "inf"), ("--radius", "-0.01"),
                   ("--granular-fraction", "2"), ("--granular-fraction", "nan"), ("--valid", "0.9"), ("--test", "-1"),
-                  ("--max-particles", "10")], "ds")
+                  ("--max-particles", "10"), ("--kinds", "boxes,jelly"), ("--kinds", ","), ("--heldout", "2"),
+                  ("--heldout-kinds", "sand")], "ds")
     flag_cases("train", lambda o: ["train", dataset, "--out", o, "--no-progress"],
                [("--steps", v) for v in ("0", "-1")] + [("--batch-size", v) for v in ("0", "-2")]
                + [("--lr", v) for v in ("nan", "-1", "inf", "0")] + [("--threads", "0"), ("--latent", "0"),

@@ -343,6 +343,31 @@ def test_cli_dataset_is_gns_layout_and_resumable(tmp_path):
     assert np.array_equal(again.positions, before)
 
 
+def test_cli_dataset_kinds_and_heldout_split(tmp_path):
+    """--kinds draws every scene from the named kinds; --heldout N adds N scenes of --heldout-kinds as the
+    'heldout' split, drawn exactly as random_setup draws them; a resume with other settings is refused."""
+    from dynamics.sim.scenes import SCENE_KINDS
+    from particles import load_dataset, read_metadata
+    from worldline.cli import main
+
+    assert {"boxes", "sand"} <= set(SCENE_KINDS)
+    out = tmp_path / "ds"
+    args = ["dataset", "--scenes", "2", "--frames", "5", "--workers", "1", "--seed", "2", "--valid", "0", "--test", "0",
+            "--kinds", "boxes", "--heldout", "1", "--heldout-kinds", "sand", "--out", str(out)]
+    assert main(args) == 0
+    meta = read_metadata(out)
+    assert meta["splits"] == {"train": 2, "heldout": 1} and meta["kinds"] == ["boxes"] and meta["heldout_kinds"] == ["sand"]
+    train, held = load_dataset(out, "train"), load_dataset(out, "heldout")
+    assert all("granular" not in ro.scene.object_material for ro in train)
+    assert len(held) == 1 and "granular" in held[0].scene.object_material
+    setup = random_setup(np.random.default_rng([2, 2, 0]), 5, kinds=["sand"])  # scene index 2 = the first held-out one
+    assert np.array_equal(held[0].positions[0], setup.scene.positions.astype(np.float32))
+    assert main(args[:-2] + ["--kinds", "sand", "--out", str(out)]) == 2  # other settings on the same work folder
+    assert main(["dataset", "--scenes", "2", "--kinds", "boxes,jelly", "--out", str(tmp_path / "b")]) == 2
+    assert main(["dataset", "--scenes", "2", "--heldout", "1", "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
 def test_cli_dataset_drops_glitched_draws_and_counts_them(tmp_path, monkeypatch):
     """A draw the critic flags is dropped and redrawn from the next attempt's generator, and counted."""
     import json

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -35,11 +36,12 @@ def _scene_path(out: Path, i: int) -> Path:
 
 
 def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: float, granular_fraction: float,
-                   substeps: int, check: bool = True) -> str:
+                   substeps: int, check: bool = True, kinds: Optional[tuple] = None) -> str:
     """Simulate scene ``i`` and write it to the work folder (runs in a worker process).
 
     Draws ``np.random.default_rng([seed, i, attempt])`` for attempt 0, 1, ... until a rollout is
-    finite and (with ``check``) audits clean; the file's ``dropped (D,) str`` lists, per dropped
+    finite and (with ``check``) audits clean (``kinds``: the scene kinds to draw from, see
+    ``dynamics.sim.scenes.SCENE_KINDS``; None: the default mix); the file's ``dropped (D,) str`` lists, per dropped
     draw, its critic event categories joined by commas (``nonfinite`` for a non-finite rollout)."""
     import numpy as np
 
@@ -52,7 +54,7 @@ def simulate_scene(out: str, i: int, seed: int, frames: int, dt: float, radius: 
     dropped: list[str] = []
     for attempt in range(ATTEMPTS):
         rng = np.random.default_rng([seed, i, attempt])
-        setup = random_setup(rng, frames, r=radius, dt=dt, granular_fraction=granular_fraction)
+        setup = random_setup(rng, frames, r=radius, dt=dt, granular_fraction=granular_fraction, kinds=kinds)
         rollout = setup.simulator(config).rollout(setup.action, frames - 1)
         if not np.all(np.isfinite(rollout.positions)):
             dropped.append("nonfinite")
@@ -87,7 +89,8 @@ def dropped_counts(paths) -> tuple[int, dict[str, int]]:
 
 
 def _check_budget(scenes: int, frames: int, seed: int, dt: float, radius: float, granular_fraction: float,
-                  max_particles: int) -> None:
+                  max_particles: int, kinds: Optional[tuple] = None, heldout: int = 0,
+                  heldout_kinds: Optional[tuple] = None) -> None:
     """Refuse, before simulating, a dataset whose scenes or assembled split files would not fit.
 
     Particles per scene: the most of the first (up to 16) scenes' draws, built without simulating
@@ -100,19 +103,54 @@ def _check_budget(scenes: int, frames: int, seed: int, dt: float, radius: float,
     from particles.scene_file import physical_memory, rollout_bytes
 
     most = 0
-    for i in range(min(scenes, 16)):
+    draws = [(i, kinds) for i in range(min(scenes, 16))] + [(scenes + i, heldout_kinds) for i in range(min(heldout, 16))]
+    for i, ks in draws:
         setup = random_setup(np.random.default_rng([seed, i, 0]), 3, r=radius, dt=dt,
-                             granular_fraction=granular_fraction)
+                             granular_fraction=granular_fraction, kinds=ks)
         most = max(most, setup.scene.num_particles)
     if most > max_particles:
         raise BadInput(f"--radius {radius:g}: scenes have up to {most} particles, more than --max-particles "
                        f"{max_particles}; raise --max-particles")
-    need = rollout_bytes(frames, most) * scenes
+    need = rollout_bytes(frames, most) * (scenes + heldout)
     have = physical_memory()
     if have is not None and need > have:
         raise BadInput(f"--scenes {scenes} x --frames {frames} x about {most} particles need about "
                        f"{need / 2**30:.3g} GiB to assemble, more than this machine's {have / 2**30:.3g} GiB; "
                        "use fewer scenes or frames")
+
+
+def parse_kinds(text: Optional[str], option: str) -> Optional[tuple]:
+    """``"boxes,sand"`` -> ``("boxes", "sand")`` checked against ``SCENE_KINDS`` (None stays None)."""
+    from dynamics.sim.scenes import SCENE_KINDS
+
+    if text is None:
+        return None
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds:
+        raise BadInput(f"{option}: name at least one scene kind ({', '.join(SCENE_KINDS)})")
+    for k in kinds:
+        if k not in SCENE_KINDS:
+            raise BadInput(f"{option}: unknown scene kind {k!r}; known: {', '.join(SCENE_KINDS)}")
+    return kinds
+
+
+def _check_resume(out: Path, params: dict) -> None:
+    """Refuse to resume a work folder made with other generator settings (its scenes would be mixed in)."""
+    import json
+
+    path = out / WORK / "params.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
+        if diff:
+            raise BadInput(f"--out {out}: its scenes in .work were made with other settings "
+                           f"({', '.join(f'{k}: {old.get(k)!r} then, {params.get(k)!r} now' for k in diff)}); "
+                           f"use a new --out or delete {out / WORK}")
+    else:
+        from particles.io import atomic_write
+
+        text = json.dumps(params, indent=2)
+        atomic_write(path, lambda f: f.write(text), mode="w")
 
 
 def split_of(n: int, seed: int, valid: float, test: float) -> dict[str, list[int]]:
@@ -145,12 +183,23 @@ def register(app: typer.Typer) -> None:
         max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
                                           help="Refuse scenes estimated to have more particles than this."),
         no_audit: bool = typer.Option(False, "--no-audit", help="Keep draws without running the critic on them."),
+        kinds: Optional[str] = typer.Option(None, "--kinds", metavar="K1,K2",
+                                            help="Scene kinds to draw from, uniformly (dynamics.sim.scenes.SCENE_KINDS, "
+                                                 "e.g. boxes,sand); default: boxes and sand by --granular-fraction."),
+        heldout: int = typer.Option(0, "--heldout", min=0, metavar="N",
+                                    help="Also make N scenes of --heldout-kinds as a 'heldout' split (never trained on)."),
+        heldout_kinds: Optional[str] = typer.Option(None, "--heldout-kinds", metavar="K1,K2",
+                                                    help="Scene kinds of the heldout split (required with --heldout)."),
     ):
         """Make a dataset of randomized push scenes (rigid boxes, stacks, sand piles) on Newton,
         split by scene into train/valid/test. Resumable: run it again to finish a killed run.
 
         Every trajectory is audited by the critic; glitched ones are dropped and redrawn (new seed,
         deterministic) and counted in the summary and metadata.json (dropped_glitched).
+
+        With --heldout N, N more scenes are drawn from --heldout-kinds (shapes or materials the
+        training kinds never show) and written as the split 'heldout', for held-out tables
+        (bench/model.py --split heldout).
 
         Example: worldline dataset --scenes 48 --frames 100 --workers 2 --out data/push48
         """
@@ -176,23 +225,38 @@ def register(app: typer.Typer) -> None:
             raise BadInput("--valid and --test must be non-negative fractions summing to less than 1")
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} exists and is not a folder")
+        kind_list = parse_kinds(kinds, "--kinds")
+        held_list = parse_kinds(heldout_kinds, "--heldout-kinds")
+        if heldout and held_list is None:
+            raise BadInput("--heldout N needs --heldout-kinds K1,K2 (the kinds its scenes are drawn from)")
+        if held_list is not None and not heldout:
+            raise BadInput("--heldout-kinds needs --heldout N (how many held-out scenes to make)")
         check_output(out, folder=True)
-        _check_budget(scenes, frames, seed, dt, radius, granular_fraction, max_particles)
+        _check_budget(scenes, frames, seed, dt, radius, granular_fraction, max_particles, kind_list, heldout, held_list)
         (out / WORK).mkdir(parents=True, exist_ok=True)
-        todo = [i for i in range(scenes) if not _scene_path(out, i).exists()]
-        if len(todo) < scenes:
-            typer.echo(f"resuming: {scenes - len(todo)} of {scenes} scenes already in {out / WORK}")
+        _check_resume(out, {"scenes": scenes, "seed": seed, "frames": frames, "dt": dt, "radius": radius,
+                            "granular_fraction": granular_fraction, "substeps": substeps, "audit": not no_audit,
+                            "kinds": kind_list and list(kind_list), "heldout": heldout,
+                            "heldout_kinds": held_list and list(held_list)})
+        total = scenes + heldout
+        todo = [i for i in range(total) if not _scene_path(out, i).exists()]
+        if len(todo) < total:
+            typer.echo(f"resuming: {total - len(todo)} of {total} scenes already in {out / WORK}")
         args = (str(out),)
         rest = (seed, frames, dt, radius, granular_fraction, substeps, not no_audit)
-        bar = tqdm(total=scenes, initial=scenes - len(todo), desc="scenes", unit="scene")
+
+        def kinds_of(i: int):  # held-out scenes follow the training ones: indices scenes .. scenes + heldout - 1
+            return held_list if i >= scenes else kind_list
+
+        bar = tqdm(total=total, initial=total - len(todo), desc="scenes", unit="scene")
         if todo and workers == 1:
             for i in todo:
-                simulate_scene(*args, i, *rest)
+                simulate_scene(*args, i, *rest, kinds_of(i))
                 bar.update(1)
         elif todo:
             # spawn: Warp and Newton hold native state that must not be forked
             with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(simulate_scene, *args, i, *rest) for i in todo]
+                futures = [pool.submit(simulate_scene, *args, i, *rest, kinds_of(i)) for i in todo]
                 try:
                     for fut in cf.as_completed(futures):
                         fut.result()
@@ -203,11 +267,14 @@ def register(app: typer.Typer) -> None:
                     raise
         bar.close()
         parts = split_of(scenes, seed, valid, test)
+        if heldout:
+            parts["heldout"] = list(range(scenes, total))
         rollouts = {name: [load_rollout(_scene_path(out, i)) for i in idx] for name, idx in parts.items() if idx}
-        dropped, by_category = dropped_counts(_scene_path(out, i) for i in range(scenes))
+        dropped, by_category = dropped_counts(_scene_path(out, i) for i in range(total))
         meta = write_dataset(out, rollouts, extra_metadata={
             "generator": "worldline dataset (dynamics.sim.scenes.random_setup on NVIDIA Newton)",
             "seed": seed, "scenes": scenes, "scene_splits": parts, "substeps": substeps,
+            "kinds": list(kind_list) if kind_list else None, "heldout_kinds": list(held_list) if held_list else None,
             "audited": not no_audit, "dropped_glitched": dropped, "dropped_by_category": by_category})
         sizes = ", ".join(f"{k} {len(v)}" for k, v in rollouts.items())
         typer.echo(f"wrote {out} ({sizes} scenes of {frames} frames); metadata: {meta}")

@@ -21,6 +21,7 @@ from .materials import Material, default_material
 from .simulator import NewtonSimulator, ObjectShape, SimConfig
 
 __all__ = ["SimSetup", "lattice_box", "lattice_cylinder", "lattice_sphere", "push_action", "random_setup",
+           "SCENE_KINDS", "boxes_scene", "sand_scene", "random_pusher",
            "build_setup", "PrimitiveSpec", "setup_from_lifted", "setup_from_scene_file"]
 
 
@@ -192,53 +193,115 @@ def push_action(start, end, frames: int, hold: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- random scenes
 
 
-def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0,
-                 granular_fraction: float = 0.35) -> SimSetup:
-    """A random pushing scene: rigid boxes (one to three, sometimes stacked) or a granular
-    pile on the ground, and a pusher box sweeping through it along a random horizontal direction.
+def _sand_objects(rng: np.random.Generator, r: float) -> tuple[list[PrimitiveSpec], float]:
+    """A granular pile (5-7 x 5-7 x 3-5 spacings) at the origin, and its footprint radius, m."""
+    half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(3, 6)]) * r
+    centre = np.array([0.0, 0.0, half[2]])
+    spec = PrimitiveSpec("sand", "granular", ObjectShape("box", tuple(half), position=centre),
+                         friction=float(rng.uniform(0.5, 0.8)))
+    return [spec], float(np.linalg.norm(half[:2]))
 
-    Sizes are a few particle spacings (about 100-300 particles per scene at ``r`` = 1 cm);
-    masses and frictions are drawn around the material defaults; push speed 0.1-0.3 m/s.
-    """
-    heading = rng.uniform(0, 2 * np.pi)
-    direction = np.array([np.cos(heading), np.sin(heading), 0.0])
+
+def _box_objects(rng: np.random.Generator, r: float, direction: np.ndarray,
+                 heading: float) -> tuple[list[PrimitiveSpec], float]:
+    """One to three rigid boxes in a row along ``direction`` (sometimes stacked), and the first one's
+    footprint radius, m (the tool starts behind it)."""
     side = np.array([-direction[1], direction[0], 0.0])
     objects: list[PrimitiveSpec] = []
-    if rng.random() < granular_fraction:
-        half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(3, 6)]) * r  # 5-7 x 5-7 x 3-5 spacings
-        centre = np.array([0.0, 0.0, half[2]])
-        objects.append(PrimitiveSpec("sand", "granular", ObjectShape("box", tuple(half), position=centre),
-                                  friction=float(rng.uniform(0.5, 0.8))))
-        extent = float(np.linalg.norm(half[:2]))
-    else:
-        count = int(rng.integers(1, 4))
-        along = 0.0
-        for i in range(count):
-            half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r  # 3-5 particles a side
-            reach = float(np.linalg.norm(half[:2]))  # footprint radius whatever the yaw
-            if i > 0 and rng.random() < 0.5:  # stack on the previous box
-                prev = objects[-1].shape
-                centre = prev.position + np.array([0, 0, prev.size[2] + half[2] + 0.002])
-                along = max(along, float(prev.position @ direction) + reach + rng.uniform(0.01, 0.05))
-            else:
-                offset = along + (reach if i else 0.0)
-                centre = direction * offset + side * rng.uniform(-0.03, 0.03)
-                centre[2] = half[2]
-                along = offset + reach + rng.uniform(0.01, 0.05)
-            yaw = heading + rng.uniform(-0.4, 0.4)
-            quat = (0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2))
-            objects.append(PrimitiveSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
-                                      density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))))
-        extent = float(np.linalg.norm(objects[0].shape.size[:2]))  # the tool starts behind the first box
+    count = int(rng.integers(1, 4))
+    along = 0.0
+    for i in range(count):
+        half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r  # 3-5 particles a side
+        reach = float(np.linalg.norm(half[:2]))  # footprint radius whatever the yaw
+        if i > 0 and rng.random() < 0.5:  # stack on the previous box
+            prev = objects[-1].shape
+            centre = prev.position + np.array([0, 0, prev.size[2] + half[2] + 0.002])
+            along = max(along, float(prev.position @ direction) + reach + rng.uniform(0.01, 0.05))
+        else:
+            offset = along + (reach if i else 0.0)
+            centre = direction * offset + side * rng.uniform(-0.03, 0.03)
+            centre[2] = half[2]
+            along = offset + reach + rng.uniform(0.01, 0.05)
+        yaw = heading + rng.uniform(-0.4, 0.4)
+        quat = (0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2))
+        objects.append(PrimitiveSpec(f"box{i}", "rigid", ObjectShape("box", tuple(half), position=centre, rotation=quat),
+                                     density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))))
+    return objects, float(np.linalg.norm(objects[0].shape.size[:2]))
+
+
+def random_pusher(rng: np.random.Generator, frames: int, r: float, dt: float, direction: np.ndarray,
+                  heading: float, extent: float) -> tuple[ObjectShape, np.ndarray]:
+    """A pusher box (1 x 3-5 x 2-4 spacings, half sizes) starting ``extent`` + 1-4 cm behind the origin
+    and sweeping along ``direction`` at 0.1-0.3 m/s, then holding still for the last 1/5-1/3 of the frames.
+
+    Returns:
+        The tool's shape and its centre path (frames, 3) float64, m.
+    """
+    side = np.array([-direction[1], direction[0], 0.0])
     tool_half = np.array([r, rng.integers(3, 6) * r, rng.integers(2, 5) * r])
     yaw_tool = (0.0, 0.0, np.sin(heading / 2), np.cos(heading / 2))
     start = -direction * (extent + tool_half[0] + rng.uniform(0.01, 0.04)) + side * rng.uniform(-0.02, 0.02)
     start[2] = tool_half[2] + 0.002
     speed = rng.uniform(0.1, 0.3)
-    hold = int(rng.integers(frames // 5, frames // 3))
+    hold = int(rng.integers(frames // 5, max(frames // 3, frames // 5 + 1)))  # (5 frames drew from an empty range)
     travel = speed * (frames - hold) * dt
     path = push_action(start, start + direction * travel, frames, hold)
-    tool = ObjectShape("box", tuple(tool_half), position=start, rotation=yaw_tool)
+    return ObjectShape("box", tuple(tool_half), position=start, rotation=yaw_tool), path
+
+
+def _heading(rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    heading = rng.uniform(0, 2 * np.pi)
+    return heading, np.array([np.cos(heading), np.sin(heading), 0.0])
+
+
+def boxes_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``boxes``: one to three rigid boxes (sometimes stacked) swept by a pusher."""
+    heading, direction = _heading(rng)
+    objects, extent = _box_objects(rng, r, direction, heading)
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, extent)
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def sand_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``sand``: a granular pile swept by a pusher."""
+    heading, direction = _heading(rng)
+    objects, extent = _sand_objects(rng, r)
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, extent)
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+#: Scene kinds of :func:`random_setup` (``worldline dataset --kinds``): name -> ``fn(rng, frames, r, dt) -> SimSetup``.
+#: Each draws everything it needs from ``rng`` (so a scene is fixed by its seed) and keeps scenes small
+#: (a few hundred particles at ``r`` = 1 cm).
+SCENE_KINDS: dict = {"boxes": boxes_scene, "sand": sand_scene}
+
+
+def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0,
+                 granular_fraction: float = 0.35, kinds: Optional[Sequence[str]] = None) -> SimSetup:
+    """A random pushing scene.
+
+    With ``kinds`` None (the default mix): rigid boxes (one to three, sometimes stacked) with probability
+    ``1 - granular_fraction``, else a granular pile on the ground, and a pusher box sweeping through it along
+    a random horizontal direction. With ``kinds`` (names of :data:`SCENE_KINDS`), one kind is drawn
+    uniformly and builds the scene (``granular_fraction`` is then unused).
+
+    Sizes are a few particle spacings (about 100-300 particles per scene at ``r`` = 1 cm);
+    masses and frictions are drawn around the material defaults; push speed 0.1-0.3 m/s.
+    """
+    if kinds is not None:
+        kinds = list(kinds)
+        unknown = [k for k in kinds if k not in SCENE_KINDS]
+        if not kinds or unknown:
+            raise ValidationError("kinds", f"unknown scene kind {unknown[0] if unknown else '(none given)'}; "
+                                           f"known: {', '.join(SCENE_KINDS)}")
+        return SCENE_KINDS[kinds[int(rng.integers(len(kinds)))]](rng, frames, r, dt)
+    # the default mix keeps its historical draw order (heading first), so old datasets regenerate bit for bit
+    heading, direction = _heading(rng)
+    if rng.random() < granular_fraction:
+        objects, extent = _sand_objects(rng, r)
+    else:
+        objects, extent = _box_objects(rng, r, direction, heading)
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, extent)
     return build_setup(objects, r, tool=tool, tool_path=path)
 
 
