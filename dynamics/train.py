@@ -223,7 +223,7 @@ def out_of_distribution(dist: Optional[dict], scene, tool: Optional[str] = None)
 
     Checks the materials of objects with free particles, the tool shape (``tool``: "pusher",
     "gripper" or None; by default inferred with :func:`tool_shape`) and the recorded per-object
-    parameter ranges (a value outside ``[min, max]`` of training)."""
+    parameter ranges (a value outside ``[min, max]`` of training; stiffness only for deformable objects)."""
     if not dist:
         return ["unknown training distribution"]
     out = []
@@ -243,6 +243,8 @@ def out_of_distribution(dist: Optional[dict], scene, tool: Optional[str] = None)
         lo, hi = dist[name]
         vals = np.asarray(getattr(scene, key))
         for k in free_objects:
+            if name == "stiffness" and scene.object_material[k] == "rigid":
+                continue  # a rigid body's Young's modulus reaches neither Newton's rigid solver nor the models
             v = float(vals[k])
             if not lo * (1 - 1e-6) <= v <= hi * (1 + 1e-6):
                 out.append(f"object {scene.object_name[k]!r} has {name} {v:g}; trained on {lo:g}..{hi:g}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,6 +272,7 @@ def test_train_command_writes_an_object_checkpoint_and_refuses_bad_input(tmp_pat
     assert main(args) == 0
     net = load_object_model(out / "model.pt")
     assert net.config.history == 2 and net.info["steps"] == 3
+    assert net.info["training_distribution"]["materials"] == ["rigid"]  # for worldline rollout's warning
     assert (out / "log.jsonl").read_text().strip()
     capsys.readouterr()
     assert main(args) == 2  # never overwrites a run
@@ -301,3 +303,40 @@ def test_exact_constraints_keep_the_rollout_above_the_ground_and_out_of_the_tool
 
     resid = (skin(b, c, rot) - out[:, b.index]).norm(dim=-1)[:, ~b.kinematic][:, b.mask[~b.kinematic]]
     assert float(resid.max()) < 1e-6
+
+
+def test_rollout_command_runs_object_checkpoints_on_scenes_and_datasets(tmp_path, capsys):
+    """worldline rollout takes the shipped object model: on push_box the pusher carries the box along +x
+    on the table (clean audit); on a dataset trajectory the model's history is the data's; a sand scene
+    exits 2 naming the granular object; a friction outside the training range warns."""
+    from critic import audit
+    from dynamics.toy import toy_dataset
+    from particles import load_dataset, load_rollout
+    from worldline.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    ckpt = root / "assets" / "weights" / "objects_push.pt"
+    scene = root / "assets" / "scenes" / "push_box.toml"
+    out = tmp_path / "box.npz"
+    assert main(["rollout", str(scene), "--checkpoint", str(ckpt), "--steps", "60", "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    ro = load_rollout(out)
+    box = ro.scene.object_id == ro.scene.object_name.index("box")
+    c0, c1 = ro.positions[0, box].mean(0), ro.positions[-1, box].mean(0)
+    assert c1[0] - c0[0] > 0.1 and abs(c1[1] - c0[1]) < 0.01 and abs(c1[2] - c0[2]) < 0.005  # pushed, on the table
+    assert audit(ro).clean
+    data = tmp_path / "toy"
+    toy_dataset(data, seed=0, train=1, valid=1, test=1, frames=12)
+    assert main(["rollout", str(data), "--checkpoint", str(ckpt), "--split", "test", "--out", str(tmp_path / "d.npz")]) == 0
+    got, truth = load_rollout(tmp_path / "d.npz"), load_dataset(data, "test")[0]
+    c = load_object_model(ckpt).config.history
+    assert got.num_frames == truth.num_frames and np.array_equal(got.positions[:c + 1], truth.positions[:c + 1])
+    assert not np.allclose(got.positions[c + 1:], truth.positions[c + 1:], atol=0)  # predicted, not copied
+    capsys.readouterr()
+    sand = root / "assets" / "scenes" / "granular_push.toml"
+    assert main(["rollout", str(sand), "--checkpoint", str(ckpt), "--out", str(tmp_path / "s.npz")]) == 2
+    assert "is granular" in capsys.readouterr().err and not (tmp_path / "s.npz").exists()
+    icy = tmp_path / "icy.toml"
+    icy.write_text(scene.read_text().replace("density = 500.0\nfriction = 0.5", "density = 500.0\nfriction = 0.05"))
+    assert main(["rollout", str(icy), "--checkpoint", str(ckpt), "--steps", "2", "--out", str(tmp_path / "i.npz")]) == 0
+    assert "object 'box' has friction 0.05; trained on" in capsys.readouterr().err

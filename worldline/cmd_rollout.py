@@ -1,4 +1,5 @@
-"""``worldline rollout SCENE.toml|DATASET --checkpoint CKPT --out rollout.npz``: predict with the GNN."""
+"""``worldline rollout SCENE.toml|DATASET --checkpoint CKPT --out rollout.npz``: predict with a learned model
+(the particle GNN, or the object-level model of ``dynamics.objects`` when CKPT is one of its checkpoints)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,86 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide
     return ro, extra
 
 
+def is_object_checkpoint(path: Path) -> bool:
+    """True when ``path`` is an object-model checkpoint (``dynamics.objects.save_object_model``); anything
+    else, readable or not, is left to the GNN loader and its errors."""
+    import torch
+
+    from dynamics.objects import OBJECT_FORMAT
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001  (the GNN loader names what is wrong with the file)
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("format") == OBJECT_FORMAT
+
+
+def _object_rollout(model, rollout, history_frames: int, steps: int, collide: bool):
+    """(steps, N, 3) float32 m: the object model from the first ``history_frames`` frames of ``rollout``
+    (frames 0 .. C), the kinematic particles on ``rollout``'s later frames."""
+    import numpy as np
+    import torch
+
+    from dynamics.objects import object_rollout, pack_objects, supports
+
+    bad = supports(rollout.scene)
+    if bad:
+        raise BadInput(f"the object model cannot roll this scene out: {bad[0]}")
+    dtype = next(model.parameters()).dtype
+    batch = pack_objects([rollout.scene], model.config.dt, "cpu", dtype)
+    pos = torch.as_tensor(np.asarray(rollout.positions), dtype=dtype)
+    with torch.no_grad():
+        pred = object_rollout(model, batch, pos[:history_frames], steps, pos[history_frames:history_frames + steps],
+                              collide=collide)
+    return pred.float().numpy()
+
+
+def _rollout_objects(model, source: Path, split: str, index: int, steps: Optional[int], collide: bool,
+                     max_particles: int):
+    """The object model's rollout of a dataset trajectory or a scene file (as :func:`_rollout_dataset` and
+    :func:`_rollout_scene` do for the GNN); a scene starts at rest."""
+    import numpy as np
+
+    from particles import Rollout, load_dataset
+
+    c = model.config.history
+    if source.is_dir():
+        trajs = load_dataset(source, split)
+        if not 0 <= index < len(trajs):
+            raise BadInput(f"--index {index}: the {split} split has {len(trajs)} trajectories")
+        ro = trajs[index]
+        if ro.scene.num_particles > max_particles:
+            raise BadInput(f"{source}: {split} trajectory {index} has {ro.scene.num_particles} particles, more than "
+                           f"--max-particles {max_particles}; raise --max-particles")
+        if abs(ro.dt - model.config.dt) > 1e-9:
+            raise BadInput(f"the trajectory's dt {ro.dt} s differs from the model's {model.config.dt} s")
+        avail = ro.num_frames - 1 - c
+        if avail < 1:
+            raise BadInput(f"trajectory {index} has {ro.num_frames} frames; the model needs more than {c + 1}")
+        steps = avail if steps is None else steps
+        if not 1 <= steps <= avail:
+            raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
+        pred = _object_rollout(model, ro, c + 1, steps, collide)
+        return Rollout(ro.scene, np.concatenate([ro.positions[:c + 1], pred], 0), ro.dt), {"start_frame": np.int64(c)}
+    from particles.lift import lift_scene, tool_action
+    from particles.scene_file import check_particle_budget, load_scene_file
+
+    steps = 100 if steps is None else steps
+    spec = load_scene_file(source)
+    check_particle_budget(spec, max_particles, frames=steps + 1)
+    lifted = lift_scene(spec)
+    scene = lifted.scene
+    x0 = scene.positions.astype(np.float32)
+    frames = np.repeat(x0[None], c + 1 + steps, 0)  # at rest for the history; free rows after it are never read
+    extra = {"start_frame": np.int64(0)}
+    if spec.tool is not None:
+        action = tool_action(lifted, model.config.dt, steps)
+        frames[c + 1:, action.indices] = action.positions[1:steps + 1]
+        extra["tool_indices"] = action.indices
+    pred = _object_rollout(model, Rollout(scene, frames, model.config.dt), c + 1, steps, collide)
+    return Rollout(scene, np.concatenate([x0[None], pred], 0), model.config.dt), extra
+
+
 def warn_out_of_distribution(checkpoint: Path, ckpt: dict, scene) -> list[str]:
     """Print (stderr) one warning line per reason the scene lies outside what the checkpoint was
     trained on (materials, tool, object parameters), or once that its training distribution is
@@ -102,7 +183,11 @@ def register(app: typer.Typer) -> None:
                                           help="Refuse a scene or trajectory with more particles than this "
                                                "(scenes are estimated before anything is allocated)."),
     ):
-        """Roll out the GNN on a scene or a dataset trajectory and write a rollout file.
+        """Roll out a learned model on a scene or a dataset trajectory and write a rollout file.
+
+        CKPT is a particle-GNN checkpoint (worldline train) or an object-model one (worldline train --model objects,
+        e.g. assets/weights/objects_push.pt: rigid objects only; --collide applies its exact contact constraints,
+        --rigid does not apply, its bodies are rigid by construction).
 
         For a dataset trajectory the first C + 1 frames are the data's (the model's history) and kinematic particles follow their recorded path; start_frame in the file says where prediction begins.
 
@@ -123,16 +208,25 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"{source}: no such scene file or dataset folder")
         if not source.is_dir() and source.suffix != ".toml":
             raise BadInput(f"{source}: expected a scene .toml or a dataset folder")
-        if source.is_dir() and split not in ("train", "valid", "test"):
-            raise BadInput(f"--split: expected train, valid or test, got {split!r}")
+        from particles.io import SPLITS
+
+        if source.is_dir() and split not in SPLITS:
+            raise BadInput(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
         if steps is not None and steps < 1:
             raise BadInput(f"--steps must be >= 1, got {steps}")
-        ckpt = load_checkpoint(checkpoint)
-        model = model_from_checkpoint(ckpt, checkpoint)
-        if source.is_dir():
-            ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide, max_particles)
+        if checkpoint.is_file() and is_object_checkpoint(checkpoint):
+            from dynamics.objects import load_object_model
+
+            model = load_object_model(checkpoint)
+            ro, extra = _rollout_objects(model, source, split, index, steps, collide, max_particles)
+            ckpt = {"info": getattr(model, "info", {})}
         else:
-            ro, extra = _rollout_scene(model, source, steps, rigid, collide, max_particles)
+            ckpt = load_checkpoint(checkpoint)
+            model = model_from_checkpoint(ckpt, checkpoint)
+            if source.is_dir():
+                ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide, max_particles)
+            else:
+                ro, extra = _rollout_scene(model, source, steps, rigid, collide, max_particles)
         warn_out_of_distribution(checkpoint, ckpt, ro.scene)
         save_rollout(out, ro, extra=extra)
         typer.echo(f"wrote {out}: {ro.num_frames} frames of {ro.scene.num_particles} particles, dt {ro.dt:g} s")

@@ -120,9 +120,14 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
                                   max_seconds=max_minutes * 60 if max_minutes > 0 else None, init=start)
     except ValidationError as exc:
         raise BadInput(f"{dataset}: {exc}") from None
+    from dynamics.objects import supports
+    from dynamics.train import training_distribution
+
     info.update(dataset=str(dataset), wall_seconds=time.perf_counter() - t0, threads=threads,
                 init=None if init is None else str(init), init_info=getattr(start, "info", None),
-                command="worldline train --model objects")
+                command="worldline train --model objects",
+                # what it saw (the rigid-only trajectories it trains on), for worldline rollout's warning
+                training_distribution=training_distribution(dataset, [ro for ro in train if not supports(ro.scene)]))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "log.jsonl", lambda f: f.write("".join(json.dumps(e) + "\n" for e in log)), mode="w")
     save_object_model(out / "model.pt", net, info)
