@@ -15,6 +15,21 @@ Backends (`--backends`, those of `worldline evaluate --backend`): `gnn` (the shi
 `--checkpoint`), `objects` (the shipped object-level model, rigid tasks only), `auto` (objects
 where every free body is rigid, else the GNN) and `constraints` (a zero network through the
 GNN's constraints). Prints tables; never collected as a test.
+
+**Newton cache.** Newton's half is most of the run (about 25 min for 6 policies x 20 tasks on
+the shared 2-core CPU), so its episode records are cached, one JSON file per episode under
+`--truth-cache` (default `$XDG_CACHE_HOME/worldline/evaluate_truth`, else
+`~/.cache/worldline/evaluate_truth`), keyed by the task file's bytes, the policy, the episode
+seed, `--max-steps` and a code version (a hash of the sources that decide a Newton episode:
+`dynamics/sim`, `dynamics/tasks.py`, `dynamics/policies.py`, `particles/`, the policy wrapper of
+`dynamics/policy.py` (`PolicyController`, `policy_obs`, `parse_target`, `_side_record`) and the
+newton and warp versions). The speed ratio is never taken from the cache: a fixed subset
+of the episodes (`--newton-timed`, default one per task, its policy cycling through the list) is
+run on Newton in this run (after an untimed 3-frame warm-up episode: Warp's kernel loading),
+timed, and checked against the cache; Newton's time for all the
+episodes is then that subset's seconds per Newton frame times all episodes' Newton frames (the
+printout says when it is scaled). Episodes missing from the cache are run and timed too; a run
+with an empty cache or `--no-truth-cache` times every Newton episode and reports the plain ratio.
 """
 
 from __future__ import annotations
@@ -29,6 +44,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Sources whose code decides a Newton episode's record (hashed into the cache key).
+TRUTH_SOURCES = ("dynamics/sim", "dynamics/tasks.py", "dynamics/policies.py", "particles")
+#: Of dynamics/policy.py only what a Newton episode runs (its packed model stepping does not count).
+TRUTH_POLICY_PARTS = ("PolicyController", "policy_obs", "parse_target", "_side_record")
 CHEAP = ("yaw_push", "straight_push", "open_loop_push", "offset_push", "half_push", "random_policy")
 
 
@@ -40,6 +59,109 @@ def make_backend_factory(name: str, checkpoint: str):
     if name not in BACKENDS:
         raise SystemExit(f"--backends: unknown {name!r}; expected one of {', '.join(BACKENDS)}")
     return BACKENDS[name](Path(checkpoint) if name in ("gnn", "learned", "auto") else None)
+
+
+def truth_code_version() -> str:
+    """Hex digest of the sources in :data:`TRUTH_SOURCES` and the newton / warp versions."""
+    import hashlib
+    from importlib.metadata import version
+
+    h = hashlib.sha256()
+    for rel in TRUTH_SOURCES:
+        p = ROOT / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    import inspect
+
+    import dynamics.policy as dp
+
+    for name in TRUTH_POLICY_PARTS:
+        h.update(inspect.getsource(getattr(dp, name)).encode())
+    for pkg in ("newton", "warp-lang"):
+        try:
+            h.update(f"{pkg}={version(pkg)}".encode())
+        except Exception:  # noqa: BLE001  (not installed under that name)
+            h.update(f"{pkg}=?".encode())
+    return h.hexdigest()[:16]
+
+
+def truth_key(task_path: str, policy: str, seed: int, max_steps: int, code: str) -> str:
+    """Cache key of one Newton episode: task file bytes, policy name, episode seed, max steps, code version."""
+    import hashlib
+
+    task_hash = hashlib.sha256(Path(task_path).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(f"{task_hash}|{policy}|{seed}|{max_steps}|{code}".encode()).hexdigest()[:24]
+
+
+def default_truth_cache() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "worldline" / "evaluate_truth"
+
+
+def timed_subset(n_tasks: int, names: list, episodes: int, count: int) -> list[tuple]:
+    """The fixed ``(policy, task_index, episode)`` subset Newton is timed on: task t with policy
+    ``names[t % len(names)]``, episode 0, for the first ``count`` tasks (every task by default)."""
+    return [(names[t % len(names)], t, 0) for t in range(min(count, n_tasks))]
+
+
+def run_truth(tasks, paths, specs, names, args) -> tuple[dict, dict]:
+    """Newton records ``{(policy, task_index, episode): record}`` (``_side_record`` dicts) and timing.
+
+    Cached records are read from ``--truth-cache``; the timed subset and every missing episode run
+    here, timed (``newton_s`` and ``newton_frames`` of the episodes run)."""
+    from dynamics.policy import PolicyController, _side_record
+    from dynamics.tasks import run_episode
+    from particles.io import atomic_write
+
+    cache = None if args.no_truth_cache else Path(args.truth_cache or default_truth_cache())
+    code = truth_code_version()
+    subset = set(timed_subset(len(tasks), names, args.episodes_per_task,
+                              len(tasks) if args.newton_timed < 0 else args.newton_timed))
+    recs, fresh = {}, {}
+    secs, frames, mismatches, cached = 0.0, 0, [], 0
+    todo = []
+    for s in specs:
+        k = (s.policy, s.task_index, s.episode)
+        key = truth_key(paths[s.task_index], s.policy, s.seed, args.max_steps, code)
+        hit = None
+        if cache is not None and (cache / f"{key}.json").is_file():
+            hit = json.loads((cache / f"{key}.json").read_text())
+        if hit is not None:
+            recs[k] = hit
+            cached += 1
+        if hit is None or k in subset:
+            todo.append((s, k, key))
+    if todo:  # Warp's kernel loading and Newton's first model build, untimed (the model side is warm too)
+        s0 = todo[0][0]
+        run_episode(tasks[s0.task_index], PolicyController(s0.fn, s0.seed), max_steps=3)
+    for n, (s, k, key) in enumerate(todo):
+        t0 = time.perf_counter()
+        res = run_episode(tasks[s.task_index], PolicyController(s.fn, s.seed), max_steps=args.max_steps)
+        secs += time.perf_counter() - t0
+        frames += int(res.steps)
+        rec = json.loads(json.dumps(_side_record(res), default=float))
+        if k in recs and recs[k] != rec:
+            mismatches.append(k)
+        recs[k] = fresh[k] = rec
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(rec)
+            atomic_write(cache / f"{key}.json", lambda f: f.write(text), mode="w")
+        if (n + 1) % 10 == 0 or n + 1 == len(todo):
+            print(f"  Newton: {n + 1}/{len(todo)} episodes run ({cached} of {len(specs)} cached)", flush=True)
+    total_frames = sum(int(recs[(s.policy, s.task_index, s.episode)]["steps"]) for s in specs)
+    all_fresh = len(fresh) == len(specs)
+    per_frame = secs / max(frames, 1)
+    timing = {"newton_s": secs, "newton_episodes": len(fresh), "newton_frames": frames,
+              "newton_s_per_frame": per_frame, "all_frames": total_frames, "cached": cached,
+              "all_timed": all_fresh, "cache_mismatches": [list(m) for m in mismatches], "code_version": code,
+              "truth_s": secs if all_fresh else per_frame * total_frames}
+    if mismatches:
+        print(f"  WARNING: {len(mismatches)} cached Newton records differ from this run's: {mismatches[:3]}", flush=True)
+    return recs, timing
 
 
 def drift(args) -> None:
@@ -77,6 +199,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--json", default=None, help="write the reports and timings here")
+    ap.add_argument("--truth-cache", default=None, help="folder of cached Newton episode records "
+                    "(default $XDG_CACHE_HOME/worldline/evaluate_truth)")
+    ap.add_argument("--no-truth-cache", action="store_true", help="run and time every Newton episode; cache nothing")
+    ap.add_argument("--newton-timed", type=int, default=-1,
+                    help="episodes Newton is run and timed on in this run even when cached (one per task, "
+                         "for the first N tasks; -1: every task)")
     ap.add_argument("--drift", action="store_true",
                     help="only: how far the GNN moves each task's goal object in 100 frames with the tool still")
     args = ap.parse_args()
@@ -98,38 +226,46 @@ def main() -> None:
     print(f"{len(tasks)} tasks ({args.tasks}), {len(policies)} policies, {args.episodes_per_task} episode(s) each, "
           f"at most {args.max_steps} frames, torch threads {args.threads}", flush=True)
 
-    def prog(stage, done, total):
-        if stage == "truth" and (done % 10 == 0 or done == total):
-            print(f"  truth: {done}/{total} episodes", flush=True)
+    from dynamics.policy import EpisodeSpec, episode_seed
 
-    out, truth_eval = {}, None
-    for bi, be in enumerate(b for b in args.backends.split(",") if b):
+    specs = [EpisodeSpec(pn, fn, ti, e, episode_seed(args.seed, ti, e))
+             for pn, fn in policies for ti in range(len(tasks)) for e in range(args.episodes_per_task)]
+    t0 = time.perf_counter()
+    truth, ttm = run_truth(tasks, paths, specs, names, args)
+    how = (f"all {ttm['newton_episodes']} episodes timed in this run" if ttm["all_timed"] else
+           f"{ttm['newton_episodes']} episodes ({ttm['newton_frames']} frames) timed in this run, "
+           f"{ttm['newton_s_per_frame'] * 1000:.1f} ms per frame, scaled to all {ttm['all_frames']} Newton frames; "
+           f"the other records from the cache")
+    print(f"Newton: {ttm['truth_s']:.1f} s ({how}; {time.perf_counter() - t0:.0f} s here)", flush=True)
+
+    out = {}
+    for be in (b for b in args.backends.split(",") if b):
         factory = make_backend_factory(be, args.checkpoint)
         t0 = time.perf_counter()
-        ev = evaluate_policies(tasks, policies, factory, truth=truth_eval is None, episodes_per_task=args.episodes_per_task,
-                               seed=args.seed, max_steps=args.max_steps, progress=prog,
+        ev = evaluate_policies(tasks, policies, factory, truth=False, episodes_per_task=args.episodes_per_task,
+                               seed=args.seed, max_steps=args.max_steps,
                                settings={"backend": be, "checkpoint": args.checkpoint if be == "gnn" else None})
-        if truth_eval is None:
-            truth_eval = ev
-        else:  # the same episodes' Newton results, measured once
-            for rec, t in zip(ev.report["episodes"], truth_eval.report["episodes"]):
-                assert (rec["policy"], rec["task"], rec["episode"]) == (t["policy"], t["task"], t["episode"])
-                rec["truth"] = t["truth"]
-            ev.report = build_report(ev.report["episodes"], names, [Path(p).stem for p in paths], ev.report["settings"])
-            ev.timing["truth_s"] = truth_eval.timing["truth_s"]
-            ev.timing["model_vs_truth"] = ev.timing["truth_s"] / ev.timing["model_s"]
-            ev.timing["model_with_audit_vs_truth"] = ev.timing["truth_s"] / (ev.timing["model_s"] + ev.timing["audit_s"])
+        for rec, s in zip(ev.report["episodes"], ev.specs):
+            rec["truth"] = truth[(s.policy, s.task_index, s.episode)]
+        settings = dict(ev.report["settings"], truth=True)
+        ev.report = build_report(ev.report["episodes"], names, [Path(p).stem for p in paths], settings)
+        ev.timing.update({k: ttm[k] for k in ("truth_s", "newton_s", "newton_episodes", "newton_frames",
+                                              "newton_s_per_frame", "all_frames", "all_timed")})
+        ev.timing["model_vs_truth"] = ev.timing["truth_s"] / ev.timing["model_s"]
+        ev.timing["model_with_audit_vs_truth"] = ev.timing["truth_s"] / (ev.timing["model_s"] + ev.timing["audit_s"])
         print(f"\n=== backend {be} ({time.perf_counter() - t0:.0f} s) ===\n", flush=True)
         print(report_markdown(ev.report).split("## Per task")[0])
         tm = ev.timing
         print(f"wall time: model episodes {tm['model_s']:.1f} s (packed model steps {tm['model_step_s']:.1f} s over "
-              f"{tm['model_packed_steps']} steps; critic {tm['audit_s']:.1f} s more), Newton {tm['truth_s']:.1f} s: "
+              f"{tm['model_packed_steps']} steps; critic {tm['audit_s']:.1f} s more), Newton {tm['truth_s']:.1f} s "
+              f"({'timed' if tm['all_timed'] else 'scaled from the timed subset'}): "
               f"model {tm['model_vs_truth']:.2f}x faster ({tm['model_with_audit_vs_truth']:.2f}x with the critic)\n",
               flush=True)
         out[be] = {"report": ev.report, "timing": tm}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "backends": out}, indent=1, default=float))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "newton": ttm, "backends": out}, indent=1,
+                                              default=float))
     print("\n| backend | success-rate Pearson | Spearman | same top-1 | same ranking | final-error Pearson | "
           "glitched episodes | w/o glitched: Pearson | same ranking | model vs Newton wall time |")
     print("|---|---|---|---|---|---|---|---|---|---|")

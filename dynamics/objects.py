@@ -85,7 +85,7 @@ from .model import _mlp, _rotation_from_vector, batch_to
 
 __all__ = [
     "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
-    "angular_velocity", "object_rollout", "ObjectBackend", "ObjectTrainConfig", "train_objects",
+    "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
     "save_object_model", "load_object_model", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
     "object_statistics", "predict_trajectory_objects",
 ]
@@ -660,7 +660,7 @@ class ObjectNet(nn.Module):
 
 def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, steps: int,
                    kinematic_future: Optional[torch.Tensor] = None, collide: bool = False, grad: bool = False,
-                   poses: bool = False):
+                   poses: bool = False, graph_batch=None):
     """Roll a packed batch forward ``steps`` frames on the object model.
 
     Args:
@@ -673,6 +673,8 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             ground guarantee) to the skinned particles and refit the poses.
         grad: record the autograd graph (gradients reach ``history``, ``kinematic_future`` and the weights).
         poses: also return the centres (steps, O, 3) and rotations (steps, O, 3, 3).
+        graph_batch: with ``collide``, the particle batch the constraints read (``_graph_batch(batch,
+            dtype)``), when the caller keeps one for many calls on the same ``batch``; None: built here.
 
     Returns:
         (steps, N, 3) float, m: predicted particle positions of frames 1..steps (and the poses).
@@ -694,7 +696,7 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         frames = torch.cat([history[-1:], kinematic_future[:steps]], 0)
         kin_all = frames.new_zeros((steps + 1,) + tuple(batch.body.shape))
         kin_all[:, kin_obj] = frames[:, batch.index[kin_obj]]
-        gb = _graph_batch(batch, history.dtype) if collide else None
+        gb = (graph_batch if graph_batch is not None else _graph_batch(batch, history.dtype)) if collide else None
         oc, orr, out = [], [], []
         free = (~batch.kinematic)[:, None] & batch.mask
         free_idx = batch.index[free]
@@ -751,6 +753,16 @@ def _graph_batch(batch: ObjectBatch, dtype):
                       radius=batch.radius.to(dtype)[oid], batch=scene, num_scenes=batch.num_scenes, mass=mass)
 
 
+@dataclass
+class PackedObjects:
+    """Scenes packed for :meth:`ObjectBackend.step_fn`: the object batch and, when the backend
+    applies the exact constraints, the particle batch they read."""
+
+    objects: ObjectBatch
+    particles: Optional[object] = None
+    """:class:`dynamics.model.GraphBatch` or None."""
+
+
 class ObjectBackend:
     """K candidate tool motions on the object model, as K copies of the scene in one object batch;
     the planner's backend contract (:meth:`predict`, as :class:`dynamics.tasks.LearnedBackend`).
@@ -780,6 +792,38 @@ class ObjectBackend:
             dtype = next(self.model.parameters()).dtype
             self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
         return self._batches[k]
+
+    @property
+    def pack_key(self):
+        """Backends with equal keys step together in one packed batch (:class:`dynamics.policy.PackedStepper`):
+        the same model object and constraints."""
+        return (id(self.model), bool(self.collide))
+
+    def pack(self, scenes: Sequence[ParticleScene]) -> "PackedObjects":
+        """Different scenes (e.g. every live episode of an evaluation) packed for :meth:`step_fn`.
+
+        Raises :class:`particles.ValidationError` for a scene :func:`supports` refuses."""
+        dtype = next(self.model.parameters()).dtype
+        ob = pack_objects(scenes, self.model.config.dt, self.device, dtype)
+        return PackedObjects(ob, _graph_batch(ob, dtype) if self.collide else None)
+
+    def step_fn(self, packed: "PackedObjects", hist: torch.Tensor, nk: torch.Tensor) -> torch.Tensor:
+        """One frame of every packed scene at once: (N, 3) float, m, the next positions.
+
+        The same as each scene stepped on its own (``predict`` with K = H = 1): poses are fit per
+        object, the network's contacts never join objects of different scenes, and the exact
+        constraints (with ``collide``) are applied once to the packed particles, where contacts
+        within the tolerance take no impulse and untouched bodies stay exactly as they are, so
+        scenes do not interact (``tests/test_evaluate.py`` checks packed against one by one).
+
+        Args:
+            packed: :meth:`pack` of the scenes.
+            hist: (C' , N, 3) float, m, C' >= 2 frames oldest first (padded by constant velocity to C + 1).
+            nk: (N, 3) float, m: the next frame's kinematic particles (tool, static); other rows unread.
+        """
+        with torch.no_grad():
+            return object_rollout(self.model, packed.objects, hist, 1, nk[None], collide=self.collide,
+                                  graph_batch=packed.particles)[0]
 
     def rollout_torch(self, history: torch.Tensor, tool_indices, tool_future: torch.Tensor, grad: bool = False):
         """(K, H + 1, N, 3) torch positions for ``tool_future (K, H, M, 3)`` (torch; gradients flow to it with ``grad``)."""
