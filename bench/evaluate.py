@@ -165,21 +165,37 @@ def run_truth(tasks, paths, specs, names, args) -> tuple[dict, dict]:
 
 
 def drift(args) -> None:
-    """The GNN's rollout of each task with the tool held still (Newton: nothing moves): the goal
-    object's centre displacement after 20, 50 and 100 frames."""
-    from dynamics.model import LearnedSimulator
-    from dynamics.tasks import Task
-    from dynamics.train import load_model
+    """Each task's world-model rollout with the tool held still where it starts (Newton: nothing
+    moves): the goal object's centre displacement (xy) after 20, 50 and 100 frames, and its yaw
+    change after 100. ``--backends gnn`` (default: the first backend named) runs the GNN,
+    ``objects`` the object model with its exact constraints."""
+    from dynamics.tasks import Task, object_yaw
 
-    model = load_model(args.checkpoint)
+    be_name = [b for b in args.backends.split(",") if b][0]
     paths = sorted(glob.glob(args.tasks))[: args.limit or None]
-    print("| task | after 20 frames | 50 | 100 (mm, xy) |\n|---|---|---|---|")
+    if be_name in ("gnn", "learned"):
+        from dynamics.model import LearnedSimulator
+        from dynamics.train import load_model
+
+        model = load_model(args.checkpoint)
+        roll = lambda task: LearnedSimulator(model, task.scene, task.tool.indices).rollout(None, 100).positions  # noqa: E731
+    else:
+        factory = make_backend_factory(be_name, args.checkpoint)
+
+        def roll(task):
+            be = factory(task)
+            sc, ti = task.scene, task.tool.indices
+            hist = np.repeat(sc.positions[None], be.history + 1, 0)
+            return be.predict(hist, ti, np.repeat(sc.positions[ti][None, None], 100, 1))[0]
+    print(f"world model {be_name}, tool held still")
+    print("| task | after 20 frames | 50 | 100 (mm, xy) | yaw change after 100 (deg) |\n|---|---|---|---|---|")
     for p in paths:
         task = Task.load(p)
-        ro = LearnedSimulator(model, task.scene, task.tool.indices).rollout(None, 100)
-        c = ro.positions[:, task.object_particles].mean(1)
+        x = roll(task)
+        c = x[:, task.object_particles].mean(1)
         cells = [f"{np.linalg.norm(c[f, :2] - c[0, :2]) * 1000:.1f}" for f in (20, 50, 100)]
-        print(f"| {Path(p).stem} | " + " | ".join(cells) + " |", flush=True)
+        dyaw = np.degrees(float(object_yaw(task, torch.as_tensor(x[100]))) - float(object_yaw(task, torch.as_tensor(x[0]))))
+        print(f"| {Path(p).stem} | " + " | ".join(cells) + f" | {dyaw:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -206,7 +222,8 @@ def main() -> None:
                     help="episodes Newton is run and timed on in this run even when cached (one per task, "
                          "for the first N tasks; -1: every task)")
     ap.add_argument("--drift", action="store_true",
-                    help="only: how far the GNN moves each task's goal object in 100 frames with the tool still")
+                    help="only: how far the world model (the first of --backends) moves each task's goal object "
+                         "in 100 frames with the tool still")
     args = ap.parse_args()
     if args.drift:
         torch.set_num_threads(args.threads)
