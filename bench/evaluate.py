@@ -198,6 +198,46 @@ def drift(args) -> None:
         print(f"| {Path(p).stem} | " + " | ".join(cells) + f" | {dyaw:.2f} |", flush=True)
 
 
+def sweep(args) -> None:
+    """The tool swept past each task's goal box without touching it (Newton: the box stays put):
+    placed beside the box on the line from the tool's start to the box, at a closest particle gap
+    ``g`` (touching is 2 r), and moved tangentially at 4 mm/frame for 30 frames (or held still);
+    printed: the box's centre displacement (xy) and the closest gap over the rollout."""
+    from scipy.spatial import cKDTree
+
+    from dynamics.tasks import Task
+
+    factory = make_backend_factory([b for b in args.backends.split(",") if b][0], args.checkpoint)
+    paths = sorted(glob.glob(args.tasks))[: args.limit or None]
+    print("| task | gap aimed at (mm) | tool | closest gap seen (mm) | box moves in 30 frames (mm) |\n|---|---|---|---|---|")
+    for p in paths:
+        task = Task.load(p)
+        sc, ti, op = task.scene, task.tool.indices, task.object_particles
+        be = factory(task)
+        d = sc.positions[op].mean(0) - sc.positions[ti].mean(0)
+        d[2] = 0.0
+        d /= np.linalg.norm(d)
+        tang = np.array([-d[1], d[0], 0.0])
+        tree = cKDTree(sc.positions[op])
+        for gap in (0.040, 0.030, 0.026, 0.022):
+            for speed in (0.0, 0.004):
+                start = sc.positions[ti] - tang * speed * 15
+                lo, hi = 0.0, 0.3
+                for _ in range(40):  # slide toward the box until the path's closest gap is `gap`
+                    mid = (lo + hi) / 2
+                    g = min(tree.query(start + d * mid + tang * speed * k)[0].min() for k in (0, 15, 30))
+                    lo, hi = (mid, hi) if g > gap else (lo, mid)
+                tool = (start + d * lo).astype(np.float32)
+                hist = np.repeat(sc.positions[None], be.history + 1, 0)
+                hist[:, ti] = tool
+                fut = (tool[None] + np.arange(1, 31)[:, None, None] * speed * tang).astype(np.float32)[None]
+                x = be.predict(hist, ti, fut)[0]
+                seen = min(cKDTree(x[k, op]).query(x[k, ti])[0].min() for k in range(31))
+                moved = np.linalg.norm(x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2])
+                print(f"| {Path(p).stem} | {gap * 1000:.0f} | {'swept 4 mm/frame' if speed else 'still'} | "
+                      f"{seen * 1000:.1f} | {moved * 1000:.1f} |", flush=True)
+
+
 def main() -> None:
     import warp as wp
 
@@ -221,10 +261,17 @@ def main() -> None:
     ap.add_argument("--newton-timed", type=int, default=-1,
                     help="episodes Newton is run and timed on in this run even when cached (one per task, "
                          "for the first N tasks; -1: every task)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="only: the tool swept past each task's goal box without touching it, in the world model "
+                         "(the first of --backends)")
     ap.add_argument("--drift", action="store_true",
                     help="only: how far the world model (the first of --backends) moves each task's goal object "
                          "in 100 frames with the tool still")
     args = ap.parse_args()
+    if args.sweep:
+        torch.set_num_threads(args.threads)
+        sweep(args)
+        return
     if args.drift:
         torch.set_num_threads(args.threads)
         drift(args)
