@@ -238,6 +238,46 @@ def sweep(args) -> None:
                       f"{seen * 1000:.1f} | {moved * 1000:.1f} |", flush=True)
 
 
+def part(args) -> None:
+    """Where the world model and Newton part on one policy's episodes (``--part POLICY``, the tasks of
+    ``--tasks`` / ``--limit``): every 10 frames the goal object's centre (mm) and yaw (deg), the
+    tool's centre and the closest tool-to-object particle gap (mm), in the model (the first of
+    ``--backends``, packed as ``worldline evaluate`` steps it) and in Newton; and the first frame at
+    which the two centres are more than 5 mm apart."""
+    from scipy.spatial import cKDTree
+
+    from dynamics.policy import EpisodeSpec, PackedStepper, PolicyController, episode_seed, load_policy, run_model_episodes
+    from dynamics.tasks import Task, object_yaw, run_episode
+
+    paths = sorted(glob.glob(args.tasks))[: args.limit or None]
+    tasks = [Task.load(p) for p in paths]
+    name, fn = load_policy(f"dynamics.policies:{args.part}")
+    specs = [EpisodeSpec(name, fn, ti, 0, episode_seed(args.seed, ti, 0)) for ti in range(len(tasks))]
+    factory = make_backend_factory([b for b in args.backends.split(",") if b][0], args.checkpoint)
+    model = run_model_episodes(tasks, specs, PackedStepper(factory), args.max_steps)
+    for p, task, s, mr in zip(paths, tasks, specs, model):
+        tr = run_episode(task, PolicyController(fn, s.seed), max_steps=args.max_steps)
+        op, ti = task.object_particles, task.tool.indices
+        sides = []
+        for r in (mr, tr):
+            x = r.executed.positions
+            yaw = [np.degrees(float(object_yaw(task, torch.as_tensor(f)))) for f in x]
+            gap = [cKDTree(f[op]).query(f[ti])[0].min() for f in x]
+            sides.append((x[:, op].mean(1), x[:, ti].mean(1), yaw, gap))
+        n = min(len(sides[0][0]), len(sides[1][0]))
+        apart = np.linalg.norm(sides[0][0][:n, :2] - sides[1][0][:n, :2], axis=1) > 0.005
+        print(f"\n{name} on {Path(p).stem}: model success {mr.success} ({mr.steps} frames), Newton {tr.success} "
+              f"({tr.steps}); centres more than 5 mm apart from frame {int(np.argmax(apart)) if apart.any() else 'never'}")
+        print("| frame | model: object x, y (mm) | yaw | tool x, y | gap (mm) | Newton: object x, y | yaw | tool x, y | gap |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for k in sorted(set(range(0, n, 10)) | {n - 1}):
+            cells = []
+            for c, tc, yaw, gap in sides:
+                cells += [f"{c[k, 0] * 1e3:.1f}, {c[k, 1] * 1e3:.1f}", f"{yaw[k]:.1f}", f"{tc[k, 0] * 1e3:.1f}, {tc[k, 1] * 1e3:.1f}",
+                          f"{gap[k] * 1e3:.1f}"]
+            print(f"| {k} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     import warp as wp
 
@@ -261,6 +301,9 @@ def main() -> None:
     ap.add_argument("--newton-timed", type=int, default=-1,
                     help="episodes Newton is run and timed on in this run even when cached (one per task, "
                          "for the first N tasks; -1: every task)")
+    ap.add_argument("--part", default=None, metavar="POLICY",
+                    help="only: where the world model (the first of --backends) and Newton part on POLICY's "
+                         "episodes of --tasks (a table every 10 frames)")
     ap.add_argument("--sweep", action="store_true",
                     help="only: the tool swept past each task's goal box without touching it, in the world model "
                          "(the first of --backends)")
@@ -268,6 +311,10 @@ def main() -> None:
                     help="only: how far the world model (the first of --backends) moves each task's goal object "
                          "in 100 frames with the tool still")
     args = ap.parse_args()
+    if args.part:
+        torch.set_num_threads(args.threads)
+        part(args)
+        return
     if args.sweep:
         torch.set_num_threads(args.threads)
         sweep(args)
