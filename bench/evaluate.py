@@ -15,6 +15,21 @@ Backends (`--backends`, those of `worldline evaluate --backend`): `gnn` (the shi
 `--checkpoint`), `objects` (the shipped object-level model, rigid tasks only), `auto` (objects
 where every free body is rigid, else the GNN) and `constraints` (a zero network through the
 GNN's constraints). Prints tables; never collected as a test.
+
+**Newton cache.** Newton's half is most of the run (about 25 min for 6 policies x 20 tasks on
+the shared 2-core CPU), so its episode records are cached, one JSON file per episode under
+`--truth-cache` (default `$XDG_CACHE_HOME/worldline/evaluate_truth`, else
+`~/.cache/worldline/evaluate_truth`), keyed by the task file's bytes, the policy, the episode
+seed, `--max-steps` and a code version (a hash of the sources that decide a Newton episode:
+`dynamics/sim`, `dynamics/tasks.py`, `dynamics/policies.py`, `particles/`, the policy wrapper of
+`dynamics/policy.py` (`PolicyController`, `policy_obs`, `parse_target`, `_side_record`) and the
+newton and warp versions). The speed ratio is never taken from the cache: a fixed subset
+of the episodes (`--newton-timed`, default one per task, its policy cycling through the list) is
+run on Newton in this run (after an untimed 3-frame warm-up episode: Warp's kernel loading),
+timed, and checked against the cache; Newton's time for all the
+episodes is then that subset's seconds per Newton frame times all episodes' Newton frames (the
+printout says when it is scaled). Episodes missing from the cache are run and timed too; a run
+with an empty cache or `--no-truth-cache` times every Newton episode and reports the plain ratio.
 """
 
 from __future__ import annotations
@@ -29,6 +44,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Sources whose code decides a Newton episode's record (hashed into the cache key).
+TRUTH_SOURCES = ("dynamics/sim", "dynamics/tasks.py", "dynamics/policies.py", "particles")
+#: Of dynamics/policy.py only what a Newton episode runs (its packed model stepping does not count).
+TRUTH_POLICY_PARTS = ("PolicyController", "policy_obs", "parse_target", "_side_record")
 CHEAP = ("yaw_push", "straight_push", "open_loop_push", "offset_push", "half_push", "random_policy")
 
 
@@ -42,22 +61,221 @@ def make_backend_factory(name: str, checkpoint: str):
     return BACKENDS[name](Path(checkpoint) if name in ("gnn", "learned", "auto") else None)
 
 
-def drift(args) -> None:
-    """The GNN's rollout of each task with the tool held still (Newton: nothing moves): the goal
-    object's centre displacement after 20, 50 and 100 frames."""
-    from dynamics.model import LearnedSimulator
-    from dynamics.tasks import Task
-    from dynamics.train import load_model
+def truth_code_version() -> str:
+    """Hex digest of the sources in :data:`TRUTH_SOURCES` and the newton / warp versions."""
+    import hashlib
+    from importlib.metadata import version
 
-    model = load_model(args.checkpoint)
+    h = hashlib.sha256()
+    for rel in TRUTH_SOURCES:
+        p = ROOT / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    import inspect
+
+    import dynamics.policy as dp
+
+    for name in TRUTH_POLICY_PARTS:
+        h.update(inspect.getsource(getattr(dp, name)).encode())
+    for pkg in ("newton", "warp-lang"):
+        try:
+            h.update(f"{pkg}={version(pkg)}".encode())
+        except Exception:  # noqa: BLE001  (not installed under that name)
+            h.update(f"{pkg}=?".encode())
+    return h.hexdigest()[:16]
+
+
+def truth_key(task_path: str, policy: str, seed: int, max_steps: int, code: str) -> str:
+    """Cache key of one Newton episode: task file bytes, policy name, episode seed, max steps, code version."""
+    import hashlib
+
+    task_hash = hashlib.sha256(Path(task_path).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(f"{task_hash}|{policy}|{seed}|{max_steps}|{code}".encode()).hexdigest()[:24]
+
+
+def default_truth_cache() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "worldline" / "evaluate_truth"
+
+
+def timed_subset(n_tasks: int, names: list, episodes: int, count: int) -> list[tuple]:
+    """The fixed ``(policy, task_index, episode)`` subset Newton is timed on: task t with policy
+    ``names[t % len(names)]``, episode 0, for the first ``count`` tasks (every task by default)."""
+    return [(names[t % len(names)], t, 0) for t in range(min(count, n_tasks))]
+
+
+def run_truth(tasks, paths, specs, names, args) -> tuple[dict, dict]:
+    """Newton records ``{(policy, task_index, episode): record}`` (``_side_record`` dicts) and timing.
+
+    Cached records are read from ``--truth-cache``; the timed subset and every missing episode run
+    here, timed (``newton_s`` and ``newton_frames`` of the episodes run)."""
+    from dynamics.policy import PolicyController, _side_record
+    from dynamics.tasks import run_episode
+    from particles.io import atomic_write
+
+    cache = None if args.no_truth_cache else Path(args.truth_cache or default_truth_cache())
+    code = truth_code_version()
+    subset = set(timed_subset(len(tasks), names, args.episodes_per_task,
+                              len(tasks) if args.newton_timed < 0 else args.newton_timed))
+    recs, fresh = {}, {}
+    secs, frames, mismatches, cached = 0.0, 0, [], 0
+    todo = []
+    for s in specs:
+        k = (s.policy, s.task_index, s.episode)
+        key = truth_key(paths[s.task_index], s.policy, s.seed, args.max_steps, code)
+        hit = None
+        if cache is not None and (cache / f"{key}.json").is_file():
+            hit = json.loads((cache / f"{key}.json").read_text())
+        if hit is not None:
+            recs[k] = hit
+            cached += 1
+        if hit is None or k in subset:
+            todo.append((s, k, key))
+    if todo:  # Warp's kernel loading and Newton's first model build, untimed (the model side is warm too)
+        s0 = todo[0][0]
+        run_episode(tasks[s0.task_index], PolicyController(s0.fn, s0.seed), max_steps=3)
+    for n, (s, k, key) in enumerate(todo):
+        t0 = time.perf_counter()
+        res = run_episode(tasks[s.task_index], PolicyController(s.fn, s.seed), max_steps=args.max_steps)
+        secs += time.perf_counter() - t0
+        frames += int(res.steps)
+        rec = json.loads(json.dumps(_side_record(res), default=float))
+        if k in recs and recs[k] != rec:
+            mismatches.append(k)
+        recs[k] = fresh[k] = rec
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(rec)
+            atomic_write(cache / f"{key}.json", lambda f: f.write(text), mode="w")
+        if (n + 1) % 10 == 0 or n + 1 == len(todo):
+            print(f"  Newton: {n + 1}/{len(todo)} episodes run ({cached} of {len(specs)} cached)", flush=True)
+    total_frames = sum(int(recs[(s.policy, s.task_index, s.episode)]["steps"]) for s in specs)
+    all_fresh = len(fresh) == len(specs)
+    per_frame = secs / max(frames, 1)
+    timing = {"newton_s": secs, "newton_episodes": len(fresh), "newton_frames": frames,
+              "newton_s_per_frame": per_frame, "all_frames": total_frames, "cached": cached,
+              "all_timed": all_fresh, "cache_mismatches": [list(m) for m in mismatches], "code_version": code,
+              "truth_s": secs if all_fresh else per_frame * total_frames}
+    if mismatches:
+        print(f"  WARNING: {len(mismatches)} cached Newton records differ from this run's: {mismatches[:3]}", flush=True)
+    return recs, timing
+
+
+def drift(args) -> None:
+    """Each task's world-model rollout with the tool held still where it starts (Newton: nothing
+    moves): the goal object's centre displacement (xy) after 20, 50 and 100 frames, and its yaw
+    change after 100. ``--backends gnn`` (default: the first backend named) runs the GNN,
+    ``objects`` the object model with its exact constraints."""
+    from dynamics.tasks import Task, object_yaw
+
+    be_name = [b for b in args.backends.split(",") if b][0]
     paths = sorted(glob.glob(args.tasks))[: args.limit or None]
-    print("| task | after 20 frames | 50 | 100 (mm, xy) |\n|---|---|---|---|")
+    if be_name in ("gnn", "learned"):
+        from dynamics.model import LearnedSimulator
+        from dynamics.train import load_model
+
+        model = load_model(args.checkpoint)
+        roll = lambda task: LearnedSimulator(model, task.scene, task.tool.indices).rollout(None, 100).positions  # noqa: E731
+    else:
+        factory = make_backend_factory(be_name, args.checkpoint)
+
+        def roll(task):
+            be = factory(task)
+            sc, ti = task.scene, task.tool.indices
+            hist = np.repeat(sc.positions[None], be.history + 1, 0)
+            return be.predict(hist, ti, np.repeat(sc.positions[ti][None, None], 100, 1))[0]
+    print(f"world model {be_name}, tool held still")
+    print("| task | after 20 frames | 50 | 100 (mm, xy) | yaw change after 100 (deg) |\n|---|---|---|---|---|")
     for p in paths:
         task = Task.load(p)
-        ro = LearnedSimulator(model, task.scene, task.tool.indices).rollout(None, 100)
-        c = ro.positions[:, task.object_particles].mean(1)
+        x = roll(task)
+        c = x[:, task.object_particles].mean(1)
         cells = [f"{np.linalg.norm(c[f, :2] - c[0, :2]) * 1000:.1f}" for f in (20, 50, 100)]
-        print(f"| {Path(p).stem} | " + " | ".join(cells) + " |", flush=True)
+        dyaw = np.degrees(float(object_yaw(task, torch.as_tensor(x[100]))) - float(object_yaw(task, torch.as_tensor(x[0]))))
+        print(f"| {Path(p).stem} | " + " | ".join(cells) + f" | {dyaw:.2f} |", flush=True)
+
+
+def sweep(args) -> None:
+    """The tool swept past each task's goal box without touching it (Newton: the box stays put):
+    placed beside the box on the line from the tool's start to the box, at a closest particle gap
+    ``g`` (touching is 2 r), and moved tangentially at 4 mm/frame for 30 frames (or held still);
+    printed: the box's centre displacement (xy) and the closest gap over the rollout."""
+    from scipy.spatial import cKDTree
+
+    from dynamics.tasks import Task
+
+    factory = make_backend_factory([b for b in args.backends.split(",") if b][0], args.checkpoint)
+    paths = sorted(glob.glob(args.tasks))[: args.limit or None]
+    print("| task | gap aimed at (mm) | tool | closest gap seen (mm) | box moves in 30 frames (mm) |\n|---|---|---|---|---|")
+    for p in paths:
+        task = Task.load(p)
+        sc, ti, op = task.scene, task.tool.indices, task.object_particles
+        be = factory(task)
+        d = sc.positions[op].mean(0) - sc.positions[ti].mean(0)
+        d[2] = 0.0
+        d /= np.linalg.norm(d)
+        tang = np.array([-d[1], d[0], 0.0])
+        tree = cKDTree(sc.positions[op])
+        for gap in (0.040, 0.030, 0.026, 0.022):
+            for speed in (0.0, 0.004):
+                start = sc.positions[ti] - tang * speed * 15
+                lo, hi = 0.0, 0.3
+                for _ in range(40):  # slide toward the box until the path's closest gap is `gap`
+                    mid = (lo + hi) / 2
+                    g = min(tree.query(start + d * mid + tang * speed * k)[0].min() for k in (0, 15, 30))
+                    lo, hi = (mid, hi) if g > gap else (lo, mid)
+                tool = (start + d * lo).astype(np.float32)
+                hist = np.repeat(sc.positions[None], be.history + 1, 0)
+                hist[:, ti] = tool
+                fut = (tool[None] + np.arange(1, 31)[:, None, None] * speed * tang).astype(np.float32)[None]
+                x = be.predict(hist, ti, fut)[0]
+                seen = min(cKDTree(x[k, op]).query(x[k, ti])[0].min() for k in range(31))
+                moved = np.linalg.norm(x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2])
+                print(f"| {Path(p).stem} | {gap * 1000:.0f} | {'swept 4 mm/frame' if speed else 'still'} | "
+                      f"{seen * 1000:.1f} | {moved * 1000:.1f} |", flush=True)
+
+
+def part(args) -> None:
+    """Where the world model and Newton part on one policy's episodes (``--part POLICY``, the tasks of
+    ``--tasks`` / ``--limit``): every 10 frames the goal object's centre (mm) and yaw (deg), the
+    tool's centre and the closest tool-to-object particle gap (mm), in the model (the first of
+    ``--backends``, packed as ``worldline evaluate`` steps it) and in Newton; and the first frame at
+    which the two centres are more than 5 mm apart."""
+    from scipy.spatial import cKDTree
+
+    from dynamics.policy import EpisodeSpec, PackedStepper, PolicyController, episode_seed, load_policy, run_model_episodes
+    from dynamics.tasks import Task, object_yaw, run_episode
+
+    paths = sorted(glob.glob(args.tasks))[: args.limit or None]
+    tasks = [Task.load(p) for p in paths]
+    name, fn = load_policy(f"dynamics.policies:{args.part}")
+    specs = [EpisodeSpec(name, fn, ti, 0, episode_seed(args.seed, ti, 0)) for ti in range(len(tasks))]
+    factory = make_backend_factory([b for b in args.backends.split(",") if b][0], args.checkpoint)
+    model = run_model_episodes(tasks, specs, PackedStepper(factory), args.max_steps)
+    for p, task, s, mr in zip(paths, tasks, specs, model):
+        tr = run_episode(task, PolicyController(fn, s.seed), max_steps=args.max_steps)
+        op, ti = task.object_particles, task.tool.indices
+        sides = []
+        for r in (mr, tr):
+            x = r.executed.positions
+            yaw = [np.degrees(float(object_yaw(task, torch.as_tensor(f)))) for f in x]
+            gap = [cKDTree(f[op]).query(f[ti])[0].min() for f in x]
+            sides.append((x[:, op].mean(1), x[:, ti].mean(1), yaw, gap))
+        n = min(len(sides[0][0]), len(sides[1][0]))
+        apart = np.linalg.norm(sides[0][0][:n, :2] - sides[1][0][:n, :2], axis=1) > 0.005
+        print(f"\n{name} on {Path(p).stem}: model success {mr.success} ({mr.steps} frames), Newton {tr.success} "
+              f"({tr.steps}); centres more than 5 mm apart from frame {int(np.argmax(apart)) if apart.any() else 'never'}")
+        print("| frame | model: object x, y (mm) | yaw | tool x, y | gap (mm) | Newton: object x, y | yaw | tool x, y | gap |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for k in sorted(set(range(0, n, 10)) | {n - 1}):
+            cells = []
+            for c, tc, yaw, gap in sides:
+                cells += [f"{c[k, 0] * 1e3:.1f}, {c[k, 1] * 1e3:.1f}", f"{yaw[k]:.1f}", f"{tc[k, 0] * 1e3:.1f}, {tc[k, 1] * 1e3:.1f}",
+                          f"{gap[k] * 1e3:.1f}"]
+            print(f"| {k} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main() -> None:
@@ -77,9 +295,30 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--json", default=None, help="write the reports and timings here")
+    ap.add_argument("--truth-cache", default=None, help="folder of cached Newton episode records "
+                    "(default $XDG_CACHE_HOME/worldline/evaluate_truth)")
+    ap.add_argument("--no-truth-cache", action="store_true", help="run and time every Newton episode; cache nothing")
+    ap.add_argument("--newton-timed", type=int, default=-1,
+                    help="episodes Newton is run and timed on in this run even when cached (one per task, "
+                         "for the first N tasks; -1: every task)")
+    ap.add_argument("--part", default=None, metavar="POLICY",
+                    help="only: where the world model (the first of --backends) and Newton part on POLICY's "
+                         "episodes of --tasks (a table every 10 frames)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="only: the tool swept past each task's goal box without touching it, in the world model "
+                         "(the first of --backends)")
     ap.add_argument("--drift", action="store_true",
-                    help="only: how far the GNN moves each task's goal object in 100 frames with the tool still")
+                    help="only: how far the world model (the first of --backends) moves each task's goal object "
+                         "in 100 frames with the tool still")
     args = ap.parse_args()
+    if args.part:
+        torch.set_num_threads(args.threads)
+        part(args)
+        return
+    if args.sweep:
+        torch.set_num_threads(args.threads)
+        sweep(args)
+        return
     if args.drift:
         torch.set_num_threads(args.threads)
         drift(args)
@@ -98,38 +337,46 @@ def main() -> None:
     print(f"{len(tasks)} tasks ({args.tasks}), {len(policies)} policies, {args.episodes_per_task} episode(s) each, "
           f"at most {args.max_steps} frames, torch threads {args.threads}", flush=True)
 
-    def prog(stage, done, total):
-        if stage == "truth" and (done % 10 == 0 or done == total):
-            print(f"  truth: {done}/{total} episodes", flush=True)
+    from dynamics.policy import EpisodeSpec, episode_seed
 
-    out, truth_eval = {}, None
-    for bi, be in enumerate(b for b in args.backends.split(",") if b):
+    specs = [EpisodeSpec(pn, fn, ti, e, episode_seed(args.seed, ti, e))
+             for pn, fn in policies for ti in range(len(tasks)) for e in range(args.episodes_per_task)]
+    t0 = time.perf_counter()
+    truth, ttm = run_truth(tasks, paths, specs, names, args)
+    how = (f"all {ttm['newton_episodes']} episodes timed in this run" if ttm["all_timed"] else
+           f"{ttm['newton_episodes']} episodes ({ttm['newton_frames']} frames) timed in this run, "
+           f"{ttm['newton_s_per_frame'] * 1000:.1f} ms per frame, scaled to all {ttm['all_frames']} Newton frames; "
+           f"the other records from the cache")
+    print(f"Newton: {ttm['truth_s']:.1f} s ({how}; {time.perf_counter() - t0:.0f} s here)", flush=True)
+
+    out = {}
+    for be in (b for b in args.backends.split(",") if b):
         factory = make_backend_factory(be, args.checkpoint)
         t0 = time.perf_counter()
-        ev = evaluate_policies(tasks, policies, factory, truth=truth_eval is None, episodes_per_task=args.episodes_per_task,
-                               seed=args.seed, max_steps=args.max_steps, progress=prog,
+        ev = evaluate_policies(tasks, policies, factory, truth=False, episodes_per_task=args.episodes_per_task,
+                               seed=args.seed, max_steps=args.max_steps,
                                settings={"backend": be, "checkpoint": args.checkpoint if be == "gnn" else None})
-        if truth_eval is None:
-            truth_eval = ev
-        else:  # the same episodes' Newton results, measured once
-            for rec, t in zip(ev.report["episodes"], truth_eval.report["episodes"]):
-                assert (rec["policy"], rec["task"], rec["episode"]) == (t["policy"], t["task"], t["episode"])
-                rec["truth"] = t["truth"]
-            ev.report = build_report(ev.report["episodes"], names, [Path(p).stem for p in paths], ev.report["settings"])
-            ev.timing["truth_s"] = truth_eval.timing["truth_s"]
-            ev.timing["model_vs_truth"] = ev.timing["truth_s"] / ev.timing["model_s"]
-            ev.timing["model_with_audit_vs_truth"] = ev.timing["truth_s"] / (ev.timing["model_s"] + ev.timing["audit_s"])
+        for rec, s in zip(ev.report["episodes"], ev.specs):
+            rec["truth"] = truth[(s.policy, s.task_index, s.episode)]
+        settings = dict(ev.report["settings"], truth=True)
+        ev.report = build_report(ev.report["episodes"], names, [Path(p).stem for p in paths], settings)
+        ev.timing.update({k: ttm[k] for k in ("truth_s", "newton_s", "newton_episodes", "newton_frames",
+                                              "newton_s_per_frame", "all_frames", "all_timed")})
+        ev.timing["model_vs_truth"] = ev.timing["truth_s"] / ev.timing["model_s"]
+        ev.timing["model_with_audit_vs_truth"] = ev.timing["truth_s"] / (ev.timing["model_s"] + ev.timing["audit_s"])
         print(f"\n=== backend {be} ({time.perf_counter() - t0:.0f} s) ===\n", flush=True)
         print(report_markdown(ev.report).split("## Per task")[0])
         tm = ev.timing
         print(f"wall time: model episodes {tm['model_s']:.1f} s (packed model steps {tm['model_step_s']:.1f} s over "
-              f"{tm['model_packed_steps']} steps; critic {tm['audit_s']:.1f} s more), Newton {tm['truth_s']:.1f} s: "
+              f"{tm['model_packed_steps']} steps; critic {tm['audit_s']:.1f} s more), Newton {tm['truth_s']:.1f} s "
+              f"({'timed' if tm['all_timed'] else 'scaled from the timed subset'}): "
               f"model {tm['model_vs_truth']:.2f}x faster ({tm['model_with_audit_vs_truth']:.2f}x with the critic)\n",
               flush=True)
         out[be] = {"report": ev.report, "timing": tm}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "backends": out}, indent=1, default=float))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "newton": ttm, "backends": out}, indent=1,
+                                              default=float))
     print("\n| backend | success-rate Pearson | Spearman | same top-1 | same ranking | final-error Pearson | "
           "glitched episodes | w/o glitched: Pearson | same ranking | model vs Newton wall time |")
     print("|---|---|---|---|---|---|---|---|---|---|")

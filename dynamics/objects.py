@@ -85,7 +85,7 @@ from .model import _mlp, _rotation_from_vector, batch_to
 
 __all__ = [
     "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
-    "angular_velocity", "object_rollout", "ObjectBackend", "ObjectTrainConfig", "train_objects",
+    "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
     "save_object_model", "load_object_model", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
     "object_statistics", "predict_trajectory_objects",
 ]
@@ -441,6 +441,67 @@ def angular_velocity(r_new: torch.Tensor, r_old: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- network
 
 
+class _Constants:
+    """What :meth:`ObjectNet.forward` reads from an :class:`ObjectBatch` that never changes over a
+    rollout, cast to one dtype once (:func:`_constants`): precomputed rather than re-derived each step,
+    since a step on a few objects is bound by the number of torch operations, not by arithmetic."""
+
+    def __init__(self, batch: ObjectBatch, dtype):
+        with torch.no_grad():
+            self.kin = kin = batch.kinematic
+            self.free = free = ~kin
+            self.kin2, self.kin3, self.kin_pts = kin[:, None], kin[None, :, None], kin[:, None, None]
+            self.kinf = kin.to(dtype)[:, None]
+            self.r = batch.radius.to(dtype)
+            self.ko = ko = torch.nonzero(kin).squeeze(1)
+            self.mk = batch.mask[ko].to(dtype)[..., None]
+            self.cnt = self.mk.sum(1).clamp_min(1.0)
+            self.sidx = batch.surf[..., None].expand(-1, -1, 3)
+            self.body_s = torch.gather(batch.body.to(dtype), 1, self.sidx)
+            self.smask = batch.surf_mask
+            self.scount = batch.surf_mask.sum(1).clamp_min(1).to(dtype)
+            self.big = torch.finfo(dtype).max / 4
+            self.ground = batch.ground.to(dtype)
+            self.has_ground = torch.isfinite(batch.ground)
+            self.ground_free = self.has_ground & free
+            self.size = batch.size.to(dtype)
+            self.mass = batch.mass.to(dtype)
+            self.g = batch.gravity.to(dtype)
+            self.gdir = -self.g / self.g.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            self.node_a = torch.cat([batch.physics.to(dtype), batch.extent.to(dtype).log()], 1)
+            self.node_b = torch.cat([torch.log(self.mass / 1.0)[:, None] / 5.0, (self.size / self.r)[:, None] / 5.0], 1)
+            eye = torch.eye(3, dtype=torch.float64, device=kin.device)
+            inertia = batch.inertia.double() + eye * (1e-9 * batch.mass.double() * batch.size.double() ** 2)[:, None, None]
+            self.inv_inertia = torch.linalg.inv(inertia).to(dtype)  # body frame, with the regulariser
+
+
+def _mlp_call(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``seq(x)`` for an :func:`dynamics.model._mlp` (Linear / ReLU / LayerNorm) by the functional
+    ops, without ``nn.Module`` call overhead (8 MLPs a step); the ReLUs work in place when no
+    gradient is recorded. The same operations in the same order: identical results."""
+    inplace = not torch.is_grad_enabled()
+    for mod in seq:
+        if isinstance(mod, nn.Linear):
+            x = torch.nn.functional.linear(x, mod.weight, mod.bias)
+        elif isinstance(mod, nn.ReLU):
+            x = x.relu_() if inplace else x.relu()
+        elif isinstance(mod, nn.LayerNorm):
+            x = torch.nn.functional.layer_norm(x, mod.normalized_shape, mod.weight, mod.bias, mod.eps)
+        else:
+            x = mod(x)
+    return x
+
+
+def _constants(batch: ObjectBatch, dtype) -> _Constants:
+    """:class:`_Constants` of ``batch`` in ``dtype``, cached on the batch."""
+    cache = batch.__dict__.setdefault("_constants", {})
+    hit = cache.get(dtype)
+    if hit is None:
+        hit = cache[dtype] = _Constants(batch, dtype)
+    return hit
+
+
+
 class ObjectNet(nn.Module):
     """The object-level graph network (see the module docstring for features and outputs)."""
 
@@ -536,7 +597,7 @@ class ObjectNet(nn.Module):
     # ----------------------------------------------------------------- step
 
     def forward(self, c_hist: torch.Tensor, r_hist: torch.Tensor, batch: ObjectBatch,
-                kin_now: torch.Tensor, kin_next: torch.Tensor):
+                kin_now: torch.Tensor, kin_next: torch.Tensor, w_hist: Optional[torch.Tensor] = None):
         """Linear and angular acceleration of every object.
 
         Args:
@@ -544,114 +605,112 @@ class ObjectNet(nn.Module):
             r_hist: (C + 1, O, 3, 3) float. Rotations from the rest pose.
             kin_now, kin_next: (O, P, 3) float, m. This and the next frame's particle positions of
                 kinematic objects (the tool's motion); rows of free objects are not read.
+            w_hist: (C, O, 3) float, rad/frame: ``angular_velocity(r_hist[1:], r_hist[:-1])`` when the
+                caller carries it from step to step (:func:`object_rollout`); None: computed here.
 
         Returns:
             ``a (O, 3)`` m/frame^2 and ``alpha (O, 3)`` rad/frame^2, world frame (zero for kinematic objects).
         """
-        cfg = self.config
         dtype = c_hist.dtype
-        kin = batch.kinematic
-        free = ~kin
-        r = batch.radius.to(dtype)
+        k_ = _constants(batch, dtype)
+        kin, free, r = k_.kin, k_.free, k_.r
         c, rot = c_hist[-1], r_hist[-1]
         v = c_hist[1:] - c_hist[:-1]  # (C, O, 3)
-        w = angular_velocity(r_hist[1:], r_hist[:-1])  # (C, O, 3)
+        w = angular_velocity(r_hist[1:], r_hist[:-1]) if w_hist is None else w_hist  # (C, O, 3)
         # kinematic objects' centre and mean point step (only their rows: a planning batch has 1 in 17)
-        ko = torch.nonzero(kin).squeeze(1)
-        mk = batch.mask[ko].to(dtype)[..., None]
-        cnt = mk.sum(1).clamp_min(1.0)
-        kin_v = torch.zeros_like(c).index_put((ko,), ((kin_next[ko] - kin_now[ko]) * mk).sum(1) / cnt)
-        kin_c = torch.zeros_like(c).index_put((ko,), (kin_now[ko] * mk).sum(1) / cnt)
-        v = torch.where(kin[None, :, None], kin_v[None].expand_as(v), v)
-        w = torch.where(kin[None, :, None], torch.zeros_like(w), w)
-        c = torch.where(kin[:, None], kin_c, c)
+        ko, mk, cnt = k_.ko, k_.mk, k_.cnt
+        now_k = kin_now[ko]
+        kin_v = torch.zeros_like(c).index_put((ko,), ((kin_next[ko] - now_k) * mk).sum(1) / cnt)
+        kin_c = torch.zeros_like(c).index_put((ko,), (now_k * mk).sum(1) / cnt)
+        v = torch.where(k_.kin3, kin_v, v)
+        w = torch.where(k_.kin3, 0.0, w)
+        c = torch.where(k_.kin2, kin_c, c)
         # world surface points (for contacts and the ground; the lowest point of a body is on its surface)
-        sidx = batch.surf[..., None].expand(-1, -1, 3)
-        body_s = torch.gather(batch.body.to(dtype), 1, sidx)
-        surf = torch.where(kin[:, None, None], torch.gather(kin_now, 1, sidx),
-                           _apply(rot, body_s) + c[:, None])
+        surf = torch.where(k_.kin_pts, torch.gather(kin_now, 1, k_.sidx), _apply(rot, k_.body_s) + c[:, None])
         pts = surf
         # ground as a boundary feature
-        big = torch.finfo(dtype).max / 4
-        smask = batch.surf_mask
-        z = torch.where(smask, pts[..., 2], torch.full_like(pts[..., 2], big))
+        smask = k_.smask
+        z = torch.where(smask, pts[..., 2], k_.big)
         zmin = z.amin(1)
-        clear = (zmin - batch.ground.to(dtype) - r) / r  # 0: touching; -inf ground -> +inf
-        has_ground = torch.isfinite(batch.ground)
-        clear = torch.where(has_ground, clear, torch.full_like(clear, 10.0))
+        clear = (zmin - k_.ground - r) / r  # 0: touching; -inf ground -> +inf
+        has_ground = k_.has_ground
+        clear = torch.where(has_ground, clear, 10.0)
         low = (z < (zmin + r)[:, None]) & smask
         lowf = low.to(dtype)
-        share = lowf.sum(1) / smask.sum(1).clamp_min(1).to(dtype)
-        low_c = ((pts - c[:, None]) * lowf[..., None]).sum(1) / lowf.sum(1).clamp_min(1.0)[:, None] / batch.size.to(dtype)[:, None]
-        gate = (1.0 - clear).clamp(0.0, 1.0)
-        gate = torch.where(has_ground & free, gate, torch.zeros_like(gate))
-        gdir = -batch.gravity.to(dtype) / batch.gravity.to(dtype).norm(dim=1, keepdim=True).clamp_min(1e-30)
-        gdir_body = torch.einsum("oji,oj->oi", rot, gdir)  # R^T (up)
-        gdir_body = torch.where(kin[:, None], torch.zeros_like(gdir_body), gdir_body)
+        nlow = lowf.sum(1)
+        share = nlow / k_.scount
+        low_c = ((pts - c[:, None]) * lowf[..., None]).sum(1) / nlow.clamp_min(1.0)[:, None] / k_.size[:, None]
+        gate = torch.where(k_.ground_free, (1.0 - clear).clamp(0.0, 1.0), 0.0)
+        gdir_body = torch.where(k_.kin2, 0.0, (rot * k_.gdir[:, :, None]).sum(1))  # R^T (up)
         edges, rev, wsum, normal, gap, centre, (pe, psb, pwn) = self.contacts(batch, surf)
         i, j = edges[:, 0], edges[:, 1]
         mutual = rev >= 0
-        lever_i = centre - c[i]
-        lever_j = centre - c[j]
-        vi = v[-1, i] + torch.linalg.cross(w[-1, i], lever_i, dim=1)
+        c_i, c_j = c[i], c[j]
+        lever_i = centre - c_i
+        lever_j = centre - c_j
+        v_last, w_last = v[-1], w[-1]
+        vi = v_last[i] + torch.linalg.cross(w_last[i], lever_i, dim=1)
         # the sender's velocity at the patch: rigid velocity field, or the tool's prescribed point motion
-        kin_step = torch.gather(kin_next - kin_now, 1, batch.surf[..., None].expand(-1, -1, 3))
+        kin_step = torch.gather(kin_next - kin_now, 1, k_.sidx)
         vj_kin = torch.zeros_like(centre).index_add(0, pe, pwn[:, None] * kin_step[j[pe], psb])
-        vj = torch.where(kin[j][:, None], vj_kin, v[-1, j] + torch.linalg.cross(w[-1, j], lever_j, dim=1))
+        kin_j = kin[j]
+        vj = torch.where(kin_j[:, None], vj_kin, v_last[j] + torch.linalg.cross(w_last[j], lever_j, dim=1))
         rv = (vj - vi) / self.vel_scale.to(dtype)
-        size_i, size_j = batch.size.to(dtype)[i], batch.size.to(dtype)[j]
+        size_i, size_j = k_.size[i], k_.size[j]
         ri = r[i]
+        gap_r = (gap - 2 * ri) / ri
         efeat = torch.cat([
-            wsum[:, None] / 10.0, (wsum[:, None] > 0).to(dtype), normal, ((gap - 2 * ri) / ri)[:, None],
-            lever_i / size_i[:, None], lever_j / size_j[:, None], rv, (c[j] - c[i]) / (size_i + size_j)[:, None],
-            kin[j].to(dtype)[:, None]], 1)
+            wsum[:, None] / 10.0, (wsum[:, None] > 0).to(dtype), normal, gap_r[:, None],
+            lever_i / size_i[:, None], lever_j / size_j[:, None], rv, (c_j - c_i) / (size_i + size_j)[:, None],
+            kin_j.to(dtype)[:, None]], 1)
         # a body resting on a supported body (or on a kinematic one: a table) is supported too:
         # its gravity is carried down the stack to the ground, like the ground's own gate
         nzu = normal[:, 2] / normal.norm(dim=1).clamp_min(1e-12)
-        support = (1.5 - (gap - 2 * ri) / ri).clamp(0.0, 1.0) * ((nzu - 0.5) / 0.3).clamp(0.0, 1.0)
-        support = torch.where(free[i] & has_ground[i], support, torch.zeros_like(support))
+        support = (1.5 - gap_r).clamp(0.0, 1.0) * ((nzu - 0.5) / 0.3).clamp(0.0, 1.0)
+        support = torch.where(k_.ground_free[i], support, 0.0)
         ground_gate = gate
         for _ in range(SUPPORT_DEPTH):
-            held = torch.where(kin, torch.ones_like(gate), gate)
-            gate = torch.maximum(ground_gate, torch.zeros_like(gate).scatter_reduce(0, i, support * held[j], "amax"))
-        kinf = kin.to(dtype)[:, None]
+            held = torch.where(kin, 1.0, gate)
+            prev, gate = gate, torch.maximum(ground_gate, torch.zeros_like(gate).scatter_reduce(0, i, support * held[j], "amax"))
+            if not torch.is_grad_enabled() and torch.equal(gate, prev):  # settled: further rounds change nothing
+                break
         node = torch.cat([
             (v / self.vel_scale.to(dtype)).permute(1, 0, 2).reshape(len(c), -1),
             (w / self.ang_scale.to(dtype)).permute(1, 0, 2).reshape(len(c), -1),
-            batch.physics.to(dtype), batch.extent.to(dtype).log(), gdir_body, kinf,
-            clear.clamp(-1.0, 3.0)[:, None], share[:, None], gate[:, None], low_c,
-            torch.log(batch.mass.to(dtype) / 1.0)[:, None] / 5.0, (batch.size.to(dtype) / r)[:, None] / 5.0,
-        ], 1)
-        h = self.node_encoder(node)
-        e = self.edge_encoder(efeat)
+            k_.node_a, gdir_body, k_.kinf, clear.clamp(-1.0, 3.0)[:, None], share[:, None], gate[:, None], low_c,
+            k_.node_b], 1)
+        h = _mlp_call(self.node_encoder, node)
+        e = _mlp_call(self.edge_encoder, efeat)
         for em, nm in zip(self.edge_mlps, self.node_mlps):
-            e = e + em(torch.cat([e, h[i], h[j]], 1))
+            e = e + _mlp_call(em, torch.cat([e, h[i], h[j]], 1))
             agg = torch.zeros_like(h).index_add(0, i, e)
-            h = h + nm(torch.cat([h, agg], 1))
-        phi = self.force_decoder(e)  # (E, 3)
+            h = h + _mlp_call(nm, torch.cat([h, agg], 1))
+        phi = _mlp_call(self.force_decoder, e)  # (E, 3)
         s = self.acc_scale.to(dtype)
-        mass = batch.mass.to(dtype)
+        mass = k_.mass
         # a contact between free objects is one patch seen from both sides: antisymmetrise (Newton's third law)
-        mu = torch.where(kin[j], mass[i], mass[i] * mass[j] / (mass[i] + mass[j]))
+        mass_i = mass[i]
+        mu = torch.where(kin_j, mass_i, mass_i * mass[j] / (mass_i + mass[j]))
         force = torch.where(mutual[:, None], (phi - phi[rev.clamp_min(0)]) / 2, phi) * s * mu[:, None]
-        psi = self.ground_decoder(h)
-        g = batch.gravity.to(dtype)
+        psi = _mlp_call(self.ground_decoder, h)
+        g = k_.g
         a = g + gate[:, None] * (s * psi[:, :3] - g)
         a = a + torch.zeros_like(a).index_add(0, i, force) / mass[:, None]
-        inertia = rot @ batch.inertia.to(dtype) @ rot.transpose(1, 2)
-        eye = torch.eye(3, dtype=dtype, device=c.device)
-        inv = torch.linalg.inv(inertia + eye * (1e-9 * mass * batch.size.to(dtype) ** 2)[:, None, None])
         torque = torch.zeros_like(a).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
-        alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + torch.einsum("oij,oj->oi", inv, torque)
-        zero = torch.zeros_like(a)
-        return torch.where(kin[:, None], zero, a), torch.where(kin[:, None], zero, alpha)
+        # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps), R orthonormal), applied as R (J (R^T tau))
+        alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + \
+            (rot * (k_.inv_inertia * (rot * torque[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
+        return torch.where(k_.kin2, 0.0, a), torch.where(k_.kin2, 0.0, alpha)
 
-    def step(self, c_hist, r_hist, batch, kin_now, kin_next):
+    def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None):
         """Next pose ``(c (O, 3), R (O, 3, 3))`` by semi-implicit Euler from :meth:`forward`'s accelerations
-        (kinematic objects: their fitted pose is not needed and is carried unchanged)."""
-        a, alpha = self(c_hist, r_hist, batch, kin_now, kin_next)
+        (kinematic objects: their fitted pose is not needed and is carried unchanged). ``w_hist``: as
+        :meth:`forward`."""
+        if w_hist is None:
+            w_hist = angular_velocity(r_hist[1:], r_hist[:-1])
+        a, alpha = self(c_hist, r_hist, batch, kin_now, kin_next, w_hist)
         v = c_hist[-1] - c_hist[-2] + a
-        w = angular_velocity(r_hist[-1], r_hist[-2]) + alpha
+        w = w_hist[-1] + alpha
         return c_hist[-1] + v, _rotation_from_vector(w) @ r_hist[-1]
 
 
@@ -660,7 +719,7 @@ class ObjectNet(nn.Module):
 
 def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, steps: int,
                    kinematic_future: Optional[torch.Tensor] = None, collide: bool = False, grad: bool = False,
-                   poses: bool = False):
+                   poses: bool = False, graph_batch=None):
     """Roll a packed batch forward ``steps`` frames on the object model.
 
     Args:
@@ -673,6 +732,8 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             ground guarantee) to the skinned particles and refit the poses.
         grad: record the autograd graph (gradients reach ``history``, ``kinematic_future`` and the weights).
         poses: also return the centres (steps, O, 3) and rotations (steps, O, 3, 3).
+        graph_batch: with ``collide``, the particle batch the constraints read (``_graph_batch(batch,
+            dtype)``), when the caller keeps one for many calls on the same ``batch``; None: built here.
 
     Returns:
         (steps, N, 3) float, m: predicted particle positions of frames 1..steps (and the poses).
@@ -694,12 +755,13 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         frames = torch.cat([history[-1:], kinematic_future[:steps]], 0)
         kin_all = frames.new_zeros((steps + 1,) + tuple(batch.body.shape))
         kin_all[:, kin_obj] = frames[:, batch.index[kin_obj]]
-        gb = _graph_batch(batch, history.dtype) if collide else None
+        gb = (graph_batch if graph_batch is not None else _graph_batch(batch, history.dtype)) if collide else None
         oc, orr, out = [], [], []
         free = (~batch.kinematic)[:, None] & batch.mask
         free_idx = batch.index[free]
+        ws = angular_velocity(rs[1:], rs[:-1])  # carried: each step adds the newest frame's only
         for t in range(steps):
-            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1])
+            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1], ws)
             if collide:
                 from .model import constrain
 
@@ -711,6 +773,7 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
                 r1 = torch.where(batch.kinematic[:, None, None], r1, r1n[0])
             oc.append(c1)
             orr.append(r1)
+            ws = torch.cat([ws[1:], angular_velocity(r1, rs[-1])[None]], 0)
             cs = torch.cat([cs[1:], c1[None]], 0)
             rs = torch.cat([rs[1:], r1[None]], 0)
         if not steps:
@@ -751,6 +814,16 @@ def _graph_batch(batch: ObjectBatch, dtype):
                       radius=batch.radius.to(dtype)[oid], batch=scene, num_scenes=batch.num_scenes, mass=mass)
 
 
+@dataclass
+class PackedObjects:
+    """Scenes packed for :meth:`ObjectBackend.step_fn`: the object batch and, when the backend
+    applies the exact constraints, the particle batch they read."""
+
+    objects: ObjectBatch
+    particles: Optional[object] = None
+    """:class:`dynamics.model.GraphBatch` or None."""
+
+
 class ObjectBackend:
     """K candidate tool motions on the object model, as K copies of the scene in one object batch;
     the planner's backend contract (:meth:`predict`, as :class:`dynamics.tasks.LearnedBackend`).
@@ -780,6 +853,38 @@ class ObjectBackend:
             dtype = next(self.model.parameters()).dtype
             self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
         return self._batches[k]
+
+    @property
+    def pack_key(self):
+        """Backends with equal keys step together in one packed batch (:class:`dynamics.policy.PackedStepper`):
+        the same model object and constraints."""
+        return (id(self.model), bool(self.collide))
+
+    def pack(self, scenes: Sequence[ParticleScene]) -> "PackedObjects":
+        """Different scenes (e.g. every live episode of an evaluation) packed for :meth:`step_fn`.
+
+        Raises :class:`particles.ValidationError` for a scene :func:`supports` refuses."""
+        dtype = next(self.model.parameters()).dtype
+        ob = pack_objects(scenes, self.model.config.dt, self.device, dtype)
+        return PackedObjects(ob, _graph_batch(ob, dtype) if self.collide else None)
+
+    def step_fn(self, packed: "PackedObjects", hist: torch.Tensor, nk: torch.Tensor) -> torch.Tensor:
+        """One frame of every packed scene at once: (N, 3) float, m, the next positions.
+
+        The same as each scene stepped on its own (``predict`` with K = H = 1): poses are fit per
+        object, the network's contacts never join objects of different scenes, and the exact
+        constraints (with ``collide``) are applied once to the packed particles, where contacts
+        within the tolerance take no impulse and untouched bodies stay exactly as they are, so
+        scenes do not interact (``tests/test_evaluate.py`` checks packed against one by one).
+
+        Args:
+            packed: :meth:`pack` of the scenes.
+            hist: (C' , N, 3) float, m, C' >= 2 frames oldest first (padded by constant velocity to C + 1).
+            nk: (N, 3) float, m: the next frame's kinematic particles (tool, static); other rows unread.
+        """
+        with torch.no_grad():
+            return object_rollout(self.model, packed.objects, hist, 1, nk[None], collide=self.collide,
+                                  graph_batch=packed.particles)[0]
 
     def rollout_torch(self, history: torch.Tensor, tool_indices, tool_future: torch.Tensor, grad: bool = False):
         """(K, H + 1, N, 3) torch positions for ``tool_future (K, H, M, 3)`` (torch; gradients flow to it with ``grad``)."""

@@ -184,21 +184,23 @@ class PolicyController:
 
 
 class PackedStepper:
-    """Steps many episodes (any tasks) by one model step: their scenes packed in one graph batch.
+    """Steps many episodes (any tasks) by one model step: their scenes packed in one batch.
 
     Args:
-        make_backend: ``task -> backend`` of :mod:`dynamics.tasks`. Backends with a packed
-            ``step_fn(batch, history (C + 1, N, 3), next_kinematic (N, 3))`` and ``history`` (C)
-            (:class:`~dynamics.tasks.LearnedBackend`, :class:`~dynamics.tasks.ConstraintsBackend`)
-            step all episodes together; any other backend with ``predict(history, tool_indices,
-            tool_future)`` steps them one by one (K = 1, H = 1).
+        make_backend: ``task -> backend`` of :mod:`dynamics.tasks` or :mod:`dynamics.objects`.
+            Backends with a packed ``step_fn(batch, history (C + 1, N, 3), next_kinematic (N, 3))``
+            and ``history`` (C) step together: :class:`~dynamics.tasks.LearnedBackend` and
+            :class:`~dynamics.tasks.ConstraintsBackend` on a :func:`dynamics.model.pack_scenes`
+            graph batch, :class:`~dynamics.objects.ObjectBackend` on its own ``pack(scenes)``.
+            Backends are grouped by type and ``pack_key`` (e.g. the object model and the GNN of
+            ``--backend auto`` on a mixed task set: one packed step per group and frame). Any other
+            backend with ``predict(history, tool_indices, tool_future)`` steps its episodes one by one (K = 1, H = 1).
     """
 
     def __init__(self, make_backend: Callable[[Task], object]):
         self.make_backend = make_backend
         self._backends: dict[int, object] = {}
-        self._batch_key = None
-        self._batch = None
+        self._batches: dict = {}
         self.seconds = 0.0
         self.steps = 0
 
@@ -213,32 +215,54 @@ class PackedStepper:
         last = [last[0]] * (c + 1 - len(last)) + list(last)  # padded by the first frame: at rest
         return np.stack(last).astype(np.float32)
 
+    @staticmethod
+    def _group(be):
+        """The packing group of a backend (None: stepped alone through ``predict``)."""
+        if not hasattr(be, "step_fn"):
+            return None
+        return (type(be), getattr(be, "pack_key", None))
+
     def step(self, loops: Sequence[EpisodeLoop], controls: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Next positions ``(N_i, 3)`` float32 m of every loop, given its tool particles ``controls[i] (M_i, 3)``."""
         t0 = time.perf_counter()
         bes = [self.backend(lp.task) for lp in loops]
-        if all(hasattr(b, "step_fn") for b in bes) and len({type(b) for b in bes}) == 1:
-            out = self._packed(bes[0], loops, controls)
-        else:
-            out = []
-            for b, lp, ctrl in zip(bes, loops, controls):
-                h = self._history(lp, getattr(b, "history", 5))
-                fut = np.asarray(ctrl, np.float32)[None, None]
-                out.append(np.asarray(b.predict(h, lp.task.tool.indices, fut))[0, 1].astype(np.float32))
+        out: list = [None] * len(loops)
+        groups: dict = {}
+        for i, b in enumerate(bes):
+            g = self._group(b)
+            if g is None:
+                h = self._history(loops[i], getattr(b, "history", 5))
+                fut = np.asarray(controls[i], np.float32)[None, None]
+                out[i] = np.asarray(b.predict(h, loops[i].task.tool.indices, fut))[0, 1].astype(np.float32)
+            else:
+                groups.setdefault(g, []).append(i)
+        live = set()
+        for g, idx in groups.items():
+            live.add(g)
+            nxt = self._packed(g, bes[idx[0]], [loops[i] for i in idx], [controls[i] for i in idx])
+            for i, x in zip(idx, nxt):
+                out[i] = x
+        for g in [g for g in self._batches if g not in live]:  # a group with no live episode left
+            del self._batches[g]
         self.seconds += time.perf_counter() - t0
         self.steps += 1
         return out
 
     @torch.no_grad()
-    def _packed(self, be, loops, controls):
-        from .model import pack_scenes
-
+    def _packed(self, group, be, loops, controls):
         c = be.history
         dtype = next(be.model.parameters()).dtype
         key = tuple(id(lp) for lp in loops)
-        if key != self._batch_key:
-            self._batch = pack_scenes([lp.task.scene for lp in loops], device=be.device, dtype=dtype)
-            self._batch_key = key
+        hit = self._batches.get(group)
+        if hit is None or hit[0] != key:  # repacked when the set of live episodes changes
+            scenes = [lp.task.scene for lp in loops]
+            if hasattr(be, "pack"):
+                batch = be.pack(scenes)
+            else:
+                from .model import pack_scenes
+
+                batch = pack_scenes(scenes, device=be.device, dtype=dtype)
+            hit = self._batches[group] = (key, batch)
         hist = np.concatenate([self._history(lp, c) for lp in loops], 1)
         nk = hist[-1].copy()
         o, sizes = 0, []
@@ -247,7 +271,7 @@ class PackedStepper:
             sizes.append(lp.task.scene.num_particles)
             o += sizes[-1]
         h = torch.as_tensor(hist, dtype=dtype, device=be.device)
-        nxt = be.step_fn(self._batch, h, torch.as_tensor(nk, dtype=dtype, device=be.device)).float().cpu().numpy()
+        nxt = be.step_fn(hit[1], h, torch.as_tensor(nk, dtype=dtype, device=be.device)).float().cpu().numpy()
         return np.split(nxt, np.cumsum(sizes)[:-1], 0)
 
 

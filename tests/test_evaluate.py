@@ -235,3 +235,37 @@ def test_auto_backend_uses_the_object_model_on_rigid_tasks_and_the_gnn_on_sand(t
     assert isinstance(make(sand), LearnedBackend)
     with pytest.raises(BadInput, match="auto"):
         BACKENDS["objects"](None)(sand)
+
+
+def test_packed_object_stepping_equals_stepping_each_episode_alone(bad_policies):
+    """The object backend (exact constraints on) steps every live episode of three different
+    suite tasks (1 and 3 boxes) as one object batch, repacked when an episode ends (a policy that
+    crashes at frame 5): every episode's rollout equals the one stepped on its own through
+    ObjectBackend.predict, within float32 round-off."""
+    from worldline.cmd_evaluate import BACKENDS
+
+    tasks = [Task.load(ASSETS / "tasks" / "suite" / f"{n}.toml") for n in ("push_04", "push_05", "push_12")]
+    make = BACKENDS["objects"](None)
+
+    class Alone:  # the same backend without its packed step: PackedStepper falls back to predict
+        def __init__(self, be):
+            self.be, self.history = be, be.history
+
+        def predict(self, *a):
+            return self.be.predict(*a)
+
+    fns = [load_policy("dynamics.policies:straight_push"), load_policy("dynamics.policies:random_policy"),
+           load_policy(f"{bad_policies / 'bad_policies.py'}:crash_at_5")]
+    specs = [EpisodeSpec(n, f, ti, 0, episode_seed(0, ti, 0)) for n, f in fns for ti in range(len(tasks))]
+    packed_stepper = PackedStepper(make)
+    packed = run_model_episodes(tasks, specs, packed_stepper, max_steps=40)
+    alone = run_model_episodes(tasks, specs, PackedStepper(lambda t: Alone(make(t))), max_steps=40)
+    assert [r.steps for r in packed] == [r.steps for r in alone]
+    assert sorted({r.steps for r in packed}) == [5, 40]  # the crashing episodes left the batch at frame 5
+    for p, a in zip(packed, alone):
+        assert p.success == a.success and p.info.get("error") == a.info.get("error")
+        np.testing.assert_allclose(p.executed.positions, a.executed.positions, atol=2e-5, rtol=0)
+    moved = max(np.abs(r.executed.positions[-1] - r.executed.positions[0])[~t.scene.kinematic].max()
+                for r, t in zip(packed[:3], tasks))
+    assert moved > 0.02  # the pushes reach the boxes
+    assert packed_stepper.steps == 40

@@ -340,3 +340,66 @@ def test_rollout_command_runs_object_checkpoints_on_scenes_and_datasets(tmp_path
     icy.write_text(scene.read_text().replace("density = 500.0\nfriction = 0.5", "density = 500.0\nfriction = 0.05"))
     assert main(["rollout", str(icy), "--checkpoint", str(ckpt), "--steps", "2", "--out", str(tmp_path / "i.npz")]) == 0
     assert "object 'box' has friction 0.05; trained on" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the shipped weights' predictions
+
+WEIGHTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "weights" / "objects_push.pt"
+REFERENCE = __import__("pathlib").Path(__file__).resolve().parent / "data" / "objects_push_reference.npz"
+#: (task, candidates, frames): a 1-box and two 3-box suite tasks; the tool pushed into the goal object.
+REFERENCE_CASES = (("push_03", 2, 30), ("push_00", 2, 30), ("push_06", 1, 30))
+
+
+def _reference_inputs(name, k, h):
+    """History (4, N, 3) at rest, tool indices and K tool paths (K, H, M, 3) of a suite task: the tool
+    moves at 6 mm/frame toward the goal object's centre (candidate c turned by 0.3 c rad)."""
+    from dynamics.tasks import Task
+
+    task = Task.load(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "tasks" / "suite" / f"{name}.toml")
+    sc = task.scene
+    ti = task.tool.indices
+    tool0 = sc.positions[ti].astype(np.float64)
+    d = sc.positions[task.object_particles].mean(0) - tool0.mean(0)
+    d[2] = 0.0
+    futs = np.empty((k, h, len(ti), 3), np.float32)
+    for c in range(k):
+        a = math.atan2(d[1], d[0]) + 0.3 * c
+        step = 0.006 * np.array([math.cos(a), math.sin(a), 0.0])
+        futs[c] = tool0[None] + np.arange(1, h + 1)[:, None, None] * step
+    hist = np.repeat(sc.positions[None], 4, 0).astype(np.float32)
+    return task, hist, ti, futs
+
+
+def _reference_predictions():
+    model = load_object_model(WEIGHTS)
+    out = {}
+    for name, k, h in REFERENCE_CASES:
+        task, hist, ti, futs = _reference_inputs(name, k, h)
+        for collide in (False, True):
+            be = ObjectBackend(model, task.scene, collide=collide)
+            out[f"{name}_{int(collide)}"] = be.predict(hist, ti, futs)
+    return out
+
+
+def _write_reference():
+    """Regenerate ``tests/data/objects_push_reference.npz`` (only when the model's meaning is meant to change)."""
+    REFERENCE.parent.mkdir(exist_ok=True)
+    np.savez_compressed(REFERENCE, **_reference_predictions())
+
+
+def test_the_shipped_weights_predict_as_they_did_before_the_speed_work():
+    """The fast path of ObjectNet (precomputed batch constants, functional MLPs, carried angular
+    velocities, the body-frame inverse inertia instead of a 3x3 inverse per step) gives the shipped
+    objects_push.pt's predictions of the reference file (written by the code before it), with
+    and without the exact constraints: a 1-box and two 3-box pushes in which the boxes move 5-11 cm."""
+    ref = np.load(REFERENCE)
+    got = _reference_predictions()
+    assert sorted(got) == sorted(ref.files)
+    for name, k, h in REFERENCE_CASES:
+        task, *_ = _reference_inputs(name, k, h)
+        free = ~task.scene.kinematic
+        for collide in (0, 1):
+            key = f"{name}_{collide}"
+            moved = np.abs(ref[key][:, -1, free] - ref[key][:, 0, free]).max()
+            assert moved > 0.04, (key, moved)  # the push reaches the boxes: contacts are exercised
+            np.testing.assert_allclose(got[key], ref[key], atol=1e-5, rtol=0, err_msg=key)
