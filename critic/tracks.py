@@ -83,6 +83,10 @@ MIN_GROUND_TRACKS = 4
 #: and the inertia theirs, not the body's, so energies and jumps of noise-free tracks carry a model error.
 POSE_FLOOR = 0.05
 
+#: Degrees within which free-fall windows refine the up direction, and within which the ground's normal is then
+#: searched (world_frame): the precision free fall gives up with.
+FALL_CONE = 8.0
+
 _MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
 _SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
 _MAX_ANCHORS = 400  # tracks grouped pairwise; the rest join the group they keep constant distances to
@@ -267,13 +271,15 @@ def _upright(guess: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool, band: float, noise: float):
+def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool, band: float, noise: float,
+                  cone: Optional[float] = None):
     """Support plane of the visible points ``P (T, N, 3)``: ``(normal (3,), height, tracks)`` or None.
 
     Each track's low height along a candidate normal ``n`` is the lowest ``n . x`` over its visible frames plus
     ``2.5 sigma`` (the lowest of some 60 noisy samples lies that far below the true height), so a body that only
     touches the ground at the bottom of its bounces sets it where it touched. For each candidate (``guess`` alone when
-    ``fixed``, else 400 directions within 45 degrees of it) the plane lies at the lowest track and scores the
+    ``fixed``; 400 directions within ``cone`` rad of it when ``cone`` is given (an up estimated from motion, such as
+    free fall, is only that precise); else the up directions of an upright camera, :func:`_upright`) the plane lies at the lowest track and scores the
     distinct tracks whose low height is within ``band`` of it. The best normal is refined by a least-squares
     plane through those tracks' observations near the plane. The height returned is that of the lowest
     centres."""
@@ -284,7 +290,7 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
         return None
     X = X[:, seen]
     guess = guess / np.linalg.norm(guess)
-    cands = guess[None] if fixed else _upright(guess)
+    cands = _cone(guess, cone, 400) if cone else (guess[None] if fixed else _upright(guess))
     import warnings
 
     low = 2.5 * noise  # how far white noise puts the lowest of ~60 samples below the true height
@@ -296,15 +302,19 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
         h0 = float(np.min(h))  # nothing goes below the ground (a stray low track lowers it by its noise at most)
         return int((h <= h0 + band).sum()), h0, h
 
-    best = None
-    for n in cands:
-        k, h0, h = score(n)
-        if best is None or k > best[0]:
-            best = (k, n, h0, h)
-    k, n, h0, h = best
+    scored = [(*score(n), n) for n in cands]
+    best = max(range(len(scored)), key=lambda i: scored[i][0])  # the first of the most (the guess before others)
+    if cone:
+        # an up estimated from motion is a prior: of the normals holding about as many tracks as the best (within
+        # the count's sqrt(k) scatter) the one nearest the guess (a line of resting tracks, a box's lowest edge,
+        # holds up every plane turned about it)
+        kb = scored[best][0]
+        near = [i for i in range(len(scored)) if scored[i][0] >= kb - np.sqrt(kb)]
+        best = max(near, key=lambda i: float(scored[i][3] @ guess))
+    k, h0, h, n = scored[best]
     if k < MIN_GROUND_TRACKS:
         return None
-    if not fixed:
+    if not fixed or cone:
         on = h <= h0 + band
         Y = X[:, on]
         hy = Y @ n
@@ -315,7 +325,7 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
             n2 = vt[-1] * np.sign(vt[-1] @ n)
             if np.degrees(np.arccos(np.clip(n2 @ n, -1, 1))) < 10.0:
                 k2, h02, _ = score(n2)
-                if k2 >= k:
+                if k2 > k or (k2 == k and not cone):  # a prior (cone) is left only for more tracks
                     n, h0, k = n2, h02, k2
     return n, h0, k
 
@@ -364,17 +374,19 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
     P = input_frame(tracks, scale)
     name, guess = ("extrinsics", np.array([0.0, 0.0, 1.0])) if tracks.w2c is not None else \
         ("camera", np.array([0.0, -1.0, 0.0]))
-    fixed = True
+    fixed, cone = True, None
     if up is not None:
         guess, src = np.asarray(up, np.float64) / np.linalg.norm(up), "--up"
     elif tracks.w2c is not None:
         src = "extrinsics (world +z)"
     elif fall is not None:
-        guess, src = fall / np.linalg.norm(fall), "free fall"
+        # free fall's windows agree on up to within FALL_CONE (free_fall_up's refinement cone), not better: the
+        # ground's normal is searched within it (a degree off tilts a 1 m wide ground by 17 mm, more than r)
+        guess, src, cone = fall / np.linalg.norm(fall), "free fall, refined by the ground plane", np.radians(FALL_CONE)
     else:
         fixed, src = False, "ground plane"
     S, sn = (P, noise) if support is None else (support, support_noise)
-    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, sn)
+    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, sn, cone=cone)
     if plane is None:
         rot = _align(guess)
         return np.einsum("ij,tnj->tni", rot, P), Frame(name, guess, src if fixed else "assumed (camera -y)", rot,
@@ -422,7 +434,7 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
         return None
     # the mean of every window within 15 degrees still leans toward contacts' pushes; free fall itself points one
     # way, so the windows near the estimate (within 4 degrees, at least 5 of them) refine it
-    for cone in (8.0, 4.0):
+    for cone in (FALL_CONE, 4.0):
         near = A[A @ d > np.cos(np.radians(cone))]
         if len(near) < 5:
             break
@@ -718,29 +730,61 @@ def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = 
     return pred + e
 
 
+_HP_WINDOW = 9  # frames of the quadratic fit whose residual is a trajectory's wobble (_body_centre)
+
+
+def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(b (F, 3), A (F, 3, 3))``: the residuals of the centres ``c (T, 3)`` and rotations ``R (T, 3, 3)`` about
+    a quadratic Savitzky-Golay fit of ``W`` frames, within runs of ``ok (T,)`` frames at least ``W`` long, for the
+    frames of those runs: ``b + A p`` is the wobble of body point ``p``'s trajectory about its smooth motion. The
+    residual keeps a wobble of one turn in a few frames whole while it passes tracker noise at ``sqrt(1 - 3 / W)``
+    of its std (third differences would amplify the noise ``sqrt(20)`` times and damp a slow wobble)."""
+    from scipy.signal import savgol_filter
+
+    T = len(ok)
+    bs, As = [], []
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return np.zeros((0, 3)), np.zeros((0, 3, 3))
+    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+        if len(run) < W:
+            continue
+        a, e = int(run[0]), int(run[-1]) + 1
+        bs.append(c[a:e] - savgol_filter(c[a:e], W, 2, axis=0, mode="interp"))
+        Rr = R[a:e].reshape(e - a, 9)
+        As.append((Rr - savgol_filter(Rr, W, 2, axis=0, mode="interp")).reshape(e - a, 3, 3))
+    if not bs:
+        return np.zeros((0, 3)), np.zeros((0, 3, 3))
+    return np.concatenate(bs), np.concatenate(As)
+
+
 def _body_centre(fit: ObjectFit, floor: float, iterations: int = 4) -> np.ndarray:
     """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
     smoothest, taken as the body's centre of mass.
 
     Tracks sample the surface the camera saw, so their centroid is not the body's centre: a rolling or tumbling
     body's centroid then wobbles once per turn, and so do its kinetic and potential energy. The centre of mass of a
-    free, rolling or sliding body moves with a smooth acceleration (gravity and contact forces), so its third
-    differences vanish; ``p`` minimises ``sum_t |d3 c_t + (d3 R_t) p|^2`` over runs of 4 posed frames (each with
-    at least 4 visible tracks), by 4 ridge steps of ``1e-3`` of the largest eigenvalue toward the centroid (a
-    direction the rotation never reveals, such as a spin axis, stays put), re-solved without the frames whose
-    residual exceeds 3 times the median (impacts). At most ``0.8 rho`` from the centroid (``rho`` the farthest
-    track); kept only when it halves the median ``|d3 c_t|`` of those frames and lowers it by at least ``floor``
-    (m), else 0 (the centroid): a centre fitted to noise or to the small jerks of contact forces does neither."""
+    free, rolling or sliding body moves with a smooth acceleration (gravity and contact forces), so it follows a
+    local quadratic; ``p`` minimises ``sum_t |b_t + A_t p|^2``, the wobble of ``c_t + R_t p`` about quadratic fits
+    of :data:`_HP_WINDOW` frames (:func:`_highpass`, over runs of frames with at least 4 visible tracks: a
+    turn of a few frames shows whole, tracker noise barely amplified), by 4 ridge steps of ``1e-3`` of the largest
+    eigenvalue toward the centroid (a direction the rotation never reveals, such as a spin axis, stays put),
+    re-solved without the frames whose residual exceeds 3 times the median (impacts). Refused (0, the centroid)
+    outside the tracks' box in body coordinates (a centre of mass lies inside the body; the smooth point of a
+    body turning in contact is its pivot); kept only when it lowers the median wobble by at least ``floor`` (m)
+    and either halves it or passes an F test (``F > 20`` for 3 parameters: noise alone gives 5.4 at p = 0.001,
+    and neighbouring residuals are correlated): a centre fitted to noise or to the small jerks of contact forces
+    (a slide's friction, a body at rest) does neither."""
     ok = fit.posed & (fit.visible_count >= _MIN_POSE)
     T = len(ok)
     if T < 8 or len(fit.body) < 4:
         return np.zeros(3)
-    run = ok[:-3] & ok[1:-2] & ok[2:-1] & ok[3:]
-    if run.sum() < 6:
-        return np.zeros(3)
     c, R = fit.centre, fit.rot
-    b = (c[3:] - 3 * c[2:-1] + 3 * c[1:-2] - c[:-3])[run]  # (F, 3)
-    A = (R[3:] - 3 * R[2:-1] + 3 * R[1:-2] - R[:-3])[run]  # (F, 3, 3)
+    if T < _HP_WINDOW:
+        return np.zeros(3)
+    b, A = _highpass(c, R, ok, _HP_WINDOW)  # (F, 3), (F, 3, 3)
+    if len(b) < 6:
+        return np.zeros(3)
     w = np.ones(len(b))
     p = np.zeros(3)
     for _ in range(iterations):
@@ -750,16 +794,22 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 4) -> np.ndarra
             p = p - np.linalg.solve(M + lam * np.eye(3), np.einsum("f,fji,fj->i", w, A, b + A @ p))
         res = np.linalg.norm(b + A @ p, axis=1)
         w = (res <= 3.0 * np.median(res) + 1e-15).astype(np.float64)
-    rho = float(np.sqrt((fit.body ** 2).sum(1).max()))
-    n = float(np.linalg.norm(p))
-    if n > 0.8 * rho:
-        p *= 0.8 * rho / n
+    # the centre of mass lies inside the body: a point outside the tracks' box (body coordinates) is the pivot of a
+    # body turning in contact (a spinner's axis moves more smoothly than its jiggling centre), not its centre
+    lo, hi = fit.body.min(0), fit.body.max(0)
+    if np.any(p < lo) or np.any(p > hi):
+        return np.zeros(3)
     keep = w > 0
-    before = float(np.median(np.linalg.norm(b, axis=1)[keep]))
-    after = float(np.median(np.linalg.norm(b + A @ p, axis=1)[keep]))
-    # a centre that explains the wobble halves it, by more than `floor`; one fitted to the small jerks of
-    # contact forces (a slide's friction, a body at rest) or to noise does not
-    return p if after <= 0.5 * before and before - after >= floor else np.zeros(3)
+    r0 = np.linalg.norm(b, axis=1)[keep]
+    r1 = np.linalg.norm(b + A @ p, axis=1)[keep]
+    before, after = float(np.median(r0)), float(np.median(r1))
+    # a centre that explains the wobble halves it, by more than `floor`; under tracker noise the wobble may not
+    # halve yet be plain: the F test (3 parameters, 3 F - 3 residual numbers)
+    ss0, ss1, F = float((r0 ** 2).sum()), float((r1 ** 2).sum()), int(keep.sum())
+    f_stat = (ss0 - ss1) / 3.0 / max(ss1 / max(3 * F - 3, 1), 1e-300)
+    if before - after >= floor and (after <= 0.5 * before or f_stat > 20.0):
+        return p
+    return np.zeros(3)
 
 
 def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.ndarray:
