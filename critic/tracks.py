@@ -530,6 +530,29 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and len(hit) <= 0.5 * len(both))
 
 
+def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau: float):
+    """``root(g)``: cluster ``g``'s representative after merging the clusters (of at least 3 tracks of ``labels``)
+    that keep their relative pose but for one spell (:func:`_spell_only`): one body that changed shape for a while."""
+    parent = list(range(K))
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    big = [g for g in range(K) if (labels == g).sum() >= 3]
+    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
+    big = [g for g in big if fitted[g] is not None]
+    for ia, ga in enumerate(big):
+        for gb in big[ia + 1:]:
+            if root(ga) == root(gb):
+                continue
+            fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
+            if _spell_only(fa, fb, tau):
+                parent[root(gb)] = root(ga)
+    return root
+
+
 def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
     """Objects of tracks ``P (T, N, 3)`` (m, visible ``vis (T, N)``) by rigid motion: labels in 0..K-1, numbered by
     their lowest track index.
@@ -578,6 +601,8 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
     # each track against each cluster's rigid poses: it belongs where it fits, and to no object when it fits two
     # (it was never seen while they moved apart: its motion is unknown where it was hidden)
     groups = [g for g in np.unique(labels) if (labels == g).sum() >= 3]
+    # a track that fits two clusters of one body (halves that parted for a spell: it was hidden then) is that body's
+    same = _spell_roots(Pf, Vf, labels, K, tau) if len(groups) > 1 else (lambda g: g)
     if len(groups) > 1:
         fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in groups}
         fitsk = {g: f for g, f in fitsk.items() if f is not None}
@@ -598,28 +623,14 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
             ok[:, col] = (n >= min_seen) & (off.sum(0) < 2)
         for i in range(N):
             good = [keys[c] for c in np.flatnonzero(ok[i])]
+            if len(good) >= 2 and len({same(g) for g in good}) == 1:
+                good = [labels[i]] if labels[i] in good else good[:1]
             if len(good) == 1:
                 labels[i] = good[0]
             elif len(good) >= 2 or labels[i] not in fitsk or not ok[i, keys.index(labels[i])]:
                 labels[i] = -1
     # clusters that differ only by one spell are one body that changed shape for a while
-    parent = list(range(K))
-
-    def root(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    big = [g for g in range(K) if (labels == g).sum() >= 3]
-    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
-    big = [g for g in big if fitted[g] is not None]
-    for ia, ga in enumerate(big):
-        for gb in big[ia + 1:]:
-            if root(ga) == root(gb):
-                continue
-            fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
-            if _spell_only(fa, fb, tau):
-                parent[root(gb)] = root(ga)
+    root = _spell_roots(Pf, Vf, labels, K, tau)
     labels = np.array([root(int(l)) if l >= 0 else -1 for l in labels], np.int64)
     order = {}
     out = np.full(N, -1, np.int64)
