@@ -1075,6 +1075,59 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
     return replace(ro, positions=pos.astype(np.float32), visibility=vis & judged[:, oid])
 
 
+def _ff_ssr(c: np.ndarray, t: np.ndarray, g: np.ndarray) -> float:
+    """Sum of squared residuals (m^2) of centres ``c (n, 3)`` at times ``t (n,)`` (s) about the best free fall
+    ``c0 + v0 t + g t^2 / 2`` (``c0``, ``v0`` fitted, ``g`` known)."""
+    y = c - 0.5 * t[:, None] ** 2 * g[None]
+    X = np.stack([np.ones_like(t), t], 1)
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    return float(((y - X @ beta) ** 2).sum())
+
+
+def _quad_ssr(c: np.ndarray, t: np.ndarray) -> float:
+    """Sum of squared residuals (m^2) of ``c (n, 3)`` about the best quadratic in ``t (n,)`` (any acceleration)."""
+    X = np.stack([np.ones_like(t), t, t * t], 1)
+    beta = np.linalg.lstsq(X, c, rcond=None)[0]
+    return float(((c - X @ beta) ** 2).sum())
+
+
+def floating_onset(ctx, ev: Event, W: int) -> Event:
+    """``ev`` (a floating event found on poses smoothed over ``W`` frames) with its first frame moved to the onset
+    the raw poses show: the frame ``t*`` that best splits the object's unsupported, observed run around it (within
+    ``2 W`` frames of the event's first frame) into free fall before (``c0 + v0 t + g t^2 / 2``, fitted) and any
+    constant acceleration after, by least squares over ``t*`` within ``W`` frames of the event (at least 3 frames
+    each side). A smoothed window reaching ``W / 2`` frames into a hover already departs from g, so the smoothed
+    onset comes early by up to that. Kept as it was when the run has no free fall before the event (it starts
+    unsupported) or the split explains no more than a single quadratic does."""
+    k, F = ev.object, ev.frame
+    T = ctx.T
+    ok = ~ctx.supported[:, k] & ctx.obj_observed[:, k]
+    if not ok[min(max(F, 0), T - 1)]:
+        return ev
+    a = F
+    while a > 0 and ok[a - 1] and a > F - 2 * W:
+        a -= 1
+    b = F
+    while b < T - 1 and ok[b + 1] and b < F + 2 * W:
+        b += 1
+    c = ctx.com[a:b + 1, k].astype(np.float64)
+    t = np.arange(a, b + 1) * ctx.dt
+    if b - a + 1 < 8 or not np.isfinite(c).all():
+        return ev
+    best, best_t = _quad_ssr(c, t), None
+    for ts_ in range(max(a + 3, F - W), min(b - 2, F + W) + 1):
+        i = ts_ - a
+        cost = _ff_ssr(c[:i], t[:i], ctx.g) + _quad_ssr(c[i:], t[i:])
+        if cost < best:
+            best, best_t = cost, ts_
+    if best_t is None or best_t == F:
+        return ev
+    loc = tuple(float(v) for v in ctx.com[best_t, k])
+    msg = ev.message + (f" On the raw poses free fall ends at frame {best_t} (the smoothing over {W} frames moved the "
+                        f"onset to frame {F}).")
+    return replace(ev, frame=int(best_t), end_frame=max(int(ev.end_frame), int(best_t)), location=loc, message=msg)
+
+
 def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
     """``base`` with every threshold that reads single poses raised by the pose noise ``sigma_p`` (m):
     contact (+6 sigma_p: the lowest point's error from the centre and the turn), teleport (+8 sigma_p), jitter
@@ -1243,7 +1296,10 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                         floating_tolerance=cfg.floating_tolerance + 4.0 * q / 9.81,
                         pose_noise=max(config.pose_noise, 2 * ts.pose_noise * (1.5 / np.sqrt(W) if W >= 5 else 1.0)))
         rep_s = audit(ro_s, cfg_s, source=src, progress=progress)
-        events += as_tracks(rep_s.events)
+        evs_s = list(rep_s.events)
+        if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
+            evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else e for e in evs_s]
+        events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
             notices.append(f"floating, energy: judged on poses smoothed over {W} frames (quadratic, within runs of "
