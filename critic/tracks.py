@@ -55,6 +55,7 @@ Units: m, s. Every read problem raises :class:`particles.FileFormatError` naming
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -446,6 +447,25 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
 # --------------------------------------------------------------------------------------- grouping
 
 
+def _one_spell(off: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """``(...)`` bool for masks ``off (F, ...)`` (a frame breaks rigidity) and ``seen (F, ...)`` (it was seen) over
+    frames: the broken frames (at least 2) form one spell of the seen frames, at least 2/3 of the seen frames from
+    its first to its last broken, which starts after the first seen frame, ends before the last and spans at most
+    half of them: a body that changed shape for a while and took its shape back (a rigidity glitch to judge), not
+    two bodies (they part and stay apart, or move apart and together again and again)."""
+    off = off & seen
+    cs = np.cumsum(seen, axis=0)  # seen frames up to and including each frame
+    n = cs[-1]
+    cnt = off.sum(0)
+    F = off.shape[0]
+    first = np.argmax(off, axis=0)
+    last = F - 1 - np.argmax(off[::-1], axis=0)
+    c_first = np.take_along_axis(cs, first[None], 0)[0]  # rank (1-based) of the first broken frame among the seen
+    c_last = np.take_along_axis(cs, last[None], 0)[0]
+    span = c_last - c_first + 1
+    return (cnt >= 2) & (cnt >= 2 * span / 3) & (c_first > 1) & (c_last < n) & (span <= 0.5 * n)
+
+
 def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """For tracks ``X (F, a, 3)`` visible ``V (F, a)``: ``(broken (a, a), seen (a, a))``: 1 where a pair's distance
     left its median by more than ``tau`` in 2 or more of the frames both were seen in (or in more than 5 % of
@@ -469,7 +489,10 @@ def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarra
         off = (np.abs(D - med[None]) > tau).sum(0)
     # broken: the distance left its median in 2 frames or more (white noise passes tau = 4 sqrt(2) sigma in a
     # frame with probability 6e-5), or in more than 5 % of them
-    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen)).astype(np.float64)
+    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen))
+    with np.errstate(invalid="ignore"):
+        broken &= ~_one_spell(np.abs(D - med[None]) > tau, np.isfinite(D))  # a change of shape, not two bodies
+    broken = broken.astype(np.float64)
     return np.where(seen > 0, broken, np.nan), seen
 
 
@@ -509,9 +532,11 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
 
 def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tau`` of its median, and
-    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one run, which begins
+    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one spell, which begins
     after their first such frame and ends before their last, and lasts at most half of them: one body that
-    changed shape for a while (a glitch check_rigidity judges), not two."""
+    changed shape for a while (a glitch check_rigidity judges), not two. The spell spans the bad frames that have a
+    bad neighbour and is at least 2/3 bad; lone bad frames (pose noise) are allowed outside it, at most
+    ``max(1, 5 %)`` of the frames."""
     both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
     if len(both) < 6:
         return False
@@ -525,9 +550,17 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tau
     if not badf.any():
         return True
-    hit = np.flatnonzero(badf)
-    one_run = hit[-1] - hit[0] + 1 == len(hit)
-    return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and len(hit) <= 0.5 * len(both))
+    # pose noise breaks the tolerance in a lone frame now and then: a bad frame with no bad neighbour is noise,
+    # and the spell is the span of the others, which must be mostly (2/3) bad
+    nb = np.zeros_like(badf)
+    nb[1:] |= badf[:-1]
+    nb[:-1] |= badf[1:]
+    hit = np.flatnonzero(badf & nb)
+    if not len(hit):
+        return True
+    span = hit[-1] - hit[0] + 1
+    one_run = len(hit) >= 2 * span / 3 and badf.sum() - len(hit) <= max(1, 0.05 * len(both))
+    return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and span <= 0.5 * len(both))
 
 
 def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau: float):
@@ -620,7 +653,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
             with np.errstate(invalid="ignore"):
                 off = (np.linalg.norm(loc - body[None], axis=-1) > tau) & use
             n = use.sum(0)
-            ok[:, col] = (n >= min_seen) & (off.sum(0) < 2)
+            ok[:, col] = (n >= min_seen) & ((off.sum(0) < 2) | _one_spell(off, use))
         for i in range(N):
             good = [keys[c] for c in np.flatnonzero(ok[i])]
             if len(good) >= 2 and len({same(g) for g in good}) == 1:
@@ -1075,6 +1108,36 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
     return replace(ro, positions=pos.astype(np.float32), visibility=vis & judged[:, oid])
 
 
+#: Tracks that must leave their object's rigid motion together for a change of shape (collective_rigidity).
+MIN_DEFORMED = 3
+
+
+def collective_rigidity(ctx, ev: Event) -> Optional[Event]:
+    """``ev`` (a rigidity event on tracks) restricted to the frames where at least :data:`MIN_DEFORMED` of the
+    object's tracks leave its best rigid motion by more than the check's tolerance (``rigidity_tolerance r + eps``,
+    after the check's refit on the tracks that fit); None when no frame has that many. A change of shape moves a
+    patch of the surface, so several neighbouring tracks; one or two departing tracks are tracker drift, or a
+    track seen mostly while its body was deformed (its body coordinates are those of the deformed shape)."""
+    from .checks import _robust_residual
+
+    k = ev.object
+    tol = ctx.config.rigidity_tolerance * ctx.r + ctx.eps_pos
+    frames = np.arange(ev.frame, ev.end_frame + 1)
+    res = _robust_residual(ctx, int(k), frames, tol)
+    many = (res > tol).sum(1) >= MIN_DEFORMED
+    if not many.any():
+        return None
+    first = int(frames[np.argmax(many)])
+    last = int(frames[len(many) - 1 - np.argmax(many[::-1])])
+    if first == ev.frame:
+        return replace(ev, end_frame=last)
+    row = res[first - ev.frame]
+    dev = ctx.ids(int(k))[row > max(tol, 0.5 * row.max())]
+    loc = tuple(float(v) for v in ctx.pos[first, dev].astype(np.float64).mean(0))
+    msg = ev.message + f" At least {MIN_DEFORMED} tracks depart together from frame {first}."
+    return replace(ev, frame=first, end_frame=last, location=loc, message=msg)
+
+
 def _ff_ssr(c: np.ndarray, t: np.ndarray, g: np.ndarray) -> float:
     """Sum of squared residuals (m^2) of centres ``c (n, 3)`` at times ``t (n,)`` (s) about the best free fall
     ``c0 + v0 t + g t^2 / 2`` (``c0``, ``v0`` fitted, ``g`` known)."""
@@ -1279,6 +1342,12 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
     if ts.frame.ground is None:  # without the ground, resting looks unsupported and bounces look like kicks
         slow_checks = ()
     rep = audit(ro, replace(cfg, checks=main_checks, dedupe=False), source=src, progress=progress)
+    if any(e.category == "rigidity" for e in rep.events):
+        from .context import AuditContext
+
+        ctx_r = AuditContext(ro, cfg)
+        rep = replace(rep, events=tuple(x for x in (collective_rigidity(ctx_r, e) if e.category == "rigidity" else e
+                                                    for e in rep.events) if x is not None))
 
     def as_tracks(evs):  # rollout particle ids -> track indices
         return [replace(e, particles=tuple(int(ts.track_index[p]) for p in e.particles)) for e in evs]
