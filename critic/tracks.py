@@ -80,6 +80,11 @@ TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
 #: Distinct tracks that must come down to a plane for it to be taken as the ground.
 MIN_GROUND_TRACKS = 4
 
+#: Tracks a group needs to be audited as an object: twice the 4 a pose needs, so that a frame with half of them
+#: hidden still has a pose of its own (smaller groups are fragments: their poses jump and their tracks all vanish
+#: behind one occluder); smaller groups are reported as ungrouped.
+MIN_OBJECT_TRACKS = 8
+
 #: Floor of the pose noise, in particle radii (see tracks_to_rollout): the centre is the tracked points' centroid
 #: and the inertia theirs, not the body's, so energies and jumps of noise-free tracks carry a model error.
 POSE_FLOOR = 0.05
@@ -912,7 +917,7 @@ class TrackScene:
     pose_noise: float
     """sigma_p, m: the largest object noise averaged over its visible tracks, at least :data:`POSE_FLOOR` r."""
     ungrouped: np.ndarray
-    """Track indices in groups too small to pose (fewer than 3 tracks or never 4 visible): not audited."""
+    """Track indices in groups too small to pose (fewer than MIN_OBJECT_TRACKS tracks or never 4 visible): not audited."""
     camera_xyz: np.ndarray = field(repr=False, default=None)
     """(T, N, 3) float64: the input tracks (m, scaled) in camera coordinates."""
     tracks: Tracks = field(repr=False, default=None)
@@ -994,13 +999,13 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     fits, ungrouped = [], np.flatnonzero(labels < 0).tolist()
     for g in range(int(labels.max()) + 1):
         idx = np.flatnonzero(labels == g)
-        fit = fit_object(Pin, vis, idx) if len(idx) >= 3 else None
+        fit = fit_object(Pin, vis, idx) if len(idx) >= MIN_OBJECT_TRACKS else None
         if fit is None:
             ungrouped += idx.tolist()
         else:
             fits.append(fit)
     if not fits:
-        raise ValueError("no group of at least 3 tracks with 4 visible in some frame: nothing to audit")
+        raise ValueError("no group of at least 8 tracks (MIN_OBJECT_TRACKS) with 4 visible in some frame: nothing to audit")
     weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     fall = None
     if up is None and tracks.w2c is None:
