@@ -18,12 +18,13 @@ Magnitudes are set against the noise ``s = noise * r`` the file will carry and t
 ``s / sqrt(n)`` of an object of ``n`` visible tracks: teleport ``4 r + 4 s`` (sideways, stays),
 vanish (all of an object's tracks lost from a frame on, while in view and in front), rigidity (the half
 of a body beyond its centre shifted ``2 r + 12 s`` along its own z for 0.25 s: melting and reforming),
-floating (a body in flight, its particles 6 r above the ground and 8 r from every other body's from 2
-frames before to the end of the hover, beyond what sparse tracks can show as contact, stops in mid-air for
-0.25 s, then goes on as it would have, that much later: it still lands, so the ground under it is seen), energy (a resting or sliding body starts sliding at
-``0.5 m/s + s/dt`` away from the others), jitter (the whole body shaken ``+-(0.5 r + s)``
-frame after frame for 0.25 s), penetration (a body within 10 r of another moves into it along their closest
-pair over 3 frames, to an overlap of ``2 r + 4 s``, and stays: passing into each other).
+floating (a body in flight stops in mid-air for 0.25 s, then goes on as it would have, that much later: it
+still lands, so the ground under it is seen; its particles 6 r above the ground and 8 r from every other
+body's from 2 frames before to the end of the hover, beyond what sparse tracks can show as contact), energy
+(a resting or sliding body starts sliding at ``0.5 m/s + s/dt`` away from the others, mirrored onto the side
+of its own motion so that it gains energy), jitter (the whole body shaken ``+-(0.5 r + s)`` frame after frame
+for 0.25 s), penetration (a body within 10 r of another moves into it along their closest pair over 3 frames,
+to an overlap of ``2 r + 4 s``, and stays: passing into each other).
 
 Units: m, s. Deterministic given the seed.
 """
@@ -255,6 +256,12 @@ def inject(ro: Rollout, category: str, noise: float, rng: np.random.Generator,
             if np.linalg.norm(away) < 1e-9:
                 away = np.array([1.0, 0, 0])
             away /= np.linalg.norm(away)
+            # fair: the push must add energy. Against a moving body's own motion it could take energy away (a ball
+            # rolling at 0.75 m/s pushed at 0.53 m/s mostly backwards slowed down): mirrored onto its side of the motion
+            vh = np.array([c[f, 0] - c[f - 1, 0], c[f, 1] - c[f - 1, 1], 0.0]) / dt
+            if np.linalg.norm(vh) > 1e-9 and away @ vh < 0:
+                u = vh / np.linalg.norm(vh)
+                away = away - 2 * (away @ u) * u
             mag = 0.5 + noise / dt
             tau = (np.arange(T) - (f - 1))[f:, None] * dt
             new = pos.copy()
