@@ -1382,7 +1382,7 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         perm = permanence_events(ts, cfg.teleport_tolerance * ts.radius)
         events += [e for e in perm if e.category in cfg.checks]
     if cfg.dedupe:
-        events = dedupe(events)
+        events = dedupe(_shape_before_shake(events))
     fr = ts.frame
     up_txt = ", ".join(f"{v:.3f}" for v in fr.up)
     notices = [f"tracks: {fr.name} frame, up ({up_txt}) from {fr.up_source}; "
@@ -1398,6 +1398,24 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                     "unsupported or kicked)" for c in ("floating", "energy") if c in cfg.checks]
     return Report(frames=ro.num_frames, particles=tracks.N, events=tuple(events), skipped=tuple(notices), source=src,
                   info=ts.info())
+
+
+def _shape_before_shake(events: list, slack: Optional[int] = None) -> list:
+    """``events`` without the jitter events that begin while a rigidity event on a shared object is under way
+    (within ``slack`` frames, :func:`critic.audit.dedupe`'s): on tracks a part that changes shape drags the
+    pose fitted to all of them, which jumps where the change begins and ends and so looks shaken, while a body
+    shaken whole keeps its shape. (The rollout critic ranks jitter first: there particles that jitter make a shape
+    look changed.)"""
+    from .audit import _SLACK
+
+    slack = _SLACK if slack is None else slack
+    shapes = [e for e in events if e.category == "rigidity"]
+
+    def caused(j):
+        return any(set(j.objects) & set(s.objects) and s.frame - slack <= j.frame <= s.end_frame + slack
+                   for s in shapes)
+
+    return [e for e in events if e.category != "jitter" or not caused(e)]
 
 
 def fill_rollout(ro: Rollout) -> Rollout:
