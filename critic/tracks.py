@@ -284,11 +284,13 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
     Each track's low height along a candidate normal ``n`` is the lowest ``n . x`` over its visible frames plus
     ``2.5 sigma`` (the lowest of some 60 noisy samples lies that far below the true height), so a body that only
     touches the ground at the bottom of its bounces sets it where it touched. For each candidate (``guess`` alone when
-    ``fixed``; 400 directions within ``cone`` rad of it when ``cone`` is given (an up estimated from motion, such as
-    free fall, is only that precise); else the up directions of an upright camera, :func:`_upright`) the plane lies at the lowest track and scores the
-    distinct tracks whose low height is within ``band`` of it. The best normal is refined by a least-squares
-    plane through those tracks' observations near the plane. The height returned is that of the lowest
-    centres."""
+    ``fixed``; 400 directions within ``cone`` rad of it when ``cone`` is given, as an up estimated from motion
+    such as free fall is only that precise; else the up directions of an upright camera, :func:`_upright`) the
+    plane lies at the lowest track and scores the distinct tracks whose low height is within ``band`` of it. The
+    best normal holds the most; with a ``cone``, the one nearest ``guess`` among those within ``sqrt(k)`` of the
+    most (a line of resting tracks holds up every plane turned about it). It is refined by a least-squares plane
+    through those tracks' observations near the plane (with a ``cone``, only when that holds more tracks). The
+    height returned is that of the lowest centres."""
     T, N = vis.shape
     X = P  # (T, N, 3), NaN where hidden
     seen = vis.sum(0) >= 2
@@ -917,7 +919,7 @@ class TrackScene:
     pose_noise: float
     """sigma_p, m: the largest object noise averaged over its visible tracks, at least :data:`POSE_FLOOR` r."""
     ungrouped: np.ndarray
-    """Track indices in groups too small to pose (fewer than MIN_OBJECT_TRACKS tracks or never 4 visible): not audited."""
+    """Track indices in groups too small to audit (fewer than :data:`MIN_OBJECT_TRACKS` tracks or never 4 visible)."""
     camera_xyz: np.ndarray = field(repr=False, default=None)
     """(T, N, 3) float64: the input tracks (m, scaled) in camera coordinates."""
     tracks: Tracks = field(repr=False, default=None)
@@ -1005,7 +1007,8 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
         else:
             fits.append(fit)
     if not fits:
-        raise ValueError("no group of at least 8 tracks (MIN_OBJECT_TRACKS) with 4 visible in some frame: nothing to audit")
+        raise ValueError(f"no group of at least {MIN_OBJECT_TRACKS} tracks with 4 visible in some frame: nothing to "
+                         "audit")
     weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     fall = None
     if up is None and tracks.w2c is None:
