@@ -18,10 +18,13 @@ Magnitudes are set against the noise ``s = noise * r`` the file will carry and t
 ``s / sqrt(n)`` of an object of ``n`` visible tracks: teleport ``4 r + 4 s`` (sideways, stays),
 vanish (all of an object's tracks lost from a frame on, while in view and in front), rigidity (the half
 of a body beyond its centre shifted ``2 r + 12 s`` along its own z for 0.25 s: melting and reforming),
-floating (a body in flight stops falling), energy (a resting or sliding body starts sliding at
-``0.5 m/s + s/dt`` away from the others), jitter (the whole body shaken ``+-(0.5 r + s)``
-frame after frame for 0.25 s), penetration (a body within 10 r of another moves into it along their closest
-pair over 3 frames, to an overlap of ``2 r + 4 s``, and stays: passing into each other).
+floating (a body in flight stops in mid-air for 0.25 s, then goes on as it would have, that much later: it
+still lands, so the ground under it is seen; its particles 6 r above the ground and 8 r from every other
+body's from 2 frames before to the end of the hover, beyond what sparse tracks can show as contact), energy
+(a resting or sliding body starts sliding at ``0.5 m/s + s/dt`` away from the others, mirrored onto the side
+of its own motion so that it gains energy), jitter (the whole body shaken ``+-(0.5 r + s)`` frame after frame
+for 0.25 s), penetration (a body within 10 r of another moves into it along their closest pair over 3 frames,
+to an overlap of ``2 r + 4 s``, and stays: passing into each other).
 
 Units: m, s. Deterministic given the seed.
 """
@@ -219,18 +222,30 @@ def inject(ro: Rollout, category: str, noise: float, rng: np.random.Generator,
                 pos[t, half] += R[t] @ np.array([0.0, 0.0, mag])
             return pos, hide, Label("rigidity", f, f + n_f - 1, k, tuple(pos[f, half].mean(0)), mag)
         if category == "floating":
-            air = (zmin > 4 * r) & np.r_[True, np.abs(np.diff(zmin)) > 0]
+            air = (zmin > 6 * r) & np.r_[True, np.abs(np.diff(zmin)) > 0]
             cand = [t for t in range(max(3, lo_f // 2), T - max(6, int(0.15 / dt))) if air[t - 2:t + 1].all()
                     and air[t:t + max(6, int(0.15 / dt))].all()]
+            n_air = max(6, int(round(0.25 / dt)))
+
+            def hover(f):
+                # stops in mid-air for n_air frames (pose frozen), then goes on as it would have, n_air frames late: it
+                # still lands, so the ground it would land on is seen
+                new = pos.copy()
+                new[f:f + n_air, ids] = pos[f - 1, ids]
+                new[f + n_air:, ids] = pos[f - 1:T - n_air - 1, ids]
+                return new
+
+            # fair: nothing can be touching the body from 2 frames before the onset to the end of the hover (a
+            # body resting on another one that "stops falling" is still resting: nothing to find there). The critic
+            # reads contact up to 2.5 r plus the surface gaps of two sparsely sampled bodies (a track spacing, 2 r
+            # or more, each), so clear means 8 r between particle centres (6 r above the ground: one gap)
+            cand = [t for t in cand if t + n_air < T - 2
+                    and _clear_of_others(hover(t)[:t + n_air], ids, others, t - 2, 8 * r)]
             if not cand:
                 continue
             f = int(rng.choice(cand))
-            v = (c[f - 1] - c[f - 2]) / dt + 0.5 * np.array([0, 0, -9.81]) * dt
-            tau = (np.arange(T) - (f - 1))[f:, None] * dt
-            c_new = c[f - 1] + v * tau  # no gravity from f on
-            c_new[:, 2] = np.maximum(c_new[:, 2], c[f - 1, 2])  # hovers (no fall below where it stopped falling)
-            pos[f:, ids] += (c_new - c[f:])[:, None, :]
-            return pos, hide, Label("floating", f, T - 1, k, tuple(pos[f, ids].mean(0)), 1.0)
+            pos = hover(f)
+            return pos, hide, Label("floating", f, f + n_air - 1, k, tuple(pos[f, ids].mean(0)), 1.0)
         if category == "energy":
             ok = np.flatnonzero(resting[lo_f:hi_f]) + lo_f
             if not len(ok):
@@ -241,6 +256,12 @@ def inject(ro: Rollout, category: str, noise: float, rng: np.random.Generator,
             if np.linalg.norm(away) < 1e-9:
                 away = np.array([1.0, 0, 0])
             away /= np.linalg.norm(away)
+            # fair: the push must add energy. Against a moving body's own motion it could take energy away (a ball
+            # rolling at 0.75 m/s pushed at 0.53 m/s mostly backwards slowed down): mirrored onto its side of the motion
+            vh = np.array([c[f, 0] - c[f - 1, 0], c[f, 1] - c[f - 1, 1], 0.0]) / dt
+            if np.linalg.norm(vh) > 1e-9 and away @ vh < 0:
+                u = vh / np.linalg.norm(vh)
+                away = away - 2 * (away @ u) * u
             mag = 0.5 + noise / dt
             tau = (np.arange(T) - (f - 1))[f:, None] * dt
             new = pos.copy()

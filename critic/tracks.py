@@ -55,6 +55,7 @@ Units: m, s. Every read problem raises :class:`particles.FileFormatError` naming
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,9 +80,18 @@ TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
 #: Distinct tracks that must come down to a plane for it to be taken as the ground.
 MIN_GROUND_TRACKS = 4
 
+#: Tracks a group needs to be audited as an object: twice the 4 a pose needs, so that a frame with half of them
+#: hidden still has a pose of its own (smaller groups are fragments: their poses jump and their tracks all vanish
+#: behind one occluder); smaller groups are reported as ungrouped.
+MIN_OBJECT_TRACKS = 8
+
 #: Floor of the pose noise, in particle radii (see tracks_to_rollout): the centre is the tracked points' centroid
 #: and the inertia theirs, not the body's, so energies and jumps of noise-free tracks carry a model error.
 POSE_FLOOR = 0.05
+
+#: Degrees within which free-fall windows refine the up direction, and within which the ground's normal is then
+#: searched (world_frame): the precision free fall gives up with.
+FALL_CONE = 8.0
 
 _MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
 _SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
@@ -267,16 +277,20 @@ def _upright(guess: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool, band: float, noise: float):
+def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool, band: float, noise: float,
+                  cone: Optional[float] = None):
     """Support plane of the visible points ``P (T, N, 3)``: ``(normal (3,), height, tracks)`` or None.
 
     Each track's low height along a candidate normal ``n`` is the lowest ``n . x`` over its visible frames plus
     ``2.5 sigma`` (the lowest of some 60 noisy samples lies that far below the true height), so a body that only
     touches the ground at the bottom of its bounces sets it where it touched. For each candidate (``guess`` alone when
-    ``fixed``, else 400 directions within 45 degrees of it) the plane lies at the lowest track and scores the
-    distinct tracks whose low height is within ``band`` of it. The best normal is refined by a least-squares
-    plane through those tracks' observations near the plane. The height returned is that of the lowest
-    centres."""
+    ``fixed``; 400 directions within ``cone`` rad of it when ``cone`` is given, as an up estimated from motion
+    such as free fall is only that precise; else the up directions of an upright camera, :func:`_upright`) the
+    plane lies at the lowest track and scores the distinct tracks whose low height is within ``band`` of it. The
+    best normal holds the most; with a ``cone``, the one nearest ``guess`` among those within ``sqrt(k)`` of the
+    most (a line of resting tracks holds up every plane turned about it). It is refined by a least-squares plane
+    through those tracks' observations near the plane (with a ``cone``, only when that holds more tracks). The
+    height returned is that of the lowest centres."""
     T, N = vis.shape
     X = P  # (T, N, 3), NaN where hidden
     seen = vis.sum(0) >= 2
@@ -284,7 +298,7 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
         return None
     X = X[:, seen]
     guess = guess / np.linalg.norm(guess)
-    cands = guess[None] if fixed else _upright(guess)
+    cands = _cone(guess, cone, 400) if cone else (guess[None] if fixed else _upright(guess))
     import warnings
 
     low = 2.5 * noise  # how far white noise puts the lowest of ~60 samples below the true height
@@ -296,15 +310,19 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
         h0 = float(np.min(h))  # nothing goes below the ground (a stray low track lowers it by its noise at most)
         return int((h <= h0 + band).sum()), h0, h
 
-    best = None
-    for n in cands:
-        k, h0, h = score(n)
-        if best is None or k > best[0]:
-            best = (k, n, h0, h)
-    k, n, h0, h = best
+    scored = [(*score(n), n) for n in cands]
+    best = max(range(len(scored)), key=lambda i: scored[i][0])  # the first of the most (the guess before others)
+    if cone:
+        # an up estimated from motion is a prior: of the normals holding about as many tracks as the best (within
+        # the count's sqrt(k) scatter) the one nearest the guess (a line of resting tracks, a box's lowest edge,
+        # holds up every plane turned about it)
+        kb = scored[best][0]
+        near = [i for i in range(len(scored)) if scored[i][0] >= kb - np.sqrt(kb)]
+        best = max(near, key=lambda i: float(scored[i][3] @ guess))
+    k, h0, h, n = scored[best]
     if k < MIN_GROUND_TRACKS:
         return None
-    if not fixed:
+    if not fixed or cone:
         on = h <= h0 + band
         Y = X[:, on]
         hy = Y @ n
@@ -315,7 +333,7 @@ def _ground_plane(P: np.ndarray, vis: np.ndarray, guess: np.ndarray, fixed: bool
             n2 = vt[-1] * np.sign(vt[-1] @ n)
             if np.degrees(np.arccos(np.clip(n2 @ n, -1, 1))) < 10.0:
                 k2, h02, _ = score(n2)
-                if k2 >= k:
+                if k2 > k or (k2 == k and not cone):  # a prior (cone) is left only for more tracks
                     n, h0, k = n2, h02, k2
     return n, h0, k
 
@@ -364,17 +382,19 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
     P = input_frame(tracks, scale)
     name, guess = ("extrinsics", np.array([0.0, 0.0, 1.0])) if tracks.w2c is not None else \
         ("camera", np.array([0.0, -1.0, 0.0]))
-    fixed = True
+    fixed, cone = True, None
     if up is not None:
         guess, src = np.asarray(up, np.float64) / np.linalg.norm(up), "--up"
     elif tracks.w2c is not None:
         src = "extrinsics (world +z)"
     elif fall is not None:
-        guess, src = fall / np.linalg.norm(fall), "free fall"
+        # free fall's windows agree on up to within FALL_CONE (free_fall_up's refinement cone), not better: the
+        # ground's normal is searched within it (a degree off tilts a 1 m wide ground by 17 mm, more than r)
+        guess, src, cone = fall / np.linalg.norm(fall), "free fall, refined by the ground plane", np.radians(FALL_CONE)
     else:
         fixed, src = False, "ground plane"
     S, sn = (P, noise) if support is None else (support, support_noise)
-    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, sn)
+    plane = _ground_plane(S, np.isfinite(S).all(-1), guess, fixed, 0.5 * radius + 2.0 * noise, sn, cone=cone)
     if plane is None:
         rot = _align(guess)
         return np.einsum("ij,tnj->tni", rot, P), Frame(name, guess, src if fixed else "assumed (camera -y)", rot,
@@ -422,7 +442,7 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
         return None
     # the mean of every window within 15 degrees still leans toward contacts' pushes; free fall itself points one
     # way, so the windows near the estimate (within 4 degrees, at least 5 of them) refine it
-    for cone in (8.0, 4.0):
+    for cone in (FALL_CONE, 4.0):
         near = A[A @ d > np.cos(np.radians(cone))]
         if len(near) < 5:
             break
@@ -432,6 +452,25 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------- grouping
+
+
+def _one_spell(off: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """``(...)`` bool for masks ``off (F, ...)`` (a frame breaks rigidity) and ``seen (F, ...)`` (it was seen) over
+    frames: the broken frames (at least 2) form one spell of the seen frames, at least 2/3 of the seen frames from
+    its first to its last broken, which starts after the first seen frame, ends before the last and spans at most
+    half of them: a body that changed shape for a while and took its shape back (a rigidity glitch to judge), not
+    two bodies (they part and stay apart, or move apart and together again and again)."""
+    off = off & seen
+    cs = np.cumsum(seen, axis=0)  # seen frames up to and including each frame
+    n = cs[-1]
+    cnt = off.sum(0)
+    F = off.shape[0]
+    first = np.argmax(off, axis=0)
+    last = F - 1 - np.argmax(off[::-1], axis=0)
+    c_first = np.take_along_axis(cs, first[None], 0)[0]  # rank (1-based) of the first broken frame among the seen
+    c_last = np.take_along_axis(cs, last[None], 0)[0]
+    span = c_last - c_first + 1
+    return (cnt >= 2) & (cnt >= 2 * span / 3) & (c_first > 1) & (c_last < n) & (span <= 0.5 * n)
 
 
 def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
@@ -457,7 +496,10 @@ def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarra
         off = (np.abs(D - med[None]) > tau).sum(0)
     # broken: the distance left its median in 2 frames or more (white noise passes tau = 4 sqrt(2) sigma in a
     # frame with probability 6e-5), or in more than 5 % of them
-    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen)).astype(np.float64)
+    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen))
+    with np.errstate(invalid="ignore"):
+        broken &= ~_one_spell(np.abs(D - med[None]) > tau, np.isfinite(D))  # a change of shape, not two bodies
+    broken = broken.astype(np.float64)
     return np.where(seen > 0, broken, np.nan), seen
 
 
@@ -497,9 +539,11 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
 
 def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tau`` of its median, and
-    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one run, which begins
+    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one spell, which begins
     after their first such frame and ends before their last, and lasts at most half of them: one body that
-    changed shape for a while (a glitch check_rigidity judges), not two."""
+    changed shape for a while (a glitch check_rigidity judges), not two. The spell spans the bad frames that have a
+    bad neighbour and is at least 2/3 bad; lone bad frames (pose noise) are allowed outside it, at most
+    ``max(1, 5 %)`` of the frames."""
     both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
     if len(both) < 6:
         return False
@@ -513,9 +557,40 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tau
     if not badf.any():
         return True
-    hit = np.flatnonzero(badf)
-    one_run = hit[-1] - hit[0] + 1 == len(hit)
-    return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and len(hit) <= 0.5 * len(both))
+    # pose noise breaks the tolerance in a lone frame now and then: a bad frame with no bad neighbour is noise,
+    # and the spell is the span of the others, which must be mostly (2/3) bad
+    nb = np.zeros_like(badf)
+    nb[1:] |= badf[:-1]
+    nb[:-1] |= badf[1:]
+    hit = np.flatnonzero(badf & nb)
+    if not len(hit):
+        return True
+    span = hit[-1] - hit[0] + 1
+    one_run = len(hit) >= 2 * span / 3 and badf.sum() - len(hit) <= max(1, 0.05 * len(both))
+    return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and span <= 0.5 * len(both))
+
+
+def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau: float):
+    """``root(g)``: cluster ``g``'s representative after merging the clusters (of at least 3 tracks of ``labels``)
+    that keep their relative pose but for one spell (:func:`_spell_only`): one body that changed shape for a while."""
+    parent = list(range(K))
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    big = [g for g in range(K) if (labels == g).sum() >= 3]
+    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
+    big = [g for g in big if fitted[g] is not None]
+    for ia, ga in enumerate(big):
+        for gb in big[ia + 1:]:
+            if root(ga) == root(gb):
+                continue
+            fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
+            if _spell_only(fa, fb, tau):
+                parent[root(gb)] = root(ga)
+    return root
 
 
 def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
@@ -566,6 +641,8 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
     # each track against each cluster's rigid poses: it belongs where it fits, and to no object when it fits two
     # (it was never seen while they moved apart: its motion is unknown where it was hidden)
     groups = [g for g in np.unique(labels) if (labels == g).sum() >= 3]
+    # a track that fits two clusters of one body (halves that parted for a spell: it was hidden then) is that body's
+    same = _spell_roots(Pf, Vf, labels, K, tau) if len(groups) > 1 else (lambda g: g)
     if len(groups) > 1:
         fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in groups}
         fitsk = {g: f for g, f in fitsk.items() if f is not None}
@@ -583,31 +660,17 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
             with np.errstate(invalid="ignore"):
                 off = (np.linalg.norm(loc - body[None], axis=-1) > tau) & use
             n = use.sum(0)
-            ok[:, col] = (n >= min_seen) & (off.sum(0) < 2)
+            ok[:, col] = (n >= min_seen) & ((off.sum(0) < 2) | _one_spell(off, use))
         for i in range(N):
             good = [keys[c] for c in np.flatnonzero(ok[i])]
+            if len(good) >= 2 and len({same(g) for g in good}) == 1:
+                good = [labels[i]] if labels[i] in good else good[:1]
             if len(good) == 1:
                 labels[i] = good[0]
             elif len(good) >= 2 or labels[i] not in fitsk or not ok[i, keys.index(labels[i])]:
                 labels[i] = -1
     # clusters that differ only by one spell are one body that changed shape for a while
-    parent = list(range(K))
-
-    def root(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    big = [g for g in range(K) if (labels == g).sum() >= 3]
-    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
-    big = [g for g in big if fitted[g] is not None]
-    for ia, ga in enumerate(big):
-        for gb in big[ia + 1:]:
-            if root(ga) == root(gb):
-                continue
-            fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
-            if _spell_only(fa, fb, tau):
-                parent[root(gb)] = root(ga)
+    root = _spell_roots(Pf, Vf, labels, K, tau)
     labels = np.array([root(int(l)) if l >= 0 else -1 for l in labels], np.int64)
     order = {}
     out = np.full(N, -1, np.int64)
@@ -718,29 +781,61 @@ def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = 
     return pred + e
 
 
+_HP_WINDOW = 9  # frames of the quadratic fit whose residual is a trajectory's wobble (_body_centre)
+
+
+def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(b (F, 3), A (F, 3, 3))``: the residuals of the centres ``c (T, 3)`` and rotations ``R (T, 3, 3)`` about
+    a quadratic Savitzky-Golay fit of ``W`` frames, within runs of ``ok (T,)`` frames at least ``W`` long, for the
+    frames of those runs: ``b + A p`` is the wobble of body point ``p``'s trajectory about its smooth motion. The
+    residual keeps a wobble of one turn in a few frames whole while it passes tracker noise at ``sqrt(1 - 3 / W)``
+    of its std (third differences would amplify the noise ``sqrt(20)`` times and damp a slow wobble)."""
+    from scipy.signal import savgol_filter
+
+    T = len(ok)
+    bs, As = [], []
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return np.zeros((0, 3)), np.zeros((0, 3, 3))
+    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+        if len(run) < W:
+            continue
+        a, e = int(run[0]), int(run[-1]) + 1
+        bs.append(c[a:e] - savgol_filter(c[a:e], W, 2, axis=0, mode="interp"))
+        Rr = R[a:e].reshape(e - a, 9)
+        As.append((Rr - savgol_filter(Rr, W, 2, axis=0, mode="interp")).reshape(e - a, 3, 3))
+    if not bs:
+        return np.zeros((0, 3)), np.zeros((0, 3, 3))
+    return np.concatenate(bs), np.concatenate(As)
+
+
 def _body_centre(fit: ObjectFit, floor: float, iterations: int = 4) -> np.ndarray:
     """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
     smoothest, taken as the body's centre of mass.
 
     Tracks sample the surface the camera saw, so their centroid is not the body's centre: a rolling or tumbling
     body's centroid then wobbles once per turn, and so do its kinetic and potential energy. The centre of mass of a
-    free, rolling or sliding body moves with a smooth acceleration (gravity and contact forces), so its third
-    differences vanish; ``p`` minimises ``sum_t |d3 c_t + (d3 R_t) p|^2`` over runs of 4 posed frames (each with
-    at least 4 visible tracks), by 4 ridge steps of ``1e-3`` of the largest eigenvalue toward the centroid (a
-    direction the rotation never reveals, such as a spin axis, stays put), re-solved without the frames whose
-    residual exceeds 3 times the median (impacts). At most ``0.8 rho`` from the centroid (``rho`` the farthest
-    track); kept only when it halves the median ``|d3 c_t|`` of those frames and lowers it by at least ``floor``
-    (m), else 0 (the centroid): a centre fitted to noise or to the small jerks of contact forces does neither."""
+    free, rolling or sliding body moves with a smooth acceleration (gravity and contact forces), so it follows a
+    local quadratic; ``p`` minimises ``sum_t |b_t + A_t p|^2``, the wobble of ``c_t + R_t p`` about quadratic fits
+    of :data:`_HP_WINDOW` frames (:func:`_highpass`, over runs of frames with at least 4 visible tracks: a
+    turn of a few frames shows whole, tracker noise barely amplified), by 4 ridge steps of ``1e-3`` of the largest
+    eigenvalue toward the centroid (a direction the rotation never reveals, such as a spin axis, stays put),
+    re-solved without the frames whose residual exceeds 3 times the median (impacts). Refused (0, the centroid)
+    outside the tracks' box in body coordinates (a centre of mass lies inside the body; the smooth point of a
+    body turning in contact is its pivot); kept only when it lowers the median wobble by at least ``floor`` (m)
+    and either halves it or passes an F test (``F > 20`` for 3 parameters: noise alone gives 5.4 at p = 0.001,
+    and neighbouring residuals are correlated): a centre fitted to noise or to the small jerks of contact forces
+    (a slide's friction, a body at rest) does neither."""
     ok = fit.posed & (fit.visible_count >= _MIN_POSE)
     T = len(ok)
     if T < 8 or len(fit.body) < 4:
         return np.zeros(3)
-    run = ok[:-3] & ok[1:-2] & ok[2:-1] & ok[3:]
-    if run.sum() < 6:
-        return np.zeros(3)
     c, R = fit.centre, fit.rot
-    b = (c[3:] - 3 * c[2:-1] + 3 * c[1:-2] - c[:-3])[run]  # (F, 3)
-    A = (R[3:] - 3 * R[2:-1] + 3 * R[1:-2] - R[:-3])[run]  # (F, 3, 3)
+    if T < _HP_WINDOW:
+        return np.zeros(3)
+    b, A = _highpass(c, R, ok, _HP_WINDOW)  # (F, 3), (F, 3, 3)
+    if len(b) < 6:
+        return np.zeros(3)
     w = np.ones(len(b))
     p = np.zeros(3)
     for _ in range(iterations):
@@ -750,16 +845,22 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 4) -> np.ndarra
             p = p - np.linalg.solve(M + lam * np.eye(3), np.einsum("f,fji,fj->i", w, A, b + A @ p))
         res = np.linalg.norm(b + A @ p, axis=1)
         w = (res <= 3.0 * np.median(res) + 1e-15).astype(np.float64)
-    rho = float(np.sqrt((fit.body ** 2).sum(1).max()))
-    n = float(np.linalg.norm(p))
-    if n > 0.8 * rho:
-        p *= 0.8 * rho / n
+    # the centre of mass lies inside the body: a point outside the tracks' box (body coordinates) is the pivot of a
+    # body turning in contact (a spinner's axis moves more smoothly than its jiggling centre), not its centre
+    lo, hi = fit.body.min(0), fit.body.max(0)
+    if np.any(p < lo) or np.any(p > hi):
+        return np.zeros(3)
     keep = w > 0
-    before = float(np.median(np.linalg.norm(b, axis=1)[keep]))
-    after = float(np.median(np.linalg.norm(b + A @ p, axis=1)[keep]))
-    # a centre that explains the wobble halves it, by more than `floor`; one fitted to the small jerks of
-    # contact forces (a slide's friction, a body at rest) or to noise does not
-    return p if after <= 0.5 * before and before - after >= floor else np.zeros(3)
+    r0 = np.linalg.norm(b, axis=1)[keep]
+    r1 = np.linalg.norm(b + A @ p, axis=1)[keep]
+    before, after = float(np.median(r0)), float(np.median(r1))
+    # a centre that explains the wobble halves it, by more than `floor`; under tracker noise the wobble may not
+    # halve yet be plain: the F test (3 parameters, 3 F - 3 residual numbers)
+    ss0, ss1, F = float((r0 ** 2).sum()), float((r1 ** 2).sum()), int(keep.sum())
+    f_stat = (ss0 - ss1) / 3.0 / max(ss1 / max(3 * F - 3, 1), 1e-300)
+    if before - after >= floor and (after <= 0.5 * before or f_stat > 20.0):
+        return p
+    return np.zeros(3)
 
 
 def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.ndarray:
@@ -818,7 +919,7 @@ class TrackScene:
     pose_noise: float
     """sigma_p, m: the largest object noise averaged over its visible tracks, at least :data:`POSE_FLOOR` r."""
     ungrouped: np.ndarray
-    """Track indices in groups too small to pose (fewer than 3 tracks or never 4 visible): not audited."""
+    """Track indices in groups too small to audit (fewer than :data:`MIN_OBJECT_TRACKS` tracks or never 4 visible)."""
     camera_xyz: np.ndarray = field(repr=False, default=None)
     """(T, N, 3) float64: the input tracks (m, scaled) in camera coordinates."""
     tracks: Tracks = field(repr=False, default=None)
@@ -900,13 +1001,14 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     fits, ungrouped = [], np.flatnonzero(labels < 0).tolist()
     for g in range(int(labels.max()) + 1):
         idx = np.flatnonzero(labels == g)
-        fit = fit_object(Pin, vis, idx) if len(idx) >= 3 else None
+        fit = fit_object(Pin, vis, idx) if len(idx) >= MIN_OBJECT_TRACKS else None
         if fit is None:
             ungrouped += idx.tolist()
         else:
             fits.append(fit)
     if not fits:
-        raise ValueError("no group of at least 3 tracks with 4 visible in some frame: nothing to audit")
+        raise ValueError(f"no group of at least {MIN_OBJECT_TRACKS} tracks with 4 visible in some frame: nothing to "
+                         "audit")
     weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     fall = None
     if up is None and tracks.w2c is None:
@@ -1012,6 +1114,89 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
     vis = ro.visibility if ro.visibility is not None else np.ones(pos.shape[:2], bool)
     # an extrapolated window end is as noisy as no smoothing: those frames (and unsmoothed ones) are not judged
     return replace(ro, positions=pos.astype(np.float32), visibility=vis & judged[:, oid])
+
+
+#: Tracks that must leave their object's rigid motion together for a change of shape (collective_rigidity).
+MIN_DEFORMED = 3
+
+
+def collective_rigidity(ctx, ev: Event) -> Optional[Event]:
+    """``ev`` (a rigidity event on tracks) restricted to the frames where at least :data:`MIN_DEFORMED` of the
+    object's tracks leave its best rigid motion by more than the check's tolerance (``rigidity_tolerance r + eps``,
+    after the check's refit on the tracks that fit); None when no frame has that many. A change of shape moves a
+    patch of the surface, so several neighbouring tracks; one or two departing tracks are tracker drift, or a
+    track seen mostly while its body was deformed (its body coordinates are those of the deformed shape)."""
+    from .checks import _robust_residual
+
+    k = ev.object
+    tol = ctx.config.rigidity_tolerance * ctx.r + ctx.eps_pos
+    frames = np.arange(ev.frame, ev.end_frame + 1)
+    res = _robust_residual(ctx, int(k), frames, tol)
+    many = (res > tol).sum(1) >= MIN_DEFORMED
+    if not many.any():
+        return None
+    first = int(frames[np.argmax(many)])
+    last = int(frames[len(many) - 1 - np.argmax(many[::-1])])
+    if first == ev.frame:
+        return replace(ev, end_frame=last)
+    row = res[first - ev.frame]
+    dev = ctx.ids(int(k))[row > max(tol, 0.5 * row.max())]
+    loc = tuple(float(v) for v in ctx.pos[first, dev].astype(np.float64).mean(0))
+    msg = ev.message + f" At least {MIN_DEFORMED} tracks depart together from frame {first}."
+    return replace(ev, frame=first, end_frame=last, location=loc, message=msg)
+
+
+def _ff_ssr(c: np.ndarray, t: np.ndarray, g: np.ndarray) -> float:
+    """Sum of squared residuals (m^2) of centres ``c (n, 3)`` at times ``t (n,)`` (s) about the best free fall
+    ``c0 + v0 t + g t^2 / 2`` (``c0``, ``v0`` fitted, ``g`` known)."""
+    y = c - 0.5 * t[:, None] ** 2 * g[None]
+    X = np.stack([np.ones_like(t), t], 1)
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    return float(((y - X @ beta) ** 2).sum())
+
+
+def _quad_ssr(c: np.ndarray, t: np.ndarray) -> float:
+    """Sum of squared residuals (m^2) of ``c (n, 3)`` about the best quadratic in ``t (n,)`` (any acceleration)."""
+    X = np.stack([np.ones_like(t), t, t * t], 1)
+    beta = np.linalg.lstsq(X, c, rcond=None)[0]
+    return float(((c - X @ beta) ** 2).sum())
+
+
+def floating_onset(ctx, ev: Event, W: int) -> Event:
+    """``ev`` (a floating event found on poses smoothed over ``W`` frames) with its first frame moved to the onset
+    the raw poses show: the frame ``t*`` that best splits the object's unsupported, observed run around it (within
+    ``2 W`` frames of the event's first frame) into free fall before (``c0 + v0 t + g t^2 / 2``, fitted) and any
+    constant acceleration after, by least squares over ``t*`` within ``W`` frames of the event (at least 3 frames
+    each side). A smoothed window reaching ``W / 2`` frames into a hover already departs from g, so the smoothed
+    onset comes early by up to that. Kept as it was when the run has no free fall before the event (it starts
+    unsupported) or the split explains no more than a single quadratic does."""
+    k, F = ev.object, ev.frame
+    T = ctx.T
+    ok = ~ctx.supported[:, k] & ctx.obj_observed[:, k]
+    if not ok[min(max(F, 0), T - 1)]:
+        return ev
+    a = F
+    while a > 0 and ok[a - 1] and a > F - 2 * W:
+        a -= 1
+    b = F
+    while b < T - 1 and ok[b + 1] and b < F + 2 * W:
+        b += 1
+    c = ctx.com[a:b + 1, k].astype(np.float64)
+    t = np.arange(a, b + 1) * ctx.dt
+    if b - a + 1 < 8 or not np.isfinite(c).all():
+        return ev
+    best, best_t = _quad_ssr(c, t), None
+    for ts_ in range(max(a + 3, F - W), min(b - 2, F + W) + 1):
+        i = ts_ - a
+        cost = _ff_ssr(c[:i], t[:i], ctx.g) + _quad_ssr(c[i:], t[i:])
+        if cost < best:
+            best, best_t = cost, ts_
+    if best_t is None or best_t == F:
+        return ev
+    loc = tuple(float(v) for v in ctx.com[best_t, k])
+    msg = ev.message + (f" On the raw poses free fall ends at frame {best_t} (the smoothing over {W} frames moved the "
+                        f"onset to frame {F}).")
+    return replace(ev, frame=int(best_t), end_frame=max(int(ev.end_frame), int(best_t)), location=loc, message=msg)
 
 
 def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
@@ -1165,6 +1350,12 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
     if ts.frame.ground is None:  # without the ground, resting looks unsupported and bounces look like kicks
         slow_checks = ()
     rep = audit(ro, replace(cfg, checks=main_checks, dedupe=False), source=src, progress=progress)
+    if any(e.category == "rigidity" for e in rep.events):
+        from .context import AuditContext
+
+        ctx_r = AuditContext(ro, cfg)
+        rep = replace(rep, events=tuple(x for x in (collective_rigidity(ctx_r, e) if e.category == "rigidity" else e
+                                                    for e in rep.events) if x is not None))
 
     def as_tracks(evs):  # rollout particle ids -> track indices
         return [replace(e, particles=tuple(int(ts.track_index[p]) for p in e.particles)) for e in evs]
@@ -1182,7 +1373,10 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                         floating_tolerance=cfg.floating_tolerance + 4.0 * q / 9.81,
                         pose_noise=max(config.pose_noise, 2 * ts.pose_noise * (1.5 / np.sqrt(W) if W >= 5 else 1.0)))
         rep_s = audit(ro_s, cfg_s, source=src, progress=progress)
-        events += as_tracks(rep_s.events)
+        evs_s = list(rep_s.events)
+        if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
+            evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else e for e in evs_s]
+        events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
             notices.append(f"floating, energy: judged on poses smoothed over {W} frames (quadratic, within runs of "
@@ -1191,7 +1385,7 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         perm = permanence_events(ts, cfg.teleport_tolerance * ts.radius)
         events += [e for e in perm if e.category in cfg.checks]
     if cfg.dedupe:
-        events = dedupe(events)
+        events = dedupe(_shape_before_shake(events))
     fr = ts.frame
     up_txt = ", ".join(f"{v:.3f}" for v in fr.up)
     notices = [f"tracks: {fr.name} frame, up ({up_txt}) from {fr.up_source}; "
@@ -1207,6 +1401,24 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                     "unsupported or kicked)" for c in ("floating", "energy") if c in cfg.checks]
     return Report(frames=ro.num_frames, particles=tracks.N, events=tuple(events), skipped=tuple(notices), source=src,
                   info=ts.info())
+
+
+def _shape_before_shake(events: list, slack: Optional[int] = None) -> list:
+    """``events`` without the jitter events that begin while a rigidity event on a shared object is under way
+    (within ``slack`` frames, :func:`critic.audit.dedupe`'s): on tracks a part that changes shape drags the
+    pose fitted to all of them, which jumps where the change begins and ends and so looks shaken, while a body
+    shaken whole keeps its shape. (The rollout critic ranks jitter first: there particles that jitter make a shape
+    look changed.)"""
+    from .audit import _SLACK
+
+    slack = _SLACK if slack is None else slack
+    shapes = [e for e in events if e.category == "rigidity"]
+
+    def caused(j):
+        return any(set(j.objects) & set(s.objects) and s.frame - slack <= j.frame <= s.end_frame + slack
+                   for s in shapes)
+
+    return [e for e in events if e.category != "jitter" or not caused(e)]
 
 
 def fill_rollout(ro: Rollout) -> Rollout:
