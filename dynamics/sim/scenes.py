@@ -21,7 +21,8 @@ from .materials import Material, default_material
 from .simulator import NewtonSimulator, ObjectShape, SimConfig
 
 __all__ = ["SimSetup", "lattice_box", "lattice_cylinder", "lattice_sphere", "push_action", "random_setup",
-           "SCENE_KINDS", "boxes_scene", "sand_scene", "random_pusher",
+           "SCENE_KINDS", "boxes_scene", "sand_scene", "random_pusher", "DEFORMABLE_KINDS", "elastic_scene",
+           "plastic_scene", "cloth_scene", "rope_scene", "heldout_materials_scene", "rope_box_scene",
            "build_setup", "PrimitiveSpec", "setup_from_lifted", "setup_from_scene_file"]
 
 
@@ -108,6 +109,14 @@ class PrimitiveSpec:
     """kg/m^3; None for the material's default."""
     friction: Optional[float] = None
     """Coulomb friction; None for the material's default."""
+    young_modulus: Optional[float] = None
+    """Pa; None for the material's default."""
+    poisson: Optional[float] = None
+    """Poisson ratio; None for the material's default."""
+    yield_stress: Optional[float] = None
+    """Pa, MPM yield stress (plastic); None for the material's default."""
+    bending_stiffness: Optional[float] = None
+    """N m, cloth bending stiffness on VBD; None for the material's default."""
 
 
 def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[ObjectShape] = None,
@@ -137,6 +146,9 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
             mat = mat.with_(density=float(spec.density))
         if spec.friction is not None:
             mat = mat.with_(friction=float(spec.friction))
+        for field in ("young_modulus", "poisson", "yield_stress", "bending_stiffness"):
+            if getattr(spec, field) is not None:
+                mat = mat.with_(**{field: float(getattr(spec, field))})
         positions.append(pts)
         oid.append(np.full(len(pts), k, np.int32))
         code = KINEMATIC if spec.material == "static" else material_particle_type(spec.material)
@@ -270,10 +282,190 @@ def sand_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float
     return build_setup(objects, r, tool=tool, tool_path=path)
 
 
+# --------------------------------------------------------------------------- deformable scene kinds
+#
+# Each draws its material parameters around the defaults of dynamics.sim.materials (Young's modulus
+# log-uniformly), its sizes in whole particle spacings and its placement and push as the rigid kinds do;
+# each has one pusher tool (so every rollout has a tool action, as the dataset's files expect).
+
+#: Young's modulus ranges (Pa, drawn log-uniformly) of the training kinds; ``heldout_materials`` draws
+#: elastic solids outside :data:`ELASTIC_E_RANGE` (softer and stiffer).
+ELASTIC_E_RANGE = (2.0e4, 2.0e5)
+HELDOUT_ELASTIC_E = ((5.0e3, 1.0e4), (5.0e5, 1.0e6))
+PLASTIC_YIELD_RANGE = (1.0e3, 5.0e3)
+ROPE_E_RANGE = (1.0e5, 4.0e5)
+CLOTH_E_RANGE = (5.0e3, 5.0e4)
+
+
+def _log_uniform(rng: np.random.Generator, lo_hi) -> float:
+    lo, hi = lo_hi
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _yaw_quat(yaw: float) -> tuple:
+    return (0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2)))
+
+
+def _solid_shape(rng: np.random.Generator, r: float, heading: float, centre_xy=(0.0, 0.0),
+                 base: float = 0.0) -> ObjectShape:
+    """A box (5-7 x 5-7 x 4-6 particles, half sizes in r) or a sphere (radius 7-8 r) resting at height ``base`` m."""
+    if rng.random() < 0.6:
+        half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(4, 7)]) * r
+        centre = np.array([centre_xy[0], centre_xy[1], base + half[2]])
+        return ObjectShape("box", tuple(half), position=centre, rotation=_yaw_quat(heading + rng.uniform(-0.4, 0.4)))
+    radius = float(rng.integers(7, 9)) * r
+    return ObjectShape("sphere", (radius,), position=np.array([centre_xy[0], centre_xy[1], base + radius]))
+
+
+def _extent(shape: ObjectShape) -> float:
+    """m: the footprint radius of a box or sphere whatever its yaw."""
+    return float(np.linalg.norm(shape.size[:2])) if shape.kind == "box" else float(shape.size[0])
+
+
+def _elastic_spec(rng: np.random.Generator, shape: ObjectShape, e_range=ELASTIC_E_RANGE, name: str = "elastic") -> PrimitiveSpec:
+    return PrimitiveSpec(name, "elastic", shape, density=float(rng.uniform(600, 1500)),
+                         friction=float(rng.uniform(0.3, 0.8)), young_modulus=_log_uniform(rng, e_range),
+                         poisson=float(rng.uniform(0.25, 0.4)))
+
+
+def elastic_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``elastic``: a soft block or ball (Newton VBD FEM, E 2e4-2e5 Pa, 600-1500 kg/m^3,
+    friction 0.3-0.8, about 120-250 particles at r = 1 cm) pushed across the ground by a pusher."""
+    heading, direction = _heading(rng)
+    shape = _solid_shape(rng, r, heading)
+    objects = [_elastic_spec(rng, shape)]
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, _extent(shape))
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def plastic_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``plastic``: a plasticine block (implicit MPM with yield stress 1-5 kPa, E 2e5-2e6 Pa,
+    1000-1500 kg/m^3; 5-7 x 5-7 x 3-5 particles) ploughed by a pusher, which dents it and shoves it."""
+    heading, direction = _heading(rng)
+    half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(3, 6)]) * r
+    shape = ObjectShape("box", tuple(half), position=np.array([0.0, 0.0, half[2]]),
+                        rotation=_yaw_quat(heading + rng.uniform(-0.4, 0.4)))
+    objects = [PrimitiveSpec("plasticine", "plastic", shape, density=float(rng.uniform(1000, 1500)),
+                             friction=float(rng.uniform(0.2, 0.5)), young_modulus=_log_uniform(rng, (2.0e5, 2.0e6)),
+                             yield_stress=_log_uniform(rng, PLASTIC_YIELD_RANGE))]
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, _extent(shape))
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def _lifted_pusher(rng, frames, r, dt, direction, heading, extent, lift: float):
+    """:func:`random_pusher` raised by ``lift`` m (a pusher sweeping over a pedestal)."""
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, extent)
+    up = np.array([0.0, 0.0, lift])
+    return ObjectShape("box", tool.size, position=tool.position + up, rotation=tool.rotation), path + up
+
+
+def cloth_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``cloth``: a sheet (one particle thick, 10-15 x 10-15 particles, Newton VBD membrane
+    with bending, E 5e3-5e4 Pa, bending 1e-4-3e-3 N m, 150-400 kg/m^3) either dropped 1-4 cm onto a
+    static box (half sizes 3-5 r) and swept off it by a pusher at the box's top, or lying on the
+    ground and bunched up by a pusher."""
+    heading, direction = _heading(rng)
+    nx, ny = int(rng.integers(10, 16)), int(rng.integers(10, 16))
+    half = np.array([nx * r, ny * r, r])
+    objects: list[PrimitiveSpec] = []
+    base = 0.0
+    if rng.random() < 0.5:
+        ped = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 6)]) * r
+        objects.append(PrimitiveSpec("pedestal", "static", ObjectShape("box", tuple(ped), position=np.array([0, 0, ped[2]]),
+                                                                      rotation=_yaw_quat(rng.uniform(0, np.pi)))))
+        base = 2 * ped[2] + rng.uniform(0.01, 0.04)
+    else:
+        base = 0.001
+    sheet = ObjectShape("box", tuple(half), position=np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02), base + r]),
+                        rotation=_yaw_quat(rng.uniform(0, np.pi)))
+    objects.append(PrimitiveSpec("cloth", "cloth", sheet, density=float(rng.uniform(150, 400)),
+                                 friction=float(rng.uniform(0.3, 0.7)), young_modulus=_log_uniform(rng, CLOTH_E_RANGE),
+                                 bending_stiffness=_log_uniform(rng, (1.0e-4, 3.0e-3))))
+    lift = base - 0.001 if base > 0.01 else 0.0  # sweep over the pedestal's top
+    tool, path = _lifted_pusher(rng, frames, r, dt, direction, heading, float(np.linalg.norm(half[:2])), lift)
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def _rope_spec(rng: np.random.Generator, r: float, centre, yaw: float, name: str = "rope") -> PrimitiveSpec:
+    count = int(rng.integers(20, 41))
+    shape = ObjectShape("box", (count * r, r, r), position=np.asarray(centre, np.float64), rotation=_yaw_quat(yaw))
+    return PrimitiveSpec(name, "rope", shape, density=float(rng.uniform(300, 800)), friction=float(rng.uniform(0.3, 0.7)),
+                         young_modulus=_log_uniform(rng, ROPE_E_RANGE))
+
+
+def rope_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``rope``: a rope (a row of 20-40 particles tied by XPBD springs, E 1e5-4e5 Pa,
+    300-800 kg/m^3) lying on the ground across the push, bent and dragged by a pusher that meets it
+    off its middle."""
+    heading, direction = _heading(rng)
+    side = np.array([-direction[1], direction[0], 0.0])
+    centre = side * rng.uniform(-0.05, 0.05) + np.array([0.0, 0.0, r + 0.0005])
+    tilt = rng.uniform(-0.3, 0.3)
+    objects = [_rope_spec(rng, r, centre, heading + np.pi / 2 + tilt)]
+    # the pusher (up to 5 r half wide, 2 cm off centre) starts behind the tilted rope wherever it meets it
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, 2 * r + (5 * r + 0.02) * abs(np.tan(tilt)))
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def heldout_materials_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``heldout_materials`` (for the held-out split): material mixes and parameters the
+    training kinds never show, one drawn uniformly: ``mix``, an elastic solid pushed into a rigid box;
+    ``soft``/``stiff``, an elastic solid softer (5e3-1e4 Pa) or stiffer (5e5-1e6 Pa) than
+    :data:`ELASTIC_E_RANGE`; ``plastic_box``, a plasticine block pushed into a rigid box. (A rope dropped
+    across a box is :func:`rope_box_scene`, kept out of this mix: spring ropes touched by the tool fail the
+    critic, see :func:`rope_scene`.)"""
+    heading, direction = _heading(rng)
+    variant = ("mix", "soft", "stiff", "plastic_box")[int(rng.integers(4))]
+    if variant in ("soft", "stiff"):
+        shape = _solid_shape(rng, r, heading)
+        objects = [_elastic_spec(rng, shape, HELDOUT_ELASTIC_E[variant == "stiff"])]
+        extent = _extent(shape)
+    else:
+        if variant == "mix":
+            shape = _solid_shape(rng, r, heading)
+            objects = [_elastic_spec(rng, shape)]
+        else:
+            half = np.array([rng.integers(4, 7), rng.integers(4, 7), rng.integers(3, 5)]) * r
+            shape = ObjectShape("box", tuple(half), position=np.array([0.0, 0.0, half[2]]),
+                                rotation=_yaw_quat(heading + rng.uniform(-0.4, 0.4)))
+            objects = [PrimitiveSpec("plasticine", "plastic", shape, density=float(rng.uniform(1000, 1500)),
+                                     friction=float(rng.uniform(0.2, 0.5)), young_modulus=_log_uniform(rng, (2.0e5, 2.0e6)),
+                                     yield_stress=_log_uniform(rng, PLASTIC_YIELD_RANGE))]
+        extent = _extent(shape)
+        half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r
+        centre = direction * (extent + np.linalg.norm(half[:2]) + rng.uniform(0.005, 0.02))
+        centre[2] = half[2]
+        objects.append(PrimitiveSpec("box", "rigid", ObjectShape("box", tuple(half), position=centre,
+                                                                 rotation=_yaw_quat(heading + rng.uniform(-0.4, 0.4))),
+                                     density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))))
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, extent)
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+def rope_box_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``rope_box``: a rope dropped 0.5-2 cm across a rigid box (half sizes 4-5 x 4-5 x 3-4 r)
+    that a pusher shoves (held-out mix of rope and rigid)."""
+    heading, direction = _heading(rng)
+    half = np.array([rng.integers(4, 6), rng.integers(4, 6), rng.integers(3, 5)]) * r
+    box = ObjectShape("box", tuple(half), position=np.array([0.0, 0.0, half[2]]),
+                      rotation=_yaw_quat(heading + rng.uniform(-0.3, 0.3)))
+    objects = [PrimitiveSpec("box", "rigid", box, density=float(rng.uniform(400, 1200)), friction=float(rng.uniform(0.3, 0.7))),
+               _rope_spec(rng, r, (0.0, 0.0, 2 * half[2] + r + rng.uniform(0.005, 0.02)),
+                          heading + np.pi / 2 + rng.uniform(-0.4, 0.4))]
+    tool, path = random_pusher(rng, frames, r, dt, direction, heading, float(np.linalg.norm(half[:2])))
+    return build_setup(objects, r, tool=tool, tool_path=path)
+
+
+#: Deformable scene kinds (issue 12: every material of the card) and the held-out material mixes.
+DEFORMABLE_KINDS = ("elastic", "plastic", "cloth", "rope")
+
+
 #: Scene kinds of :func:`random_setup` (``worldline dataset --kinds``): name -> ``fn(rng, frames, r, dt) -> SimSetup``.
 #: Each draws everything it needs from ``rng`` (so a scene is fixed by its seed) and keeps scenes small
 #: (a few hundred particles at ``r`` = 1 cm).
 SCENE_KINDS: dict = {"boxes": boxes_scene, "sand": sand_scene}
+SCENE_KINDS.update({"elastic": elastic_scene, "plastic": plastic_scene, "cloth": cloth_scene, "rope": rope_scene,
+                    "heldout_materials": heldout_materials_scene, "rope_box": rope_box_scene})
 
 
 def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0,
