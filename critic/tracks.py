@@ -983,7 +983,7 @@ def _pose_noise(fits: list) -> float:
 #: are raised by before the frame is missing data (hidden from the checks): a patch of tracks far from the centre
 #: places it several times worse than ``sigma / sqrt(n)``. At 2 the thresholds (3-8 sigma_p) still hold 1.5-4 of the
 #: frame's own std; measured (bench/critic_tracks.py) 1.5 also hides frames where injected shakes and hovers of
-#: 0.5 r + s are found, so it loses them, and the clean files' remaining pose errors sit at 1.65-1.8.
+#: 0.5 r + s are found (1.7-2.0), so it loses them; the clean pose errors it would also hide sit at 1.65-1.9.
 POSE_TRUST = 2.0
 
 
