@@ -39,9 +39,10 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
 6. **Rollout** (:func:`tracks_to_rollout`): visible points are the fit plus their residual shrunk by
    ``5 sigma_k`` (soft thresholding: tracker noise goes, a change of shape beyond it stays); hidden
    points are filled from the pose. ``Rollout.visibility`` carries the mask; the checks judge only
-   observed frames (``AuditContext.obj_observed``); so are frames whose visible tracks place the pose centre more
-   than :data:`POSE_TRUST` times looser than ``sigma_p`` (:func:`centre_noise`: a patch far from the centre, whose
-   fit's turn moves the centre by its lever arm), and no smoothing window spans them. Thresholds scale with the pose noise
+   observed frames (``AuditContext.obj_observed``). Frames whose visible tracks place the pose centre more than
+   :data:`POSE_TRUST` times looser than ``sigma_p`` (:func:`centre_noise`: a patch far from the centre, whose fit's
+   turn moves the centre by its lever arm) are unobserved too, and no smoothing window spans them. Thresholds scale with the
+   pose noise
    ``sigma_p = max(max_k sigma_k / sqrt(n_k), 0.05 r)`` (``n_k`` the object's visible tracks, 10th percentile
    over frames; the floor because the tracked points' centroid and inertia are not the body's): see
    :func:`noise_config`. Floating and energy are judged on a copy whose poses are smoothed
@@ -934,8 +935,9 @@ class TrackScene:
     scale: float = 1.0
     fps: float = 0.0
     loose: np.ndarray = field(repr=False, default=None)
-    """(T, K) bool: frames whose visible tracks fix the object's pose centre worse than ``POSE_TRUST`` times the pose
-    noise (:func:`centre_noise`); hidden in ``rollout.visibility`` (missing data), and no smoothing window spans them."""
+    """(T, K) bool: frames whose visible tracks fix the object's pose centre worse than ``POSE_TRUST`` times the
+    pose noise (:func:`centre_noise`); hidden in ``rollout.visibility`` (missing data), no smoothing window spans
+    them."""
 
     def info(self) -> dict:
         """A JSON-ready description: frame, up, ground, radius, noise and the objects' track indices."""
