@@ -14,7 +14,10 @@ and the wall time of the model episodes against Newton's, in this one process.
 Backends (`--backends`, those of `worldline evaluate --backend`): `gnn` (the shipped GNN,
 `--checkpoint`), `objects` (the shipped object-level model, rigid tasks only), `auto` (objects
 where every free body is rigid, else the GNN) and `constraints` (a zero network through the
-GNN's constraints). Prints tables; never collected as a test.
+GNN's constraints). `objects=CKPT` is the object model of that checkpoint: several of them in one
+run compare checkpoints on the same Newton episodes, e.g. `--backends
+objects=assets/weights/objects_push.pt,objects=runs/obj3/model.pt --limit 8`. Prints tables; never
+collected as a test.
 
 **Newton cache.** Newton's half is most of the run (about 25 min for 6 policies x 20 tasks on
 the shared 2-core CPU), so its episode records are cached, one JSON file per episode under
@@ -56,6 +59,9 @@ def make_backend_factory(name: str, checkpoint: str):
     (gnn, objects, auto, constraints)."""
     from worldline.cmd_evaluate import BACKENDS
 
+    name, _, own = name.partition("=")  # objects=CKPT: that object-model checkpoint (several in one run share Newton's half)
+    if own:
+        return BACKENDS[name](Path(own))
     if name not in BACKENDS:
         raise SystemExit(f"--backends: unknown {name!r}; expected one of {', '.join(BACKENDS)}")
     return BACKENDS[name](Path(checkpoint) if name in ("gnn", "learned", "auto") else None)

@@ -43,7 +43,9 @@ patch from below, normal within ~60 degrees of up, mean gap under 2.5 r) or on a
 takes its supporter's gate (up to :data:`SUPPORT_DEPTH` bodies high): so free flight falls exactly
 under ``g``, and a stacked box does not have to learn an exact upward impulse to stay put. Then
 ``a_i = a_ext + sum_j F_ij / M_i`` and ``alpha_i = gate_i S_w psi'_i + I_i^-1 sum_j (p_ij - c_i) x F_ij``
-(world inertia ``I_i = R I_body R^T``). ``S``, ``S_w``: the data's acceleration scales.
+(world inertia ``I_i = R I_body R^T``); with ``ground_torque`` the ground's push ``M_i (a_ext - g)`` also
+acts at the centroid ``p_g`` of the body's lowest surface particles, adding ``I_i^-1 (p_g - c_i) x M_i
+(a_ext - g)`` to ``alpha_i`` (friction turns a sliding sphere toward rolling, as a contact does). ``S``, ``S_w``: the data's acceleration scales.
 
 Integration (semi-implicit Euler, per frame): ``v' = v + a``, ``c' = c + v'``, ``w' = w + alpha``,
 ``R' = exp(w') R``. Features are translation invariant (all relative, heights relative to the
@@ -132,6 +134,11 @@ class ObjectConfig:
     """m/frame^2, per axis: ``S``, scale of linear accelerations (and impulses per unit mass)."""
     ang_acc_scale: tuple = (1.0, 1.0, 1.0)
     """rad/frame^2, per axis: ``S_w``."""
+    ground_torque: bool = False
+    """The ground's push (its decoded linear response) acts at the body's ground contact (the centroid of
+    its lowest surface particles) and so also turns the body: friction on a sliding sphere or lying
+    cylinder spins it up toward rolling, as a contact does. False (checkpoints before it): the ground's
+    turning comes from the decoded angular response alone."""
 
     def __post_init__(self):
         for name in ("dt", "radius"):
@@ -150,6 +157,9 @@ class ObjectConfig:
             object.__setattr__(self, name, int(v))
         for name in ("vel_scale", "ang_scale", "acc_scale", "ang_acc_scale"):
             object.__setattr__(self, name, _vec3(name, getattr(self, name)))
+        if not isinstance(self.ground_torque, (bool, np.bool_)):
+            raise ValidationError("ground_torque", f"must be true or false, got {self.ground_torque!r}")
+        object.__setattr__(self, "ground_torque", bool(self.ground_torque))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -694,9 +704,13 @@ class ObjectNet(nn.Module):
         force = torch.where(mutual[:, None], (phi - phi[rev.clamp_min(0)]) / 2, phi) * s * mu[:, None]
         psi = _mlp_call(self.ground_decoder, h)
         g = k_.g
-        a = g + gate[:, None] * (s * psi[:, :3] - g)
+        push = gate[:, None] * (s * psi[:, :3] - g)  # the ground's push, m/frame^2
+        a = g + push
         a = a + torch.zeros_like(a).index_add(0, i, force) / mass[:, None]
         torque = torch.zeros_like(a).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
+        if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
+            lever_g = low_c * k_.size[:, None]
+            torque = torque + torch.linalg.cross(lever_g, push * mass[:, None], dim=1)
         # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps), R orthonormal), applied as R (J (R^T tau))
         alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + \
             (rot * (k_.inv_inertia * (rot * torque[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)

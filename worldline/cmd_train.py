@@ -66,7 +66,8 @@ def _check_resumable(path: Path) -> None:
 
 
 def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent,
-                   message_steps, history, hidden_layers, unroll, max_minutes, threads, progress, init=None) -> None:
+                   message_steps, history, hidden_layers, unroll, max_minutes, threads, progress, init=None,
+                   ground_torque: bool = False) -> None:
     """``worldline train --model objects``: :func:`dynamics.objects.train_objects` on the rigid-only
     trajectories of DATASET's train split; writes RUN/model.pt and RUN/log.jsonl."""
     import json
@@ -103,6 +104,8 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
             raise BadInput(f"{init}: no such checkpoint (--init)")
         start = load_object_model(init)
         arch = {k: getattr(start.config, k) for k in arch}  # the warm start's architecture
+    if ground_torque:
+        arch["ground_torque"] = True
     torch.set_num_threads(threads)
     train = load_dataset(dataset, "train")
     try:
@@ -167,6 +170,8 @@ def register(app: typer.Typer) -> None:
                                        "(dynamics.objects; trains on the rigid-only trajectories, writes RUN/model.pt)."),
         unroll: int = typer.Option(8, "--unroll", help="--model objects: frames each training window is rolled out."),
         max_minutes: float = typer.Option(0.0, "--max-minutes", help="--model objects: stop after this wall time (0: no limit)."),
+        ground_torque: bool = typer.Option(False, "--ground-torque", help="--model objects: the ground's push also turns "
+                                           "the body at its ground contact (lets spheres and lying cylinders roll)."),
     ):
         """Train the GNN on DATASET; write checkpoints and a log to RUN.
 
@@ -179,7 +184,7 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--model: expected gns or objects, got {model!r}")
         if model == "objects":
             _train_objects(dataset, out, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent, message_steps,
-                           history, hidden_layers, unroll, max_minutes, threads, progress, init)
+                           history, hidden_layers, unroll, max_minutes, threads, progress, init, ground_torque)
             return
         import torch
         import warp as wp

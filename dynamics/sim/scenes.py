@@ -10,6 +10,7 @@ primitives with particles on a lattice of spacing ``2 r`` with centres at least
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -20,9 +21,11 @@ from particles import KINEMATIC, Action, ParticleScene, ValidationError, materia
 from .materials import Material, default_material
 from .simulator import NewtonSimulator, ObjectShape, SimConfig
 
-__all__ = ["SimSetup", "lattice_box", "lattice_cylinder", "lattice_sphere", "push_action", "random_setup",
-           "SCENE_KINDS", "boxes_scene", "sand_scene", "random_pusher", "DEFORMABLE_KINDS", "elastic_scene",
-           "plastic_scene", "cloth_scene", "rope_scene", "heldout_materials_scene", "rope_box_scene",
+__all__ = ["SimSetup", "lattice_box", "lattice_cylinder", "lattice_sphere", "lattice_capsule", "lattice_mesh",
+           "push_action", "random_setup", "SCENE_KINDS", "HELDOUT_KINDS", "boxes_scene", "sand_scene", "random_pusher",
+           "shapes_scene", "push_paths_scene", "heldout_shapes_scene", "varied_path",
+           "DEFORMABLE_KINDS", "elastic_scene", "plastic_scene", "cloth_scene", "rope_scene", "heldout_materials_scene",
+           "rope_box_scene",
            "build_setup", "PrimitiveSpec", "setup_from_lifted", "setup_from_scene_file"]
 
 
@@ -95,6 +98,16 @@ def lattice_cylinder(radius: float, half_height: float, r: float, position=(0, 0
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
+def lattice_capsule(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1)) -> np.ndarray:
+    """(n, 3) float32, m: lattice particles with centres at least ``r`` inside a capsule (axis its local z,
+    ``half_height`` excluding the caps)."""
+    pts = _lattice(np.array([radius, radius, half_height + radius]), r)
+    axial = np.clip(pts[:, 2], -half_height, half_height)
+    dist = np.linalg.norm(pts - np.stack([np.zeros_like(axial), np.zeros_like(axial), axial], -1), axis=1)
+    pts = pts[dist <= radius - r + 1e-9]
+    return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- building setups
 
 
@@ -136,9 +149,12 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
             pts = lattice_box(sh.size, r, sh.position, sh.rotation)
         elif sh.kind == "sphere":
             pts = lattice_sphere(sh.size[0], r, sh.position)
-        elif sh.kind in ("cylinder", "capsule"):
-            pts = lattice_cylinder(sh.size[0], sh.size[1] + (sh.size[0] if sh.kind == "capsule" else 0.0), r,
-                                   sh.position, sh.rotation)
+        elif sh.kind == "cylinder":
+            pts = lattice_cylinder(sh.size[0], sh.size[1], r, sh.position, sh.rotation)
+        elif sh.kind == "capsule":
+            pts = lattice_capsule(sh.size[0], sh.size[1], r, sh.position, sh.rotation)
+        elif sh.kind == "mesh" and sh.vertices is not None:
+            pts = lattice_mesh(sh, r)
         else:
             raise ValidationError("shape", f"cannot fill a {sh.kind} with particles here; lift it with particles.lift")
         mat = default_material(spec.material)
@@ -282,6 +298,315 @@ def sand_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float
     return build_setup(objects, r, tool=tool, tool_path=path)
 
 
+# --------------------------------------------------------------------------- varied rigid shapes and tool motions
+# Scene kinds ``shapes``, ``push_paths`` and the held-out ``heldout_shapes`` (issue 12): rigid bodies other than
+# boxes, and pusher paths like those of the scripted policies and the planner (re-aimed, off-centre, sideways,
+# stop-and-go, pulled back, holding in contact), so the object model sees what evaluation asks of it.
+
+#: Training ranges of the varied kinds: density kg/m^3 and Coulomb friction. ``heldout_shapes`` draws outside them.
+SHAPES_DENSITY = (200.0, 2000.0)
+SHAPES_FRICTION = (0.2, 0.9)
+#: m/s: pusher speeds of the varied paths (the scripted policies push at 0.12 m/s).
+PATH_SPEED = (0.06, 0.3)
+#: Frames of the moving average that smooths a varied path's velocity: its acceleration is at most the
+#: largest velocity change between segments over ``PATH_SMOOTH dt`` (a full reversal at 1.3 x 0.3 m/s:
+#: 0.66 m/s in 0.15 s, 4.4 m/s^2 at 60 frames/s; a start or stop at 0.12 m/s: 0.8 m/s^2).
+PATH_SMOOTH = 9
+
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
+
+
+def _quat_mul(a, b) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return (Rotation.from_quat(a) * Rotation.from_quat(b)).as_quat()
+
+
+def _primitive_extent(shape: ObjectShape) -> tuple[float, float, bool]:
+    """(footprint radius m, half height m, flat top) of an upright-or-lying primitive resting on its base."""
+    if shape.kind == "box":
+        return float(np.linalg.norm(shape.size[:2])), float(shape.size[2]), True
+    if shape.kind == "sphere":
+        return float(shape.size[0]), float(shape.size[0]), False
+    radius, half = float(shape.size[0]), float(shape.size[1])
+    if shape.kind == "capsule":
+        half += radius
+    axis = _rotate(np.array([[0.0, 0.0, 1.0]]), shape.rotation)[0]
+    if abs(axis[2]) > 0.9:  # upright
+        return float(np.hypot(radius, 0.0)), half, shape.kind == "cylinder"
+    return float(np.hypot(half, radius)), radius, False
+
+
+def _random_primitive(rng: np.random.Generator, r: float, kinds: Sequence[str], yaw: float) -> ObjectShape:
+    """A primitive centred at the origin, resting on z = 0 at yaw ``yaw`` (rad); its kind drawn from ``kinds``
+    (``box``, ``sphere``, ``cylinder`` upright, ``cylinder_lying``, ``capsule_lying``, ``capsule``)."""
+    kind = kinds[int(rng.integers(len(kinds)))]
+    qyaw = _yaw_quat(yaw)
+    lie = _quat_mul(qyaw, np.array([np.sin(np.pi / 4), 0.0, 0.0, np.cos(np.pi / 4)]))  # local z -> horizontal
+    if kind == "box":
+        half = np.array([rng.integers(3, 6), rng.integers(3, 6), rng.integers(3, 5)]) * r
+        shape = ObjectShape("box", tuple(half), position=np.zeros(3), rotation=qyaw)
+    elif kind == "sphere":
+        shape = ObjectShape("sphere", (float(rng.uniform(4.6, 6.5) * r),), position=np.zeros(3))
+    elif kind == "cylinder":
+        shape = ObjectShape("cylinder", (float(rng.uniform(4.6, 6.5) * r), float(rng.integers(3, 6) * r)),
+                            position=np.zeros(3), rotation=qyaw)
+    elif kind == "cylinder_lying":
+        shape = ObjectShape("cylinder", (float(rng.uniform(4.6, 6.0) * r), float(rng.integers(3, 7) * r)),
+                            position=np.zeros(3), rotation=lie)
+    elif kind == "capsule_lying":
+        shape = ObjectShape("capsule", (float(rng.uniform(4.6, 6.0) * r), float(rng.integers(2, 5) * r)),
+                            position=np.zeros(3), rotation=lie)
+    elif kind == "capsule":
+        shape = ObjectShape("capsule", (float(rng.uniform(4.6, 6.0) * r), float(rng.integers(2, 4) * r)),
+                            position=np.zeros(3), rotation=qyaw)
+    else:
+        raise ValueError(kind)
+    _, half_h, _ = _primitive_extent(shape)
+    return dataclasses.replace(shape, position=np.array([0.0, 0.0, half_h], np.float32))
+
+
+def _place_primitives(rng: np.random.Generator, r: float, direction: np.ndarray, heading: float,
+                      kinds: Sequence[str], density, friction, prefix: str = "obj") -> list[PrimitiveSpec]:
+    """One to three primitives of ``kinds`` laid out in a row along ``direction``, a cluster around the
+    first, or a stack (a flat-topped body on a flat-topped body); ``density`` and ``friction``: callables
+    ``rng -> value``. The first body sits at the origin (the pusher starts behind it)."""
+    side = np.array([-direction[1], direction[0], 0.0])
+    count = int(rng.integers(1, 4))
+    layout = ("row", "cluster", "stack")[int(rng.integers(3))]
+    objects: list[PrimitiveSpec] = []
+    placed: list[tuple[np.ndarray, float]] = []  # (centre xy, footprint radius)
+    along = 0.0
+    for i in range(count):
+        shape = _random_primitive(rng, r, kinds, heading + rng.uniform(-0.5, 0.5))
+        reach, half_h, flat = _primitive_extent(shape)
+        centre = None
+        if i > 0 and layout == "stack":
+            prev = objects[-1].shape
+            p_reach, p_half, p_flat = _primitive_extent(prev)
+            if p_flat and flat and prev.position[2] < 0.2:
+                centre = prev.position + np.array([0.0, 0.0, p_half + half_h + 0.002])
+                centre[:2] += rng.uniform(-0.3, 0.3, 2) * r
+        if centre is None and i > 0 and layout == "cluster":
+            for _ in range(20):
+                ang = rng.uniform(-np.pi / 2, np.pi / 2) + heading
+                dist = placed[0][1] + reach + rng.uniform(0.01, 0.06)
+                xy = np.array([np.cos(ang), np.sin(ang)]) * dist
+                if all(np.linalg.norm(xy - c) > rad + reach + 0.005 for c, rad in placed):
+                    centre = np.array([xy[0], xy[1], half_h])
+                    break
+        if centre is None:
+            offset = along + (reach if i else 0.0)
+            centre = direction * offset + side * (rng.uniform(-0.03, 0.03) if i else 0.0)
+            centre[2] = half_h
+        if centre[2] == half_h:
+            along = max(along, float(centre @ direction) + reach + rng.uniform(0.01, 0.05))
+        placed.append((np.asarray(centre[:2], np.float64), reach))
+        shape = dataclasses.replace(shape, position=np.asarray(centre, np.float32))
+        objects.append(PrimitiveSpec(f"{prefix}{i}", "rigid", shape, density=float(density(rng)),
+                                     friction=float(friction(rng))))
+    return objects
+
+
+def varied_path(rng: np.random.Generator, frames: int, dt: float, start: np.ndarray, heading: float,
+                speed_range=PATH_SPEED) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-waypoint pusher path from ``start`` (m) that first pushes along ``heading`` (rad), then runs
+    2-4 more segments drawn among: push on, re-aim (the heading turns by 0.05-0.35 rad, the tool's yaw with
+    it), sideways sweep, stop (a pause), pull back; half the paths end holding still (in contact, so the
+    bodies come to rest under friction). The velocity is smoothed over :data:`PATH_SMOOTH` frames.
+
+    Returns:
+        ``(path, yaw)``: (frames, 3) float64 tool centre positions, m, and (frames,) float64 tool yaw, rad
+        (frame 0 = ``start``, ``heading``).
+    """
+    speed = rng.uniform(*speed_range)
+    vel = np.zeros((frames, 3))
+    yaw = np.full(frames, float(heading))
+    t = 0
+    h = float(heading)
+    seg = max(frames // 6, 4)
+    first = int(rng.integers(seg, 2 * seg + 1))
+    hold = int(rng.integers(frames // 6, frames // 3 + 1)) if rng.random() < 0.5 else 0
+    kinds = []
+    while t < frames - hold:
+        n = first if t == 0 else int(rng.integers(max(seg // 2, 3), seg + 1))
+        n = min(n, frames - hold - t)
+        kind = "push" if t == 0 else ("push", "reaim", "side", "stop", "back")[
+            int(rng.choice(5, p=[0.2, 0.3, 0.2, 0.15, 0.15]))]
+        d = np.array([np.cos(h), np.sin(h), 0.0])
+        s = speed * rng.uniform(0.7, 1.3)
+        if kind == "reaim":
+            h += float(rng.choice([-1, 1]) * rng.uniform(0.05, 0.35))
+            d = np.array([np.cos(h), np.sin(h), 0.0])
+            vel[t:t + n] = d * s
+        elif kind == "push":
+            vel[t:t + n] = d * s
+        elif kind == "side":
+            vel[t:t + n] = np.array([-d[1], d[0], 0.0]) * rng.choice([-1, 1]) * 0.5 * s
+        elif kind == "back":
+            vel[t:t + n] = -d * 0.7 * s
+        yaw[t:] = h
+        kinds.append(kind)
+        t += n
+    kernel = np.ones(PATH_SMOOTH) / PATH_SMOOTH
+    pad = np.concatenate([np.zeros((PATH_SMOOTH - 1, 3)), vel])
+    smooth = np.stack([np.convolve(pad[:, k], kernel, mode="valid") for k in range(3)], -1)
+    ypad = np.concatenate([np.full(PATH_SMOOTH - 1, float(heading)), yaw])
+    yaw = np.convolve(ypad, kernel, mode="valid")
+    path = np.asarray(start, np.float64) + np.concatenate([np.zeros((1, 3)), np.cumsum(smooth[1:] * dt, 0)])
+    return path, yaw
+
+
+def _tool_behind(rng: np.random.Generator, r: float, direction: np.ndarray, heading: float, extent: float,
+                 width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pusher half extents (1 x 3-5 x 2-4 spacings) and its start, 1-4 cm behind a body of footprint radius
+    ``extent`` at the origin, at its centre or off it by up to 0.7 of ``width`` (m) sideways."""
+    side = np.array([-direction[1], direction[0], 0.0])
+    tool_half = np.array([r, rng.integers(3, 6) * r, rng.integers(2, 5) * r])
+    lateral = 0.0 if rng.random() < 0.35 else rng.uniform(-0.7, 0.7) * width
+    start = -direction * (extent + tool_half[0] + rng.uniform(0.01, 0.04)) + side * lateral
+    start[2] = tool_half[2] + 0.002
+    return tool_half, start
+
+
+def _with_path(objects: list[PrimitiveSpec], r: float, tool_half: np.ndarray, path: np.ndarray,
+               yaw: np.ndarray) -> SimSetup:
+    """:func:`build_setup` with a pusher box following ``path`` (T, 3) m and turning to ``yaw`` (T,) rad."""
+    tool = ObjectShape("box", tuple(tool_half), position=path[0], rotation=_yaw_quat(float(yaw[0])))
+    setup = build_setup(objects, r, tool=tool, tool_path=path)
+    local = lattice_box(tool_half, r).astype(np.float64)
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.stack([np.stack([c, -s, np.zeros_like(c)], -1), np.stack([s, c, np.zeros_like(c)], -1),
+                    np.broadcast_to([0.0, 0.0, 1.0], c.shape + (3,))], -2)  # (T, 3, 3) about z
+    traj = np.einsum("tij,mj->tmi", rot, local) + path[:, None, :]
+    return dataclasses.replace(setup, action=Action(setup.action.indices, traj.astype(np.float32)))
+
+
+def _uniform(lo: float, hi: float):
+    return lambda rng: rng.uniform(lo, hi)
+
+
+def shapes_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``shapes``: 1-3 rigid boxes, spheres and cylinders (upright and lying) of varied sizes,
+    densities (:data:`SHAPES_DENSITY`) and frictions (:data:`SHAPES_FRICTION`) in a row, a cluster or a
+    stack, pushed along a :func:`varied_path`."""
+    heading, direction = _heading(rng)
+    objects = _place_primitives(rng, r, direction, heading, ("box", "sphere", "cylinder", "cylinder_lying"),
+                                _uniform(*SHAPES_DENSITY), _uniform(*SHAPES_FRICTION))
+    extent, _, _ = _primitive_extent(objects[0].shape)
+    tool_half, start = _tool_behind(rng, r, direction, heading, extent, extent)
+    path, yaw = varied_path(rng, frames, dt, start, heading)
+    return _with_path(objects, r, tool_half, path, yaw)
+
+
+def push_paths_scene(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``push_paths``: the ``boxes`` bodies (one to three boxes, sometimes stacked) pushed along a
+    :func:`varied_path` (re-aimed, off-centre, sideways, stop-and-go, pulled back, held in contact)."""
+    heading, direction = _heading(rng)
+    objects, extent = _box_objects(rng, r, direction, heading)
+    width = float(np.max(objects[0].shape.size[:2]))
+    tool_half, start = _tool_behind(rng, r, direction, heading, extent, width)
+    path, yaw = varied_path(rng, frames, dt, start, heading)
+    return _with_path(objects, r, tool_half, path, yaw)
+
+
+def _ring_shape(rng: np.random.Generator, yaw: float) -> ObjectShape:
+    """The ring of assets/meshes/ring.obj (a torus lying flat), scaled 0.85-1.0, resting on z = 0."""
+    import trimesh
+    from pathlib import Path
+
+    mesh = trimesh.load(Path(__file__).resolve().parents[2] / "assets" / "meshes" / "ring.obj", force="mesh")
+    verts = np.asarray(mesh.vertices, np.float64) * rng.uniform(0.85, 1.0)
+    verts -= verts.mean(0)
+    lo = verts[:, 2].min()
+    return ObjectShape("mesh", (), position=np.array([0.0, 0.0, -lo], np.float32), rotation=_yaw_quat(yaw),
+                       vertices=verts.astype(np.float32), faces=np.asarray(mesh.faces, np.int32))
+
+
+def lattice_mesh(shape: ObjectShape, r: float) -> np.ndarray:
+    """(n, 3) float32, m: lattice particles of spacing ``2 r`` whose centres lie at least ``r`` inside a
+    closed mesh ``shape`` (its vertices in the local frame), placed at the shape's pose."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(np.asarray(shape.vertices, np.float64), np.asarray(shape.faces), process=False)
+    lo, hi = mesh.bounds
+    pts = _lattice((hi - lo) / 2, r) + (hi + lo) / 2
+    depth = trimesh.proximity.signed_distance(mesh, pts)  # > 0 inside
+    pts = pts[depth >= r - 1e-9]
+    return (_rotate(pts, shape.rotation) + np.asarray(shape.position, np.float64)).astype(np.float32)
+
+
+def _fill(shape: ObjectShape, r: float) -> np.ndarray:
+    spec = PrimitiveSpec("x", "rigid", shape)
+    return build_setup([spec], r).scene.positions.astype(np.float64)
+
+
+def _separated(objects: list[PrimitiveSpec], r: float, direction: np.ndarray) -> list[PrimitiveSpec]:
+    """``objects`` with each one after the first moved along ``direction`` (r at a time) until its particles
+    keep ``2 r`` + 2 mm from every earlier object's."""
+    from scipy.spatial import cKDTree
+
+    out = [objects[0]]
+    placed = _fill(objects[0].shape, r)
+    for spec in objects[1:]:
+        shape = spec.shape
+        pts = _fill(shape, r)
+        tree = cKDTree(placed)
+        shift = np.zeros(3)
+        for _ in range(60):
+            if not np.isfinite(tree.query(pts + shift, k=1)[0]).any() or tree.query(pts + shift, k=1)[0].min() >= 2 * r + 0.002:
+                break
+            shift = shift + np.asarray(direction, np.float64) * r
+        shape = dataclasses.replace(shape, position=np.asarray(shape.position + shift, np.float32))
+        out.append(dataclasses.replace(spec, shape=shape))
+        placed = np.concatenate([placed, pts + shift])
+    return out
+
+
+def _held_density(rng: np.random.Generator) -> float:
+    return rng.uniform(2500.0, 4000.0) if rng.random() < 0.5 else rng.uniform(80.0, 180.0)
+
+
+def _held_friction(rng: np.random.Generator) -> float:
+    return rng.uniform(0.05, 0.15) if rng.random() < 0.5 else rng.uniform(0.95, 1.2)
+
+
+def heldout_shapes_scene(rng: np.random.Generator, frames: int, r: float = 0.01,
+                         dt: float = 1.0 / 60.0) -> SimSetup:
+    """Scene kind ``heldout_shapes`` (for held-out splits; never in a training mix): capsules (lying and
+    upright) and the ring mesh of assets/meshes, beside boxes, with densities (80-180 or 2500-4000 kg/m^3)
+    and frictions (0.05-0.15 or 0.95-1.2) outside the training ranges, pushed along a :func:`varied_path`."""
+    heading, direction = _heading(rng)
+    objects = _place_primitives(rng, r, direction, heading, ("capsule_lying", "capsule", "capsule_lying", "box"),
+                                _held_density, _held_friction, prefix="held")
+    if rng.random() < 0.4:  # the ring takes the first body's place
+        ring = _ring_shape(rng, heading + rng.uniform(-np.pi, np.pi))
+        objects[0] = dataclasses.replace(objects[0], shape=dataclasses.replace(
+            ring, position=np.array([0.0, 0.0, ring.position[2]], np.float32)))
+        reach = float(np.linalg.norm(ring.vertices[:, :2], axis=1).max())
+        # keep the others clear of the larger ring
+        for k in range(1, len(objects)):
+            sh = objects[k].shape
+            xy = np.asarray(sh.position[:2], np.float64)
+            if sh.position[2] > _primitive_extent(sh)[1] + 1e-6:  # a stacked body: drop it beside
+                xy = direction[:2] * (reach + 0.1 * k)
+            dist = np.linalg.norm(xy)
+            need = reach + _primitive_extent(sh)[0] + 0.01
+            if dist < need:
+                xy = (xy / dist if dist > 1e-9 else direction[:2]) * need
+            objects[k] = dataclasses.replace(objects[k], shape=dataclasses.replace(
+                sh, position=np.array([xy[0], xy[1], _primitive_extent(sh)[1]], np.float32)))
+        objects = _separated(objects, r, direction)
+        extent = reach
+    else:
+        extent, _, _ = _primitive_extent(objects[0].shape)
+    tool_half, start = _tool_behind(rng, r, direction, heading, extent, extent)
+    path, yaw = varied_path(rng, frames, dt, start, heading)
+    return _with_path(objects, r, tool_half, path, yaw)
+
+
 # --------------------------------------------------------------------------- deformable scene kinds
 #
 # Each draws its material parameters around the defaults of dynamics.sim.materials (Young's modulus
@@ -300,10 +625,6 @@ CLOTH_E_RANGE = (5.0e3, 5.0e4)
 def _log_uniform(rng: np.random.Generator, lo_hi) -> float:
     lo, hi = lo_hi
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-
-
-def _yaw_quat(yaw: float) -> tuple:
-    return (0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2)))
 
 
 def _solid_shape(rng: np.random.Generator, r: float, heading: float, centre_xy=(0.0, 0.0),
@@ -466,6 +787,9 @@ DEFORMABLE_KINDS = ("elastic", "plastic", "cloth", "rope")
 SCENE_KINDS: dict = {"boxes": boxes_scene, "sand": sand_scene}
 SCENE_KINDS.update({"elastic": elastic_scene, "plastic": plastic_scene, "cloth": cloth_scene, "rope": rope_scene,
                     "heldout_materials": heldout_materials_scene, "rope_box": rope_box_scene})
+SCENE_KINDS.update(shapes=shapes_scene, push_paths=push_paths_scene, heldout_shapes=heldout_shapes_scene)
+#: Kinds made for held-out splits only (``worldline dataset --heldout-kinds``): no training mix should draw them.
+HELDOUT_KINDS = ("heldout_shapes", "heldout_materials", "rope_box")
 
 
 def random_setup(rng: np.random.Generator, frames: int, r: float = 0.01, dt: float = 1.0 / 60.0,

@@ -1,0 +1,73 @@
+"""The object model's ground contact turns bodies (``ObjectConfig.ground_torque``): friction on a
+sliding ball spins it toward rolling, a box resting flat is not turned."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from particles import ParticleScene
+from dynamics.objects import ObjectConfig, ObjectNet, fit_poses, pack_objects
+from dynamics.sim.scenes import lattice_box, lattice_sphere
+
+R = 0.01
+DT = 1.0 / 60.0
+S = 3e-4  # m/frame^2: the config's acceleration scale
+
+
+def _net(ground_torque: bool, push) -> ObjectNet:
+    """A model whose ground decoder always answers the linear response ``push`` (in units of S) and no
+    angular response, and whose contact decoder is silent."""
+    cfg = ObjectConfig(dt=DT, radius=R, history=2, latent=16, vel_scale=(2e-3,) * 3, ang_scale=(5e-3,) * 3,
+                       acc_scale=(S,) * 3, ang_acc_scale=(3e-3,) * 3, ground_torque=ground_torque)
+    net = ObjectNet(cfg).double()
+    with torch.no_grad():
+        for dec in (net.ground_decoder, net.force_decoder):
+            dec[-1].weight.zero_()
+            dec[-1].bias.zero_()
+        net.ground_decoder[-1].bias[:3] = torch.as_tensor(push, dtype=torch.float64)
+    return net.eval()
+
+
+def _alpha(net, pts, v):
+    """Angular acceleration (rad/frame^2) of one body of particles ``pts`` moving at ``v`` m/frame."""
+    sc = ParticleScene(pts, np.zeros(len(pts), np.int32), ("rigid",), R, ground=0.0)
+    x = torch.tensor(pts, dtype=torch.float64)
+    hist = torch.stack([x - 2 * torch.as_tensor(v), x - torch.as_tensor(v), x])
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    c, rot = fit_poses(b, hist)
+    a, alpha = net(c, rot, b, hist[-1][b.index], hist[-1][b.index])
+    return b, a[0].detach(), alpha[0].detach()
+
+
+def test_ground_friction_spins_a_sliding_ball_toward_rolling():
+    ball = lattice_sphere(0.055, R, (0.0, 0.0, 0.055))
+    ball[:, 2] += R - ball[:, 2].min()  # lowest particles touching the ground (gate 1)
+    friction = (-2.0, 0.0, 0.0)  # backward friction; the ground's push also carries the weight (a = S psi on it)
+    b, a, alpha = _alpha(_net(True, friction), ball, (2e-3, 0.0, 0.0))
+    # the push acts at the lowest particles' centroid, straight below the centre: torque (-h z) x (F x) = h F y
+    low = ball[:, 2] < ball[:, 2].min() + R
+    lever = ball[low].astype(np.float64).mean(0) - ball.astype(np.float64).mean(0)
+    push = float(b.mass[0]) * np.array([-2.0 * S, 0.0, 9.81 * DT * DT])  # kg m/frame^2: friction and support
+    expect = np.linalg.solve(b.inertia[0].numpy(), np.cross(lever, push))
+    assert alpha[1] > 0 and np.allclose(alpha.numpy(), expect, rtol=1e-6, atol=1e-12)  # +y spin: rolling along +x
+    assert torch.allclose(a, torch.tensor([-2.0 * S, 0.0, 0.0], dtype=torch.float64), atol=1e-12)
+    _, a0, alpha0 = _alpha(_net(False, friction), ball, (2e-3, 0.0, 0.0))
+    assert torch.allclose(a0, a) and float(alpha0.abs().max()) == 0.0  # without it the ball slides unturned
+
+
+def test_ground_support_does_not_turn_a_box_resting_flat():
+    box = lattice_box((0.03, 0.02, 0.02), R, (0.0, 0.0, 0.02))
+    _, a, alpha = _alpha(_net(True, (0.0, 0.0, 0.0)), box, (0.0, 0.0, 0.0))
+    assert float(a.abs().max()) < 1e-12 and float(alpha.abs().max()) < 1e-12
+
+
+def test_old_configs_load_without_ground_torque():
+    cfg = ObjectConfig(dt=DT, radius=R)
+    d = cfg.to_dict()
+    d.pop("ground_torque")
+    assert ObjectConfig.from_dict(d).ground_torque is False
+    assert ObjectConfig.from_dict({**d, "ground_torque": True}).ground_torque is True
+    assert dataclasses.replace(cfg, ground_torque=True).ground_torque
