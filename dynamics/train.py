@@ -500,7 +500,8 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     distributed = world > 1
-    if distributed and not dist.is_initialized():
+    own_group = distributed and not dist.is_initialized()
+    if own_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if cfg.batch_size % world:
         raise ValidationError("batch_size", f"{cfg.batch_size} does not divide among {world} processes")
@@ -636,4 +637,9 @@ def train(dataset, out, cfg: TrainConfig, model_overrides: Optional[dict] = None
                                               **({"init": str(init)} if init is not None else {})})
     if distributed:
         dist.barrier()
+    if own_group:
+        # a group left to interpreter shutdown can abort a rank at exit (gloo's worker threads outlive Python:
+        # "terminate called without an active exception", seen here once in a 2-process run); only after
+        # success: destroying it while another rank is still in a collective would hang
+        dist.destroy_process_group()
     return {"losses": losses, "step": step, "validation": last_valid, "validations": validations}

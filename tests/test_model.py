@@ -636,9 +636,16 @@ def test_two_process_torchrun_matches_one_process(dataset, tmp_path):
             "--seed", "4", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "worldline",
+    # each rank runs the CLI, then says whether training closed the process group it opened (a group left
+    # to interpreter shutdown can abort a rank at exit: gloo's threads outlive Python)
+    script = tmp_path / "rank.py"
+    script.write_text("import sys\nimport torch.distributed as dist\nfrom worldline.cli import main\n"
+                      "rc = main(sys.argv[1:])\nprint('group open' if dist.is_initialized() else 'group closed', flush=True)\n"
+                      "sys.exit(rc)\n")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
                           *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=170)
     assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("group closed") == 2 and "group open" not in two.stdout, two.stdout[-2000:]
     one = train(dataset, tmp_path / "one", TrainConfig(steps=2, batch_size=4, validate_every=0, checkpoint_every=0, seed=4),
                 model_overrides=TINY, progress=False)
     a, b = load_checkpoint(tmp_path / "one" / "checkpoint.pt"), load_checkpoint(tmp_path / "two" / "checkpoint.pt")
