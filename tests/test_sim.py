@@ -350,7 +350,12 @@ def test_cli_dataset_kinds_and_heldout_split(tmp_path):
     from particles import load_dataset, read_metadata
     from worldline.cli import main
 
-    assert {"boxes", "sand"} <= set(SCENE_KINDS)
+    from dynamics.sim.scenes import HELDOUT_KINDS
+    from worldline.cmd_dataset import HELDOUT_KINDS_HELP, TRAINING_KINDS_HELP
+
+    # --help names every kind, split as the registry splits them
+    assert set(TRAINING_KINDS_HELP) | set(HELDOUT_KINDS_HELP) == set(SCENE_KINDS)
+    assert set(HELDOUT_KINDS_HELP) == set(HELDOUT_KINDS)
     out = tmp_path / "ds"
     args = ["dataset", "--scenes", "2", "--frames", "5", "--workers", "1", "--seed", "2", "--valid", "0", "--test", "0",
             "--kinds", "boxes", "--heldout", "1", "--heldout-kinds", "sand", "--out", str(out)]

@@ -29,6 +29,10 @@ from worldline.errors import BadInput, check_output
 WORK = ".work"
 #: Attempts per scene before giving up: a draw whose rollout is not finite or glitched is redrawn.
 ATTEMPTS = 8
+#: The scene kinds ``--help`` names (``dynamics.sim.scenes.SCENE_KINDS`` and ``HELDOUT_KINDS``, written out here
+#: so that ``--help`` does not import the simulator; tests/test_sim.py checks they agree).
+TRAINING_KINDS_HELP = ("boxes", "sand", "shapes", "push_paths", "elastic", "plastic", "cloth", "rope")
+HELDOUT_KINDS_HELP = ("heldout_shapes", "heldout_materials", "rope_box")
 
 
 def _scene_path(out: Path, i: int) -> Path:
@@ -184,15 +188,18 @@ def register(app: typer.Typer) -> None:
                                           help="Refuse scenes estimated to have more particles than this."),
         no_audit: bool = typer.Option(False, "--no-audit", help="Keep draws without running the critic on them."),
         kinds: Optional[str] = typer.Option(None, "--kinds", metavar="K1,K2",
-                                            help="Scene kinds to draw from, uniformly (dynamics.sim.scenes.SCENE_KINDS, "
-                                                 "e.g. boxes,sand); default: boxes and sand by --granular-fraction."),
+                                            help="Scene kinds to draw from, uniformly: " + ", ".join(TRAINING_KINDS_HELP)
+                                                 + " (dynamics.sim.scenes.SCENE_KINDS); default: boxes and sand by "
+                                                 "--granular-fraction."),
         heldout: int = typer.Option(0, "--heldout", min=0, metavar="N",
                                     help="Also make N scenes of --heldout-kinds as a 'heldout' split (never trained on)."),
         heldout_kinds: Optional[str] = typer.Option(None, "--heldout-kinds", metavar="K1,K2",
-                                                    help="Scene kinds of the heldout split (required with --heldout)."),
+                                                    help="Scene kinds of the heldout split (required with --heldout), made "
+                                                         "for it: " + ", ".join(HELDOUT_KINDS_HELP) + "; any kind works."),
     ):
-        """Make a dataset of randomized push scenes (rigid boxes, stacks, sand piles) on Newton,
-        split by scene into train/valid/test. Resumable: run it again to finish a killed run.
+        """Make a dataset of randomized push scenes on Newton (by default rigid boxes, stacks and sand
+        piles; --kinds adds other shapes, pusher paths, elastic, plastic, cloth and rope), split by scene
+        into train/valid/test. Resumable: run it again to finish a killed run.
 
         Every trajectory is audited by the critic; glitched ones are dropped and redrawn (new seed,
         deterministic) and counted in the summary and metadata.json (dropped_glitched).
@@ -202,6 +209,8 @@ def register(app: typer.Typer) -> None:
         (bench/model.py --split heldout).
 
         Example: worldline dataset --scenes 48 --frames 100 --workers 2 --out data/push48
+
+        Example: worldline dataset --scenes 80 --kinds boxes,shapes,push_paths --heldout 16 --heldout-kinds heldout_shapes --out data/shapes
         """
         import concurrent.futures as cf
         import multiprocessing as mp
