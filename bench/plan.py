@@ -43,7 +43,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-from dynamics.suite import push_task, sand_task  # noqa: E402  (the generator is shared with evaluate)
+from dynamics.suite import write_suite  # noqa: E402  (the generator is shared with evaluate)
 
 
 def run(args) -> None:
@@ -53,17 +53,9 @@ def run(args) -> None:
     from dynamics.train import load_model
 
     torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
+    # the suite's generator (`--tasks 20 --sand 2 --seed 7` writes exactly assets/tasks/suite)
     folder = Path(tempfile.mkdtemp(prefix="plan_bench_"))
-    paths = []
-    for i in range(args.tasks):
-        p = folder / f"push_{i:02d}.toml"
-        p.write_text(push_task(rng, i))
-        paths.append(p)
-    for i in range(args.sand):
-        p = folder / f"sand_{i:02d}.toml"
-        p.write_text(sand_task(rng))
-        paths.append(p)
+    paths = write_suite(folder, args.tasks, args.sand, args.seed)
     model = load_model(args.checkpoint)
     cfg = PlannerConfig(samples=args.samples, horizon=args.horizon, iterations=args.iterations, seed=args.seed)
     methods = [m for m in args.methods.split(",") if m]
