@@ -590,6 +590,7 @@ class ObjectNet(nn.Module):
         wn = w / wsum[e].clamp_min(1e-12)
         normal = z((3,)).index_add(0, e, wn[:, None] * d / dist[:, None])
         gap = z(()).index_add(0, e, wn * dist)
+        closest = z(()).fill_(float("inf")).scatter_reduce(0, e, dist.detach(), "amin")
         centre = z((3,)).index_add(0, e, wn[:, None] * (xa + xb) / 2)
         # the reversed edges of free-free contacts: same patch, normal flipped
         mut = idx < batch.num_mutual
@@ -601,6 +602,9 @@ class ObjectNet(nn.Module):
         rev[n_pairs:] = mi
         # the sender's points of each point pair, for the tool's velocity at the patch; reversed
         # edges' senders are free objects (their rigid velocity field is used), so no pairs for them
+        #: the last call's (edges (E, 2), closest point distance per edge (E,) m), read by
+        #: :func:`object_rollout`'s ``passive_energy`` rule (no gradient)
+        self.last_contacts = (edges.detach(), torch.cat([closest, closest[mi]]))
         return (edges, rev, torch.cat([wsum, wsum[mi]]), torch.cat([normal, -normal[mi]]), torch.cat([gap, gap[mi]]),
                 torch.cat([centre, centre[mi]]), (e, sb, wn))
 
@@ -733,7 +737,7 @@ class ObjectNet(nn.Module):
 
 def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, steps: int,
                    kinematic_future: Optional[torch.Tensor] = None, collide: bool = False, grad: bool = False,
-                   poses: bool = False, graph_batch=None):
+                   poses: bool = False, graph_batch=None, passive_energy: bool = False):
     """Roll a packed batch forward ``steps`` frames on the object model.
 
     Args:
@@ -748,6 +752,11 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         poses: also return the centres (steps, O, 3) and rotations (steps, O, 3, 3).
         graph_batch: with ``collide``, the particle batch the constraints read (``_graph_batch(batch,
             dtype)``), when the caller keeps one for many calls on the same ``batch``; None: built here.
+        passive_energy: a free body that touches nothing that works on it (no moving tool part and no
+            moving free body within :data:`TOUCH` r of its surface points; the ground, static objects, a
+            still tool and resting bodies only take energy away) may not gain kinetic + potential energy in
+            a step: where the network's step would raise it, the body keeps its last pose (the critic's
+            energy law, :func:`critic.checks.check_energy`, applied as a constraint).
 
     Returns:
         (steps, N, 3) float, m: predicted particle positions of frames 1..steps (and the poses).
@@ -776,6 +785,8 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         ws = angular_velocity(rs[1:], rs[:-1])  # carried: each step adds the newest frame's only
         for t in range(steps):
             c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1], ws)
+            if passive_energy:
+                c1, r1 = _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_all[t], kin_all[t + 1])
             if collide:
                 from .model import constrain
 
@@ -802,6 +813,43 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         if poses:
             return pos, torch.stack(oc), torch.stack(orr)
         return pos
+
+
+#: Touching distance of the ``passive_energy`` rule, in particle radii between particle centres: two
+#: lattice surfaces touch at 2 r; 2.5 r allows for the patch's sampling.
+TOUCH = 2.5
+
+
+def _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_now, kin_next):
+    """``object_rollout(passive_energy=True)``: the next poses ``(c1, r1)`` with every free body that
+    nothing working touches held at its last pose wherever the step would raise its kinetic +
+    potential energy (per frame units: m/frame, rad/frame, gravity ``batch.gravity`` m/frame^2)."""
+    with torch.no_grad():
+        dtype = c1.dtype
+        mass = batch.mass.to(dtype)
+        free = ~batch.kinematic
+        edges, closest = model.last_contacts
+        i, j = edges[:, 0], edges[:, 1]
+        touch = closest < TOUCH * batch.radius.to(dtype)[i]
+        # what can work on a body: a tool part that moves this frame, a free body that moved last frame
+        kin_moves = ((kin_next - kin_now).abs().amax(-1).amax(-1) > 1e-7) & batch.kinematic
+        v_prev = cs[-1] - cs[-2]
+        speed = v_prev.norm(dim=1) + ws[-1].norm(dim=1) * batch.size.to(dtype)
+        free_moves = free & (speed > 1e-3 * batch.radius.to(dtype))
+        working = touch & (kin_moves[j] | free_moves[j])
+        worked = torch.zeros_like(free).index_put((i[working],), torch.ones_like(i[working], dtype=torch.bool))
+
+        def energy(v, w, rot, c):
+            inertia = rot @ batch.inertia.to(dtype) @ rot.transpose(1, 2)
+            rotational = 0.5 * torch.einsum("oi,oij,oj->o", w, inertia, w)
+            return 0.5 * mass * (v * v).sum(1) + rotational - mass * (batch.gravity.to(dtype) * c).sum(1)
+
+        e_prev = energy(v_prev, ws[-1], rs[-1], cs[-1])
+        e_next = energy(c1 - cs[-1], angular_velocity(r1, rs[-1]), r1, c1)
+        # tolerance: float32 round-off of the energies (positions resolve ~1e-7 of their magnitude)
+        tol = 1e-6 * mass * batch.gravity.to(dtype).norm(dim=1) * (cs[-1].norm(dim=1) + batch.size.to(dtype))
+        hold = free & ~worked & (e_next > e_prev + tol)
+        return torch.where(hold[:, None], cs[-1], c1), torch.where(hold[:, None, None], rs[-1], r1)
 
 
 def _graph_batch(batch: ObjectBatch, dtype):
@@ -846,18 +894,22 @@ class ObjectBackend:
         model: an :class:`ObjectNet`.
         scene: the task's scene (every free object rigid: :func:`supports`).
         collide: apply the exact contact / ground constraints after each step (see :func:`object_rollout`).
+        passive_energy: hold a body that nothing working touches wherever a step would raise its energy
+            (see :func:`object_rollout`).
         grad: record gradients in :meth:`rollout_torch` (``predict`` never does).
     """
 
     name = "objects"
 
-    def __init__(self, model: ObjectNet, scene: ParticleScene, collide: bool = False, device="cpu"):
+    def __init__(self, model: ObjectNet, scene: ParticleScene, collide: bool = False, device="cpu",
+                 passive_energy: bool = False):
         bad = supports(scene)
         if bad:
             raise ValidationError("scene", bad[0])
         self.model = model.eval()
         self.scene = scene
         self.collide = collide
+        self.passive_energy = passive_energy
         self.device = device
         self.history = model.config.history
         self._batches: dict[int, ObjectBatch] = {}
@@ -872,7 +924,7 @@ class ObjectBackend:
     def pack_key(self):
         """Backends with equal keys step together in one packed batch (:class:`dynamics.policy.PackedStepper`):
         the same model object and constraints."""
-        return (id(self.model), bool(self.collide))
+        return (id(self.model), bool(self.collide), bool(self.passive_energy))
 
     def pack(self, scenes: Sequence[ParticleScene]) -> "PackedObjects":
         """Different scenes (e.g. every live episode of an evaluation) packed for :meth:`step_fn`.
@@ -898,6 +950,7 @@ class ObjectBackend:
         """
         with torch.no_grad():
             return object_rollout(self.model, packed.objects, hist, 1, nk[None], collide=self.collide,
+                                  passive_energy=self.passive_energy,
                                   graph_batch=packed.particles)[0]
 
     def rollout_torch(self, history: torch.Tensor, tool_indices, tool_future: torch.Tensor, grad: bool = False):
@@ -910,7 +963,8 @@ class ObjectBackend:
         ti = torch.as_tensor(np.asarray(tool_indices), device=base.device)
         fut = base.clone()
         fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)  # in place on a copy: gradients still reach tool_future
-        pred = object_rollout(self.model, batch, hist, h, fut.reshape(h, k * n, 3), collide=self.collide, grad=grad)
+        pred = object_rollout(self.model, batch, hist, h, fut.reshape(h, k * n, 3), collide=self.collide, grad=grad,
+                              passive_energy=self.passive_energy)
         pos = torch.cat([hist[-1:], pred], 0).reshape(h + 1, k, n, 3)
         return pos.permute(1, 0, 2, 3)
 

@@ -403,3 +403,43 @@ def test_the_shipped_weights_predict_as_they_did_before_the_speed_work():
             moved = np.abs(ref[key][:, -1, free] - ref[key][:, 0, free]).max()
             assert moved > 0.04, (key, moved)  # the push reaches the boxes: contacts are exercised
             np.testing.assert_allclose(got[key], ref[key], atol=1e-5, rtol=0, err_msg=key)
+
+
+def test_passive_energy_rule_stops_the_creep_of_a_resting_box_and_leaves_working_motion_alone():
+    """The critic's energy law as a constraint (object_rollout(passive_energy=True)): with the tool held
+    still away from it, a resting suite box that the shipped network lets creep (millimetres in 100 frames)
+    stays put; a box the tool pushes still moves as without the rule, and a box dropped in the air still
+    falls exactly under gravity."""
+    from dynamics.tasks import Task
+
+    root = Path(__file__).resolve().parents[1]
+    model = load_object_model(root / "assets" / "weights" / "objects_push.pt")
+    task = Task.load(root / "assets" / "tasks" / "suite" / "push_00.toml")
+    sc, ti = task.scene, task.tool.indices
+    hist = np.repeat(sc.positions[None], model.config.history + 1, 0)
+    still = np.repeat(sc.positions[ti][None, None], 100, 1)
+    moved = {}
+    for rule in (False, True):
+        x = ObjectBackend(model, sc, collide=True, passive_energy=rule).predict(hist, ti, still)[0]
+        c = x[:, task.object_particles].mean(1)
+        moved[rule] = float(np.linalg.norm(c[-1] - c[0]))
+    assert moved[False] > 2e-3, moved  # the network's creep, which Newton does not have
+    assert moved[True] < 1e-4, moved
+    # a push: the tool drives 6 cm into the box along the line to it; the rule changes nothing
+    box = sc.positions[task.object_particles].mean(0)
+    start = sc.positions[ti].mean(0)
+    d = (box - start) * np.array([1, 1, 0])
+    d /= np.linalg.norm(d)
+    push = sc.positions[ti][None, None] + (np.arange(1, 61)[None, :, None, None] * 0.004 * d)
+    got = {rule: ObjectBackend(model, sc, collide=True, passive_energy=rule).predict(hist, ti, push)[0]
+           for rule in (False, True)}
+    travel = float(np.linalg.norm(got[True][-1, task.object_particles].mean(0) - box))
+    assert travel > 0.02
+    assert np.abs(got[True][:, task.object_particles] - got[False][:, task.object_particles]).max() < 0.1 * travel
+    # free fall from rest, nothing near: exactly under gravity either way
+    lifted = hist.copy()
+    lifted[:, task.object_particles, 2] += 0.3
+    fall = ObjectBackend(model, sc, collide=True, passive_energy=True).predict(lifted, ti, still[:, :10])[0]
+    dz = fall[10, task.object_particles, 2].mean() - fall[0, task.object_particles, 2].mean()
+    g = 9.81 * (1 / 60) ** 2
+    assert abs(dz + g * 55) < 1e-4  # semi-implicit Euler from rest: sum_{k=1..10} k g = 55 g

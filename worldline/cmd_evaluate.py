@@ -67,10 +67,12 @@ def _object_model(checkpoint: Optional[Path]):
     return path, load_object_model(path)
 
 
-def _objects(checkpoint: Optional[Path]) -> Callable:
+def _objects(checkpoint: Optional[Path], passive_energy: bool = True) -> Callable:
     """The object-level model (``dynamics.objects``) on scenes whose free objects are all rigid,
     with the exact contact / ground constraints after each step (alone, on the 20 suite tasks, it
-    let boxes sink into the ground or the tool in 63 of 120 episodes: README, Policy evaluation)."""
+    let boxes sink into the ground or the tool in 63 of 120 episodes: README, Policy evaluation) and
+    with ``passive_energy`` the critic's energy law (a body nothing working touches gains no energy:
+    ``dynamics.objects.object_rollout``), which stops the network's creep of resting boxes."""
     from dynamics.objects import ObjectBackend
     from particles import ValidationError
 
@@ -80,7 +82,7 @@ def _objects(checkpoint: Optional[Path]) -> Callable:
         if abs(model.config.dt - task.dt) > 1e-9:
             raise BadInput(f"{path}: the model steps by {model.config.dt} s, the task {task.path} by {task.dt} s")
         try:
-            return ObjectBackend(model, task.scene, collide=True)
+            return ObjectBackend(model, task.scene, collide=True, passive_energy=passive_energy)
         except ValidationError as exc:
             raise BadInput(f"--backend objects: task {task.path}: {exc.problem} (--backend auto runs such tasks "
                            f"on the GNN)") from None
@@ -98,7 +100,7 @@ def _auto(checkpoint: Optional[Path]) -> Callable:
 
     def make(task):
         if not supports(task.scene) and abs(model.config.dt - task.dt) <= 1e-9:
-            return ObjectBackend(model, task.scene, collide=True)
+            return ObjectBackend(model, task.scene, collide=True, passive_energy=True)
         return gnn(task)
 
     return make
@@ -107,8 +109,9 @@ def _auto(checkpoint: Optional[Path]) -> Callable:
 #: World models by ``--backend`` name: ``factory(checkpoint) -> (task -> backend)``. A backend has
 #: ``predict(history, tool_indices, tool_future)`` (dynamics.tasks); one with a packed
 #: ``step_fn(batch, history, next_kinematic)`` steps every episode in one batch.
-BACKENDS: dict[str, Callable] = {"auto": _auto, "objects": _objects, "gnn": _gnn, "learned": _gnn,
-                                 "constraints": _constraints}
+BACKENDS: dict[str, Callable] = {"auto": _auto, "objects": _objects,
+                                 "objects-plain": lambda checkpoint: _objects(checkpoint, passive_energy=False),
+                                 "gnn": _gnn, "learned": _gnn, "constraints": _constraints}
 
 
 def resolve_tasks(spec: str) -> list[Path]:
@@ -261,7 +264,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the episodes (obs['seed'] of each)."),
         backend: str = typer.Option("auto", "--backend",
                                     help="World model: auto (the object model where every free body is rigid, the GNN "
-                                         "elsewhere), objects, gnn, constraints."),
+                                         "elsewhere), objects, objects-plain (without the energy law), gnn, "
+                                         "constraints."),
         max_steps: int = typer.Option(240, "--max-steps", help="Most frames per episode."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip episodes/*.rrd."),
     ):
