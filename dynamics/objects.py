@@ -88,7 +88,7 @@ from .model import _mlp, _rotation_from_vector, batch_to
 __all__ = [
     "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
     "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
-    "save_object_model", "load_object_model", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
+    "save_object_model", "load_object_model", "object_model_from_checkpoint", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
     "object_statistics", "predict_trajectory_objects",
 ]
 
@@ -590,7 +590,6 @@ class ObjectNet(nn.Module):
         wn = w / wsum[e].clamp_min(1e-12)
         normal = z((3,)).index_add(0, e, wn[:, None] * d / dist[:, None])
         gap = z(()).index_add(0, e, wn * dist)
-        closest = z(()).fill_(float("inf")).scatter_reduce(0, e, dist.detach(), "amin")
         centre = z((3,)).index_add(0, e, wn[:, None] * (xa + xb) / 2)
         # the reversed edges of free-free contacts: same patch, normal flipped
         mut = idx < batch.num_mutual
@@ -602,9 +601,10 @@ class ObjectNet(nn.Module):
         rev[n_pairs:] = mi
         # the sender's points of each point pair, for the tool's velocity at the patch; reversed
         # edges' senders are free objects (their rigid velocity field is used), so no pairs for them
-        #: the last call's (edges (E, 2), closest point distance per edge (E,) m), read by
-        #: :func:`object_rollout`'s ``passive_energy`` rule (no gradient)
-        self.last_contacts = (edges.detach(), torch.cat([closest, closest[mi]]))
+        #: the last call's edges (E, 2), point pairs' edge (Np,) and distance (Np,) m and mutual edges (reversed at
+        #: E - len(mi) ..), for :func:`object_rollout`'s ``passive_energy`` rule (references only: nothing is
+        #: computed here for it)
+        self.last_contacts = (edges.detach(), e, dist.detach(), mi)
         return (edges, rev, torch.cat([wsum, wsum[mi]]), torch.cat([normal, -normal[mi]]), torch.cat([gap, gap[mi]]),
                 torch.cat([centre, centre[mi]]), (e, sb, wn))
 
@@ -828,7 +828,9 @@ def _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_now, kin_next)
         dtype = c1.dtype
         mass = batch.mass.to(dtype)
         free = ~batch.kinematic
-        edges, closest = model.last_contacts
+        edges, pair_edge, pair_dist, mi = model.last_contacts
+        closest = pair_dist.new_full((len(edges) - len(mi),), float("inf")).scatter_reduce(0, pair_edge, pair_dist, "amin")
+        closest = torch.cat([closest, closest[mi]])  # reversed edges: the same patch
         i, j = edges[:, 0], edges[:, 1]
         touch = closest < TOUCH * batch.radius.to(dtype)[i]
         # what can work on a body: a tool part that moves this frame, a free body that moved last frame
@@ -1234,6 +1236,13 @@ def load_object_model(path, device="cpu") -> ObjectNet:
         raise
     except Exception as exc:  # noqa: BLE001  (unpickling refused or a corrupt file)
         raise FileFormatError(path, "file", f"is not a readable checkpoint ({type(exc).__name__})") from None
+    return object_model_from_checkpoint(ckpt, path, device)
+
+
+def object_model_from_checkpoint(ckpt, path, device="cpu") -> ObjectNet:
+    """The :class:`ObjectNet` of a checkpoint dict already read from ``path`` (named in errors), as
+    :func:`load_object_model` checks and builds it."""
+    path = Path(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != OBJECT_FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise FileFormatError(path, "format", f"expected {OBJECT_FORMAT!r} (an object model), got {got!r}")

@@ -42,7 +42,8 @@ from .evaluate import one_step_mse, position_mse, predict_trajectory
 from .model import GNS, ModelConfig, constrain, pack_scenes
 
 __all__ = ["TrainConfig", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONNECTIVITY_RADII", "train", "load_checkpoint",
-           "load_model", "model_from_checkpoint", "save_model", "model_config_for_dataset", "random_walk_noise", "training_distribution",
+           "load_model", "model_from_checkpoint", "read_checkpoint_file", "check_checkpoint", "save_model",
+           "model_config_for_dataset", "random_walk_noise", "training_distribution",
            "out_of_distribution", "tool_shape", "checkpoint_distribution"]
 
 CHECKPOINT_FORMAT = "worldline.gns_checkpoint"
@@ -349,6 +350,13 @@ def _load_problem(exc: Exception) -> str:
 
 def load_checkpoint(path) -> dict:
     """Read a checkpoint (``weights_only=True``) and check its format and version."""
+    return check_checkpoint(read_checkpoint_file(path), path)
+
+
+def read_checkpoint_file(path):
+    """What ``torch.load(path, weights_only=True)`` reads, any format (a GNN or an object model), with a
+    clear :class:`particles.FileFormatError` naming the file for a missing, empty, unreadable or
+    pickled-object file."""
     path = Path(path)
     if not path.exists():
         raise FileFormatError(path, None, "no such checkpoint")
@@ -372,6 +380,12 @@ def load_checkpoint(path) -> dict:
                                               "can read)") from None
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise FileFormatError(path, None, f"is not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})") from None
+    return ckpt
+
+
+def check_checkpoint(ckpt, path) -> dict:
+    """``ckpt`` (read from ``path``, named in errors) if it is a GNN checkpoint of a version this reads."""
+    path = Path(path)
     if not isinstance(ckpt, dict):
         raise FileFormatError(path, "format", f"expected a worldline checkpoint (a dict with format "
                                               f"{CHECKPOINT_FORMAT!r}), got a {type(ckpt).__name__}")

@@ -12,13 +12,14 @@ from particles.scene_file import DEFAULT_MAX_PARTICLES
 from worldline.errors import BadInput, check_output
 
 
-def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool,
-                     max_particles: int = DEFAULT_MAX_PARTICLES):
+def _dataset_trajectory(folder: Path, split: str, index: int, steps: Optional[int], history: int, dt: float,
+                        max_particles: int):
+    """``(rollout, steps)``: trajectory ``index`` of ``split``, checked for a model that reads ``history`` + 1
+    frames at ``dt`` s (its given frames finite, ``steps`` within what follows them; default: all of it)."""
     import numpy as np
 
-    from particles import Rollout, load_dataset
+    from particles import load_dataset
     from particles.io import MAX_LENGTH
-    from dynamics.evaluate import predict_trajectory
 
     trajs = load_dataset(folder, split)
     if not 0 <= index < len(trajs):
@@ -27,9 +28,9 @@ def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optiona
     if ro.scene.num_particles > max_particles:
         raise BadInput(f"{folder}: {split} trajectory {index} has {ro.scene.num_particles} particles, more than "
                        f"--max-particles {max_particles}; raise --max-particles")
-    c = model.config.history
-    if abs(ro.dt - model.config.dt) > 1e-9:
-        raise BadInput(f"the trajectory's dt {ro.dt} s differs from the model's {model.config.dt} s")
+    c = history
+    if abs(ro.dt - dt) > 1e-9:
+        raise BadInput(f"the trajectory's dt {ro.dt} s differs from the model's {dt} s")
     avail = ro.num_frames - 1 - c
     if avail < 1:
         raise BadInput(f"trajectory {index} has {ro.num_frames} frames; the model needs more than {c + 1}")
@@ -40,6 +41,32 @@ def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optiona
     steps = avail if steps is None else steps
     if not 1 <= steps <= avail:
         raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
+    return ro, steps
+
+
+def _lift_scene_file(path: Path, steps: int, dt: float, max_particles: int):
+    """``(lifted scene, tool action or None)`` of a scene file, its particle budget checked before lifting
+    allocates anything; the action covers frames 0 .. ``steps`` at ``dt`` s."""
+    try:
+        from particles.lift import lift_scene, tool_action
+        from particles.scene_file import check_particle_budget, load_scene_file
+    except ImportError:
+        raise BadInput("scene files need particles.scene_file and particles.lift, which this build lacks") from None
+    spec = load_scene_file(path)
+    check_particle_budget(spec, max_particles, frames=steps + 1)
+    lifted = lift_scene(spec)
+    return lifted, (tool_action(lifted, dt, steps) if spec.tool is not None else None)
+
+
+def _rollout_dataset(model, folder: Path, split: str, index: int, steps: Optional[int], rigid: bool, collide: bool,
+                     max_particles: int = DEFAULT_MAX_PARTICLES):
+    import numpy as np
+
+    from particles import Rollout
+    from dynamics.evaluate import predict_trajectory
+
+    c = model.config.history
+    ro, steps = _dataset_trajectory(folder, split, index, steps, c, model.config.dt, max_particles)
     pred = predict_trajectory(model, ro, c, steps, rigid=rigid, collide=collide)
     pos = np.concatenate([ro.positions[:c + 1], pred], 0)
     return Rollout(ro.scene, pos, ro.dt), {"start_frame": np.int64(c)}
@@ -49,20 +76,12 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide
                    max_particles: int = DEFAULT_MAX_PARTICLES):
     import numpy as np
 
-    try:
-        from particles.lift import lift_scene, tool_action
-        from particles.scene_file import check_particle_budget, load_scene_file
-    except ImportError:
-        raise BadInput("scene files need particles.scene_file and particles.lift, which this build lacks") from None
     from dynamics.model import LearnedSimulator
 
     steps = 100 if steps is None else steps
     if steps < 1:
         raise BadInput(f"--steps must be >= 1, got {steps}")
-    spec = load_scene_file(path)
-    check_particle_budget(spec, max_particles, frames=steps + 1)  # before lifting allocates anything
-    lifted = lift_scene(spec)
-    action = tool_action(lifted, model.config.dt, steps) if spec.tool is not None else None
+    lifted, action = _lift_scene_file(path, steps, model.config.dt, max_particles)
     sim = LearnedSimulator(model, lifted.scene, action_indices=lifted.tool_indices, rigid=rigid, collide=collide)
     ro = sim.rollout(action, steps, progress=True)
     extra = {"start_frame": np.int64(0)}
@@ -71,38 +90,15 @@ def _rollout_scene(model, path: Path, steps: Optional[int], rigid: bool, collide
     return ro, extra
 
 
-def is_object_checkpoint(path: Path) -> bool:
-    """True when ``path`` is an object-model checkpoint (``dynamics.objects.save_object_model``); anything
-    else, readable or not, is left to the GNN loader and its errors."""
-    import torch
-
-    from dynamics.objects import OBJECT_FORMAT
+def _predict_objects(model, rollout, start: int, steps: int, collide: bool):
+    """:func:`dynamics.objects.predict_trajectory_objects`, a scene it refuses as bad input."""
+    from dynamics.objects import predict_trajectory_objects
+    from particles import ValidationError
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001  (the GNN loader names what is wrong with the file)
-        return False
-    return isinstance(ckpt, dict) and ckpt.get("format") == OBJECT_FORMAT
-
-
-def _object_rollout(model, rollout, history_frames: int, steps: int, collide: bool):
-    """(steps, N, 3) float32 m: the object model from the first ``history_frames`` frames of ``rollout``
-    (frames 0 .. C), the kinematic particles on ``rollout``'s later frames."""
-    import numpy as np
-    import torch
-
-    from dynamics.objects import object_rollout, pack_objects, supports
-
-    bad = supports(rollout.scene)
-    if bad:
-        raise BadInput(f"the object model cannot roll this scene out: {bad[0]}")
-    dtype = next(model.parameters()).dtype
-    batch = pack_objects([rollout.scene], model.config.dt, "cpu", dtype)
-    pos = torch.as_tensor(np.asarray(rollout.positions), dtype=dtype)
-    with torch.no_grad():
-        pred = object_rollout(model, batch, pos[:history_frames], steps, pos[history_frames:history_frames + steps],
-                              collide=collide)
-    return pred.float().numpy()
+        return predict_trajectory_objects(model, rollout, start, steps, collide=collide)
+    except ValidationError as exc:
+        raise BadInput(f"the object model cannot roll this scene out: {exc.problem}") from None
 
 
 def _rollout_objects(model, source: Path, split: str, index: int, steps: Optional[int], collide: bool,
@@ -111,43 +107,23 @@ def _rollout_objects(model, source: Path, split: str, index: int, steps: Optiona
     :func:`_rollout_scene` do for the GNN); a scene starts at rest."""
     import numpy as np
 
-    from particles import Rollout, load_dataset
+    from particles import Rollout
 
     c = model.config.history
     if source.is_dir():
-        trajs = load_dataset(source, split)
-        if not 0 <= index < len(trajs):
-            raise BadInput(f"--index {index}: the {split} split has {len(trajs)} trajectories")
-        ro = trajs[index]
-        if ro.scene.num_particles > max_particles:
-            raise BadInput(f"{source}: {split} trajectory {index} has {ro.scene.num_particles} particles, more than "
-                           f"--max-particles {max_particles}; raise --max-particles")
-        if abs(ro.dt - model.config.dt) > 1e-9:
-            raise BadInput(f"the trajectory's dt {ro.dt} s differs from the model's {model.config.dt} s")
-        avail = ro.num_frames - 1 - c
-        if avail < 1:
-            raise BadInput(f"trajectory {index} has {ro.num_frames} frames; the model needs more than {c + 1}")
-        steps = avail if steps is None else steps
-        if not 1 <= steps <= avail:
-            raise BadInput(f"--steps {steps}: trajectory {index} allows 1..{avail} predicted frames after the {c + 1} given")
-        pred = _object_rollout(model, ro, c + 1, steps, collide)
+        ro, steps = _dataset_trajectory(source, split, index, steps, c, model.config.dt, max_particles)
+        pred = _predict_objects(model, ro, c, steps, collide)
         return Rollout(ro.scene, np.concatenate([ro.positions[:c + 1], pred], 0), ro.dt), {"start_frame": np.int64(c)}
-    from particles.lift import lift_scene, tool_action
-    from particles.scene_file import check_particle_budget, load_scene_file
-
     steps = 100 if steps is None else steps
-    spec = load_scene_file(source)
-    check_particle_budget(spec, max_particles, frames=steps + 1)
-    lifted = lift_scene(spec)
+    lifted, action = _lift_scene_file(source, steps, model.config.dt, max_particles)
     scene = lifted.scene
     x0 = scene.positions.astype(np.float32)
     frames = np.repeat(x0[None], c + 1 + steps, 0)  # at rest for the history; free rows after it are never read
     extra = {"start_frame": np.int64(0)}
-    if spec.tool is not None:
-        action = tool_action(lifted, model.config.dt, steps)
+    if action is not None:
         frames[c + 1:, action.indices] = action.positions[1:steps + 1]
         extra["tool_indices"] = action.indices
-    pred = _object_rollout(model, Rollout(scene, frames, model.config.dt), c + 1, steps, collide)
+    pred = _predict_objects(model, Rollout(scene, frames, model.config.dt), c, steps, collide)
     return Rollout(scene, np.concatenate([x0[None], pred], 0), model.config.dt), extra
 
 
@@ -199,7 +175,8 @@ def register(app: typer.Typer) -> None:
         import warp as wp
 
         from particles import save_rollout
-        from dynamics.train import load_checkpoint, model_from_checkpoint
+        from dynamics.objects import is_object_checkpoint, object_model_from_checkpoint
+        from dynamics.train import check_checkpoint, model_from_checkpoint, read_checkpoint_file
 
         wp.config.log_level = wp.LOG_WARNING  # no banner or per-module load lines in CLI output
         torch.set_num_threads(max(1, threads))
@@ -214,14 +191,13 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
         if steps is not None and steps < 1:
             raise BadInput(f"--steps must be >= 1, got {steps}")
-        if checkpoint.is_file() and is_object_checkpoint(checkpoint):
-            from dynamics.objects import load_object_model
-
-            model = load_object_model(checkpoint)
+        raw = read_checkpoint_file(checkpoint)  # read once: which model it holds, then that model
+        if is_object_checkpoint(raw):
+            model = object_model_from_checkpoint(raw, checkpoint)
             ro, extra = _rollout_objects(model, source, split, index, steps, collide, max_particles)
-            ckpt = {"info": getattr(model, "info", {})}
+            ckpt = raw
         else:
-            ckpt = load_checkpoint(checkpoint)
+            ckpt = check_checkpoint(raw, checkpoint)
             model = model_from_checkpoint(ckpt, checkpoint)
             if source.is_dir():
                 ro, extra = _rollout_dataset(model, source, split, index, steps, rigid, collide, max_particles)
