@@ -99,6 +99,7 @@ FALL_CONE = 8.0
 
 _MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
 _SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
+_OUTLIER = 5.0  # observations further than this many robust sigma (3D) from the rigid fit are left out of it
 _MAX_ANCHORS = 400  # tracks grouped pairwise; the rest join the group they keep constant distances to
 _GROUP_FRAMES = 120  # frames sampled for grouping
 _BROKEN_SHARE = 0.05  # share of co-visible frames in which a pair of one object may break rigidity (noise)
@@ -541,13 +542,26 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
     return labels
 
 
-def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
-    """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tau`` of its median, and
-    ``R_a^T R_b`` within ``tau`` at the radius of ``b``) in every frame both are posed but one spell, which begins
+#: Per-axis stds of a relative pose (see _spell_only) its deviation may reach under noise alone: it is the sum of two
+#: 3D norms, at most sqrt(2) times the norm of a 6D Gaussian, which passes sqrt(27.9) = 5.3 std with probability
+#: 1e-4, so 7.5; measured on clean bench files the model's std comes out up to 1.3 times low (the fits' tracks are a
+#: sample of the frame's), hence 10.
+_REL_POSE_STD = 10.0
+
+
+def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.ndarray] = None,
+                slack: Optional[float] = None) -> bool:
+    """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tol_t`` of its median, and
+    ``R_a^T R_b`` within ``tol_t`` at the radius of ``b``) in every frame both are posed but one spell, which begins
     after their first such frame and ends before their last, and lasts at most half of them: one body that
     changed shape for a while (a glitch check_rigidity judges), not two. The spell spans the bad frames that have a
     bad neighbour and is at least 2/3 bad; lone bad frames (pose noise) are allowed outside it, at most
-    ``max(1, 5 %)`` of the frames."""
+    ``max(1, 5 %)`` of the frames. With ``vis (T, N)`` (the fits' visibility) and ``slack`` (m, the change of shape
+    that is none, r / 4), ``tol_t = slack + 10 s_t`` where ``s_t`` is the per-axis std of the relative pose in frame
+    ``t`` from both fits' visible tracks (:func:`_pose_precision`; :data:`_REL_POSE_STD`); else ``tol_t = tau``, the
+    tolerance of one pair of tracks. A pose averages its tracks' noise, so a body part moved by less than ``tau`` for
+    good is seen (two bodies), while a cluster seen on a few tracks of a small patch turns by a noise that its radius
+    makes larger than ``tau`` (one body)."""
     both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
     if len(both) < 6:
         return False
@@ -558,7 +572,14 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     ref = q[int(np.argmin(np.linalg.norm(d - med, axis=1)))]
     turn = np.arccos(np.clip((np.trace(q @ ref.T, axis1=1, axis2=2) - 1) / 2, -1, 1))
     rho = float(np.sqrt((fb.body ** 2).sum(1).max())) if len(fb.body) else 0.0
-    badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tau
+    tol = np.full(len(both), tau)
+    if vis is not None and slack is not None:
+        ca, ta = _pose_precision(fa, vis)
+        cb, tb = _pose_precision(fb, vis)
+        st = np.sqrt(ca[both] ** 2 + cb[both] ** 2 + ((d * d).sum(1) + rho ** 2) * ta[both] ** 2
+                     + rho ** 2 * tb[both] ** 2)
+        tol = slack + _REL_POSE_STD * np.where(np.isfinite(st), st, np.inf)
+    badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tol
     if not badf.any():
         return True
     # pose noise breaks the tolerance in a lone frame now and then: a bad frame with no bad neighbour is noise,
@@ -574,7 +595,8 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float) -> bool:
     return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and span <= 0.5 * len(both))
 
 
-def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau: float):
+def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau: float,
+                 slack: Optional[float] = None):
     """``root(g)``: cluster ``g``'s representative after merging the clusters (of at least 3 tracks of ``labels``)
     that keep their relative pose but for one spell (:func:`_spell_only`): one body that changed shape for a while."""
     parent = list(range(K))
@@ -585,19 +607,19 @@ def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau
         return x
 
     big = [g for g in range(K) if (labels == g).sum() >= 3]
-    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in big}
+    fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g), floor=tau) for g in big}
     big = [g for g in big if fitted[g] is not None]
     for ia, ga in enumerate(big):
         for gb in big[ia + 1:]:
             if root(ga) == root(gb):
                 continue
             fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
-            if _spell_only(fa, fb, tau):
+            if _spell_only(fa, fb, tau, Vf, slack):
                 parent[root(gb)] = root(ga)
     return root
 
 
-def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
+def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slack: Optional[float] = None) -> np.ndarray:
     """Objects of tracks ``P (T, N, 3)`` (m, visible ``vis (T, N)``) by rigid motion: labels in 0..K-1, numbered by
     their lowest track index.
 
@@ -647,9 +669,9 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
     # (it was never seen while they moved apart: its motion is unknown where it was hidden)
     groups = [g for g in np.unique(labels) if (labels == g).sum() >= 3]
     # a track that fits two clusters of one body (halves that parted for a spell: it was hidden then) is that body's
-    same = _spell_roots(Pf, Vf, labels, K, tau) if len(groups) > 1 else (lambda g: g)
+    same = _spell_roots(Pf, Vf, labels, K, tau, slack) if len(groups) > 1 else (lambda g: g)
     if len(groups) > 1:
-        fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g)) for g in groups}
+        fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g), floor=tau) for g in groups}
         fitsk = {g: f for g, f in fitsk.items() if f is not None}
         ok = np.zeros((N, len(fitsk)), bool)
         keys = list(fitsk)
@@ -679,7 +701,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0) -> n
             elif len(good) >= 2 or labels[i] not in fitsk or not ok[i, keys.index(labels[i])]:
                 labels[i] = -1
     # clusters that differ only by one spell are one body that changed shape for a while
-    root = _spell_roots(Pf, Vf, labels, K, tau)
+    root = _spell_roots(Pf, Vf, labels, K, tau, slack)
     labels = np.array([root(int(l)) if l >= 0 else -1 for l in labels], np.int64)
     order = {}
     out = np.full(N, -1, np.int64)
@@ -731,9 +753,13 @@ def _interp_poses(rot: np.ndarray, c: np.ndarray, posed: np.ndarray) -> tuple[np
     return rot, c
 
 
-def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: int = 3) -> Optional[ObjectFit]:
+def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: int = 3,
+               floor: float = 0.0) -> Optional[ObjectFit]:
     """Rigid poses of the tracks ``tracks`` of ``P (T, N, 3)`` (m) from their visible points (module docstring,
-    step 5), or None when no frame shows 4 of them."""
+    step 5), or None when no frame shows 4 of them. Each refit leaves out the observations further from the last fit
+    than ``max(5 sigma_r, floor)`` (m; ``sigma_r`` the median over frames of each frame's robust scatter, per axis):
+    a part that changes shape for a spell, under half the frames, neither bends the poses nor swells ``noise``;
+    ``floor`` keeps the sub-tolerance model error of noise-free tracks in (a shape change below it is none)."""
     X = P[:, tracks]
     V = vis[:, tracks]
     cnt = V.sum(1)
@@ -749,17 +775,18 @@ def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: i
     rot = np.tile(np.eye(3), (T, 1, 1))
     c = np.zeros((T, 3))
     posed = np.zeros(T, bool)
+    inlier = np.ones(V.shape, bool)  # observations within _OUTLIER robust sigma of the fit (all, at first)
     for it in range(iterations + 1):
-        w = (V & known[None]).astype(np.float64)
+        w = (V & known[None] & inlier).astype(np.float64)
         posed = w.sum(1) >= min(_MIN_POSE, n)
         r, t = kabsch(body, Xz, weights=w + 1e-300 * ~posed[:, None])
         rot[posed], c[posed] = r[posed], t[posed]
         if not posed.any():
             return None
         rot, c = _interp_poses(rot, c, posed)
-        # body coordinates of every track from the frames it is seen in with a pose
+        # body coordinates of every track from the frames it is seen in with a pose (and fits)
         loc = np.einsum("tji,tnj->tni", rot, X - c[:, None, :])  # R^T (x - c)
-        use = V & posed[:, None]
+        use = V & posed[:, None] & inlier
         has = use.any(0)
         body_new = np.zeros((n, 3))
         body_new[has] = (np.where(use[..., None], loc, 0.0).sum(0)[has] / use.sum(0)[has, None])
@@ -767,9 +794,22 @@ def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: i
         body_new[has] -= mu
         c = c + np.einsum("tij,j->ti", rot, mu)
         body, known = body_new, has
+        if it < iterations:
+            # a change of shape for a spell (a glitch to judge) would bend every frame's fit through the body
+            # coordinates it averages in and swell the noise estimate: observations further than _OUTLIER times the
+            # robust scatter (the median over frames of each frame's median, so a spell under half the frames does
+            # not set it) are left out of the next fit
+            e = np.where((V & posed[:, None])[..., None], X - (np.einsum("tij,nj->tni", rot, body) + c[:, None, :]),
+                         np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                s_frame = np.nanmedian(np.abs(e).reshape(T, -1), axis=1)
+                s = 1.4826 * float(np.nanmedian(s_frame)) if np.isfinite(s_frame).any() else 0.0
+            with np.errstate(invalid="ignore"):
+                inlier = ~(np.linalg.norm(e, axis=-1) > max(_OUTLIER * s, floor, 1e-12))
     rot, c = _interp_poses(rot, c, posed)
     fit = np.einsum("tij,nj->tni", rot, body) + c[:, None, :]
-    use = V & posed[:, None] & known[None]
+    use = V & posed[:, None] & known[None] & inlier
     res = (X - fit)[use]
     noise = float(1.4826 * np.median(np.abs(res))) if len(res) else 0.0
     return ObjectFit(tracks, body, rot, c, posed, noise, cnt)
@@ -996,8 +1036,16 @@ def centre_noise(fit: ObjectFit, vis: np.ndarray) -> np.ndarray:
     inertia about ``m``, unit masses); the centre, ``d = -m`` from that centroid, moves by the turn times ``d``:
     ``var = sigma^2 (3 / n + trace([d]x J^-1 [d]x^T)) / 3`` per axis. When the visible tracks are a small patch far
     from the centre (a body seen from one side) the lever arm makes this several times ``sigma / sqrt(n)``."""
+    return _pose_precision(fit, vis)[0]
+
+
+def _pose_precision(fit: ObjectFit, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(centre (T,), turn (T,))`` float64: per-axis std of ``fit``'s pose centre (m, :func:`centre_noise`) and of its
+    rotation (rad, ``sigma sqrt(trace(J^-1) / 3)``) in each frame from the visible tracks' geometry; inf where fewer
+    than 4 are visible or they are collinear."""
     V = vis[:, fit.tracks]
     out = np.full(V.shape[0], np.inf)
+    turn = np.full(V.shape[0], np.inf)
     s2 = float(fit.noise) ** 2
     for t in np.flatnonzero(V.sum(1) >= _MIN_POSE):
         b = fit.body[V[t]]
@@ -1008,11 +1056,13 @@ def centre_noise(fit: ObjectFit, vis: np.ndarray) -> np.ndarray:
         d = -m
         dx = np.array([[0.0, -d[2], d[1]], [d[2], 0.0, -d[0]], [-d[1], d[0], 0.0]])
         try:
-            lever = float(np.trace(dx @ np.linalg.solve(J, dx.T)))
+            Jinv = np.linalg.inv(J)
         except np.linalg.LinAlgError:  # collinear tracks: the turn about their line is not observed
             continue
+        lever = float(np.trace(dx @ Jinv @ dx.T))
         out[t] = np.sqrt(s2 * (3.0 / n + max(lever, 0.0)) / 3.0)
-    return out
+        turn[t] = np.sqrt(s2 * max(float(np.trace(Jinv)), 0.0) / 3.0)
+    return out, turn
 
 
 def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = None, scale: float = 1.0,
@@ -1044,11 +1094,11 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
             r0 = 0.01
     Pin = input_frame(tracks, scale)
     tau = 4.0 * np.sqrt(2.0) * sigma0 + 0.25 * r0
-    labels = group_tracks(Pin, vis, tau, seed=seed)  # distances do not depend on the frame
+    labels = group_tracks(Pin, vis, tau, seed=seed, slack=0.25 * r0)  # distances do not depend on the frame
     fits, ungrouped = [], np.flatnonzero(labels < 0).tolist()
     for g in range(int(labels.max()) + 1):
         idx = np.flatnonzero(labels == g)
-        fit = fit_object(Pin, vis, idx) if len(idx) >= MIN_OBJECT_TRACKS else None
+        fit = fit_object(Pin, vis, idx, floor=0.25 * r0) if len(idx) >= MIN_OBJECT_TRACKS else None
         if fit is None:
             ungrouped += idx.tolist()
         else:
@@ -1114,9 +1164,21 @@ def _savgol_window(sigma_p: float, dt: float, g: float = 9.81, limit_s: float = 
 
 
 def _sg_accel_noise(sigma_p: float, dt: float, W: int) -> float:
+    """Per-axis std (m/s^2) of the second differences, over ``dt^2``, of positions of white noise ``sigma_p`` (m)
+    smoothed as :func:`smoothed` does (two passes of a quadratic Savitzky-Golay filter of ``W`` frames): what the
+    floating and energy checks read. (One pass leaves 5.5 times the noise of its own acceleration estimate at
+    ``W = 13``: its weights jump at the window's ends, and second differences amplify the jumps.)"""
     if W < 5:
         return np.sqrt(6.0) * sigma_p / dt ** 2
-    return sigma_p * np.sqrt(720.0 / (W * (W * W - 1) * (W * W - 4))) / dt ** 2
+    from scipy.signal import savgol_coeffs
+
+    h = savgol_coeffs(W, 2)
+    k = np.convolve(h, h)
+    d2 = np.zeros(len(k) + 2)
+    d2[2:] += k
+    d2[1:-1] -= 2 * k
+    d2[:-2] += k
+    return sigma_p * float(np.sqrt((d2 * d2).sum())) / dt ** 2
 
 
 def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndarray] = None) -> Rollout:
@@ -1157,8 +1219,11 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
             if n < 5:
                 continue
             w = min(W, n if n % 2 else n - 1)
-            cs[a:b] = savgol_filter(c[a:b], w, 2, axis=0, mode="interp")
-            qs[a:b] = savgol_filter(q[a:b], w, 2, axis=0, mode="interp")
+            # two passes: the checks read second differences, which one pass's weights (a parabola cut off at the
+            # window's ends) leave 2-5 times noisier than its own acceleration estimate; the second pass smooths the
+            # cut, and both keep quadratic motion (free fall) exact
+            cs[a:b] = savgol_filter(savgol_filter(c[a:b], w, 2, axis=0, mode="interp"), w, 2, axis=0, mode="interp")
+            qs[a:b] = savgol_filter(savgol_filter(q[a:b], w, 2, axis=0, mode="interp"), w, 2, axis=0, mode="interp")
             judged[a + w // 2:b - w // 2, k] = True
         qs /= np.linalg.norm(qs, axis=1, keepdims=True)
         rs = Rotation.from_quat(qs).as_matrix()
@@ -1218,12 +1283,15 @@ def _quad_ssr(c: np.ndarray, t: np.ndarray) -> float:
 
 def floating_onset(ctx, ev: Event, W: int) -> Event:
     """``ev`` (a floating event found on poses smoothed over ``W`` frames) with its first frame moved to the onset
-    the raw poses show: the frame ``t*`` that best splits the object's unsupported, observed run around it (within
-    ``2 W`` frames of the event's first frame) into free fall before (``c0 + v0 t + g t^2 / 2``, fitted) and any
-    constant acceleration after, by least squares over ``t*`` within ``W`` frames of the event (at least 3 frames
-    each side). A smoothed window reaching ``W / 2`` frames into a hover already departs from g, so the smoothed
-    onset comes early by up to that. Kept as it was when the run has no free fall before the event (it starts
-    unsupported) or the split explains no more than a single quadratic does."""
+    the raw poses show: the frame ``t*`` that best splits the object's unsupported, observed run around it (from
+    ``2 W`` frames before the event's first frame to its last, at most ``2 W`` after its first) into free fall before
+    (``c0 + v0 t + g t^2 / 2``, fitted; 2 frames fix it) and any constant acceleration after, by least squares over
+    ``t*`` from ``W`` frames before the event to ``W`` frames after its first frame (or to its end). A smoothed window
+    reaching into a hover already departs from g, so the smoothed onset comes early by up to a window, and a frame
+    whose smoothed noise passes the tolerance joins the event once the check's median window reaches the hover. The
+    run ends with the event because a hover ends and the body falls on (no one quadratic after). Kept as it was when
+    the run has no free fall before the event (it starts unsupported) or the split explains no more than a single
+    quadratic does."""
     k, F = ev.object, ev.frame
     T = ctx.T
     ok = ~ctx.supported[:, k] & ctx.obj_observed[:, k]
@@ -1233,14 +1301,14 @@ def floating_onset(ctx, ev: Event, W: int) -> Event:
     while a > 0 and ok[a - 1] and a > F - 2 * W:
         a -= 1
     b = F
-    while b < T - 1 and ok[b + 1] and b < F + 2 * W:
+    while b < T - 1 and ok[b + 1] and b < min(F + 2 * W, max(int(ev.end_frame), F + 2)):
         b += 1
     c = ctx.com[a:b + 1, k].astype(np.float64)
     t = np.arange(a, b + 1) * ctx.dt
     if b - a + 1 < 8 or not np.isfinite(c).all():
         return ev
     best, best_t = _quad_ssr(c, t), None
-    for ts_ in range(max(a + 3, F - W), min(b - 2, F + W) + 1):
+    for ts_ in range(max(a + 2, F - W), min(b - 2, max(F + W, int(ev.end_frame))) + 1):
         i = ts_ - a
         cost = _ff_ssr(c[:i], t[:i], ctx.g) + _quad_ssr(c[i:], t[i:])
         if cost < best:
@@ -1250,6 +1318,46 @@ def floating_onset(ctx, ev: Event, W: int) -> Event:
     loc = tuple(float(v) for v in ctx.com[best_t, k])
     msg = ev.message + (f" On the raw poses free fall ends at frame {best_t} (the smoothing over {W} frames moved the "
                         f"onset to frame {F}).")
+    return replace(ev, frame=int(best_t), end_frame=max(int(ev.end_frame), int(best_t)), location=loc, message=msg)
+
+
+def energy_onset(ctx, ev: Event, W: int) -> Event:
+    """``ev`` (an energy event found on poses smoothed over ``W`` frames) with its first frame moved to the kink the
+    raw poses show: the frame ``t*``, within ``W`` frames of the event's, that best splits the object's centre over
+    the frames around it (up to ``2 W`` either side, observed, with no change of contact and no impact) into two
+    quadratics, one before and one after (a push changes the velocity from one frame to the next). The smoothed
+    energy rises over the window (two passes: up to ``2 W`` frames), so it passes its tolerance late, or early.
+    Kept as it was when the split does not halve the residual of a single quadratic (no kink: a gradual gain)."""
+    k, F = ev.object, ev.frame
+    T = ctx.T
+    if not 0 <= F < T:
+        return ev
+    ok = ctx.obj_observed[:, k] & ~ctx.impact[:, k]
+    state = ctx.touching[:, k]
+    if not ok[F]:
+        return ev
+    a = F
+    while a > 0 and ok[a - 1] and state[a - 1] == state[F] and a > F - 2 * W:
+        a -= 1
+    b = F
+    while b < T - 1 and ok[b + 1] and state[b + 1] == state[F] and b < F + 2 * W:
+        b += 1
+    c = ctx.com[a:b + 1, k].astype(np.float64)
+    t = np.arange(a, b + 1) * ctx.dt
+    if b - a + 1 < 8 or not np.isfinite(c).all():
+        return ev
+    single = _quad_ssr(c, t)
+    best, best_t = 0.5 * single, None
+    for ts_ in range(max(a + 3, F - W), min(b - 2, F + W) + 1):
+        i = ts_ - a
+        cost = _quad_ssr(c[:i], t[:i]) + _quad_ssr(c[i:], t[i:])
+        if cost < best:
+            best, best_t = cost, ts_
+    if best_t is None or best_t == F:
+        return ev
+    loc = tuple(float(v) for v in ctx.com[best_t, k])
+    msg = ev.message + (f" On the raw poses its motion changes at frame {best_t} (the smoothing over {W} frames moved "
+                        f"the rise to frame {F}).")
     return replace(ev, frame=int(best_t), end_frame=max(int(ev.end_frame), int(best_t)), location=loc, message=msg)
 
 
@@ -1430,7 +1538,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         rep_s = audit(ro_s, cfg_s, source=src, progress=progress)
         evs_s = list(rep_s.events)
         if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
-            evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else e for e in evs_s]
+            evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else energy_onset(ctx0, e, W)
+                     if e.category == "energy" else e for e in _join_close(evs_s, W)]
         events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
@@ -1456,6 +1565,26 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                     "unsupported or kicked)" for c in ("floating", "energy") if c in cfg.checks]
     return Report(frames=ro.num_frames, particles=tracks.N, events=tuple(events), skipped=tuple(notices), source=src,
                   info=ts.info())
+
+
+def _join_close(events: list, W: int, category: str = "floating") -> list:
+    """``events`` with the ``category`` events of one object less than ``W`` frames apart joined into the first (its
+    end extended): on poses smoothed over ``W`` frames (two passes) a hover's ramp spreads over up to ``2 W`` frames
+    before it, where the deviation may dip under the tolerance for a frame or two and split one event in two, and
+    the earlier piece would set the onset search (:func:`floating_onset`) away from the hover."""
+    out, last = [], {}
+    for e in sorted(events, key=lambda e: (e.category != category, e.object if e.object is not None else -1, e.frame)):
+        if e.category != category:
+            out.append(e)
+            continue
+        j = last.get(e.object)
+        if j is not None and e.frame <= out[j].end_frame + W:
+            if e.end_frame > out[j].end_frame:
+                out[j] = replace(out[j], end_frame=e.end_frame)
+            continue
+        last[e.object] = len(out)
+        out.append(e)
+    return out
 
 
 def _shape_before_shake(events: list, slack: Optional[int] = None) -> list:
@@ -1493,7 +1622,7 @@ def fill_rollout(ro: Rollout) -> Rollout:
         idx = np.flatnonzero(oid == k)
         if ro.scene.object_material[k] != "rigid" or len(idx) < 3 or "object_material" in ro.missing:
             continue
-        fit = fit_object(P, vis, idx)
+        fit = fit_object(P, vis, idx, floor=0.25 * float(ro.scene.radius))
         if fit is None:
             continue
         pos[:, idx] = fill_hidden(fit, P, vis, shrink=0.0)
