@@ -1242,7 +1242,7 @@ MIN_DEFORMED = 3
 def collective_rigidity(ctx, ev: Event) -> Optional[Event]:
     """``ev`` (a rigidity event on tracks) restricted to the frames where at least :data:`MIN_DEFORMED` of the
     object's tracks leave its best rigid motion by more than the check's tolerance (``rigidity_tolerance r + eps``,
-    after the check's refit on the tracks that fit); None when no frame has that many. A change of shape moves a
+    after the check's refit on the tracks that fit) in two consecutive frames; None when no frame has that many. A change of shape moves a
     patch of the surface, so several neighbouring tracks; one or two departing tracks are tracker drift, or a
     track seen mostly while its body was deformed (its body coordinates are those of the deformed shape)."""
     from .checks import _robust_residual
@@ -1252,10 +1252,15 @@ def collective_rigidity(ctx, ev: Event) -> Optional[Event]:
     frames = np.arange(ev.frame, ev.end_frame + 1)
     res = _robust_residual(ctx, int(k), frames, tol)
     many = (res > tol).sum(1) >= MIN_DEFORMED
+    # and in two consecutive frames: a frame in which some tracks seen mostly while the body was bent (their body
+    # coordinates are the bent shape's) come into view before the bend depart together for that frame alone
+    many = many & (np.r_[many[1:], False] | np.r_[False, many[:-1]])
     if not many.any():
         return None
     first = int(frames[np.argmax(many)])
     last = int(frames[len(many) - 1 - np.argmax(many[::-1])])
+    # the end stays the check's: the shape comes back there, and the pose fitted to all tracks jumps back with it
+    last = max(last, int(ev.end_frame))
     if first == ev.frame:
         return replace(ev, end_frame=last)
     row = res[first - ev.frame]
