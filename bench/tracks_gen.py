@@ -21,8 +21,8 @@ of a body beyond its centre shifted ``2 r + 12 s`` along its own z for 0.25 s: m
 floating (a body in flight stops in mid-air for 0.25 s, then goes on as it would have, that much later: it
 still lands, so the ground under it is seen; its particles 6 r above the ground and 8 r from every other
 body's from 2 frames before to the end of the hover, beyond what sparse tracks can show as contact), energy
-(a resting or sliding body starts sliding at ``0.5 m/s + s/dt`` away from the others, mirrored onto the side
-of its own motion so that it gains energy), jitter (the whole body shaken ``+-(0.5 r + s)`` frame after frame
+(a body resting or sliding on the ground for 3 frames either side starts sliding at ``0.5 m/s + s/dt`` away
+from the others, mirrored onto the side of its own motion so that it gains energy), jitter (the whole body shaken ``+-(0.5 r + s)`` frame after frame
 for 0.25 s), penetration (a body within 10 r of another moves into it along their closest pair over 3 frames,
 to an overlap of ``2 r + 4 s``, and stays: passing into each other).
 
@@ -247,7 +247,11 @@ def inject(ro: Rollout, category: str, noise: float, rng: np.random.Generator,
             pos = hover(f)
             return pos, hide, Label("floating", f, f + n_air - 1, k, tuple(pos[f, ids].mean(0)), 1.0)
         if category == "energy":
-            ok = np.flatnonzero(resting[lo_f:hi_f]) + lo_f
+            # fair: a body resting or sliding on the ground for 3 frames either side of the push, not one at a
+            # bounce's instant of contact (a bounce loses more energy than the push adds: 4.02 J before one, 3.22 J
+            # after with the push, so nothing rises)
+            settled = np.array([resting[max(t - 3, 0):t + 4].all() for t in range(T)])
+            ok = np.flatnonzero(settled[lo_f:hi_f]) + lo_f
             if not len(ok):
                 continue
             f = int(rng.choice(ok))

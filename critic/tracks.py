@@ -1403,6 +1403,59 @@ def _to_camera(ts: TrackScene, t: int, xw: np.ndarray) -> np.ndarray:
     return xin @ w2c[t, :3, :3].T + w2c[t, :3, 3] * ts.scale
 
 
+#: Tracks of one object that must be lost in the same frame, and stay lost, for a part of it to vanish: a pose's
+#: worth twice over (as MIN_OBJECT_TRACKS); random dropouts lose tracks one by one.
+MIN_PART_TRACKS = 8
+_PART_HIDDEN = 3  # frames the lost tracks of a part must stay hidden (a dropout or a flicker comes back sooner)
+
+
+def _part_vanish_events(ts: TrackScene) -> list[Event]:
+    """``vanish`` events for parts of objects: at least :data:`MIN_PART_TRACKS` tracks of an object, seen at frame
+    ``a - 1``, are all lost at ``a`` and stay lost for :data:`_PART_HIDDEN` frames (or to the end) while the rest of
+    the object is still seen, and more than half of them, placed by the object's pose at ``a``, would project inside
+    the image, in front of the camera, with no visible track (of any object, this one included, or ungrouped) in
+    front of them (within a disc of ``f 2 r / z`` pixels, nearer by more than ``2 r``). Bodies at rest together all
+    along are one object to rigid grouping (a can on a base), so a body of such a group that vanishes takes only part
+    of the group's tracks with it; a part that turns away or goes behind something tracked is covered."""
+    vis_all = ts.tracks.visible
+    T = vis_all.shape[0]
+    W, H = ts.tracks.image_size
+    intr = ts.tracks.intrinsics
+    r = ts.radius
+    events = []
+    for k, f in enumerate(ts.fits):
+        V = vis_all[:, f.tracks]
+        n = len(f.tracks)
+        for a in range(1, T):
+            lost = V[a - 1] & ~V[a]
+            if lost.sum() < MIN_PART_TRACKS or not V[a].any() or not f.posed[a]:
+                continue
+            stay = ~V[a:min(T, a + _PART_HIDDEN)].any(0)
+            lost &= stay
+            if lost.sum() < MIN_PART_TRACKS or lost.sum() >= n:
+                continue
+            xw = np.einsum("ij,nj->ni", f.rot[a], f.body[lost]) + f.centre[a]
+            xc = _to_camera(ts, a, xw)
+            u_, v_, z_ = _project(xc, intr)
+            inside = (z_ > 0) & (u_ >= 0) & (u_ < W) & (v_ >= 0) & (v_ < H)
+            yc = ts.camera_xyz[a, vis_all[a]]
+            uj, vj, zj = _project(yc, intr)
+            rad = intr[0] * 2 * r / np.maximum(zj, 1e-9)
+            du = u_[:, None] - uj[None]
+            dv = v_[:, None] - vj[None]
+            covered = ((du * du + dv * dv <= rad[None] ** 2) & (zj[None] < z_[:, None] - 2 * r)).any(1)
+            open_ = inside & ~covered
+            share = float(open_.mean())
+            if share > 0.5:
+                idx = f.tracks[lost]
+                msg = (f"Part of object {k} vanishes at frame {a}: {int(lost.sum())} of its {n} tracks are lost "
+                       f"together (and stay lost for {_PART_HIDDEN} frames) while {int(open_.sum())} of them would "
+                       f"project inside the image with nothing tracked in front of them.")
+                events.append(Event("vanish", a, a + _PART_HIDDEN - 1, k, None, tuple(float(v) for v in xw.mean(0)),
+                                    float(np.clip(2 * share - 1.0, 0, 1)), tuple(int(x) for x in idx[:4]), msg))
+    return events
+
+
 def permanence_events(ts: TrackScene, tol: float) -> list[Event]:
     """Object-permanence events of :class:`TrackScene` ``ts`` (module docstring, step 7).
 
@@ -1492,6 +1545,7 @@ def permanence_events(ts: TrackScene, tol: float) -> list[Event]:
                            f"the fastest other object explain ({bound * 1000:.1f} mm).")
                     events.append(Event("teleport", b + 1, b + 1, k, None, tuple(f.centre[b + 1]),
                                         float(np.clip(1 - bound / e, 0, 1)), tuple(int(x) for x in f.tracks[:4]), msg))
+    events += _part_vanish_events(ts)
     return events
 
 
