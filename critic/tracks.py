@@ -28,7 +28,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    too few frames for the pairs, at least 4, joins the one object it keeps to in every frame it is seen), and two
    clusters that keep their distances except for one spell in mid-clip are one body that changed shape.
 5. **Rigid poses** per object (:func:`fit_object`): body coordinates and one Kabsch fit per frame from
-   the visible tracks (``particles.keypoints.kabsch``), refined twice. Each object's noise ``sigma_k``
+   the visible tracks (``particles.keypoints.kabsch``), refined three times, each refit leaving out the observations
+   more than 5 robust sigma (and r / 4) off the last fit (a part bent for a spell neither bends the poses nor swells
+   the noise). Each object's noise ``sigma_k``
    is the robust scatter of its visible tracks about the fitted poses (per axis, m): the high-frequency
    residual about its rigid-pose trajectory. Frames with fewer than 4 visible tracks have no pose of
    their own (poses are interpolated there, and the object is unobserved: missing data). The tracks sample the
@@ -45,14 +47,18 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    pose noise
    ``sigma_p = max(max_k sigma_k / sqrt(n_k), 0.05 r)`` (``n_k`` the object's visible tracks, 10th percentile
    over frames; the floor because the tracked points' centroid and inertia are not the body's): see
-   :func:`noise_config`. Floating and energy are judged on a copy whose poses are smoothed
-   over windows that never cross a change of contact (:func:`smoothed`), long enough that the
-   tracker's noise leaves at most 0.05 g in accelerations.
+   :func:`noise_config`. Floating and energy are judged on a copy whose poses are smoothed (two passes of a
+   quadratic Savitzky-Golay filter) over windows that never cross a change of contact (:func:`smoothed`), long
+   enough that the tracker's noise leaves at most 0.05 g in a quadratic fit's acceleration; the tolerances grow by
+   what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
+   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`).
 7. **Object permanence** (:func:`permanence_events`): an object all of whose tracks vanish is a
    ``vanish`` event when, at the first hidden frame, most of its points project inside the image, in
    front of the camera, with no visible track of another object in front of them (a z-buffer of the
    visible tracks as discs of their object's spacing); one that reappears further from where it was
-   hidden than its speed, gravity and the fastest other object can bring it is a ``teleport``.
+   hidden than its speed, gravity and the fastest other object can bring it is a ``teleport``. Bodies at rest
+   together are one object to rigid grouping, so a part of an object whose tracks (8 or more) are all lost in one
+   frame and stay lost, in view and uncovered, while the rest is seen, vanishes too (:func:`_part_vanish_events`).
 
 Units: m, s. Every read problem raises :class:`particles.FileFormatError` naming the file and field.
 """
@@ -634,6 +640,9 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
     than 2 of its visible frames (at least the pairs' ``min_seen`` of them), or, seen in fewer (but at least 4,
     what a pose needs), in none of them. It joins the one cluster it fits; one that fits two (it was never seen while
     they moved apart: its motion where it was hidden is unknown) or none is labelled -1.
+
+    ``slack`` (m, r / 4 from :func:`tracks_to_rollout`) makes the relative-pose comparison of clusters judge each
+    frame against its own precision (:func:`_spell_only`) rather than against ``tau``.
 
     Returns labels ``(N,)`` int64, -1 for such tracks."""
     T, N = vis.shape
@@ -1406,19 +1415,39 @@ def _to_camera(ts: TrackScene, t: int, xw: np.ndarray) -> np.ndarray:
 #: Tracks of one object that must be lost in the same frame, and stay lost, for a part of it to vanish: a pose's
 #: worth twice over (as MIN_OBJECT_TRACKS); random dropouts lose tracks one by one.
 MIN_PART_TRACKS = 8
-_PART_HIDDEN = 3  # frames the lost tracks of a part must stay hidden (a dropout or a flicker comes back sooner)
+_PART_HIDDEN_S = 0.25  # s (at least 3 frames) the lost tracks of a part must stay hidden: tracks hidden behind the
+#                        body's own untracked parts come back within 4-30 frames on the bench's clean files
+
+
+_PART_TURN_DEG = 5.0  # degrees the object may turn relative to the camera while a part of it vanishes
+
+
+def _view_turn(ts: TrackScene, f: "ObjectFit", t0: int, t1: int) -> float:
+    """Angle (rad) by which object ``f`` turns relative to the camera from frame ``t0`` to ``t1`` (its rotation in
+    camera coordinates: the camera's extrinsics, when given, times its pose)."""
+    def cam_rot(t):
+        R = ts.frame.rotation.T @ f.rot[t]  # the input frame
+        if ts.tracks.w2c is not None:
+            R = ts.tracks.w2c[t, :3, :3] @ R
+        return R
+
+    q = cam_rot(t1) @ cam_rot(t0).T
+    return float(np.arccos(np.clip((np.trace(q) - 1) / 2, -1, 1)))
 
 
 def _part_vanish_events(ts: TrackScene) -> list[Event]:
     """``vanish`` events for parts of objects: at least :data:`MIN_PART_TRACKS` tracks of an object, seen at frame
-    ``a - 1``, are all lost at ``a`` and stay lost for :data:`_PART_HIDDEN` frames (or to the end) while the rest of
-    the object is still seen, and more than half of them, placed by the object's pose at ``a``, would project inside
+    ``a - 1``, are all lost at ``a`` and stay lost for :data:`_PART_HIDDEN_S` (at least 3 frames; or to the end) while the rest of
+    the object is still seen and its visible count stays down by 3/4 of them (a turning body shows new tracks as
+    it hides others) and it turns by less than :data:`_PART_TURN_DEG` relative to the camera (a turning body hides
+    tracks behind its own untracked side), and more than half of them, placed by the object's pose at ``a``, would project inside
     the image, in front of the camera, with no visible track (of any object, this one included, or ungrouped) in
     front of them (within a disc of ``f 2 r / z`` pixels, nearer by more than ``2 r``). Bodies at rest together all
     along are one object to rigid grouping (a can on a base), so a body of such a group that vanishes takes only part
     of the group's tracks with it; a part that turns away or goes behind something tracked is covered."""
     vis_all = ts.tracks.visible
     T = vis_all.shape[0]
+    hold = max(3, int(round(_PART_HIDDEN_S * ts.fps))) if ts.fps > 0 else 3
     W, H = ts.tracks.image_size
     intr = ts.tracks.intrinsics
     r = ts.radius
@@ -1430,9 +1459,18 @@ def _part_vanish_events(ts: TrackScene) -> list[Event]:
             lost = V[a - 1] & ~V[a]
             if lost.sum() < MIN_PART_TRACKS or not V[a].any() or not f.posed[a]:
                 continue
-            stay = ~V[a:min(T, a + _PART_HIDDEN)].any(0)
+            stay = ~V[a:min(T, a + hold)].any(0)
             lost &= stay
             if lost.sum() < MIN_PART_TRACKS or lost.sum() >= n:
+                continue
+            # a turning body hides tracks at one edge as it shows others at the other (its visible count holds; a
+            # fast tumble at 30 fps hides 8 at once): a part that vanishes leaves the count down by what it lost
+            cnt = V[a - 1:min(T, a + hold)].sum(1)
+            if a + hold > T or (cnt[0] - cnt[1:]).min() < 0.75 * lost.sum():
+                continue
+            # and the object keeps its face to the camera meanwhile: a turning body (a throw, a spin) also hides
+            # tracks behind its own untracked side (throw_1 lost 10-20 that way on the bench's clean files)
+            if _view_turn(ts, f, a - 1, a + hold - 1) > np.radians(_PART_TURN_DEG):
                 continue
             xw = np.einsum("ij,nj->ni", f.rot[a], f.body[lost]) + f.centre[a]
             xc = _to_camera(ts, a, xw)
@@ -1449,9 +1487,9 @@ def _part_vanish_events(ts: TrackScene) -> list[Event]:
             if share > 0.5:
                 idx = f.tracks[lost]
                 msg = (f"Part of object {k} vanishes at frame {a}: {int(lost.sum())} of its {n} tracks are lost "
-                       f"together (and stay lost for {_PART_HIDDEN} frames) while {int(open_.sum())} of them would "
+                       f"together (and stay lost for {hold} frames or more) while {int(open_.sum())} of them would "
                        f"project inside the image with nothing tracked in front of them.")
-                events.append(Event("vanish", a, a + _PART_HIDDEN - 1, k, None, tuple(float(v) for v in xw.mean(0)),
+                events.append(Event("vanish", a, min(T - 1, a + hold - 1), k, None, tuple(float(v) for v in xw.mean(0)),
                                     float(np.clip(2 * share - 1.0, 0, 1)), tuple(int(x) for x in idx[:4]), msg))
     return events
 
