@@ -345,6 +345,8 @@ def main() -> None:
     ap.add_argument("--part", default=None, metavar="POLICY",
                     help="only: where the world model (the first of --backends) and Newton part on POLICY's "
                          "episodes of --tasks (a table every 10 frames)")
+    ap.add_argument("--summary", default=None, metavar="JSON",
+                    help="only: print the closing tables of a run's --json file again (nothing is run)")
     ap.add_argument("--sweep", action="store_true",
                     help="only: the tool swept past each task's goal box at a few gaps, in each of --backends "
                          "(newton: Newton itself), with the shapes' separation")
@@ -352,6 +354,9 @@ def main() -> None:
                     help="only: how far the world model (the first of --backends) moves each task's goal object "
                          "in 100 frames with the tool still")
     args = ap.parse_args()
+    if args.summary:
+        summarize(json.loads(Path(args.summary).read_text())["backends"])
+        return
     if args.part:
         torch.set_num_threads(args.threads)
         part(args)
@@ -418,6 +423,12 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "newton": ttm, "backends": out}, indent=1,
                                               default=float))
+    summarize(out)
+
+
+def summarize(out: dict) -> None:
+    """The closing tables of a run: per backend the correlations, glitches and speed, then how often an
+    episode agrees with its Newton twin (same outcome; final error within 5 mm; median |difference|)."""
     print("\n| backend | success-rate Pearson | Spearman | same top-1 | same ranking | final-error Pearson | "
           "glitched episodes | w/o glitched: Pearson | same ranking | model vs Newton wall time |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -429,6 +440,13 @@ def main() -> None:
         print(f"| {be} | {f(c['pearson'])} | {f(c['spearman'])} | {c['same_top1']} | {c['same_ranking']} | "
               f"{f(c['final_error_pearson'])} | {g}/{c['episodes']} | {f(w['pearson'])} | {w['same_ranking']} | "
               f"{d['timing']['model_vs_truth']:.2f}x |")
+    print("\n| backend | episodes with Newton's outcome | final error within 5 mm of Newton's | median |final error - Newton's| |")
+    print("|---|---|---|---|")
+    for be, d in out.items():
+        eps = [e for e in d["report"]["episodes"] if e.get("truth")]
+        diff = np.array([abs(e["model"]["final_position_error_m"] - e["truth"]["final_position_error_m"]) for e in eps])
+        same = sum(e["model"]["success"] == e["truth"]["success"] for e in eps)
+        print(f"| {be} | {same}/{len(eps)} | {int((diff < 0.005).sum())}/{len(eps)} | {np.median(diff) * 1e3:.1f} mm |")
 
 
 if __name__ == "__main__":

@@ -843,9 +843,13 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             at the start, at the end of the tool's step, or with the body carried on at its last velocity),
             not wherever surface particles come within the contact radius (3.1 r: a tool swept past a box
             at a 3-10 mm gap between the shapes dragged it; such a tool is then no working contact for
-            ``passive_energy`` either); (2) after the step a body the tool's box overlaps is moved out along the axis of
-            least overlap (:func:`box_separation`), so the tool rests against the box's face, not 2-5 mm
-            inside its shape where the particles' 2 r allows.
+            ``passive_energy`` either); (2) a touching tool cannot throw the box ahead of itself (the box's
+            normal velocity is capped at the tool's, :meth:`_ToolShapes.inelastic`); (3) the overlap of the
+            boxes left after the step is resolved as Newton's XPBD resolves a rigid contact, by position
+            impulses at the corners inside the other box that shift and turn the body
+            (:meth:`_ToolShapes.resolve`), then any rest by the least translation (:func:`box_separation`):
+            the tool rests against the box's face, not 2-5 mm inside its shape where the particles' 2 r
+            allows. The tool's poses in these rules carry no gradient.
         sliding_friction: a free body resting on the ground that nothing working touches (as for
             ``passive_energy``) slows down by at least Coulomb friction, ``mu g`` (:func:`_coulomb_slide`):
             the network let pushed boxes coast on after the tool stopped.

@@ -276,8 +276,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the episodes (obs['seed'] of each)."),
         backend: str = typer.Option("auto", "--backend",
                                     help="World model: auto (the object model where every free body is rigid, the GNN "
-                                         "elsewhere), objects, objects-energy (without the tool's shape contacts), "
-                                         "objects-plain (without those and the energy law), gnn, constraints."),
+                                         "elsewhere), objects, objects-shape (without the sliding friction), objects-energy "
+                                         "(without that and the tool's shape contacts), objects-plain (without those "
+                                         "and the energy law), gnn, constraints."),
         max_steps: int = typer.Option(240, "--max-steps", help="Most frames per episode."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip episodes/*.rrd."),
     ):
