@@ -844,12 +844,10 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             not wherever surface particles come within the contact radius (3.1 r: a tool swept past a box
             at a 3-10 mm gap between the shapes dragged it; such a tool is then no working contact for
             ``passive_energy`` either); (2) a touching tool cannot throw the box ahead of itself (the box's
-            normal velocity is capped at the tool's, :meth:`_ToolShapes.inelastic`); (3) the overlap of the
-            boxes left after the step is resolved as Newton's XPBD resolves a rigid contact, by position
-            impulses at the corners inside the other box that shift and turn the body
-            (:meth:`_ToolShapes.resolve`), then any rest by the least translation (:func:`box_separation`):
-            the tool rests against the box's face, not 2-5 mm inside its shape where the particles' 2 r
-            allows. The tool's poses in these rules carry no gradient.
+            normal velocity is capped at the tool's, :meth:`_ToolShapes.inelastic`); (3) a box that the
+            tool's box still overlaps after the step is moved out by the least translation
+            (:func:`box_separation`): the tool rests against the box's face, not 2-5 mm inside its shape
+            where the particles' 2 r allows. The tool's poses in these rules carry no gradient.
         sliding_friction: a free body resting on the ground that nothing working touches (as for
             ``passive_energy``) slows down by at least Coulomb friction, ``mu g`` (:func:`_coulomb_slide`):
             the network let pushed boxes coast on after the tool stopped.
@@ -891,8 +889,7 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
                 if sliding_friction:
                     c1, slid = _coulomb_slide(batch, cs, rs, c1, worked, slid)
             if shapes is not None:
-                c1, r1 = shapes.resolve(t, shapes.inelastic(t, cs, rs, c1), r1)
-                c1 = shapes.push_out(t, c1, r1)
+                c1 = shapes.push_out(t, shapes.inelastic(t, cs, rs, c1), r1)
             if collide:
                 from .model import constrain
 
@@ -956,12 +953,9 @@ def box_separation(ca: torch.Tensor, ra: torch.Tensor, ha: torch.Tensor, cb: tor
     return best, axes[pick, k] * sign[:, None]
 
 
-#: Jacobi iterations of the ``shape_contact`` rule's rigid contact resolution (:meth:`_ToolShapes.resolve`).
-SHAPE_ITERATIONS = 8
-
-
 class _ToolShapes:
-    """``object_rollout(shape_contact=True)``: the tool parts' boxes over the rollout and the rule's two halves."""
+    """``object_rollout(shape_contact=True)``: the tool parts' boxes over the rollout and the rule's parts
+    (:meth:`gate`, :meth:`inelastic`, :meth:`push_out`)."""
 
     def __init__(self, batch: ObjectBatch, frames: torch.Tensor):
         with torch.no_grad():
@@ -1030,67 +1024,6 @@ class _ToolShapes:
             v_max = torch.maximum(v_body, (1.0 + e) * v_tool - e * v_body)
             excess = (((c1 - c)[i] * n).sum(1) - v_max).clamp_min(0.0) * self.touching.to(c1.dtype)
         return c1.index_add(0, i, -excess[:, None] * n)
-
-    def resolve(self, t: int, c1: torch.Tensor, r1: torch.Tensor, iterations: int = SHAPE_ITERATIONS):
-        """``(c1, r1)`` with every free box moved out of the tool boxes at frame ``t + 1`` as a rigid body,
-        the way Newton's XPBD resolves a rigid contact: each corner of one box inside the other is a contact
-        point with its depth ``d`` and normal ``n`` (the nearest face of the box it is in); a point at lever
-        ``l`` from the centre of mass takes the position-level impulse ``d / (1 / M + (l x n) . I^-1 (l x n))``,
-        moving the centre and turning the body (mass ``M``, world inertia ``I``); the impulses of a body's
-        points are averaged (Jacobi), ``iterations`` times. A box turned into the pusher's face is so turned
-        back and shifted, as in Newton, not only shifted (:meth:`push_out` then removes any overlap left,
-        e.g. of two edges crossing, by the least translation)."""
-        if not self.any:
-            return c1, r1
-        from .model import _rotation_from_vector
-
-        i, j = self.i, self.j
-        dtype = c1.dtype
-        signs = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=dtype,
-                             device=c1.device)  # (8, 3)
-        tc, tr, th = self.tc[t + 1], self.tr[t + 1], self.half[j]
-        t_corners = tc[:, None] + (signs * th[:, None]) @ tr.transpose(1, 2)  # (E, 8, 3)
-        mass = self.batch.mass.to(dtype)[i]
-        inertia_b = self.batch.inertia.to(dtype)[i]
-        eye = torch.eye(3, dtype=dtype, device=c1.device)
-        inv_b = torch.linalg.inv(inertia_b + eye * (1e-9 * mass * self.batch.size.to(dtype)[i] ** 2)[:, None, None])
-
-        def inside(pts, centre, axes, half):
-            """depth (E, K) > 0 inside and the outward normal (E, K, 3) of the nearest face."""
-            loc = (pts - centre[:, None]) @ axes  # (E, K, 3) box coordinates
-            room = half[:, None] - loc.abs()
-            depth, k = room.min(2)
-            sgn = torch.gather(torch.sign(loc), 2, k[..., None])
-            normal = torch.gather(axes.transpose(1, 2)[:, None].expand(-1, pts.shape[1], -1, -1), 2,
-                                  k[..., None, None].expand(-1, -1, 1, 3))[:, :, 0] * sgn
-            return depth, normal
-
-        for _ in range(iterations):
-            c, rot = c1[i], r1[i]
-            bc = c + (rot @ self.centre[i][:, :, None])[..., 0]
-            baxes = rot @ self.axes[i]
-            b_corners = bc[:, None] + (signs * self.half[i][:, None]) @ baxes.transpose(1, 2)
-            d1, n1 = inside(b_corners, tc, tr, th)  # box corners in the tool: push them out along the tool's face normal
-            d2, n2 = inside(t_corners, bc, baxes, self.half[i])  # tool corners in the box: the box moves off them
-            pts = torch.cat([b_corners, t_corners], 1)
-            depth = torch.cat([d1, d2], 1).clamp_min(0.0)
-            normal = torch.cat([n1, -n2], 1)
-            hit = depth > 0
-            if not bool(hit.any()):
-                break
-            lever = pts - c[:, None]
-            inv_w = rot @ inv_b @ rot.transpose(1, 2)  # world inverse inertia
-            ln = torch.linalg.cross(lever, normal, dim=2)
-            w = 1.0 / mass[:, None] + (ln * (ln @ inv_w.transpose(1, 2))).sum(2)
-            lam = depth / w  # (E, K) position impulse, kg m
-            count = hit.sum(1).clamp_min(1).to(dtype)
-            dc = (lam[..., None] * normal).sum(1) / mass[:, None] / count[:, None]
-            dtheta = (inv_w @ (lam[..., None] * ln).sum(1)[..., None])[..., 0] / count[:, None]
-            c1 = c1.index_add(0, i, dc)
-            turn = torch.eye(3, dtype=dtype, device=c1.device).expand(len(c1), 3, 3).clone()
-            turn = turn.index_put((i,), _rotation_from_vector(dtheta), accumulate=False)
-            r1 = turn @ r1
-        return c1, r1
 
     def push_out(self, t: int, c1: torch.Tensor, r1: torch.Tensor) -> torch.Tensor:
         """``c1 (O, 3)`` with every free box the tool's box overlaps at frame ``t + 1`` moved out of it."""
