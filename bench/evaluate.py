@@ -204,22 +204,54 @@ def drift(args) -> None:
         print(f"| {Path(p).stem} | " + " | ".join(cells) + f" | {dyaw:.2f} |", flush=True)
 
 
+def _shape_gap(task, frames) -> float:
+    """m: the smallest separation over ``frames (T, N, 3)`` between the tool's box and the goal object's box
+    (the lattices' boxes, :func:`dynamics.objects.lattice_box`, the shapes Newton collides; the
+    separating-axis test, :func:`dynamics.objects.box_separation`); NaN when either is not a box."""
+    from dynamics.objects import box_separation, lattice_box
+    from particles.keypoints import kabsch
+
+    r = float(task.scene.radius)
+    out = np.inf
+    parts = []
+    for idx in (task.tool.indices, task.object_particles):
+        rest = task.scene.positions[idx].astype(np.float64)
+        box = lattice_box(rest, r)
+        if box is None:
+            return float("nan")
+        parts.append((idx, rest, box))
+    for f in frames:
+        poses = []
+        for idx, rest, (axes, centre, half) in parts:
+            rot, t = kabsch(rest, f[idx].astype(np.float64))
+            poses.append((rot @ centre + t, rot @ axes, half))
+        (ca, ra, ha), (cb, rb, hb) = poses
+        tt = lambda a: torch.as_tensor(np.asarray(a, np.float64))[None]  # noqa: E731
+        out = min(out, float(box_separation(tt(ca), tt(ra), tt(ha), tt(cb), tt(rb), tt(hb))[0][0]))
+    return out
+
+
 def sweep(args) -> None:
-    """The tool swept past each task's goal box without touching it (Newton: the box stays put):
-    placed beside the box on the line from the tool's start to the box, at a closest particle gap
-    ``g`` (touching is 2 r), and moved tangentially at 4 mm/frame for 30 frames (or held still);
-    printed: the box's centre displacement (xy) and the closest gap over the rollout."""
+    """The tool swept past each task's goal box: placed beside the box on the line from the tool's
+    start to the box, at a closest particle gap ``g`` (touching lattices are 2 r apart), and moved
+    tangentially at 4 mm/frame for 30 frames (or held still); printed per backend of ``--backends``
+    (``newton``: Newton itself, from the same state): the closest particle gap and the smallest
+    separation of the two boxes' shapes over the rollout (what Newton collides: 0 is touching), and
+    the box's centre displacement (xy)."""
     from scipy.spatial import cKDTree
 
-    from dynamics.tasks import Task
+    from dynamics.sim import SimConfig
+    from dynamics.tasks import NewtonBackend, Task
 
-    factory = make_backend_factory([b for b in args.backends.split(",") if b][0], args.checkpoint)
+    names = [b for b in args.backends.split(",") if b]
+    factories = {n: (None if n == "newton" else make_backend_factory(n, args.checkpoint)) for n in names}
     paths = sorted(glob.glob(args.tasks))[: args.limit or None]
-    print("| task | gap aimed at (mm) | tool | closest gap seen (mm) | box moves in 30 frames (mm) |\n|---|---|---|---|---|")
+    cols = " | ".join(f"{n}: particle gap, shape gap, box moves (mm)" for n in names)
+    print(f"| task | gap aimed at (mm) | tool | {cols} |\n|---|---|---|" + "---|" * len(names))
     for p in paths:
         task = Task.load(p)
         sc, ti, op = task.scene, task.tool.indices, task.object_particles
-        be = factory(task)
+        bes = {n: (NewtonBackend(task.setup, SimConfig(dt=task.dt)) if f is None else f(task)) for n, f in factories.items()}
         d = sc.positions[op].mean(0) - sc.positions[ti].mean(0)
         d[2] = 0.0
         d /= np.linalg.norm(d)
@@ -234,14 +266,17 @@ def sweep(args) -> None:
                     g = min(tree.query(start + d * mid + tang * speed * k)[0].min() for k in (0, 15, 30))
                     lo, hi = (mid, hi) if g > gap else (lo, mid)
                 tool = (start + d * lo).astype(np.float32)
-                hist = np.repeat(sc.positions[None], be.history + 1, 0)
-                hist[:, ti] = tool
                 fut = (tool[None] + np.arange(1, 31)[:, None, None] * speed * tang).astype(np.float32)[None]
-                x = be.predict(hist, ti, fut)[0]
-                seen = min(cKDTree(x[k, op]).query(x[k, ti])[0].min() for k in range(31))
-                moved = np.linalg.norm(x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2])
+                cells = []
+                for n, be in bes.items():
+                    hist = np.repeat(sc.positions[None], max(be.history, 1) + 1, 0)
+                    hist[:, ti] = tool
+                    x = be.predict(hist, ti, fut)[0]
+                    seen = min(cKDTree(x[k, op]).query(x[k, ti])[0].min() for k in range(31))
+                    moved = np.linalg.norm(x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2])
+                    cells.append(f"{seen * 1000:.1f}, {_shape_gap(task, x) * 1000:.1f}, {moved * 1000:.1f}")
                 print(f"| {Path(p).stem} | {gap * 1000:.0f} | {'swept 4 mm/frame' if speed else 'still'} | "
-                      f"{seen * 1000:.1f} | {moved * 1000:.1f} |", flush=True)
+                      + " | ".join(cells) + " |", flush=True)
 
 
 def part(args) -> None:
@@ -310,13 +345,18 @@ def main() -> None:
     ap.add_argument("--part", default=None, metavar="POLICY",
                     help="only: where the world model (the first of --backends) and Newton part on POLICY's "
                          "episodes of --tasks (a table every 10 frames)")
+    ap.add_argument("--summary", default=None, metavar="JSON",
+                    help="only: print the closing tables of a run's --json file again (nothing is run)")
     ap.add_argument("--sweep", action="store_true",
-                    help="only: the tool swept past each task's goal box without touching it, in the world model "
-                         "(the first of --backends)")
+                    help="only: the tool swept past each task's goal box at a few gaps, in each of --backends "
+                         "(newton: Newton itself), with the shapes' separation")
     ap.add_argument("--drift", action="store_true",
                     help="only: how far the world model (the first of --backends) moves each task's goal object "
                          "in 100 frames with the tool still")
     args = ap.parse_args()
+    if args.summary:
+        summarize(json.loads(Path(args.summary).read_text())["backends"])
+        return
     if args.part:
         torch.set_num_threads(args.threads)
         part(args)
@@ -383,6 +423,12 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "newton": ttm, "backends": out}, indent=1,
                                               default=float))
+    summarize(out)
+
+
+def summarize(out: dict) -> None:
+    """The closing tables of a run: per backend the correlations, glitches and speed, then how often an
+    episode agrees with its Newton twin (same outcome; final error within 5 mm; median |difference|)."""
     print("\n| backend | success-rate Pearson | Spearman | same top-1 | same ranking | final-error Pearson | "
           "glitched episodes | w/o glitched: Pearson | same ranking | model vs Newton wall time |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -394,6 +440,13 @@ def main() -> None:
         print(f"| {be} | {f(c['pearson'])} | {f(c['spearman'])} | {c['same_top1']} | {c['same_ranking']} | "
               f"{f(c['final_error_pearson'])} | {g}/{c['episodes']} | {f(w['pearson'])} | {w['same_ranking']} | "
               f"{d['timing']['model_vs_truth']:.2f}x |")
+    print("\n| backend | episodes with Newton's outcome | final error within 5 mm of Newton's | median |final error - Newton's| |")
+    print("|---|---|---|---|")
+    for be, d in out.items():
+        eps = [e for e in d["report"]["episodes"] if e.get("truth")]
+        diff = np.array([abs(e["model"]["final_position_error_m"] - e["truth"]["final_position_error_m"]) for e in eps])
+        same = sum(e["model"]["success"] == e["truth"]["success"] for e in eps)
+        print(f"| {be} | {same}/{len(eps)} | {int((diff < 0.005).sum())}/{len(eps)} | {np.median(diff) * 1e3:.1f} mm |")
 
 
 if __name__ == "__main__":

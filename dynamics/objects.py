@@ -89,7 +89,7 @@ __all__ = [
     "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
     "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
     "save_object_model", "load_object_model", "object_model_from_checkpoint", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
-    "object_statistics", "predict_trajectory_objects",
+    "object_statistics", "predict_trajectory_objects", "lattice_box", "box_separation",
 ]
 
 OBJECT_FORMAT = "worldline.object_checkpoint"
@@ -222,6 +222,61 @@ def surface_points(body: np.ndarray, radius: float) -> np.ndarray:
     return ~covered.all(1)
 
 
+def lattice_box(body: np.ndarray, radius: float):
+    """The box shape of an object whose particles fill a cubic lattice of pitch 2 r, or None.
+
+    Scenes are lifted that way (README, *Scene files*: the outermost centres lie r inside the
+    surface), and Newton collides a rigid box object with exactly that box (the scene's box shape,
+    or ``dynamics.sim.simulator``'s box around the particles grown by r), as it does the tool's
+    pusher. So a body's shape is the lattice's bounding box grown by r, along the lattice's axes,
+    when every lattice site inside the bounds holds a particle (anything else: spheres, meshes,
+    a gripper's two fingers, a sheet, ... gives None).
+
+    Args:
+        body: (P, 3) float, m. The object's points (any frame).
+        radius: r, m.
+
+    Returns:
+        None, or ``(axes (3, 3), centre (3,), half (3,))`` float64: unit axes as columns, the box's
+        centre (m, in the points' frame) and its half extents (m).
+    """
+    p = np.asarray(body, np.float64)
+    r = float(radius)
+    if len(p) < 1:
+        return None
+    if len(p) == 1:
+        return np.eye(3), p[0].copy(), np.full(3, r)
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(p).query_pairs(2.1 * r, output_type="ndarray")
+    d = p[pairs[:, 1]] - p[pairs[:, 0]]
+    n = np.linalg.norm(d, axis=1)
+    d = d[np.abs(n - 2 * r) < 0.05 * r] / (2 * r)
+    if not len(d):
+        return None
+    a0 = d[0]
+    ortho = d[np.abs(d @ a0) < 0.05]
+    if len(ortho):
+        a1 = ortho[0]
+    else:  # a row of particles: any axis across it
+        a1 = np.cross(a0, [1.0, 0.0, 0.0] if abs(a0[0]) < 0.9 else [0.0, 1.0, 0.0])
+        a1 /= np.linalg.norm(a1)
+    a0 = a0 / np.linalg.norm(a0)  # orthonormal (the points are float32)
+    a1 = a1 - (a1 @ a0) * a0
+    a1 = a1 / np.linalg.norm(a1)
+    axes = np.stack([a0, a1, np.cross(a0, a1)], 1)
+    q = p @ axes  # (P, 3) lattice coordinates, m
+    lo, hi = q.min(0), q.max(0)
+    steps = (q - lo) / (2 * r)
+    k = np.rint(steps)
+    if np.abs(steps - k).max() > 0.05:
+        return None
+    counts = np.rint((hi - lo) / (2 * r)).astype(np.int64) + 1
+    if int(np.prod(counts)) != len(p) or len(np.unique(k.astype(np.int64), axis=0)) != len(p):
+        return None
+    return axes, axes @ ((lo + hi) / 2), (hi - lo) / 2 + r
+
+
 @dataclass
 class ObjectBatch:
     """What never changes in a rollout of B packed scenes with O objects in all (:func:`pack_objects`).
@@ -272,6 +327,14 @@ class ObjectBatch:
     """(N,) bool: kinematic particles."""
     free_particles: torch.Tensor
     """(N,) bool: particles that belong to a free object (everything else is prescribed)."""
+    is_box: Optional[torch.Tensor] = None
+    """(O,) bool: objects whose particles fill a box lattice (:func:`lattice_box`): their shape is that box."""
+    box_axes: Optional[torch.Tensor] = None
+    """(O, 3, 3) float: body-frame unit axes of each box (columns); identity where not a box."""
+    box_centre: Optional[torch.Tensor] = None
+    """(O, 3) float, m: body-frame centre of each box (relative to the centre of mass)."""
+    box_half: Optional[torch.Tensor] = None
+    """(O, 3) float, m: half extents of each box's shape, the lattice's bounds plus r (0 where not a box)."""
 
     @property
     def num_objects(self) -> int:
@@ -309,8 +372,9 @@ def _scene_pieces(scene: ParticleScene, dt: float) -> dict:
         size = max(math.sqrt(float(np.trace(inertia)) / (2.0 * m.sum())), r)
         ext = np.sort((body.max(0) - body.min(0)) / 2.0 / r + 1.0)[::-1]
         surf = np.flatnonzero(surface_points(body, r))
+        box = lattice_box(body, r)
         objs.append(dict(idx=idx, kin=kin, mass=float(m.sum()), body=body, inertia=inertia, size=size, ext=ext,
-                         surf=surf, phys=[float(scene.object_friction[k]), float(scene.object_restitution[k]),
+                         surf=surf, box=box, phys=[float(scene.object_friction[k]), float(scene.object_restitution[k]),
                                           math.log(max(float(scene.object_density[k]), 1e-3) / 1000.0)]))
     g = np.asarray(scene.gravity, np.float64) * dt * dt
     out = dict(objs=objs, n=scene.num_particles, ground=-np.inf if scene.ground is None else float(scene.ground),
@@ -372,6 +436,10 @@ def pack_objects(scenes: Sequence[ParticleScene], dt: float, device="cpu", dtype
     kin_p = np.concatenate([pc["kin_p"] for pc in pieces])
     free_p = np.zeros(off, bool)
     free_p[index[~kin][mask[~kin]]] = True
+    boxes = [o["box"] for o in objs]
+    box_axes = np.stack([b[0] if b is not None else np.eye(3) for b in boxes])
+    box_centre = np.stack([b[1] if b is not None else np.zeros(3) for b in boxes])
+    box_half = np.stack([b[2] if b is not None else np.zeros(3) for b in boxes])
     f = lambda a: torch.as_tensor(np.asarray(a), device=device).to(dtype)  # noqa: E731
     i64 = lambda a: torch.as_tensor(np.asarray(a), device=device).to(torch.int64)  # noqa: E731
     bt = lambda a: torch.as_tensor(np.asarray(a), device=device).to(torch.bool)  # noqa: E731
@@ -381,7 +449,8 @@ def pack_objects(scenes: Sequence[ParticleScene], dt: float, device="cpu", dtype
         mass=f([o["mass"] for o in objs]), inertia=f(np.stack([o["inertia"] for o in objs])),
         size=f([o["size"] for o in objs]), extent=f(np.stack([o["ext"] for o in objs])),
         physics=f([o["phys"] for o in objs]), ground=f(ground), radius=f(radius), gravity=f(grav),
-        pairs=i64(pairs), num_mutual=len(mutual), particle_kinematic=bt(kin_p), free_particles=bt(free_p))
+        pairs=i64(pairs), num_mutual=len(mutual), particle_kinematic=bt(kin_p), free_particles=bt(free_p),
+        is_box=bt([b is not None for b in boxes]), box_axes=f(box_axes), box_centre=f(box_centre), box_half=f(box_half))
 
 
 # --------------------------------------------------------------------------- poses
@@ -536,10 +605,11 @@ class ObjectNet(nn.Module):
 
     # ----------------------------------------------------------------- contacts
 
-    def contacts(self, batch: ObjectBatch, pts: torch.Tensor):
+    def contacts(self, batch: ObjectBatch, pts: torch.Tensor, gate=None):
         """Contact patches between objects at surface points ``pts (O, S, 3)`` (m).
 
-        Broad phase: bounding boxes of the candidate pairs, grown by ``R_c``. Narrow phase (no
+        Broad phase: bounding boxes of the candidate pairs, grown by ``R_c`` (and ``gate(receiver,
+        sender) -> bool`` of the candidate pairs, when given: pairs it refuses make no contact). Narrow phase (no
         gradient, it only selects): squared distances of the surface points of the remaining pairs
         by one batched matrix product; the point pairs within ``R_c`` are then measured again with
         gradients and summed per object pair (sparse: only points in contact cost anything).
@@ -578,6 +648,10 @@ class ObjectNet(nn.Module):
             sa, sb = oa[e, ia], ob[e, ib]
             keep = torch.zeros(len(idx), dtype=torch.bool, device=dev)
             keep[e] = True
+            if gate is not None:
+                keep &= gate(i, j)
+                on_kept = keep[e]
+                e, sa, sb = e[on_kept], sa[on_kept], sb[on_kept]
             new_id = torch.cumsum(keep.to(torch.int64), 0) - 1
             idx, i, j, e = idx[keep], i[keep], j[keep], new_id[e]
         n_pairs = len(idx)
@@ -611,7 +685,8 @@ class ObjectNet(nn.Module):
     # ----------------------------------------------------------------- step
 
     def forward(self, c_hist: torch.Tensor, r_hist: torch.Tensor, batch: ObjectBatch,
-                kin_now: torch.Tensor, kin_next: torch.Tensor, w_hist: Optional[torch.Tensor] = None):
+                kin_now: torch.Tensor, kin_next: torch.Tensor, w_hist: Optional[torch.Tensor] = None,
+                contact_gate=None):
         """Linear and angular acceleration of every object.
 
         Args:
@@ -621,6 +696,9 @@ class ObjectNet(nn.Module):
                 kinematic objects (the tool's motion); rows of free objects are not read.
             w_hist: (C, O, 3) float, rad/frame: ``angular_velocity(r_hist[1:], r_hist[:-1])`` when the
                 caller carries it from step to step (:func:`object_rollout`); None: computed here.
+            contact_gate: None, or ``gate(receiver (Q,), sender (Q,)) -> (Q,) bool`` over candidate object
+                pairs: pairs where it is False make no contact edge (:meth:`contacts`; :func:`object_rollout`'s
+                ``shape_contact`` rule).
 
         Returns:
             ``a (O, 3)`` m/frame^2 and ``alpha (O, 3)`` rad/frame^2, world frame (zero for kinematic objects).
@@ -656,7 +734,7 @@ class ObjectNet(nn.Module):
         low_c = ((pts - c[:, None]) * lowf[..., None]).sum(1) / nlow.clamp_min(1.0)[:, None] / k_.size[:, None]
         gate = torch.where(k_.ground_free, (1.0 - clear).clamp(0.0, 1.0), 0.0)
         gdir_body = torch.where(k_.kin2, 0.0, (rot * k_.gdir[:, :, None]).sum(1))  # R^T (up)
-        edges, rev, wsum, normal, gap, centre, (pe, psb, pwn) = self.contacts(batch, surf)
+        edges, rev, wsum, normal, gap, centre, (pe, psb, pwn) = self.contacts(batch, surf, contact_gate)
         i, j = edges[:, 0], edges[:, 1]
         mutual = rev >= 0
         c_i, c_j = c[i], c[j]
@@ -720,13 +798,13 @@ class ObjectNet(nn.Module):
             (rot * (k_.inv_inertia * (rot * torque[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
         return torch.where(k_.kin2, 0.0, a), torch.where(k_.kin2, 0.0, alpha)
 
-    def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None):
+    def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None, contact_gate=None):
         """Next pose ``(c (O, 3), R (O, 3, 3))`` by semi-implicit Euler from :meth:`forward`'s accelerations
-        (kinematic objects: their fitted pose is not needed and is carried unchanged). ``w_hist``: as
-        :meth:`forward`."""
+        (kinematic objects: their fitted pose is not needed and is carried unchanged). ``w_hist``,
+        ``contact_gate``: as :meth:`forward`."""
         if w_hist is None:
             w_hist = angular_velocity(r_hist[1:], r_hist[:-1])
-        a, alpha = self(c_hist, r_hist, batch, kin_now, kin_next, w_hist)
+        a, alpha = self(c_hist, r_hist, batch, kin_now, kin_next, w_hist, contact_gate)
         v = c_hist[-1] - c_hist[-2] + a
         w = w_hist[-1] + alpha
         return c_hist[-1] + v, _rotation_from_vector(w) @ r_hist[-1]
@@ -737,7 +815,8 @@ class ObjectNet(nn.Module):
 
 def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, steps: int,
                    kinematic_future: Optional[torch.Tensor] = None, collide: bool = False, grad: bool = False,
-                   poses: bool = False, graph_batch=None, passive_energy: bool = False):
+                   poses: bool = False, graph_batch=None, passive_energy: bool = False, shape_contact: bool = False,
+                   sliding_friction: bool = False):
     """Roll a packed batch forward ``steps`` frames on the object model.
 
     Args:
@@ -757,6 +836,21 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             still tool and resting bodies only take energy away) may not gain kinetic + potential energy in
             a step: where the network's step would raise it, the body keeps its last pose (the critic's
             energy law, :func:`critic.checks.check_energy`, applied as a constraint).
+        shape_contact: contact between a free body and a tool part (a kinematic object) as Newton has it,
+            between their shapes, for the bodies whose particles fill a box lattice (:func:`lattice_box`:
+            Newton collides exactly that box): (1) the network sees a contact with a tool part (an edge,
+            its impulse and its messages) only while the two boxes touch in the frame (:data:`SHAPE_TOUCH`:
+            at the start, at the end of the tool's step, or with the body carried on at its last velocity),
+            not wherever surface particles come within the contact radius (3.1 r: a tool swept past a box
+            at a 3-10 mm gap between the shapes dragged it; such a tool is then no working contact for
+            ``passive_energy`` either); (2) a touching tool cannot throw the box ahead of itself (the box's
+            normal velocity is capped at the tool's, :meth:`_ToolShapes.inelastic`); (3) a box that the
+            tool's box still overlaps after the step is moved out by the least translation
+            (:func:`box_separation`): the tool rests against the box's face, not 2-5 mm inside its shape
+            where the particles' 2 r allows. The tool's poses in these rules carry no gradient.
+        sliding_friction: a free body resting on the ground that nothing working touches (as for
+            ``passive_energy``) slows down by at least Coulomb friction, ``mu g`` (:func:`_coulomb_slide`):
+            the network let pushed boxes coast on after the tool stopped.
 
     Returns:
         (steps, N, 3) float, m: predicted particle positions of frames 1..steps (and the poses).
@@ -783,10 +877,19 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         free = (~batch.kinematic)[:, None] & batch.mask
         free_idx = batch.index[free]
         ws = angular_velocity(rs[1:], rs[:-1])  # carried: each step adds the newest frame's only
+        shapes = _ToolShapes(batch, frames) if shape_contact else None
+        slid = torch.zeros_like(batch.kinematic)  # bodies that slid freely in the last step (sliding_friction)
         for t in range(steps):
-            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1], ws)
-            if passive_energy:
-                c1, r1 = _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_all[t], kin_all[t + 1])
+            gate = shapes.gate(t, cs, rs) if shapes is not None else None
+            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1], ws, gate)
+            if passive_energy or sliding_friction:
+                worked = _worked(model, batch, cs, ws, kin_all[t], kin_all[t + 1])
+                if passive_energy:
+                    c1, r1 = _no_energy_from_nowhere(batch, cs, rs, ws, c1, r1, worked)
+                if sliding_friction:
+                    c1, slid = _coulomb_slide(batch, cs, rs, c1, worked, slid)
+            if shapes is not None:
+                c1 = shapes.push_out(t, shapes.inelastic(t, cs, rs, c1), r1)
             if collide:
                 from .model import constrain
 
@@ -815,18 +918,134 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         return pos
 
 
+#: Touching tolerance of the ``shape_contact`` rule, in particle radii of shape separation: Newton's
+#: shapes have no contact margin (``ShapeConfig.margin = 0``), so boxes touch at separation 0; this
+#: only absorbs float32 round-off of the fitted poses.
+SHAPE_TOUCH = 1e-3
+
+
+def box_separation(ca: torch.Tensor, ra: torch.Tensor, ha: torch.Tensor, cb: torch.Tensor, rb: torch.Tensor,
+                   hb: torch.Tensor):
+    """Separation of oriented boxes A and B by the separating-axis test (the 15 axes of two boxes).
+
+    Args:
+        ca, cb: (E, 3) float, m. Box centres.
+        ra, rb: (E, 3, 3) float. Unit box axes as columns (world frame).
+        ha, hb: (E, 3) float, m. Half extents.
+
+    Returns:
+        ``sep (E,)`` m and ``axis (E, 3)`` unit, pointing from A to B: the largest separation of the
+        boxes' projections over the axes. ``sep > 0``: apart, by at least ``sep`` (exactly when the
+        nearest features are a face and a corner, or two edges); ``sep <= 0``: they overlap, and moving B
+        by ``-sep`` along ``axis`` is the least translation that separates them.
+    """
+    cross = torch.linalg.cross(ra[:, :, :, None].expand(-1, -1, -1, 3), rb[:, :, None, :].expand(-1, -1, 3, -1),
+                               dim=1).reshape(len(ca), 3, 9)
+    axes = torch.cat([ra, rb, cross], 2).transpose(1, 2)  # (E, 15, 3)
+    norm = axes.norm(dim=2)
+    axes = axes / norm.clamp_min(1e-12)[..., None]
+    d = ((cb - ca)[:, None] * axes).sum(2)  # (E, 15)
+    reach = (ha[:, None] * (axes @ ra).abs()).sum(2) + (hb[:, None] * (axes @ rb).abs()).sum(2)
+    sep = torch.where(norm > 1e-4, d.abs() - reach, -torch.inf)
+    best, k = sep.max(1)
+    pick = torch.arange(len(ca), device=ca.device)
+    sign = torch.where(d[pick, k] < 0, -1.0, 1.0).to(ca.dtype)
+    return best, axes[pick, k] * sign[:, None]
+
+
+class _ToolShapes:
+    """``object_rollout(shape_contact=True)``: the tool parts' boxes over the rollout and the rule's parts
+    (:meth:`gate`, :meth:`inelastic`, :meth:`push_out`)."""
+
+    def __init__(self, batch: ObjectBatch, frames: torch.Tensor):
+        with torch.no_grad():
+            dtype = frames.dtype
+            self.batch = batch
+            kin = batch.kinematic
+            box = batch.is_box if batch.is_box is not None else torch.zeros_like(kin)
+            p = batch.pairs[batch.num_mutual:]  # (free, kinematic) pairs
+            p = p[box[p[:, 0]] & box[p[:, 1]]]
+            self.i, self.j = p[:, 0], p[:, 1]
+            self.any = len(p) > 0
+            self.axes = batch.box_axes.to(dtype) if self.any else None
+            self.centre = batch.box_centre.to(dtype) if self.any else None
+            self.half = batch.box_half.to(dtype) if self.any else None
+            self.tol = SHAPE_TOUCH * batch.radius.to(dtype)
+            if self.any:
+                c, rot = fit_poses(batch, frames)  # (T + 1, O, ...): the kinematic rows are the tool's poses
+                self.tc = c[:, self.j] + (rot[:, self.j] @ self.centre[self.j][:, :, None])[..., 0]
+                self.tr = rot[:, self.j] @ self.axes[self.j]
+                self.trot = rot[:, self.j]
+            self.touching = None
+            self.o = batch.num_objects  # a (receiver, sender) pair's code: receiver * O + sender
+
+    def _sep(self, t: int, c: torch.Tensor, rot: torch.Tensor):
+        i = self.i
+        bc = c[i] + (rot[i] @ self.centre[i][:, :, None])[..., 0]
+        return box_separation(self.tc[t], self.tr[t], self.half[self.j], bc, rot[i] @ self.axes[i], self.half[i])
+
+    def gate(self, t: int, cs: torch.Tensor, rs: torch.Tensor):
+        """``contact_gate`` for frame ``t`` -> ``t + 1`` from the free poses' history ``cs, rs``."""
+        if not self.any:
+            return None
+        with torch.no_grad():
+            c, rot = cs[-1], rs[-1]
+            carried = c + (c - cs[-2])
+            sep = torch.minimum(torch.minimum(self._sep(t, c, rot)[0], self._sep(t + 1, c, rot)[0]),
+                                self._sep(t + 1, carried, rot)[0])
+            apart = sep > self.tol[self.i]
+            self.touching = ~apart
+            code_apart = (self.i * self.o + self.j)[apart]
+
+        def gate(i, j):
+            return ~torch.isin(i * self.o + j, code_apart)
+        return gate
+
+    def inelastic(self, t: int, cs: torch.Tensor, rs: torch.Tensor, c1: torch.Tensor) -> torch.Tensor:
+        """``c1 (O, 3)`` with the normal velocity (m/frame, along the boxes' separating axis) of every free box
+        that touches a tool box in this frame (:meth:`gate`) capped at what the contact can give it: the
+        tool's normal velocity at the contact, ``(1 + e) v_tool - e v_body`` for restitution ``e``, or
+        the body's own normal velocity if that is more. A contact only pushes as far as needed to end
+        the overlap (restitution 0 in the suite): it cannot throw the box ahead of the tool."""
+        if not self.any or self.touching is None:
+            return c1
+        with torch.no_grad():
+            i = self.i
+            c, rot = cs[-1], rs[-1]
+            _, n = self._sep(t, c, rot)
+            bc = c[i] + (rot[i] @ self.centre[i][:, :, None])[..., 0]
+            axes_b = rot[i] @ self.axes[i]
+            reach = (self.half[i] * (n[:, None, :] @ axes_b)[:, 0].abs()).sum(1)
+            p = bc - n * reach[:, None]  # the box's point nearest the tool along the axis
+            turn = self.trot[t + 1] @ self.trot[t].transpose(1, 2)
+            v_tool = ((turn @ (p - self.tc[t])[..., None])[..., 0] + self.tc[t + 1] - p).mul(n).sum(1)
+            v_body = ((c - cs[-2])[i] * n).sum(1)
+            e = self.batch.physics[i, 1].to(c1.dtype)
+            v_max = torch.maximum(v_body, (1.0 + e) * v_tool - e * v_body)
+            excess = (((c1 - c)[i] * n).sum(1) - v_max).clamp_min(0.0) * self.touching.to(c1.dtype)
+        return c1.index_add(0, i, -excess[:, None] * n)
+
+    def push_out(self, t: int, c1: torch.Tensor, r1: torch.Tensor) -> torch.Tensor:
+        """``c1 (O, 3)`` with every free box the tool's box overlaps at frame ``t + 1`` moved out of it."""
+        if not self.any:
+            return c1
+        sep, axis = self._sep(t + 1, c1, r1)
+        depth = (-sep).clamp_min(0.0)
+        return c1.index_add(0, self.i, depth[:, None] * axis)
+
+
 #: Touching distance of the ``passive_energy`` rule, in particle radii between particle centres: two
 #: lattice surfaces touch at 2 r; 2.5 r allows for the patch's sampling.
 TOUCH = 2.5
 
 
-def _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_now, kin_next):
-    """``object_rollout(passive_energy=True)``: the next poses ``(c1, r1)`` with every free body that
-    nothing working touches held at its last pose wherever the step would raise its kinetic +
-    potential energy (per frame units: m/frame, rad/frame, gravity ``batch.gravity`` m/frame^2)."""
+def _worked(model, batch, cs, ws, kin_now, kin_next) -> torch.Tensor:
+    """(O,) bool: the free bodies that something working touches in this step (the last network
+    contacts, :attr:`ObjectNet.last_contacts`, closer than :data:`TOUCH` r to a tool part that moves this
+    frame or to a free body that moved last frame); the ``passive_energy`` and ``sliding_friction`` rules
+    leave those alone."""
     with torch.no_grad():
-        dtype = c1.dtype
-        mass = batch.mass.to(dtype)
+        dtype = cs.dtype
         free = ~batch.kinematic
         edges, pair_edge, pair_dist, mi = model.last_contacts
         closest = pair_dist.new_full((len(edges) - len(mi),), float("inf")).scatter_reduce(0, pair_edge, pair_dist, "amin")
@@ -839,7 +1058,18 @@ def _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_now, kin_next)
         speed = v_prev.norm(dim=1) + ws[-1].norm(dim=1) * batch.size.to(dtype)
         free_moves = free & (speed > 1e-3 * batch.radius.to(dtype))
         working = touch & (kin_moves[j] | free_moves[j])
-        worked = torch.zeros_like(free).index_put((i[working],), torch.ones_like(i[working], dtype=torch.bool))
+        return torch.zeros_like(free).index_put((i[working],), torch.ones_like(i[working], dtype=torch.bool))
+
+
+def _no_energy_from_nowhere(batch, cs, rs, ws, c1, r1, worked):
+    """``object_rollout(passive_energy=True)``: the next poses ``(c1, r1)`` with every free body that
+    nothing working touches (``worked``, :func:`_worked`) held at its last pose wherever the step would raise
+    its kinetic + potential energy (per frame units: m/frame, rad/frame, gravity ``batch.gravity`` m/frame^2)."""
+    with torch.no_grad():
+        dtype = c1.dtype
+        mass = batch.mass.to(dtype)
+        free = ~batch.kinematic
+        v_prev = cs[-1] - cs[-2]
 
         def energy(v, w, rot, c):
             inertia = rot @ batch.inertia.to(dtype) @ rot.transpose(1, 2)
@@ -852,6 +1082,47 @@ def _no_energy_from_nowhere(model, batch, cs, rs, ws, c1, r1, kin_now, kin_next)
         tol = 1e-6 * mass * batch.gravity.to(dtype).norm(dim=1) * (cs[-1].norm(dim=1) + batch.size.to(dtype))
         hold = free & ~worked & (e_next > e_prev + tol)
         return torch.where(hold[:, None], cs[-1], c1), torch.where(hold[:, None, None], rs[-1], r1)
+
+
+#: Friction coefficient of the ground in Newton (``dynamics.sim.SimConfig.ground_friction``, the default
+#: every scene of the project's data and tasks is simulated with; ``tests/test_objects.py`` keeps them equal).
+GROUND_FRICTION = 0.5
+#: A body's lowest surface particle within this many r of ``r`` above the ground rests on it (the ground
+#: constraint puts it at exactly r).
+ON_GROUND = 0.1
+
+
+def _coulomb_slide(batch, cs, rs, c1, worked, slid):
+    """``object_rollout(sliding_friction=True)``: the next centres ``c1 (O, 3)`` with every free body that
+    rests on the ground and that nothing working touches (``worked``, :func:`_worked`) slowed by at
+    least Coulomb friction, and the (O,) bool mask of those bodies (``slid`` of the next step).
+
+    Friction decelerates a body sliding on flat ground by ``a = mu |g|`` (``mu``: the mean of the body's
+    and the ground's coefficients, as Newton's XPBD combines two shapes'), so its horizontal speed at the
+    frame's start is ``u = v - a / 2`` when it also slid freely in the last frame (``slid``; ``v`` m/frame,
+    the last frame's mean velocity), else ``u = v`` (it may have been pushed up to the frame's end), and
+    its mean speed over this frame is at most ``u - a / 2``, or ``u^2 / (2 a)`` when it comes to rest
+    within the frame. Only the speed is capped; the direction of the network's step is kept."""
+    with torch.no_grad():
+        dtype = c1.dtype
+        k_ = _constants(batch, dtype)
+        r = k_.r
+        low = torch.where(k_.smask, (_apply(rs[-1], k_.body_s) + cs[-1][:, None])[..., 2], k_.big).amin(1)
+        on_ground = k_.ground_free & ((low - k_.ground - r) < ON_GROUND * r)
+        up = k_.gdir  # (O, 3) unit, against gravity
+
+        def horizontal(v):
+            return v - (v * up).sum(1, keepdim=True) * up
+
+        v_prev = horizontal(cs[-1] - cs[-2]).norm(dim=1)
+        v_new = horizontal(c1 - cs[-1])
+        a = 0.5 * (batch.physics[:, 0].to(dtype) + GROUND_FRICTION) * k_.g.norm(dim=1)
+        u = torch.where(slid, (v_prev - a / 2).clamp_min(0.0), v_prev)
+        cap = torch.where(u >= a, u - a / 2, u * u / (2 * a).clamp_min(1e-30))
+        speed = v_new.norm(dim=1)
+        free_slide = on_ground & ~worked
+        scale = torch.where(free_slide & (speed > cap), cap / speed.clamp_min(1e-30), torch.ones_like(speed))
+        return c1 - (1.0 - scale)[:, None] * v_new, free_slide
 
 
 def _graph_batch(batch: ObjectBatch, dtype):
@@ -898,13 +1169,16 @@ class ObjectBackend:
         collide: apply the exact contact / ground constraints after each step (see :func:`object_rollout`).
         passive_energy: hold a body that nothing working touches wherever a step would raise its energy
             (see :func:`object_rollout`).
+        shape_contact: tool contacts between the boxes' shapes, as Newton has them (see :func:`object_rollout`).
+        sliding_friction: a sliding body nothing working touches slows by at least Coulomb friction (see
+            :func:`object_rollout`).
         grad: record gradients in :meth:`rollout_torch` (``predict`` never does).
     """
 
     name = "objects"
 
     def __init__(self, model: ObjectNet, scene: ParticleScene, collide: bool = False, device="cpu",
-                 passive_energy: bool = False):
+                 passive_energy: bool = False, shape_contact: bool = False, sliding_friction: bool = False):
         bad = supports(scene)
         if bad:
             raise ValidationError("scene", bad[0])
@@ -912,6 +1186,8 @@ class ObjectBackend:
         self.scene = scene
         self.collide = collide
         self.passive_energy = passive_energy
+        self.shape_contact = shape_contact
+        self.sliding_friction = sliding_friction
         self.device = device
         self.history = model.config.history
         self._batches: dict[int, ObjectBatch] = {}
@@ -926,7 +1202,8 @@ class ObjectBackend:
     def pack_key(self):
         """Backends with equal keys step together in one packed batch (:class:`dynamics.policy.PackedStepper`):
         the same model object and constraints."""
-        return (id(self.model), bool(self.collide), bool(self.passive_energy))
+        return (id(self.model), bool(self.collide), bool(self.passive_energy), bool(self.shape_contact),
+                bool(self.sliding_friction))
 
     def pack(self, scenes: Sequence[ParticleScene]) -> "PackedObjects":
         """Different scenes (e.g. every live episode of an evaluation) packed for :meth:`step_fn`.
@@ -952,8 +1229,8 @@ class ObjectBackend:
         """
         with torch.no_grad():
             return object_rollout(self.model, packed.objects, hist, 1, nk[None], collide=self.collide,
-                                  passive_energy=self.passive_energy,
-                                  graph_batch=packed.particles)[0]
+                                  passive_energy=self.passive_energy, shape_contact=self.shape_contact,
+                                  sliding_friction=self.sliding_friction, graph_batch=packed.particles)[0]
 
     def rollout_torch(self, history: torch.Tensor, tool_indices, tool_future: torch.Tensor, grad: bool = False):
         """(K, H + 1, N, 3) torch positions for ``tool_future (K, H, M, 3)`` (torch; gradients flow to it with ``grad``)."""
@@ -966,7 +1243,8 @@ class ObjectBackend:
         fut = base.clone()
         fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)  # in place on a copy: gradients still reach tool_future
         pred = object_rollout(self.model, batch, hist, h, fut.reshape(h, k * n, 3), collide=self.collide, grad=grad,
-                              passive_energy=self.passive_energy)
+                              passive_energy=self.passive_energy, shape_contact=self.shape_contact,
+                              sliding_friction=self.sliding_friction)
         pos = torch.cat([hist[-1:], pred], 0).reshape(h + 1, k, n, 3)
         return pos.permute(1, 0, 2, 3)
 

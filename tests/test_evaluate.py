@@ -267,5 +267,7 @@ def test_packed_object_stepping_equals_stepping_each_episode_alone(bad_policies)
         np.testing.assert_allclose(p.executed.positions, a.executed.positions, atol=2e-5, rtol=0)
     moved = max(np.abs(r.executed.positions[-1] - r.executed.positions[0])[~t.scene.kinematic].max()
                 for r, t in zip(packed[:3], tasks))
-    assert moved > 0.02  # the pushes reach the boxes
+    # the tool reaches a box (push_05's approach moves one 4.8 mm by frame 40; before the tool's shape contacts
+    # the network's drag of boxes the tool passed moved them 2-8 cm)
+    assert moved > 0.002
     assert packed_stepper.steps == 40

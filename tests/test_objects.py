@@ -443,3 +443,143 @@ def test_passive_energy_rule_stops_the_creep_of_a_resting_box_and_leaves_working
     dz = fall[10, task.object_particles, 2].mean() - fall[0, task.object_particles, 2].mean()
     g = 9.81 * (1 / 60) ** 2
     assert abs(dz + g * 55) < 1e-4  # semi-implicit Euler from rest: sum_{k=1..10} k g = 55 g
+
+
+# ----------------------------------------------------------------- contact as Newton has it (shape_contact, sliding_friction)
+
+
+def _shape_gaps(scene, a_idx, b_idx, frames):
+    """(T,) m: separation of the boxes of particles ``a_idx`` and ``b_idx`` (their lattice boxes, posed by Kabsch)."""
+    from dynamics.objects import box_separation, lattice_box
+    from particles.keypoints import kabsch
+
+    r = float(scene.radius)
+    parts = []
+    for idx in (a_idx, b_idx):
+        rest = scene.positions[idx].astype(np.float64)
+        axes, centre, half = lattice_box(rest, r)
+        rot, t = kabsch(rest, np.asarray(frames)[:, idx].astype(np.float64))
+        parts += [torch.as_tensor(rot @ centre + t), torch.as_tensor(rot @ axes),
+                  torch.as_tensor(np.broadcast_to(half, (len(frames), 3)).copy())]
+    return box_separation(*parts)[0].numpy()
+
+
+def _suite(name):
+    from dynamics.tasks import Task
+
+    root = Path(__file__).resolve().parents[1]
+    return load_object_model(root / "assets" / "weights" / "objects_push.pt"), Task.load(root / "assets" / "tasks" / "suite" / name)
+
+
+def test_lattice_boxes_are_the_shapes_newton_collides_and_the_separating_axis_test_measures_them():
+    """A body's lattice box is its scene shape (what dynamics.sim gives Newton); not-box lattices give None;
+    box_separation gives the distance of a face and a corner exactly and the least translation out of an overlap."""
+    import tomllib
+
+    from dynamics.objects import box_separation, lattice_box
+
+    _, task = _suite("push_07.toml")
+    doc = tomllib.loads(task.path.read_text())
+    sizes = {o["name"]: o["size"] for o in doc["object"]}
+    sizes["tool"] = doc["tool"]["size"]
+    sc = task.scene
+    for k, name in enumerate(sc.object_name):
+        rest = sc.positions[sc.object_id == k].astype(np.float64)
+        axes, centre, half = lattice_box(rest, sc.radius)
+        np.testing.assert_allclose(np.sort(2 * half), np.sort(sizes[name]), atol=1e-6)
+        np.testing.assert_allclose(axes.T @ axes, np.eye(3), atol=1e-9)
+        np.testing.assert_allclose(centre, rest.mean(0), atol=1e-6)  # a uniform lattice: its centre of mass
+    ball = _box((5, 5, 5), (0, 0, 0))
+    ball = ball[np.linalg.norm(ball, axis=1) <= 2.1 * R]
+    assert lattice_box(ball, R) is None
+    fingers = np.concatenate([_box((1, 3, 2), (0, -0.05, 0)), _box((1, 3, 2), (0, 0.05, 0))])  # a gripper's two
+    assert lattice_box(fingers, R) is None
+    # unit cubes: B turned 45 degrees about z, its edge 0.1 from A's face; then B pushed 0.1 into A's face
+    eye = torch.eye(3, dtype=torch.float64)[None]
+    s = math.sqrt(0.5)
+    turned = torch.tensor([[[s, -s, 0.0], [s, s, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    h = torch.full((1, 3), 0.5, dtype=torch.float64)
+    for x, want in ((0.5 + s + 0.1, 0.1), (0.5 + s - 0.1, -0.1)):
+        sep, axis = box_separation(torch.zeros(1, 3, dtype=torch.float64), eye, h,
+                                   torch.tensor([[x, 0.3, 0.0]], dtype=torch.float64), turned, h)
+        assert abs(float(sep[0]) - want) < 1e-9
+        np.testing.assert_allclose(axis[0].numpy(), [1.0, 0.0, 0.0], atol=1e-9)
+
+
+def test_shape_contact_a_tool_sweeping_past_a_box_leaves_it_where_newton_does_and_pushes_still_push():
+    """Newton collides the tool's box with the box's (no contact beyond them); the network's contact radius
+    (3.1 r between surface particles) reaches 3-10 mm past them, and without the rule a tool swept past a
+    suite box 0.5 mm clear of its shape drags it (the energy law alone lets 6 mm through: the tool is
+    within its 2.5 r of touching). With object_rollout(shape_contact=True) the box stays where
+    Newton leaves it; a push still moves the box as Newton does, and the tool rests on the box's face
+    instead of sinking 2-5 mm into its shape where the particles' 2 r allows."""
+    from dynamics.sim import SimConfig
+    from dynamics.tasks import NewtonBackend
+
+    model, task = _suite("push_03.toml")
+    sc, ti, op = task.scene, task.tool.indices, task.object_particles
+    newton = NewtonBackend(task.setup, SimConfig(dt=task.dt))
+    hist = np.repeat(sc.positions[None], model.config.history + 1, 0)
+    box = sc.positions[op].mean(0)
+    d = (box - sc.positions[ti].mean(0)) * np.array([1, 1, 0])
+    d /= np.linalg.norm(d)
+    tang = np.array([-d[1], d[0], 0.0])
+    start = sc.positions[ti] - tang * 0.004 * 15
+    lo, hi = 0.0, 0.3
+    for _ in range(30):  # slide toward the box until the sweep's closest shape gap is 0.5 mm
+        mid = (lo + hi) / 2
+        path = np.stack([sc.positions] * 31)
+        path[:, ti] = start + d * mid + np.arange(31)[:, None, None] * 0.004 * tang
+        gap = _shape_gaps(sc, ti, op, path).min()
+        lo, hi = (mid, hi) if gap > 5e-4 else (lo, mid)
+    tool = (start + d * lo).astype(np.float32)
+    hist[:, ti] = tool
+    sweep = (tool[None] + np.arange(1, 31)[:, None, None] * 0.004 * tang).astype(np.float32)[None]
+    moved = {}
+    for name, be in (("newton", newton), ("without", ObjectBackend(model, sc, collide=True, passive_energy=True)),
+                     ("with", ObjectBackend(model, sc, collide=True, passive_energy=True, shape_contact=True))):
+        x = be.predict(hist[-2:] if name == "newton" else hist, ti, sweep)[0]
+        moved[name] = float(np.linalg.norm(x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2]))
+    assert moved["newton"] < 5e-4, moved
+    assert moved["without"] > 3e-3, moved  # dragged by a tool it never touches
+    assert moved["with"] < 5e-4, moved
+    # a push: the tool driven 24 cm along the line to the box at 4 mm/frame
+    hist = np.repeat(sc.positions[None], model.config.history + 1, 0)
+    push = (sc.positions[ti][None] + np.arange(1, 61)[:, None, None] * 0.004 * d).astype(np.float32)[None]
+    runs = {"newton": newton.predict(hist[-2:], ti, push)[0],
+            "without": ObjectBackend(model, sc, collide=True, passive_energy=True).predict(hist, ti, push)[0],
+            "with": ObjectBackend(model, sc, collide=True, passive_energy=True, shape_contact=True).predict(hist, ti, push)[0]}
+    travel = {k: x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2] for k, x in runs.items()}
+    gaps = {k: float(_shape_gaps(sc, ti, op, x).min()) for k, x in runs.items()}
+    assert np.linalg.norm(travel["newton"]) > 0.1, travel
+    assert np.linalg.norm(travel["with"] - travel["newton"]) < 0.1 * np.linalg.norm(travel["newton"]), travel
+    assert gaps["newton"] > -5e-4 and gaps["with"] > -1e-5, gaps  # the shapes do not overlap...
+    assert gaps["without"] < -2e-3, gaps  # ...where the particle constraint alone lets the tool sink in
+
+
+def test_sliding_friction_stops_a_sliding_box_as_coulomb_and_newton_do():
+    """A suite box sliding at 0.2 m/s on the ground with nothing touching it: Newton stops it in 3.8 mm,
+    Coulomb's v^2 / (2 mu g) = 4.1 mm (mu = 0.5, the mean of box and ground); the shipped network lets it
+    coast on for centimetres; object_rollout(sliding_friction=True) stops it as Coulomb does."""
+    from dynamics.objects import GROUND_FRICTION
+    from dynamics.sim import SimConfig
+    from dynamics.tasks import NewtonBackend
+
+    assert GROUND_FRICTION == SimConfig().ground_friction  # the ground the project's scenes are simulated on
+    model, task = _suite("push_03.toml")
+    sc, ti, op = task.scene, task.tool.indices, task.object_particles
+    mu = 0.5 * (float(sc.object_friction[sc.object_id[op[0]]]) + GROUND_FRICTION)
+    hist = np.repeat(sc.positions[None], model.config.history + 1, 0).astype(np.float32)
+    for k in range(len(hist)):
+        hist[k, op, 0] += (k - (len(hist) - 1)) * 0.2 * task.dt
+    still = np.repeat(sc.positions[ti][None, None], 30, 1).astype(np.float32)
+    slid = {"newton": NewtonBackend(task.setup, SimConfig(dt=task.dt)).predict(hist[-2:], ti, still)[0]}
+    for rule in (False, True):
+        slid[rule] = ObjectBackend(model, sc, collide=True, passive_energy=True, sliding_friction=rule).predict(hist, ti, still)[0]
+    dist = {k: float(np.linalg.norm(x[-1, op].mean(0)[:2] - x[0, op].mean(0)[:2])) for k, x in slid.items()}
+    coulomb = 0.2 ** 2 / (2 * mu * 9.81)
+    assert abs(dist["newton"] - coulomb) < 0.1 * coulomb, dist
+    assert dist[False] > 5 * coulomb, dist
+    assert abs(dist[True] - coulomb) < 0.05 * coulomb, dist
+    last = slid[True][-5:, op].mean(1)
+    assert np.abs(np.diff(last, axis=0)).max() < 1e-6  # at rest

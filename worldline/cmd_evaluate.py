@@ -67,12 +67,17 @@ def _object_model(checkpoint: Optional[Path]):
     return path, load_object_model(path)
 
 
-def _objects(checkpoint: Optional[Path], passive_energy: bool = True) -> Callable:
+def _objects(checkpoint: Optional[Path], passive_energy: bool = True, shape_contact: bool = True,
+             sliding_friction: bool = True) -> Callable:
     """The object-level model (``dynamics.objects``) on scenes whose free objects are all rigid,
     with the exact contact / ground constraints after each step (alone, on the 20 suite tasks, it
     let boxes sink into the ground or the tool in 63 of 120 episodes: README, Policy evaluation) and
     with ``passive_energy`` the critic's energy law (a body nothing working touches gains no energy:
-    ``dynamics.objects.object_rollout``), which stops the network's creep of resting boxes."""
+    ``dynamics.objects.object_rollout``), which stops the network's creep of resting boxes, and with
+    ``shape_contact`` the tool's contacts between the boxes' shapes as Newton has them (no impulse from a
+    tool whose box does not touch the body's; the tool rests on the face, not inside the shape) and with
+    ``sliding_friction`` Coulomb's law for a body sliding on the ground that nothing working touches (it
+    slows by at least mu g: the network let pushed boxes coast on)."""
     from dynamics.objects import ObjectBackend
     from particles import ValidationError
 
@@ -82,7 +87,8 @@ def _objects(checkpoint: Optional[Path], passive_energy: bool = True) -> Callabl
         if abs(model.config.dt - task.dt) > 1e-9:
             raise BadInput(f"{path}: the model steps by {model.config.dt} s, the task {task.path} by {task.dt} s")
         try:
-            return ObjectBackend(model, task.scene, collide=True, passive_energy=passive_energy)
+            return ObjectBackend(model, task.scene, collide=True, passive_energy=passive_energy,
+                                 shape_contact=shape_contact, sliding_friction=sliding_friction)
         except ValidationError as exc:
             raise BadInput(f"--backend objects: task {task.path}: {exc.problem} (--backend auto runs such tasks "
                            f"on the GNN)") from None
@@ -100,7 +106,8 @@ def _auto(checkpoint: Optional[Path]) -> Callable:
 
     def make(task):
         if not supports(task.scene) and abs(model.config.dt - task.dt) <= 1e-9:
-            return ObjectBackend(model, task.scene, collide=True, passive_energy=True)
+            return ObjectBackend(model, task.scene, collide=True, passive_energy=True, shape_contact=True,
+                                 sliding_friction=True)
         return gnn(task)
 
     return make
@@ -110,7 +117,12 @@ def _auto(checkpoint: Optional[Path]) -> Callable:
 #: ``predict(history, tool_indices, tool_future)`` (dynamics.tasks); one with a packed
 #: ``step_fn(batch, history, next_kinematic)`` steps every episode in one batch.
 BACKENDS: dict[str, Callable] = {"auto": _auto, "objects": _objects,
-                                 "objects-plain": lambda checkpoint: _objects(checkpoint, passive_energy=False),
+                                 "objects-plain": lambda checkpoint: _objects(checkpoint, passive_energy=False,
+                                                                              shape_contact=False,
+                                                                              sliding_friction=False),
+                                 "objects-energy": lambda checkpoint: _objects(checkpoint, shape_contact=False,
+                                                                               sliding_friction=False),
+                                 "objects-shape": lambda checkpoint: _objects(checkpoint, sliding_friction=False),
                                  "gnn": _gnn, "learned": _gnn, "constraints": _constraints}
 
 
@@ -264,8 +276,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the episodes (obs['seed'] of each)."),
         backend: str = typer.Option("auto", "--backend",
                                     help="World model: auto (the object model where every free body is rigid, the GNN "
-                                         "elsewhere), objects, objects-plain (without the energy law), gnn, "
-                                         "constraints."),
+                                         "elsewhere), objects, objects-shape (without the sliding friction), objects-energy "
+                                         "(without that and the tool's shape contacts), objects-plain (without those "
+                                         "and the energy law), gnn, constraints."),
         max_steps: int = typer.Option(240, "--max-steps", help="Most frames per episode."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip episodes/*.rrd."),
     ):
