@@ -51,7 +51,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    quadratic Savitzky-Golay filter) over windows that never cross a change of contact (:func:`smoothed`), long
    enough that the tracker's noise leaves at most 0.05 g in a quadratic fit's acceleration; the tolerances grow by
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
-   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`).
+   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`). A teleport or jitter is re-judged
+   with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
+   (:func:`local_precision`). Object-object penetration is judged by the hulls of the tracks' bodies
+   (:func:`containment_events`), and by pair distances only for pairs whose tracks start further apart than two
+   radii from spacing (:func:`closer_than_spacing`: sparse faces make that radius larger than the particles').
 7. **Object permanence** (:func:`permanence_events`): an object all of whose tracks vanish is a
    ``vanish`` event when, at the first hidden frame, most of its points project inside the image, in
    front of the camera, with no visible track of another object in front of them (a z-buffer of the
