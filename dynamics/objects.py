@@ -45,7 +45,10 @@ under ``g``, and a stacked box does not have to learn an exact upward impulse to
 ``a_i = a_ext + sum_j F_ij / M_i`` and ``alpha_i = gate_i S_w psi'_i + I_i^-1 sum_j (p_ij - c_i) x F_ij``
 (world inertia ``I_i = R I_body R^T``); with ``ground_torque`` the ground's push ``M_i (a_ext - g)`` also
 acts at the centroid ``p_g`` of the body's lowest surface particles, adding ``I_i^-1 (p_g - c_i) x M_i
-(a_ext - g)`` to ``alpha_i`` (friction turns a sliding sphere toward rolling, as a contact does). ``S``, ``S_w``: the data's acceleration scales.
+(a_ext - g)`` to ``alpha_i`` (friction turns a sliding sphere toward rolling, as a contact does); with ``ground_friction`` the push's
+tangential part is kept inside Coulomb's cone, ``|push_t| <= mu push_n`` with ``mu`` the average of the body's
+and the ground's friction (XPBD's contact rule), so a slippery or rough body's sliding follows its friction
+also outside the trained range. ``S``, ``S_w``: the data's acceleration scales.
 
 Integration (semi-implicit Euler, per frame): ``v' = v + a``, ``c' = c + v'``, ``w' = w + alpha``,
 ``R' = exp(w') R``. Features are translation invariant (all relative, heights relative to the
@@ -139,6 +142,12 @@ class ObjectConfig:
     its lowest surface particles) and so also turns the body: friction on a sliding sphere or lying
     cylinder spins it up toward rolling, as a contact does. False (checkpoints before it): the ground's
     turning comes from the decoded angular response alone."""
+    ground_friction: float = 0.0
+    """Coulomb cone on the ground's push (0: off, checkpoints before it): the friction coefficient of the
+    ground the data was simulated on (Newton's ``SimConfig.ground_friction``, 0.5). The push's tangential
+    part is limited to ``mu (a_ext - g) . up`` with ``mu = (mu_body + ground_friction) / 2`` (XPBD's
+    averaged contact friction), so how far a slippery or a rough body slides follows from its friction
+    by Coulomb's law, also outside the frictions trained on, rather than from an MLP's extrapolation."""
 
     def __post_init__(self):
         for name in ("dt", "radius"):
@@ -160,6 +169,10 @@ class ObjectConfig:
         if not isinstance(self.ground_torque, (bool, np.bool_)):
             raise ValidationError("ground_torque", f"must be true or false, got {self.ground_torque!r}")
         object.__setattr__(self, "ground_torque", bool(self.ground_torque))
+        mu = float(self.ground_friction)
+        if not (math.isfinite(mu) and mu >= 0):
+            raise ValidationError("ground_friction", f"must be a friction coefficient >= 0 (0: off), got {self.ground_friction!r}")
+        object.__setattr__(self, "ground_friction", mu)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -709,6 +722,14 @@ class ObjectNet(nn.Module):
         psi = _mlp_call(self.ground_decoder, h)
         g = k_.g
         push = gate[:, None] * (s * psi[:, :3] - g)  # the ground's push, m/frame^2
+        if self.config.ground_friction > 0:  # Coulomb: the tangential push stays inside mu x the normal push
+            up = k_.gdir
+            normal_push = (push * up).sum(1, keepdim=True)
+            tangential = push - normal_push * up
+            mu_g = (batch.physics[:, 0:1].to(dtype) + self.config.ground_friction) / 2
+            cap = mu_g * normal_push.clamp_min(0.0)
+            norm = tangential.norm(dim=1, keepdim=True)
+            push = normal_push * up + tangential * (cap / torch.maximum(norm, cap).clamp_min(1e-30))
         a = g + push
         a = a + torch.zeros_like(a).index_add(0, i, force) / mass[:, None]
         torque = torch.zeros_like(a).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
