@@ -17,12 +17,12 @@ DT = 1.0 / 60.0
 S = 3e-4  # m/frame^2: the config's acceleration scale
 
 
-def _net(ground_torque: bool, push, ground_friction: float = 0.0) -> ObjectNet:
+def _net(ground_torque: bool, push, ground_friction: float = 0.0, ground_stick: bool = False) -> ObjectNet:
     """A model whose ground decoder always answers the linear response ``push`` (in units of S) and no
     angular response, and whose contact decoder is silent."""
     cfg = ObjectConfig(dt=DT, radius=R, history=2, latent=16, vel_scale=(2e-3,) * 3, ang_scale=(5e-3,) * 3,
                        acc_scale=(S,) * 3, ang_acc_scale=(3e-3,) * 3, ground_torque=ground_torque,
-                       ground_friction=ground_friction)
+                       ground_friction=ground_friction, ground_stick=ground_stick)
     net = ObjectNet(cfg).double()
     with torch.no_grad():
         for dec in (net.ground_decoder, net.force_decoder):
@@ -91,3 +91,27 @@ def test_ground_friction_obeys_coulombs_cone():
     assert np.allclose(a.numpy(), [-2.0 * S, 1.0 * S, 0.0], rtol=1e-6, atol=1e-12)  # |push| 6.7e-4 < 0.55 x 2.7e-3
     _, a, _ = _alpha(_net(False, brake), box, (2e-3, 0.0, 0.0), friction=0.05)
     assert np.allclose(a.numpy(), [-20.0 * S, 0.0, 0.0], rtol=1e-6, atol=1e-12)
+
+
+def test_solved_ground_friction_holds_stops_slides_and_rolls():
+    """``ground_stick``: the ground's friction is solved as one Coulomb contact. A box creeping slowly is
+    stopped within the frame (static friction: no creep), a fast one slides and brakes by exactly mu g
+    (mu = (0.6 + 0.5) / 2), neither is tipped (flat base); a sliding ball ends the frame rolling without
+    slip at its ground contact, its speed cut by 1 / (1 + M R^2 / I) of its slip (R: centre to ground)."""
+    box = lattice_box((0.03, 0.02, 0.02), R, (0.0, 0.0, 0.02))
+    net = _net(False, (5.0, -3.0, 0.0), ground_friction=0.5, ground_stick=True)  # decoded tangential: ignored
+    weight = 9.81 * DT * DT
+    _, a, alpha = _alpha(net, box, (1e-4, 0.0, 0.0), friction=0.6)
+    assert np.allclose(a.numpy(), [-1e-4, 0.0, 0.0], rtol=1e-6, atol=1e-12) and float(alpha.abs().max()) < 1e-12
+    _, a, alpha = _alpha(net, box, (5e-3, 2e-3, 0.0), friction=0.6)
+    brake = -0.55 * weight * np.array([5.0, 2.0, 0.0]) / np.hypot(5.0, 2.0)
+    assert np.allclose(a.numpy(), brake, rtol=1e-5, atol=1e-12) and float(alpha.abs().max()) < 1e-9
+    ball = lattice_sphere(0.055, R, (0.0, 0.0, 0.055))
+    ball[:, 2] += R - ball[:, 2].min()
+    b, a, alpha = _alpha(net, ball, (2e-3, 0.0, 0.0), friction=0.6)
+    low = ball[:, 2] < ball[:, 2].min() + R
+    contact = ball[low].astype(np.float64).mean(0) - ball.astype(np.float64).mean(0)
+    contact[2] = -ball.astype(np.float64).mean(0)[2]  # the ground, below the centre of mass
+    v1, w1 = np.array([2e-3, 0.0, 0.0]) + a.numpy(), alpha.numpy()
+    slip = v1 + np.cross(w1, contact)
+    assert np.abs(slip[:2]).max() < 1e-9 and w1[1] > 0 and 0 < v1[0] < 2e-3  # rolling along +x
