@@ -84,16 +84,25 @@ def lattice_box(half_extents, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
-def _curved_fill(kind: str, size, r: float, seed: int) -> np.ndarray:
-    """(n, 3) float64, m: particles of a curved primitive in its local frame, as ``particles.lift`` fills
-    one (a shell of surface samples moved ``r`` inward along the normal, lattice points of spacing ``2 r``
-    inside it), so its outermost centres lie ``r`` inside the surface in every direction and a round
-    body resting on the ground has its lowest centres ``r`` above it at any orientation (a plain lattice
-    left them up to 2 r higher). ``size`` is :data:`particles.scene_file.SHAPE_SIZES`' (full lengths)."""
+def _curved_fill(kind: str, size, r: float, seed: int, shell: bool = True) -> np.ndarray:
+    """(n, 3) float64, m: particles of a curved primitive in its local frame. ``shell`` (rigid bodies): as
+    ``particles.lift`` fills one (a shell of surface samples moved ``r`` inward along the normal, lattice
+    points of spacing ``2 r`` inside it), so its outermost centres lie ``r`` inside the surface in every
+    direction and a round body resting on the ground has its lowest centres ``r`` above it at any
+    orientation (a plain lattice left them up to 2 r higher). Not ``shell`` (deformables, whose
+    tetrahedra and springs join lattice neighbours): the ``2 r`` lattice points at least ``r`` inside.
+    ``size`` is :data:`particles.scene_file.SHAPE_SIZES`' (full lengths)."""
     import trimesh
 
     from particles.lift import _conforming_fill, _depth_primitive
 
+    if not shell:
+        if kind == "sphere":
+            half = np.full(3, size[0])
+        else:
+            half = np.array([size[0], size[0], size[1] / 2 + (size[0] if kind == "capsule" else 0.0)])
+        pts = _lattice(half, r)
+        return pts[_depth_primitive(kind, size, pts) >= r - 1e-9]
     if kind == "sphere":
         mesh = trimesh.creation.icosphere(subdivisions=3, radius=size[0])
     elif kind == "cylinder":
@@ -103,26 +112,27 @@ def _curved_fill(kind: str, size, r: float, seed: int) -> np.ndarray:
     return _conforming_fill(mesh, lambda p: _depth_primitive(kind, size, p), 2 * r, "volume", seed)
 
 
-def lattice_sphere(radius: float, r: float, position=(0, 0, 0), seed: int = 0) -> np.ndarray:
+def lattice_sphere(radius: float, r: float, position=(0, 0, 0), seed: int = 0, shell: bool = True) -> np.ndarray:
     """(n, 3) float32, m: particles of radius ``r`` filling a sphere, centres ``r`` inside its surface
-    (a shell) and on a ``2 r`` lattice within (:func:`_curved_fill`; ``seed`` places the shell samples)."""
-    pts = _curved_fill("sphere", (radius,), r, seed)
+    (a shell) and on a ``2 r`` lattice within (:func:`_curved_fill`; ``seed`` places the shell samples;
+    ``shell=False``: the lattice alone)."""
+    pts = _curved_fill("sphere", (radius,), r, seed, shell)
     return (pts + np.asarray(position, np.float64)).astype(np.float32)
 
 
 def lattice_cylinder(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1),
-                     seed: int = 0) -> np.ndarray:
+                     seed: int = 0, shell: bool = True) -> np.ndarray:
     """(n, 3) float32, m: particles filling a cylinder whose axis is its local z, centres ``r`` inside its
     surface (:func:`_curved_fill`)."""
-    pts = _curved_fill("cylinder", (radius, 2 * half_height), r, seed)
+    pts = _curved_fill("cylinder", (radius, 2 * half_height), r, seed, shell)
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
 def lattice_capsule(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1),
-                    seed: int = 0) -> np.ndarray:
+                    seed: int = 0, shell: bool = True) -> np.ndarray:
     """(n, 3) float32, m: particles filling a capsule (axis its local z, ``half_height`` excluding the caps),
     centres ``r`` inside its surface (:func:`_curved_fill`)."""
-    pts = _curved_fill("capsule", (radius, 2 * half_height), r, seed)
+    pts = _curved_fill("capsule", (radius, 2 * half_height), r, seed, shell)
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
@@ -163,14 +173,15 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
     fric, rest, stiff = [], [], []
     for k, spec in enumerate(objects):
         sh = spec.shape
+        rigid = spec.material in ("rigid", "static")  # deformables keep the plain lattice their elements join
         if sh.kind == "box":
             pts = lattice_box(sh.size, r, sh.position, sh.rotation)
         elif sh.kind == "sphere":
-            pts = lattice_sphere(sh.size[0], r, sh.position, seed=k)
+            pts = lattice_sphere(sh.size[0], r, sh.position, seed=k, shell=rigid)
         elif sh.kind == "cylinder":
-            pts = lattice_cylinder(sh.size[0], sh.size[1], r, sh.position, sh.rotation, seed=k)
+            pts = lattice_cylinder(sh.size[0], sh.size[1], r, sh.position, sh.rotation, seed=k, shell=rigid)
         elif sh.kind == "capsule":
-            pts = lattice_capsule(sh.size[0], sh.size[1], r, sh.position, sh.rotation, seed=k)
+            pts = lattice_capsule(sh.size[0], sh.size[1], r, sh.position, sh.rotation, seed=k, shell=rigid)
         elif sh.kind == "mesh" and sh.vertices is not None:
             pts = lattice_mesh(sh, r, seed=k)
         else:
