@@ -45,7 +45,10 @@ under ``g``, and a stacked box does not have to learn an exact upward impulse to
 ``a_i = a_ext + sum_j F_ij / M_i`` and ``alpha_i = gate_i S_w psi'_i + I_i^-1 sum_j (p_ij - c_i) x F_ij``
 (world inertia ``I_i = R I_body R^T``); with ``ground_torque`` the ground's push ``M_i (a_ext - g)`` also
 acts at the centroid ``p_g`` of the body's lowest surface particles, adding ``I_i^-1 (p_g - c_i) x M_i
-(a_ext - g)`` to ``alpha_i`` (friction turns a sliding sphere toward rolling, as a contact does). ``S``, ``S_w``: the data's acceleration scales.
+(a_ext - g)`` to ``alpha_i`` (friction turns a sliding sphere toward rolling, as a contact does); with ``ground_friction`` the push's
+tangential part is kept inside Coulomb's cone, ``|push_t| <= mu push_n`` with ``mu`` the average of the body's
+and the ground's friction (XPBD's contact rule), so a slippery or rough body's sliding follows its friction
+also outside the trained range. ``S``, ``S_w``: the data's acceleration scales.
 
 Integration (semi-implicit Euler, per frame): ``v' = v + a``, ``c' = c + v'``, ``w' = w + alpha``,
 ``R' = exp(w') R``. Features are translation invariant (all relative, heights relative to the
@@ -139,6 +142,19 @@ class ObjectConfig:
     its lowest surface particles) and so also turns the body: friction on a sliding sphere or lying
     cylinder spins it up toward rolling, as a contact does. False (checkpoints before it): the ground's
     turning comes from the decoded angular response alone."""
+    ground_friction: float = 0.0
+    """Coulomb cone on the ground's push (0: off, checkpoints before it): the friction coefficient of the
+    ground the data was simulated on (Newton's ``SimConfig.ground_friction``, 0.5). The push's tangential
+    part is limited to ``mu (a_ext - g) . up`` with ``mu = (mu_body + ground_friction) / 2`` (XPBD's
+    averaged contact friction), so how far a slippery or a rough body slides follows from its friction
+    by Coulomb's law, also outside the frictions trained on, rather than from an MLP's extrapolation."""
+    ground_stick: bool = False
+    """With ``ground_friction``: the ground's friction on a body touching it is not decoded but solved, as
+    one Coulomb contact at the ground below its lowest particles: the impulse that stops that point's
+    tangential motion over the frame (through the body's mass and inertia: a ball rolls, a resting body
+    stays put: static friction), limited to the cone ``mu x`` its normal load (then it slides). A body with
+    a flat base (3+ lowest particles level within 0.2 r, spread over 2 r) is not tipped by it (its base's
+    pressure balances the tipping), only turned about the vertical. False: checkpoints before it."""
 
     def __post_init__(self):
         for name in ("dt", "radius"):
@@ -160,6 +176,15 @@ class ObjectConfig:
         if not isinstance(self.ground_torque, (bool, np.bool_)):
             raise ValidationError("ground_torque", f"must be true or false, got {self.ground_torque!r}")
         object.__setattr__(self, "ground_torque", bool(self.ground_torque))
+        mu = float(self.ground_friction)
+        if not (math.isfinite(mu) and mu >= 0):
+            raise ValidationError("ground_friction", f"must be a friction coefficient >= 0 (0: off), got {self.ground_friction!r}")
+        object.__setattr__(self, "ground_friction", mu)
+        if not isinstance(self.ground_stick, (bool, np.bool_)):
+            raise ValidationError("ground_stick", f"must be true or false, got {self.ground_stick!r}")
+        object.__setattr__(self, "ground_stick", bool(self.ground_stick))
+        if self.ground_stick and mu == 0:
+            raise ValidationError("ground_stick", "needs ground_friction > 0 (the cone's friction)")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -787,16 +812,89 @@ class ObjectNet(nn.Module):
         psi = _mlp_call(self.ground_decoder, h)
         g = k_.g
         push = gate[:, None] * (s * psi[:, :3] - g)  # the ground's push, m/frame^2
+        stick = None
+        if self.config.ground_friction > 0:  # Coulomb: the tangential push stays inside mu x the normal push
+            up = k_.gdir
+            normal_push = (push * up).sum(1, keepdim=True)
+            tangential = push - normal_push * up
+            mu_g = (batch.physics[:, 0:1].to(dtype) + self.config.ground_friction) / 2
+            cap = mu_g * normal_push.clamp_min(0.0)
+            if self.config.ground_stick:  # bodies on the ground: their friction is solved below, not decoded
+                stick = ground_gate > 0
+                tangential = torch.where(stick[:, None], 0.0, tangential)
+            norm = tangential.norm(dim=1, keepdim=True)
+            push = normal_push * up + tangential * (cap / torch.maximum(norm, cap).clamp_min(1e-30))
         a = g + push
         a = a + torch.zeros_like(a).index_add(0, i, force) / mass[:, None]
         torque = torch.zeros_like(a).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
         if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
             lever_g = low_c * k_.size[:, None]
             torque = torque + torch.linalg.cross(lever_g, push * mass[:, None], dim=1)
-        # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps), R orthonormal), applied as R (J (R^T tau))
-        alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + \
-            (rot * (k_.inv_inertia * (rot * torque[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
+
+        def inv_inertia(t):  # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps)), as R (J (R^T t))
+            return (rot * (k_.inv_inertia * (rot * t[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
+
+        alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + inv_inertia(torque)
+        if stick is not None:
+            a, alpha = self._ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v_last, w_last,
+                                             torch.cat([low_c[:, :2] * k_.size[:, None], (zmin - r - c[:, 2])[:, None]], 1),
+                                             pts, z, zmin, smask,
+                                             r, inv_inertia)
         return torch.where(k_.kin2, 0.0, a), torch.where(k_.kin2, 0.0, alpha)
+
+    @staticmethod
+    def _ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v, w, lever, pts, z, zmin, smask,
+                         r, inv_inertia):
+        """``(a, alpha)`` with the ground's Coulomb friction on the ``stick`` bodies (ObjectConfig.ground_stick).
+
+        At the contact point ``c + lever`` (m: below the lowest surface particles' centroid, r under the lowest
+        one, where the body touches the ground; z up as everywhere),
+        the tangential impulse ``J`` (kg m/frame^2 over one frame) that brings the point's velocity after the
+        frame, ``u = (v + a) + (w + alpha) x lever`` (m/frame), to zero through the contact's effective mass,
+        ``K J = J / M + (I^-1 P (lever x J)) x lever``, limited to ``mu_g`` times the normal load (the
+        ground's normal push times the mass, plus what contacts press down). ``P`` keeps only the vertical
+        part of the friction torque for a flat-based body (3 or more lowest particles level within 0.2 r,
+        spread over more than 2 r): its base's pressure balances the tipping part."""
+        band = (z < (zmin + 0.2 * r)[:, None]) & smask
+        bandf = band.to(a.dtype)
+        nb = bandf.sum(1)
+        bc = (pts * bandf[..., None]).sum(1) / nb.clamp_min(1.0)[:, None]
+        d = pts - bc[:, None]
+        d = d - (d * up[:, None]).sum(-1, keepdim=True) * up[:, None]
+        spread = torch.where(band, d.norm(dim=-1), 0.0).amax(1)
+        flat = ((nb >= 3) & (spread > 2 * r))[:, None]
+
+        def proj(t):
+            return torch.where(flat, (t * up).sum(1, keepdim=True) * up, t)
+
+        def eff(j):  # velocity change of the contact point per unit impulse j (O, 3)
+            return j / mass[:, None] + torch.linalg.cross(inv_inertia(proj(torch.linalg.cross(lever, j, dim=1))), lever, dim=1)
+
+        # tangent basis of the ground plane
+        ex = torch.zeros_like(up)
+        ex[:, 0] = 1.0
+        ey = torch.zeros_like(up)
+        ey[:, 1] = 1.0
+        seed = torch.where((up[:, 0:1].abs() > 0.9), ey, ex)
+        t1 = seed - (seed * up).sum(1, keepdim=True) * up
+        t1 = t1 / t1.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        t2 = torch.linalg.cross(up, t1, dim=1)
+        u = (v + a) + torch.linalg.cross(w + alpha, lever, dim=1)
+        k1, k2 = eff(t1), eff(t2)
+        k11, k12 = (t1 * k1).sum(1), (t1 * k2).sum(1)
+        k21, k22 = (t2 * k1).sum(1), (t2 * k2).sum(1)
+        u1, u2 = (t1 * u).sum(1), (t2 * u).sum(1)
+        det = (k11 * k22 - k12 * k21).clamp_min(1e-30)
+        j1 = -(k22 * u1 - k12 * u2) / det
+        j2 = -(-k21 * u1 + k11 * u2) / det
+        jt = j1[:, None] * t1 + j2[:, None] * t2
+        press = torch.zeros_like(mass).index_add(0, i, (-(force * up[i]).sum(1)).clamp_min(0.0))
+        load = (mass * normal_push[:, 0].clamp_min(0.0) + press)[:, None]
+        cap = mu_g * load
+        norm = jt.norm(dim=1, keepdim=True)
+        jt = jt * (cap / torch.maximum(norm, cap).clamp_min(1e-30))
+        jt = torch.where(stick[:, None], jt, 0.0)
+        return a + jt / mass[:, None], alpha + inv_inertia(proj(torch.linalg.cross(lever, jt, dim=1)))
 
     def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None, contact_gate=None):
         """Next pose ``(c (O, 3), R (O, 3, 3))`` by semi-implicit Euler from :meth:`forward`'s accelerations

@@ -663,7 +663,8 @@ def build(root) -> list[Case]:
                                                                    ("--checkpoint-every", "-1")], "run")
     flag_cases("train", lambda o: ["train", dataset, "--model", "objects", "--out", o, "--no-progress"],
                [("--steps", "0"), ("--unroll", "0"), ("--lr", "nan"), ("--history", "0"), ("--latent", "0"),
-                ("--max-minutes", "-1"), ("--max-minutes", "nan"), ("--model", "bogus")], "run")
+                ("--max-minutes", "-1"), ("--max-minutes", "nan"), ("--model", "bogus"), ("--ground-friction", "-1"),
+                ("--ground-friction", "nan")], "run")
     flag_cases("rollout", lambda o: ["rollout", scene, "--checkpoint", CHECKPOINT, "--out", o],
                [("--steps", v) for v in ("0", "-1", "1000000000000")] + [("--max-particles", "10")], "rollout.npz")
     flag_cases("rollout", lambda o: ["rollout", dataset, "--checkpoint", CHECKPOINT, "--out", o],

@@ -67,7 +67,7 @@ def _check_resumable(path: Path) -> None:
 
 def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent,
                    message_steps, history, hidden_layers, unroll, max_minutes, threads, progress, init=None,
-                   ground_torque: bool = False) -> None:
+                   ground_torque: bool = False, ground_friction: float = 0.0, ground_stick: bool = False) -> None:
     """``worldline train --model objects``: :func:`dynamics.objects.train_objects` on the rigid-only
     trajectories of DATASET's train split; writes RUN/model.pt and RUN/log.jsonl."""
     import json
@@ -106,6 +106,14 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
         arch = {k: getattr(start.config, k) for k in arch}  # the warm start's architecture
     if ground_torque:
         arch["ground_torque"] = True
+    if ground_friction:
+        if not (ground_friction > 0 and ground_friction != float("inf")):
+            raise BadInput(f"--ground-friction must be a friction coefficient > 0 (0: off), got {ground_friction}")
+        arch["ground_friction"] = float(ground_friction)
+    if ground_stick:
+        if not ground_friction:
+            raise BadInput("--ground-stick needs --ground-friction (the friction of the cone)")
+        arch["ground_stick"] = True
     torch.set_num_threads(threads)
     train = load_dataset(dataset, "train")
     try:
@@ -172,6 +180,10 @@ def register(app: typer.Typer) -> None:
         max_minutes: float = typer.Option(0.0, "--max-minutes", help="--model objects: stop after this wall time (0: no limit)."),
         ground_torque: bool = typer.Option(False, "--ground-torque", help="--model objects: the ground's push also turns "
                                            "the body at its ground contact (lets spheres and lying cylinders roll)."),
+        ground_friction: float = typer.Option(0.0, "--ground-friction", help="--model objects: Coulomb cone on the "
+                                              "ground's push, with the data's ground friction (Newton's 0.5; 0: off)."),
+        ground_stick: bool = typer.Option(False, "--ground-stick", help="--model objects, with --ground-friction: the "
+                                          "ground's friction is solved as a Coulomb contact (static friction, rolling)."),
     ):
         """Train the GNN on DATASET; write checkpoints and a log to RUN.
 
@@ -184,7 +196,8 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--model: expected gns or objects, got {model!r}")
         if model == "objects":
             _train_objects(dataset, out, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent, message_steps,
-                           history, hidden_layers, unroll, max_minutes, threads, progress, init, ground_torque)
+                           history, hidden_layers, unroll, max_minutes, threads, progress, init, ground_torque,
+                           ground_friction, ground_stick)
             return
         import torch
         import warp as wp

@@ -84,27 +84,55 @@ def lattice_box(half_extents, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
-def lattice_sphere(radius: float, r: float, position=(0, 0, 0)) -> np.ndarray:
-    """(n, 3) float32, m: lattice particles of spacing ``2 r`` with centres at least ``r`` inside a sphere."""
-    pts = _lattice(np.full(3, radius), r)
-    pts = pts[np.linalg.norm(pts, axis=1) <= radius - r + 1e-9]
+def _curved_fill(kind: str, size, r: float, seed: int, shell: bool = True) -> np.ndarray:
+    """(n, 3) float64, m: particles of a curved primitive in its local frame. ``shell`` (rigid bodies): as
+    ``particles.lift`` fills one (a shell of surface samples moved ``r`` inward along the normal, lattice
+    points of spacing ``2 r`` inside it), so its outermost centres lie ``r`` inside the surface in every
+    direction and a round body resting on the ground has its lowest centres ``r`` above it at any
+    orientation (a plain lattice left them up to 2 r higher). Not ``shell`` (deformables, whose
+    tetrahedra and springs join lattice neighbours): the ``2 r`` lattice points at least ``r`` inside.
+    ``size`` is :data:`particles.scene_file.SHAPE_SIZES`' (full lengths)."""
+    import trimesh
+
+    from particles.lift import _conforming_fill, _depth_primitive
+
+    if not shell:
+        if kind == "sphere":
+            half = np.full(3, size[0])
+        else:
+            half = np.array([size[0], size[0], size[1] / 2 + (size[0] if kind == "capsule" else 0.0)])
+        pts = _lattice(half, r)
+        return pts[_depth_primitive(kind, size, pts) >= r - 1e-9]
+    if kind == "sphere":
+        mesh = trimesh.creation.icosphere(subdivisions=3, radius=size[0])
+    elif kind == "cylinder":
+        mesh = trimesh.creation.cylinder(radius=size[0], height=size[1], sections=32)
+    else:
+        mesh = trimesh.creation.capsule(height=size[1], radius=size[0], count=[32, 16])
+    return _conforming_fill(mesh, lambda p: _depth_primitive(kind, size, p), 2 * r, "volume", seed)
+
+
+def lattice_sphere(radius: float, r: float, position=(0, 0, 0), seed: int = 0, shell: bool = True) -> np.ndarray:
+    """(n, 3) float32, m: particles of radius ``r`` filling a sphere, centres ``r`` inside its surface
+    (a shell) and on a ``2 r`` lattice within (:func:`_curved_fill`; ``seed`` places the shell samples;
+    ``shell=False``: the lattice alone)."""
+    pts = _curved_fill("sphere", (radius,), r, seed, shell)
     return (pts + np.asarray(position, np.float64)).astype(np.float32)
 
 
-def lattice_cylinder(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1)) -> np.ndarray:
-    """(n, 3) float32, m: lattice particles inside a cylinder whose axis is its local z."""
-    pts = _lattice(np.array([radius, radius, half_height]), r)
-    pts = pts[np.linalg.norm(pts[:, :2], axis=1) <= radius - r + 1e-9]
+def lattice_cylinder(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1),
+                     seed: int = 0, shell: bool = True) -> np.ndarray:
+    """(n, 3) float32, m: particles filling a cylinder whose axis is its local z, centres ``r`` inside its
+    surface (:func:`_curved_fill`)."""
+    pts = _curved_fill("cylinder", (radius, 2 * half_height), r, seed, shell)
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
-def lattice_capsule(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1)) -> np.ndarray:
-    """(n, 3) float32, m: lattice particles with centres at least ``r`` inside a capsule (axis its local z,
-    ``half_height`` excluding the caps)."""
-    pts = _lattice(np.array([radius, radius, half_height + radius]), r)
-    axial = np.clip(pts[:, 2], -half_height, half_height)
-    dist = np.linalg.norm(pts - np.stack([np.zeros_like(axial), np.zeros_like(axial), axial], -1), axis=1)
-    pts = pts[dist <= radius - r + 1e-9]
+def lattice_capsule(radius: float, half_height: float, r: float, position=(0, 0, 0), rotation=(0, 0, 0, 1),
+                    seed: int = 0, shell: bool = True) -> np.ndarray:
+    """(n, 3) float32, m: particles filling a capsule (axis its local z, ``half_height`` excluding the caps),
+    centres ``r`` inside its surface (:func:`_curved_fill`)."""
+    pts = _curved_fill("capsule", (radius, 2 * half_height), r, seed, shell)
     return (_rotate(pts, rotation) + np.asarray(position, np.float64)).astype(np.float32)
 
 
@@ -145,16 +173,17 @@ def build_setup(objects: Sequence[PrimitiveSpec], r: float, tool: Optional[Objec
     fric, rest, stiff = [], [], []
     for k, spec in enumerate(objects):
         sh = spec.shape
+        rigid = spec.material in ("rigid", "static")  # deformables keep the plain lattice their elements join
         if sh.kind == "box":
             pts = lattice_box(sh.size, r, sh.position, sh.rotation)
         elif sh.kind == "sphere":
-            pts = lattice_sphere(sh.size[0], r, sh.position)
+            pts = lattice_sphere(sh.size[0], r, sh.position, seed=k, shell=rigid)
         elif sh.kind == "cylinder":
-            pts = lattice_cylinder(sh.size[0], sh.size[1], r, sh.position, sh.rotation)
+            pts = lattice_cylinder(sh.size[0], sh.size[1], r, sh.position, sh.rotation, seed=k, shell=rigid)
         elif sh.kind == "capsule":
-            pts = lattice_capsule(sh.size[0], sh.size[1], r, sh.position, sh.rotation)
+            pts = lattice_capsule(sh.size[0], sh.size[1], r, sh.position, sh.rotation, seed=k, shell=rigid)
         elif sh.kind == "mesh" and sh.vertices is not None:
-            pts = lattice_mesh(sh, r)
+            pts = lattice_mesh(sh, r, seed=k)
         else:
             raise ValidationError("shape", f"cannot fill a {sh.kind} with particles here; lift it with particles.lift")
         mat = default_material(spec.material)
@@ -525,16 +554,18 @@ def _ring_shape(rng: np.random.Generator, yaw: float) -> ObjectShape:
                        vertices=verts.astype(np.float32), faces=np.asarray(mesh.faces, np.int32))
 
 
-def lattice_mesh(shape: ObjectShape, r: float) -> np.ndarray:
-    """(n, 3) float32, m: lattice particles of spacing ``2 r`` whose centres lie at least ``r`` inside a
-    closed mesh ``shape`` (its vertices in the local frame), placed at the shape's pose."""
+def lattice_mesh(shape: ObjectShape, r: float, seed: int = 0) -> np.ndarray:
+    """(n, 3) float32, m: particles of radius ``r`` filling a closed mesh ``shape`` (its vertices in the
+    local frame), placed at the shape's pose: as ``particles.lift`` fills a mesh, a shell of surface samples
+    ``r`` inside the surface and ``2 r`` lattice points within, so resting particles sit ``r`` above the
+    ground."""
     import trimesh
 
+    from particles.lift import _conforming_fill, _mesh_depth
+
     mesh = trimesh.Trimesh(np.asarray(shape.vertices, np.float64), np.asarray(shape.faces), process=False)
-    lo, hi = mesh.bounds
-    pts = _lattice((hi - lo) / 2, r) + (hi + lo) / 2
-    depth = trimesh.proximity.signed_distance(mesh, pts)  # > 0 inside
-    pts = pts[depth >= r - 1e-9]
+    depth = _mesh_depth(mesh)
+    pts = _conforming_fill(mesh, depth, 2 * r, "volume", seed, depth.settle)
     return (_rotate(pts, shape.rotation) + np.asarray(shape.position, np.float64)).astype(np.float32)
 
 
