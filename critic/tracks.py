@@ -53,7 +53,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`). A teleport or jitter is re-judged
    with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
-   (:func:`local_precision`). Object-object penetration is judged by the hulls of the tracks' bodies
+   (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
+   path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
+   Object-object penetration is judged by the hulls of the tracks' bodies
    (:func:`containment_events`), and by pair distances only for pairs whose tracks start further apart than two
    radii from spacing (:func:`closer_than_spacing`: sparse faces make that radius larger than the particles').
 7. **Object permanence** (:func:`permanence_events`): an object all of whose tracks vanish is a
@@ -1635,6 +1637,99 @@ def local_precision(ts: TrackScene, config: AuditConfig, events: list) -> list:
     return out
 
 
+#: Consecutive frames whose pose departures from the path must all alternate and clear the threshold for a shake
+#: (:func:`shake_events`). An impact's velocity change spans 3 frames of the fourth difference (+, -, +) and a
+#: compliant contact rings after it: measured (bench/critic_tracks.py), the clean tumbling box's first impact
+#: alternates above the floor over 5-6 frames (runs of 4 and 5 flag it); the injected shakes, 8 frames at the
+#: least, alternate over 8-31.
+SHAKE_RUN = 7
+#: Departure, in its own frames' standard deviations (:func:`centre_noise`, 3D), each frame of such a run must reach.
+#: Measured (noise 0.25-0.5 r): the clean files' best alternating runs of 7 frames reach 1.7 std, the missed tumbling
+#: shake 7.6; over 4 frames the clean tumbling box's impact reaches 14 (the run length tells it from a shake).
+SHAKE_Z = 3.0
+
+
+def shake_events(ts: TrackScene, config: AuditConfig) -> list[Event]:
+    """Rigid objects whose pose centre shakes about a smooth path, judged against the precision of each frame's own
+    pose rather than a support allowance raised by the scene's pose noise.
+
+    ``u_t = c_t - (c_{t-1} + c_{t+1}) / 2`` (the centre's departure from its neighbours' midpoint; constant on any
+    quadratic path: gravity, a support, a spin-up) minus the (1/4, 1/2, 1/4) mean of it and its neighbours is the
+    departure ``y_t = (c_{t-2} - 4 c_{t-1} + 6 c_t - 4 c_{t+1} + c_{t+2}) / 8`` from the local path (zero on any
+    cubic; a shake of amplitude ``a`` gives ``|y| = 2 a``, as ``|u|`` does). A shake alternates: ``y_t . y_{t+1} < 0``
+    (a median of ``u`` instead picks one of the alternating values themselves and cancels the shake). Its per-axis
+    std from the tracks alone is ``s_u = sqrt(sum_j w_j^2 s_{t+j}^2)`` with ``w`` those five weights and ``s_t``
+    :func:`centre_noise`. An object shakes where
+    :data:`SHAKE_RUN` consecutive frames, all posed and trusted (not :attr:`TrackScene.loose`), alternate and each
+    departs by more than ``max(SHAKE_Z sqrt(3) s_u, (2 jitter_amplitude + contact_tolerance) r)`` (the second is the
+    rollout critic's own floor in contact, a solver's chatter within its allowed overlap, here in flight too, without
+    the raise by the scene's pose noise: the first term carries the noise, frame by frame). A support's push does not
+    reverse every frame; the shared check (:func:`critic.checks.check_jitter`) reads the upward half of a shake in
+    contact as the ground's push and allows ``contact_tolerance`` raised by 6 pose-noise stds, which hid a tumbling
+    box's 4 mm shake. The spell runs from the first frame of its first run over following frames that alternate above
+    the threshold (gaps up to ``merge_gap``). Only the centre is judged (a shake of the turn alone is left to the shared check).
+
+    Returns jitter events with rollout particle ids (``location``: the centre at the first frame, m;
+    ``severity = 1 - threshold / departure`` at the worst frame)."""
+    from .checks import _N_IDS, _runs
+
+    ro = ts.rollout
+    vis = ts.tracks.visible
+    r = ts.radius
+    floor = (2 * config.jitter_amplitude + config.contact_tolerance) * r
+    out = []
+    for k, f in enumerate(ts.fits):
+        c = f.centre
+        T = len(c)
+        if T < SHAKE_RUN + 2:
+            continue
+        s = centre_noise(f, vis)
+        ok = f.posed & ~ts.loose[:, k] & np.isfinite(s)
+        # y_t = (c_{t-2} - 4 c_{t-1} + 6 c_t - 4 c_{t+1} + c_{t+2}) / 8: the departure of u_t from its neighbours'
+        # (1/4, 1/2, 1/4) mean, zero on any cubic path; a shake of amplitude a gives |y| = 2a, a kink (+, -, +) once
+        wts = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 8.0
+        win = np.lib.stride_tricks.sliding_window_view(c, 5, axis=0)  # (T-4, 3, 5)
+        y = np.full((T - 2, 3), np.nan)
+        y[1:-1] = win @ wts
+        sw = np.lib.stride_tricks.sliding_window_view(np.where(ok, s, np.inf), 5)  # (T-4, 5)
+        su = np.full(T - 2, np.inf)
+        su[1:-1] = np.sqrt((sw ** 2) @ (wts ** 2))
+        good = np.zeros(T - 2, bool)
+        good[1:-1] = np.lib.stride_tricks.sliding_window_view(ok, 5).all(1)
+        y[~good] = np.nan
+        n = T - 2
+        fin = np.isfinite(y).all(1)
+        d = np.where(fin, np.linalg.norm(np.nan_to_num(y), axis=1), 0.0)
+        thr = np.maximum(SHAKE_Z * np.sqrt(3.0) * np.where(np.isfinite(su), su, np.inf), floor)
+        above = fin & (d > thr)
+        alt = np.zeros(n, bool)  # frame t alternates with frame t+1
+        alt[:-1] = (np.nan_to_num(y[1:]) * np.nan_to_num(y[:-1])).sum(1) < 0
+        link = above[:-1] & above[1:] & alt[:-1]  # (n-1,): frames t and t+1 both above and alternating
+        hit = np.zeros(n, bool)
+        L = SHAKE_RUN - 1
+        for t in range(n - L + 1):
+            if link[t:t + L].all():
+                hit[t:t + L + 1] = True
+        if not hit.any():
+            continue
+        for t in range(n - 1):  # the spell runs on over frames that keep alternating above the threshold
+            if hit[t] and link[t]:
+                hit[t + 1] = True
+        sev = 1.0 - thr / np.maximum(d, 1e-30)
+        frames = np.arange(1, T - 1)
+        ids = np.flatnonzero(ro.scene.object_id == k)
+        for first, last in _runs(frames[hit], config.merge_gap):
+            m = hit & (frames >= first) & (frames <= last)
+            i = np.flatnonzero(m)[np.argmax(sev[m])]
+            msg = (f"Rigid object {k} shakes from frame {first} to {last}: its pose centre leaves its local quadratic "
+                   f"path by up to {1000 * float(d[m].max()):.3g} mm, alternating frame after frame, above "
+                   f"{SHAKE_Z:g} times its own frames' pose precision and the {1000 * floor:.3g} mm a solver's "
+                   f"contact chatter explains.")
+            out.append(Event("jitter", int(first), int(last), k, None, tuple(float(v) for v in c[first]),
+                             float(np.clip(sev[i], 0, 1)), tuple(int(p) for p in ids[:_N_IDS]), msg))
+    return out
+
+
 def closer_than_spacing(ts: TrackScene, dist: float) -> set:
     """Object pairs ``(a, b)``, ``a < b``, whose closest tracks (the filled positions the checks read) sit under
     ``dist`` (m) apart, as a median over the first quarter (at least 4) of the frames where both are posed and
@@ -1796,6 +1891,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         return [replace(e, particles=tuple(int(ts.track_index[p]) for p in e.particles)) for e in evs]
 
     events = list(rep.events)
+    if "jitter" in cfg.checks:  # shakes judged frame by frame against their own poses' precision (unraised floors)
+        events += shake_events(ts, config)
     if "penetration" in cfg.checks:
         # object pairs whose tracks sit closer than two radii from spacing from the start are judged by their hulls
         # alone (the pair distances' overlap is then the radius estimate's); every pair by its hulls too

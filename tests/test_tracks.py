@@ -576,3 +576,40 @@ def test_resting_stack_of_sparse_shells_penetrates_only_when_it_sinks():
     box = _shell((0.0, 0.0, 0.0), (0.3, 0.3, 0.3))
     parts = _body_parts(np.concatenate([box, box + [0.0, 0.0, 0.6]]))
     assert sorted(len(p) for p in parts) == [len(box), len(box)]
+
+
+@pytest.fixture(scope="module")
+def tumble():
+    """The referee's `tumble` scene at 30 fps (bench/critic_tracks.py's tumble_0): a box dropped turning onto the
+    ground, r = 3.9 mm (index 8: the first the ordinary critic passes); its first impact at frame 8 bends the pose
+    path and the compliant contact rings after it."""
+    return tg.referee_rollout("tumble", 0, 8, quick=True, dt=1 / 30)
+
+
+def test_shake_at_an_impact_found_against_its_own_poses_precision(tumble, monkeypatch):
+    """tumble_0's box shaken +-(0.5 r + s) along a fixed direction for the 8 frames from frame 7 (its first impact at
+    frame 8, in contact): the shared jitter check reads the upward half of the shake in contact as the ground's push
+    and allows the contact tolerance raised by the pose noise, so it finds nothing. Judged as an alternating departure
+    from the local path against each frame's own pose precision (critic.tracks.shake_events) it is found at its
+    frame; the clean copy's impact and ringing (6 alternating frames at most) raise nothing."""
+    import critic.tracks as ct
+
+    ro = tumble
+    r = ro.scene.radius
+    assert audit(ro).events == ()
+    rng = np.random.default_rng([0, 7])
+    tr0, keep, cam, _ = tg.film(ro, rng, noise_frac=0.5, extrinsics=True, noise_seed=7)
+    assert audit_tracks(tr0, fps=30).events == ()
+    pos = ro.positions.copy()
+    ids = np.flatnonzero(ro.scene.object_id == 0)
+    d = np.array([0.6, -0.3, 0.74])
+    d /= np.linalg.norm(d)
+    f, n_f = 7, 8
+    sign = (-1.0) ** np.arange(n_f)
+    pos[f:f + n_f, ids] += (sign[:, None] * (0.5 * r + 0.5 * r) * d)[:, None, :]
+    tr, _, _, _ = tg.film(ro, rng, noise_frac=0.5, extrinsics=True, positions=pos, camera=cam, keep=keep,
+                          noise_seed=1007)
+    found = [e for e in audit_tracks(tr, fps=30).events if e.category == "jitter" and abs(e.frame - f) <= 2]
+    assert found, audit_tracks(tr, fps=30).events
+    monkeypatch.setattr(ct, "shake_events", lambda ts, config: [])
+    assert not [e for e in audit_tracks(tr, fps=30).events if e.category == "jitter" and abs(e.frame - f) <= 2]
