@@ -7,7 +7,8 @@ starting 0.12-0.2 m away in a random direction, goals 6-14 cm away, a third with
 20-40 degrees off the start) and sand-into-region (a granular block pushed so that half its
 particles end up in a box beside it).
 
-Methods: MPC (MPPI) on the shipped object-level model (`objects`; the GNN on sand tasks), on the
+Methods: MPC (MPPI) on the shipped object-level model (`objects`, with the exact rules evaluation
+judges in, `dynamics.objects.RULES`; `objects-plain` without them; the GNN on sand tasks), on the
 shipped GNN (`learned`), on a zero network through the same
 constraints (`constraints`), on Newton itself (`newton`, the oracle: a subset of the tasks,
 ``--oracle-tasks``, because it rolls every candidate out on the simulator one by one), and the
@@ -72,6 +73,7 @@ def run(args) -> None:
             else:
                 be = {"learned": lambda: LearnedBackend(model, task.scene),
                       "objects": lambda: _objects_or_gnn(model, task),
+                      "objects-plain": lambda: _objects_or_gnn(model, task, rules=False),
                       "constraints": lambda: ConstraintsBackend(task.scene),
                       "newton": lambda: NewtonBackend(task.setup, SimConfig(dt=task.dt))}[method]()
                 ctl = MPCController(be, config=cfg, replan_every=args.replan_every)
@@ -188,10 +190,12 @@ def standoff(model) -> None:
 _OBJECT_MODEL = []
 
 
-def _objects_or_gnn(model, task):
+def _objects_or_gnn(model, task, rules: bool = True):
     """The shipped object-level model (assets/weights/objects_push.pt) where every free body is
-    rigid; the GNN on other tasks (sand), as ``worldline evaluate --backend auto``."""
-    from dynamics.objects import ObjectBackend, load_object_model, supports
+    rigid, with the exact rules evaluation judges in (``dynamics.objects.RULES``; ``rules=False``:
+    the network's steps alone, ``objects-plain``); the GNN on other tasks (sand), as
+    ``worldline evaluate --backend auto``."""
+    from dynamics.objects import load_object_model, object_backend, supports
     from dynamics.tasks import LearnedBackend
 
     if supports(task.scene):
@@ -200,7 +204,7 @@ def _objects_or_gnn(model, task):
         from worldline.cmd_plan import object_checkpoint
 
         _OBJECT_MODEL.append(load_object_model(object_checkpoint(None)))
-    return ObjectBackend(_OBJECT_MODEL[0], task.scene)
+    return object_backend(_OBJECT_MODEL[0], task.scene, rules=rules)
 
 
 def main():
@@ -239,7 +243,7 @@ def main():
             text = Path(f).read_text()
             rows += json.loads(text) if text.lstrip().startswith("[") else \
                 [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        order = ["objects", "learned", "constraints", "newton", "heuristic"]
+        order = ["objects", "objects-plain", "learned", "constraints", "newton", "heuristic"]
         summary(rows, [m for m in order if any(r["method"] == m for r in rows)], args)
         return
     run(args)
