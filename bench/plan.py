@@ -7,8 +7,9 @@ starting 0.12-0.2 m away in a random direction, goals 6-14 cm away, a third with
 20-40 degrees off the start) and sand-into-region (a granular block pushed so that half its
 particles end up in a box beside it).
 
-Methods: MPC (MPPI) on the shipped object-level model (`objects`, with the exact rules evaluation
-judges in, `dynamics.objects.RULES`; `objects-plain` without them; the GNN on sand tasks), on the
+Methods: MPC (MPPI) on the shipped object-level model (`objects`, the network's steps alone, as
+`worldline plan --backend objects`; `objects-rules` with the exact rules evaluation judges in,
+`dynamics.objects.RULES`; the GNN on sand tasks), on the
 shipped GNN (`learned`), on a zero network through the same
 constraints (`constraints`), on Newton itself (`newton`, the oracle: a subset of the tasks,
 ``--oracle-tasks``, because it rolls every candidate out on the simulator one by one), and the
@@ -73,7 +74,7 @@ def run(args) -> None:
             else:
                 be = {"learned": lambda: LearnedBackend(model, task.scene),
                       "objects": lambda: _objects_or_gnn(model, task),
-                      "objects-plain": lambda: _objects_or_gnn(model, task, rules=False),
+                      "objects-rules": lambda: _objects_or_gnn(model, task, rules=True),
                       "constraints": lambda: ConstraintsBackend(task.scene),
                       "newton": lambda: NewtonBackend(task.setup, SimConfig(dt=task.dt))}[method]()
                 ctl = MPCController(be, config=cfg, replan_every=args.replan_every)
@@ -190,11 +191,11 @@ def standoff(model) -> None:
 _OBJECT_MODEL = []
 
 
-def _objects_or_gnn(model, task, rules: bool = True):
+def _objects_or_gnn(model, task, rules: bool = False):
     """The shipped object-level model (assets/weights/objects_push.pt) where every free body is
-    rigid, with the exact rules evaluation judges in (``dynamics.objects.RULES``; ``rules=False``:
-    the network's steps alone, ``objects-plain``); the GNN on other tasks (sand), as
-    ``worldline evaluate --backend auto``."""
+    rigid, as ``worldline plan --backend objects`` plans on it (the network's steps alone) or with
+    ``rules`` as ``--backend objects-rules`` (the exact rules evaluation judges in,
+    ``dynamics.objects.RULES``); the GNN on other tasks (sand), as ``worldline evaluate --backend auto``."""
     from dynamics.objects import load_object_model, object_backend, supports
     from dynamics.tasks import LearnedBackend
 
@@ -243,7 +244,7 @@ def main():
             text = Path(f).read_text()
             rows += json.loads(text) if text.lstrip().startswith("[") else \
                 [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        order = ["objects", "objects-plain", "learned", "constraints", "newton", "heuristic"]
+        order = ["objects", "objects-rules", "learned", "constraints", "newton", "heuristic"]
         summary(rows, [m for m in order if any(r["method"] == m for r in rows)], args)
         return
     run(args)
