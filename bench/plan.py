@@ -7,7 +7,9 @@ starting 0.12-0.2 m away in a random direction, goals 6-14 cm away, a third with
 20-40 degrees off the start) and sand-into-region (a granular block pushed so that half its
 particles end up in a box beside it).
 
-Methods: MPC (MPPI) on the shipped object-level model (`objects`; the GNN on sand tasks), on the
+Methods: MPC (MPPI) on the shipped object-level model (`objects`, the network's steps alone, as
+`worldline plan --backend objects`; `objects-rules` with the exact rules evaluation judges in,
+`dynamics.objects.RULES`; the GNN on sand tasks), on the
 shipped GNN (`learned`), on a zero network through the same
 constraints (`constraints`), on Newton itself (`newton`, the oracle: a subset of the tasks,
 ``--oracle-tasks``, because it rolls every candidate out on the simulator one by one), and the
@@ -72,6 +74,7 @@ def run(args) -> None:
             else:
                 be = {"learned": lambda: LearnedBackend(model, task.scene),
                       "objects": lambda: _objects_or_gnn(model, task),
+                      "objects-rules": lambda: _objects_or_gnn(model, task, rules=True),
                       "constraints": lambda: ConstraintsBackend(task.scene),
                       "newton": lambda: NewtonBackend(task.setup, SimConfig(dt=task.dt))}[method]()
                 ctl = MPCController(be, config=cfg, replan_every=args.replan_every)
@@ -188,10 +191,12 @@ def standoff(model) -> None:
 _OBJECT_MODEL = []
 
 
-def _objects_or_gnn(model, task):
+def _objects_or_gnn(model, task, rules: bool = False):
     """The shipped object-level model (assets/weights/objects_push.pt) where every free body is
-    rigid; the GNN on other tasks (sand), as ``worldline evaluate --backend auto``."""
-    from dynamics.objects import ObjectBackend, load_object_model, supports
+    rigid, as ``worldline plan --backend objects`` plans on it (the network's steps alone) or with
+    ``rules`` as ``--backend objects-rules`` (the exact rules evaluation judges in,
+    ``dynamics.objects.RULES``); the GNN on other tasks (sand), as ``worldline evaluate --backend auto``."""
+    from dynamics.objects import load_object_model, object_backend, supports
     from dynamics.tasks import LearnedBackend
 
     if supports(task.scene):
@@ -200,7 +205,7 @@ def _objects_or_gnn(model, task):
         from worldline.cmd_plan import object_checkpoint
 
         _OBJECT_MODEL.append(load_object_model(object_checkpoint(None)))
-    return ObjectBackend(_OBJECT_MODEL[0], task.scene)
+    return object_backend(_OBJECT_MODEL[0], task.scene, rules=rules)
 
 
 def main():
@@ -239,7 +244,7 @@ def main():
             text = Path(f).read_text()
             rows += json.loads(text) if text.lstrip().startswith("[") else \
                 [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        order = ["objects", "learned", "constraints", "newton", "heuristic"]
+        order = ["objects", "objects-rules", "learned", "constraints", "newton", "heuristic"]
         summary(rows, [m for m in order if any(r["method"] == m for r in rows)], args)
         return
     run(args)

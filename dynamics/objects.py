@@ -92,7 +92,7 @@ __all__ = [
     "ObjectConfig", "ObjectBatch", "ObjectNet", "pack_objects", "surface_points", "fit_poses", "skin",
     "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
     "save_object_model", "load_object_model", "object_model_from_checkpoint", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
-    "object_statistics", "predict_trajectory_objects", "lattice_box", "box_separation",
+    "object_statistics", "predict_trajectory_objects", "lattice_box", "box_separation", "RULES", "object_backend",
 ]
 
 OBJECT_FORMAT = "worldline.object_checkpoint"
@@ -1362,6 +1362,34 @@ class ObjectBackend:
             hist = torch.as_tensor(np.asarray(history), dtype=dtype, device=self.device)
             fut = torch.as_tensor(np.asarray(tool_future), dtype=dtype, device=self.device)
             return self.rollout_torch(hist, tool_indices, fut).float().cpu().numpy()
+
+
+#: The object model's exact rules (keyword arguments of :class:`ObjectBackend`), as
+#: ``worldline evaluate --backend objects`` judges in and ``worldline plan --backend objects`` plans in:
+#: the contact / ground constraints after each step, the critic's energy law, the tool's contacts
+#: between box shapes as Newton has them and Coulomb sliding friction (:func:`object_rollout`).
+#: The one definition both use: planning and evaluation step the same world model.
+RULES: dict[str, bool] = {"collide": True, "passive_energy": True, "shape_contact": True, "sliding_friction": True}
+
+
+def object_backend(model: ObjectNet, scene: ParticleScene, rules: bool = True, device="cpu",
+                   **drop: bool) -> ObjectBackend:
+    """An :class:`ObjectBackend` of ``scene`` stepping ``model`` with the exact :data:`RULES`.
+
+    Args:
+        model: an :class:`ObjectNet`.
+        scene: the task's scene (every free object rigid: :func:`supports`).
+        rules: False: none of the rules (the network's steps alone, :class:`ObjectBackend`'s defaults;
+            ``objects-plain`` in ``bench/plan.py``).
+        drop: rules to set otherwise (e.g. ``sliding_friction=False``), names of :data:`RULES` only.
+
+    Raises :class:`particles.ValidationError` for a scene :func:`supports` refuses, ValueError
+    for a name in ``drop`` that is no rule."""
+    bad = sorted(set(drop) - set(RULES))
+    if bad:
+        raise ValueError(f"object_backend: {bad[0]!r} is no rule; expected one of {', '.join(RULES)}")
+    flags = {**(RULES if rules else {k: False for k in RULES}), **drop}
+    return ObjectBackend(model, scene, device=device, **flags)
 
 
 # --------------------------------------------------------------------------- training

@@ -339,3 +339,31 @@ def test_plan_refuses_packed_candidates_past_the_particle_limit(tmp_path, capsys
     err = capsys.readouterr().err
     assert "--samples 64" in err and "--max-particles 1000" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_planning_on_objects_rules_steps_the_model_evaluation_judges_in():
+    """`worldline plan --backend objects-rules` plans in the world model `worldline evaluate
+    --backend objects` judges in: the same exact rules (dynamics.objects.RULES: constraints, energy
+    law, shape contacts, sliding friction), so the same predicted rollout of a push;
+    `--backend objects` (and `worldline demo`'s push) plans without them and predicts another one."""
+    from dynamics.objects import RULES
+    from worldline.cmd_evaluate import BACKENDS as EVAL_BACKENDS
+    from worldline.cmd_plan import make_backend
+
+    task = Task.load(EXAMPLE)
+    plan = make_backend("objects-rules", task, None)
+    plain = make_backend("objects", task, None)
+    judge = EVAL_BACKENDS["objects"](None)(task)
+    assert all(RULES.values()) and set(RULES) == {"collide", "passive_energy", "shape_contact", "sliding_friction"}
+    assert {k: getattr(plan, k) for k in RULES} == RULES
+    assert not any(getattr(plain, k) for k in RULES)
+    # a push: the tool, 5 mm behind the block and still, runs into it at 0.2 m/s for 6 frames
+    hist = np.repeat(task.scene.positions[None].astype(np.float32), plan.history + 1, 0)
+    hist[:, task.tool.indices, 0] += 0.025
+    dx = 0.2 * task.dt * np.arange(1, 7, dtype=np.float32)
+    fut = (hist[-1, task.tool.indices][None] + dx[:, None, None] * np.array([1.0, 0.0, 0.0], np.float32))[None]
+    got = plan.predict(hist, task.tool.indices, fut)
+    assert np.array_equal(got, judge.predict(hist, task.tool.indices, fut))
+    free = np.setdiff1d(np.arange(task.scene.num_particles), task.tool.indices)
+    assert got[0, -1, free, 0].mean() - hist[-1, free, 0].mean() > 0.008  # the push moved the block
+    assert np.abs(plain.predict(hist, task.tool.indices, fut) - got).max() > 1e-4  # the rules changed the rollout

@@ -67,8 +67,7 @@ def _object_model(checkpoint: Optional[Path]):
     return path, load_object_model(path)
 
 
-def _objects(checkpoint: Optional[Path], passive_energy: bool = True, shape_contact: bool = True,
-             sliding_friction: bool = True) -> Callable:
+def _objects(checkpoint: Optional[Path], **drop: bool) -> Callable:
     """The object-level model (``dynamics.objects``) on scenes whose free objects are all rigid,
     with the exact contact / ground constraints after each step (alone, on the 20 suite tasks, it
     let boxes sink into the ground or the tool in 63 of 120 episodes: README, Policy evaluation) and
@@ -77,8 +76,10 @@ def _objects(checkpoint: Optional[Path], passive_energy: bool = True, shape_cont
     ``shape_contact`` the tool's contacts between the boxes' shapes as Newton has them (no impulse from a
     tool whose box does not touch the body's; the tool rests on the face, not inside the shape) and with
     ``sliding_friction`` Coulomb's law for a body sliding on the ground that nothing working touches (it
-    slows by at least mu g: the network let pushed boxes coast on)."""
-    from dynamics.objects import ObjectBackend
+    slows by at least mu g: the network let pushed boxes coast on). These are
+    ``dynamics.objects.RULES``, the rules planning plans in too; ``drop`` sets some of them otherwise
+    (``shape_contact=False``, ...)."""
+    from dynamics.objects import object_backend
     from particles import ValidationError
 
     path, model = _object_model(checkpoint)
@@ -87,8 +88,7 @@ def _objects(checkpoint: Optional[Path], passive_energy: bool = True, shape_cont
         if abs(model.config.dt - task.dt) > 1e-9:
             raise BadInput(f"{path}: the model steps by {model.config.dt} s, the task {task.path} by {task.dt} s")
         try:
-            return ObjectBackend(model, task.scene, collide=True, passive_energy=passive_energy,
-                                 shape_contact=shape_contact, sliding_friction=sliding_friction)
+            return object_backend(model, task.scene, **drop)
         except ValidationError as exc:
             raise BadInput(f"--backend objects: task {task.path}: {exc.problem} (--backend auto runs such tasks "
                            f"on the GNN)") from None
@@ -99,15 +99,14 @@ def _objects(checkpoint: Optional[Path], passive_energy: bool = True, shape_cont
 def _auto(checkpoint: Optional[Path]) -> Callable:
     """The object model where every free object is rigid, the particle GNN elsewhere (sand, ...).
     ``--checkpoint`` names the GNN; the object model is the shipped one."""
-    from dynamics.objects import ObjectBackend, supports
+    from dynamics.objects import object_backend, supports
 
     gnn = _gnn(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT)
     _, model = _object_model(None)
 
     def make(task):
         if not supports(task.scene) and abs(model.config.dt - task.dt) <= 1e-9:
-            return ObjectBackend(model, task.scene, collide=True, passive_energy=True, shape_contact=True,
-                                 sliding_friction=True)
+            return object_backend(model, task.scene)
         return gnn(task)
 
     return make
