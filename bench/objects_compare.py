@@ -5,7 +5,11 @@ history; the tool on its recorded path) to the end, rollout MSE at 10, 50 and al
 over trajectories), how many trajectories beat constraints only at the full horizon, and the share
 the critic finds clean. Columns: each checkpoint alone and with the exact constraints (``collide``),
 constant velocity through the same constraints (``cv + projections``, the constraints-only baseline
-of bench/model.py) and plain constant velocity. bench/model.py prints the same object columns beside
+of bench/model.py) and plain constant velocity. ``--rules`` adds each checkpoint stepped with the
+rules ``worldline evaluate`` steps it with (``dynamics.objects.RULES``: the constraints, the energy law,
+the tool's shape contacts, sliding friction) and, beside it, the same rules driving the first
+checkpoint with its decoders zeroed (``zero-acceleration + rules``: constant velocity through the same
+constraints and rules, the baseline that removes the learning from that row). bench/model.py prints the same object columns beside
 the GNN's; this one skips the GNN, so several checkpoints fit in one short run.
 
     PYTHONPATH=$PWD python bench/objects_compare.py --dataset /tmp/ds_obj3 --split heldout \\
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 
 from dynamics.evaluate import constant_velocity, constant_velocity_constrained, rollout_errors
-from dynamics.objects import load_object_model, predict_trajectory_objects, supports
+from dynamics.objects import RULES, load_object_model, predict_trajectory_objects, supports, zero_acceleration_model
 from particles import Rollout, load_dataset
 
 HORIZONS = (10, 50)
@@ -35,6 +39,8 @@ def main() -> None:
     ap.add_argument("--objects", action="append", required=True, help="object-model checkpoint (repeatable)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-audit", action="store_true")
+    ap.add_argument("--rules", action="store_true",
+                    help="also each checkpoint with dynamics.objects.RULES, and the zero-acceleration baseline with them")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     audit = None
@@ -42,6 +48,7 @@ def main() -> None:
         from critic import audit
     models = [(p, load_object_model(p)) for p in args.objects]
     c = max(m.config.history for _, m in models)
+    zero = zero_acceleration_model(models[0][1]) if args.rules else None
     trajs = [ro for ro in load_dataset(args.dataset, args.split) if not supports(ro.scene)]
     cols: dict = {}
 
@@ -60,6 +67,10 @@ def main() -> None:
         for path, model in models:
             add(f"{path}", predict_trajectory_objects(model, ro, c, steps), ro, steps)
             add(f"{path} + constraints", predict_trajectory_objects(model, ro, c, steps, collide=True), ro, steps)
+            if args.rules:
+                add(f"{path} + rules", predict_trajectory_objects(model, ro, c, steps, rules=RULES), ro, steps)
+        if args.rules:
+            add("zero-acceleration + rules", predict_trajectory_objects(zero, ro, c, steps, rules=RULES), ro, steps)
         add("cv + projections", constant_velocity_constrained(ro, c, steps), ro, steps)
         add("constant velocity", constant_velocity(ro, c, steps), ro, steps)
     base = np.array(cols["cv + projections"]["mse"]["full"])

@@ -93,6 +93,7 @@ __all__ = [
     "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
     "save_object_model", "load_object_model", "object_model_from_checkpoint", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
     "object_statistics", "predict_trajectory_objects", "lattice_box", "box_separation", "RULES", "object_backend",
+    "zero_acceleration_model",
 ]
 
 OBJECT_FORMAT = "worldline.object_checkpoint"
@@ -1596,10 +1597,12 @@ def _valid_mse(model: ObjectNet, ro: Rollout, steps: int) -> float:
 
 
 def predict_trajectory_objects(model: ObjectNet, rollout: Rollout, start: int, steps: int, collide: bool = False,
-                               device="cpu") -> np.ndarray:
+                               device="cpu", rules: Optional[dict] = None) -> np.ndarray:
     """(steps, N, 3) float32, m: the object model's rollout of frames ``start + 1 .. start + steps``
     from the true frames ``start - C .. start``, the tool on its true path (the object-model twin of
-    :func:`dynamics.evaluate.predict_trajectory`). Raises ValidationError for a scene :func:`supports` refuses."""
+    :func:`dynamics.evaluate.predict_trajectory`). ``rules``: None, or keyword settings of
+    :func:`object_rollout` (e.g. :data:`RULES`) that replace ``collide``. Raises ValidationError for a
+    scene :func:`supports` refuses."""
     c = model.config.history
     if start < c or start + steps >= rollout.num_frames:
         raise ValueError(f"need {c} <= start and start + steps < {rollout.num_frames}; got start={start}, steps={steps}")
@@ -1608,8 +1611,25 @@ def predict_trajectory_objects(model: ObjectNet, rollout: Rollout, start: int, s
     pos = torch.as_tensor(rollout.positions, device=device, dtype=dtype)
     with torch.no_grad():
         pred = object_rollout(model, batch, pos[start - c:start + 1], steps, pos[start + 1:start + 1 + steps],
-                              collide=collide)
+                              **(dict(rules) if rules is not None else {"collide": collide}))
     return pred.float().cpu().numpy()
+
+
+def zero_acceleration_model(model: ObjectNet) -> ObjectNet:
+    """A copy of ``model`` whose decoders' last layers are zeroed: it predicts no acceleration of its own
+    (free flight under gravity, ground contact cancelling it, no contact forces), so a rollout of it
+    through the constraints and rules is constant velocity with those constraints and rules, the
+    baseline that removes the learning (issue 12's "decoder's last layer zeroed")."""
+    import copy
+
+    zero = copy.deepcopy(model)
+    with torch.no_grad():
+        for dec in (zero.force_decoder, zero.ground_decoder):
+            last = [m for m in dec.modules() if isinstance(m, torch.nn.Linear)][-1]
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+    return zero
 
 
 # --------------------------------------------------------------------------- checkpoints

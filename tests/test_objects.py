@@ -583,3 +583,26 @@ def test_sliding_friction_stops_a_sliding_box_as_coulomb_and_newton_do():
     assert abs(dist[True] - coulomb) < 0.05 * coulomb, dist
     last = slid[True][-5:, op].mean(1)
     assert np.abs(np.diff(last, axis=0)).max() < 1e-6  # at rest
+
+
+def test_zero_acceleration_model_is_constant_velocity_under_the_constraints():
+    # the baseline that removes the learning: a body resting on the ground stays exactly put, a body
+    # sliding on the ground keeps its velocity, one in the air falls under gravity; the original
+    # network is left as it was (its rollout differs from the baseline's)
+    from dynamics.objects import zero_acceleration_model
+
+    sc = _scene([((3, 3, 3), (0.0, 0.0, 0.03)), ((3, 3, 3), (0.3, 0.0, 0.03)), ((3, 3, 3), (-0.3, 0.0, 0.5))],
+                ground=0.0)
+    net = _model()
+    zero = zero_acceleration_model(net)
+    v = [(0.0, 0.0, 0.0), (1e-3, 5e-4, 0.0), (2e-3, 0.0, 0.0)]
+    hist = _history(sc, v)
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    pred = object_rollout(zero, b, hist, 10)
+    k = torch.arange(1, 11, dtype=torch.float64)[:, None, None]
+    v0 = hist[-1] - hist[-2]
+    g = torch.tensor(sc.gravity.tolist(), dtype=torch.float64) * DT * DT
+    on_ground = torch.as_tensor(sc.object_id < 2)
+    expect = hist[-1] + k * v0 + torch.where(on_ground[None, :, None], 0.0, (k * (k + 1) / 2) * g)
+    assert torch.allclose(pred, expect, atol=1e-9)
+    assert float((object_rollout(net, b, hist, 10) - pred).abs().max()) > 1e-4
