@@ -613,3 +613,48 @@ def test_shake_at_an_impact_found_against_its_own_poses_precision(tumble, monkey
     assert found, audit_tracks(tr, fps=30).events
     monkeypatch.setattr(ct, "shake_events", lambda ts, config: [])
     assert not [e for e in audit_tracks(tr, fps=30).events if e.category == "jitter" and abs(e.frame - f) <= 2]
+
+
+def test_bend_starts_where_tracks_move_against_the_pose():
+    """A change of shape starts where tracks seen in two consecutive frames move against the body's pose. Three
+    tracks seen mostly while half of the body was bent (frames 40-49; else only in frames 0-5) keep the bent
+    coordinates, 80 mm off the true shape, and the pose fill puts them there whenever they are hidden, off the
+    check's reference shape of frame 0: the check's fit over all tracks saw them leave the shape from frame 6 (in
+    an injected newton_drop copy two such tracks dragged it so that 18 seemed to leave the shape 45 frames before
+    the bend). Nothing moves against the pose before frame 40."""
+    from types import SimpleNamespace
+
+    from critic.audit import AuditConfig
+    from critic.context import AuditContext
+    from critic.tracks import collective_rigidity
+    from particles import ParticleScene
+
+    rng = np.random.default_rng(5)
+    T, r, n = 60, 0.005, 60
+    pos, body, rot = _spin_body(rng, n=n, T=T, radius=0.04)
+    centre = np.outer(np.arange(T), [0.004, 0.0, 0.001])
+    half = np.flatnonzero(body[:, 0] > 0.01)
+    shift = np.array([0.0, 0.0, 0.08])
+    bent = np.arange(40, 50)
+    pos[np.ix_(bent, half)] += np.einsum("tij,j->ti", rot[bent], shift)[:, None]
+    lone = half[:3]  # seen mostly while bent: hidden elsewhere, where the fill puts them at the bent coordinates
+    out = np.setdiff1d(np.arange(6, T), bent)
+    pos[np.ix_(out, lone)] += np.einsum("tij,j->ti", rot[out], shift)[:, None]
+    vis = np.ones((T, n), bool)
+    vis[np.ix_(out, lone)] = False
+    scene = ParticleScene(positions=pos[0].astype(np.float32), object_id=np.zeros(n, np.int32),
+                          object_material=("rigid",), radius=r, object_name=("b",), ground=None)
+    ro = Rollout(scene, pos.astype(np.float32), 1 / 30, visibility=vis)
+    ctx = AuditContext(ro, AuditConfig())
+    ev = _event("rigidity", 1, T - 2)
+    assert collective_rigidity(ctx, ev).frame == 6  # the check's fit alone
+    fit = SimpleNamespace(rot=rot, centre=centre, body=body)
+    got = collective_rigidity(ctx, ev, SimpleNamespace(fits=[fit], rollout=ro))
+    assert got is not None and abs(got.frame - 40) <= 1, got
+    # a body that keeps its shape (the lone tracks' offsets alone): nothing moves against its pose, no change
+    still = pos.copy()
+    still[np.ix_(bent, half)] -= np.einsum("tij,j->ti", rot[bent], shift)[:, None]
+    still[np.ix_(bent, lone)] += np.einsum("tij,j->ti", rot[bent], shift)[:, None]
+    ro2 = Rollout(scene, still.astype(np.float32), 1 / 30, visibility=vis)
+    fit2 = SimpleNamespace(rot=rot, centre=centre, body=body + np.isin(np.arange(n), lone)[:, None] * shift)
+    assert collective_rigidity(AuditContext(ro2, AuditConfig()), ev, SimpleNamespace(fits=[fit2], rollout=ro2)) is None
