@@ -1336,6 +1336,33 @@ def _quad_ssr(c: np.ndarray, t: np.ndarray) -> float:
     return float(((c - X @ beta) ** 2).sum())
 
 
+def _onset_run(ctx, k: int, F: int, ok: np.ndarray, lo: int, hi: int):
+    """The run of ``ok (T,)`` frames around frame ``F`` (itself ``ok``) of object ``k``, kept within frames ``lo ..
+    hi``: ``(a, b, c (n, 3) float64 m, t (n,) s)`` with the object's centre ``c`` over frames ``a .. b``; None when
+    the run is shorter than 8 frames or a centre is not finite (too little to split into two fits)."""
+    lo, hi = max(lo, 0), min(hi, ctx.T - 1)
+    a = F
+    while a > lo and ok[a - 1]:
+        a -= 1
+    b = F
+    while b < hi and ok[b + 1]:
+        b += 1
+    c = ctx.com[a:b + 1, k].astype(np.float64)
+    if b - a + 1 < 8 or not np.isfinite(c).all():
+        return None
+    return a, b, c, np.arange(a, b + 1) * ctx.dt
+
+
+def _moved_onset(ctx, ev: Event, frame, note: str) -> Event:
+    """``ev`` with its first frame moved to ``frame`` (and its location to the object's centre there), ``note``
+    added to its message; ``ev`` itself when ``frame`` is None or already its first frame."""
+    if frame is None or frame == ev.frame:
+        return ev
+    loc = tuple(float(v) for v in ctx.com[frame, ev.object])
+    return replace(ev, frame=int(frame), end_frame=max(int(ev.end_frame), int(frame)), location=loc,
+                   message=ev.message + note)
+
+
 def floating_onset(ctx, ev: Event, W: int) -> Event:
     """``ev`` (a floating event found on poses smoothed over ``W`` frames) with its first frame moved to the onset
     the raw poses show: the frame ``t*`` that best splits the object's unsupported, observed run around it (from
@@ -1352,28 +1379,18 @@ def floating_onset(ctx, ev: Event, W: int) -> Event:
     ok = ~ctx.supported[:, k] & ctx.obj_observed[:, k]
     if not ok[min(max(F, 0), T - 1)]:
         return ev
-    a = F
-    while a > 0 and ok[a - 1] and a > F - 2 * W:
-        a -= 1
-    b = F
-    while b < T - 1 and ok[b + 1] and b < min(F + 2 * W, max(int(ev.end_frame), F + 2)):
-        b += 1
-    c = ctx.com[a:b + 1, k].astype(np.float64)
-    t = np.arange(a, b + 1) * ctx.dt
-    if b - a + 1 < 8 or not np.isfinite(c).all():
+    run = _onset_run(ctx, k, F, ok, F - 2 * W, min(F + 2 * W, max(int(ev.end_frame), F + 2)))
+    if run is None:
         return ev
+    a, b, c, t = run
     best, best_t = _quad_ssr(c, t), None
     for ts_ in range(max(a + 2, F - W), min(b - 2, max(F + W, int(ev.end_frame))) + 1):
         i = ts_ - a
         cost = _ff_ssr(c[:i], t[:i], ctx.g) + _quad_ssr(c[i:], t[i:])
         if cost < best:
             best, best_t = cost, ts_
-    if best_t is None or best_t == F:
-        return ev
-    loc = tuple(float(v) for v in ctx.com[best_t, k])
-    msg = ev.message + (f" On the raw poses free fall ends at frame {best_t} (the smoothing over {W} frames moved the "
-                        f"onset to frame {F}).")
-    return replace(ev, frame=int(best_t), end_frame=max(int(ev.end_frame), int(best_t)), location=loc, message=msg)
+    return _moved_onset(ctx, ev, best_t, f" On the raw poses free fall ends at frame {best_t} (the smoothing over {W} "
+                                         f"frames moved the onset to frame {F}).")
 
 
 def energy_onset(ctx, ev: Event, W: int) -> Event:
@@ -1388,19 +1405,12 @@ def energy_onset(ctx, ev: Event, W: int) -> Event:
     if not 0 <= F < T:
         return ev
     ok = ctx.obj_observed[:, k] & ~ctx.impact[:, k]
-    state = ctx.touching[:, k]
     if not ok[F]:
         return ev
-    a = F
-    while a > 0 and ok[a - 1] and state[a - 1] == state[F] and a > F - 2 * W:
-        a -= 1
-    b = F
-    while b < T - 1 and ok[b + 1] and state[b + 1] == state[F] and b < F + 2 * W:
-        b += 1
-    c = ctx.com[a:b + 1, k].astype(np.float64)
-    t = np.arange(a, b + 1) * ctx.dt
-    if b - a + 1 < 8 or not np.isfinite(c).all():
+    run = _onset_run(ctx, k, F, ok & (ctx.touching[:, k] == ctx.touching[F, k]), F - 2 * W, F + 2 * W)
+    if run is None:
         return ev
+    a, b, c, t = run
     single = _quad_ssr(c, t)
     best, best_t = 0.5 * single, None
     for ts_ in range(max(a + 3, F - W), min(b - 2, F + W) + 1):
@@ -1408,12 +1418,8 @@ def energy_onset(ctx, ev: Event, W: int) -> Event:
         cost = _quad_ssr(c[:i], t[:i]) + _quad_ssr(c[i:], t[i:])
         if cost < best:
             best, best_t = cost, ts_
-    if best_t is None or best_t == F:
-        return ev
-    loc = tuple(float(v) for v in ctx.com[best_t, k])
-    msg = ev.message + (f" On the raw poses its motion changes at frame {best_t} (the smoothing over {W} frames moved "
-                        f"the rise to frame {F}).")
-    return replace(ev, frame=int(best_t), end_frame=max(int(ev.end_frame), int(best_t)), location=loc, message=msg)
+    return _moved_onset(ctx, ev, best_t, f" On the raw poses its motion changes at frame {best_t} (the smoothing over "
+                                         f"{W} frames moved the rise to frame {F}).")
 
 
 def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
