@@ -31,6 +31,8 @@ __all__ = [
     "load_point_cloud",
     "lift_rgbd",
     "object_mesh",
+    "fill_mesh",
+    "primitive_depth",
 ]
 
 TOOL_NAME = "tool"
@@ -60,9 +62,15 @@ class LiftedScene:
 # --------------------------------------------------------------------------- signed depth of primitives
 
 
-def _depth_primitive(shape: str, size: Sequence[float], p: np.ndarray) -> np.ndarray:
-    """Signed depth (m) of local points ``p (P, 3)`` inside a primitive: positive inside,
-    the distance to the surface for points inside (exact for box, sphere, cylinder, capsule)."""
+def primitive_depth(shape: str, size: Sequence[float], p: np.ndarray) -> np.ndarray:
+    """Signed depth of points in a primitive centred at its local origin.
+
+    ``shape`` is ``"box"``, ``"sphere"``, ``"cylinder"`` or ``"capsule"``, ``size`` its
+    :data:`particles.scene_file.SHAPE_SIZES` entry in m (full box edges; radius; radius and
+    height). ``p`` (P, 3) float, m, in the primitive's local frame (z along the axis).
+    Returns (P,) float64, m: positive inside, where it is the exact distance to the surface;
+    negative outside (a lower bound of minus the distance there).
+    """
     if shape == "box":
         h = np.asarray(size) / 2.0
         q = h - np.abs(p)
@@ -162,10 +170,29 @@ def _thin(points: np.ndarray, spacing: float) -> np.ndarray:
     return np.flatnonzero(taken)
 
 
+def fill_mesh(mesh, spacing: float, seed: int = 0, fill: str = "volume", depth=None) -> np.ndarray:
+    """Particle centres filling a closed body, as :func:`lift_object` fills curved shapes.
+
+    ``mesh`` is a closed ``trimesh.Trimesh`` (vertices in m); particles have radius
+    ``r = spacing / 2``. A shell of surface samples (``seed`` draws them) is moved ``r`` inward
+    along the surface normal, so the boundary centres lie exactly ``r`` inside the surface in
+    every direction, as on a box's lattice, and a body resting on the ground has its lowest
+    centres ``r`` above it at any orientation. ``fill = "volume"`` adds lattice points of
+    ``spacing`` at least ``r + 0.75 spacing`` deep; ``"surface"`` keeps the shell only.
+    ``depth`` is a signed-depth function ``(P, 3) -> (P,)`` in m, positive inside (e.g.
+    ``lambda p: primitive_depth("sphere", (0.05,), p)``, exact for primitives); ``None`` uses
+    the mesh's own (closest-point distance, with shell points near facet edges moved to ``r``).
+    Returns (P, 3) float64, m, in the mesh's frame, sorted by x, then y, then z.
+    """
+    settle = None
+    if depth is None:
+        depth = _mesh_depth(mesh)
+        settle = depth.settle
+    return _conforming_fill(mesh, depth, spacing, fill, seed, settle)
+
+
 def _conforming_fill(mesh, depth_fn, spacing: float, fill: str, seed: int, settle=None) -> np.ndarray:
-    """Particles of a curved body: a shell of surface samples moved ``r`` inward along the
-    surface normal (so boundary centres lie exactly ``r`` inside, as on a box), plus, for
-    ``fill = "volume"``, lattice points at least ``r + 0.75 spacing`` deep inside."""
+    """:func:`fill_mesh` with an explicit depth function and shell ``settle`` step."""
     import trimesh
 
     r = spacing / 2.0
@@ -224,7 +251,7 @@ def lift_object(obj: ObjectSpec, spacing: float, seed: int = 0) -> np.ndarray:
     Boxes: a cubic lattice whose outermost centres are exactly ``spacing / 2`` inside every
     face (``fill = "surface"`` keeps its outer layer). Curved shapes (sphere, cylinder, capsule,
     mesh): a shell of surface samples ``spacing / 2`` inside the surface, filled with lattice
-    points for ``fill = "volume"`` (:func:`_conforming_fill`; ``seed`` places the shell samples).
+    points for ``fill = "volume"`` (:func:`fill_mesh`; ``seed`` places the shell samples).
     Sheets (cloth) are a 2-D lattice in the local xy plane, ropes a 1-D row along local x.
     Every object gets at least one particle.
     """
@@ -237,13 +264,11 @@ def lift_object(obj: ObjectSpec, spacing: float, seed: int = 0) -> np.ndarray:
     if obj.shape == "box":
         half = _primitive_half_extent(obj.shape, obj.size)
         pts = _lattice(np.maximum(half - r, 0.0), spacing)  # outermost centres exactly r inside
-        return _select_by_depth(pts, _depth_primitive(obj.shape, obj.size, pts), r, spacing, obj.fill)
+        return _select_by_depth(pts, primitive_depth(obj.shape, obj.size, pts), r, spacing, obj.fill)
     mesh = object_mesh(obj)
     if obj.shape == "mesh":
-        depth = _mesh_depth(mesh)
-    else:
-        depth = lambda p: _depth_primitive(obj.shape, obj.size, p)  # noqa: E731 - exact for primitives
-    return _conforming_fill(mesh, depth, spacing, obj.fill, seed, getattr(depth, "settle", None))
+        return fill_mesh(mesh, spacing, seed, obj.fill)
+    return fill_mesh(mesh, spacing, seed, obj.fill, depth=lambda p: primitive_depth(obj.shape, obj.size, p))
 
 
 def _to_world(local: np.ndarray, rotation: np.ndarray, position) -> np.ndarray:

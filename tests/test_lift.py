@@ -167,3 +167,30 @@ def test_scene_file_errors_name_file_and_field(tmp_path):
     broken.write_text("[world\nspacing = ")
     with pytest.raises(FileFormatError, match="not valid TOML"):
         load_scene_file(broken)
+
+
+def test_fill_mesh_puts_every_boundary_centre_a_radius_inside_and_is_what_lift_object_uses():
+    """``fill_mesh`` (the fill the Newton scene generators share with ``lift_object``): on a sphere with its
+    exact depth the outermost centres lie r inside the surface (max |p| = R - r, to the tessellation) and none
+    shallower;
+    with the mesh's own closest-point depth (``depth=None``) a box's centres are r inside within 1e-6 m; the
+    same call is what ``lift_object`` returns for the same seed."""
+    import trimesh
+
+    from particles.lift import fill_mesh, primitive_depth
+
+    radius, spacing = 0.05, 0.01
+    r = spacing / 2
+    mesh = object_mesh(ObjectSpec(name="s", shape="sphere", material="rigid", size=(radius,)))
+    pts = fill_mesh(mesh, spacing, seed=4, depth=lambda p: primitive_depth("sphere", (radius,), p))
+    # the tessellated sphere lies 3e-5 m inside the true one at most
+    assert radius - r - 1e-4 <= np.linalg.norm(pts, axis=1).max() <= radius - r + 1e-9
+    assert primitive_depth("sphere", (radius,), pts).min() >= r - 1e-8
+    lifted = lift_object(ObjectSpec(name="s", shape="sphere", material="rigid", size=(radius,)), spacing, seed=4)
+    np.testing.assert_array_equal(pts, lifted)
+
+    box_mesh = trimesh.creation.box(extents=(0.08, 0.06, 0.05))
+    pts = fill_mesh(box_mesh, spacing, seed=1)
+    depth = primitive_depth("box", (0.08, 0.06, 0.05), pts)
+    assert depth.min() >= r - 1e-6
+    assert depth.min() <= r + 1e-6  # the shell touches the faces: a resting box's lowest centres are r up

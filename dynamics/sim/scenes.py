@@ -94,7 +94,7 @@ def _curved_fill(kind: str, size, r: float, seed: int, shell: bool = True) -> np
     ``size`` is :data:`particles.scene_file.SHAPE_SIZES`' (full lengths)."""
     import trimesh
 
-    from particles.lift import _conforming_fill, _depth_primitive
+    from particles.lift import fill_mesh, primitive_depth
 
     if not shell:
         if kind == "sphere":
@@ -102,14 +102,14 @@ def _curved_fill(kind: str, size, r: float, seed: int, shell: bool = True) -> np
         else:
             half = np.array([size[0], size[0], size[1] / 2 + (size[0] if kind == "capsule" else 0.0)])
         pts = _lattice(half, r)
-        return pts[_depth_primitive(kind, size, pts) >= r - 1e-9]
+        return pts[primitive_depth(kind, size, pts) >= r - 1e-9]
     if kind == "sphere":
         mesh = trimesh.creation.icosphere(subdivisions=3, radius=size[0])
     elif kind == "cylinder":
         mesh = trimesh.creation.cylinder(radius=size[0], height=size[1], sections=32)
     else:
         mesh = trimesh.creation.capsule(height=size[1], radius=size[0], count=[32, 16])
-    return _conforming_fill(mesh, lambda p: _depth_primitive(kind, size, p), 2 * r, "volume", seed)
+    return fill_mesh(mesh, 2 * r, seed, depth=lambda p: primitive_depth(kind, size, p))
 
 
 def lattice_sphere(radius: float, r: float, position=(0, 0, 0), seed: int = 0, shell: bool = True) -> np.ndarray:
@@ -561,11 +561,10 @@ def lattice_mesh(shape: ObjectShape, r: float, seed: int = 0) -> np.ndarray:
     ground."""
     import trimesh
 
-    from particles.lift import _conforming_fill, _mesh_depth
+    from particles.lift import fill_mesh
 
     mesh = trimesh.Trimesh(np.asarray(shape.vertices, np.float64), np.asarray(shape.faces), process=False)
-    depth = _mesh_depth(mesh)
-    pts = _conforming_fill(mesh, depth, 2 * r, "volume", seed, depth.settle)
+    pts = fill_mesh(mesh, 2 * r, seed)
     return (_rotate(pts, shape.rotation) + np.asarray(shape.position, np.float64)).astype(np.float32)
 
 
