@@ -570,6 +570,14 @@ class _Constants:
             self.mk = batch.mask[ko].to(dtype)[..., None]
             self.cnt = self.mk.sum(1).clamp_min(1.0)
             self.sidx = batch.surf[..., None].expand(-1, -1, 3)
+            self.sidx_k = self.sidx.index_select(0, ko)
+            # row of each object in the kinematic objects' tables (``_kinematic_inputs``); free objects: the last
+            self.kin_row = torch.full_like(batch.scene, len(ko)).index_copy(0, ko, torch.arange(len(ko), device=ko.device))
+            # the free objects, their body points and their real slots (flat over (free object, slot), in the
+            # order of ``batch.index[free]``) for skinning a whole rollout at once
+            self.free_obj = torch.nonzero(free).squeeze(1)
+            self.body_free = batch.body.to(dtype).index_select(0, self.free_obj)
+            self.free_slots = torch.nonzero(batch.mask.index_select(0, self.free_obj).flatten()).squeeze(1)
             self.body_s = torch.gather(batch.body.to(dtype), 1, self.sidx)
             self.smask = batch.surf_mask
             self.smask3 = batch.surf_mask[..., None]
@@ -607,29 +615,29 @@ def _mlp_call(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _kinematic_inputs(k_: _Constants, kin_now: torch.Tensor, kin_next: torch.Tensor):
+def _kinematic_inputs(k_: _Constants, now_k: torch.Tensor, next_k: torch.Tensor):
     """What :meth:`ObjectNet.forward` reads of the kinematic objects' motion, for one frame or for many.
 
     Args:
         k_: the batch's :class:`_Constants`.
-        kin_now, kin_next: (..., O, P, 3) float, m: this and the next frame's particle slots of the
-            kinematic objects (rows of free objects are not read).
+        now_k, next_k: (..., K, P, 3) float, m: this and the next frame's particle slots of the K
+            kinematic objects (``k_.ko``, in that order; a planning batch has 1 in 17 objects).
 
     Returns:
         ``kin_v (..., O, 3)`` m/frame, the mean step of each kinematic object's particles, ``kin_c (..., O, 3)`` m,
-        their mean (both zero in free rows), ``kin_surf (..., O, S, 3)`` m, the surface slots of ``kin_now``, and
-        ``kin_step (..., O, S, 3)`` m/frame, their step to ``kin_next``. The same operations for any number of
-        leading frame dimensions (only their rows: a planning batch has 1 kinematic object in 17).
+        their mean (both zero in free rows), ``kin_surf (..., K, S, 3)`` m, the surface slots of ``now_k``, and
+        ``kin_step (..., K + 1, S, 3)`` m/frame, their step to ``next_k`` (and a last row of zeros: the row
+        ``k_.kin_row`` gives free objects). The same operations for any number of leading frame dimensions.
     """
     ko, mk, cnt = k_.ko, k_.mk, k_.cnt
-    lead = kin_now.shape[:-3]
-    now_k = kin_now.index_select(-3, ko)
+    lead = now_k.shape[:-3]
     out_shape = lead + (len(k_.kin), 3)
-    kin_v = kin_now.new_zeros(out_shape).index_copy(-2, ko, ((kin_next.index_select(-3, ko) - now_k) * mk).sum(-2) / cnt)
-    kin_c = kin_now.new_zeros(out_shape).index_copy(-2, ko, (now_k * mk).sum(-2) / cnt)
-    sidx = k_.sidx.expand(lead + tuple(k_.sidx.shape))
-    kin_surf = torch.gather(kin_now, -2, sidx)
-    kin_step = torch.gather(kin_next, -2, sidx) - kin_surf
+    kin_v = now_k.new_zeros(out_shape).index_copy(-2, ko, ((next_k - now_k) * mk).sum(-2) / cnt)
+    kin_c = now_k.new_zeros(out_shape).index_copy(-2, ko, (now_k * mk).sum(-2) / cnt)
+    sidx = k_.sidx_k.expand(lead + tuple(k_.sidx_k.shape))
+    kin_surf = torch.gather(now_k, -2, sidx)
+    step = torch.gather(next_k, -2, sidx) - kin_surf
+    kin_step = torch.cat([step, step.new_zeros(lead + (1,) + tuple(step.shape[-2:]))], -3)
     return kin_v, kin_c, kin_surf, kin_step
 
 
@@ -760,14 +768,15 @@ class ObjectNet(nn.Module):
             c_hist: (C + 1, O, 3) float, m. Centres of the last C + 1 frames, oldest first.
             r_hist: (C + 1, O, 3, 3) float. Rotations from the rest pose.
             kin_now, kin_next: (O, P, 3) float, m. This and the next frame's particle positions of
-                kinematic objects (the tool's motion); rows of free objects are not read.
+                kinematic objects (the tool's motion); rows of free objects are not read. Not read
+                either (may be None) when ``kin_inputs`` is given.
             w_hist: (C, O, 3) float, rad/frame: ``angular_velocity(r_hist[1:], r_hist[:-1])`` when the
                 caller carries it from step to step (:func:`object_rollout`); None: computed here.
             contact_gate: None, or ``gate(receiver (Q,), sender (Q,)) -> (Q,) bool`` over candidate object
                 pairs: pairs where it is False make no contact edge (:meth:`contacts`; :func:`object_rollout`'s
                 ``shape_contact`` rule).
-            kin_inputs: None, or :func:`_kinematic_inputs` of ``kin_now, kin_next`` when the caller has them
-                (:func:`object_rollout` derives them for every frame of the rollout at once).
+            kin_inputs: None, or :func:`_kinematic_inputs` of the kinematic rows of ``kin_now, kin_next`` when
+                the caller has them (:func:`object_rollout` derives them for every frame of the rollout at once).
 
         Returns:
             ``a (O, 3)`` m/frame^2 and ``alpha (O, 3)`` rad/frame^2, world frame (zero for kinematic objects).
@@ -778,12 +787,14 @@ class ObjectNet(nn.Module):
         c, rot = c_hist[-1], r_hist[-1]
         v = c_hist[1:] - c_hist[:-1]  # (C, O, 3)
         w = angular_velocity(r_hist[1:], r_hist[:-1]) if w_hist is None else w_hist  # (C, O, 3)
-        kin_v, kin_c, kin_surf, kin_step = _kinematic_inputs(k_, kin_now, kin_next) if kin_inputs is None else kin_inputs
+        if kin_inputs is None:
+            kin_inputs = _kinematic_inputs(k_, kin_now.index_select(0, k_.ko), kin_next.index_select(0, k_.ko))
+        kin_v, kin_c, kin_surf, kin_step = kin_inputs
         v = torch.where(k_.kin3, kin_v, v)
         w = torch.where(k_.kin3, 0.0, w)
         c = torch.where(k_.kin2, kin_c, c)
         # world surface points (for contacts and the ground; the lowest point of a body is on its surface)
-        surf = torch.where(k_.kin_pts, kin_surf, _apply(rot, k_.body_s) + c[:, None])
+        surf = (_apply(rot, k_.body_s) + c[:, None]).index_copy(0, k_.ko, kin_surf)
         pts = surf
         # ground as a boundary feature
         smask = k_.smask
@@ -810,7 +821,7 @@ class ObjectNet(nn.Module):
         v_last, w_last = v[-1], w[-1]
         vi = take_i(v_last) + torch.linalg.cross(take_i(w_last), lever_i, dim=1)
         # the sender's velocity at the patch: rigid velocity field, or the tool's prescribed point motion
-        vj_kin = torch.zeros_like(centre).index_add(0, pe, pwn[:, None] * kin_step[j.index_select(0, pe), psb])
+        vj_kin = torch.zeros_like(centre).index_add(0, pe, pwn[:, None] * kin_step[k_.kin_row.index_select(0, j.index_select(0, pe)), psb])
         kin_j = take_j(kin)
         vj = torch.where(kin_j[:, None], vj_kin, take_j(v_last) + torch.linalg.cross(take_j(w_last), lever_j, dim=1))
         rv = (vj - vi) / self.vel_scale.to(dtype)
@@ -1017,20 +1028,22 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         cs, rs = fit_poses(batch, history)
         # the kinematic objects' slots of every frame at once (free objects' rows stay zero)
         kin_obj = torch.nonzero(batch.kinematic).squeeze(1)
-        frames = torch.cat([history[-1:], kinematic_future[:steps]], 0)
-        kin_all = frames.new_zeros((steps + 1,) + tuple(batch.body.shape))
-        kin_all[:, kin_obj] = frames[:, batch.index[kin_obj]]
-        kin_in = _kinematic_inputs(k_, kin_all[:-1], kin_all[1:])  # every frame's at once
+        kin_idx = batch.index[kin_obj]
+        kin_k = torch.cat([history[-1:, kin_idx], kinematic_future[:steps, kin_idx]], 0)  # (steps + 1, K, P, 3)
+        kin_in = _kinematic_inputs(k_, kin_k[:-1], kin_k[1:])  # every frame's at once
+        if passive_energy or sliding_friction:  # (steps, O) bool: the kinematic objects that move in each frame
+            moves = (kin_k[1:] - kin_k[:-1]).abs().amax(-1).amax(-1) > 1e-7
+            kin_moves = torch.zeros((steps, batch.num_objects), dtype=torch.bool, device=moves.device).index_copy(1, kin_obj, moves)
         gb = graph_batch if collide else None
         oc, orr, out = [], [], []
         ws = angular_velocity(rs[1:], rs[:-1])  # carried: each step adds the newest frame's only
-        shapes = _ToolShapes(batch, frames) if shape_contact else None
+        shapes = _ToolShapes(batch, torch.cat([history[-1:], kinematic_future[:steps]], 0)) if shape_contact else None
         slid = torch.zeros_like(batch.kinematic)  # bodies that slid freely in the last step (sliding_friction)
         for t in range(steps):
             gate = shapes.gate(t, cs, rs) if shapes is not None else None
-            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1], ws, gate, tuple(x[t] for x in kin_in))
+            c1, r1 = model.step(cs, rs, batch, None, None, ws, gate, tuple(x[t] for x in kin_in))
             if passive_energy or sliding_friction:
-                worked = _worked(model, batch, cs, ws, kin_all[t], kin_all[t + 1])
+                worked = _worked(model, batch, cs, ws, kin_moves[t])
                 if passive_energy:
                     c1, r1 = _no_energy_from_nowhere(batch, cs, rs, ws, c1, r1, worked)
                 if sliding_friction:
@@ -1058,9 +1071,10 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             pos = torch.stack(out)
         else:  # skin every frame at once: free particles from the poses, the rest as prescribed
             pc, pr = torch.stack(oc), torch.stack(orr)
-            pts = skin(batch, pc, pr)
-            pos = kinematic_future[:steps].clone()
-            pos[:, free_idx] = pts[:, free]
+            fo = k_.free_obj  # only the free objects' rows: skin's operations on them, the same values
+            pts = _apply(pr.index_select(1, fo), k_.body_free) + pc.index_select(1, fo)[..., None, :]
+            pts = pts.flatten(1, 2).index_select(1, k_.free_slots)  # = skin(batch, pc, pr)[:, free]
+            pos = kinematic_future[:steps].clone().index_copy_(1, free_idx, pts)
         if poses:
             return pos, torch.stack(oc), torch.stack(orr)
         return pos
@@ -1187,11 +1201,12 @@ class _ToolShapes:
 TOUCH = 2.5
 
 
-def _worked(model, batch, cs, ws, kin_now, kin_next) -> torch.Tensor:
+def _worked(model, batch, cs, ws, kin_moves) -> torch.Tensor:
     """(O,) bool: the free bodies that something working touches in this step (the last network
     contacts, :attr:`ObjectNet.last_contacts`, closer than :data:`TOUCH` r to a tool part that moves this
     frame or to a free body that moved last frame); the ``passive_energy`` and ``sliding_friction`` rules
-    leave those alone."""
+    leave those alone. ``kin_moves`` (O,) bool: the kinematic objects with a particle slot that moves by more
+    than 1e-7 m in this frame (:func:`object_rollout` finds them for every frame at once)."""
     with torch.no_grad():
         dtype = cs.dtype
         free = ~batch.kinematic
@@ -1201,7 +1216,7 @@ def _worked(model, batch, cs, ws, kin_now, kin_next) -> torch.Tensor:
         i, j = edges[:, 0], edges[:, 1]
         touch = closest < TOUCH * batch.radius.to(dtype)[i]
         # what can work on a body: a tool part that moves this frame, a free body that moved last frame
-        kin_moves = ((kin_next - kin_now).abs().amax(-1).amax(-1) > 1e-7) & batch.kinematic
+        kin_moves = kin_moves & batch.kinematic  # (O,) bool: kinematic objects any particle slot of which moves
         v_prev = cs[-1] - cs[-2]
         speed = v_prev.norm(dim=1) + ws[-1].norm(dim=1) * batch.size.to(dtype)
         free_moves = free & (speed > 1e-3 * batch.radius.to(dtype))
@@ -1388,8 +1403,8 @@ class ObjectBackend:
         hist = history[-(self.history + 1):].repeat(1, k, 1)
         base = history[-1].repeat(h, k, 1).reshape(h, k, n, 3)
         ti = torch.as_tensor(np.asarray(tool_indices), device=base.device)
-        fut = base.clone()
-        fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)  # in place on a copy: gradients still reach tool_future
+        fut = base  # a fresh copy (repeat): written in place, gradients still reach tool_future
+        fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)
         pred = object_rollout(self.model, batch, hist, h, fut.reshape(h, k * n, 3), collide=self.collide, grad=grad,
                               passive_energy=self.passive_energy, shape_contact=self.shape_contact,
                               sliding_friction=self.sliding_friction)
