@@ -598,20 +598,45 @@ class _Constants:
             self.inv_inertia = torch.linalg.inv(inertia).to(dtype)  # body frame, with the regulariser
 
 
+def _mlp_plan(seq: nn.Sequential) -> list:
+    """``seq``'s layers as ``(kind, module, parameters...)`` tuples, built once per Sequential (its
+    Parameter objects are kept, so in-place updates and ``.to()`` casts, which swap a Parameter's data,
+    are seen); rebuilt if a layer of ``seq`` is replaced."""
+    mods = tuple(seq)
+    hit = seq.__dict__.get("_worldline_plan")
+    if hit is not None and len(hit[0]) == len(mods) and all(m is n for m, n in zip(hit[0], mods)):
+        return hit[1]
+    plan = []
+    for mod in mods:
+        if isinstance(mod, nn.Linear):
+            plan.append(("linear", mod.weight, mod.bias))
+        elif isinstance(mod, nn.ReLU):
+            plan.append(("relu",))
+        elif isinstance(mod, nn.LayerNorm):
+            plan.append(("layer_norm", mod.normalized_shape, mod.weight, mod.bias, mod.eps))
+        else:
+            plan.append(("module", mod))
+    seq.__dict__["_worldline_plan"] = (mods, plan)
+    return plan
+
+
 def _mlp_call(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``seq(x)`` for an :func:`dynamics.model._mlp` (Linear / ReLU / LayerNorm) by the functional
-    ops, without ``nn.Module`` call overhead (8 MLPs a step); the ReLUs work in place when no
-    gradient is recorded. The same operations in the same order: identical results."""
+    ops, without ``nn.Module`` call and attribute overhead (8 MLPs a step, :func:`_mlp_plan`); the
+    ReLUs work in place when no gradient is recorded. The same operations in the same order:
+    identical results."""
     inplace = not torch.is_grad_enabled()
-    for mod in seq:
-        if isinstance(mod, nn.Linear):
-            x = torch.nn.functional.linear(x, mod.weight, mod.bias)
-        elif isinstance(mod, nn.ReLU):
+    linear, layer_norm = torch.nn.functional.linear, torch.nn.functional.layer_norm
+    for op in _mlp_plan(seq):
+        kind = op[0]
+        if kind == "linear":
+            x = linear(x, op[1], op[2])
+        elif kind == "relu":
             x = x.relu_() if inplace else x.relu()
-        elif isinstance(mod, nn.LayerNorm):
-            x = torch.nn.functional.layer_norm(x, mod.normalized_shape, mod.weight, mod.bias, mod.eps)
+        elif kind == "layer_norm":
+            x = layer_norm(x, op[1], op[2], op[3], op[4])
         else:
-            x = mod(x)
+            x = op[1](x)
     return x
 
 
