@@ -1383,7 +1383,9 @@ class ObjectBackend:
     def _batch(self, k: int) -> ObjectBatch:
         if k not in self._batches:
             dtype = next(self.model.parameters()).dtype
-            self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
+            with torch.inference_mode(False):  # ordinary tensors even if the caller is in inference mode: the
+                # batch is kept, and a later gradient rollout could not save inference tensors for backward
+                self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
         return self._batches[k]
 
     @property
