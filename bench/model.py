@@ -380,7 +380,7 @@ def planning_speed(model, candidates: int = 64, horizon: int = 20, timed_steps: 
     return res
 
 
-def objects_planning_speed(obj, candidates: int = 64, horizon: int = 20, sim_frames: int = 5, rounds: int = 7):
+def objects_planning_speed(obj, candidates: int = 64, horizon: int = 20, sim_frames: int = 5, rounds: int = 15):
     """Seconds for one replan of the object model (``ObjectBackend.predict``: ``candidates`` pushes x
     ``horizon`` frames of :func:`planning_setup`'s scene, the full rollout timed, not extrapolated),
     with and without the exact constraints, and per single-scene step, beside Newton's step on the
@@ -388,8 +388,10 @@ def objects_planning_speed(obj, candidates: int = 64, horizon: int = 20, sim_fra
 
     The single-scene steps are timed in ``rounds`` alternations of the model (10 frames, no
     constraints) and Newton (``sim_frames`` frames) in this process, so that both see the same load;
-    ``obj_step_s`` and ``newton_step_s`` are the medians over the rounds, ``step_ratios`` the
-    per-round Newton / model ratios and ``load`` the 1-minute load average before and after."""
+    ``obj_step_s`` and ``newton_step_s`` are the medians over the rounds (wall clock), ``step_ratios`` the
+    per-round Newton / model ratios, ``obj_step_cpu_s`` and ``newton_step_cpu_s`` the medians of the
+    process's CPU time (``time.process_time``, all threads: less sensitive to other processes on a
+    shared CPU) and ``load`` the 1-minute load average before and after."""
     from dynamics.objects import ObjectBackend
     from dynamics.sim import SimConfig
 
@@ -412,16 +414,20 @@ def objects_planning_speed(obj, candidates: int = 64, horizon: int = 20, sim_fra
     sim.rollout(act, 2)  # warm-up (kernel load)
     be = ObjectBackend(obj, sc)
     be.predict(hist, tool, futs[:1, :2])  # warm-up
-    model_s, newton_s = [], []
+    model_s, newton_s, model_cpu, newton_cpu = [], [], [], []
     for _ in range(rounds):  # alternated, so that a change of load hits both
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         be.predict(hist, tool, act.positions[None, 1:11])
         model_s.append((time.perf_counter() - t) / 10)
-        t = time.perf_counter()
+        model_cpu.append((time.process_time() - c) / 10)
+        t, c = time.perf_counter(), time.process_time()
         sim.rollout(act, sim_frames)
         newton_s.append((time.perf_counter() - t) / sim_frames)
+        newton_cpu.append((time.process_time() - c) / sim_frames)
     res["obj_step_s"], res["newton_step_s"] = float(np.median(model_s)), float(np.median(newton_s))
     res["step_ratios"] = [n / m for m, n in zip(model_s, newton_s)]
+    # CPU time of this process (all its threads): what a step costs when the CPU is not shared
+    res["obj_step_cpu_s"], res["newton_step_cpu_s"] = float(np.median(model_cpu)), float(np.median(newton_cpu))
     for tag, collide in (("", False), ("_constrained", True)):
         be = ObjectBackend(obj, sc, collide=collide)
         be.predict(hist, tool, futs[:1, :2])  # warm-up
@@ -509,6 +515,9 @@ def main(argv=None):
               f"{len(r['step_ratios'])} alternated rounds, Newton / objects per round "
               f"{min(r['step_ratios']):.1f}-{max(r['step_ratios']):.1f}x); replan {r['replan_s']:.2f} s (target <= 1 s); "
               f"load average {r['load'][0]:.2f} -> {r['load'][1]:.2f}")
+        print(f"CPU time of this process per single-scene step (medians): objects {r['obj_step_cpu_s'] * 1e3:.2f} ms, "
+              f"Newton {r['newton_step_cpu_s'] * 1e3:.2f} ms: Newton / objects = "
+              f"{r['newton_step_cpu_s'] / r['obj_step_cpu_s']:.1f}x")
     if args.checkpoint is None:
         return
     model = load_model(args.checkpoint)
