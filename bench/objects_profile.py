@@ -112,6 +112,32 @@ def time_parts(be, hist, tool, fut, repeats: int) -> dict:
     return {k: min(v) for k, v in totals.items()}
 
 
+def compile_probe(repeats: int = 2000) -> None:
+    """``torch.compile`` on this CPU, on one part of the step (the rotation exponential of 17 rotation
+    vectors, ``dynamics.model._rotation_from_vector``): compile time, whether the values are the same,
+    and the CPU time of a call, eager against compiled."""
+    from dynamics.model import _rotation_from_vector
+
+    def per_call(f):
+        f()
+        t = time.thread_time()
+        for _ in range(repeats):
+            f()
+        return (time.thread_time() - t) / repeats
+
+    x = torch.randn(17, 3, generator=torch.Generator().manual_seed(0)) * 0.01
+    t = time.perf_counter()
+    compiled = torch.compile(_rotation_from_vector, dynamic=False)
+    with torch.inference_mode():
+        y = compiled(x)
+        took = time.perf_counter() - t
+        same = torch.equal(y, _rotation_from_vector(x))
+        eager_s, compiled_s = per_call(lambda: _rotation_from_vector(x)), per_call(lambda: compiled(x))
+    print(f"\ntorch.compile of _rotation_from_vector (17 vectors): first call {took:.1f} s (compiling); "
+          f"values {'the same' if same else 'different'}; per call {eager_s * 1e6:.0f} us eager, "
+          f"{compiled_s * 1e6:.0f} us compiled")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  epilog="example: PYTHONPATH=$PWD python bench/objects_profile.py "
@@ -120,6 +146,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20, help="calls of predict per figure (minimum taken)")
     ap.add_argument("--candidates", type=int, default=64)
     ap.add_argument("--horizon", type=int, default=20)
+    ap.add_argument("--compile-probe", action="store_true",
+                    help="also time torch.compile on the rotation exponential (compiles for ~30 s on the shared CPU)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     import warp as wp
@@ -151,6 +179,8 @@ def main(argv=None):
         for _, _, label in PARTS:
             if label in parts:
                 print(f"| {label} | {parts[label] / steps * 1e3:.3f} | {parts[label] * 1e3:.2f} |")
+    if args.compile_probe:
+        compile_probe()
 
 
 if __name__ == "__main__":
