@@ -379,15 +379,20 @@ def _rotation_from_vector(theta: torch.Tensor) -> torch.Tensor:
     at zero rotation."""
     t2 = (theta * theta).sum(1)
     small = t2 < 1e-4
-    t2s = torch.where(small, torch.ones_like(t2), t2)
+    t2s = torch.where(small, 1.0, t2)
     t = t2s.sqrt()
     a = torch.where(small, 1.0 - t2 / 6.0 + t2 * t2 / 120.0, torch.sin(t) / t)
     b = torch.where(small, 0.5 - t2 / 24.0 + t2 * t2 / 720.0, (1.0 - torch.cos(t)) / t2s)
-    z = torch.zeros_like(theta[:, 0])
-    k = torch.stack([z, -theta[:, 2], theta[:, 1], theta[:, 2], z, -theta[:, 0], -theta[:, 1], theta[:, 0], z],
-                    1).reshape(-1, 3, 3)
-    eye = torch.eye(3, dtype=theta.dtype, device=theta.device).expand_as(k)
+    # [theta]_x by one gather from (0, theta, -theta): the same entries as stacking them one by one, in
+    # a few torch operations (a step of the object model is bound by their number, not by arithmetic)
+    padded = torch.cat([theta.new_zeros(len(theta), 1), theta, -theta], 1)  # 0, t0, t1, t2, -t0, -t1, -t2
+    k = padded.index_select(1, _SKEW_INDEX.to(theta.device)).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=theta.dtype, device=theta.device)
     return eye + a[:, None, None] * k + b[:, None, None] * (k @ k)
+
+
+#: Columns of ``(0, theta, -theta)`` that make the skew matrix ``[theta]_x`` row by row (:func:`_rotation_from_vector`).
+_SKEW_INDEX = torch.tensor([0, 6, 2, 3, 0, 4, 5, 1, 0])
 
 
 class _Bodies:

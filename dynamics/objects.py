@@ -511,11 +511,19 @@ def fit_poses(batch: ObjectBatch, positions: torch.Tensor):
     return c, _rotation_from_covariance(h)
 
 
-def _apply(rot: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
-    """``rot (..., O, 3, 3)`` applied to ``pts (O, P, 3)``: (..., O, P, 3). Three broadcast
-    multiply-adds: on CPU several times faster than the batched 3x3 matrix products of an einsum."""
+def _apply(rot: torch.Tensor, pts: torch.Tensor, plus: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``rot (..., O, 3, 3)`` applied to ``pts (O, P, 3)``: (..., O, P, 3), then ``+ plus`` (broadcast) when
+    given. Three broadcast multiply-adds: on CPU several times faster than the batched 3x3 matrix
+    products of an einsum. Without gradients the sums are taken in place (the same operations in the
+    same order, two buffers instead of six: a whole rollout's skinning is tens of MB)."""
     r = rot.unsqueeze(-3)  # (..., O, 1, 3, 3)
-    return r[..., 0] * pts[..., 0:1] + r[..., 1] * pts[..., 1:2] + r[..., 2] * pts[..., 2:3]
+    if torch.is_grad_enabled():
+        x = r[..., 0] * pts[..., 0:1] + r[..., 1] * pts[..., 1:2] + r[..., 2] * pts[..., 2:3]
+        return x if plus is None else x + plus
+    x = r[..., 0] * pts[..., 0:1]
+    tmp = torch.mul(r[..., 1], pts[..., 1:2])
+    x.add_(tmp).add_(torch.mul(r[..., 2], pts[..., 2:3], out=tmp))
+    return x if plus is None else x.add_(plus)
 
 
 def skin(batch: ObjectBatch, c: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
@@ -530,13 +538,20 @@ def _to_particles(batch: ObjectBatch, pts: torch.Tensor, prescribed: torch.Tenso
     return prescribed.index_put((batch.index[free],), pts[free])
 
 
+#: Row-major entries of q that give the axial vector of q - q^T (:func:`angular_velocity`): q21 - q12, q02 - q20, q10 - q01.
+_AXIAL_PLUS, _AXIAL_MINUS = torch.tensor([7, 2, 3]), torch.tensor([5, 6, 1])
+_DIAGONAL = torch.tensor([0, 4, 8])
+
+
 def angular_velocity(r_new: torch.Tensor, r_old: torch.Tensor) -> torch.Tensor:
     """(..., 3) rad/frame: the rotation vector of ``r_new r_old^T`` (world frame), for rotations
     ``(..., 3, 3)`` less than pi apart; finite gradients at zero rotation."""
-    q = r_new @ r_old.transpose(-1, -2)
-    s = torch.stack([q[..., 2, 1] - q[..., 1, 2], q[..., 0, 2] - q[..., 2, 0], q[..., 1, 0] - q[..., 0, 1]], -1) / 2
+    q = (r_new @ r_old.transpose(-1, -2)).flatten(-2)  # (..., 9), row by row
+    # entries by index_select rather than one by one (the same values in fewer torch operations)
+    s = (q.index_select(-1, _AXIAL_PLUS.to(q.device)) - q.index_select(-1, _AXIAL_MINUS.to(q.device))) / 2
+    d = q.index_select(-1, _DIAGONAL.to(q.device))
     sin = s.norm(dim=-1, keepdim=True)
-    cos = ((q[..., 0, 0] + q[..., 1, 1] + q[..., 2, 2] - 1) / 2).unsqueeze(-1)
+    cos = ((d[..., 0:1] + d[..., 1:2] + d[..., 2:3] - 1) / 2)
     small = sin < 1e-4
     angle = torch.atan2(sin, cos)
     factor = torch.where(small, 1.0 + sin * sin / 6.0, angle / torch.where(small, torch.ones_like(sin), sin))
@@ -552,7 +567,8 @@ class _Constants:
     since a step on a few objects is bound by the number of torch operations, not by arithmetic."""
 
     def __init__(self, batch: ObjectBatch, dtype):
-        with torch.no_grad():
+        # never inference tensors (a cache built inside a no-grad rollout also serves later gradient rollouts)
+        with torch.inference_mode(False), torch.no_grad():
             self.kin = kin = batch.kinematic
             self.free = free = ~kin
             self.kin2, self.kin3, self.kin_pts = kin[:, None], kin[None, :, None], kin[:, None, None]
@@ -562,8 +578,18 @@ class _Constants:
             self.mk = batch.mask[ko].to(dtype)[..., None]
             self.cnt = self.mk.sum(1).clamp_min(1.0)
             self.sidx = batch.surf[..., None].expand(-1, -1, 3)
+            self.sidx_k = self.sidx.index_select(0, ko)
+            # row of each object in the kinematic objects' tables (``_kinematic_inputs``); free objects: the last
+            self.kin_row = torch.full_like(batch.scene, len(ko)).index_copy(0, ko, torch.arange(len(ko), device=ko.device))
+            # the free objects, their body points and their real slots (flat over (free object, slot), in the
+            # order of ``batch.index[free]``) for skinning a whole rollout at once
+            self.free_obj = torch.nonzero(free).squeeze(1)
+            self.body_free = batch.body.to(dtype).index_select(0, self.free_obj)
+            self.free_slots = torch.nonzero(batch.mask.index_select(0, self.free_obj).flatten()).squeeze(1)
             self.body_s = torch.gather(batch.body.to(dtype), 1, self.sidx)
             self.smask = batch.surf_mask
+            self.smask3 = batch.surf_mask[..., None]
+            self.pair_i, self.pair_j = batch.pairs[:, 0].contiguous(), batch.pairs[:, 1].contiguous()
             self.scount = batch.surf_mask.sum(1).clamp_min(1).to(dtype)
             self.big = torch.finfo(dtype).max / 4
             self.ground = batch.ground.to(dtype)
@@ -580,21 +606,72 @@ class _Constants:
             self.inv_inertia = torch.linalg.inv(inertia).to(dtype)  # body frame, with the regulariser
 
 
+def _mlp_plan(seq: nn.Sequential) -> list:
+    """``seq``'s layers as ``(kind, module, parameters...)`` tuples, built once per Sequential (its
+    Parameter objects are kept, so in-place updates and ``.to()`` casts, which swap a Parameter's data,
+    are seen); rebuilt if a layer of ``seq`` is replaced."""
+    mods = tuple(seq)
+    hit = seq.__dict__.get("_worldline_plan")
+    if hit is not None and len(hit[0]) == len(mods) and all(m is n for m, n in zip(hit[0], mods)):
+        return hit[1]
+    plan = []
+    for mod in mods:
+        if isinstance(mod, nn.Linear):
+            plan.append(("linear", mod.weight, mod.bias))
+        elif isinstance(mod, nn.ReLU):
+            plan.append(("relu",))
+        elif isinstance(mod, nn.LayerNorm):
+            plan.append(("layer_norm", mod.normalized_shape, mod.weight, mod.bias, mod.eps))
+        else:
+            plan.append(("module", mod))
+    seq.__dict__["_worldline_plan"] = (mods, plan)
+    return plan
+
+
 def _mlp_call(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``seq(x)`` for an :func:`dynamics.model._mlp` (Linear / ReLU / LayerNorm) by the functional
-    ops, without ``nn.Module`` call overhead (8 MLPs a step); the ReLUs work in place when no
-    gradient is recorded. The same operations in the same order: identical results."""
+    ops, without ``nn.Module`` call and attribute overhead (8 MLPs a step, :func:`_mlp_plan`); the
+    ReLUs work in place when no gradient is recorded. The same operations in the same order:
+    identical results."""
     inplace = not torch.is_grad_enabled()
-    for mod in seq:
-        if isinstance(mod, nn.Linear):
-            x = torch.nn.functional.linear(x, mod.weight, mod.bias)
-        elif isinstance(mod, nn.ReLU):
+    linear, layer_norm = torch.nn.functional.linear, torch.nn.functional.layer_norm
+    for op in _mlp_plan(seq):
+        kind = op[0]
+        if kind == "linear":
+            x = linear(x, op[1], op[2])
+        elif kind == "relu":
             x = x.relu_() if inplace else x.relu()
-        elif isinstance(mod, nn.LayerNorm):
-            x = torch.nn.functional.layer_norm(x, mod.normalized_shape, mod.weight, mod.bias, mod.eps)
+        elif kind == "layer_norm":
+            x = layer_norm(x, op[1], op[2], op[3], op[4])
         else:
-            x = mod(x)
+            x = op[1](x)
     return x
+
+
+def _kinematic_inputs(k_: _Constants, now_k: torch.Tensor, next_k: torch.Tensor):
+    """What :meth:`ObjectNet.forward` reads of the kinematic objects' motion, for one frame or for many.
+
+    Args:
+        k_: the batch's :class:`_Constants`.
+        now_k, next_k: (..., K, P, 3) float, m: this and the next frame's particle slots of the K
+            kinematic objects (``k_.ko``, in that order; a planning batch has 1 in 17 objects).
+
+    Returns:
+        ``kin_v (..., O, 3)`` m/frame, the mean step of each kinematic object's particles, ``kin_c (..., O, 3)`` m,
+        their mean (both zero in free rows), ``kin_surf (..., K, S, 3)`` m, the surface slots of ``now_k``, and
+        ``kin_step (..., K + 1, S, 3)`` m/frame, their step to ``next_k`` (and a last row of zeros: the row
+        ``k_.kin_row`` gives free objects). The same operations for any number of leading frame dimensions.
+    """
+    ko, mk, cnt = k_.ko, k_.mk, k_.cnt
+    lead = now_k.shape[:-3]
+    out_shape = lead + (len(k_.kin), 3)
+    kin_v = now_k.new_zeros(out_shape).index_copy(-2, ko, ((next_k - now_k) * mk).sum(-2) / cnt)
+    kin_c = now_k.new_zeros(out_shape).index_copy(-2, ko, (now_k * mk).sum(-2) / cnt)
+    sidx = k_.sidx_k.expand(lead + tuple(k_.sidx_k.shape))
+    kin_surf = torch.gather(now_k, -2, sidx)
+    step = torch.gather(next_k, -2, sidx) - kin_surf
+    kin_step = torch.cat([step, step.new_zeros(lead + (1,) + tuple(step.shape[-2:]))], -3)
+    return kin_v, kin_c, kin_surf, kin_step
 
 
 def _constants(batch: ObjectBatch, dtype) -> _Constants:
@@ -646,22 +723,28 @@ class ObjectNet(nn.Module):
         kinematic sender), the patch's total weight, weighted mean unit normal (sender to receiver),
         mean distance (m), centre (m), and the point pairs (edge, sender slot, normalised weight)."""
         rc = self.config.contact_radius
-        m = batch.surf_mask
+        k_ = _constants(batch, pts.dtype)
+        m = k_.smask
         dev = pts.device
+        # (index_select rather than advanced indexing, and views of prefixes: the same values for fewer
+        # and cheaper torch operations)
         with torch.no_grad():
-            big = torch.finfo(pts.dtype).max / 4
             p0 = pts.detach()
-            lo = torch.where(m[..., None], p0, torch.full_like(p0, big)).amin(1)
-            hi = torch.where(m[..., None], p0, torch.full_like(p0, -big)).amax(1)
-            i, j = batch.pairs[:, 0], batch.pairs[:, 1]
-            near = ((lo[i] <= hi[j] + rc) & (lo[j] <= hi[i] + rc)).all(1)
+            lo = torch.where(k_.smask3, p0, k_.big).amin(1)
+            hi = torch.where(k_.smask3, p0, -k_.big).amax(1)
+            lo_g, hi_g = lo - rc, hi + rc  # the bounding boxes grown by R_c
+            pi, pj = k_.pair_i, k_.pair_j
+            near = ((lo.index_select(0, pi) <= hi_g.index_select(0, pj))
+                    & (lo.index_select(0, pj) <= hi_g.index_select(0, pi))).all(1)
             idx = torch.nonzero(near).squeeze(1)
-            i, j = i[idx], j[idx]
-            a, b = p0[i], p0[j]
+            i, j = pi.index_select(0, idx), pj.index_select(0, idx)
+            a, b = p0.index_select(0, i), p0.index_select(0, j)
             # only points inside the other object's grown bounding box can be within R_c of it:
             # compact them to the front of each row (stable sort on the mask) and keep that many
-            ma = m[i] & ((a >= (lo[j] - rc)[:, None]) & (a <= (hi[j] + rc)[:, None])).all(-1)
-            mb = m[j] & ((b >= (lo[i] - rc)[:, None]) & (b <= (hi[i] + rc)[:, None])).all(-1)
+            ma = m.index_select(0, i) & ((a >= lo_g.index_select(0, j)[:, None])
+                                         & (a <= hi_g.index_select(0, j)[:, None])).all(-1)
+            mb = m.index_select(0, j) & ((b >= lo_g.index_select(0, i)[:, None])
+                                         & (b <= hi_g.index_select(0, i)[:, None])).all(-1)
             ka = int(ma.sum(1).max()) if len(idx) else 0
             kb = int(mb.sum(1).max()) if len(idx) else 0
             oa = torch.argsort((~ma).to(torch.int8), dim=1, stable=True)[:, :ka]
@@ -676,55 +759,57 @@ class ObjectNet(nn.Module):
             keep[e] = True
             if gate is not None:
                 keep &= gate(i, j)
-                on_kept = keep[e]
+                on_kept = keep.index_select(0, e)
                 e, sa, sb = e[on_kept], sa[on_kept], sb[on_kept]
             new_id = torch.cumsum(keep.to(torch.int64), 0) - 1
-            idx, i, j, e = idx[keep], i[keep], j[keep], new_id[e]
+            kept = torch.nonzero(keep).squeeze(1)
+            idx, i, j, e = idx.index_select(0, kept), i.index_select(0, kept), j.index_select(0, kept), new_id.index_select(0, e)
+            # free-free pairs are the top rows of batch.pairs and idx ascends: they are its first n_m entries
+            n_m = int((idx < batch.num_mutual).sum())
         n_pairs = len(idx)
-        xa, xb = pts[i[e], sa], pts[j[e], sb]  # receiver's and sender's point of each point pair
+        xa, xb = pts[i.index_select(0, e), sa], pts[j.index_select(0, e), sb]  # receiver's and sender's point of each point pair
         d = xa - xb
         dist = (d * d).sum(-1).clamp_min(1e-18).sqrt()
         w = (1.0 - dist / rc).clamp_min(0.0)
         z = lambda k: torch.zeros((n_pairs,) + k, dtype=pts.dtype, device=dev)  # noqa: E731
         wsum = z(()).index_add(0, e, w)
-        wn = w / wsum[e].clamp_min(1e-12)
+        wn = w / wsum.index_select(0, e).clamp_min(1e-12)
         normal = z((3,)).index_add(0, e, wn[:, None] * d / dist[:, None])
         gap = z(()).index_add(0, e, wn * dist)
         centre = z((3,)).index_add(0, e, wn[:, None] * (xa + xb) / 2)
-        # the reversed edges of free-free contacts: same patch, normal flipped
-        mut = idx < batch.num_mutual
-        mi = torch.nonzero(mut).squeeze(1)
-        n_m = len(mi)
-        edges = torch.cat([torch.stack([i, j], 1), torch.stack([j[mi], i[mi]], 1)], 0)
-        rev = torch.full((n_pairs + n_m,), -1, dtype=torch.int64, device=dev)
-        rev[mi] = n_pairs + torch.arange(n_m, device=dev)
-        rev[n_pairs:] = mi
+        # the reversed edges of free-free contacts (the first n_m): same patch, normal flipped
+        mi = torch.arange(n_m, device=dev)
+        edges = torch.cat([torch.stack([i, j], 1), torch.stack([j[:n_m], i[:n_m]], 1)], 0)
+        rev = torch.cat([mi + n_pairs, torch.full((n_pairs - n_m,), -1, dtype=torch.int64, device=dev), mi])
         # the sender's points of each point pair, for the tool's velocity at the patch; reversed
         # edges' senders are free objects (their rigid velocity field is used), so no pairs for them
         #: the last call's edges (E, 2), point pairs' edge (Np,) and distance (Np,) m and mutual edges (reversed at
         #: E - len(mi) ..), for :func:`object_rollout`'s ``passive_energy`` rule (references only: nothing is
         #: computed here for it)
         self.last_contacts = (edges.detach(), e, dist.detach(), mi)
-        return (edges, rev, torch.cat([wsum, wsum[mi]]), torch.cat([normal, -normal[mi]]), torch.cat([gap, gap[mi]]),
-                torch.cat([centre, centre[mi]]), (e, sb, wn))
+        return (edges, rev, torch.cat([wsum, wsum[:n_m]]), torch.cat([normal, -normal[:n_m]]),
+                torch.cat([gap, gap[:n_m]]), torch.cat([centre, centre[:n_m]]), (e, sb, wn))
 
     # ----------------------------------------------------------------- step
 
     def forward(self, c_hist: torch.Tensor, r_hist: torch.Tensor, batch: ObjectBatch,
                 kin_now: torch.Tensor, kin_next: torch.Tensor, w_hist: Optional[torch.Tensor] = None,
-                contact_gate=None):
+                contact_gate=None, kin_inputs=None):
         """Linear and angular acceleration of every object.
 
         Args:
             c_hist: (C + 1, O, 3) float, m. Centres of the last C + 1 frames, oldest first.
             r_hist: (C + 1, O, 3, 3) float. Rotations from the rest pose.
             kin_now, kin_next: (O, P, 3) float, m. This and the next frame's particle positions of
-                kinematic objects (the tool's motion); rows of free objects are not read.
+                kinematic objects (the tool's motion); rows of free objects are not read. Not read
+                either (may be None) when ``kin_inputs`` is given.
             w_hist: (C, O, 3) float, rad/frame: ``angular_velocity(r_hist[1:], r_hist[:-1])`` when the
                 caller carries it from step to step (:func:`object_rollout`); None: computed here.
             contact_gate: None, or ``gate(receiver (Q,), sender (Q,)) -> (Q,) bool`` over candidate object
                 pairs: pairs where it is False make no contact edge (:meth:`contacts`; :func:`object_rollout`'s
                 ``shape_contact`` rule).
+            kin_inputs: None, or :func:`_kinematic_inputs` of the kinematic rows of ``kin_now, kin_next`` when
+                the caller has them (:func:`object_rollout` derives them for every frame of the rollout at once).
 
         Returns:
             ``a (O, 3)`` m/frame^2 and ``alpha (O, 3)`` rad/frame^2, world frame (zero for kinematic objects).
@@ -735,16 +820,14 @@ class ObjectNet(nn.Module):
         c, rot = c_hist[-1], r_hist[-1]
         v = c_hist[1:] - c_hist[:-1]  # (C, O, 3)
         w = angular_velocity(r_hist[1:], r_hist[:-1]) if w_hist is None else w_hist  # (C, O, 3)
-        # kinematic objects' centre and mean point step (only their rows: a planning batch has 1 in 17)
-        ko, mk, cnt = k_.ko, k_.mk, k_.cnt
-        now_k = kin_now[ko]
-        kin_v = torch.zeros_like(c).index_put((ko,), ((kin_next[ko] - now_k) * mk).sum(1) / cnt)
-        kin_c = torch.zeros_like(c).index_put((ko,), (now_k * mk).sum(1) / cnt)
+        if kin_inputs is None:
+            kin_inputs = _kinematic_inputs(k_, kin_now.index_select(0, k_.ko), kin_next.index_select(0, k_.ko))
+        kin_v, kin_c, kin_surf, kin_step = kin_inputs
         v = torch.where(k_.kin3, kin_v, v)
         w = torch.where(k_.kin3, 0.0, w)
         c = torch.where(k_.kin2, kin_c, c)
         # world surface points (for contacts and the ground; the lowest point of a body is on its surface)
-        surf = torch.where(k_.kin_pts, torch.gather(kin_now, 1, k_.sidx), _apply(rot, k_.body_s) + c[:, None])
+        surf = (_apply(rot, k_.body_s) + c[:, None]).index_copy(0, k_.ko, kin_surf)
         pts = surf
         # ground as a boundary feature
         smask = k_.smask
@@ -761,21 +844,22 @@ class ObjectNet(nn.Module):
         gate = torch.where(k_.ground_free, (1.0 - clear).clamp(0.0, 1.0), 0.0)
         gdir_body = torch.where(k_.kin2, 0.0, (rot * k_.gdir[:, :, None]).sum(1))  # R^T (up)
         edges, rev, wsum, normal, gap, centre, (pe, psb, pwn) = self.contacts(batch, surf, contact_gate)
-        i, j = edges[:, 0], edges[:, 1]
+        i, j = edges[:, 0].contiguous(), edges[:, 1].contiguous()
+        take_i = lambda x: x.index_select(0, i)  # noqa: E731  (the same values as x[i], fewer operations)
+        take_j = lambda x: x.index_select(0, j)  # noqa: E731
         mutual = rev >= 0
-        c_i, c_j = c[i], c[j]
+        c_i, c_j = take_i(c), take_j(c)
         lever_i = centre - c_i
         lever_j = centre - c_j
         v_last, w_last = v[-1], w[-1]
-        vi = v_last[i] + torch.linalg.cross(w_last[i], lever_i, dim=1)
+        vi = take_i(v_last) + torch.linalg.cross(take_i(w_last), lever_i, dim=1)
         # the sender's velocity at the patch: rigid velocity field, or the tool's prescribed point motion
-        kin_step = torch.gather(kin_next - kin_now, 1, k_.sidx)
-        vj_kin = torch.zeros_like(centre).index_add(0, pe, pwn[:, None] * kin_step[j[pe], psb])
-        kin_j = kin[j]
-        vj = torch.where(kin_j[:, None], vj_kin, v_last[j] + torch.linalg.cross(w_last[j], lever_j, dim=1))
+        vj_kin = torch.zeros_like(centre).index_add(0, pe, pwn[:, None] * kin_step[k_.kin_row.index_select(0, j.index_select(0, pe)), psb])
+        kin_j = take_j(kin)
+        vj = torch.where(kin_j[:, None], vj_kin, take_j(v_last) + torch.linalg.cross(take_j(w_last), lever_j, dim=1))
         rv = (vj - vi) / self.vel_scale.to(dtype)
-        size_i, size_j = k_.size[i], k_.size[j]
-        ri = r[i]
+        size_i, size_j = take_i(k_.size), take_j(k_.size)
+        ri = take_i(r)
         gap_r = (gap - 2 * ri) / ri
         efeat = torch.cat([
             wsum[:, None] / 10.0, (wsum[:, None] > 0).to(dtype), normal, gap_r[:, None],
@@ -785,11 +869,11 @@ class ObjectNet(nn.Module):
         # its gravity is carried down the stack to the ground, like the ground's own gate
         nzu = normal[:, 2] / normal.norm(dim=1).clamp_min(1e-12)
         support = (1.5 - gap_r).clamp(0.0, 1.0) * ((nzu - 0.5) / 0.3).clamp(0.0, 1.0)
-        support = torch.where(k_.ground_free[i], support, 0.0)
+        support = torch.where(take_i(k_.ground_free), support, 0.0)
         ground_gate = gate
         for _ in range(SUPPORT_DEPTH):
             held = torch.where(kin, 1.0, gate)
-            prev, gate = gate, torch.maximum(ground_gate, torch.zeros_like(gate).scatter_reduce(0, i, support * held[j], "amax"))
+            prev, gate = gate, torch.maximum(ground_gate, torch.zeros_like(gate).scatter_reduce(0, i, support * take_j(held), "amax"))
             if not torch.is_grad_enabled() and torch.equal(gate, prev):  # settled: further rounds change nothing
                 break
         node = torch.cat([
@@ -800,16 +884,16 @@ class ObjectNet(nn.Module):
         h = _mlp_call(self.node_encoder, node)
         e = _mlp_call(self.edge_encoder, efeat)
         for em, nm in zip(self.edge_mlps, self.node_mlps):
-            e = e + _mlp_call(em, torch.cat([e, h[i], h[j]], 1))
+            e = e + _mlp_call(em, torch.cat([e, take_i(h), take_j(h)], 1))
             agg = torch.zeros_like(h).index_add(0, i, e)
             h = h + _mlp_call(nm, torch.cat([h, agg], 1))
         phi = _mlp_call(self.force_decoder, e)  # (E, 3)
         s = self.acc_scale.to(dtype)
         mass = k_.mass
         # a contact between free objects is one patch seen from both sides: antisymmetrise (Newton's third law)
-        mass_i = mass[i]
-        mu = torch.where(kin_j, mass_i, mass_i * mass[j] / (mass_i + mass[j]))
-        force = torch.where(mutual[:, None], (phi - phi[rev.clamp_min(0)]) / 2, phi) * s * mu[:, None]
+        mass_i = take_i(mass)
+        mu = torch.where(kin_j, mass_i, mass_i * take_j(mass) / (mass_i + take_j(mass)))
+        force = torch.where(mutual[:, None], (phi - phi.index_select(0, rev.clamp_min(0))) / 2, phi) * s * mu[:, None]
         psi = _mlp_call(self.ground_decoder, h)
         g = k_.g
         push = gate[:, None] * (s * psi[:, :3] - g)  # the ground's push, m/frame^2
@@ -897,13 +981,13 @@ class ObjectNet(nn.Module):
         jt = torch.where(stick[:, None], jt, 0.0)
         return a + jt / mass[:, None], alpha + inv_inertia(proj(torch.linalg.cross(lever, jt, dim=1)))
 
-    def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None, contact_gate=None):
+    def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None, contact_gate=None, kin_inputs=None):
         """Next pose ``(c (O, 3), R (O, 3, 3))`` by semi-implicit Euler from :meth:`forward`'s accelerations
         (kinematic objects: their fitted pose is not needed and is carried unchanged). ``w_hist``,
-        ``contact_gate``: as :meth:`forward`."""
+        ``contact_gate``, ``kin_inputs``: as :meth:`forward`."""
         if w_hist is None:
             w_hist = angular_velocity(r_hist[1:], r_hist[:-1])
-        a, alpha = self(c_hist, r_hist, batch, kin_now, kin_next, w_hist, contact_gate)
+        a, alpha = self.forward(c_hist, r_hist, batch, kin_now, kin_next, w_hist, contact_gate, kin_inputs)
         v = c_hist[-1] - c_hist[-2] + a
         w = w_hist[-1] + alpha
         return c_hist[-1] + v, _rotation_from_vector(w) @ r_hist[-1]
@@ -962,27 +1046,37 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         pad = [history[0] - step * k for k in range(c_need - history.shape[0], 0, -1)]
         history = torch.cat([torch.stack(pad), history], 0)
     history = history[-c_need:]
-    with torch.set_grad_enabled(grad):
+    if kinematic_future is None:
+        kinematic_future = history[-1:].expand(steps, -1, -1)
+    if collide and graph_batch is None:
+        graph_batch = _graph_batch(batch, history.dtype)
+    k_ = _constants(batch, history.dtype)  # built here, outside the inference mode below
+    free = (~batch.kinematic)[:, None] & batch.mask
+    free_idx = batch.index[free]
+    # without gradients the steps run in inference mode (less bookkeeping per torch operation: a step is
+    # some 300 small ones); what leaves this function is made outside it, as ordinary tensors
+    mode = torch.enable_grad() if grad else torch.inference_mode() if not torch.is_inference_mode_enabled() \
+        else torch.no_grad()
+    with mode:
         cs, rs = fit_poses(batch, history)
-        if kinematic_future is None:
-            kinematic_future = history[-1:].expand(steps, -1, -1)
         # the kinematic objects' slots of every frame at once (free objects' rows stay zero)
         kin_obj = torch.nonzero(batch.kinematic).squeeze(1)
-        frames = torch.cat([history[-1:], kinematic_future[:steps]], 0)
-        kin_all = frames.new_zeros((steps + 1,) + tuple(batch.body.shape))
-        kin_all[:, kin_obj] = frames[:, batch.index[kin_obj]]
-        gb = (graph_batch if graph_batch is not None else _graph_batch(batch, history.dtype)) if collide else None
+        kin_idx = batch.index[kin_obj]
+        kin_k = torch.cat([history[-1:, kin_idx], kinematic_future[:steps, kin_idx]], 0)  # (steps + 1, K, P, 3)
+        kin_in = _kinematic_inputs(k_, kin_k[:-1], kin_k[1:])  # every frame's at once
+        if passive_energy or sliding_friction:  # (steps, O) bool: the kinematic objects that move in each frame
+            moves = (kin_k[1:] - kin_k[:-1]).abs().amax(-1).amax(-1) > 1e-7
+            kin_moves = torch.zeros((steps, batch.num_objects), dtype=torch.bool, device=moves.device).index_copy(1, kin_obj, moves)
+        gb = graph_batch if collide else None
         oc, orr, out = [], [], []
-        free = (~batch.kinematic)[:, None] & batch.mask
-        free_idx = batch.index[free]
         ws = angular_velocity(rs[1:], rs[:-1])  # carried: each step adds the newest frame's only
-        shapes = _ToolShapes(batch, frames) if shape_contact else None
+        shapes = _ToolShapes(batch, torch.cat([history[-1:], kinematic_future[:steps]], 0)) if shape_contact else None
         slid = torch.zeros_like(batch.kinematic)  # bodies that slid freely in the last step (sliding_friction)
         for t in range(steps):
             gate = shapes.gate(t, cs, rs) if shapes is not None else None
-            c1, r1 = model.step(cs, rs, batch, kin_all[t], kin_all[t + 1], ws, gate)
+            c1, r1 = model.step(cs, rs, batch, None, None, ws, gate, tuple(x[t] for x in kin_in))
             if passive_energy or sliding_friction:
-                worked = _worked(model, batch, cs, ws, kin_all[t], kin_all[t + 1])
+                worked = _worked(model, batch, cs, ws, kin_moves[t])
                 if passive_energy:
                     c1, r1 = _no_energy_from_nowhere(batch, cs, rs, ws, c1, r1, worked)
                 if sliding_friction:
@@ -1003,15 +1097,17 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             ws = torch.cat([ws[1:], angular_velocity(r1, rs[-1])[None]], 0)
             cs = torch.cat([cs[1:], c1[None]], 0)
             rs = torch.cat([rs[1:], r1[None]], 0)
+    with torch.set_grad_enabled(grad):
         if not steps:
             pos = history.new_zeros((0,) + history.shape[1:])
         elif collide:
             pos = torch.stack(out)
         else:  # skin every frame at once: free particles from the poses, the rest as prescribed
             pc, pr = torch.stack(oc), torch.stack(orr)
-            pts = skin(batch, pc, pr)
-            pos = kinematic_future[:steps].clone()
-            pos[:, free_idx] = pts[:, free]
+            fo = k_.free_obj  # only the free objects' rows: skin's operations on them, the same values
+            pts = _apply(pr.index_select(1, fo), k_.body_free, pc.index_select(1, fo)[..., None, :])
+            pts = pts.flatten(1, 2).index_select(1, k_.free_slots)  # = skin(batch, pc, pr)[:, free]
+            pos = kinematic_future[:steps].clone().index_copy_(1, free_idx, pts)
         if poses:
             return pos, torch.stack(oc), torch.stack(orr)
         return pos
@@ -1138,11 +1234,12 @@ class _ToolShapes:
 TOUCH = 2.5
 
 
-def _worked(model, batch, cs, ws, kin_now, kin_next) -> torch.Tensor:
+def _worked(model, batch, cs, ws, kin_moves) -> torch.Tensor:
     """(O,) bool: the free bodies that something working touches in this step (the last network
     contacts, :attr:`ObjectNet.last_contacts`, closer than :data:`TOUCH` r to a tool part that moves this
     frame or to a free body that moved last frame); the ``passive_energy`` and ``sliding_friction`` rules
-    leave those alone."""
+    leave those alone. ``kin_moves`` (O,) bool: the kinematic objects with a particle slot that moves by more
+    than 1e-7 m in this frame (:func:`object_rollout` finds them for every frame at once)."""
     with torch.no_grad():
         dtype = cs.dtype
         free = ~batch.kinematic
@@ -1152,7 +1249,7 @@ def _worked(model, batch, cs, ws, kin_now, kin_next) -> torch.Tensor:
         i, j = edges[:, 0], edges[:, 1]
         touch = closest < TOUCH * batch.radius.to(dtype)[i]
         # what can work on a body: a tool part that moves this frame, a free body that moved last frame
-        kin_moves = ((kin_next - kin_now).abs().amax(-1).amax(-1) > 1e-7) & batch.kinematic
+        kin_moves = kin_moves & batch.kinematic  # (O,) bool: kinematic objects any particle slot of which moves
         v_prev = cs[-1] - cs[-2]
         speed = v_prev.norm(dim=1) + ws[-1].norm(dim=1) * batch.size.to(dtype)
         free_moves = free & (speed > 1e-3 * batch.radius.to(dtype))
@@ -1294,7 +1391,9 @@ class ObjectBackend:
     def _batch(self, k: int) -> ObjectBatch:
         if k not in self._batches:
             dtype = next(self.model.parameters()).dtype
-            self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
+            with torch.inference_mode(False):  # ordinary tensors even if the caller is in inference mode: the
+                # batch is kept, and a later gradient rollout could not save inference tensors for backward
+                self._batches = {k: pack_objects([self.scene] * k, self.model.config.dt, self.device, dtype)}
         return self._batches[k]
 
     @property
@@ -1339,8 +1438,8 @@ class ObjectBackend:
         hist = history[-(self.history + 1):].repeat(1, k, 1)
         base = history[-1].repeat(h, k, 1).reshape(h, k, n, 3)
         ti = torch.as_tensor(np.asarray(tool_indices), device=base.device)
-        fut = base.clone()
-        fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)  # in place on a copy: gradients still reach tool_future
+        fut = base  # a fresh copy (repeat): written in place, gradients still reach tool_future
+        fut[:, :, ti] = tool_future.permute(1, 0, 2, 3).to(base.dtype)
         pred = object_rollout(self.model, batch, hist, h, fut.reshape(h, k * n, 3), collide=self.collide, grad=grad,
                               passive_energy=self.passive_energy, shape_contact=self.shape_contact,
                               sliding_friction=self.sliding_friction)

@@ -191,6 +191,37 @@ def test_rollout_gradients_match_finite_differences():
         assert fd == pytest.approx(float(g[t, m, d]), rel=1e-4, abs=1e-7)
 
 
+def test_predict_without_gradients_equals_a_gradient_rollout_and_leaves_the_backend_differentiable():
+    """``predict`` steps in inference mode and caches the batch's constants and the MLPs' layer plans; the
+    same backend's gradient rollout afterwards gives the same positions bit for bit, and its gradients
+    flow (a cache made of inference tensors could not be saved for backward); a model cast to float32
+    after that predicts as a fresh float32 copy of it (the layer plans follow the cast)."""
+    net = _model(seed=1)
+    sc = _push_scene()
+    hist = _history(sc, [(1e-3, 0, 0), (0, 0, 0), (0, 0, 0), (1.5e-3, 2e-4, 0)])
+    tool, fut = _tool_future(sc, 6, vel=(4e-3, 5e-4, 0.0))
+    be = ObjectBackend(net, sc)
+    pred = be.predict(hist.numpy(), tool, fut[None])
+    free = torch.as_tensor(~sc.kinematic)
+    assert np.abs(pred[0, -1, free.numpy()] - pred[0, 0, free.numpy()]).max() > 1e-3  # the boxes move
+    f = torch.as_tensor(fut)[None].clone().requires_grad_(True)
+    pos = be.rollout_torch(hist, tool, f, grad=True)
+    assert np.array_equal(pos.detach().float().numpy(), pred)
+    (g,) = torch.autograd.grad(pos[0, -1][free].sum(), f)
+    assert bool(torch.isfinite(g).all()) and float(g.abs().max()) > 1e-3
+    be = ObjectBackend(net, sc)  # a caller in inference mode: the backend's caches are still ordinary tensors
+    with torch.inference_mode():
+        assert np.array_equal(be.predict(hist.numpy(), tool, fut[None]), pred)
+    pos = be.rollout_torch(hist, tool, f, grad=True)
+    (g2,) = torch.autograd.grad(pos[0, -1][free].sum(), f)
+    assert torch.equal(g2, g)
+    fresh = _model(seed=1).float()
+    net.float()
+    h32, f32 = hist.float().numpy(), fut[None].astype(np.float32)
+    np.testing.assert_array_equal(ObjectBackend(net, sc).predict(h32, tool, f32),
+                                  ObjectBackend(fresh, sc).predict(h32, tool, f32))
+
+
 def test_checkpoint_round_trip_and_kind(tmp_path):
     net = _model(dtype=torch.float32)
     path = save_object_model(tmp_path / "obj.pt", net, {"note": "test"})
