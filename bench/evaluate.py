@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TRUTH_SOURCES = ("dynamics/sim", "dynamics/tasks.py", "dynamics/policies.py", "particles")
 #: Of dynamics/policy.py only what a Newton episode runs (its packed model stepping does not count).
 TRUTH_POLICY_PARTS = ("PolicyController", "policy_obs", "parse_target", "_side_record")
-CHEAP = ("yaw_push", "straight_push", "open_loop_push", "offset_push", "half_push", "random_policy")
+#: The shipped evaluated set (dynamics.policies.SHIPPED), without the slow planner.
+CHEAP = ("straight_push", "offset_push", "wide_offset_push", "slow_push", "random_policy", "half_push")
 
 
 def make_backend_factory(name: str, checkpoint: str):
@@ -327,7 +328,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default=str(ROOT / "assets" / "tasks" / "suite" / "push_*.toml"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N tasks (0: all)")
-    ap.add_argument("--policies", default=",".join(CHEAP), help="names in dynamics.policies")
+    ap.add_argument("--policies", default=",".join(CHEAP),
+                    help="names in dynamics.policies, or MODULE:FUNCTION / path/to/file.py:FUNCTION")
     ap.add_argument("--with-planner", action="store_true", help="add dynamics.policies:planner (slow)")
     ap.add_argument("--backends", default="gnn,constraints")
     ap.add_argument("--checkpoint", default=str(ROOT / "assets" / "weights" / "gns_push.pt"))
@@ -379,7 +381,8 @@ def main() -> None:
         paths = paths[: args.limit]
     tasks = [Task.load(p) for p in paths]
     names = [n for n in args.policies.split(",") if n] + (["planner"] if args.with_planner else [])
-    policies = [load_policy(f"dynamics.policies:{n}") for n in names]
+    policies = [load_policy(n if ":" in n else f"dynamics.policies:{n}") for n in names]
+    names = [n for n, _ in policies]
     print(f"{len(tasks)} tasks ({args.tasks}), {len(policies)} policies, {args.episodes_per_task} episode(s) each, "
           f"at most {args.max_steps} frames, torch threads {args.threads}", flush=True)
 
@@ -394,6 +397,7 @@ def main() -> None:
            f"{ttm['newton_s_per_frame'] * 1000:.1f} ms per frame, scaled to all {ttm['all_frames']} Newton frames; "
            f"the other records from the cache")
     print(f"Newton: {ttm['truth_s']:.1f} s ({how}; {time.perf_counter() - t0:.0f} s here)", flush=True)
+    newton_table(truth, specs, names, [Path(p).stem for p in paths])
 
     out = {}
     for be in (b for b in args.backends.split(",") if b):
@@ -421,9 +425,26 @@ def main() -> None:
         out[be] = {"report": ev.report, "timing": tm}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "newton": ttm, "backends": out}, indent=1,
-                                              default=float))
+        newton_eps = [{"policy": s.policy, "task": Path(paths[s.task_index]).stem, "episode": s.episode,
+                       "truth": truth[(s.policy, s.task_index, s.episode)]} for s in specs]
+        Path(args.json).write_text(json.dumps({"args": vars(args), "newton": ttm, "newton_episodes": newton_eps,
+                                               "backends": out}, indent=1, default=float))
     summarize(out)
+
+
+def newton_table(truth: dict, specs, names: list, task_names: list) -> None:
+    """Print Newton's side alone: per policy its successes (95 % Wilson), mean final position
+    error, and the tasks it succeeds on (what a Newton-only design run of a policy set reads)."""
+    from dynamics.policy import wilson_interval
+
+    print("\n| policy (Newton) | successes | Wilson 95 % | mean final error | tasks succeeded |\n|---|---|---|---|---|")
+    for n in names:
+        recs = [(s, truth[(s.policy, s.task_index, s.episode)]) for s in specs if s.policy == n]
+        k = sum(bool(r["success"]) for _, r in recs)
+        lo, hi = wilson_interval(k, len(recs))
+        err = np.mean([r["final_position_error_m"] for _, r in recs]) * 1e3
+        won = " ".join(task_names[s.task_index][-2:] for s, r in recs if r["success"])
+        print(f"| {n} | {k}/{len(recs)} | {lo:.2f}-{hi:.2f} | {err:.1f} mm | {won} |", flush=True)
 
 
 def summarize(out: dict) -> None:

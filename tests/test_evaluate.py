@@ -271,3 +271,46 @@ def test_packed_object_stepping_equals_stepping_each_episode_alone(bad_policies)
     # the network's drag of boxes the tool passed moved them 2-8 cm)
     assert moved > 0.002
     assert packed_stepper.steps == 40
+
+
+def test_shipped_pushes_differ_as_designed_speed_and_offset(tiny):
+    """The shipped set's knobs do what the policies say, seen in the commanded tool motion on a world
+    that moves only the tool (so the push never ends): straight_push pushes at PUSH_SPEED (0.12 m/s),
+    slow_push at SLOW_SPEED (0.045 m/s), and wide_offset_push pushes a full object half-width off the
+    centre line where offset_push pushes 0.7 of it and open_loop_push on it."""
+    from dynamics.policies import PUSH_SPEED, SLOW_SPEED
+    from dynamics.policy import PolicyController
+    from dynamics.tasks import run_episode
+
+    task = Task.load(tiny / "b_plus_x.toml")  # block at the origin, 3 x 3 particles wide, goal along +x
+    ti = task.tool.indices
+
+    class ToolOnly:  # the world of this test: the tool's particles go where commanded, nothing else moves
+        def step(self, state, nxt, ctrl, dt):
+            nxt.positions[:] = state.positions
+            nxt.positions[ti] = ctrl
+            nxt.velocities[:] = 0.0
+
+    def tool_path(name):
+        fn = load_policy(f"dynamics.policies:{name}")[1]
+        res = run_episode(task, PolicyController(fn, 0), world=ToolOnly(), max_steps=60)
+        return res.executed.positions[:, ti].mean(1).astype(np.float64)
+
+    tool = task.scene.positions[ti].astype(np.float64)
+    d = np.linalg.norm(tool[:, None] - tool[None], axis=-1) + np.eye(len(ti))
+    half_w = 0.02 + 0.5 * d.min()  # m: the block's half-width as the policies measure it (outer centres + r)
+    for name, speed in (("straight_push", PUSH_SPEED), ("slow_push", SLOW_SPEED)):
+        x = tool_path(name)
+        v = np.linalg.norm(np.diff(x[15:30, :2], axis=0), axis=1) / task.dt  # the push (from frame 9 on)
+        assert np.allclose(v, speed, rtol=0.02), (name, v)
+        assert np.abs(x[15:30, 1]).max() < 1e-4 and np.all(np.diff(x[15:30, 0]) > 0)  # along +x on the centre line
+    assert SLOW_SPEED < 0.5 * PUSH_SPEED
+    lateral = {}
+    for name in ("open_loop_push", "offset_push", "wide_offset_push"):
+        x = tool_path(name)
+        assert np.all(np.diff(x[20:40, 0]) > 0) and np.ptp(x[20:40, 1]) < 1e-5  # a straight push along +x
+        lateral[name] = float(x[30, 1])
+    # to the left (+y), within the approach's 2 mm landing tolerance
+    for name, share in (("open_loop_push", 0.0), ("offset_push", 0.7), ("wide_offset_push", 1.0)):
+        assert abs(lateral[name] - share * half_w) < 2e-3, (lateral, half_w)
+    assert lateral["wide_offset_push"] > lateral["offset_push"] + 0.2 * half_w, lateral
