@@ -1336,6 +1336,80 @@ def _quad_ssr(c: np.ndarray, t: np.ndarray) -> float:
     return float(((c - X @ beta) ** 2).sum())
 
 
+#: Standard deviations by which a body's turn rate must exceed its precision before its motion can show a pivot, and
+#: within which the pivot's velocity along the axis and its place are taken as zero and beneath the body
+#: (:func:`pivot_held`; the shakes' SHAKE_Z).
+PIVOT_Z = 3.0
+
+
+def _ground_pivots(ts: "TrackScene", k: int) -> np.ndarray:
+    """(T,) bool: frames in which object ``k``'s rigid motion turns about a point of the ground beneath it.
+
+    A body held up by a support it rotates about (tipping or spinning on a corner) has a point of zero velocity
+    there. From the poses either side of frame ``t`` (central differences over ``2 dt``) the body turns at ``w`` and
+    its centre ``c`` moves at ``v``; the points of least velocity are the screw axis ``c + w x v / |w|^2 + l w``,
+    which meets the ground (``z = ground``) at ``p``, moving along the axis at ``u = v . w / |w|``. Frame ``t`` is
+    held there when (each at :data:`PIVOT_Z` standard deviations, from the per-frame pose precision
+    ``_pose_precision``: ``s_w`` of the turn rate, ``s_v`` of the centre's velocity):
+
+    * the body turns: ``|w| > PIVOT_Z s_w`` (a still or merely gliding body shows no pivot);
+    * ``p`` does not move: ``|u| <= PIVOT_Z (s_v + s_w |p - c|)``;
+    * ``p`` lies beneath the body: within a track spacing ``2 r`` plus ``PIVOT_Z`` times its own precision
+      ``(s_v + s_w |p - c|) / |w|`` of a tracked point's place on the ground (horizontally);
+    * the body reaches down to it: its lowest tracked point is at most the body's own extent above the ground (the
+      largest distance of a track from the centre: an untracked part, a corner no track sees, is no larger).
+
+    False where the poses either side are not the object's own (fewer than 4 visible tracks) or there is no ground."""
+    f = ts.fits[k]
+    T = f.rot.shape[0]
+    out = np.zeros(T, bool)
+    g = ts.frame.ground
+    if g is None or T < 3:
+        return out
+    from scipy.spatial import cKDTree
+    from scipy.spatial.transform import Rotation
+
+    dt = 1.0 / ts.fps
+    cn, turn = _pose_precision(f, ts.tracks.visible)
+    extent = float(np.max(np.linalg.norm(f.body, axis=1)))
+    r = ts.radius
+    for t in range(1, T - 1):
+        if not (f.posed[t - 1] and f.posed[t + 1]) or not np.isfinite([cn[t - 1], cn[t + 1], turn[t - 1],
+                                                                          turn[t + 1]]).all():
+            continue
+        w = Rotation.from_matrix(f.rot[t + 1] @ f.rot[t - 1].T).as_rotvec() / (2 * dt)
+        v = (f.centre[t + 1] - f.centre[t - 1]) / (2 * dt)
+        s_w = float(np.hypot(turn[t - 1], turn[t + 1])) / (2 * dt)
+        s_v = float(np.hypot(cn[t - 1], cn[t + 1])) / (2 * dt)
+        wn = float(np.linalg.norm(w))
+        if wn <= PIVOT_Z * s_w or abs(w[2]) < 1e-9 * wn:
+            continue
+        c = f.centre[t]
+        q = c + np.cross(w, v) / wn ** 2
+        p = q + (g - q[2]) / w[2] * w
+        lever = float(np.linalg.norm(p - c))
+        s_u = s_v + s_w * lever
+        if abs(float(v @ w)) / wn > PIVOT_Z * s_u:
+            continue
+        pts = f.rot[t] @ f.body.T + c[:, None]  # (3, n)
+        if float(pts[2].min()) - g > extent:
+            continue
+        d, _ = cKDTree(pts[:2].T).query(p[:2])
+        out[t] = d <= 2.0 * r + PIVOT_Z * s_u / wn
+    return out
+
+
+def pivot_held(ts: "TrackScene", ev: Event) -> bool:
+    """Whether floating event ``ev`` is a body held up by a support it turns about in every frame of the event
+    (:func:`_ground_pivots`): tipping or spinning on a corner no track sees, not hovering. A hovering body keeps its
+    pose or glides; a body in free fall is not found floating."""
+    if ev.object is None:
+        return False
+    held = _ground_pivots(ts, ev.object)
+    a, b = max(int(ev.frame), 1), min(int(ev.end_frame), len(held) - 2)
+    return b >= a and bool(held[a:b + 1].all())
+
+
 def _onset_run(ctx, k: int, F: int, ok: np.ndarray, lo: int, hi: int):
     """The run of ``ok (T,)`` frames around frame ``F`` (itself ``ok``) of object ``k``, kept within frames ``lo ..
     hi``: ``(a, b, c (n, 3) float64 m, t (n,) s)`` with the object's centre ``c`` over frames ``a .. b``; None when
@@ -1960,6 +2034,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
             evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else energy_onset(ctx0, e, W)
                      if e.category == "energy" else e for e in _join_close(evs_s, W)]
+        # a body tipping or spinning on a corner no track sees turns about a point of the ground beneath it
+        evs_s = [e for e in evs_s if not (e.category == "floating" and pivot_held(ts, e))]
         events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:

@@ -658,3 +658,61 @@ def test_bend_starts_where_tracks_move_against_the_pose():
     ro2 = Rollout(scene, still.astype(np.float32), 1 / 30, visibility=vis)
     fit2 = SimpleNamespace(rot=rot, centre=centre, body=body + np.isin(np.arange(n), lone)[:, None] * shift)
     assert collective_rigidity(AuditContext(ro2, AuditConfig()), ev, SimpleNamespace(fits=[fit2], rollout=ro2)) is None
+
+
+def _pivot_scene(pos, vis, noise, fps=60.0):
+    """A TrackScene-like object holding one rigid body's exact poses (``pos (T, n, 3)`` m, world z up, ground z = 0)
+    for ``critic.tracks._ground_pivots``."""
+    from types import SimpleNamespace
+
+    from critic.tracks import ObjectFit, fit_object
+
+    fit = fit_object(pos, vis, np.arange(pos.shape[1]))
+    fit = ObjectFit(fit.tracks, fit.body, fit.rot, fit.centre, fit.posed, noise, fit.visible_count)
+    return SimpleNamespace(fits=[fit], frame=SimpleNamespace(ground=0.0), fps=fps, radius=0.005,
+                           tracks=SimpleNamespace(visible=vis))
+
+
+def test_body_turning_about_an_untracked_corner_on_the_ground_is_held():
+    """spin_0 (orbiting camera) starts spinning like a top on a mesh corner no track reaches (its lowest track 9.7 r
+    above the ground): the floating check saw a body touching nothing whose centre falls at a fraction of g. Its
+    motion turns about a point of the ground beneath it (zero velocity there), which a hover cannot: a body frozen
+    in mid-air does not turn, one spinning about its centre high above the ground reaches no ground point, and one
+    turning about a ground point that is not beneath it is not held by it."""
+    from scipy.spatial.transform import Rotation
+
+    from critic.tracks import _ground_pivots
+
+    rng = np.random.default_rng(2)
+    T, n, fps = 30, 60, 60.0
+    body = rng.uniform([-0.04, -0.04, 0.05], [0.04, 0.04, 0.12], size=(n, 3))  # tracked; the corner (origin) not
+    axis = np.array([np.sin(0.4), 0.0, np.cos(0.4)])  # 23 degrees off vertical
+    rot = Rotation.from_rotvec(np.outer(np.arange(T) * 8.0 / fps, axis)).as_matrix()
+    vis = np.ones((T, n), bool)
+    noise = 0.0025  # 0.5 r
+    top = np.einsum("tij,nj->tni", rot, body)  # turning about the corner at the ground's origin
+    held = _ground_pivots(_pivot_scene(top, vis, noise), 0)
+    assert held[1:-1].all(), np.flatnonzero(~held)
+    # the same spin about the body's own centre, 0.3 m up: the axis meets the ground, but nothing reaches it
+    mid = body.mean(0)
+    high = np.einsum("tij,nj->tni", rot, body - mid) + np.array([0.0, 0.0, 0.3])
+    assert not _ground_pivots(_pivot_scene(high, vis, noise), 0).any()
+    # frozen in mid-air (the injected hover): no turn, no pivot
+    still = np.repeat(top[:1], T, axis=0) + np.array([0.0, 0.0, 0.05])
+    assert not _ground_pivots(_pivot_scene(still, vis, noise), 0).any()
+    # turning about a ground point 0.3 m to the side: not beneath the body
+    side = np.einsum("tij,nj->tni", rot, body + np.array([0.3, 0.0, 0.0]))
+    assert not _ground_pivots(_pivot_scene(side, vis, noise), 0).any()
+
+
+def test_top_on_an_untracked_corner_raises_no_floating(monkeypatch):
+    """The quick set's clean spin_0_n0.50_c2 (orbiting camera with extrinsics, noise 0.5 r): the body tips and
+    spins on a corner none of its tracks reach; floating at frames 2-9 without the pivot test."""
+    import critic.tracks as ct
+
+    ro = tg.referee_rollout("spin", 0, 0, quick=True, dt=1 / 60)
+    tr, _, _, _ = tg.film(ro, np.random.default_rng([0, 35]), noise_frac=0.5, moving=True, extrinsics=True,
+                          noise_seed=35)
+    assert audit_tracks(tr, fps=60).events == ()
+    monkeypatch.setattr(ct, "pivot_held", lambda ts, ev: False)
+    assert [e.category for e in audit_tracks(tr, fps=60).events] == ["floating"]
