@@ -88,7 +88,7 @@ from .report import Event, Report
 
 __all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "difference_noise",
            "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks", "permanence_events",
-           "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST"]
+           "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST", "bounce_ground", "pivot_held"]
 
 #: The keys of the TAP-Vid-3D layout this module reads (nothing else in the file is touched).
 TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
@@ -371,6 +371,8 @@ class Frame:
     """z of the ground in audited coordinates (m), or None."""
     ground_tracks: int = 0
     """Distinct tracks that rest on the ground plane."""
+    ground_impacts: int = 0
+    """Bounces the ground was placed by when no plane held enough tracks (:func:`bounce_ground`), else 0."""
 
 
 def input_frame(tracks: Tracks, scale: float = 1.0) -> np.ndarray:
@@ -466,6 +468,90 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
         d = near.mean(0)
         d /= np.linalg.norm(d)
     return -d
+
+
+#: Fewest frames of free fall fitted on each side of a bounce (:func:`bounce_ground`): 3 fix a parabola of known g
+#: (2) and test it (1 more).
+_BOUNCE_ARM = 4
+
+
+def _fall_bend(n: int, dt: float, g: float = 9.81) -> float:
+    """rms (m) by which the best straight line misses ``n`` frames of free fall ``g t^2 / 2`` sampled every ``dt``."""
+    t = np.arange(n) * dt
+    M = np.stack([np.ones(n), t], 1)
+    y = 0.5 * g * t ** 2
+    coef, *_ = np.linalg.lstsq(M, y, rcond=None)
+    return float(np.sqrt(np.mean((M @ coef - y) ** 2)))
+
+
+def bounce_ground(fits: list, dt: float, band: float, noise: float, g: float = 9.81) -> Optional[tuple]:
+    """The ground's plane of lowest centres from bounces, ``(height m, impacts)``, or None; for poses in audited
+    coordinates (z up).
+
+    A body that falls and comes back up in free fall hit something at the moment the two parabolas meet. At a
+    coarse frame rate the sampled frames miss that moment (bounce_0 at 30 fps: its lowest sampled point is 4 r
+    above the ground, and the few tracks at the bottoms of its bounces are no plane of 4 tracks), but the
+    trajectories show it: each arm of :data:`_BOUNCE_ARM` posed frames on either side of a local minimum of the
+    centre's height is fitted with ``z = a + b t - g t^2 / 2`` (least squares; its rms within 3 times the pose
+    noise ``noise``, else it is no free fall), the first descending, the second rising; they meet at
+    ``tau = (a2 - a1) / (b1 - b2)``, which must lie between the arms, at centre height ``z1(tau)``. The body's lowest
+    track is ``min_i (R b_i)_z`` below its centre there (the pose of the frame nearest ``tau``). The ground holds
+    the lowest impact and the impacts within ``band`` of it (their median height), when at least 2 impacts agree:
+    one bounce could be off another body, two at one height are a support; a lone body (one object in ``fits``)
+    can only have bounced off something untracked, so one bounce places it. Each arm must also show its fall: a
+    straight line (no acceleration: a body resting or sliding) misses it by more than 3 times ``noise`` rms; the arms
+    are as long as that takes, at least :data:`_BOUNCE_ARM` frames, so that free fall bends away from a line by twice
+    that (:func:`_fall_bend`; 4 frames of free fall bend by 5.4 mm rms at 30 fps, by 0.3 mm at 120 fps)."""
+    hits = []
+    for f in fits:
+        c = f.centre[:, 2]
+        T = len(c)
+        t = np.arange(T) * dt
+        A = _BOUNCE_ARM
+        while _fall_bend(A, dt, g) < 6.0 * noise and A < T // 2:  # long enough that the fall shows (twice the test)
+            A += 1
+        for m in range(1, T - 1):
+            if not (f.posed[m] and c[m] <= c[m - 1] and c[m] <= c[m + 1]):
+                continue
+            best = None
+            for s in (m, m + 1):  # the first frame after the impact (the lowest sample may be either side of it)
+                lo, hi = s - A, s + A
+                if lo < 0 or hi > T or not f.posed[lo:hi].all():
+                    continue
+                arms = []
+                for idx in (np.arange(lo, s), np.arange(s, hi)):
+                    M = np.stack([np.ones(len(idx)), t[idx]], 1)
+                    coef, *_ = np.linalg.lstsq(M, c[idx] + 0.5 * g * t[idx] ** 2, rcond=None)
+                    rms = float(np.sqrt(np.mean((M @ coef - c[idx] - 0.5 * g * t[idx] ** 2) ** 2)))
+                    # free fall must show: a straight line (no acceleration: resting, sliding) must not fit as well
+                    line, *_ = np.linalg.lstsq(M, c[idx], rcond=None)
+                    rms_line = float(np.sqrt(np.mean((M @ line - c[idx]) ** 2)))
+                    arms.append((coef, rms, rms_line))
+                (a1, b1), r1, l1 = arms[0]
+                (a2, b2), r2, l2 = arms[1]
+                if max(r1, r2) > 3.0 * noise or min(l1, l2) <= 3.0 * noise:
+                    continue
+                v1, v2 = b1 - g * t[s - 1], b2 - g * t[s]  # vertical velocities at the arms' ends
+                if not (v1 < 0.0 < v2) or b1 == b2:
+                    continue
+                tau = (a2 - a1) / (b1 - b2)
+                if not (t[s - 1] <= tau <= t[s]):
+                    continue
+                z = a1 + b1 * tau - 0.5 * g * tau ** 2
+                k = s - 1 if tau - t[s - 1] < t[s] - tau else s
+                low = z + float((f.rot[k] @ f.body.T)[2].min())
+                if best is None or max(r1, r2) < best[1]:
+                    best = (low, max(r1, r2))
+            if best is not None:
+                hits.append(best[0])
+    need = 1 if len(fits) == 1 else 2  # a lone body can only have bounced off something untracked
+    if len(hits) < need:
+        return None
+    h = np.sort(np.asarray(hits))
+    near = h[h <= h[0] + band]
+    if len(near) < need:
+        return None
+    return float(np.median(near)), int(len(near))
 
 
 # --------------------------------------------------------------------------------------- grouping
@@ -1001,6 +1087,7 @@ class TrackScene:
             "frame": fr.name, "up": [round(float(v), 6) for v in fr.up], "up_source": fr.up_source,
             "rotation": [[float(v) for v in row] for row in fr.rotation],
             "ground": None if fr.ground is None else round(float(fr.ground), 6), "ground_tracks": int(fr.ground_tracks),
+            "ground_impacts": int(fr.ground_impacts),
             "radius": round(self.radius, 6), "radius_source": self.radius_source, "fps": self.fps, "scale": self.scale,
             "noise": round(self.noise, 7), "pose_noise": round(self.pose_noise, 7),
             "objects": [{"object": k, "tracks": f.tracks.tolist(), "noise": round(f.noise, 7)}
@@ -1134,6 +1221,11 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     for f in fits:  # the poses in the audited frame
         f.rot = np.einsum("ij,tjk->tik", A, f.rot)
         f.centre = f.centre @ A.T
+    if frame.ground is None:
+        # no plane of resting tracks: a body bouncing at a coarse frame rate shows where it hit the ground
+        bg = bounce_ground(fits, 1.0 / float(fps), 0.5 * r0 + 2.0 * sigma0, max(_pose_noise(fits), POSE_FLOOR * r0))
+        if bg is not None:  # (a point below it is the checks' to judge: a glitch may sink a body)
+            frame.ground, frame.ground_impacts = bg[0] - r0, bg[1]
     r = radius if radius is not None else (_spacing_radius(fits) or r0)
     if frame.ground is not None and radius is None:  # the plane was placed with r0; the ground lies r below it
         frame.ground = frame.ground + r0 - r
@@ -2049,8 +2141,9 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
     fr = ts.frame
     up_txt = ", ".join(f"{v:.3f}" for v in fr.up)
     notices = [f"tracks: {fr.name} frame, up ({up_txt}) from {fr.up_source}; "
-               + (f"ground z = {fr.ground:.4g} m ({fr.ground_tracks} tracks rest on it)" if fr.ground is not None
-                  else "no ground plane found: ground checks skipped"),
+               + ((f"ground z = {fr.ground:.4g} m ({fr.ground_tracks} tracks rest on it)" if not fr.ground_impacts
+                   else f"ground z = {fr.ground:.4g} m (met by {fr.ground_impacts} bounces; no plane of resting "
+                        f"tracks)") if fr.ground is not None else "no ground plane found: ground checks skipped"),
                f"tracks: {len(ts.fits)} object(s) grouped by rigid motion from {tracks.N} tracks, "
                f"{len(ts.ungrouped)} ungrouped (not audited); radius {ts.radius:.4g} m from {ts.radius_source}; "
                f"occluded {100 * (1 - tracks.visible.mean()):.0f}% of points",
