@@ -18,8 +18,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    Without extrinsics or ``up``, objects in free fall give up first (:func:`free_fall_up`).
    Coordinates are rotated so that the plane's normal is +z; gravity is (0, 0, -9.81) m/s^2. Points
    are particle centres of radius ``r``, so the ground lies ``r`` below the plane. No plane (fewer than
-   :data:`MIN_GROUND_TRACKS` tracks on it): no ground, and the ground checks (ground penetration,
-   floating, energy) are skipped with a notice.
+   :data:`MIN_GROUND_TRACKS` tracks on it): the ground is placed where free-fall parabolas either side of a bounce
+   meet (:func:`bounce_ground`: a coarse frame rate misses the contact itself), or, without bounces, there is no
+   ground and the ground checks (ground penetration, floating, energy) are skipped with a notice.
 3. **Noise** first as a whole (:func:`difference_noise`: the median absolute second difference of the
    visible tracks, whose true motion is smooth at the frame rate), which sets the tolerance of
 4. **Grouping** (:func:`group_tracks`): tracks whose mutual distances stay within
@@ -51,7 +52,8 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    quadratic Savitzky-Golay filter) over windows that never cross a change of contact (:func:`smoothed`), long
    enough that the tracker's noise leaves at most 0.05 g in a quadratic fit's acceleration; the tolerances grow by
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
-   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`). A teleport or jitter is re-judged
+   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
+   point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`). A teleport or jitter is re-judged
    with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
    (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
    path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
