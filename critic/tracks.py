@@ -53,8 +53,8 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    enough that the tracker's noise leaves at most 0.05 g in a quadratic fit's acceleration; the tolerances grow by
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
-   point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`). A teleport or jitter is re-judged
-   with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
+   point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`). A teleport or
+   jitter is re-judged with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
    (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
    path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
    Object-object penetration is judged by the hulls of the tracks' bodies

@@ -720,8 +720,8 @@ def test_top_on_an_untracked_corner_raises_no_floating(monkeypatch):
 
 def _bouncing_ball(T=33, fps=30.0, z0=0.45, e=0.8, rb=0.05, n=40, bounces=None):
     """(T, n, 3) tracks on a sphere of radius ``rb`` m dropped with its centre at ``z0`` and bouncing (restitution
-    ``e``) where its lowest tracks reach z = 0, turning slowly about a horizontal axis; ``bounces`` (int) lets it land and rest on
-    the ground after that many."""
+    ``e``) where its lowest tracks reach z = 0, turning slowly about a horizontal axis; ``bounces`` (int) lets it land
+    and rest on the ground after that many."""
     from scipy.spatial.transform import Rotation
 
     i = np.arange(n)
