@@ -18,8 +18,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    Without extrinsics or ``up``, objects in free fall give up first (:func:`free_fall_up`).
    Coordinates are rotated so that the plane's normal is +z; gravity is (0, 0, -9.81) m/s^2. Points
    are particle centres of radius ``r``, so the ground lies ``r`` below the plane. No plane (fewer than
-   :data:`MIN_GROUND_TRACKS` tracks on it): no ground, and the ground checks (ground penetration,
-   floating, energy) are skipped with a notice.
+   :data:`MIN_GROUND_TRACKS` tracks on it): the ground is placed where free-fall parabolas either side of a bounce
+   meet (:func:`bounce_ground`: a coarse frame rate misses the contact itself), or, without bounces, there is no
+   ground and the ground checks (ground penetration, floating, energy) are skipped with a notice.
 3. **Noise** first as a whole (:func:`difference_noise`: the median absolute second difference of the
    visible tracks, whose true motion is smooth at the frame rate), which sets the tolerance of
 4. **Grouping** (:func:`group_tracks`): tracks whose mutual distances stay within
@@ -51,8 +52,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    quadratic Savitzky-Golay filter) over windows that never cross a change of contact (:func:`smoothed`), long
    enough that the tracker's noise leaves at most 0.05 g in a quadratic fit's acceleration; the tolerances grow by
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
-   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`). A teleport or jitter is re-judged
-   with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
+   then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
+   point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`). A teleport or
+   jitter is re-judged with its thresholds raised by the centre noise of its own frames when that exceeds ``sigma_p``
    (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
    path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
    Object-object penetration is judged by the hulls of the tracks' bodies
@@ -88,7 +90,7 @@ from .report import Event, Report
 
 __all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "difference_noise",
            "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks", "permanence_events",
-           "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST"]
+           "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST", "bounce_ground", "pivot_held"]
 
 #: The keys of the TAP-Vid-3D layout this module reads (nothing else in the file is touched).
 TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
@@ -371,6 +373,8 @@ class Frame:
     """z of the ground in audited coordinates (m), or None."""
     ground_tracks: int = 0
     """Distinct tracks that rest on the ground plane."""
+    ground_impacts: int = 0
+    """Bounces the ground was placed by when no plane held enough tracks (:func:`bounce_ground`), else 0."""
 
 
 def input_frame(tracks: Tracks, scale: float = 1.0) -> np.ndarray:
@@ -466,6 +470,90 @@ def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
         d = near.mean(0)
         d /= np.linalg.norm(d)
     return -d
+
+
+#: Fewest frames of free fall fitted on each side of a bounce (:func:`bounce_ground`): 3 fix a parabola of known g
+#: (2) and test it (1 more).
+_BOUNCE_ARM = 4
+
+
+def _fall_bend(n: int, dt: float, g: float = 9.81) -> float:
+    """rms (m) by which the best straight line misses ``n`` frames of free fall ``g t^2 / 2`` sampled every ``dt``."""
+    t = np.arange(n) * dt
+    M = np.stack([np.ones(n), t], 1)
+    y = 0.5 * g * t ** 2
+    coef, *_ = np.linalg.lstsq(M, y, rcond=None)
+    return float(np.sqrt(np.mean((M @ coef - y) ** 2)))
+
+
+def bounce_ground(fits: list, dt: float, band: float, noise: float, g: float = 9.81) -> Optional[tuple]:
+    """The ground's plane of lowest centres from bounces, ``(height m, impacts)``, or None; for poses in audited
+    coordinates (z up).
+
+    A body that falls and comes back up in free fall hit something at the moment the two parabolas meet. At a
+    coarse frame rate the sampled frames miss that moment (bounce_0 at 30 fps: its lowest sampled point is 4 r
+    above the ground, and the few tracks at the bottoms of its bounces are no plane of 4 tracks), but the
+    trajectories show it: each arm of :data:`_BOUNCE_ARM` posed frames on either side of a local minimum of the
+    centre's height is fitted with ``z = a + b t - g t^2 / 2`` (least squares; its rms within 3 times the pose
+    noise ``noise``, else it is no free fall), the first descending, the second rising; they meet at
+    ``tau = (a2 - a1) / (b1 - b2)``, which must lie between the arms, at centre height ``z1(tau)``. The body's lowest
+    track is ``min_i (R b_i)_z`` below its centre there (the pose of the frame nearest ``tau``). The ground holds
+    the lowest impact and the impacts within ``band`` of it (their median height), when at least 2 impacts agree:
+    one bounce could be off another body, two at one height are a support; a lone body (one object in ``fits``)
+    can only have bounced off something untracked, so one bounce places it. Each arm must also show its fall: a
+    straight line (no acceleration: a body resting or sliding) misses it by more than 3 times ``noise`` rms; the arms
+    are as long as that takes, at least :data:`_BOUNCE_ARM` frames, so that free fall bends away from a line by twice
+    that (:func:`_fall_bend`; 4 frames of free fall bend by 5.4 mm rms at 30 fps, by 0.3 mm at 120 fps)."""
+    hits = []
+    for f in fits:
+        c = f.centre[:, 2]
+        T = len(c)
+        t = np.arange(T) * dt
+        A = _BOUNCE_ARM
+        while _fall_bend(A, dt, g) < 6.0 * noise and A < T // 2:  # long enough that the fall shows (twice the test)
+            A += 1
+        for m in range(1, T - 1):
+            if not (f.posed[m] and c[m] <= c[m - 1] and c[m] <= c[m + 1]):
+                continue
+            best = None
+            for s in (m, m + 1):  # the first frame after the impact (the lowest sample may be either side of it)
+                lo, hi = s - A, s + A
+                if lo < 0 or hi > T or not f.posed[lo:hi].all():
+                    continue
+                arms = []
+                for idx in (np.arange(lo, s), np.arange(s, hi)):
+                    M = np.stack([np.ones(len(idx)), t[idx]], 1)
+                    coef, *_ = np.linalg.lstsq(M, c[idx] + 0.5 * g * t[idx] ** 2, rcond=None)
+                    rms = float(np.sqrt(np.mean((M @ coef - c[idx] - 0.5 * g * t[idx] ** 2) ** 2)))
+                    # free fall must show: a straight line (no acceleration: resting, sliding) must not fit as well
+                    line, *_ = np.linalg.lstsq(M, c[idx], rcond=None)
+                    rms_line = float(np.sqrt(np.mean((M @ line - c[idx]) ** 2)))
+                    arms.append((coef, rms, rms_line))
+                (a1, b1), r1, l1 = arms[0]
+                (a2, b2), r2, l2 = arms[1]
+                if max(r1, r2) > 3.0 * noise or min(l1, l2) <= 3.0 * noise:
+                    continue
+                v1, v2 = b1 - g * t[s - 1], b2 - g * t[s]  # vertical velocities at the arms' ends
+                if not (v1 < 0.0 < v2) or b1 == b2:
+                    continue
+                tau = (a2 - a1) / (b1 - b2)
+                if not (t[s - 1] <= tau <= t[s]):
+                    continue
+                z = a1 + b1 * tau - 0.5 * g * tau ** 2
+                k = s - 1 if tau - t[s - 1] < t[s] - tau else s
+                low = z + float((f.rot[k] @ f.body.T)[2].min())
+                if best is None or max(r1, r2) < best[1]:
+                    best = (low, max(r1, r2))
+            if best is not None:
+                hits.append(best[0])
+    need = 1 if len(fits) == 1 else 2  # a lone body can only have bounced off something untracked
+    if len(hits) < need:
+        return None
+    h = np.sort(np.asarray(hits))
+    near = h[h <= h[0] + band]
+    if len(near) < need:
+        return None
+    return float(np.median(near)), int(len(near))
 
 
 # --------------------------------------------------------------------------------------- grouping
@@ -1001,6 +1089,7 @@ class TrackScene:
             "frame": fr.name, "up": [round(float(v), 6) for v in fr.up], "up_source": fr.up_source,
             "rotation": [[float(v) for v in row] for row in fr.rotation],
             "ground": None if fr.ground is None else round(float(fr.ground), 6), "ground_tracks": int(fr.ground_tracks),
+            "ground_impacts": int(fr.ground_impacts),
             "radius": round(self.radius, 6), "radius_source": self.radius_source, "fps": self.fps, "scale": self.scale,
             "noise": round(self.noise, 7), "pose_noise": round(self.pose_noise, 7),
             "objects": [{"object": k, "tracks": f.tracks.tolist(), "noise": round(f.noise, 7)}
@@ -1134,6 +1223,11 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     for f in fits:  # the poses in the audited frame
         f.rot = np.einsum("ij,tjk->tik", A, f.rot)
         f.centre = f.centre @ A.T
+    if frame.ground is None:
+        # no plane of resting tracks: a body bouncing at a coarse frame rate shows where it hit the ground
+        bg = bounce_ground(fits, 1.0 / float(fps), 0.5 * r0 + 2.0 * sigma0, max(_pose_noise(fits), POSE_FLOOR * r0))
+        if bg is not None:  # (a point below it is the checks' to judge: a glitch may sink a body)
+            frame.ground, frame.ground_impacts = bg[0] - r0, bg[1]
     r = radius if radius is not None else (_spacing_radius(fits) or r0)
     if frame.ground is not None and radius is None:  # the plane was placed with r0; the ground lies r below it
         frame.ground = frame.ground + r0 - r
@@ -1334,6 +1428,80 @@ def _quad_ssr(c: np.ndarray, t: np.ndarray) -> float:
     X = np.stack([np.ones_like(t), t, t * t], 1)
     beta = np.linalg.lstsq(X, c, rcond=None)[0]
     return float(((c - X @ beta) ** 2).sum())
+
+
+#: Standard deviations by which a body's turn rate must exceed its precision before its motion can show a pivot, and
+#: within which the pivot's velocity along the axis and its place are taken as zero and beneath the body
+#: (:func:`pivot_held`; the shakes' SHAKE_Z).
+PIVOT_Z = 3.0
+
+
+def _ground_pivots(ts: "TrackScene", k: int) -> np.ndarray:
+    """(T,) bool: frames in which object ``k``'s rigid motion turns about a point of the ground beneath it.
+
+    A body held up by a support it rotates about (tipping or spinning on a corner) has a point of zero velocity
+    there. From the poses either side of frame ``t`` (central differences over ``2 dt``) the body turns at ``w`` and
+    its centre ``c`` moves at ``v``; the points of least velocity are the screw axis ``c + w x v / |w|^2 + l w``,
+    which meets the ground (``z = ground``) at ``p``, moving along the axis at ``u = v . w / |w|``. Frame ``t`` is
+    held there when (each at :data:`PIVOT_Z` standard deviations, from the per-frame pose precision
+    ``_pose_precision``: ``s_w`` of the turn rate, ``s_v`` of the centre's velocity):
+
+    * the body turns: ``|w| > PIVOT_Z s_w`` (a still or merely gliding body shows no pivot);
+    * ``p`` does not move: ``|u| <= PIVOT_Z (s_v + s_w |p - c|)``;
+    * ``p`` lies beneath the body: within a track spacing ``2 r`` plus ``PIVOT_Z`` times its own precision
+      ``(s_v + s_w |p - c|) / |w|`` of a tracked point's place on the ground (horizontally);
+    * the body reaches down to it: its lowest tracked point is at most the body's own extent above the ground (the
+      largest distance of a track from the centre: an untracked part, a corner no track sees, is no larger).
+
+    False where the poses either side are not the object's own (fewer than 4 visible tracks) or there is no ground."""
+    f = ts.fits[k]
+    T = f.rot.shape[0]
+    out = np.zeros(T, bool)
+    g = ts.frame.ground
+    if g is None or T < 3:
+        return out
+    from scipy.spatial import cKDTree
+    from scipy.spatial.transform import Rotation
+
+    dt = 1.0 / ts.fps
+    cn, turn = _pose_precision(f, ts.tracks.visible)
+    extent = float(np.max(np.linalg.norm(f.body, axis=1)))
+    r = ts.radius
+    for t in range(1, T - 1):
+        if not (f.posed[t - 1] and f.posed[t + 1]) or not np.isfinite([cn[t - 1], cn[t + 1], turn[t - 1],
+                                                                          turn[t + 1]]).all():
+            continue
+        w = Rotation.from_matrix(f.rot[t + 1] @ f.rot[t - 1].T).as_rotvec() / (2 * dt)
+        v = (f.centre[t + 1] - f.centre[t - 1]) / (2 * dt)
+        s_w = float(np.hypot(turn[t - 1], turn[t + 1])) / (2 * dt)
+        s_v = float(np.hypot(cn[t - 1], cn[t + 1])) / (2 * dt)
+        wn = float(np.linalg.norm(w))
+        if wn <= PIVOT_Z * s_w or abs(w[2]) < 1e-9 * wn:
+            continue
+        c = f.centre[t]
+        q = c + np.cross(w, v) / wn ** 2
+        p = q + (g - q[2]) / w[2] * w
+        lever = float(np.linalg.norm(p - c))
+        s_u = s_v + s_w * lever
+        if abs(float(v @ w)) / wn > PIVOT_Z * s_u:
+            continue
+        pts = f.rot[t] @ f.body.T + c[:, None]  # (3, n)
+        if float(pts[2].min()) - g > extent:
+            continue
+        d, _ = cKDTree(pts[:2].T).query(p[:2])
+        out[t] = d <= 2.0 * r + PIVOT_Z * s_u / wn
+    return out
+
+
+def pivot_held(ts: "TrackScene", ev: Event) -> bool:
+    """Whether floating event ``ev`` is a body held up by a support it turns about in every frame of the event
+    (:func:`_ground_pivots`): tipping or spinning on a corner no track sees, not hovering. A hovering body keeps its
+    pose or glides; a body in free fall is not found floating."""
+    if ev.object is None:
+        return False
+    held = _ground_pivots(ts, ev.object)
+    a, b = max(int(ev.frame), 1), min(int(ev.end_frame), len(held) - 2)
+    return b >= a and bool(held[a:b + 1].all())
 
 
 def _onset_run(ctx, k: int, F: int, ok: np.ndarray, lo: int, hi: int):
@@ -1960,6 +2128,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
             evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else energy_onset(ctx0, e, W)
                      if e.category == "energy" else e for e in _join_close(evs_s, W)]
+        # a body tipping or spinning on a corner no track sees turns about a point of the ground beneath it
+        evs_s = [e for e in evs_s if not (e.category == "floating" and pivot_held(ts, e))]
         events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
@@ -1973,8 +2143,9 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
     fr = ts.frame
     up_txt = ", ".join(f"{v:.3f}" for v in fr.up)
     notices = [f"tracks: {fr.name} frame, up ({up_txt}) from {fr.up_source}; "
-               + (f"ground z = {fr.ground:.4g} m ({fr.ground_tracks} tracks rest on it)" if fr.ground is not None
-                  else "no ground plane found: ground checks skipped"),
+               + ((f"ground z = {fr.ground:.4g} m ({fr.ground_tracks} tracks rest on it)" if not fr.ground_impacts
+                   else f"ground z = {fr.ground:.4g} m (met by {fr.ground_impacts} bounces; no plane of resting "
+                        f"tracks)") if fr.ground is not None else "no ground plane found: ground checks skipped"),
                f"tracks: {len(ts.fits)} object(s) grouped by rigid motion from {tracks.N} tracks, "
                f"{len(ts.ungrouped)} ungrouped (not audited); radius {ts.radius:.4g} m from {ts.radius_source}; "
                f"occluded {100 * (1 - tracks.visible.mean()):.0f}% of points",
