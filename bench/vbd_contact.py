@@ -6,11 +6,12 @@ dataset's settings (dt 1/60 s, 6 substeps); for each stiffness it prints the con
 deepest sink of a particle below its resting height r over the whole rollout and over its second half
 (at rest), the load factor ``A = ke * sink / (m g / n_low)`` the lowest particle carried in the second half
 (the quantity ``soft_contact_stiffness`` predicts), frames/s (build excluded; the two stiffnesses of a
-body run back to back) and the critic's verdict. Plastic is simulated on implicit MPM, which VBD's
+body alternate ``--repeat`` times, median) and the critic's verdict. Plastic is simulated on implicit MPM, which VBD's
 contact does not touch: its rows show the MPM ground truth is unchanged.
 
     PYTHONPATH=$PWD python bench/vbd_contact.py
     PYTHONPATH=$PWD python bench/vbd_contact.py --bodies ball_heavy --iterations 10,20,40
+    PYTHONPATH=$PWD python bench/vbd_contact.py --redraw /tmp/ds_def   # the draws a dataset dropped, before / after
 
 Prints one table; never collected as a test.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -84,13 +86,51 @@ def measure(setup, ke, frames: int, iterations: int) -> dict:
             "mass": float(sc.mass.sum()), "n_low": n_low}
 
 
+def redraw_dropped(folder: Path, before: float) -> None:
+    """Re-simulate every draw ``worldline dataset`` dropped in dataset ``folder`` (its ``.work`` scene files), as it
+    drew them, with the former fixed stiffness ``before`` and with the derived one, and print the critic's verdicts."""
+    import json
+
+    from critic import audit
+    from dynamics.sim import SimConfig
+    from dynamics.sim.scenes import random_setup
+
+    p = json.loads((folder / ".work" / "params.json").read_text())
+    print(f"\ndraws dropped by worldline dataset in {folder}, re-simulated ({p['frames']} frames): critic events")
+    print(f"| {'scene':>5} | {'attempt':>7} | {'dropped for':12} | {'ke before':>9} | {'before':24} | {'ke derived':>10} | after")
+    for path in sorted((folder / ".work").glob("scene_*.npz")):
+        with np.load(path, allow_pickle=False) as z:
+            dropped = [str(e) for e in z["dropped"]] if "dropped" in z.files else []
+            i = int(z["scene_index"])
+        kinds = p.get("heldout_kinds") if i >= p["scenes"] and p.get("heldout") else p.get("kinds")
+        for attempt, why in enumerate(dropped):
+            setup = random_setup(np.random.default_rng([p["seed"], i, attempt]), p["frames"], r=p["radius"], dt=p["dt"],
+                                 granular_fraction=p["granular_fraction"], kinds=kinds)
+            cells = []
+            for ke in (before, None):
+                sim = setup.simulator(SimConfig(dt=p["dt"], substeps=p["substeps"], mpm_substeps=1, soft_contact_ke=ke))
+                ro = sim.rollout(setup.action, p["frames"] - 1)
+                events = sorted({e.category for e in audit(ro).events}) if np.all(np.isfinite(ro.positions)) else ["nonfinite"]
+                ke_used = f"{sim.soft_contact_ke:.3g}" if sim.soft_contact_ke else "-"
+                cells += [ke_used, ", ".join(events) or "clean"]
+            print(f"| {i:>5} | {attempt:>7} | {why:12} | {cells[0]:>9} | {cells[1]:24} | {cells[2]:>10} | {cells[3]}", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bodies", default=",".join(BODIES))
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--iterations", default="10", help="VBD iterations per step, comma-separated")
     ap.add_argument("--before", type=float, default=1.0e4, help="N/m: the fixed stiffness of the 'before' rows")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per stiffness, alternated; frames/s is their median")
+    ap.add_argument("--redraw", type=Path, help="instead: re-simulate the draws this dataset's work folder dropped")
     args = ap.parse_args(argv)
+    if args.redraw:
+        import warp as wp
+
+        wp.config.log_level = wp.LOG_WARNING
+        redraw_dropped(args.redraw, args.before)
+        return
     import warp as wp
 
     wp.config.log_level = wp.LOG_WARNING
@@ -106,8 +146,12 @@ def main(argv=None) -> None:
         for it in (int(x) for x in args.iterations.split(",")):
             # implicit MPM ignores VBD's contact: one run stands for both
             modes = (("either", None),) if BODIES[name][0] == "plastic" else (("before", args.before), ("derived", None))
+            runs = {label: [] for label, ke in modes}
+            for _ in range(args.repeat):  # the two stiffnesses alternate, so load drifts hit both alike
+                for label, ke in modes:
+                    runs[label].append(measure(setup, ke, args.frames, it))
             for label, ke in modes:
-                m = measure(setup, ke, args.frames, it)
+                m = dict(runs[label][0], fps=float(np.median([x["fps"] for x in runs[label]])))
                 ke_txt = f"{m['ke']:.3g}" if m["ke"] else "(MPM)"
                 print(f"| {name:13} | {m['mass']:>7.3f} | {m['n_low']:>5} | {it:>3} | {label:7} | {ke_txt:>8} | "
                       f"{m['sink'] * 1e3:>7.2f} | {m['late'] * 1e3:>10.2f} | {m['A']:>6.2f} | {m['fps']:>8.2f} | "
