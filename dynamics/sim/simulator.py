@@ -123,6 +123,10 @@ class SimConfig:
     """N/m (> 0): VBD's penalty stiffness of a soft particle's contact with the ground, shapes and the tool;
     None derives it per scene from the weight the soft objects' lowest particles carry
     (:func:`soft_contact_stiffness`, :attr:`NewtonSimulator.soft_contact_ke` holds the value used)."""
+    soft_contact_gap: Optional[float] = None
+    """m (> 0): the distance within which VBD's collision pipeline finds soft contacts, once per VBD step; None
+    derives it (:attr:`NewtonSimulator.soft_contact_gap`: twice the free-fall speed from the highest soft
+    particle times the VBD step, at least r)."""
     soft_contact_sink: float = 0.1
     """Particle radii (> 0): the resting sink into the ground the derived ``soft_contact_ke`` aims at
     (the critic flags 0.5 r)."""
@@ -175,6 +179,10 @@ class SimConfig:
                                                                 and math.isfinite(self.soft_contact_ke)
                                                                 and self.soft_contact_ke > 0),
              "must be None (derived) or a positive stiffness in N/m"),
+            ("soft_contact_gap", self.soft_contact_gap is None or (isinstance(self.soft_contact_gap, (int, float))
+                                                                  and math.isfinite(self.soft_contact_gap)
+                                                                  and self.soft_contact_gap > 0),
+             "must be None (derived) or a positive distance in m"),
             ("soft_contact_sink", isinstance(self.soft_contact_sink, (int, float)) and math.isfinite(self.soft_contact_sink)
              and self.soft_contact_sink > 0, "must be a positive depth in particle radii"),
             ("spring_neighbors", self.spring_neighbors >= 1, "must be >= 1 (particle spacings)"),
@@ -744,7 +752,8 @@ class NewtonSimulator(Dynamics):
         floor = float(scene.ground) if scene.ground is not None else float(scene.positions[:, 2].min())
         fall = max(float(scene.positions[self._vbd_particles, 2].max()) - floor, 0.0)
         #: m: the distance within which VBD's collision pipeline finds soft contacts (at least r).
-        self.soft_contact_gap = max(float(scene.radius), 2.0 * math.sqrt(2.0 * float(np.linalg.norm(scene.gravity)) * fall) * h)
+        self.soft_contact_gap = float(cfg.soft_contact_gap) if cfg.soft_contact_gap is not None else \
+            max(float(scene.radius), 2.0 * math.sqrt(2.0 * float(np.linalg.norm(scene.gravity)) * fall) * h)
         self._vbd_pipeline = newton.CollisionPipeline(self.vbd_model, soft_contact_gap=self.soft_contact_gap)
         self._vbd_contacts = self._vbd_pipeline.contacts()
         #: the wrench the soft particles' contacts put on each body during the last substep (N, N m)
