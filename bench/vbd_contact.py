@@ -63,11 +63,14 @@ def resting_setup(name: str, r: float = 0.01):
 
 
 def measure(setup, ke, frames: int, iterations: int) -> dict:
-    """Simulate ``setup`` at rest for ``frames`` frames with soft contact stiffness ``ke`` (None: derived)."""
+    """Simulate ``setup`` at rest for ``frames`` frames with soft contact stiffness ``ke`` (None: derived, with the
+    derived contact gap; a number: with the former gap r, as before the derivation)."""
     from critic import audit
     from dynamics.sim import SimConfig
 
-    config = SimConfig(dt=1.0 / 60.0, substeps=6, mpm_substeps=1, soft_contact_ke=ke, vbd_iterations=iterations)
+    gap = None if ke is None else float(setup.scene.radius)
+    config = SimConfig(dt=1.0 / 60.0, substeps=6, mpm_substeps=1, soft_contact_ke=ke, soft_contact_gap=gap,
+                       vbd_iterations=iterations)
     sim = setup.simulator(config)
     t = time.perf_counter()
     ro = sim.rollout(None, frames - 1)
@@ -108,7 +111,9 @@ def redraw_dropped(folder: Path, before: float) -> None:
                                  granular_fraction=p["granular_fraction"], kinds=kinds)
             cells = []
             for ke in (before, None):
-                sim = setup.simulator(SimConfig(dt=p["dt"], substeps=p["substeps"], mpm_substeps=1, soft_contact_ke=ke))
+                gap = None if ke is None else float(p["radius"])  # before: the former gap r too
+                sim = setup.simulator(SimConfig(dt=p["dt"], substeps=p["substeps"], mpm_substeps=1, soft_contact_ke=ke,
+                                                soft_contact_gap=gap))
                 ro = sim.rollout(setup.action, p["frames"] - 1)
                 events = sorted({e.category for e in audit(ro).events}) if np.all(np.isfinite(ro.positions)) else ["nonfinite"]
                 ke_used = f"{sim.soft_contact_ke:.3g}" if sim.soft_contact_ke else "-"
@@ -121,7 +126,8 @@ def main(argv=None) -> None:
     ap.add_argument("--bodies", default=",".join(BODIES))
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--iterations", default="10", help="VBD iterations per step, comma-separated")
-    ap.add_argument("--before", type=float, default=1.0e4, help="N/m: the fixed stiffness of the 'before' rows")
+    ap.add_argument("--before", type=float, default=1.0e4,
+                    help="N/m: the fixed stiffness of the 'before' rows (which also find contacts within r, as before)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per stiffness, alternated; frames/s is their median")
     ap.add_argument("--redraw", type=Path, help="instead: re-simulate the draws this dataset's work folder dropped")
     args = ap.parse_args(argv)
