@@ -15,7 +15,9 @@ Newton models that advance together, substep by substep:
   hinges (:mod:`dynamics.sim._meshing`), against copies of the rigid model's shapes that
   follow its bodies; the reaction of their contacts, from VBD's own contact law, acts on the
   bodies over the next VBD step (:func:`dynamics.sim._kernels.soft_contact_reaction`). VBD is
-  implicit: ``SimConfig.vbd_substeps`` steps a frame whatever the stiffness.
+  implicit: ``SimConfig.vbd_substeps`` steps a frame whatever the stiffness. Its contact stiffness is
+  derived per scene from the load on the soft objects' lowest particles (:func:`soft_contact_stiffness`)
+  and its contact gap from the fall height (:attr:`NewtonSimulator.soft_contact_gap`).
 - **granular model** (``newton.solvers.SolverImplicitMPM``): ``granular``,
   ``plastic`` and ``fluid`` particles as implicit-MPM material points. Every
   shape of the rigid model (ground, bodies, static shapes, tool) is an MPM
