@@ -8,6 +8,7 @@ machine). With ``--dataset DIR`` it also counts, per kind, the draws the dataset
 
     PYTHONPATH=$PWD python bench/deform_kinds.py --kinds boxes,elastic,plastic,cloth,rope,heldout_materials,rope_box
     PYTHONPATH=$PWD python bench/deform_kinds.py --kinds elastic --draws 0 --dataset /tmp/ds_def
+    PYTHONPATH=$PWD python bench/deform_kinds.py --kinds elastic,heldout_materials --draws 8 --soft-contact-ke 1e4 --soft-contact-gap 0.01
 
 Prints one table; never collected as a test.
 """
@@ -64,6 +65,10 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--dataset", type=Path, help="also count the dropped draws per kind of this dataset's work folder")
+    ap.add_argument("--soft-contact-ke", type=float, default=None,
+                    help="N/m: VBD's soft contact stiffness (default: derived per scene; 1e4 was the former fixed value)")
+    ap.add_argument("--soft-contact-gap", type=float, default=None,
+                    help="m: VBD's contact detection gap (default: derived per scene; r = 0.01 was the former value)")
     args = ap.parse_args(argv)
     import warp as wp
 
@@ -72,7 +77,8 @@ def main(argv=None) -> None:
     from dynamics.sim import SimConfig
     from dynamics.sim.scenes import random_setup
 
-    config = SimConfig(dt=1.0 / 60.0, substeps=6, mpm_substeps=1)  # as worldline dataset simulates
+    config = SimConfig(dt=1.0 / 60.0, substeps=6, mpm_substeps=1,  # as worldline dataset simulates
+                       soft_contact_ke=args.soft_contact_ke, soft_contact_gap=args.soft_contact_gap)
     rows = []
     if args.draws:
         # one throw-away rollout per kind first, so kernel compiles and loads are not timed
@@ -93,8 +99,10 @@ def main(argv=None) -> None:
                     cats[e.category] = cats.get(e.category, 0) + 1
             rows.append((kind, parts, args.draws * (args.frames - 1) / secs, clean, cats))
         peer = next((fps for kind, _, fps, _, _ in rows if kind == "boxes"), None)
+        ke = ("derived" if args.soft_contact_ke is None else f"{args.soft_contact_ke:g} N/m") + ", gap " + \
+            ("derived" if args.soft_contact_gap is None else f"{args.soft_contact_gap:g} m")
         print(f"\nscene kinds, {args.draws} draws x {args.frames} frames each (seed {args.seed}), Newton on the CPU "
-              f"(build excluded, kernels warm); timing peer: boxes")
+              f"(build excluded, kernels warm); timing peer: boxes; VBD soft contact {ke}")
         print(f"| {'kind':18} | {'particles':>12} | {'frames/s':>9} | {'vs boxes':>8} | {'clean':>6} | critic events")
         print(f"|{'-' * 20}|{'-' * 14}|{'-' * 11}|{'-' * 10}|{'-' * 8}|{'-' * 20}")
         for kind, parts, fps, clean, cats in rows:

@@ -15,7 +15,9 @@ Newton models that advance together, substep by substep:
   hinges (:mod:`dynamics.sim._meshing`), against copies of the rigid model's shapes that
   follow its bodies; the reaction of their contacts, from VBD's own contact law, acts on the
   bodies over the next VBD step (:func:`dynamics.sim._kernels.soft_contact_reaction`). VBD is
-  implicit: ``SimConfig.vbd_substeps`` steps a frame whatever the stiffness.
+  implicit: ``SimConfig.vbd_substeps`` steps a frame whatever the stiffness. Its contact stiffness is
+  derived per scene from the load on the soft objects' lowest particles (:func:`soft_contact_stiffness`)
+  and its contact gap from the fall height (:attr:`NewtonSimulator.soft_contact_gap`).
 - **granular model** (``newton.solvers.SolverImplicitMPM``): ``granular``,
   ``plastic`` and ``fluid`` particles as implicit-MPM material points. Every
   shape of the rigid model (ground, bodies, static shapes, tool) is an MPM
@@ -51,7 +53,7 @@ from ..base import Dynamics
 from .materials import Material, default_material
 
 __all__ = ["SimConfig", "ObjectShape", "NewtonSimulator", "SHAPE_KINDS", "RIGID_MATERIALS", "SPRING_MATERIALS",
-           "MPM_MATERIALS", "VBD_MATERIALS"]
+           "MPM_MATERIALS", "VBD_MATERIALS", "soft_contact_stiffness", "SOFT_CONTACT_KE_MIN", "VBD_LOAD_GAIN"]
 
 #: Collision shape kinds an object may have.
 SHAPE_KINDS = ("box", "sphere", "capsule", "cylinder", "mesh")
@@ -65,6 +67,14 @@ MPM_MATERIALS = ("granular", "plastic", "fluid")
 #: Materials simulated on Newton's VBD solver (``SimConfig.soft_solver = "vbd"``): elastic solids as
 #: tetrahedral FEM over their particle lattice, cloth as triangles with bending hinges. Rope stays a spring chain.
 VBD_MATERIALS = ("elastic", "cloth")
+#: N/m: the softest VBD soft contact :func:`soft_contact_stiffness` derives, the fixed stiffness every
+#: scene used before it was derived (light bodies, whose weight asks for less, keep their former ground truth).
+SOFT_CONTACT_KE_MIN = 1.0e4
+#: The gain of the load VBD's unconverged iterations put on a soft body's lowest particles, in
+#: :func:`soft_contact_stiffness`: ``A = 1 + VBD_LOAD_GAIN kappa / iterations``. Fitted to elastic balls at
+#: rest (``bench/vbd_contact.py``: ``(A - 1) iterations / kappa`` measured 1.8-2.3 over kappa 6-116 and
+#: 10-40 iterations).
+VBD_LOAD_GAIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,17 @@ class SimConfig:
     ``vbd_substeps * vbd_iterations``."""
     vbd_iterations: int = 10
     """VBD iterations per VBD step (>= 1)."""
-    soft_contact_ke: float = 1.0e4
-    """N/m (> 0): VBD's penalty stiffness of a soft particle's contact with the ground, shapes and the tool."""
+    soft_contact_ke: Optional[float] = None
+    """N/m (> 0): VBD's penalty stiffness of a soft particle's contact with the ground, shapes and the tool;
+    None derives it per scene from the weight the soft objects' lowest particles carry
+    (:func:`soft_contact_stiffness`, :attr:`NewtonSimulator.soft_contact_ke` holds the value used)."""
+    soft_contact_gap: Optional[float] = None
+    """m (> 0): the distance within which VBD's collision pipeline finds soft contacts, once per VBD step; None
+    derives it (:attr:`NewtonSimulator.soft_contact_gap`: twice the free-fall speed from the highest soft
+    particle times the VBD step, at least r)."""
+    soft_contact_sink: float = 0.1
+    """Particle radii (> 0): the resting sink into the ground the derived ``soft_contact_ke`` aims at
+    (the critic flags 0.5 r)."""
     ground_friction: float = 0.5
     """Friction coefficient of the ground plane (>= 0)."""
     max_substeps: int = 48
@@ -158,8 +177,16 @@ class SimConfig:
             ("soft_solver", self.soft_solver in ("vbd", "springs"), 'must be "vbd" or "springs"'),
             ("vbd_substeps", isinstance(self.vbd_substeps, int) and self.vbd_substeps >= 1, "must be an integer >= 1"),
             ("vbd_iterations", isinstance(self.vbd_iterations, int) and self.vbd_iterations >= 1, "must be an integer >= 1"),
-            ("soft_contact_ke", isinstance(self.soft_contact_ke, (int, float)) and self.soft_contact_ke > 0,
-             "must be a positive stiffness in N/m"),
+            ("soft_contact_ke", self.soft_contact_ke is None or (isinstance(self.soft_contact_ke, (int, float))
+                                                                and math.isfinite(self.soft_contact_ke)
+                                                                and self.soft_contact_ke > 0),
+             "must be None (derived) or a positive stiffness in N/m"),
+            ("soft_contact_gap", self.soft_contact_gap is None or (isinstance(self.soft_contact_gap, (int, float))
+                                                                  and math.isfinite(self.soft_contact_gap)
+                                                                  and self.soft_contact_gap > 0),
+             "must be None (derived) or a positive distance in m"),
+            ("soft_contact_sink", isinstance(self.soft_contact_sink, (int, float)) and math.isfinite(self.soft_contact_sink)
+             and self.soft_contact_sink > 0, "must be a positive depth in particle radii"),
             ("spring_neighbors", self.spring_neighbors >= 1, "must be >= 1 (particle spacings)"),
             ("max_substeps", isinstance(self.max_substeps, int) and self.max_substeps >= self.substeps,
              "must be an integer >= substeps"),
@@ -261,6 +288,39 @@ def _connected_parts(points: np.ndarray, link: float) -> list[np.ndarray]:
     g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     k, labels = connected_components(g, directed=False)
     return [np.flatnonzero(labels == c) for c in range(k)]
+
+
+def _lowest_count(z: np.ndarray, r: float) -> int:
+    """How many of the heights ``z (n,)`` m lie within ``r / 2`` of the lowest: the particles a body resting on
+    its bottom stands on."""
+    return int(np.count_nonzero(z < z.min() + 0.5 * r))
+
+
+def soft_contact_stiffness(objects: Sequence[tuple[float, int, float, float]], r: float, g: float, h: float,
+                           iterations: int, sink: float = 0.1) -> float:
+    """N/m: a VBD soft contact stiffness under which every soft object rests at most ``sink * r`` deep in the ground.
+
+    Args:
+        objects: per VBD object ``(mass kg, n_low, young_modulus Pa, density kg/m^3)``; ``n_low`` is how
+            many of its particles it stands on (those within r/2 of its lowest, :func:`_lowest_count`).
+        r: particle radius m; g: gravity's magnitude m/s^2; h: the VBD step s (``dt / vbd_steps``);
+        iterations: VBD iterations per step; sink: the target resting depth in radii.
+
+    A resting object's lowest particles carry ``w = m g / n_low`` N each when VBD converges, so a
+    linear penalty ``ke`` sinks them ``w / ke``. With a fixed number of Gauss-Seidel iterations VBD does
+    not converge on a stiff lattice, and the lowest particles carry ``A w``, with the load factor
+    ``A = 1 + VBD_LOAD_GAIN kappa / iterations`` (measured: the excess over the weight grows as ``kappa`` and
+    falls as ``1 / iterations``), where ``kappa = k h^2 / m = E h^2 / (4 rho r^2)`` is the stiffness of a
+    lattice edge (``k = E 2 r``) over its particle's inertia (``m = rho (2 r)^3``) at step ``h``. Returns
+    ``max(SOFT_CONTACT_KE_MIN, max_i A_i w_i / (sink r))``. VBD is implicit, so a stiffer contact
+    costs no substeps (frames/s measured unchanged from 1e4 to 1e5 N/m, ``bench/vbd_contact.py``).
+    """
+    ke = SOFT_CONTACT_KE_MIN
+    for mass, n_low, e, rho in objects:
+        kappa = e * h * h / (4.0 * rho * r * r)
+        load = (1.0 + VBD_LOAD_GAIN * kappa / iterations) * mass * g / max(int(n_low), 1)
+        ke = max(ke, load / (sink * r))
+    return float(ke)
 
 
 # --------------------------------------------------------------------------- simulator
@@ -431,6 +491,7 @@ class NewtonSimulator(Dynamics):
 
             vbd_builder = copy.deepcopy(b)  # ground, static shapes, rigid and tool bodies: same indices as the rigid model
             vbd_idx = self._add_vbd_objects(vbd_builder, meshes, r)
+            self._vbd_mesh_objects = meshes
             self._role[vbd_idx] = 5
         self._vbd_particles = vbd_idx
 
@@ -500,6 +561,7 @@ class NewtonSimulator(Dynamics):
             self.model, iterations=self.iterations, enable_restitution=self._has_restitution,
             rigid_contact_con_weighting=config.rigid_contact_weighting)
         self.vbd_model = None
+        self.soft_contact_ke: Optional[float] = None
         if vbd_builder is not None:
             self._build_vbd(vbd_builder)
         self._s0, self._s1 = self.model.state(), self.model.state()
@@ -665,7 +727,18 @@ class NewtonSimulator(Dynamics):
         vb.color()
         self.vbd_model = vb.finalize(device=self.device)
         self.vbd_model.set_gravity(tuple(float(g) for g in self.scene.gravity))
-        self.vbd_model.soft_contact_ke = float(cfg.soft_contact_ke)
+        if cfg.soft_contact_ke is not None:
+            ke = float(cfg.soft_contact_ke)
+        else:
+            scene, r = self.scene, float(self.scene.radius)
+            objs = [(float(scene.mass[idx].sum()), _lowest_count(scene.positions[idx, 2], r),
+                     self.materials[o].young_modulus, self.materials[o].density)
+                    for o, (idx, _, _) in self._vbd_mesh_objects.items()]
+            ke = soft_contact_stiffness(objs, r, float(np.linalg.norm(scene.gravity)),
+                                        self.dt / self.vbd_steps, cfg.vbd_iterations, cfg.soft_contact_sink)
+        #: N/m: VBD's soft contact stiffness actually used (``SimConfig.soft_contact_ke`` or derived); None without VBD objects.
+        self.soft_contact_ke = ke
+        self.vbd_model.soft_contact_ke = ke
         self.vbd_model.soft_contact_kd = 0.0
         self.vbd_model.soft_contact_mu = self._vbd_friction
         self.vbd_solver = newton.solvers.SolverVBD(self.vbd_model, iterations=cfg.vbd_iterations,
@@ -674,7 +747,16 @@ class NewtonSimulator(Dynamics):
                                                    particle_enable_tile_solve=True)
         self._v0, self._v1 = self.vbd_model.state(), self.vbd_model.state()
         self._vbd_control = self.vbd_model.control()
-        self._vbd_pipeline = newton.CollisionPipeline(self.vbd_model, soft_contact_gap=float(self.scene.radius))
+        # contacts are found once per VBD step, within the gap: a particle that crosses more than the gap in one
+        # step passes it unseen and lands inside the ground (a cloth edge whipping off a pedestal at 2.2 m/s moved
+        # 18 mm a step, 8 mm deeper than r). The gap covers twice the free-fall speed from the highest soft particle.
+        scene, h = self.scene, self.dt / self.vbd_steps
+        floor = float(scene.ground) if scene.ground is not None else float(scene.positions[:, 2].min())
+        fall = max(float(scene.positions[self._vbd_particles, 2].max()) - floor, 0.0)
+        #: m: the distance within which VBD's collision pipeline finds soft contacts (at least r).
+        self.soft_contact_gap = float(cfg.soft_contact_gap) if cfg.soft_contact_gap is not None else \
+            max(float(scene.radius), 2.0 * math.sqrt(2.0 * float(np.linalg.norm(scene.gravity)) * fall) * h)
+        self._vbd_pipeline = newton.CollisionPipeline(self.vbd_model, soft_contact_gap=self.soft_contact_gap)
         self._vbd_contacts = self._vbd_pipeline.contacts()
         #: the wrench the soft particles' contacts put on each body during the last substep (N, N m)
         self._wp_vbd_f = wp.zeros(max(self.model.body_count, 1), dtype=wp.spatial_vector, device=self.device)
