@@ -600,12 +600,8 @@ def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarra
     with np.errstate(invalid="ignore"):
         off = (np.abs(D - med[None]) > tau).sum(0)
     # broken: the distance left its median in 2 frames or more (white noise passes tau = 4 sqrt(2) sigma in a
-    # frame with probability 6e-5), or in more than 5 % of them, or by more than 2 tau in one frame (8 sqrt(2) sigma:
-    # never noise): a body that slides for the first frames of a clip and then rests moves against its resting
-    # neighbours beyond tau in the first frame alone when its second step is under tau
-    with np.errstate(invalid="ignore"):
-        far = (np.abs(D - med[None]) > 2.0 * tau).any(0)
-    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen) | far)
+    # frame with probability 6e-5), or in more than 5 % of them
+    broken = ((off >= 2) | (off > _BROKEN_SHARE * seen))
     with np.errstate(invalid="ignore"):
         broken &= ~_one_spell(np.abs(D - med[None]) > tau, np.isfinite(D))  # a change of shape, not two bodies
     broken = broken.astype(np.float64)
@@ -699,32 +695,6 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
     return bool(one_run and hit[0] > 0 and hit[-1] < len(both) - 1 and span <= 0.5 * len(both))
 
 
-def _far_apart(P: np.ndarray, V: np.ndarray, a: np.ndarray, b: np.ndarray, tau: float, n: int = 24) -> bool:
-    """Tracks ``a`` and ``b`` (indices into ``P (F, N, 3)``, m, visible ``V (F, N)``) moved against each other: more
-    than :data:`_BROKEN_SHARE` of their cross pairs (up to ``n`` tracks of each) left their median distance by more
-    than ``2 tau`` in some frame both were seen in (never noise, see :func:`_pair_violation`). Two clusters that did
-    are two bodies whatever their relative poses show: the poses of bodies far apart agree only to the lever arm of
-    their turns' noise, which can hide a slide of one of them over the first frames of a clip (``bench/
-    critic_tracks.py --seed 1``, ``slide_0`` at 0.5 r: a box 0.24 m from the other slides 30 mm in frames 0-3 and
-    rests; its relative pose leaves the median by 1.3 times the tolerance in frame 0 alone, read as pose noise)."""
-    a = a[:: max(1, len(a) // n)]
-    b = b[:: max(1, len(b) // n)]
-    Xa, Xb = P[:, a], P[:, b]
-    D = np.linalg.norm(Xa[:, :, None, :] - Xb[:, None, :, :], axis=-1)  # (F, a, b), NaN where either is hidden
-    D = np.where(V[:, a][:, :, None] & V[:, b][:, None, :], D, np.nan)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(D, axis=0)
-    seen = np.isfinite(D).sum(0) >= 2
-    if not seen.any():
-        return False
-    with np.errstate(invalid="ignore"):
-        far = (np.abs(D - med[None]) > 2.0 * tau).any(0)
-    return bool(far[seen].mean() > _BROKEN_SHARE)
-
-
 def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau: float,
                  slack: Optional[float] = None):
     """``root(g)``: cluster ``g``'s representative after merging the clusters (of at least 3 tracks of ``labels``)
@@ -744,8 +714,6 @@ def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau
             if root(ga) == root(gb):
                 continue
             fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
-            if _far_apart(Pf, Vf, fa.tracks, fb.tracks, tau):
-                continue
             if _spell_only(fa, fb, tau, Vf, slack):
                 parent[root(gb)] = root(ga)
     return root
