@@ -15,7 +15,8 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    Then a ground plane is searched for: along ``up`` when given or with extrinsics, else among the up
    directions of an upright camera (tilted down -10..75 degrees, rolled at most 10 degrees):
    the plane under every point that most distinct tracks come down to (the lowest points that rest).
-   Without extrinsics or ``up``, objects in free fall give up first (:func:`free_fall_up`).
+   Without extrinsics or ``up``, objects in free fall give up first (:func:`free_fall_up`), and the plane's normal
+   is then turned so that the centre paths of bodies moving along the ground are level (:func:`level_up`).
    Coordinates are rotated so that the plane's normal is +z; gravity is (0, 0, -9.81) m/s^2. Points
    are particle centres of radius ``r``, so the ground lies ``r`` below the plane. No plane (fewer than
    :data:`MIN_GROUND_TRACKS` tracks on it): the ground is placed where free-fall parabolas either side of a bounce
@@ -88,9 +89,9 @@ from particles.keypoints import kabsch
 from .context import AuditConfig
 from .report import Event, Report
 
-__all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "difference_noise",
-           "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks", "permanence_events",
-           "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST", "bounce_ground", "pivot_held"]
+__all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "level_up",
+           "difference_noise", "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks",
+           "permanence_events", "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST", "bounce_ground", "pivot_held"]
 
 #: The keys of the TAP-Vid-3D layout this module reads (nothing else in the file is touched).
 TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
@@ -390,7 +391,8 @@ def input_frame(tracks: Tracks, scale: float = 1.0) -> np.ndarray:
 
 def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 1.0, radius: float = 0.01,
                 noise: float = 0.0, fall: Optional[np.ndarray] = None,
-                support: Optional[np.ndarray] = None, support_noise: float = 0.0) -> tuple[np.ndarray, Frame]:
+                support: Optional[np.ndarray] = None, support_noise: float = 0.0, bodies: Optional[list] = None,
+                level_frames: int = 0) -> tuple[np.ndarray, Frame]:
     """Tracks in audited world coordinates: ``(P (T, N, 3) float64 m, Frame)`` (module docstring, step 2).
 
     ``scale`` multiplies every length (tracks and extrinsic translations); ``radius`` (m) and ``noise``
@@ -399,7 +401,10 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
     ``support (T, N, 3)`` (input frame, NaN where unknown): the points the ground must hold up, default the
     visible tracks (:func:`tracks_to_rollout` passes the tracks filled from their objects' poses: a rolling
     body's bottom is often hidden while it touches); ``support_noise`` (m) their noise, the pose noise of the
-    denoised tracks."""
+    denoised tracks. ``bodies``: ``[(centre (T, 3) input frame m, NaN where not posed, extent m)]``, the objects'
+    pose centres; when the up was searched for (neither ``up`` nor extrinsics), the plane's normal is then turned
+    so that the paths of bodies moving along the ground for ``level_frames`` frames or more are level
+    (:func:`level_up`)."""
     P = input_frame(tracks, scale)
     name, guess = ("extrinsics", np.array([0.0, 0.0, 1.0])) if tracks.w2c is not None else \
         ("camera", np.array([0.0, -1.0, 0.0]))
@@ -421,8 +426,80 @@ def world_frame(tracks: Tracks, up: Optional[np.ndarray] = None, scale: float = 
         return np.einsum("ij,tnj->tni", rot, P), Frame(name, guess, src if fixed else "assumed (camera -y)", rot,
                                                        None, 0)
     n, h0, k = plane
+    if (not fixed or cone) and bodies and level_frames > 0:
+        n2 = level_up(n, h0, bodies, radius, sn, level_frames)
+        if n2 is not None:
+            p2 = _ground_plane(S, np.isfinite(S).all(-1), n2, True, 0.5 * radius + 2.0 * noise, sn)
+            if p2 is not None:
+                n, h0, k = p2
+                src += ", levelled by ground motion"
     rot = _align(n)
     return np.einsum("ij,tnj->tni", rot, P), Frame(name, n, src, rot, h0 - radius, k)
+
+
+#: Degrees by which level motion may turn the ground plane's normal (:func:`level_up`): the plane search's own
+#: precision (its roll steps are 2.5 degrees, and a sparse rolling body holds up planes turned about its path).
+LEVEL_CONE = 4.0
+
+#: Seconds a body must move along the ground for its path to level the ground (:func:`level_up`): a thrown body's
+#: path bends by g t^2 / 8 over t, 0.11 m over 0.3 s, far more than the linear law allows.
+LEVEL_SECONDS = 0.3
+
+
+def level_up(n: np.ndarray, h0: float, bodies: list, radius: float, noise: float, min_frames: int,
+             cone: float = LEVEL_CONE) -> Optional[np.ndarray]:
+    """The ground normal ``n (3,)`` (input frame) turned so that the paths of bodies moving along the ground are
+    level, or None when no body does so (or the turn would exceed ``cone`` degrees).
+
+    A body in long contact with a flat ground (rolling, sliding) keeps its centre at a constant height, so its
+    centre's path is level: if ``n`` is off the true up by a small tilt ``e`` (perpendicular to it), the heights
+    ``n . c`` along the path rise linearly with the horizontal position, ``h = a + e . x``. ``bodies``: a list of
+    ``(centre (T, 3) float64 m, NaN where not posed, extent m)``, extent the largest distance of the body's tracks
+    from its centre. A body is near the ground in frames where its centre is at most ``extent + 2 r`` above the
+    plane at height ``h0`` along ``n`` (m, the lowest centres), plus ``tan(cone)`` of its distance from the plane's
+    lowest-centre region (a tilted plane is off by that much); a run of at least ``min_frames`` such consecutive
+    posed frames whose path spans at least ``4 r`` horizontally and whose heights fit the linear law within
+    ``3 max(noise, POSE_FLOOR r) + 0.3 r`` rms (a sparsely tracked rolling body's pose centre wobbles by 0.26 r
+    about its axis; a bouncing or thrown body departs by far more) with a gradient under ``tan(cone)``
+    gives one linear constraint on ``e`` per direction it travels. ``e`` is their least-squares solution, the
+    minimum-norm one (a body rolling in one direction says nothing about a tilt across its path), and the
+    normal returned is ``n - e`` normalised."""
+    n = n / np.linalg.norm(n)
+    e1 = np.cross(n, [1.0, 0.0, 0.0] if abs(n[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n, e1)
+    B = np.stack([e1, e2], 1)  # (3, 2) tangent basis
+    tmax = np.tan(np.radians(cone))
+    A, b, runs = np.zeros((2, 2)), np.zeros(2), 0
+    for c, extent in bodies:
+        ok = np.isfinite(c).all(1)
+        h = np.where(ok, c @ n, np.nan) - h0
+        x = np.where(ok[:, None], np.nan_to_num(c) @ B, np.nan)
+        with np.errstate(invalid="ignore"):
+            low = ok & (h <= extent + 2.0 * radius + tmax * np.linalg.norm(np.nan_to_num(x) - np.nanmedian(x, 0), axis=1))
+        # maximal runs of consecutive low frames
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], low.astype(np.int8), [0]])))
+        for s, t in zip(edges[::2], edges[1::2]):
+            if t - s < min_frames:
+                continue
+            xr, hr = x[s:t], h[s:t]
+            xc, hc = xr - xr.mean(0), hr - hr.mean()
+            if np.ptp(xc @ np.linalg.svd(xc, full_matrices=False)[2][0]) < 4.0 * radius:  # span along the travel
+                continue
+            g, *_ = np.linalg.lstsq(xc, hc, rcond=1e-2)
+            res = hc - xc @ g
+            if np.sqrt(np.mean(res ** 2)) > 3.0 * max(noise, POSE_FLOOR * radius) + 0.3 * radius or np.linalg.norm(g) > tmax:
+                continue
+            A += xc.T @ xc
+            b += xc.T @ hc
+            runs += 1
+    if runs == 0:
+        return None
+    e, *_ = np.linalg.lstsq(A, b, rcond=1e-2)
+    if np.linalg.norm(e) > tmax:
+        return None
+    n2 = n - B @ e
+    return n2 / np.linalg.norm(n2)
 
 
 def free_fall_up(fits: list, dt: float, sigma_p: float) -> Optional[np.ndarray]:
@@ -1217,8 +1294,12 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     support = np.full_like(Pin, np.nan)
     for f in fits:
         support[:, f.tracks] = np.where(f.posed[:, None, None], fill_hidden(f, Pin, vis), np.nan)
+    bodies = [(np.where(f.posed[:, None], f.centre, np.nan),
+               float(np.max(np.linalg.norm(fill_hidden(f, Pin, vis)[f.posed] - f.centre[f.posed, None], axis=-1))))
+              for f in fits if f.posed.any()]
     Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall, support=support,
-                            support_noise=_pose_noise(fits))
+                            support_noise=_pose_noise(fits), bodies=bodies,
+                            level_frames=max(8, int(round(LEVEL_SECONDS * float(fps)))))
     A = frame.rotation
     for f in fits:  # the poses in the audited frame
         f.rot = np.einsum("ij,tjk->tik", A, f.rot)
