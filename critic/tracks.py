@@ -91,7 +91,8 @@ from .report import Event, Report
 
 __all__ = ["Tracks", "TRACK_KEYS", "is_tracks_file", "load_tracks", "save_tracks", "world_frame", "level_up",
            "difference_noise", "group_tracks", "fit_object", "tracks_to_rollout", "TrackScene", "audit_tracks",
-           "permanence_events", "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST", "bounce_ground", "pivot_held"]
+           "permanence_events", "fill_hidden", "recentre", "MIN_GROUND_TRACKS", "centre_noise", "POSE_TRUST",
+           "bounce_ground", "pivot_held"]
 
 #: The keys of the TAP-Vid-3D layout this module reads (nothing else in the file is touched).
 TRACK_KEYS = ("tracks_XYZ", "visibility", "fx_fy_cx_cy", "extrinsics_w2c")
@@ -476,7 +477,8 @@ def level_up(n: np.ndarray, h0: float, bodies: list, radius: float, noise: float
         h = np.where(ok, c @ n, np.nan) - h0
         x = np.where(ok[:, None], np.nan_to_num(c) @ B, np.nan)
         with np.errstate(invalid="ignore"):
-            low = ok & (h <= extent + 2.0 * radius + tmax * np.linalg.norm(np.nan_to_num(x) - np.nanmedian(x, 0), axis=1))
+            far = np.linalg.norm(np.nan_to_num(x) - np.nanmedian(x, 0), axis=1)  # from the median position
+            low = ok & (h <= extent + 2.0 * radius + tmax * far)
         # maximal runs of consecutive low frames
         edges = np.flatnonzero(np.diff(np.concatenate([[0], low.astype(np.int8), [0]])))
         for s, t in zip(edges[::2], edges[1::2]):
@@ -488,7 +490,8 @@ def level_up(n: np.ndarray, h0: float, bodies: list, radius: float, noise: float
                 continue
             g, *_ = np.linalg.lstsq(xc, hc, rcond=1e-2)
             res = hc - xc @ g
-            if np.sqrt(np.mean(res ** 2)) > 3.0 * max(noise, POSE_FLOOR * radius) + 0.3 * radius or np.linalg.norm(g) > tmax:
+            tol = 3.0 * max(noise, POSE_FLOOR * radius) + 0.3 * radius
+            if np.sqrt(np.mean(res ** 2)) > tol or np.linalg.norm(g) > tmax:
                 continue
             A += xc.T @ xc
             b += xc.T @ hc
