@@ -576,3 +576,15 @@ def test_elastic_shell_falls_back_to_springs():
     ro = sim.rollout(None, 10)
     assert np.all(np.isfinite(ro.positions))
     assert ro.positions[-1, :, 2].min() >= ro.scene.ground + 0.75 * R
+
+
+@pytest.mark.parametrize("field", ["dt", "substeps", "vbd_iterations", "soft_contact_ke", "tool_max_force",
+                                   "mpm_coupled_substeps"])
+def test_sim_config_refuses_a_bool_for_a_number(field):
+    """``True`` is an ``int`` to Python: a flag passed where a stiffness, a time or a count belongs must be refused
+    by name, not read as 1 (1 N/m of contact stiffness, a 1 s frame)."""
+    from particles import ValidationError
+
+    with pytest.raises(ValidationError, match=field):
+        SimConfig(**{field: True})
+    SimConfig(**{field: {"dt": 1 / 60, "soft_contact_ke": 2.0e4, "tool_max_force": 10.0}.get(field, 2)})

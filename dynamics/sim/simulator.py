@@ -165,38 +165,38 @@ class SimConfig:
 
     def __post_init__(self):
         checks = (
-            ("dt", isinstance(self.dt, (int, float)) and math.isfinite(self.dt) and self.dt > 0, "must be a positive time in s"),
-            ("substeps", isinstance(self.substeps, int) and self.substeps >= 1, "must be an integer >= 1"),
-            ("iterations", isinstance(self.iterations, int) and self.iterations >= 1, "must be an integer >= 1"),
-            ("tool_iterations", isinstance(self.tool_iterations, int) and self.tool_iterations >= 1,
+            ("dt", _real(self.dt) and math.isfinite(self.dt) and self.dt > 0, "must be a positive time in s"),
+            ("substeps", _integer(self.substeps) and self.substeps >= 1, "must be an integer >= 1"),
+            ("iterations", _integer(self.iterations) and self.iterations >= 1, "must be an integer >= 1"),
+            ("tool_iterations", _integer(self.tool_iterations) and self.tool_iterations >= 1,
              "must be an integer >= 1"),
-            ("mpm_substeps", isinstance(self.mpm_substeps, int) and self.mpm_substeps >= 1, "must be an integer >= 1"),
+            ("mpm_substeps", _integer(self.mpm_substeps) and self.mpm_substeps >= 1, "must be an integer >= 1"),
             ("mpm_voxel", self.mpm_voxel > 0, "must be positive (particle radii)"),
-            ("mpm_iterations", isinstance(self.mpm_iterations, int) and self.mpm_iterations >= 1, "must be an integer >= 1"),
+            ("mpm_iterations", _integer(self.mpm_iterations) and self.mpm_iterations >= 1, "must be an integer >= 1"),
             ("ground_friction", self.ground_friction >= 0, "must be non-negative"),
             ("soft_solver", self.soft_solver in ("vbd", "springs"), 'must be "vbd" or "springs"'),
-            ("vbd_substeps", isinstance(self.vbd_substeps, int) and self.vbd_substeps >= 1, "must be an integer >= 1"),
-            ("vbd_iterations", isinstance(self.vbd_iterations, int) and self.vbd_iterations >= 1, "must be an integer >= 1"),
-            ("soft_contact_ke", self.soft_contact_ke is None or (isinstance(self.soft_contact_ke, (int, float))
+            ("vbd_substeps", _integer(self.vbd_substeps) and self.vbd_substeps >= 1, "must be an integer >= 1"),
+            ("vbd_iterations", _integer(self.vbd_iterations) and self.vbd_iterations >= 1, "must be an integer >= 1"),
+            ("soft_contact_ke", self.soft_contact_ke is None or (_real(self.soft_contact_ke)
                                                                 and math.isfinite(self.soft_contact_ke)
                                                                 and self.soft_contact_ke > 0),
              "must be None (derived) or a positive stiffness in N/m"),
-            ("soft_contact_gap", self.soft_contact_gap is None or (isinstance(self.soft_contact_gap, (int, float))
+            ("soft_contact_gap", self.soft_contact_gap is None or (_real(self.soft_contact_gap)
                                                                   and math.isfinite(self.soft_contact_gap)
                                                                   and self.soft_contact_gap > 0),
              "must be None (derived) or a positive distance in m"),
-            ("soft_contact_sink", isinstance(self.soft_contact_sink, (int, float)) and math.isfinite(self.soft_contact_sink)
+            ("soft_contact_sink", _real(self.soft_contact_sink) and math.isfinite(self.soft_contact_sink)
              and self.soft_contact_sink > 0, "must be a positive depth in particle radii"),
             ("spring_neighbors", self.spring_neighbors >= 1, "must be >= 1 (particle spacings)"),
-            ("max_substeps", isinstance(self.max_substeps, int) and self.max_substeps >= self.substeps,
+            ("max_substeps", _integer(self.max_substeps) and self.max_substeps >= self.substeps,
              "must be an integer >= substeps"),
-            ("tool_max_force", isinstance(self.tool_max_force, (int, float)) and self.tool_max_force > 0,
+            ("tool_max_force", _real(self.tool_max_force) and self.tool_max_force > 0,
              "must be a positive force in N"),
-            ("tool_max_torque", isinstance(self.tool_max_torque, (int, float)) and self.tool_max_torque > 0,
+            ("tool_max_torque", _real(self.tool_max_torque) and self.tool_max_torque > 0,
              "must be a positive torque in N m"),
-            ("tool_mass", isinstance(self.tool_mass, (int, float)) and math.isfinite(self.tool_mass)
+            ("tool_mass", _real(self.tool_mass) and math.isfinite(self.tool_mass)
              and self.tool_mass > 0, "must be a positive mass in kg"),
-            ("tool_catchup_speed", isinstance(self.tool_catchup_speed, (int, float)) and self.tool_catchup_speed > 0,
+            ("tool_catchup_speed", _real(self.tool_catchup_speed) and self.tool_catchup_speed > 0,
              "must be a positive speed in m/s"),
         )
         for name, ok, problem in checks:
@@ -204,7 +204,7 @@ class SimConfig:
                 raise ValidationError(name, f"{problem}, got {getattr(self, name)!r}")
         if self.substeps % self.mpm_substeps:
             raise ValidationError("mpm_substeps", f"must divide substeps ({self.substeps}), got {self.mpm_substeps}")
-        if not (isinstance(self.mpm_coupled_substeps, int) and self.mpm_coupled_substeps >= 1):
+        if not (_integer(self.mpm_coupled_substeps) and self.mpm_coupled_substeps >= 1):
             raise ValidationError("mpm_coupled_substeps", f"must be an integer >= 1, got {self.mpm_coupled_substeps!r}")
 
 
@@ -257,6 +257,16 @@ class ObjectShape:
 
 
 # --------------------------------------------------------------------------- rigid-fit helpers
+
+
+def _real(v) -> bool:
+    """A Python or NumPy real number that is not a bool (``True`` is an ``int``; a flag is no stiffness)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v) -> bool:
+    """A Python ``int`` that is not a bool."""
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
