@@ -109,3 +109,25 @@ def test_pushed_rope_follows_the_pusher_instead_of_being_flung():
     moved = np.linalg.norm(ro.positions[-1, rope] - ro.positions[0, rope], axis=-1).max()
     assert moved > 2 * s.scene.radius  # the pusher did reach it
     assert v_rope < 2.0 * v_tool, (v_rope, v_tool)
+
+
+def test_soft_blocks_and_balls_start_resting_on_the_ground():
+    """The elastic solids of ``elastic`` and ``heldout_materials`` (boxes, and balls of radius 7 r and 8 r, whose
+    lattices leave 1 r and 3 r below their lowest layer) start with their lowest particles r above the ground:
+    resting, not dropped from 2 r up as the 8 r ball was."""
+    from dynamics.sim.scenes import elastic_scene, heldout_materials_scene
+
+    seen = set()
+    for make in (elastic_scene, heldout_materials_scene):
+        for seed in range(16):
+            sc = make(np.random.default_rng([11, seed]), 4).scene
+            r = sc.radius
+            for k in np.unique(sc.object_id[sc.particle_type != KINEMATIC]):
+                if sc.object_material[k] != "elastic":
+                    continue
+                sel = sc.object_id == k
+                pts = sc.positions[sel]
+                width = float(np.ptp(pts[:, 0]))
+                seen.add(round(width / r))
+                assert float(pts[:, 2].min()) == pytest.approx(r, abs=1e-6), (make.__name__, seed)
+    assert len(seen) >= 3  # several sizes of boxes and balls were drawn

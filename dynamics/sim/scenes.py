@@ -659,13 +659,18 @@ def _log_uniform(rng: np.random.Generator, lo_hi) -> float:
 
 def _solid_shape(rng: np.random.Generator, r: float, heading: float, centre_xy=(0.0, 0.0),
                  base: float = 0.0) -> ObjectShape:
-    """A box (5-7 x 5-7 x 4-6 particles, half sizes in r) or a sphere (radius 7-8 r) resting at height ``base`` m."""
+    """A box (5-7 x 5-7 x 4-6 particles, half sizes in r) or a sphere (radius 7-8 r) of a soft material, its
+    lowest particles ``r`` above height ``base`` m (resting on it). A soft sphere is its lattice particles
+    (:func:`_curved_fill` without the shell), whose lowest layer lies 1 r inside the sphere at radius 7 r but
+    3 r inside at 8 r, so the sphere is lowered by what its lattice leaves below: placed at ``base + radius``
+    the 8 r ball started 2 r up and dropped."""
     if rng.random() < 0.6:
         half = np.array([rng.integers(5, 8), rng.integers(5, 8), rng.integers(4, 7)]) * r
         centre = np.array([centre_xy[0], centre_xy[1], base + half[2]])
         return ObjectShape("box", tuple(half), position=centre, rotation=_yaw_quat(heading + rng.uniform(-0.4, 0.4)))
     radius = float(rng.integers(7, 9)) * r
-    return ObjectShape("sphere", (radius,), position=np.array([centre_xy[0], centre_xy[1], base + radius]))
+    lowest = float(_curved_fill("sphere", (radius,), r, 0, shell=False)[:, 2].min())  # m, below the centre
+    return ObjectShape("sphere", (radius,), position=np.array([centre_xy[0], centre_xy[1], base + r - lowest]))
 
 
 def _extent(shape: ObjectShape) -> float:
