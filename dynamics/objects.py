@@ -1078,14 +1078,17 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
         for t in range(steps):
             gate = shapes.gate(t, cs, rs) if shapes is not None else None
             c1, r1 = model.step(cs, rs, batch, None, None, ws, gate, tuple(x[t] for x in kin_in))
+            slow = None
+            if sliding_friction:  # (O,) m/frame^2: Coulomb's deceleration of the bodies on the ground, else 0
+                on_ground, friction = _ground_friction(batch, cs, rs)
+                slow = torch.where(on_ground, friction, torch.zeros_like(friction))
             if passive_energy or sliding_friction:
                 worked = _worked(model, batch, cs, ws, kin_moves[t])
                 if passive_energy:
                     c1, r1 = _no_energy_from_nowhere(batch, cs, rs, ws, c1, r1, worked)
                 if sliding_friction:
-                    c1, slid = _coulomb_slide(batch, cs, rs, c1, worked, slid)
+                    c1, slid = _coulomb_slide(batch, cs, c1, worked, slid, on_ground, friction)
             if shapes is not None:
-                slow = _ground_deceleration(batch, cs, rs) if sliding_friction else None
                 c1 = shapes.inelastic(t, cs, rs, c1, slow)
                 if sliding_friction:
                     c1, r1 = shapes.stable_push(t, cs, rs, c1, r1, slow)
@@ -1244,7 +1247,7 @@ class _ToolShapes:
 
         Face to face: the tool's face and the box's lie flush (their normals within 2 degrees of the separating
         axis, :data:`FLUSH_COS`); pushing: the tool's normal velocity at the contact exceeds what the box keeps of
-        its own after a frame of ground friction (``slow (O,)`` m/frame^2, :func:`_ground_deceleration`), so the
+        its own after a frame of ground friction (``slow (O,)`` m/frame^2, :func:`_ground_friction`), so the
         contact carries a normal load; stably: the box's centre projects inside the contact segment (where the
         two faces overlap across the push). Then the contact's Coulomb friction (its load times the faces'
         mean friction, against a tangential slip of a fraction of a millimetre a frame) holds the box on the face,
@@ -1362,9 +1365,11 @@ GROUND_FRICTION = 0.5
 ON_GROUND = 0.1
 
 
-def _ground_deceleration(batch, cs, rs) -> torch.Tensor:
-    """(O,) m/frame^2: Coulomb's deceleration ``mu |g|`` of every free body resting on the ground in the
-    last pose of ``cs, rs`` (``mu`` as in :func:`_coulomb_slide`), 0 for the others."""
+def _ground_friction(batch, cs, rs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which free bodies rest on the ground in the last pose of ``cs, rs`` ((O,) bool: their lowest surface
+    particle within :data:`ON_GROUND` r of r above it), and every body's Coulomb deceleration on it,
+    ``mu |g|`` ((O,) m/frame^2; ``mu``: the mean of the body's and the ground's coefficients, as Newton's
+    XPBD combines two shapes')."""
     with torch.no_grad():
         dtype = cs.dtype
         k_ = _constants(batch, dtype)
@@ -1372,13 +1377,14 @@ def _ground_deceleration(batch, cs, rs) -> torch.Tensor:
         low = torch.where(k_.smask, (_apply(rs[-1], k_.body_s) + cs[-1][:, None])[..., 2], k_.big).amin(1)
         on_ground = k_.ground_free & ((low - k_.ground - r) < ON_GROUND * r)
         a = 0.5 * (batch.physics[:, 0].to(dtype) + GROUND_FRICTION) * k_.g.norm(dim=1)
-        return torch.where(on_ground, a, torch.zeros_like(a))
+        return on_ground, a
 
 
-def _coulomb_slide(batch, cs, rs, c1, worked, slid):
+def _coulomb_slide(batch, cs, c1, worked, slid, on_ground, a):
     """``object_rollout(sliding_friction=True)``: the next centres ``c1 (O, 3)`` with every free body that
-    rests on the ground and that nothing working touches (``worked``, :func:`_worked`) slowed by at
-    least Coulomb friction, and the (O,) bool mask of those bodies (``slid`` of the next step).
+    rests on the ground (``on_ground``, with its deceleration ``a``: :func:`_ground_friction`) and that
+    nothing working touches (``worked``, :func:`_worked`) slowed by at least Coulomb friction, and the
+    (O,) bool mask of those bodies (``slid`` of the next step).
 
     Friction decelerates a body sliding on flat ground by ``a = mu |g|`` (``mu``: the mean of the body's
     and the ground's coefficients, as Newton's XPBD combines two shapes'), so its horizontal speed at the
@@ -1387,19 +1393,13 @@ def _coulomb_slide(batch, cs, rs, c1, worked, slid):
     its mean speed over this frame is at most ``u - a / 2``, or ``u^2 / (2 a)`` when it comes to rest
     within the frame. Only the speed is capped; the direction of the network's step is kept."""
     with torch.no_grad():
-        dtype = c1.dtype
-        k_ = _constants(batch, dtype)
-        r = k_.r
-        low = torch.where(k_.smask, (_apply(rs[-1], k_.body_s) + cs[-1][:, None])[..., 2], k_.big).amin(1)
-        on_ground = k_.ground_free & ((low - k_.ground - r) < ON_GROUND * r)
-        up = k_.gdir  # (O, 3) unit, against gravity
+        up = _constants(batch, c1.dtype).gdir  # (O, 3) unit, against gravity
 
         def horizontal(v):
             return v - (v * up).sum(1, keepdim=True) * up
 
         v_prev = horizontal(cs[-1] - cs[-2]).norm(dim=1)
         v_new = horizontal(c1 - cs[-1])
-        a = 0.5 * (batch.physics[:, 0].to(dtype) + GROUND_FRICTION) * k_.g.norm(dim=1)
         u = torch.where(slid, (v_prev - a / 2).clamp_min(0.0), v_prev)
         cap = torch.where(u >= a, u - a / 2, u * u / (2 * a).clamp_min(1e-30))
         speed = v_new.norm(dim=1)
