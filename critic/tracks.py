@@ -1291,17 +1291,20 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
         raise ValueError(f"no group of at least {MIN_OBJECT_TRACKS} tracks with 4 visible in some frame: nothing to "
                          "audit")
     weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
+    sigma_fits = _pose_noise(fits)  # the poses' precision: free fall, the ground's support and its bounces
     fall = None
     if up is None and tracks.w2c is None:
-        fall = free_fall_up(fits, 1.0 / float(fps), _pose_noise(fits))
+        fall = free_fall_up(fits, 1.0 / float(fps), sigma_fits)
     support = np.full_like(Pin, np.nan)
+    bodies = []  # (centre (T, 3) m, NaN where not posed; extent m): the paths that may level the ground
     for f in fits:
-        support[:, f.tracks] = np.where(f.posed[:, None, None], fill_hidden(f, Pin, vis), np.nan)
-    bodies = [(np.where(f.posed[:, None], f.centre, np.nan),
-               float(np.max(np.linalg.norm(fill_hidden(f, Pin, vis)[f.posed] - f.centre[f.posed, None], axis=-1))))
-              for f in fits if f.posed.any()]
+        filled = fill_hidden(f, Pin, vis)
+        support[:, f.tracks] = np.where(f.posed[:, None, None], filled, np.nan)
+        if f.posed.any():
+            bodies.append((np.where(f.posed[:, None], f.centre, np.nan),
+                           float(np.max(np.linalg.norm(filled[f.posed] - f.centre[f.posed, None], axis=-1)))))
     Pw, frame = world_frame(tracks, up=up, scale=scale, radius=r0, noise=sigma0, fall=fall, support=support,
-                            support_noise=_pose_noise(fits), bodies=bodies,
+                            support_noise=sigma_fits, bodies=bodies,
                             level_frames=max(8, int(round(LEVEL_SECONDS * float(fps)))))
     A = frame.rotation
     for f in fits:  # the poses in the audited frame
@@ -1309,7 +1312,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
         f.centre = f.centre @ A.T
     if frame.ground is None:
         # no plane of resting tracks: a body bouncing at a coarse frame rate shows where it hit the ground
-        bg = bounce_ground(fits, 1.0 / float(fps), 0.5 * r0 + 2.0 * sigma0, max(_pose_noise(fits), POSE_FLOOR * r0))
+        bg = bounce_ground(fits, 1.0 / float(fps), 0.5 * r0 + 2.0 * sigma0, max(sigma_fits, POSE_FLOOR * r0))
         if bg is not None:  # (a point below it is the checks' to judge: a glitch may sink a body)
             frame.ground, frame.ground_impacts = bg[0] - r0, bg[1]
     r = radius if radius is not None else (_spacing_radius(fits) or r0)
@@ -1321,7 +1324,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     vmask = vis[:, order]
     # never below POSE_FLOOR r: the centre and inertia are the tracked points', not the body's (tracks sample the
     # surface they saw), so a pose trajectory of clean tracks is not a free body's to the last micrometre
-    pose_noise = max(_pose_noise(fits), POSE_FLOOR * float(r))
+    pose_noise = max(sigma_fits, POSE_FLOOR * float(r))
     # a frame whose visible tracks fix the pose centre worse than the thresholds assume (a patch seen far from the
     # centre: the lever arm of the fit's turn) is missing data, not an observation of the pose
     col, loose = 0, np.zeros((T, len(fits)), bool)
