@@ -260,7 +260,8 @@ class ObjectShape:
 
 
 def _real(v) -> bool:
-    """A Python or NumPy real number that is not a bool (``True`` is an ``int``; a flag is no stiffness)."""
+    """A Python ``int`` or ``float`` (``numpy.float64`` is one) that is not a bool (``True`` is an ``int``; a flag
+    is no stiffness)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -572,6 +573,7 @@ class NewtonSimulator(Dynamics):
             rigid_contact_con_weighting=config.rigid_contact_weighting)
         self.vbd_model = None
         self.soft_contact_ke: Optional[float] = None
+        self.soft_contact_gap: Optional[float] = None
         if vbd_builder is not None:
             self._build_vbd(vbd_builder)
         self._s0, self._s1 = self.model.state(), self.model.state()
@@ -763,7 +765,7 @@ class NewtonSimulator(Dynamics):
         scene, h = self.scene, self.dt / self.vbd_steps
         floor = float(scene.ground) if scene.ground is not None else float(scene.positions[:, 2].min())
         fall = max(float(scene.positions[self._vbd_particles, 2].max()) - floor, 0.0)
-        #: m: the distance within which VBD's collision pipeline finds soft contacts (at least r).
+        #: m: the distance within which VBD's collision pipeline finds soft contacts (at least r); None without VBD objects.
         self.soft_contact_gap = float(cfg.soft_contact_gap) if cfg.soft_contact_gap is not None else \
             max(float(scene.radius), 2.0 * math.sqrt(2.0 * float(np.linalg.norm(scene.gravity)) * fall) * h)
         self._vbd_pipeline = newton.CollisionPipeline(self.vbd_model, soft_contact_gap=self.soft_contact_gap)
