@@ -1236,7 +1236,6 @@ class _ToolShapes:
             v_own = v_body if slow is None else torch.where(v_body > 0, (v_body - slow[i]).clamp_min(0.0), v_body)
             v_max = torch.maximum(v_own, (1.0 + e) * v_tool - e * v_body)
             excess = (((c1 - c)[i] * n).sum(1) - v_max).clamp_min(0.0) * self.touching.to(c1.dtype)
-            c1 = c1.index_add(0, i, -excess[:, None] * n)
         return c1.index_add(0, i, -excess[:, None] * n)
 
     def stable_push(self, t: int, cs: torch.Tensor, rs: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor,

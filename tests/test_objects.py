@@ -683,3 +683,43 @@ def test_stable_push_a_box_pushed_face_to_face_goes_straight_with_the_tool_as_in
         assert abs(got["without"][2]) > 5.0, got  # the network turns it
         assert abs(got["with"][0] - along) < 1e-3 and abs(got["with"][1] - lateral) < 3e-3, got
         assert abs(got["with"][2]) < 1.0, got
+
+
+def test_inelastic_tool_contact_caps_the_box_at_the_tools_normal_speed_once():
+    """_ToolShapes.inelastic: a box touching the tool's box, the tool advancing 2 mm along the contact normal and
+    the network's step throwing the box 5 mm ahead, leaves the box's normal step at what the contact gives it,
+    ``(1 + e) v_tool - e v_body`` (the box at rest: ``(1 + e)`` 2 mm), exactly: the excess is taken off once (taken
+    twice, the box would step back behind the tool's face); its step across the normal is the network's."""
+    from dynamics.objects import _ToolShapes, pack_objects
+
+    model, task = _suite("push_10.toml")
+    sc, ti = task.scene, task.tool.indices
+    batch = pack_objects([sc], task.dt)
+    k = int(sc.object_id[task.object_particles[0]])
+    pos = torch.as_tensor(sc.positions, dtype=torch.float32)
+    cs, rs = fit_poses(batch, torch.stack([pos, pos]))
+    probe = _ToolShapes(batch, torch.stack([pos, pos]))
+    q = int(torch.nonzero(probe.i == k)[0])
+    assert float(probe._sep(0, cs[-1], rs[-1])[0][q]) > 0.0  # the tool starts clear of the box
+    tool = torch.zeros(len(pos), 1)
+    tool[torch.as_tensor(ti)] = 1.0
+    shift = torch.zeros(3)
+    for _ in range(50):  # the tool moved onto the box's face along the separating axis until they touch
+        sep, axis = _ToolShapes(batch, torch.stack([pos + tool * shift] * 2))._sep(0, cs[-1], rs[-1])
+        if float(sep[q]) < 1e-6:
+            break
+        shift = shift + float(sep[q]) * axis[q]
+    frames = torch.stack([pos + tool * shift, pos + tool * (shift + 0.002 * axis[q])])
+    shapes = _ToolShapes(batch, frames)
+    shapes.gate(0, cs, rs)
+    assert bool(shapes.touching[q])
+    side = torch.cross(axis[q], torch.tensor([0.0, 0.0, 1.0]), dim=0)
+    c1 = cs[-1].clone()
+    c1[k] += 0.005 * axis[q] + 0.001 * side
+    out = shapes.inelastic(0, cs, rs, c1)
+    e = float(batch.physics[k, 1])
+    step = out[k] - cs[-1][k]
+    assert float(step @ axis[q]) == pytest.approx((1.0 + e) * 0.002, abs=1e-6)
+    assert float(step @ side) == pytest.approx(0.001 * float(side.norm()) ** 2, abs=1e-6)
+    others = torch.arange(batch.num_objects) != k
+    assert torch.equal(out[others], c1[others])
