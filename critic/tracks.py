@@ -2061,8 +2061,9 @@ _INSIDE_RANK = 2
 
 def containment_events(ts: TrackScene, tol: float, gap: int = 2) -> list[Event]:
     """Object-object penetration judged from the tracks' own geometry: object ``b`` passes into object ``a`` in a
-    frame where at least :data:`_INSIDE_RANK` of ``b``'s points (the filled positions the checks read) lie deeper
-    than ``tol`` (m) inside the convex hull of ``a``'s body coordinates, at ``a``'s pose in that frame.
+    frame where at least :data:`_INSIDE_RANK` of ``b``'s points (the filled positions the checks read, and the
+    interface tracks :func:`interface_points` places on ``b``) lie deeper than ``tol`` (m) inside the convex hull of
+    ``a``'s body coordinates, at ``a``'s pose in that frame.
 
     Tracks sample a body's surface sparsely (a track spacing is no particle diameter: the referee's 18 mm
     particles sit 60 mm apart on their faces), so two resting bodies' closest tracks sit closer than twice the
@@ -2073,25 +2074,179 @@ def containment_events(ts: TrackScene, tol: float, gap: int = 2) -> list[Event]:
     (:func:`_body_parts`); parts with fewer than :data:`MIN_OBJECT_TRACKS` tracks or a flat hull are not containers.
     Frames where either pose is loose (:attr:`TrackScene.loose`) or unposed are missing data.
 
-    Returns events with rollout particle ids (``objects (a, b)`` sorted; ``location``: mean of the inside points at
-    the deepest frame; ``severity = 1 - tol / depth``).
+    Returns events (``objects (a, b)`` sorted; ``particles``: rollout particle ids, or ``-1 - track`` for an interface
+    track, which the rollout has not; ``location``: mean of the inside points at the deepest frame;
+    ``severity = 1 - tol / depth``).
     """
-    from scipy.spatial import ConvexHull, QhullError
-
     ro = ts.rollout
     pos = ro.positions.astype(np.float64)
     oid = ro.scene.object_id
     ok = np.stack([f.posed for f in ts.fits], 1) & ~ts.loose  # (T, K)
+    iface = interface_points(ts, tol)
+    points = {}
+    for b in range(len(ts.fits)):
+        ib = np.flatnonzero(oid == b)
+        xs, ids = [pos[:, ib]], [ib]
+        for tr, carrier, x, _ in iface:
+            if carrier == b:
+                xs.append(x[:, None])
+                ids.append(np.array([-1 - tr]))
+        points[b] = (np.concatenate(xs, axis=1), np.concatenate(ids))
     out = []
     for a, fa in enumerate(ts.fits):
-        for part in _body_parts(fa.body):
-            if len(part) < MIN_OBJECT_TRACKS:
+        for hull in _part_hulls(fa.body):
+            out += _inside_events(ts, points, ok, a, hull, tol, gap)
+    out += _overlap_events(ts, pos, oid, ok, iface, tol, gap)
+    return out
+
+
+def _overlap_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.ndarray, iface: list, tol: float,
+                    gap: int) -> list[Event]:
+    """Penetration of interface tracks (:func:`interface_points`) by sphere overlap: a track placed on object ``b``
+    overlaps object ``a`` where its centre comes within ``2 r - tol`` of one of ``a``'s points (the filled positions
+    the checks read), the pair test of :func:`critic.checks.check_penetration`, and ``tol`` closer than it was in the
+    frames it was seen (the median there: a contact the camera saw, whatever the spacing of ``a``'s tracks beside
+    it); an event where at least
+    :data:`_INSIDE_RANK` placements on ``b`` do so in one frame. ``pos (T, N', 3)`` m, ``oid (N',)``, ``ok (T, K)``
+    as in :func:`containment_events`."""
+    from scipy.spatial import cKDTree
+
+    from .checks import _runs, _sev
+
+    out = []
+    r = ts.radius
+    K = len(ts.fits)
+    for b in range(K):
+        mine = [(t, x, u) for t, k, x, u in iface if k == b]
+        if len(mine) < _INSIDE_RANK:
+            continue
+        xb = np.stack([x for _, x, _ in mine], 1)  # (T, m, 3)
+        seen = np.stack([u for _, _, u in mine], 1)  # (T, m)
+        ids = np.array([-1 - t for t, _, _ in mine])
+        for a in range(K):
+            if a == b:
                 continue
-            try:
-                hull = ConvexHull(fa.body[part])
-            except (QhullError, ValueError):
+            ia = np.flatnonzero(oid == a)
+            frames = np.flatnonzero(ok[:, a] & ok[:, b])
+            if not len(frames):
                 continue
-            out += _inside_events(ts, pos, oid, ok, a, hull, tol, gap)
+            dist = np.array([cKDTree(pos[t, ia]).query(xb[t])[0] for t in range(len(pos))])  # (T, m)
+            # the distance where it was seen is a contact the camera saw: penetration is an approach beyond it
+            d_seen = np.array([np.median(dist[seen[:, m], m]) for m in range(dist.shape[1])])
+            over = np.minimum(2.0 * r - dist, d_seen - dist)[frames]  # (F, m)
+            kth = -np.sort(-over, axis=1)[:, _INSIDE_RANK - 1]
+            hit = kth > tol
+            for first, last in _runs(frames[hit], gap):
+                w = hit & (frames >= first) & (frames <= last)
+                i = np.flatnonzero(w)[np.argmax(kth[w])]
+                tp, d = int(frames[i]), float(kth[i])
+                inside = np.flatnonzero(over[i] > tol)
+                span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
+                msg = (f"Objects 'object{min(a, b)}' and 'object{max(a, b)}' interpenetrate {span}: {len(inside)} "
+                       f"track(s) at their contact, carried by 'object{b}''s poses, come within {1000 * (2 * r - d):.2f} "
+                       f"mm of 'object{a}''s points where touching spheres of radius {1000 * r:.2f} mm sit "
+                       f"{2000 * r:.2f} mm apart (overlap {1000 * d:.2f} mm, tolerance {1000 * tol:.2f} mm).")
+                out.append(Event("penetration", first, last, min(a, b), max(a, b), tuple(xb[tp, inside].mean(0)),
+                                 _sev(tol, d), tuple(int(p) for p in ids[inside][:8]), msg))
+    return out
+
+
+def interface_points(ts: TrackScene, tol: float) -> list:
+    """The ungrouped tracks at the contact of two objects, each placed on each of them: ``[(track, object k,
+    x (T, 3) float64 m, seen (T,) bool the frames it was seen in)]``, ``x`` the track's point of ``k``'s body (the median of ``R^T (p - c)`` over its visible
+    frames) at ``k``'s poses in every frame, audited coordinates.
+
+    Rigid grouping leaves out a track seen only while two bodies rest against each other (:func:`group_tracks`):
+    it keeps constant distances to both. One that lies at their contact (the rows of two stacked boxes that meet)
+    belongs to one of them. When a body then passes into the other along their contact, those rows are the part
+    that goes inside, hidden from then on, while the tracks the camera still sees stay outside the other's hull:
+    the track placed on its own body is inside the other, deeper the further they went. Placed on the wrong body it
+    stays at the contact surface of the body that moved, or moves away with it (tangential or separating motion keeps
+    it outside both hulls), so each placement is judged (:func:`containment_events`).
+
+    A track fits an object when it leaves the object's motion by more than the grouping tolerance
+    ``tau = 4 sqrt(2) sigma + r / 4`` in fewer than 2 of at least :data:`_MIN_POSE` visible frames with a trusted pose.
+    It is at their contact when, in the frames it is seen (its median position there), it lies no deeper than ``tol``
+    (m) inside any hull part of the objects it fits (a point inside a body's hull is that body's, not a contact) and
+    within ``reach = 2 r + s_90`` of a track of each (touching spheres' centres sit ``2 r`` apart, and the nearest track
+    of a surface may sit a track spacing further along it: ``s_90`` is the 90th percentile of the tracks'
+    nearest-neighbour distances on their objects, a sparse contact row's spacing rather than the median's), or within
+    ``reach`` of such a track that fits the body and is within ``reach`` of its tracks (the body's own contact layer,
+    ungrouped for the same reason). A track seen only
+    while two bodies rest together elsewhere on them (the top of a stacked box) would be carried by the other body
+    through the body it sits on."""
+    if not len(ts.ungrouped) or len(ts.fits) < 2:
+        return []
+    P = np.einsum("ij,tnj->tni", ts.frame.rotation, input_frame(ts.tracks, ts.scale)[:, ts.ungrouped])
+    V = ts.tracks.visible[:, ts.ungrouped]
+    tau = 4.0 * np.sqrt(2.0) * ts.noise + 0.25 * ts.radius
+    hulls = [_part_hulls(f.body) for f in ts.fits]
+    from scipy.spatial import cKDTree
+
+    nn = np.concatenate([cKDTree(f.body).query(f.body, k=2)[0][:, 1] for f in ts.fits if len(f.body) >= 2])
+    reach = 2.0 * ts.radius + float(np.quantile(nn, 0.9))
+    cands = []  # (track, [(object, x (T, 3), body point (3,))]) of the tracks that fit two objects
+    for j, tr in enumerate(ts.ungrouped):
+        placed, uses = [], []
+        for k, f in enumerate(ts.fits):
+            use = V[:, j] & f.posed & ~ts.loose[:, k]
+            if use.sum() < _MIN_POSE:
+                continue
+            loc = np.einsum("tji,tj->ti", f.rot[use], P[use, j] - f.centre[use])
+            body = np.median(loc, axis=0)
+            if (np.linalg.norm(loc - body, axis=1) > tau).sum() < 2:
+                placed.append(k)
+                uses.append(use)
+        if len(placed) < 2:
+            continue
+        use = np.logical_and.reduce(uses)  # where it was seen, every placement agrees
+        if not use.any():
+            continue
+        pl = []
+        for k in placed:
+            f = ts.fits[k]
+            x = np.median(np.einsum("tji,tj->ti", f.rot[use], P[use, j] - f.centre[use]), axis=0)
+            depth = max((float(-(h.equations[:, :3] @ x + h.equations[:, 3]).max()) for h in hulls[k]),
+                        default=-np.inf)
+            if depth > tol:  # inside a body's hull: that body's point, not a contact
+                break
+            pl.append((k, np.einsum("tij,j->ti", f.rot, x) + f.centre, x))
+        else:
+            cands.append((int(tr), pl, use))
+    # at a body: within reach of its tracks, or of a track that fits it and is within reach of its tracks (the
+    # body's own contact layer, ungrouped as well)
+    at = {}
+    for i, (tr, pl, _) in enumerate(cands):
+        for k, _, x in pl:
+            at[i, k] = float(np.min(np.linalg.norm(ts.fits[k].body - x, axis=1))) <= reach
+    out = []
+    for i, (tr, pl, use) in enumerate(cands):
+        ok = True
+        for k, _, x in pl:
+            if at[i, k]:
+                continue
+            if not any(at.get((i2, k)) and np.linalg.norm(x2 - x) <= reach
+                       for i2, (_, pl2, _) in enumerate(cands) if i2 != i for k2, _, x2 in pl2 if k2 == k):
+                ok = False
+                break
+        if ok:
+            out += [(tr, k, xt, use) for k, xt, _ in pl]
+    return out
+
+
+def _part_hulls(body: np.ndarray) -> list:
+    """scipy ConvexHulls of the parts of body coordinates ``(n, 3)`` (m) that can contain (:func:`_body_parts`, at
+    least :data:`MIN_OBJECT_TRACKS` tracks, not flat)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    out = []
+    for part in _body_parts(body):
+        if len(part) < MIN_OBJECT_TRACKS:
+            continue
+        try:
+            out.append(ConvexHull(body[part]))
+        except (QhullError, ValueError):
+            continue
     return out
 
 
@@ -2114,11 +2269,10 @@ def _body_parts(body: np.ndarray, reach: float = 2.0) -> list:
     return [np.flatnonzero(lab == i) for i in range(m)]
 
 
-def _inside_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.ndarray, a: int, hull, tol: float,
-                   gap: int) -> list[Event]:
+def _inside_events(ts: TrackScene, points: dict, ok: np.ndarray, a: int, hull, tol: float, gap: int) -> list[Event]:
     """:func:`containment_events` for the points of every other object inside one convex ``hull`` (scipy ConvexHull
-    of body coordinates) of object ``a``; ``pos (T, N', 3)`` the rollout's positions (m), ``oid (N',)`` their objects,
-    ``ok (T, K)`` bool the frames with a trusted pose."""
+    of body coordinates) of object ``a``; ``points[b] = (x (T, n_b, 3) m, ids (n_b,))`` each object's points and
+    their ids, ``ok (T, K)`` bool the frames with a trusted pose."""
     from .checks import _runs, _sev
 
     fa = ts.fits[a]
@@ -2128,11 +2282,11 @@ def _inside_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.ndar
     for b in range(K):
         if b == a:
             continue
-        ids = np.flatnonzero(oid == b)
+        xb, ids = points[b]
         frames = np.flatnonzero(ok[:, a] & ok[:, b])
         if not len(frames):
             continue
-        x = pos[frames][:, ids] - fa.centre[frames, None, :]
+        x = xb[frames] - fa.centre[frames, None, :]
         loc = np.einsum("tji,tnj->tni", fa.rot[frames], x)  # a's body frame
         depth = -(loc @ nrm.T + off).max(-1)  # (F, n_b): > 0 inside a's hull, the distance to its nearest face
         if depth.shape[1] < _INSIDE_RANK:
@@ -2143,14 +2297,14 @@ def _inside_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.ndar
             w = hit & (frames >= first) & (frames <= last)
             i = np.flatnonzero(w)[np.argmax(kth[w])]
             tp, d = int(frames[i]), float(kth[i])
-            inside = ids[depth[i] > tol]
+            inside = np.flatnonzero(depth[i] > tol)
             span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
             msg = (f"Objects 'object{min(a, b)}' and 'object{max(a, b)}' interpenetrate {span}: "
                    f"{len(inside)} point(s) of 'object{b}' lie up to {1000 * d:.1f} mm inside the hull of "
                    f"'object{a}''s particle centres (tolerance {1000 * tol:.1f} mm), an overlap of at least one "
                    "particle diameter more.")
             out.append(Event("penetration", first, last, min(a, b), max(a, b),
-                             tuple(pos[tp, inside].mean(0)), _sev(tol, d), tuple(int(p) for p in inside[:8]), msg))
+                             tuple(xb[tp, inside].mean(0)), _sev(tol, d), tuple(int(p) for p in ids[inside][:8]), msg))
     return out
 
 
@@ -2184,7 +2338,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         rep = replace(rep, events=tuple(local_precision(ts, config, list(rep.events))))
 
     def as_tracks(evs):  # rollout particle ids -> track indices
-        return [replace(e, particles=tuple(int(ts.track_index[p]) for p in e.particles)) for e in evs]
+        return [replace(e, particles=tuple(int(ts.track_index[p]) if p >= 0 else -1 - int(p) for p in e.particles))
+                for e in evs]
 
     events = list(rep.events)
     if "jitter" in cfg.checks:  # shakes judged frame by frame against their own poses' precision (unraised floors)
