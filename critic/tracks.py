@@ -2143,9 +2143,9 @@ def _overlap_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.nda
                 inside = np.flatnonzero(over[i] > tol)
                 span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
                 msg = (f"Objects 'object{min(a, b)}' and 'object{max(a, b)}' interpenetrate {span}: {len(inside)} "
-                       f"track(s) at their contact, carried by 'object{b}''s poses, come within {1000 * (2 * r - d):.2f} "
-                       f"mm of 'object{a}''s points where touching spheres of radius {1000 * r:.2f} mm sit "
-                       f"{2000 * r:.2f} mm apart (overlap {1000 * d:.2f} mm, tolerance {1000 * tol:.2f} mm).")
+                       f"track(s) at their contact, carried by 'object{b}''s poses, come {1000 * d:.2f} mm or more "
+                       f"nearer 'object{a}''s points than both the {2000 * r:.2f} mm at which spheres of radius "
+                       f"{1000 * r:.2f} mm touch and the distance they were seen at (tolerance {1000 * tol:.2f} mm).")
                 out.append(Event("penetration", first, last, min(a, b), max(a, b), tuple(xb[tp, inside].mean(0)),
                                  _sev(tol, d), tuple(int(p) for p in ids[inside][:8]), msg))
     return out
@@ -2153,8 +2153,8 @@ def _overlap_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.nda
 
 def interface_points(ts: TrackScene, tol: float) -> list:
     """The ungrouped tracks at the contact of two objects, each placed on each of them: ``[(track, object k,
-    x (T, 3) float64 m, seen (T,) bool the frames it was seen in)]``, ``x`` the track's point of ``k``'s body (the median of ``R^T (p - c)`` over its visible
-    frames) at ``k``'s poses in every frame, audited coordinates.
+    x (T, 3) float64 m, seen (T,) bool the frames it was seen in)]``, ``x`` the track's point of ``k``'s body (the
+    median of ``R^T (p - c)`` over its visible frames) at ``k``'s poses in every frame, audited coordinates.
 
     Rigid grouping leaves out a track seen only while two bodies rest against each other (:func:`group_tracks`):
     it keeps constant distances to both. One that lies at their contact (the rows of two stacked boxes that meet)
