@@ -753,8 +753,8 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
     rotation vector, with positive dot product) by more than ``slack + 5.28 k s_t``, ``k`` the departures' per-axis
     scale in units of ``s_t`` measured on the pair's own frames (their median norm over 2.31; see
     :data:`_CHI6_1E4`): a change of relative pose that ends and stays (a box that slid for the clip's first frames
-    and came to rest beside another: frames 0 and 1 depart by 13-37 and 7-11 of these stds, every later frame by
-    3.3 or less, while each frame passes ``tol_t``, the lever arm of the poses' turn noise over 0.24 m) is two bodies
+    and came to rest beside another: frames 0 and 1 depart by 13-38 and 7-12 of these stds, every later frame by
+    4.5 or less, while each frame passes ``tol_t``, the lever arm of the poses' turn noise over 0.24 m) is two bodies
     that moved against each other, where a spell that comes back is one body."""
     both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
     if len(both) < 6:
