@@ -727,6 +727,11 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
 #: 1e-4, so 7.5; measured on clean bench files the model's std comes out up to 1.3 times low (the fits' tracks are a
 #: sample of the frame's), hence 10.
 _REL_POSE_STD = 10.0
+#: A relative pose's departures from its median, over its frames' precision ``s_t`` (see _spell_only), have a median
+#: norm of ``2.31 k`` when they are a 6D Gaussian of per-axis std ``k s_t`` (the square root of chi^2_6's median), and
+#: pass ``5.28 k`` with probability 1e-4 (its 1 - 1e-4 quantile): ``k`` is measured on the pair's own frames, so a
+#: model std that comes out low or high (the fits' tracks are a sample of the frame's) does not move the test.
+_CHI6_MEDIAN, _CHI6_1E4 = 2.3126, 5.2784
 
 
 def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.ndarray] = None,
@@ -741,7 +746,16 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
     ``t`` from both fits' visible tracks (:func:`_pose_precision`; :data:`_REL_POSE_STD`); else ``tol_t = tau``, the
     tolerance of one pair of tracks. A pose averages its tracks' noise, so a body part moved by less than ``tau`` for
     good is seen (two bodies), while a cluster seen on a few tracks of a small patch turns by a noise that its radius
-    makes larger than ``tau`` (one body)."""
+    makes larger than ``tau`` (one body).
+
+    With ``vis`` and ``slack``, the two are also two bodies when their first two common frames (or their last two)
+    both leave the median relative pose the same way (the 6D departure, translation and ``rho`` times the turn's
+    rotation vector, with positive dot product) by more than ``slack + 5.28 k s_t``, ``k`` the departures' per-axis
+    scale in units of ``s_t`` measured on the pair's own frames (their median norm over 2.31; see
+    :data:`_CHI6_1E4`): a change of relative pose that ends and stays (a box that slid for the clip's first frames
+    and came to rest beside another: frames 0 and 1 depart by 13-38 and 7-12 of these stds, every later frame by
+    4.5 or less, while each frame passes ``tol_t``, the lever arm of the poses' turn noise over 0.24 m) is two bodies
+    that moved against each other, where a spell that comes back is one body."""
     both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
     if len(both) < 6:
         return False
@@ -759,6 +773,22 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
         st = np.sqrt(ca[both] ** 2 + cb[both] ** 2 + ((d * d).sum(1) + rho ** 2) * ta[both] ** 2
                      + rho ** 2 * tb[both] ** 2)
         tol = slack + _REL_POSE_STD * np.where(np.isfinite(st), st, np.inf)
+    if vis is not None and slack is not None:
+        # the first (or last) two common frames departing the same way by more than 1e-4 noise (on the scale of the
+        # pair's own departures in the other frames) are a change of relative pose that does not come back inside
+        # the clip: two bodies that moved against each other and then kept their places (one slid into rest beside
+        # the other over the first frames), not one body that changed shape for a spell and took its shape back;
+        # one such frame alone may be pose noise, as a lone bad frame is below
+        from scipy.spatial.transform import Rotation
+
+        e = np.concatenate([d - med, rho * Rotation.from_matrix(q @ ref.T).as_rotvec()], axis=1)  # (n, 6) m
+        en = np.linalg.norm(e, axis=1)
+        sd = np.where(np.isfinite(st), st, np.inf)
+        k = float(np.median(en / np.maximum(sd, 1e-300))) / _CHI6_MEDIAN  # the departures' per-axis std, in s_t
+        far = en > slack + _CHI6_1E4 * k * sd
+        for a0, a1 in ((0, 1), (-1, -2)):
+            if far[a0] and far[a1] and float(e[a0] @ e[a1]) > 0:
+                return False
     badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tol
     if not badf.any():
         return True
@@ -812,8 +842,11 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
     shape for a while. Before that merge, every track is checked against each cluster's rigid poses
     (:func:`fit_object`): it fits a cluster when it leaves the cluster's motion by more than ``tau`` in fewer
     than 2 of its visible frames (at least the pairs' ``min_seen`` of them), or, seen in fewer (but at least 4,
-    what a pose needs), in none of them. It joins the one cluster it fits; one that fits two (it was never seen while
-    they moved apart: its motion where it was hidden is unknown) or none is labelled -1.
+    what a pose needs), in none of them. It joins the one cluster it fits; among several it fits (of clusters not
+    one body) it joins the one it never leaves when it leaves each other one in exactly one frame (seen while they
+    moved apart: a box that slid into rest beside another steps past ``tau`` against it in the first frame alone);
+    one that fits two otherwise (it was never seen while they moved apart: its motion where it was hidden is
+    unknown) or none is labelled -1.
 
     ``slack`` (m, r / 4 from :func:`tracks_to_rollout`) makes the relative-pose comparison of clusters judge each
     frame against its own precision (:func:`_spell_only`) rather than against ``tau``.
@@ -857,6 +890,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
         fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g), floor=tau) for g in groups}
         fitsk = {g: f for g, f in fitsk.items() if f is not None}
         ok = np.zeros((N, len(fitsk)), bool)
+        nof = np.zeros((N, len(fitsk)), np.int64)  # frames in which each track leaves each cluster's motion
         keys = list(fitsk)
         for col, g in enumerate(keys):
             f = fitsk[g]
@@ -870,6 +904,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
             with np.errstate(invalid="ignore"):
                 off = (np.linalg.norm(loc - body[None], axis=-1) > tau) & use
             n = use.sum(0)
+            nof[:, col] = off.sum(0)
             # a track seen in fewer frames than the pairwise step needs (a rolling body's underside passes the
             # camera in a few frames: without them its lowest tracks sit several r above the ground) fits when it
             # keeps to one body point in every one of at least the _MIN_POSE frames a pose needs
@@ -879,6 +914,13 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
             good = [keys[c] for c in np.flatnonzero(ok[i])]
             if len(good) >= 2 and len({same(g) for g in good}) == 1:
                 good = [labels[i]] if labels[i] in good else good[:1]
+            cnt = np.array([nof[i, keys.index(g)] for g in good])
+            if len(good) >= 2 and cnt.max() <= 1 and (cnt == 0).sum() == 1:
+                # it fits clusters of two bodies, each within noise (one frame off at most, none in a spell), but was
+                # seen in a frame where the motion of the others left it by more than tau while one's never did (a
+                # body that slid into rest beside another over the first frames, the step past tau in one frame):
+                # it is that one's; never seen while they moved apart, its motion where it was hidden is unknown
+                good = [good[int(np.argmin(cnt))]]
             if len(good) == 1:
                 labels[i] = good[0]
             elif len(good) >= 2 or labels[i] not in fitsk or not ok[i, keys.index(labels[i])]:

@@ -877,3 +877,70 @@ def test_level_up_turns_only_by_level_ground_motion():
     assert level_up(n0, float(np.min(roll @ n0)), [(throw, 0.05)], r, noise, 18) is None
     rest = np.tile([0.1, 0.2, 0.05], (T, 1)) + rng.normal(0, noise, (T, 3))
     assert level_up(n0, float(np.min(rest @ n0)), [(rest, 0.05)], r, noise, 18) is None
+
+
+@pytest.fixture(scope="module")
+def slide1():
+    """The referee's `slide` scene bench/critic_tracks.py --seed 1 films as slide_0 (dt 1/30 s): one box slides 30 mm
+    over frames 0-3 and rests 0.24 m from a box that never moves."""
+    return tg.referee_rollout("slide", 1, 0, quick=True, dt=1 / 30)
+
+
+def test_box_sliding_into_rest_beside_another_is_two_bodies(slide1):
+    """slide_0_n0.50_c1 of the seed-1 bench (static camera, no extrinsics, the bench's seeds): the two boxes' relative
+    pose leaves its median in frames 0 and 1 only (by 1.0 and 0.3 times the per-frame tolerance, the lever arm of
+    the poses' turn noise over 0.24 m), so a lone bad frame read as pose noise made them one object, whose frame-0
+    shape differed by the slide: a rigidity event from frame 1. The change that ends and stays is two bodies, each
+    box's tracks one object of its own, and the file is clean."""
+    from scipy.spatial import cKDTree
+
+    from critic.tracks import _spell_only, difference_noise, fit_object, input_frame
+
+    j = 88  # the bench's job index of slide_0 at noise 0.5 r with the static camera-frame camera
+    tr, keep, _, _ = tg.film(slide1, np.random.default_rng([1, j]), noise_frac=0.5, extrinsics=False, noise_seed=j)
+    oid = slide1.scene.object_id[keep]
+    # the relative-pose test on the true bodies, with the tolerances tracks_to_rollout gives it
+    vis, P = tr.visible, input_frame(tr)
+    sigma0 = difference_noise(np.where(vis[..., None], P, np.nan), vis)
+    f0 = int(np.argmax(vis.sum(1)))
+    d, _ = cKDTree(P[f0, vis[f0]]).query(P[f0, vis[f0]], k=2)
+    r0 = 0.5 * float(np.median(d[:, 1]))
+    tau = 4 * np.sqrt(2) * sigma0 + 0.25 * r0
+    fits = [fit_object(P, vis, np.flatnonzero(oid == k), floor=tau) for k in (1, 0)]
+    assert not _spell_only(fits[0], fits[1], tau, vis, 0.25 * r0)
+    rep = audit_tracks(tr, fps=30)
+    assert rep.events == (), [(e.category, e.frame) for e in rep.events]
+    groups = [np.bincount(oid[np.asarray(o["tracks"])], minlength=2) for o in rep.info["objects"]]
+    assert len(groups) == 2 and all(c.max() == c.sum() for c in groups), groups
+    for k in (0, 1):  # most of each box's tracks are its object's
+        assert max(c[k] for c in groups) >= 0.8 * (oid == k).sum(), (k, groups)
+
+
+def test_track_seen_while_bodies_moved_apart_joins_its_own():
+    """Two boxes of 100 tracks 0.24 m apart, one sliding 30 mm into rest over frames 0-3 (noise 0.9 mm, 30 % hidden):
+    a track of either that is seen in frame 0 leaves the other box's motion by more than tau there and in no other
+    frame, so it fitted both clusters (one frame off is allowed as noise) and was left out: half of the tracks were
+    ungrouped. Seen while they moved apart, it is the box's it never leaves. (On 2 of 6 draws of this scene a mixed
+    cluster of a few tracks of each box agrees with both and still merges them: see the README.)"""
+    from critic.tracks import group_tracks
+
+    rng = np.random.default_rng(1)
+
+    def box(n):
+        p = rng.uniform(-0.025, 0.025, (n, 3))
+        p[np.arange(n), rng.integers(0, 3, n)] = np.sign(rng.normal(size=n)) * 0.025
+        return p
+
+    T, n, sigma, r = 37, 100, 0.0009, 0.0017
+    a, b = box(n), box(n) + [0.24, 0.0, 0.0]
+    t = np.arange(T)
+    slide = np.where(t < 3, -0.03 * (3 - t) ** 2 / 9, 0.0)
+    X = np.concatenate([np.repeat(a[None], T, 0), b[None] + np.stack([slide, 0 * t, 0 * t], 1)[:, None]], 1)
+    P = X + rng.normal(0, sigma, X.shape)
+    vis = rng.random(X.shape[:2]) > 0.3
+    oid = np.r_[np.zeros(n, int), np.ones(n, int)]
+    lab = group_tracks(P, vis, 4 * np.sqrt(2) * sigma + 0.25 * r, slack=0.25 * r)
+    groups = [np.bincount(oid[lab == g], minlength=2) for g in range(lab.max() + 1)]
+    assert all(c.max() == c.sum() for c in groups), groups
+    for k in (0, 1):
+        assert max(c[k] for c in groups) >= 0.8 * n, (k, groups)
