@@ -729,8 +729,14 @@ def _controlled_pushes(task, model, pushes, frames=60, **patch):
     """Newton's and the object model's (all the rules, ``patch``: module attributes of dynamics.objects set
     otherwise) push of ``task``'s box for each ``(offset, angle, tool turn)`` of ``pushes``
     (``bench/oblique_push.py``'s controlled pushes): ``{push: {"newton" | "model": (along, across mm, turn deg)}}``."""
+    import importlib.util
+
     import dynamics.objects as dob
-    from bench.oblique_push import measure, push_frames
+
+    spec = importlib.util.spec_from_file_location("oblique_push", Path(__file__).resolve().parents[1] / "bench" / "oblique_push.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # the controlled pushes of bench/oblique_push.py (bench/ is no package)
+    measure, push_frames = bench.measure, bench.push_frames
     from dynamics.sim import SimConfig
     from dynamics.tasks import NewtonBackend, object_yaw
 
