@@ -1037,6 +1037,10 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             moving away from a touching tool faster than it follows loses a frame of that friction
             (:meth:`_ToolShapes.inelastic`), and a box the tool pushes face to face with its centre inside the
             contact goes straight with the tool (:meth:`_ToolShapes.stable_push`: friction on the tool's face).
+            Every body on the ground: its spin about the vertical slowed by at least torsional friction
+            (:func:`_torsional_friction`); a box one tool box pushes at a point, or flush with its centre outside
+            the contact, and that touches no other box, moves in the plane as quasi-static pushing moves it
+            (:meth:`_ToolShapes.quasi_static_push`: the ground's limit surface, Coulomb and torsional friction).
 
     Returns:
         (steps, N, 3) float, m: predicted particle positions of frames 1..steps (and the poses).
@@ -1088,10 +1092,12 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
                     c1, r1 = _no_energy_from_nowhere(batch, cs, rs, ws, c1, r1, worked)
                 if sliding_friction:
                     c1, slid = _coulomb_slide(batch, cs, c1, worked, slid, on_ground, friction)
+                    r1 = _torsional_friction(batch, rs, r1, on_ground)
             if shapes is not None:
                 c1 = shapes.inelastic(t, cs, rs, c1, slow)
                 if sliding_friction:
                     c1, r1 = shapes.stable_push(t, cs, rs, c1, r1, slow)
+                    c1, r1 = shapes.quasi_static_push(t, cs, rs, c1, r1, slow)
                 c1 = shapes.push_out(t, c1, r1)
             if collide:
                 from .model import constrain
@@ -1182,7 +1188,11 @@ class _ToolShapes:
                 self.tr = rot[:, self.j] @ self.axes[self.j]
                 self.trot = rot[:, self.j]
             self.touching = None
-            self.o = batch.num_objects  # a (receiver, sender) pair's code: receiver * O + sender
+            self.held = None
+            self.o = batch.num_objects
+            m = batch.pairs[:batch.num_mutual]  # (free, free) pairs of boxes (quasi_static_push leaves those alone)
+            m = m[box[m[:, 0]] & box[m[:, 1]]] if self.any else m[:0]
+            self.mi, self.mj = (m[:, 0], m[:, 1]) if len(m) else (None, None)  # a (receiver, sender) pair's code: receiver * O + sender
 
     def _sep(self, t: int, c: torch.Tensor, rot: torch.Tensor):
         i = self.i
@@ -1242,7 +1252,10 @@ class _ToolShapes:
                     slow: torch.Tensor):
         """``(c1 (O, 3), r1 (O, 3, 3))`` with every free box that a tool box pushes face to face, stably, carried
         along by the tool's face (``object_rollout(sliding_friction=True)``): its step along the face and its turn
-        are the tool's there, the step along the contact normal stays as :meth:`inelastic` capped it.
+        are the tool's rigid motion at the box's centre (the face carries the box as one body with the tool: a
+        turning tool swings it round the tool's centre, 25 mm sideways in a 12 cm push turning 30 degrees, as
+        Newton's; the tool's motion at the contact point left it behind), the step along the contact normal stays
+        as :meth:`inelastic` capped it.
 
         Face to face: the tool's face and the box's lie flush (their normals within 2 degrees of the separating
         axis, :data:`FLUSH_COS`); pushing: the tool's normal velocity at the contact exceeds what the box keeps of
@@ -1253,6 +1266,7 @@ class _ToolShapes:
         and the flush face cannot let it turn (a turn would drive one end into the tool): a pushed box keeps
         straight and goes with the tool, as Newton's does, where the network turned it by up to 30 degrees in
         a 17 cm push. A contact at a corner or an edge, or off the box's centre line, is left to the network."""
+        self.held = None
         if not self.any or self.touching is None:
             return c1, r1
         with torch.no_grad():
@@ -1283,14 +1297,148 @@ class _ToolShapes:
             cu = (c[i] * u).sum(1)
             stable = (cu > lo) & (cu < hi)
             held = flush & pushing & stable
+            self.held = held
             if not bool(held.any()):
                 return c1, r1
             k = i[held]
             step = c1[k] - c[k]
-            step = step + ((tool_v[held] - step) * u[held]).sum(1, keepdim=True) * u[held]
+            # the tool's rigid motion at the box's centre (the face carries the box with its turn)
+            carry = (turn[held] @ (c[k] - self.tc[t][held])[..., None])[..., 0] + self.tc[t + 1][held] - c[k]
+            step = step + ((carry - step) * u[held]).sum(1, keepdim=True) * u[held]
             c1 = c1.index_put((k,), c[k] + step)
             r1 = r1.index_put((k,), turn[held] @ rot[k])
         return c1, r1
+
+    def quasi_static_push(self, t: int, cs: torch.Tensor, rs: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor,
+                          slow: torch.Tensor):
+        """``(c1 (O, 3), r1 (O, 3, 3))`` with every free box on the ground that one tool box pushes at a point
+        (the tool's corner on the box's face, the box's corner on the tool's face, or flush faces with the box's
+        centre outside the contact segment: what :meth:`stable_push` leaves to the network) moved as quasi-static
+        pushing moves it (``object_rollout(sliding_friction=True)``), in the plane: its horizontal step and its
+        turn about the vertical replace the network's.
+
+        Quasi-static: the ground's friction, not inertia, balances the push (the suite's pushes stop within a
+        frame or two of the tool stopping). The ground resists a box's planar motion as an ellipsoidal limit
+        surface (force up to ``F = mu_g m |g|``, moment up to ``F c``; ``c``: Coulomb friction at the four
+        corners Newton's box rests on, ``sqrt(hx^2 + hy^2)``, plus torsional friction,
+        ``mu_t / mu_g``, :data:`TORSIONAL_FRICTION`), and the torsional friction at the ground's contacts holds
+        a translating box against a moment up to ``mu_t m |g|``. At the contact point ``r`` (from the box's
+        centre) the tool moves at ``v_p``. (1) If pushing the box along ``v_p`` without turning needs a moment
+        ``|r x F v_p / |v_p||`` within torsional friction's and the force lies within the contact's friction cone
+        (``mu_c``: the mean of the box's and the tool's friction), the box goes with the contact point, unturned.
+        (2) Else the contact sticks if the limit surface's force for ``v = (c^2 v_p + r (r . v_p)) / (c^2 + r^2)``,
+        ``omega = (r x v) / c^2`` (Lynch and Mason's sticking solution) lies in the cone, (3) else it slides on
+        the cone's edge nearer that force, scaled so the contact point's normal velocity is the tool's.
+        A box that also touches another free box (:meth:`gate`'s shapes) is left to the network."""
+        if not self.any or self.touching is None:
+            return c1, r1
+        with torch.no_grad():
+            dtype = c1.dtype
+            i, j = self.i, self.j
+            c, rot = cs[-1], rs[-1]
+            _, n = self._sep(t, c, rot)
+            bc = c[i] + (rot[i] @ self.centre[i][:, :, None])[..., 0]
+            axes_b = rot[i] @ self.axes[i]
+            axes_t = self.tr[t]
+            up = torch.zeros_like(n)
+            up[:, 2] = 1.0
+            nb = (n[:, None, :] @ axes_b)[:, 0]  # (Q, 3): n . box axes
+            nt = (n[:, None, :] @ axes_t)[:, 0]
+            box_flush = nb.abs().amax(1) > FLUSH_COS
+            tool_flush = nt.abs().amax(1) > FLUSH_COS
+            side = math.sin(math.radians(2.0))
+            # support points: the box's toward the tool (-n), the tool's toward the box (+n), mid-feature
+            sb = torch.where(nb.abs() > side, -torch.sign(nb), torch.zeros_like(nb))
+            st = torch.where(nt.abs() > side, torch.sign(nt), torch.zeros_like(nt))
+            p_box = bc + (axes_b * (self.half[i] * sb)[:, None, :]).sum(2)
+            p_tool = self.tc[t] + (axes_t * (self.half[j] * st)[:, None, :]).sum(2)
+            # flush faces: the point of the contact segment nearest the box's centre
+            u = torch.stack([-n[:, 1], n[:, 0], torch.zeros_like(n[:, 0])], 1)
+            u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            half_b = (self.half[i] * (u[:, None, :] @ axes_b)[:, 0].abs()).sum(1)
+            half_t = (self.half[j] * (u[:, None, :] @ axes_t)[:, 0].abs()).sum(1)
+            bu, tu = (bc * u).sum(1), (self.tc[t] * u).sum(1)
+            lo = torch.maximum(bu - half_b, tu - half_t)
+            hi = torch.minimum(bu + half_b, tu + half_t)
+            cu = (c[i] * u).sum(1)
+            p_face = p_box + (torch.minimum(torch.maximum(cu, lo), hi) - (p_box * u).sum(1))[:, None] * u
+            p = torch.where((box_flush & tool_flush)[:, None], p_face,
+                            torch.where(box_flush[:, None], p_tool, p_box))
+            turn = self.trot[t + 1] @ self.trot[t].transpose(1, 2)
+            v_p = (turn @ (p - self.tc[t])[..., None])[..., 0] + self.tc[t + 1] - p  # (Q, 3) m/frame
+            v_p = v_p - v_p[:, 2:3] * up
+            vn = (v_p * n).sum(1)
+            held = self.held if self.held is not None else torch.zeros_like(self.touching)
+            # boxes that one tool box pushes, on the ground, touching no other free box
+            pushed = self.touching & ~held & (vn > 0) & (slow[i] > 0) & (n[:, 2].abs() < 0.1)
+            count = torch.zeros(self.o, dtype=dtype, device=c.device).index_add(0, i, self.touching.to(dtype))
+            pushed = pushed & (count[i] == 1) & ~self._touches_free_box(c, rot)[i]
+            if not bool(pushed.any()):
+                return c1, r1
+            r = p - c[i]
+            r = r - r[:, 2:3] * up
+            g = self.batch.gravity[i].to(dtype).norm(dim=1)  # m/frame^2
+            mu_g = 0.5 * (self.batch.physics[i, 0].to(dtype) + GROUND_FRICTION)
+            mu_c = 0.5 * (self.batch.physics[i, 0].to(dtype) + self.batch.physics[j, 0].to(dtype))
+            hz = (self.half[i] * (1.0 - (up[:, None, :] @ axes_b)[:, 0] ** 2)).pow(2).sum(1).sqrt()  # corner distance
+            lever = hz + TORSIONAL_FRICTION / mu_g  # c, m
+            c2 = lever ** 2
+
+            def cross_z(a, b):
+                return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+
+            def in_cone(f):
+                fn = (f * n).sum(1)
+                ft = (f - fn[:, None] * n).norm(dim=1)
+                return (fn > 0) & (ft <= mu_c * fn + 1e-12)
+
+            speed = v_p.norm(dim=1).clamp_min(1e-30)
+            # (1) translation with the contact point: the moment it needs against the ground's force, held by torsion
+            moment = cross_z(r, v_p / speed[:, None]).abs()
+            translate = (moment <= TORSIONAL_FRICTION / mu_g) & in_cone(v_p)
+            # (2) sticking (Lynch & Mason): v = (c^2 v_p + r (r . v_p)) / (c^2 + r^2), omega = (r x v) / c^2
+            rr = (r * r).sum(1)
+            v_st = (c2[:, None] * v_p + r * (r * v_p).sum(1, keepdim=True)) / (c2 + rr)[:, None]
+            w_st = cross_z(r, v_st) / c2
+            stick = in_cone(v_st)
+            # (3) sliding on the cone's edge nearer the sticking force
+            ft = v_st - (v_st * n).sum(1, keepdim=True) * n
+            tdir = ft / ft.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            f = n + mu_c[:, None] * tdir
+            w_f = cross_z(r, f) / c2
+            # contact point velocity along n of the twist (f, w_f): f . n + w_f (z x r) . n
+            zr = torch.stack([-r[:, 1], r[:, 0], torch.zeros_like(r[:, 0])], 1)
+            k = vn / ((f * n).sum(1) + w_f * (zr * n).sum(1)).clamp_min(1e-12)
+            v_sl, w_sl = k[:, None] * f, k * w_f
+            v = torch.where(translate[:, None], v_p, torch.where(stick[:, None], v_st, v_sl))
+            w = torch.where(translate, torch.zeros_like(w_st), torch.where(stick, w_st, w_sl))
+            q = torch.nonzero(pushed).squeeze(1)
+            b = i[q]
+            step = c1[b] - c[b]
+            step = torch.cat([v[q, :2], step[:, 2:3]], 1)
+            c1 = c1.index_put((b,), c[b] + step)
+            ang = w[q]
+            kx = torch.zeros(len(q), 3, 3, dtype=dtype, device=c.device)
+            kx[:, 0, 1], kx[:, 1, 0] = -1.0, 1.0
+            spin = angular_velocity(r1[b], rot[b])[:, 2]  # the network's turn about the vertical, replaced
+            d = (ang - spin)[:, None, None]
+            corr = torch.eye(3, dtype=dtype, device=c.device) + torch.sin(d) * kx + (1.0 - torch.cos(d)) * (kx @ kx)
+            r1 = r1.index_put((b,), corr @ r1[b])
+        return c1, r1
+
+    def _touches_free_box(self, c: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+        """(O,) bool: free boxes whose shape touches another free box's (within one particle radius)."""
+        out = torch.zeros(self.o, dtype=torch.bool, device=c.device)
+        if self.mi is None or not len(self.mi):
+            return out
+        a, b = self.mi, self.mj
+        ca = c[a] + (rot[a] @ self.centre[a][:, :, None])[..., 0]
+        cb = c[b] + (rot[b] @ self.centre[b][:, :, None])[..., 0]
+        sep, _ = box_separation(ca, rot[a] @ self.axes[a], self.half[a], cb, rot[b] @ self.axes[b], self.half[b])
+        near = sep < self.batch.radius[a].to(c.dtype)
+        out[a[near]] = True
+        out[b[near]] = True
+        return out
 
     def push_out(self, t: int, c1: torch.Tensor, r1: torch.Tensor) -> torch.Tensor:
         """``c1 (O, 3)`` with every free box the tool's box overlaps at frame ``t + 1`` moved out of it."""
@@ -1407,6 +1555,52 @@ def _coulomb_slide(batch, cs, c1, worked, slid, on_ground, a):
         return c1 - (1.0 - scale)[:, None] * v_new, free_slide
 
 
+#: Torsional friction coefficient, m: the moment that resists a body's spin about a contact's normal is up to
+#: this times the contact's normal force. Newton's ``ModelBuilder.ShapeConfig.mu_torsional`` default, which
+#: ``dynamics/sim`` leaves as it is for the ground and every body (XPBD takes the mean of two shapes').
+TORSIONAL_FRICTION = 0.005
+
+
+def _torsional_friction(batch, rs, r1, on_ground):
+    """``object_rollout(sliding_friction=True)``: the next rotations ``r1 (O, 3, 3)`` with the spin about the
+    vertical of every free body resting on the ground (``on_ground``, :func:`_ground_friction`) slowed by
+    at least torsional friction.
+
+    The ground's contacts resist a spin with a moment of up to ``mu_t m |g|`` (``mu_t``:
+    :data:`TORSIONAL_FRICTION`), which takes up to ``mu_t |g| dt^2 / k^2`` rad/frame off the body's spin in
+    a frame (``k^2 = I / m`` about the vertical: a box's solid shape, ``sum_j h_j^2 (1 - (a_j . up)^2) / 3``
+    over its half extents ``h_j`` and world axes ``a_j``, as Newton has it; else the particles' point
+    masses). Pushed at a contact off its centre line, Newton's box goes nearly straight
+    (``bench/oblique_push.py``: ``push_10``'s box pushed flush by a tool 1.2 half-widths off its centre line
+    turns by 1.4 degrees in 12 cm, by 28 with ``mu_torsional = 0``), where the network turned such boxes by
+    0.05-0.3 degrees a frame (``bench/oblique_trace.py``). The network's spin is taken toward zero by that
+    much (never reversed); its axis and the rest of the step are kept."""
+    with torch.no_grad():
+        dtype = r1.dtype
+        k_ = _constants(batch, dtype)
+        up = k_.gdir
+        w = angular_velocity(r1, rs[-1])  # (O, 3) rad/frame
+        spin = (w * up).sum(1)
+        inertia = rs[-1] @ batch.inertia.to(dtype) @ rs[-1].transpose(1, 2)
+        k2 = ((inertia @ up[:, :, None])[:, :, 0] * up).sum(1) / k_.mass.clamp_min(1e-30)
+        if batch.is_box is not None:
+            axes = rs[-1] @ batch.box_axes.to(dtype)  # (O, 3, 3) world axes as columns
+            along = (up[:, :, None] * axes).sum(1)  # (O, 3): up . a_j
+            k2_box = (batch.box_half.to(dtype) ** 2 * (1.0 - along ** 2)).sum(1) / 3.0
+            k2 = torch.where(batch.is_box, k2_box, k2)
+        cap = TORSIONAL_FRICTION * k_.g.norm(dim=1) / k2.clamp_min(1e-12)  # rad/frame taken off in a frame
+        slowed = torch.sign(spin) * (spin.abs() - cap).clamp_min(0.0)
+        turn = torch.where(on_ground & k_.free, slowed - spin, torch.zeros_like(spin))  # (O,) rad about up
+        # Rodrigues: rotation by ``turn`` about ``up``
+        kx = torch.zeros(len(up), 3, 3, dtype=dtype, device=up.device)
+        kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -up[:, 2], up[:, 1], -up[:, 0]
+        kx = kx - kx.transpose(1, 2)
+        eye = torch.eye(3, dtype=dtype, device=up.device)
+        sin, cos = torch.sin(turn)[:, None, None], torch.cos(turn)[:, None, None]
+        corr = eye + sin * kx + (1.0 - cos) * (kx @ kx)
+        return corr @ r1
+
+
 def _graph_batch(batch: ObjectBatch, dtype):
     """The particle :class:`dynamics.model.GraphBatch` the exact constraints read, rebuilt from the object batch."""
     from particles import MATERIALS
@@ -1452,8 +1646,8 @@ class ObjectBackend:
         passive_energy: hold a body that nothing working touches wherever a step would raise its energy
             (see :func:`object_rollout`).
         shape_contact: tool contacts between the boxes' shapes, as Newton has them (see :func:`object_rollout`).
-        sliding_friction: a sliding body nothing working touches slows by at least Coulomb friction (see
-            :func:`object_rollout`).
+        sliding_friction: a sliding body nothing working touches slows by at least Coulomb friction, and the
+            ground's torsional friction and quasi-static pushing by the tool (see :func:`object_rollout`).
         grad: record gradients in :meth:`rollout_torch` (``predict`` never does).
     """
 
