@@ -282,7 +282,7 @@ def register(app: typer.Typer) -> None:
                                          "object-level rigid-body model, the network's steps alone; --checkpoint "
                                          "defaults to assets/weights/objects_push.pt), objects-rules (the same "
                                          "with the exact rules `worldline evaluate` judges in, "
-                                         "dynamics.objects.RULES: 15/20 against 16/20 on bench/plan.py's "
+                                         "dynamics.objects.RULES: 16/20 as the model alone, at 2x its replan time, on bench/plan.py's "
                                          "tasks, README Planning), constraints or newton."),
         no_record: bool = typer.Option(False, "--no-record", help="Skip plan.rrd."),
         max_particles: int = typer.Option(DEFAULT_MAX_PARTICLES, "--max-particles", min=1,
