@@ -2007,64 +2007,237 @@ def shake_events(ts: TrackScene, config: AuditConfig) -> list[Event]:
     box's 4 mm shake. The spell runs from the first frame of its first run over following frames that alternate above
     the threshold (gaps up to ``merge_gap``). Only the centre is judged (a shake of the turn alone is left to the shared check).
 
+    A body shaken on a support it groups with is judged as a part of its group (:func:`part_shake_events`).
+
     Returns jitter events with rollout particle ids (``location``: the centre at the first frame, m;
     ``severity = 1 - threshold / departure`` at the worst frame)."""
-    from .checks import _N_IDS, _runs
-
     ro = ts.rollout
     vis = ts.tracks.visible
     r = ts.radius
     floor = (2 * config.jitter_amplitude + config.contact_tolerance) * r
     out = []
     for k, f in enumerate(ts.fits):
-        c = f.centre
-        T = len(c)
-        if T < SHAKE_RUN + 2:
-            continue
         s = centre_noise(f, vis)
         ok = f.posed & ~ts.loose[:, k] & np.isfinite(s)
-        # y_t = (c_{t-2} - 4 c_{t-1} + 6 c_t - 4 c_{t+1} + c_{t+2}) / 8: the departure of u_t from its neighbours'
-        # (1/4, 1/2, 1/4) mean, zero on any cubic path; a shake of amplitude a gives |y| = 2a, a kink (+, -, +) once
-        wts = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 8.0
-        win = np.lib.stride_tricks.sliding_window_view(c, 5, axis=0)  # (T-4, 3, 5)
-        y = np.full((T - 2, 3), np.nan)
-        y[1:-1] = win @ wts
-        sw = np.lib.stride_tricks.sliding_window_view(np.where(ok, s, np.inf), 5)  # (T-4, 5)
-        su = np.full(T - 2, np.inf)
-        su[1:-1] = np.sqrt((sw ** 2) @ (wts ** 2))
-        good = np.zeros(T - 2, bool)
-        good[1:-1] = np.lib.stride_tricks.sliding_window_view(ok, 5).all(1)
-        y[~good] = np.nan
-        n = T - 2
-        fin = np.isfinite(y).all(1)
-        d = np.where(fin, np.linalg.norm(np.nan_to_num(y), axis=1), 0.0)
-        thr = np.maximum(SHAKE_Z * np.sqrt(3.0) * np.where(np.isfinite(su), su, np.inf), floor)
-        above = fin & (d > thr)
-        alt = np.zeros(n, bool)  # frame t alternates with frame t+1
-        alt[:-1] = (np.nan_to_num(y[1:]) * np.nan_to_num(y[:-1])).sum(1) < 0
-        link = above[:-1] & above[1:] & alt[:-1]  # (n-1,): frames t and t+1 both above and alternating
-        hit = np.zeros(n, bool)
-        L = SHAKE_RUN - 1
-        for t in range(n - L + 1):
-            if link[t:t + L].all():
-                hit[t:t + L + 1] = True
-        if not hit.any():
+        spell = _shake_spells(f.centre, s, ok, floor)
+        if spell is None:
             continue
-        for t in range(n - 1):  # the spell runs on over frames that keep alternating above the threshold
-            if hit[t] and link[t]:
-                hit[t + 1] = True
-        sev = 1.0 - thr / np.maximum(d, 1e-30)
-        frames = np.arange(1, T - 1)
+        hit, d, thr = spell
         ids = np.flatnonzero(ro.scene.object_id == k)
-        for first, last in _runs(frames[hit], config.merge_gap):
-            m = hit & (frames >= first) & (frames <= last)
-            i = np.flatnonzero(m)[np.argmax(sev[m])]
-            msg = (f"Rigid object {k} shakes from frame {first} to {last}: its pose centre leaves its local quadratic "
-                   f"path by up to {1000 * float(d[m].max()):.3g} mm, alternating frame after frame, above "
-                   f"{SHAKE_Z:g} times its own frames' pose precision and the {1000 * floor:.3g} mm a solver's "
-                   f"contact chatter explains.")
-            out.append(Event("jitter", int(first), int(last), k, None, tuple(float(v) for v in c[first]),
-                             float(np.clip(sev[i], 0, 1)), tuple(int(p) for p in ids[:_N_IDS]), msg))
+        out += _spell_events(k, f.centre, hit, d, thr, floor, ids, config,
+                             "its pose centre leaves its local quadratic path")
+    out += part_shake_events(ts, config)
+    return out
+
+
+def _shake_spells(c: np.ndarray, s: np.ndarray, ok: np.ndarray, floor: float):
+    """The frames of a centre path ``c (T, 3)`` (m) that shake (:func:`shake_events`): ``(hit, d, thr)``, each
+    ``(T - 2,)`` for frames 1..T-2 (``hit`` bool, ``d`` the departure ``|y_t|`` m, ``thr`` its threshold m), given
+    ``s (T,)`` the per-axis std of each frame's centre (m) and ``ok (T,)`` the frames to trust; None when none
+    shakes."""
+    T = len(c)
+    if T < SHAKE_RUN + 2:
+        return None
+    # y_t = (c_{t-2} - 4 c_{t-1} + 6 c_t - 4 c_{t+1} + c_{t+2}) / 8: the departure of u_t from its neighbours'
+    # (1/4, 1/2, 1/4) mean, zero on any cubic path; a shake of amplitude a gives |y| = 2a, a kink (+, -, +) once
+    wts = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 8.0
+    win = np.lib.stride_tricks.sliding_window_view(c, 5, axis=0)  # (T-4, 3, 5)
+    y = np.full((T - 2, 3), np.nan)
+    y[1:-1] = win @ wts
+    sw = np.lib.stride_tricks.sliding_window_view(np.where(ok, s, np.inf), 5)  # (T-4, 5)
+    su = np.full(T - 2, np.inf)
+    su[1:-1] = np.sqrt((sw ** 2) @ (wts ** 2))
+    good = np.zeros(T - 2, bool)
+    good[1:-1] = np.lib.stride_tricks.sliding_window_view(ok, 5).all(1)
+    y[~good] = np.nan
+    n = T - 2
+    fin = np.isfinite(y).all(1)
+    d = np.where(fin, np.linalg.norm(np.nan_to_num(y), axis=1), 0.0)
+    thr = np.maximum(SHAKE_Z * np.sqrt(3.0) * np.where(np.isfinite(su), su, np.inf), floor)
+    above = fin & (d > thr)
+    alt = np.zeros(n, bool)  # frame t alternates with frame t+1
+    alt[:-1] = (np.nan_to_num(y[1:]) * np.nan_to_num(y[:-1])).sum(1) < 0
+    link = above[:-1] & above[1:] & alt[:-1]  # (n-1,): frames t and t+1 both above and alternating
+    hit = np.zeros(n, bool)
+    L = SHAKE_RUN - 1
+    for t in range(n - L + 1):
+        if link[t:t + L].all():
+            hit[t:t + L + 1] = True
+    if not hit.any():
+        return None
+    for t in range(n - 1):  # the spell runs on over frames that keep alternating above the threshold
+        if hit[t] and link[t]:
+            hit[t + 1] = True
+    return hit, d, thr
+
+
+def _spell_events(k: int, c: np.ndarray, hit: np.ndarray, d: np.ndarray, thr: np.ndarray, floor: float,
+                  ids: np.ndarray, config: AuditConfig, what: str) -> list[Event]:
+    """Jitter events of object ``k`` for the runs of ``hit`` (:func:`_shake_spells`), located at ``c`` (T, 3) m."""
+    from .checks import _N_IDS, _runs
+
+    out = []
+    sev = 1.0 - thr / np.maximum(d, 1e-30)
+    frames = np.arange(1, len(c) - 1)
+    for first, last in _runs(frames[hit], config.merge_gap):
+        m = hit & (frames >= first) & (frames <= last)
+        i = np.flatnonzero(m)[np.argmax(sev[m])]
+        msg = (f"Rigid object {k} shakes from frame {first} to {last}: {what} by up to "
+               f"{1000 * float(d[m].max()):.3g} mm, alternating frame after frame, above "
+               f"{SHAKE_Z:g} times its own frames' pose precision and the {1000 * floor:.3g} mm a solver's "
+               f"contact chatter explains.")
+        out.append(Event("jitter", int(first), int(last), k, None, tuple(float(v) for v in c[first]),
+                         float(np.clip(sev[i], 0, 1)), tuple(int(p) for p in ids[:_N_IDS]), msg))
+    return out
+
+
+_Y5 = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 8.0  #: weights of the 5-point departure from a local cubic path
+
+
+def _shared_shake_split(e: np.ndarray, V: np.ndarray) -> Optional[np.ndarray]:
+    """The split of one group's tracks by a shake some of them share: ``e (T, n, 3)`` (m) the visible tracks'
+    residuals about the group's rigid fit, ``V (T, n)`` where they are observed. Returns ``(n,)`` bool (one side)
+    or None.
+
+    Each track's residual is high-passed by the 5-point departure of :func:`shake_events` (zero on a cubic path);
+    tracker noise is independent between tracks, so the track-by-track products summed over shared frames, without
+    the diagonal (each track's own noise power), hold only what tracks share. A body shaken on its support moves
+    its tracks together against the fit's mean (which the support's tracks pull towards rest): a block of positive
+    products within each body and negative across. The leading eigenvector gives each track's share of that common
+    shake; the shares cluster at one value per side, split by 2-means (their mean pulls the zero off the midpoint)."""
+    T, n = V.shape
+    if T < 5 or n < 2 * MIN_OBJECT_TRACKS:
+        return None
+    ez = np.where(V[..., None], e, 0.0)
+    y = np.einsum("tnaw,w->tna", np.lib.stride_tricks.sliding_window_view(ez, 5, axis=0), _Y5)  # (T-4, n, 3)
+    good = np.lib.stride_tricks.sliding_window_view(V, 5, axis=0).all(-1)  # (T-4, n)
+    y = np.where(good[..., None], y, 0.0).transpose(1, 0, 2).reshape(n, -1)
+    C = y @ y.T
+    np.fill_diagonal(C, 0.0)
+    b = np.linalg.eigh(C)[1][:, -1]  # each track's share of the common shake (least squares, up to scale)
+    side = b > 0
+    for _ in range(20):  # the shares cluster at two values, one per body: 2-means (the mean pulls the zero off them)
+        if side.all() or not side.any():
+            return None
+        new = b > 0.5 * (b[side].mean() + b[~side].mean())
+        if (new == side).all():
+            break
+        side = new
+    if min(side.sum(), (~side).sum()) < MIN_OBJECT_TRACKS:
+        return None
+    return side
+
+
+def _rigid_two_means(P: np.ndarray, vis: np.ndarray, f: ObjectFit, side: np.ndarray, floor: float,
+                     iterations: int = 4) -> Optional[np.ndarray]:
+    """Refine a split ``side (n,)`` bool of ``f``'s tracks into two rigid bodies: each side gets rigid poses
+    (:func:`fit_object`, ``floor`` m), every track goes to the side whose motion it follows (the smaller sum over
+    its visible frames of squared residuals, its body coordinates in each side's frame the mean of ``R^T (x - c)``),
+    repeated until no track moves. ``P (T, N, 3)`` m and ``vis (T, N)`` as the fits'. None when a side falls under
+    :data:`MIN_OBJECT_TRACKS`."""
+    X = P[:, f.tracks]
+    V = vis[:, f.tracks]
+    for _ in range(iterations):
+        if side.sum() > (~side).sum():
+            side = ~side  # side: the smaller one (the shaken body on its support, or a clean group's noise)
+        cost = []
+        for m in (side, ~side):
+            if m.sum() < MIN_OBJECT_TRACKS:
+                return None
+            g = fit_object(P, vis, f.tracks[m], floor=floor)
+            if g is None:
+                return None
+            W = V & g.posed[:, None]
+            loc = np.einsum("tji,tnj->tni", g.rot, X - g.centre[:, None, :])
+            cnt = W.sum(0)
+            body = np.where(W[..., None], loc, 0.0).sum(0) / np.maximum(cnt, 1)[:, None]
+            e = np.where(W[..., None], X - (np.einsum("tij,nj->tni", g.rot, body) + g.centre[:, None, :]), 0.0)
+            # high-passed (the 5-point departure): a shake is what the sides differ by, tracker noise a constant
+            y = np.einsum("tnaw,w->tna", np.lib.stride_tricks.sliding_window_view(e, 5, axis=0), _Y5)
+            good = np.lib.stride_tricks.sliding_window_view(W, 5, axis=0).all(-1)
+            cost.append(np.where(good, (y ** 2).sum(-1), 0.0).sum(0) / np.maximum(good.sum(0), 1))
+            m_good = good.sum(0)
+        # a track joins the smaller side only where it follows it beyond what noise explains: the mean of the
+        # squared departure over m frames scatters by sqrt(2 / (3 m)) of its mean 3 sigma_y^2 (s^2 sum w^2 =
+        # sigma_y^2 per axis; frames taken as independent); a track hidden through the shake (no evidence) stays
+        # with the larger side
+        s_y2 = float(f.noise) ** 2 * float((_Y5 ** 2).sum())
+        margin = 3.0 * 3.0 * s_y2 * np.sqrt(2.0 / (3.0 * np.maximum(m_good, 1)))
+        new = cost[0] + margin < cost[1]
+        if (new == side).all():
+            break
+        side = new
+    if min(side.sum(), (~side).sum()) < MIN_OBJECT_TRACKS:
+        return None
+    return side
+
+
+def part_shake_events(ts: TrackScene, config: AuditConfig) -> list[Event]:
+    """Shakes of a part of a rigid group against the rest: a body shaken while it rests on another or carries one,
+    whose tracks group with the other's because no pair distance leaves its median by more than the grouping
+    tolerance (its residuals about the group's fit are a fraction of the shake, under the contact floor).
+
+    The group's tracks are split by the shake they share (:func:`_shared_shake_split`), the split refined to the
+    rigid motions the tracks follow (:func:`_rigid_two_means`), each side gets rigid poses of its own
+    (:func:`fit_object`), and the pose centre of the smaller side in the other's body frame,
+    ``q_t = R_b^T (c_a - c_b)``, is judged as :func:`shake_events` judges a centre: :data:`SHAKE_RUN` consecutive
+    frames whose departures from the local cubic path alternate and exceed ``SHAKE_Z sqrt(3)`` stds (per axis
+    ``s_q^2 = s_a^2 + s_b^2 + (theta_b |c_a - c_b|)^2``, :func:`_pose_precision` of both) and the contact floor. Two
+    bodies at rest together, or sliding, rolling or parting, keep ``q`` on a smooth path (a rigid group: constant);
+    an impact's ring is shorter than the run. The split of a clean group is chosen by the noise and the relative
+    path it gives stays within the noise.
+
+    Returns jitter events of the group (rollout particle ids of the side whose own centre shakes more; ``location``:
+    that side's centre at the first frame, m)."""
+    ro = ts.rollout
+    vis = ts.tracks.visible
+    r = ts.radius
+    floor = (2 * config.jitter_amplitude + config.contact_tolerance) * r
+    A = ts.frame.rotation
+    P = input_frame(ts.tracks, ts.scale) @ A.T  # the raw tracks in the audited frame (the fits' frame)
+    out = []
+    for k, f in enumerate(ts.fits):
+        X = P[:, f.tracks]
+        V = vis[:, f.tracks] & f.posed[:, None]
+        fitted = np.einsum("tij,nj->tni", f.rot, f.body) + f.centre[:, None, :]
+        side = _shared_shake_split(X - fitted, V)
+        if side is None:
+            continue
+        side = _rigid_two_means(P, vis, f, side, 0.25 * r)
+        if side is None:
+            continue
+        parts = []
+        for m in (side, ~side):
+            g = fit_object(P, vis, f.tracks[m], floor=0.25 * r)
+            if g is None:
+                break
+            parts.append((m, g) + _pose_precision(g, vis))
+        if len(parts) < 2:
+            continue
+        parts.sort(key=lambda x: int(x[0].sum()))
+        (ma, fa, sa, _), (mb, fb, sb, tb) = parts
+        ok = fa.posed & fb.posed & np.isfinite(sa) & np.isfinite(sb) & np.isfinite(tb) & ~ts.loose[:, k]
+        if ok.sum() < SHAKE_RUN + 4:
+            continue
+        rel = fa.centre - fb.centre
+        q = np.einsum("tji,tj->ti", fb.rot, rel)  # R_b^T (c_a - c_b)
+        s = np.sqrt(np.where(ok, sa ** 2 + sb ** 2 + (tb * np.linalg.norm(rel, axis=1)) ** 2, np.inf))
+        spell = _shake_spells(q, s, ok, floor)
+        if spell is None:
+            continue
+        hit, d, thr = spell
+        frames = np.arange(1, len(q) - 1)
+        own = []  # each side's own centre departure over the spell: the shaken one moves, its support less
+        for g in (fa, fb):
+            win = np.lib.stride_tricks.sliding_window_view(g.centre, 5, axis=0) @ _Y5
+            yy = np.zeros(len(q))  # by frame
+            yy[2:-2] = np.linalg.norm(win, axis=1)
+            own.append(float(yy[frames[hit]].sum()))
+        m, g = (ma, fa) if own[0] >= own[1] else (mb, fb)
+        ids = np.flatnonzero(ro.scene.object_id == k)[m]
+        out += _spell_events(k, g.centre, hit, d, thr, floor, ids, config,
+                             f"the pose of {int(m.sum())} of its {len(f.tracks)} tracks, relative to the others', "
+                             "leaves its local path")
     return out
 
 
