@@ -205,10 +205,10 @@ def test_clean_tumbling_throw_gains_no_energy_from_its_tracks():
 
 
 def test_ground_plane_holds_every_resting_body():
-    """Seed 2's slide_1 (issue 15), filmed in camera coordinates (no extrinsics, no free fall): two boxes come to rest
-    0.2 m apart. The lowest tracks of one box's bottom patch (22) hold up a plane tilted 6.5 degrees as well as the
-    true ground holds 19 of them and 3 of the other box's: with the tracks counted alone the tilted plane won, and the
-    other box, at rest, hovered 6.85 r above it (a floating event). The plane that holds both bodies is the ground: up
+    """Seed 2's slide_1 (issue 15), filmed in camera coordinates (no extrinsics, no free fall): two bodies come to
+    rest apart. The lowest tracks of one body's bottom patch (22) hold up a plane tilted 6.5 degrees as well as the
+    true ground holds 19 of them and 3 of the other body's: with the tracks counted alone the tilted plane won, and
+    the other body, at rest, hovered 6.85 r above it (a floating event). The plane that holds both bodies is the ground: up
     within 1 degree, no event."""
     ro = tg.referee_rollout("slide", 2, 3, quick=True, dt=1 / 60)
     assert not audit(ro).events  # the source is clean
