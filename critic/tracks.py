@@ -2359,8 +2359,6 @@ def _overlap_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.nda
     as in :func:`containment_events`."""
     from scipy.spatial import cKDTree
 
-    from .checks import _runs, _sev
-
     out = []
     r = ts.radius
     K = len(ts.fits)
@@ -2382,20 +2380,37 @@ def _overlap_events(ts: TrackScene, pos: np.ndarray, oid: np.ndarray, ok: np.nda
             # the distance where it was seen is a contact the camera saw: penetration is an approach beyond it
             d_seen = np.array([np.median(dist[seen[:, m], m]) for m in range(dist.shape[1])])
             over = np.minimum(2.0 * r - dist, d_seen - dist)[frames]  # (F, m)
-            kth = -np.sort(-over, axis=1)[:, _INSIDE_RANK - 1]
-            hit = kth > tol
-            for first, last in _runs(frames[hit], gap):
-                w = hit & (frames >= first) & (frames <= last)
-                i = np.flatnonzero(w)[np.argmax(kth[w])]
-                tp, d = int(frames[i]), float(kth[i])
-                inside = np.flatnonzero(over[i] > tol)
-                span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
-                msg = (f"Objects 'object{min(a, b)}' and 'object{max(a, b)}' interpenetrate {span}: {len(inside)} "
-                       f"track(s) at their contact, carried by 'object{b}''s poses, come {1000 * d:.2f} mm or more "
-                       f"nearer 'object{a}''s points than both the {2000 * r:.2f} mm at which spheres of radius "
-                       f"{1000 * r:.2f} mm touch and the distance they were seen at (tolerance {1000 * tol:.2f} mm).")
-                out.append(Event("penetration", first, last, min(a, b), max(a, b), tuple(xb[tp, inside].mean(0)),
-                                 _sev(tol, d), tuple(int(p) for p in ids[inside][:8]), msg))
+
+            def says(n, d, a=a, b=b):
+                return (f"{n} track(s) at their contact, carried by 'object{b}''s poses, come {1000 * d:.2f} mm or "
+                        f"more nearer 'object{a}''s points than both the {2000 * r:.2f} mm at which spheres of radius "
+                        f"{1000 * r:.2f} mm touch and the distance they were seen at (tolerance {1000 * tol:.2f} mm).")
+
+            out += _depth_events(frames, over, xb, ids, a, b, tol, gap, says)
+    return out
+
+
+def _depth_events(frames: np.ndarray, depth: np.ndarray, xb: np.ndarray, ids: np.ndarray, a: int, b: int,
+                  tol: float, gap: int, says) -> list[Event]:
+    """Penetration events of object ``b``'s points into object ``a`` from their depths ``depth (F, n_b)`` m in the
+    trusted frames ``frames (F,)``: a frame counts where at least :data:`_INSIDE_RANK` points lie deeper than
+    ``tol``; runs of such frames (``gap`` frames apart at most) are one event, placed at the mean of the points
+    past ``tol`` in its deepest frame. ``xb (T, n_b, 3)`` m and ``ids (n_b,)`` are the points and their ids;
+    ``says(n, d)`` words the event's finding for ``n`` points past ``tol`` and the depth ``d`` (m)."""
+    from .checks import _runs, _sev
+
+    out = []
+    kth = -np.sort(-depth, axis=1)[:, _INSIDE_RANK - 1]
+    hit = kth > tol
+    for first, last in _runs(frames[hit], gap):
+        w = hit & (frames >= first) & (frames <= last)
+        i = np.flatnonzero(w)[np.argmax(kth[w])]
+        tp, d = int(frames[i]), float(kth[i])
+        inside = np.flatnonzero(depth[i] > tol)
+        span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
+        msg = f"Objects 'object{min(a, b)}' and 'object{max(a, b)}' interpenetrate {span}: " + says(len(inside), d)
+        out.append(Event("penetration", first, last, min(a, b), max(a, b), tuple(xb[tp, inside].mean(0)),
+                         _sev(tol, d), tuple(int(p) for p in ids[inside][:8]), msg))
     return out
 
 
@@ -2521,8 +2536,6 @@ def _inside_events(ts: TrackScene, points: dict, ok: np.ndarray, a: int, hull, t
     """:func:`containment_events` for the points of every other object inside one convex ``hull`` (scipy ConvexHull
     of body coordinates) of object ``a``; ``points[b] = (x (T, n_b, 3) m, ids (n_b,))`` each object's points and
     their ids, ``ok (T, K)`` bool the frames with a trusted pose."""
-    from .checks import _runs, _sev
-
     fa = ts.fits[a]
     K = len(ts.fits)
     out = []
@@ -2539,20 +2552,13 @@ def _inside_events(ts: TrackScene, points: dict, ok: np.ndarray, a: int, hull, t
         depth = -(loc @ nrm.T + off).max(-1)  # (F, n_b): > 0 inside a's hull, the distance to its nearest face
         if depth.shape[1] < _INSIDE_RANK:
             continue
-        kth = -np.sort(-depth, axis=1)[:, _INSIDE_RANK - 1]
-        hit = kth > tol
-        for first, last in _runs(frames[hit], gap):
-            w = hit & (frames >= first) & (frames <= last)
-            i = np.flatnonzero(w)[np.argmax(kth[w])]
-            tp, d = int(frames[i]), float(kth[i])
-            inside = np.flatnonzero(depth[i] > tol)
-            span = f"at frame {first}" if first == last else f"from frame {first} to {last}"
-            msg = (f"Objects 'object{min(a, b)}' and 'object{max(a, b)}' interpenetrate {span}: "
-                   f"{len(inside)} point(s) of 'object{b}' lie up to {1000 * d:.1f} mm inside the hull of "
-                   f"'object{a}''s particle centres (tolerance {1000 * tol:.1f} mm), an overlap of at least one "
-                   "particle diameter more.")
-            out.append(Event("penetration", first, last, min(a, b), max(a, b),
-                             tuple(xb[tp, inside].mean(0)), _sev(tol, d), tuple(int(p) for p in ids[inside][:8]), msg))
+
+        def says(n, d, b=b):
+            return (f"{n} point(s) of 'object{b}' lie up to {1000 * d:.1f} mm inside the hull of "
+                    f"'object{a}''s particle centres (tolerance {1000 * tol:.1f} mm), an overlap of at least one "
+                    "particle diameter more.")
+
+        out += _depth_events(frames, depth, xb, ids, a, b, tol, gap, says)
     return out
 
 
