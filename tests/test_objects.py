@@ -639,45 +639,41 @@ def test_zero_acceleration_model_is_constant_velocity_under_the_constraints():
     assert float((object_rollout(net, b, hist, 10) - pred).abs().max()) > 1e-4
 
 
+def _oblique_bench():
+    """``(measure, push_frames)`` of ``bench/oblique_push.py`` (the controlled pushes against Newton; bench/ is no
+    package, so it is loaded from its file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("oblique_push", Path(__file__).resolve().parents[1] / "bench" / "oblique_push.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.measure, bench.push_frames
+
+
 def test_stable_push_a_box_pushed_face_to_face_goes_straight_with_the_tool_as_in_newton():
     """push_10's box pushed face to face (the tool turned flush to the face nearest its line to the box) at
     2 mm/frame along the face's normal for 90 frames, on the centre line and 0.7 half-widths off it: Newton's box
     keeps straight (turns under 0.5 degrees, drifts under 3 mm sideways) and goes with the tool; the network,
     even with the tool's shape contacts, turns it by 10-20 degrees and lets it run ahead of the tool by up to
     10 mm; with object_rollout(sliding_friction=True) the face carries it (_ToolShapes.stable_push) as Newton does."""
-    import math
-
     from dynamics.sim import SimConfig
     from dynamics.tasks import NewtonBackend, object_yaw
 
+    measure, push_frames = _oblique_bench()
     model, task = _suite("push_10.toml")
-    sc, ti, op = task.scene, task.tool.indices, task.object_particles
-    box, tc = sc.positions[op].mean(0), sc.positions[ti].mean(0)
-    psi = float(object_yaw(task, torch.as_tensor(sc.positions)))
-    a0 = math.atan2(box[1] - tc[1], box[0] - tc[0])
-    phi = psi + round((a0 - psi) / (math.pi / 2)) * math.pi / 2  # the face normal nearest the line to the box
-    nrm, side = np.array([math.cos(phi), math.sin(phi), 0.0]), np.array([-math.sin(phi), math.cos(phi), 0.0])
-    reach = float(np.max((sc.positions[op] - box) @ -nrm)) + sc.radius
-    half_w = float(np.max(np.abs((sc.positions[op] - box) @ side))) + sc.radius
-    rel = sc.positions[ti] - tc
-    flush = np.stack([math.cos(phi) * rel[:, 0] - math.sin(phi) * rel[:, 1],
-                      math.sin(phi) * rel[:, 0] + math.cos(phi) * rel[:, 1], rel[:, 2]], 1)  # thin axis along nrm
+    sc, ti = task.scene, task.tool.indices
     yaw0 = float(object_yaw(task, torch.as_tensor(sc.positions)))
     for offset in (0.0, 0.7):
-        start = np.array([box[0], box[1], tc[2]]) - nrm * (reach + 0.024) + side * offset * half_w  # 4 mm clear
-        tool = (start + flush).astype(np.float32)
-        hist = np.repeat(sc.positions[None], model.config.history + 1, 0)
-        hist[:, ti] = tool
-        push = (tool[None] + np.arange(1, 91)[:, None, None] * 0.002 * nrm).astype(np.float32)[None]
-        runs = {"newton": NewtonBackend(task.setup, SimConfig(dt=task.dt)).predict(hist[-2:], ti, push)[0]}
+        hist, push, nrm, side = push_frames(task, offset, 0.0, 0.0, 0.002, 90)  # flush, along the face's normal
+        runs = {"newton": NewtonBackend(task.setup, SimConfig(dt=task.dt)).predict(hist, ti, push)[0]}
+        hist = np.repeat(hist[-1:], model.config.history + 1, 0)
         for name, rule in (("without", False), ("with", True)):
             runs[name] = ObjectBackend(model, sc, collide=True, passive_energy=True, shape_contact=True,
                                        sliding_friction=rule).predict(hist, ti, push)[0]
         got = {}
         for name, x in runs.items():
-            tr = x[-1, op].mean(0) - x[0, op].mean(0)
-            got[name] = (float(tr @ nrm), float(tr @ side),
-                         math.degrees(float(object_yaw(task, torch.as_tensor(x[-1])))) - math.degrees(yaw0))
+            along_mm, lateral_mm, turn_deg = measure(task, x, nrm, side, yaw0)
+            got[name] = (along_mm * 1e-3, lateral_mm * 1e-3, turn_deg)
         along, lateral, turn = got["newton"]
         assert along > 0.15 and abs(lateral) < 3e-3 and abs(turn) < 0.5, got  # Newton: straight, with the tool
         assert abs(got["without"][2]) > 5.0, got  # the network turns it
@@ -729,14 +725,9 @@ def _controlled_pushes(task, model, pushes, frames=60, **patch):
     """Newton's and the object model's (all the rules, ``patch``: module attributes of dynamics.objects set
     otherwise) push of ``task``'s box for each ``(offset, angle, tool turn)`` of ``pushes``
     (``bench/oblique_push.py``'s controlled pushes): ``{push: {"newton" | "model": (along, across mm, turn deg)}}``."""
-    import importlib.util
-
     import dynamics.objects as dob
 
-    spec = importlib.util.spec_from_file_location("oblique_push", Path(__file__).resolve().parents[1] / "bench" / "oblique_push.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # the controlled pushes of bench/oblique_push.py (bench/ is no package)
-    measure, push_frames = bench.measure, bench.push_frames
+    measure, push_frames = _oblique_bench()
     from dynamics.sim import SimConfig
     from dynamics.tasks import NewtonBackend, object_yaw
 
