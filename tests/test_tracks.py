@@ -686,6 +686,15 @@ def tumble():
     return tg.referee_rollout("tumble", 0, 8, quick=True, dt=1 / 30)
 
 
+def _shake(pos: np.ndarray, ids: np.ndarray, f: int, n_f: int, direction, r: float) -> None:
+    """Shake particles ``ids`` of ``pos (T, N, 3)`` m in place by r along ``direction`` (made unit), alternating
+    sign every frame for ``n_f`` frames from frame ``f`` (the bench's jitter injection, at a fixed place)."""
+    d = np.asarray(direction, dtype=np.float64)
+    d /= np.linalg.norm(d)
+    sign = (-1.0) ** np.arange(n_f)
+    pos[f:f + n_f, ids] += (sign[:, None] * (0.5 * r + 0.5 * r) * d)[:, None, :]
+
+
 def test_shake_at_an_impact_found_against_its_own_poses_precision(tumble, monkeypatch):
     """tumble_0's box shaken +-(0.5 r + s) along a fixed direction for the 8 frames from frame 7 (its first impact at
     frame 8, in contact): the shared jitter check reads the upward half of the shake in contact as the ground's push
@@ -702,11 +711,8 @@ def test_shake_at_an_impact_found_against_its_own_poses_precision(tumble, monkey
     assert audit_tracks(tr0, fps=30).events == ()
     pos = ro.positions.copy()
     ids = np.flatnonzero(ro.scene.object_id == 0)
-    d = np.array([0.6, -0.3, 0.74])
-    d /= np.linalg.norm(d)
     f, n_f = 7, 8
-    sign = (-1.0) ** np.arange(n_f)
-    pos[f:f + n_f, ids] += (sign[:, None] * (0.5 * r + 0.5 * r) * d)[:, None, :]
+    _shake(pos, ids, f, n_f, [0.6, -0.3, 0.74], r)
     tr, _, _, _ = tg.film(ro, rng, noise_frac=0.5, extrinsics=True, positions=pos, camera=cam, keep=keep,
                           noise_seed=1007)
     found = [e for e in audit_tracks(tr, fps=30).events if e.category == "jitter" and abs(e.frame - f) <= 2]
@@ -1009,11 +1015,8 @@ def test_box_shaken_on_its_support_found_by_the_shake_its_tracks_share(monkeypat
     low = int(np.argmin([ro.positions[0, oid == k, 2].mean() for k in range(ro.scene.num_objects)]))  # the bottom box
     ids = np.flatnonzero(oid == low)
     pos = ro.positions.astype(np.float64).copy()
-    d = np.array([-0.4416, 0.5706, 0.0151])
-    d /= np.linalg.norm(d)
     f, n_f = 58, 30
-    sign = (-1.0) ** np.arange(n_f)
-    pos[f:f + n_f, ids] += (sign[:, None] * (0.5 * r + 0.5 * r) * d)[:, None, :]
+    _shake(pos, ids, f, n_f, [-0.4416, 0.5706, 0.0151], r)
     tr, _, _, _ = tg.film(ro, rng, noise_frac=0.5, extrinsics=True, positions=pos, camera=cam, keep=keep,
                           noise_seed=1015)
     ts = tracks_to_rollout(tr, 120)
