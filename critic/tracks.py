@@ -2127,6 +2127,15 @@ def _spell_events(k: int, c: np.ndarray, hit: np.ndarray, d: np.ndarray, thr: np
 _Y5 = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 8.0  #: weights of the 5-point departure from a local cubic path
 
 
+def _departures(e: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 5-point departure (:data:`_Y5`) of residuals ``e (T, n, 3)`` m, zero where ``V (T, n)`` is False:
+    ``y (T-4, n, 3)`` m for the windows of frames ``t .. t+4``, and ``good (T-4, n)`` bool, the windows whose five
+    frames are all in ``V``."""
+    ez = np.where(V[..., None], e, 0.0)
+    y = np.einsum("tnaw,w->tna", np.lib.stride_tricks.sliding_window_view(ez, 5, axis=0), _Y5)
+    return y, np.lib.stride_tricks.sliding_window_view(V, 5, axis=0).all(-1)
+
+
 def _shared_shake_split(e: np.ndarray, V: np.ndarray) -> Optional[np.ndarray]:
     """The split of one group's tracks by a shake some of them share: ``e (T, n, 3)`` (m) the visible tracks'
     residuals about the group's rigid fit, ``V (T, n)`` where they are observed. Returns ``(n,)`` bool (one side)
@@ -2141,9 +2150,7 @@ def _shared_shake_split(e: np.ndarray, V: np.ndarray) -> Optional[np.ndarray]:
     T, n = V.shape
     if T < 5 or n < 2 * MIN_OBJECT_TRACKS:
         return None
-    ez = np.where(V[..., None], e, 0.0)
-    y = np.einsum("tnaw,w->tna", np.lib.stride_tricks.sliding_window_view(ez, 5, axis=0), _Y5)  # (T-4, n, 3)
-    good = np.lib.stride_tricks.sliding_window_view(V, 5, axis=0).all(-1)  # (T-4, n)
+    y, good = _departures(e, V)  # (T-4, n, 3), (T-4, n)
     y = np.where(good[..., None], y, 0.0).transpose(1, 0, 2).reshape(n, -1)
     C = y @ y.T
     np.fill_diagonal(C, 0.0)
@@ -2186,8 +2193,7 @@ def _rigid_two_means(P: np.ndarray, vis: np.ndarray, f: ObjectFit, side: np.ndar
             body = np.where(W[..., None], loc, 0.0).sum(0) / np.maximum(cnt, 1)[:, None]
             e = np.where(W[..., None], X - (np.einsum("tij,nj->tni", g.rot, body) + g.centre[:, None, :]), 0.0)
             # high-passed (the 5-point departure): a shake is what the sides differ by, tracker noise a constant
-            y = np.einsum("tnaw,w->tna", np.lib.stride_tricks.sliding_window_view(e, 5, axis=0), _Y5)
-            good = np.lib.stride_tricks.sliding_window_view(W, 5, axis=0).all(-1)
+            y, good = _departures(e, W)
             cost.append(np.where(good, (y ** 2).sum(-1), 0.0).sum(0) / np.maximum(good.sum(0), 1))
             m_good = good.sum(0)
         # a track joins the smaller side only where it follows it beyond what noise explains: the mean of the
