@@ -1035,11 +1035,12 @@ def object_rollout(model: ObjectNet, batch: ObjectBatch, history: torch.Tensor, 
             ``passive_energy``) slows down by at least Coulomb friction, ``mu g`` (:func:`_coulomb_slide`):
             the network let pushed boxes coast on after the tool stopped. With ``shape_contact`` also: a box
             moving away from a touching tool faster than it follows loses a frame of that friction
-            (:meth:`_ToolShapes.inelastic`), and a box the tool pushes face to face with its centre inside the
-            contact goes straight with the tool (:meth:`_ToolShapes.stable_push`: friction on the tool's face).
-            Every body on the ground: its spin about the vertical slowed by at least torsional friction
-            (:func:`_torsional_friction`); a box one tool box pushes at a point, or flush with its centre outside
-            the contact, and that touches no other box, moves in the plane as quasi-static pushing moves it
+            (:meth:`_ToolShapes.inelastic`), and a box the tool pushes face to face, the faces aligned and the
+            centre of pressure that carrying it needs inside the contact, goes with the tool
+            (:meth:`_ToolShapes.stable_push`: friction on the tool's face). Every body on the ground: its spin
+            about the vertical slowed by at least torsional friction (:func:`_torsional_friction`); a box one
+            tool box pushes at a point, or flush but turned from the tool's face or not carried, and that
+            touches no other box, moves in the plane as quasi-static pushing moves it
             (:meth:`_ToolShapes.quasi_static_push`: the ground's limit surface, Coulomb and torsional friction).
 
     Returns:
@@ -1248,6 +1249,56 @@ class _ToolShapes:
             excess = (((c1 - c)[i] * n).sum(1) - v_max).clamp_min(0.0) * self.touching.to(c1.dtype)
         return c1.index_add(0, i, -excess[:, None] * n)
 
+    def _face_line(self, t: int, c: torch.Tensor, n: torch.Tensor, bc: torch.Tensor, axes_b: torch.Tensor):
+        """The line contact of a box's face and a tool box's face that lie flush (:data:`FLUSH_COS`), for every
+        (box, tool) pair: the contact normal ``n (Q, 3)`` (tool to box), the box's centre of mass ``c`` (its rows
+        ``i``), shape centre ``bc (Q, 3)`` and world axes ``axes_b (Q, 3, 3)``.
+
+        Returns ``u (Q, 3)`` (the face line's direction, ``z x n``); ``lo, hi (Q,)`` m along ``u`` (the contact
+        segment: where the two faces overlap across the push); ``delta (Q,)`` rad, the box's face turned from the
+        tool's about the vertical (> 0: counter-clockwise, so the box face's ``hi`` end leads into the tool and
+        carries the contact); ``omega (Q,)`` rad/frame, the tool's turn about the vertical in this frame; and
+        ``s (Q,)`` m along ``u``, the centre of pressure the contact needs to carry the box with the tool's rigid
+        motion (sticking): the push ``F`` along the box's velocity ``v`` at its centre and the moment ``c^2 omega``
+        on the ground's limit surface (:meth:`quasi_static_push`'s ``c``), ``F`` as ``v`` scaled; NaN where that
+        force would pull (``v . n <= 0``)."""
+        i, j = self.i, self.j
+        dtype = n.dtype
+        axes_t = self.tr[t]
+        u = torch.stack([-n[:, 1], n[:, 0], torch.zeros_like(n[:, 0])], 1)
+        u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        half_b = (self.half[i] * (u[:, None, :] @ axes_b)[:, 0].abs()).sum(1)
+        half_t = (self.half[j] * (u[:, None, :] @ axes_t)[:, 0].abs()).sum(1)
+        bu, tu = (bc * u).sum(1), (self.tc[t] * u).sum(1)
+        lo = torch.maximum(bu - half_b, tu - half_t)
+        hi = torch.minimum(bu + half_b, tu + half_t)
+
+        def facing(axes):  # (Q, 3): the axis nearest n, turned along n
+            d = (n[:, None, :] @ axes)[:, 0]
+            k = d.abs().argmax(1)
+            pick = torch.arange(len(n), device=n.device)
+            return axes[pick, :, k] * torch.sign(d[pick, k])[:, None]
+
+        fb, ft = facing(axes_b), facing(axes_t)
+        delta = torch.atan2(ft[:, 0] * fb[:, 1] - ft[:, 1] * fb[:, 0], ft[:, 0] * fb[:, 0] + ft[:, 1] * fb[:, 1])
+        turn = self.trot[t + 1] @ self.trot[t].transpose(1, 2)
+        omega = torch.atan2(turn[:, 1, 0], turn[:, 0, 0])
+        ci = c[i]
+        v = (turn @ (ci - self.tc[t])[..., None])[..., 0] + self.tc[t + 1] - ci
+        up = torch.zeros_like(n)
+        up[:, 2] = 1.0
+        mu_g = 0.5 * (self.batch.physics[i, 0].to(dtype) + GROUND_FRICTION)
+        hz = (self.half[i] * (1.0 - (up[:, None, :] @ axes_b)[:, 0] ** 2)).pow(2).sum(1).sqrt()
+        lever = hz + TORSIONAL_FRICTION / mu_g
+        reach = (self.half[i] * (n[:, None, :] @ axes_b)[:, 0].abs()).sum(1)
+        p = bc - n * reach[:, None]  # on the box's face, at its shape centre's place along u
+        r = p - ci
+        vn = (v * n).sum(1)
+        # the moment of F at p + sigma u about the centre, r x F - sigma (n . F), equals c^2 omega
+        sigma = ((r[:, 0] * v[:, 1] - r[:, 1] * v[:, 0]) - lever ** 2 * omega) / vn.clamp_min(1e-30)
+        s = torch.where(vn > 0, (p * u).sum(1) + sigma, torch.full_like(vn, float("nan")))
+        return u, lo, hi, delta, omega, s
+
     def stable_push(self, t: int, cs: torch.Tensor, rs: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor,
                     slow: torch.Tensor):
         """``(c1 (O, 3), r1 (O, 3, 3))`` with every free box that a tool box pushes face to face, stably, carried
@@ -1258,14 +1309,20 @@ class _ToolShapes:
         as :meth:`inelastic` capped it.
 
         Face to face: the tool's face and the box's lie flush (their normals within 2 degrees of the separating
-        axis, :data:`FLUSH_COS`); pushing: the tool's normal velocity at the contact exceeds what the box keeps of
-        its own after a frame of ground friction (``slow (O,)`` m/frame^2, :func:`_ground_friction`), so the
-        contact carries a normal load; stably: the box's centre projects inside the contact segment (where the
-        two faces overlap across the push). Then the contact's Coulomb friction (its load times the faces'
-        mean friction, against a tangential slip of a fraction of a millimetre a frame) holds the box on the face,
-        and the flush face cannot let it turn (a turn would drive one end into the tool): a pushed box keeps
-        straight and goes with the tool, as Newton's does, where the network turned it by up to 30 degrees in
-        a 17 cm push. A contact at a corner or an edge, or off the box's centre line, is left to the network."""
+        axis, :data:`FLUSH_COS`) and aligned (within :data:`ALIGNED` of each other: turned further, only the
+        face's leading end touches, a point contact); pushing: the tool's normal velocity at the contact exceeds
+        what the box keeps of its own after a frame of ground friction (``slow (O,)`` m/frame^2,
+        :func:`_ground_friction`), so the contact carries a normal load; stably: the centre of pressure that
+        carrying the box with the tool needs (:meth:`_face_line`: for a tool going straight, where the line of
+        the box's motion through its centre meets the face; a turning tool needs a moment too) lies inside the
+        contact segment (where the two faces overlap across the push). Then the contact's Coulomb friction (its
+        load times the faces' mean friction, against a tangential slip of a fraction of a millimetre a frame)
+        holds the box on the face, and the flush face cannot let it turn (a turn would drive one end into the
+        tool): a pushed box keeps straight and goes with the tool, as Newton's does, where the network turned it
+        by up to 30 degrees in a 17 cm push. Outside the segment the box turns on the tool's face: a tool turning
+        0.5 degrees a frame 0.7 half-widths off the box's centre line, its face turning away from the centre, turns
+        Newton's box 6.7 degrees in 60 frames, not the tool's 30 (on the other side it carries it the 30). Those
+        contacts, and those at a corner or an edge, go to :meth:`quasi_static_push` or the network."""
         self.held = None
         if not self.any or self.touching is None:
             return c1, r1
@@ -1287,16 +1344,9 @@ class _ToolShapes:
             v_body = ((c - cs[-2])[i] * n).sum(1)
             v_own = torch.where(v_body > 0, (v_body - slow[i]).clamp_min(0.0), v_body)
             pushing = self.touching & (v_tool > v_own) & (slow[i] > 0)
-            u = torch.stack([-n[:, 1], n[:, 0], torch.zeros_like(n[:, 0])], 1)
-            u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-30)
-            half_b = (self.half[i] * (u[:, None, :] @ axes_b)[:, 0].abs()).sum(1)
-            half_t = (self.half[self.j] * (u[:, None, :] @ axes_t)[:, 0].abs()).sum(1)
-            bu, tu = (bc * u).sum(1), (self.tc[t] * u).sum(1)
-            lo = torch.maximum(bu - half_b, tu - half_t)
-            hi = torch.minimum(bu + half_b, tu + half_t)
-            cu = (c[i] * u).sum(1)
-            stable = (cu > lo) & (cu < hi)
-            held = flush & pushing & stable
+            u, lo, hi, delta, _, s = self._face_line(t, c, n, bc, axes_b)
+            stable = (s > lo) & (s < hi)  # False where s is NaN
+            held = flush & (delta.abs() < ALIGNED) & pushing & stable
             self.held = held
             if not bool(held.any()):
                 return c1, r1
@@ -1306,14 +1356,17 @@ class _ToolShapes:
             carry = (turn[held] @ (c[k] - self.tc[t][held])[..., None])[..., 0] + self.tc[t + 1][held] - c[k]
             step = step + ((carry - step) * u[held]).sum(1, keepdim=True) * u[held]
             c1 = c1.index_put((k,), c[k] + step)
-            r1 = r1.index_put((k,), turn[held] @ rot[k])
+            # turned with the tool, and by the residual misalignment (under ALIGNED) onto its face
+            r1 = r1.index_put((k,), _turn_z(-delta[held]) @ turn[held] @ rot[k])
         return c1, r1
 
     def quasi_static_push(self, t: int, cs: torch.Tensor, rs: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor,
                           slow: torch.Tensor):
         """``(c1 (O, 3), r1 (O, 3, 3))`` with every free box on the ground that one tool box pushes at a point
-        (the tool's corner on the box's face, the box's corner on the tool's face, or flush faces with the box's
-        centre outside the contact segment: what :meth:`stable_push` leaves to the network) moved as quasi-static
+        (the tool's corner on the box's face, the box's corner on the tool's face, or flush faces that
+        :meth:`stable_push` does not carry: aligned, at the contact segment's end nearest the centre of pressure
+        carrying would need; turned from each other, at the segment's leading end; a push that would turn such a
+        face back past the tool's stops on it, aligned) moved as quasi-static
         pushing moves it (``object_rollout(sliding_friction=True)``), in the plane: its horizontal step and its
         turn about the vertical replace the network's.
 
@@ -1352,17 +1405,16 @@ class _ToolShapes:
             st = torch.where(nt.abs() > side, torch.sign(nt), torch.zeros_like(nt))
             p_box = bc + (axes_b * (self.half[i] * sb)[:, None, :]).sum(2)
             p_tool = self.tc[t] + (axes_t * (self.half[j] * st)[:, None, :]).sum(2)
-            # flush faces: the point of the contact segment nearest the box's centre
-            u = torch.stack([-n[:, 1], n[:, 0], torch.zeros_like(n[:, 0])], 1)
-            u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-30)
-            half_b = (self.half[i] * (u[:, None, :] @ axes_b)[:, 0].abs()).sum(1)
-            half_t = (self.half[j] * (u[:, None, :] @ axes_t)[:, 0].abs()).sum(1)
-            bu, tu = (bc * u).sum(1), (self.tc[t] * u).sum(1)
-            lo = torch.maximum(bu - half_b, tu - half_t)
-            hi = torch.minimum(bu + half_b, tu + half_t)
-            cu = (c[i] * u).sum(1)
-            p_face = p_box + (torch.minimum(torch.maximum(cu, lo), hi) - (p_box * u).sum(1))[:, None] * u
-            p = torch.where((box_flush & tool_flush)[:, None], p_face,
+            # flush faces: aligned, the end of the contact segment nearest the centre of pressure that carrying the
+            # box would need (outside the segment, or stable_push had carried it); turned from the tool's face, the
+            # segment's leading end (the box face's hi end where it turned counter-clockwise from the tool's)
+            u, lo, hi, delta, omega, s = self._face_line(t, c, n, bc, axes_b)
+            aligned = delta.abs() < ALIGNED
+            s = torch.where(torch.isnan(s), (c[i] * u).sum(1), s)
+            at = torch.where(aligned, torch.minimum(torch.maximum(s, lo), hi), torch.where(delta > 0, hi, lo))
+            p_face = p_box + (at - (p_box * u).sum(1))[:, None] * u
+            both_flush = box_flush & tool_flush
+            p = torch.where(both_flush[:, None], p_face,
                             torch.where(box_flush[:, None], p_tool, p_box))
             turn = self.trot[t + 1] @ self.trot[t].transpose(1, 2)
             v_p = (turn @ (p - self.tc[t])[..., None])[..., 0] + self.tc[t + 1] - p  # (Q, 3) m/frame
@@ -1412,6 +1464,10 @@ class _ToolShapes:
             v_sl, w_sl = k[:, None] * f, k * w_f
             v = torch.where(translate[:, None], v_p, torch.where(stick[:, None], v_st, v_sl))
             w = torch.where(translate, torch.zeros_like(w_st), torch.where(stick, w_st, w_sl))
+            # a face turned from the tool's that this push turns back past the tool's stops on it (aligned: the
+            # line contact then holds it, stable_push's next frame)
+            closes = both_flush & ~aligned & (torch.sign(delta + w - omega) != torch.sign(delta))
+            w = torch.where(closes, omega - delta, w)
             q = torch.nonzero(pushed).squeeze(1)
             b = i[q]
             step = c1[b] - c[b]
@@ -1451,6 +1507,18 @@ class _ToolShapes:
 
 #: Cosine of the largest angle between a tool box's face and a free box's face that counts as flush.
 FLUSH_COS = math.cos(math.radians(2.0))
+#: Largest turn, rad, between flush faces that counts as aligned: a line contact that can carry the box
+#: (:meth:`_ToolShapes.stable_push`); turned further, only the face's leading end touches (a point contact,
+#: :meth:`_ToolShapes.quasi_static_push`). Float32 poses and the constraints' refits keep aligned faces well inside it.
+ALIGNED = math.radians(0.1)
+
+
+def _turn_z(angle: torch.Tensor) -> torch.Tensor:
+    """(Q, 3, 3) rotations by ``angle (Q,)`` rad about +z."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    out = torch.zeros(len(angle), 3, 3, dtype=angle.dtype, device=angle.device)
+    out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1], out[:, 2, 2] = cos, -sin, sin, cos, 1.0
+    return out
 
 
 #: Touching distance of the ``passive_energy`` rule, in particle radii between particle centres: two

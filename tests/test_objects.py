@@ -800,3 +800,22 @@ def test_stable_push_carries_the_box_with_a_turning_tool_as_newton_does():
     got = _controlled_pushes(task, model, [push])[push]
     assert got["newton"][2] > 25.0, got
     assert abs(got["model"][2] - got["newton"][2]) < 2.0 and abs(got["model"][1] - got["newton"][1]) < 3.0, got
+
+
+def test_a_turning_tool_off_the_centre_line_leaves_the_box_behind_on_one_side_as_newton_does():
+    """push_10's box pushed flush by the tool turning 0.5 degrees a frame, 0.7 half-widths off its centre line: on
+    the side where the tool's face turns away from the box's centre (+0.7), Newton's box lags the tool (it turns by
+    under 10 degrees while the tool turns 30: carrying it would need a centre of pressure beyond the contact's end,
+    and turned from the tool's face only the face's leading end touches); on the other side (-0.7) the face carries
+    it round with the tool (30 degrees). The model (all the rules: _ToolShapes.stable_push carries only aligned faces
+    with that centre of pressure inside the contact, else quasi_static_push pushes at the leading end) within
+    3 degrees and 5 mm of Newton on both; the face carried every box it touched within 2 degrees (29.5 at +0.7).
+    At +0.7 the model's last 25 frames also lean on the network's tilt of the box (README, Aligned faces): a
+    change to the tilt or to the sticking solution near the torsional hold shows here."""
+    model, task = _suite("push_10.toml")
+    got = _controlled_pushes(task, model, [(0.7, 0.0, 0.5), (-0.7, 0.0, 0.5)])
+    lag, carried = got[(0.7, 0.0, 0.5)], got[(-0.7, 0.0, 0.5)]
+    assert abs(lag["newton"][2]) < 10.0 and carried["newton"][2] > 25.0, got
+    for push in got.values():
+        (a, b, turn), (ma, mb, mturn) = push["newton"], push["model"]
+        assert abs(mturn - turn) < 3.0 and abs(ma - a) < 5.0 and abs(mb - b) < 5.0, got
