@@ -835,13 +835,22 @@ def _spell_roots(Pf: np.ndarray, Vf: np.ndarray, labels: np.ndarray, K: int, tau
     big = [g for g in range(K) if (labels == g).sum() >= 3]
     fitted = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g), floor=tau) for g in big}
     big = [g for g in big if fitted[g] is not None]
+    # a fragment (fewer than MIN_OBJECT_TRACKS tracks) joins one body, never two: mixing tracks of two bodies seen only
+    # while they kept still together, it has no pose once they part and keeps its relative pose to both within its
+    # own loose poses' noise, which is no evidence that bodies that moved against each other are one
+    small = {g: (labels == g).sum() < MIN_OBJECT_TRACKS for g in big}
+    whole = {g: not small[g] for g in big}  # whether a root holds a cluster that can be an object
     for ia, ga in enumerate(big):
         for gb in big[ia + 1:]:
             if root(ga) == root(gb):
                 continue
+            if (small[ga] or small[gb]) and whole[root(ga)] and whole[root(gb)]:
+                continue
             fa, fb = sorted((fitted[ga], fitted[gb]), key=lambda f: -len(f.tracks))  # the larger one's axes: less noisy
             if _spell_only(fa, fb, tau, Vf, slack):
-                parent[root(gb)] = root(ga)
+                ra, rb = root(ga), root(gb)
+                parent[rb] = ra
+                whole[ra] = whole[ra] or whole[rb]
     return root
 
 
@@ -903,7 +912,10 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
     # a track that fits two clusters of one body (halves that parted for a spell: it was hidden then) is that body's
     same = _spell_roots(Pf, Vf, labels, K, tau, slack) if len(groups) > 1 else (lambda g: g)
     if len(groups) > 1:
-        fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g), floor=tau) for g in groups}
+        # only clusters that can be objects claim tracks: a fragment (fewer than MIN_OBJECT_TRACKS) of tracks seen only
+        # while two bodies kept still together has no pose once they part, so every track of either body "fits" it
+        fitsk = {g: fit_object(Pf, Vf, np.flatnonzero(labels == g), floor=tau) for g in groups
+                 if (labels == g).sum() >= MIN_OBJECT_TRACKS}
         fitsk = {g: f for g, f in fitsk.items() if f is not None}
         ok = np.zeros((N, len(fitsk)), bool)
         nof = np.zeros((N, len(fitsk)), np.int64)  # frames in which each track leaves each cluster's motion
