@@ -1072,6 +1072,8 @@ def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = 
 
 
 _CENTRE_QUANTILE = 0.25  # residual quantile whose triple trims the frames _body_centre fits (contact frames go)
+_HP_TURN = 0.5  # rad per frame below which _body_centre also reads windows longer than _HP_WINDOW
+_HP_LONG = 3  # the most times longer than _HP_WINDOW those windows are
 _HP_WINDOW = 9  # frames of the quadratic fit whose residual is a trajectory's wobble (_body_centre)
 
 
@@ -1100,7 +1102,22 @@ def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.
     return np.concatenate(bs), np.concatenate(As)
 
 
-def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarray:
+def _hp_frames(ok: np.ndarray, W: int) -> np.ndarray:
+    """(F,) int64: the frames :func:`_highpass` gives rows for, in its order (runs of ``ok (T,)`` at least ``W``
+    long)."""
+    idx = np.flatnonzero(ok)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []
+    return np.concatenate([r for r in runs if len(r) >= W] or [np.zeros(0, np.int64)]).astype(np.int64)
+
+
+def _trim(res: np.ndarray, floor: float) -> np.ndarray:
+    """(F,) float64 0/1 weights of the frames :func:`_body_centre` fits: residual ``res (F,)`` (m) within 3 times
+    its lower quartile (:data:`_CENTRE_QUANTILE`), or within ``floor`` (m): a wobble under the floor is no
+    contact's, and a quartile at float32 resolution (a free flight's exact fit) must not drop a roll's micrometres."""
+    return (res <= max(3.0 * np.quantile(res, _CENTRE_QUANTILE), floor) + 1e-15).astype(np.float64)
+
+
+def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optional[float] = None) -> np.ndarray:
     """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
     smoothest, taken as the body's centre of mass.
 
@@ -1111,8 +1128,14 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarr
     of :data:`_HP_WINDOW` frames (:func:`_highpass`, over runs of frames with at least 4 visible tracks: a
     turn of a few frames shows whole, tracker noise barely amplified), by 4 ridge steps of ``1e-3`` of the largest
     eigenvalue toward the centroid (a direction the rotation never reveals, such as a spin axis, stays put),
-    re-solved without the frames whose residual exceeds 3 times the lower quartile (impacts and contact: a throw
-    that lands may spend most of its clip rocking on the ground, :data:`_CENTRE_QUANTILE`) until those frames stay.
+    solved first on the frames where the centroid's own residual is within 3 times its lower quartile or within
+    ``calm`` (m; default ``floor``), then re-solved on the frames where the last solution's is, until those frames
+    stay (:func:`_trim`: impacts and contact, a throw that lands may spend most of its clip rocking on the ground,
+    :data:`_CENTRE_QUANTILE`; fitting every frame first let a landing's jerks place the centre, and a quartile at
+    float32 resolution dropped a slow roll's micrometres). A body turning slower than :data:`_HP_TURN` per frame
+    also gives rows of windows up to :data:`_HP_LONG` times longer, where such a window spans no frame whose
+    centroid residual exceeds 5 times the lower quartile (an impact): a slow roll bends a point's path within 9
+    frames by less than the tracker's noise.
     Refused (0, the centroid)
     outside the tracks' box in body coordinates (a centre of mass lies inside the body; the smooth point of a
     body turning in contact is its pivot); kept only when it lowers the median wobble by at least ``floor`` (m)
@@ -1129,10 +1152,35 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarr
     if T < _HP_WINDOW:
         return np.zeros(3)
     b, A = _highpass(c, R, ok, _HP_WINDOW)  # (F, 3), (F, 3, 3)
+    calm = floor if calm is None else calm
+    # a slow turn (a roll at a fine frame rate) bends a point's path within 9 frames by less than tracker noise:
+    # windows as many times longer as it turns slower than _HP_TURN per frame, up to _HP_LONG times, show its wobble
+    # too (a window of 63 frames, 0.5 s at 120 fps, spans a throw's bounces and put its centre 3.6 r off)
+    both = ok[1:] & ok[:-1]
+    if both.any() and len(b):
+        step = np.einsum("tji,tjk->tik", R[:-1][both], R[1:][both])
+        turn = float(np.median(np.arccos(np.clip((np.trace(step, axis1=1, axis2=2) - 1) / 2, -1, 1))))
+        scale = min(int(round(_HP_TURN / max(turn, 1e-9))), _HP_LONG)
+        if scale >= 2:
+            W2 = min(_HP_WINDOW * scale, T) | 1
+            W2 = W2 if W2 <= T else W2 - 2
+            if W2 > _HP_WINDOW:
+                # only where the long window spans no frame whose centroid residual in the short windows exceeds 5
+                # times their lower quartile (an impact: a point's path is quadratic between contact changes, not
+                # across them; a slow roll's frames stay within 4 times it at 0.25 r of noise, a landing's reach 195)
+                still = np.zeros(T + 1, bool)
+                rb = np.linalg.norm(b, axis=1)
+                still[_hp_frames(ok, _HP_WINDOW)] = rb <= max(5 * np.quantile(rb, _CENTRE_QUANTILE), calm)
+                n_still = np.concatenate([[0], np.cumsum(still[:T])])
+                b2, A2 = _highpass(c, R, ok, W2)
+                t2 = _hp_frames(ok, W2)
+                lo_, hi_ = np.clip(t2 - W2 // 2, 0, T), np.clip(t2 + W2 // 2 + 1, 0, T)
+                keep = n_still[hi_] - n_still[lo_] == hi_ - lo_
+                b, A = np.concatenate([b, b2[keep]]), np.concatenate([A, A2[keep]])
     if len(b) < 6:
         return np.zeros(3)
-    w = np.ones(len(b))
     p = np.zeros(3)
+    w = _trim(np.linalg.norm(b, axis=1), calm)  # the centroid's own calm frames first: impacts never enter a fit
     for _ in range(iterations):
         M = np.einsum("f,fji,fjk->ik", w, A, A)
         lam = 1e-3 * max(float(np.linalg.eigvalsh(M)[-1]), 1e-300)
@@ -1141,7 +1189,7 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarr
         res = np.linalg.norm(b + A @ p, axis=1)
         # trimmed at 3 times the lower quartile, not the median: frames in contact (a tumbling body rocking and
         # hitting the ground) may be most of a clip, and their wobble is the contact's, not the centre's
-        w_new = (res <= 3.0 * np.quantile(res, _CENTRE_QUANTILE) + 1e-15).astype(np.float64)
+        w_new = _trim(res, calm)
         if np.array_equal(w_new, w):
             break
         w = w_new
@@ -1188,11 +1236,11 @@ def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.
     return w / w.mean()
 
 
-def recentre(fit: ObjectFit, floor: float) -> np.ndarray:
+def recentre(fit: ObjectFit, floor: float, calm: Optional[float] = None) -> np.ndarray:
     """Move ``fit``'s pose centre to its body's centre of mass (:func:`_body_centre`), in place; returns the
     tracks' mass weights ``(n,)`` (mean 1) whose weighted centroid is that centre (the checks take the centre of
     mass of the particles); ``floor`` (m) as in :func:`_body_centre`."""
-    p = _body_centre(fit, floor)
+    p = _body_centre(fit, floor, calm=calm)
     if not np.any(p):
         return np.ones(len(fit.body))
     w = _centre_weights(fit.body, p)
@@ -1362,7 +1410,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     if not fits:
         raise ValueError(f"no group of at least {MIN_OBJECT_TRACKS} tracks with 4 visible in some frame: nothing to "
                          "audit")
-    weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
+    weights = [recentre(f, 0.01 * r0, calm=POSE_FLOOR * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     sigma_fits = _pose_noise(fits)  # the poses' precision: free fall, the ground's support and its bounces
     fall = None
     if up is None and tracks.w2c is None:
