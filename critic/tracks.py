@@ -1102,12 +1102,17 @@ def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.
     return np.concatenate(bs), np.concatenate(As)
 
 
-def _hp_frames(ok: np.ndarray, W: int) -> np.ndarray:
-    """(F,) int64: the frames :func:`_highpass` gives rows for, in its order (runs of ``ok (T,)`` at least ``W``
-    long)."""
+def _hp_windows(ok: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames (F,), start (F,))`` int64: the frames :func:`_highpass` gives rows for, in its order (runs of
+    ``ok (T,)`` at least ``W`` long), and the first frame of the ``W`` frames each row's fit reads (a centred window,
+    shifted inside the run at its ends as ``savgol_filter``'s ``mode="interp"`` does)."""
     idx = np.flatnonzero(ok)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []
-    return np.concatenate([r for r in runs if len(r) >= W] or [np.zeros(0, np.int64)]).astype(np.int64)
+    runs = [r for r in (np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []) if len(r) >= W]
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    frames = np.concatenate(runs).astype(np.int64)
+    start = np.concatenate([np.clip(r - W // 2, r[0], r[-1] + 1 - W) for r in runs]).astype(np.int64)
+    return frames, start
 
 
 def _trim(res: np.ndarray, floor: float) -> np.ndarray:
@@ -1170,12 +1175,11 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
                 # across them; a slow roll's frames stay within 4 times it at 0.25 r of noise, a landing's reach 195)
                 still = np.zeros(T + 1, bool)
                 rb = np.linalg.norm(b, axis=1)
-                still[_hp_frames(ok, _HP_WINDOW)] = rb <= max(5 * np.quantile(rb, _CENTRE_QUANTILE), calm)
+                still[_hp_windows(ok, _HP_WINDOW)[0]] = rb <= max(5 * np.quantile(rb, _CENTRE_QUANTILE), calm)
                 n_still = np.concatenate([[0], np.cumsum(still[:T])])
                 b2, A2 = _highpass(c, R, ok, W2)
-                t2 = _hp_frames(ok, W2)
-                lo_, hi_ = np.clip(t2 - W2 // 2, 0, T), np.clip(t2 + W2 // 2 + 1, 0, T)
-                keep = n_still[hi_] - n_still[lo_] == hi_ - lo_
+                lo_ = _hp_windows(ok, W2)[1]
+                keep = n_still[lo_ + W2] - n_still[lo_] == W2
                 b, A = np.concatenate([b, b2[keep]]), np.concatenate([A, A2[keep]])
     if len(b) < 6:
         return np.zeros(3)
