@@ -1084,6 +1084,8 @@ def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = 
 
 
 _CENTRE_QUANTILE = 0.25  # residual quantile whose triple trims the frames _body_centre fits (contact frames go)
+_HP_TURN = 0.5  # rad per frame below which _body_centre also reads windows longer than _HP_WINDOW
+_HP_LONG = 3  # the most times longer than _HP_WINDOW those windows are
 _HP_WINDOW = 9  # frames of the quadratic fit whose residual is a trajectory's wobble (_body_centre)
 
 
@@ -1112,7 +1114,27 @@ def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.
     return np.concatenate(bs), np.concatenate(As)
 
 
-def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarray:
+def _hp_windows(ok: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames (F,), start (F,))`` int64: the frames :func:`_highpass` gives rows for, in its order (runs of
+    ``ok (T,)`` at least ``W`` long), and the first frame of the ``W`` frames each row's fit reads (a centred window,
+    shifted inside the run at its ends as ``savgol_filter``'s ``mode="interp"`` does)."""
+    idx = np.flatnonzero(ok)
+    runs = [r for r in (np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []) if len(r) >= W]
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    frames = np.concatenate(runs).astype(np.int64)
+    start = np.concatenate([np.clip(r - W // 2, r[0], r[-1] + 1 - W) for r in runs]).astype(np.int64)
+    return frames, start
+
+
+def _trim(res: np.ndarray, floor: float) -> np.ndarray:
+    """(F,) float64 0/1 weights of the frames :func:`_body_centre` fits: residual ``res (F,)`` (m) within 3 times
+    its lower quartile (:data:`_CENTRE_QUANTILE`), or within ``floor`` (m): a wobble under the floor is no
+    contact's, and a quartile at float32 resolution (a free flight's exact fit) must not drop a roll's micrometres."""
+    return (res <= max(3.0 * np.quantile(res, _CENTRE_QUANTILE), floor) + 1e-15).astype(np.float64)
+
+
+def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optional[float] = None) -> np.ndarray:
     """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
     smoothest, taken as the body's centre of mass.
 
@@ -1123,8 +1145,14 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarr
     of :data:`_HP_WINDOW` frames (:func:`_highpass`, over runs of frames with at least 4 visible tracks: a
     turn of a few frames shows whole, tracker noise barely amplified), by 4 ridge steps of ``1e-3`` of the largest
     eigenvalue toward the centroid (a direction the rotation never reveals, such as a spin axis, stays put),
-    re-solved without the frames whose residual exceeds 3 times the lower quartile (impacts and contact: a throw
-    that lands may spend most of its clip rocking on the ground, :data:`_CENTRE_QUANTILE`) until those frames stay.
+    solved first on the frames where the centroid's own residual is within 3 times its lower quartile or within
+    ``calm`` (m; default ``floor``), then re-solved on the frames where the last solution's is, until those frames
+    stay (:func:`_trim`: impacts and contact, a throw that lands may spend most of its clip rocking on the ground,
+    :data:`_CENTRE_QUANTILE`; fitting every frame first let a landing's jerks place the centre, and a quartile at
+    float32 resolution dropped a slow roll's micrometres). A body turning slower than :data:`_HP_TURN` per frame
+    also gives rows of windows up to :data:`_HP_LONG` times longer, where such a window spans no frame whose
+    centroid residual exceeds 5 times the lower quartile (an impact): a slow roll bends a point's path within 9
+    frames by less than the tracker's noise.
     Refused (0, the centroid)
     outside the tracks' box in body coordinates (a centre of mass lies inside the body; the smooth point of a
     body turning in contact is its pivot); kept only when it lowers the median wobble by at least ``floor`` (m)
@@ -1141,10 +1169,34 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarr
     if T < _HP_WINDOW:
         return np.zeros(3)
     b, A = _highpass(c, R, ok, _HP_WINDOW)  # (F, 3), (F, 3, 3)
+    calm = floor if calm is None else calm
+    # a slow turn (a roll at a fine frame rate) bends a point's path within 9 frames by less than tracker noise:
+    # windows as many times longer as it turns slower than _HP_TURN per frame, up to _HP_LONG times, show its wobble
+    # too (a window of 63 frames, 0.5 s at 120 fps, spans a throw's bounces and put its centre 3.6 r off)
+    both = ok[1:] & ok[:-1]
+    if both.any() and len(b):
+        step = np.einsum("tji,tjk->tik", R[:-1][both], R[1:][both])
+        turn = float(np.median(np.arccos(np.clip((np.trace(step, axis1=1, axis2=2) - 1) / 2, -1, 1))))
+        scale = min(int(round(_HP_TURN / max(turn, 1e-9))), _HP_LONG)
+        if scale >= 2:
+            W2 = min(_HP_WINDOW * scale, T) | 1
+            W2 = W2 if W2 <= T else W2 - 2
+            if W2 > _HP_WINDOW:
+                # only where the long window spans no frame whose centroid residual in the short windows exceeds 5
+                # times their lower quartile (an impact: a point's path is quadratic between contact changes, not
+                # across them; a slow roll's frames stay within 4 times it at 0.25 r of noise, a landing's reach 195)
+                still = np.zeros(T + 1, bool)
+                rb = np.linalg.norm(b, axis=1)
+                still[_hp_windows(ok, _HP_WINDOW)[0]] = rb <= max(5 * np.quantile(rb, _CENTRE_QUANTILE), calm)
+                n_still = np.concatenate([[0], np.cumsum(still[:T])])
+                b2, A2 = _highpass(c, R, ok, W2)
+                lo_ = _hp_windows(ok, W2)[1]
+                keep = n_still[lo_ + W2] - n_still[lo_] == W2
+                b, A = np.concatenate([b, b2[keep]]), np.concatenate([A, A2[keep]])
     if len(b) < 6:
         return np.zeros(3)
-    w = np.ones(len(b))
     p = np.zeros(3)
+    w = _trim(np.linalg.norm(b, axis=1), calm)  # the centroid's own calm frames first: impacts never enter a fit
     for _ in range(iterations):
         M = np.einsum("f,fji,fjk->ik", w, A, A)
         lam = 1e-3 * max(float(np.linalg.eigvalsh(M)[-1]), 1e-300)
@@ -1153,7 +1205,7 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10) -> np.ndarr
         res = np.linalg.norm(b + A @ p, axis=1)
         # trimmed at 3 times the lower quartile, not the median: frames in contact (a tumbling body rocking and
         # hitting the ground) may be most of a clip, and their wobble is the contact's, not the centre's
-        w_new = (res <= 3.0 * np.quantile(res, _CENTRE_QUANTILE) + 1e-15).astype(np.float64)
+        w_new = _trim(res, calm)
         if np.array_equal(w_new, w):
             break
         w = w_new
@@ -1200,11 +1252,11 @@ def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.
     return w / w.mean()
 
 
-def recentre(fit: ObjectFit, floor: float) -> np.ndarray:
+def recentre(fit: ObjectFit, floor: float, calm: Optional[float] = None) -> np.ndarray:
     """Move ``fit``'s pose centre to its body's centre of mass (:func:`_body_centre`), in place; returns the
     tracks' mass weights ``(n,)`` (mean 1) whose weighted centroid is that centre (the checks take the centre of
     mass of the particles); ``floor`` (m) as in :func:`_body_centre`."""
-    p = _body_centre(fit, floor)
+    p = _body_centre(fit, floor, calm=calm)
     if not np.any(p):
         return np.ones(len(fit.body))
     w = _centre_weights(fit.body, p)
@@ -1374,7 +1426,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     if not fits:
         raise ValueError(f"no group of at least {MIN_OBJECT_TRACKS} tracks with 4 visible in some frame: nothing to "
                          "audit")
-    weights = [recentre(f, 0.01 * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
+    weights = [recentre(f, 0.01 * r0, calm=POSE_FLOOR * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     sigma_fits = _pose_noise(fits)  # the poses' precision: free fall, the ground's support and its bounces
     fall = None
     if up is None and tracks.w2c is None:
@@ -1464,17 +1516,36 @@ def _sg_accel_noise(sigma_p: float, dt: float, W: int) -> float:
     return sigma_p * float(np.sqrt((d2 * d2).sum())) / dt ** 2
 
 
+def _smooth_turns(R: np.ndarray, W: int) -> np.ndarray:
+    """(n, 3, 3) float64: rotations ``R (n, 3, 3)`` smoothed by one pass of a quadratic Savitzky-Golay fit of ``W``
+    frames of their accumulated turn ``S_t = sum_{s<t} log(R_s^T R_{s+1})`` (body-frame rotation vectors, rad), each
+    frame turned by the fit's correction ``R_t exp(SG(S)_t - S_t)``. A spin at a constant rate about a body axis
+    accumulates linearly and is kept exactly, however fast; smoothing a quaternion's components instead fits
+    parabolas to sinusoids, which changed a spin of a radian per frame (W = 5) by up to 4 % from frame to frame and
+    its rotational kinetic energy by 8 % (mixed_1 of bench/critic_tracks.py's seed 3: energy events on exact
+    tracks). Steps must stay below pi."""
+    from scipy.signal import savgol_filter
+    from scipy.spatial.transform import Rotation
+
+    n = len(R)
+    if n < W or W < 5:
+        return R
+    d = Rotation.from_matrix(np.swapaxes(R[:-1], -1, -2) @ R[1:]).as_rotvec()  # (n-1, 3) body-frame steps
+    S = np.concatenate([np.zeros((1, 3)), np.cumsum(d, axis=0)])
+    corr = savgol_filter(S, W, 2, axis=0, mode="interp") - S
+    return R @ Rotation.from_rotvec(corr).as_matrix()
+
+
 def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndarray] = None) -> Rollout:
     """A copy of ``ro`` whose objects' poses are smoothed by a quadratic Savitzky-Golay fit of ``W`` frames,
     within runs of frames of one contact state (``touching (T, K)`` bool) that hold no ``impact (T, K)`` frame
-    (those stay as they were), so no window spans an impact. Centres and rotations (as sign-continuous
-    quaternions) are smoothed; shapes are kept. The copy's ``visibility`` hides every object in the frames that
+    (those stay as they were), so no window spans an impact. Centres and rotations (their accumulated turn,
+    :func:`_smooth_turns`) are smoothed; shapes are kept. The copy's ``visibility`` hides every object in the frames that
     are not a half window inside a smoothed run (window ends are extrapolated, as noisy as no smoothing), so the
     checks do not judge them."""
     if W < 5:
         return ro
     from scipy.signal import savgol_filter
-    from scipy.spatial.transform import Rotation
 
     pos = ro.positions.astype(np.float64).copy()
     oid = ro.scene.object_id
@@ -1488,11 +1559,7 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
         m = ro.scene.mass[ids].astype(np.float64)  # the centre of mass, not the centroid (see recentre)
         body = x[0] - (m[:, None] * x[0]).sum(0) / m.sum()
         rot, c = kabsch(body, x, weights=m)
-        q = Rotation.from_matrix(rot).as_quat()
-        for t in range(1, T):
-            if q[t] @ q[t - 1] < 0:
-                q[t] = -q[t]
-        cs, qs = c.copy(), q.copy()
+        cs, rs = c.copy(), rot.copy()
         state = touching[:, k].astype(np.int64)
         if impact is not None:
             state = np.where(impact[:, k], -1 - np.arange(T), state)  # every impact frame a run of its own
@@ -1506,10 +1573,8 @@ def smoothed(ro: Rollout, touching: np.ndarray, W: int, impact: Optional[np.ndar
             # window's ends) leave 2-5 times noisier than its own acceleration estimate; the second pass smooths the
             # cut, and both keep quadratic motion (free fall) exact
             cs[a:b] = savgol_filter(savgol_filter(c[a:b], w, 2, axis=0, mode="interp"), w, 2, axis=0, mode="interp")
-            qs[a:b] = savgol_filter(savgol_filter(q[a:b], w, 2, axis=0, mode="interp"), w, 2, axis=0, mode="interp")
+            rs[a:b] = _smooth_turns(_smooth_turns(rot[a:b], w), w)
             judged[a + w // 2:b - w // 2, k] = True
-        qs /= np.linalg.norm(qs, axis=1, keepdims=True)
-        rs = Rotation.from_quat(qs).as_matrix()
         # keep each particle's offset from the pose (its shape), move the pose
         local = np.einsum("tji,tnj->tni", rot, x - c[:, None, :])
         pos[:, ids] = np.einsum("tij,tnj->tni", rs, local) + cs[:, None, :]
