@@ -27,7 +27,8 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    visible tracks, whose true motion is smooth at the frame rate), which sets the tolerance of
 4. **Grouping** (:func:`group_tracks`): tracks whose mutual distances stay within
    ``4 sqrt(2) sigma + r / 4`` of their median in all but 5 % of the frames both are visible move
-   together; average-linkage agglomeration over the pairs seen together gives the objects 0..K-1 (a track seen in
+   together; average-linkage agglomeration over the pairs seen together, merging only clusters with tracks within
+   :data:`_LINK_SPACINGS` track spacings of each other, gives the objects 0..K-1 (a track seen in
    too few frames for the pairs, at least 4, joins the one object it keeps to in every frame it is seen), and two
    clusters that keep their distances except for one spell in mid-clip are one body that changed shape.
 5. **Rigid poses** per object (:func:`fit_object`): body coordinates and one Kabsch fit per frame from
@@ -674,10 +675,11 @@ def _one_spell(off: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return (cnt >= 2) & (cnt >= 2 * span / 3) & (c_first > 1) & (c_last < n) & (span <= 0.5 * n)
 
 
-def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """For tracks ``X (F, a, 3)`` visible ``V (F, a)``: ``(broken (a, a), seen (a, a))``: 1 where a pair's distance
-    left its median by more than ``tau`` in 2 or more of the frames both were seen in (or in more than 5 % of
-    them), 0 where it did not, NaN where never seen together; and how many frames each pair was seen."""
+def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For tracks ``X (F, a, 3)`` visible ``V (F, a)``: ``(broken (a, a), seen (a, a), med (a, a))``: 1 where a pair's
+    distance left its median by more than ``tau`` in 2 or more of the frames both were seen in (or in more than 5 %
+    of them), 0 where it did not, NaN where never seen together; how many frames each pair was seen; and each pair's
+    median distance over those frames (m, NaN where never seen together)."""
     F, a = V.shape
     D = np.full((F, a, a), np.nan, np.float32)
     for f in range(F):
@@ -701,17 +703,40 @@ def _pair_violation(X: np.ndarray, V: np.ndarray, tau: float) -> tuple[np.ndarra
     with np.errstate(invalid="ignore"):
         broken &= ~_one_spell(np.abs(D - med[None]) > tau, np.isfinite(D))  # a change of shape, not two bodies
     broken = broken.astype(np.float64)
-    return np.where(seen > 0, broken, np.nan), seen
+    return np.where(seen > 0, broken, np.nan), seen, med
 
 
-def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int) -> np.ndarray:
+#: Track spacings (the median distance of a track to its nearest neighbour) within which two tracks are adjacent:
+#: one body's tracks form a patch connected at this reach (grouping never links tracks further apart, except through
+#: tracks between them). Two bodies far apart that move slowly enough (a ball rolling to rest 0.5 m from a resting box
+#: at 0.5 r of noise: its pair distances to the box change by 50-80 mm over the clip, within the 54 mm pair tolerance)
+#: keep their pair distances within tolerance yet are not one body.
+_LINK_SPACINGS = 4.0
+
+
+def _median_spacing(med: np.ndarray) -> float:
+    """The tracks' spacing (m): the median over tracks of the median distance ``med (a, a)`` (NaN where never seen
+    together) to their nearest neighbour; inf when no track has one."""
+    d = np.where(np.eye(len(med), dtype=bool), np.nan, med)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        nn = np.nanmin(d, axis=1) if len(d) else np.zeros(0)
+    nn = nn[np.isfinite(nn) & (nn > 0)]
+    return float(np.median(nn)) if len(nn) else np.inf
+
+
+def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int,
+                 adjacent: Optional[np.ndarray] = None) -> np.ndarray:
     """Average-linkage clustering on pairs seen together at least ``min_seen`` frames: clusters merge while the
-    mean violation share over their known pairs is at most ``cut``. Returns labels ``(a,)``."""
+    mean violation share over their known pairs is at most ``cut``, and (with ``adjacent (a, a)`` bool) only when a
+    track of one is adjacent to a track of the other (connectivity-constrained linkage: one body's tracks form a
+    connected patch). Returns labels ``(a,)``."""
     a = share.shape[0]
     known = (seen >= min_seen) & np.isfinite(share)
     np.fill_diagonal(known, False)
     S = np.where(known, share, 0.0).astype(np.float64)  # sums of shares between clusters
     C = known.astype(np.float64)  # counts of known pairs between clusters
+    Aj = np.ones((a, a), bool) if adjacent is None else adjacent.astype(bool).copy()
     alive = np.ones(a, bool)
     members = [[i] for i in range(a)]
     while True:
@@ -719,6 +744,7 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
             M = np.where(C > 0, S / np.maximum(C, 1), np.inf)
         M[~alive] = np.inf
         M[:, ~alive] = np.inf
+        M[~Aj] = np.inf
         np.fill_diagonal(M, np.inf)
         i, j = np.unravel_index(int(np.argmin(M)), M.shape)
         if not np.isfinite(M[i, j]) or M[i, j] > cut:
@@ -728,6 +754,8 @@ def _agglomerate(share: np.ndarray, seen: np.ndarray, cut: float, min_seen: int)
         C[i] += C[j]
         C[:, i] += C[:, j]
         S[i, i] = C[i, i] = 0.0
+        Aj[i] |= Aj[j]
+        Aj[:, i] |= Aj[:, j]
         alive[j] = False
         S[j] = S[:, j] = C[j] = C[:, j] = 0.0
         members[i] += members[j]
@@ -852,14 +880,17 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
     On up to :data:`_GROUP_FRAMES` sampled frames, a pair of tracks breaks rigidity in a frame where its
     distance leaves its median by more than ``tau`` (m). Up to :data:`_MAX_ANCHORS` tracks are clustered by
     average linkage on the share of broken frames among those both are seen in (pairs seen together in at least
-    ``min(8, F / 4)`` frames; clusters merge while that mean share is at most :data:`_BROKEN_SHARE`); the other
+    ``min(8, F / 4)`` frames; clusters merge while that mean share is at most :data:`_BROKEN_SHARE`, and only when a
+    pair of their tracks has a median distance within :data:`_LINK_SPACINGS` times the tracks' spacing); the other
     tracks join the cluster they agree with best (or start their own). Then two clusters that keep their mutual
     relative pose except for one spell in the middle of the clip (:func:`_spell_only`) are one object that changed
     shape for a while. Before that merge, every track is checked against each cluster's rigid poses
     (:func:`fit_object`): it fits a cluster when it leaves the cluster's motion by more than ``tau`` in fewer
     than 2 of its visible frames (at least the pairs' ``min_seen`` of them), or, seen in fewer (but at least 4,
     what a pose needs), in none of them. It joins the one cluster it fits; among several it fits (of clusters not
-    one body) it joins the one it never leaves when it leaves each other one in exactly one frame (seen while they
+    one body) it joins those it lies among (its place in a cluster's frame within :data:`_LINK_SPACINGS` spacings of
+    one of its tracks) when it lies among some but not all, then the one it never leaves when it leaves each other
+    one in exactly one frame (seen while they
     moved apart: a box that slid into rest beside another steps past ``tau`` against it in the first frame alone);
     one that fits two otherwise (it was never seen while they moved apart: its motion where it was hidden is
     unknown) or none is labelled -1.
@@ -875,8 +906,9 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
     Pf, Vf = P[frames], vis[frames]
     X, V = Pf[:, anchors], Vf[:, anchors]
     min_seen = max(2, min(8, len(frames) // 4))
-    share, seen = _pair_violation(X, V, tau)
-    lab_a = _agglomerate(share, seen, _BROKEN_SHARE, min_seen)
+    share, seen, med = _pair_violation(X, V, tau)
+    link = _LINK_SPACINGS * _median_spacing(med)
+    lab_a = _agglomerate(share, seen, _BROKEN_SHARE, min_seen, adjacent=med <= link)
     labels = np.full(N, -1, np.int64)
     labels[anchors] = lab_a
     rest = np.setdiff1d(np.arange(N), anchors)
@@ -887,7 +919,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
             mem = anchors[lab_a == g]
             mem = mem[:: max(1, len(mem) // 24)]
             idx = np.concatenate([[i], mem])
-            sh, se = _pair_violation(Pf[:, idx], Vf[:, idx], tau)
+            sh, se, _ = _pair_violation(Pf[:, idx], Vf[:, idx], tau)
             ok = se[0, 1:] >= min_seen
             if ok.any():
                 m = float(np.mean(sh[0, 1:][ok]))
@@ -907,6 +939,7 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
         fitsk = {g: f for g, f in fitsk.items() if f is not None}
         ok = np.zeros((N, len(fitsk)), bool)
         nof = np.zeros((N, len(fitsk)), np.int64)  # frames in which each track leaves each cluster's motion
+        near = np.zeros((N, len(fitsk)), bool)  # each track's place in each cluster's frame adjacent to its tracks
         keys = list(fitsk)
         for col, g in enumerate(keys):
             f = fitsk[g]
@@ -921,6 +954,10 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
                 off = (np.linalg.norm(loc - body[None], axis=-1) > tau) & use
             n = use.sum(0)
             nof[:, col] = off.sum(0)
+            gap = np.linalg.norm(body[:, None, :] - f.body[None], axis=-1)  # (N, n) m, in the cluster's body frame
+            gap[f.tracks, np.arange(len(f.tracks))] = np.inf  # not to itself
+            with np.errstate(invalid="ignore"):
+                near[:, col] = gap.min(1) <= link
             # a track seen in fewer frames than the pairwise step needs (a rolling body's underside passes the
             # camera in a few frames: without them its lowest tracks sit several r above the ground) fits when it
             # keeps to one body point in every one of at least the _MIN_POSE frames a pose needs
@@ -930,6 +967,10 @@ def group_tracks(P: np.ndarray, vis: np.ndarray, tau: float, seed: int = 0, slac
             good = [keys[c] for c in np.flatnonzero(ok[i])]
             if len(good) >= 2 and len({same(g) for g in good}) == 1:
                 good = [labels[i]] if labels[i] in good else good[:1]
+            if len(good) >= 2 and any(near[i, keys.index(g)] for g in good):
+                # it fits the motions of clusters of two bodies (slow motion under noise: a ball rolling to rest far
+                # from a resting box) but lies among the tracks of some of them only: it is one of those
+                good = [g for g in good if near[i, keys.index(g)]]
             cnt = np.array([nof[i, keys.index(g)] for g in good])
             if len(good) >= 2 and cnt.max() <= 1 and (cnt == 0).sum() == 1:
                 # it fits clusters of two bodies, each within noise (one frame off at most, none in a spell), but was
