@@ -59,8 +59,8 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
    point of which falls freely is falling (:func:`falls_about_body_point`). A teleport or jitter is re-judged with
-   its thresholds raised by the precision of its own frames (centre and turn, at the farthest track) when that
-   exceeds ``sigma_p``
+   its thresholds raised by the precision of its own frames (a teleport's centre, a jitter's farthest track: centre
+   and turn) when that exceeds ``sigma_p``
    (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
    path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
    Object-object penetration is judged by the hulls of the tracks' bodies
@@ -2081,15 +2081,20 @@ _LOCAL_CHECKS = ("teleport", "jitter")  #: checks of single poses re-judged at t
 
 def local_precision(ts: TrackScene, config: AuditConfig, events: list) -> list:
     """``events`` with each teleport or jitter of an object re-judged against the precision of that object's poses
-    in the event's own frames (one either side): the largest per-axis std there of the body's farthest point from
-    its centre, ``hypot(s_c, rho s_theta)`` (``s_c`` :func:`centre_noise`, ``s_theta`` the turn's std from
-    :func:`_pose_precision`, ``rho`` the largest distance of a track from the centre: both checks read the turn as
-    the displacement of that point), when it exceeds the scene's pose noise ``sigma_p`` (which is set by the
-    centres of the objects' better-seen frames). A body seen only as a patch on one side (a throw turning its
-    tracked face away) has its centre placed 1.6-1.9 times worse than ``sigma_p``, below :data:`POSE_TRUST`, and its
+    in the event's own frames (one either side), when it exceeds the scene's pose noise ``sigma_p`` (which is set by
+    the centres of the objects' better-seen frames): for a teleport the largest :func:`centre_noise` there, for a
+    jitter the largest per-axis std of the body's farthest point from its centre, ``hypot(s_c, rho s_theta)``
+    (``s_c`` the centre's, ``s_theta`` the turn's std from :func:`_pose_precision`, ``rho`` the largest distance of a
+    track from the centre: the jitter check judges the turn as the displacement of that point, on its own). (The
+    teleport check adds the turn at ``rho`` to the centre's jump; raised by 8 times that point's std, as
+    :func:`noise_config` raises it by the pose noise, it lost 2 of the 10 injected teleports of the bench's seed 1,
+    on spinning bodies, so a teleport keeps the centre's precision.) A body seen only as a patch on one side (a
+    throw turning its tracked face away) has its centre placed 1.6-1.9 times worse than ``sigma_p``, below
+    :data:`POSE_TRUST`, and its
     pose noise alone stepped 30 mm where the teleport tolerance was 29 mm; a body seen on a few tracks of one side
     (spin_0 of the bench's seed 3: 20 visible tracks, 53 mm from its centre at most) has its centre placed to
-    0.4 mm, within ``sigma_p``, but its turn to 1.2 degrees, 1.1 mm at ``rho``, and that turn noise read as a shake.
+    0.4 mm, within ``sigma_p``, but its turn to 1.2 degrees, 1.1 mm at ``rho``, and that turn noise read as a
+    shake.
     The event is kept when the same check, with its thresholds raised by that local precision
     (:func:`noise_config`), still finds one of its kind on the object overlapping its frames (within 2)."""
     from .audit import audit
@@ -2108,10 +2113,11 @@ def local_precision(ts: TrackScene, config: AuditConfig, events: list) -> list:
             f = ts.fits[k]
             c, turn = _pose_precision(f, vis)
             rho = float(np.sqrt((f.body ** 2).sum(1).max())) if len(f.body) else 0.0
-            c = np.hypot(c, rho * turn)  # the farthest point's std: the checks read the turn at rho
-            cn[k] = np.where(np.isfinite(c) & ~ts.loose[:, k], c, 0.0)
+            far = np.hypot(c, rho * turn)  # the farthest point's std: the jitter check reads the turn at rho
+            cn[k] = {cat: np.where(np.isfinite(x) & ~ts.loose[:, k], x, 0.0)
+                     for cat, x in (("teleport", c), ("jitter", far))}
         lo, hi = max(e.frame - 1, 0), min(e.end_frame + 1, ro.num_frames - 1)
-        s_loc = float(cn[k][lo:hi + 1].max())
+        s_loc = float(cn[k][e.category][lo:hi + 1].max())
         if s_loc <= ts.pose_noise:
             out.append(e)
             continue
