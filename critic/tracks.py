@@ -1159,7 +1159,6 @@ def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.
     of its std (third differences would amplify the noise ``sqrt(20)`` times and damp a slow wobble)."""
     from scipy.signal import savgol_filter
 
-    T = len(ok)
     bs, As = [], []
     idx = np.flatnonzero(ok)
     if not len(idx):
