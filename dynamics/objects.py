@@ -1357,7 +1357,7 @@ class _ToolShapes:
             step = step + ((carry - step) * u[held]).sum(1, keepdim=True) * u[held]
             c1 = c1.index_put((k,), c[k] + step)
             # turned with the tool, and by the residual misalignment (under ALIGNED) onto its face
-            r1 = r1.index_put((k,), _turn_z(-delta[held]) @ turn[held] @ rot[k])
+            r1 = r1.index_put((k,), _rot_z(-delta[held]) @ turn[held] @ rot[k])
         return c1, r1
 
     def quasi_static_push(self, t: int, cs: torch.Tensor, rs: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor,
@@ -1511,14 +1511,6 @@ FLUSH_COS = math.cos(math.radians(2.0))
 #: (:meth:`_ToolShapes.stable_push`); turned further, only the face's leading end touches (a point contact,
 #: :meth:`_ToolShapes.quasi_static_push`). Float32 poses and the constraints' refits keep aligned faces well inside it.
 ALIGNED = math.radians(0.1)
-
-
-def _turn_z(angle: torch.Tensor) -> torch.Tensor:
-    """(Q, 3, 3) rotations by ``angle (Q,)`` rad about +z."""
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    out = torch.zeros(len(angle), 3, 3, dtype=angle.dtype, device=angle.device)
-    out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1], out[:, 2, 2] = cos, -sin, sin, cos, 1.0
-    return out
 
 
 #: Touching distance of the ``passive_energy`` rule, in particle radii between particle centres: two
