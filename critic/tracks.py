@@ -1151,6 +1151,15 @@ _HP_LONG = 3  # the most times longer than _HP_WINDOW those windows are
 _HP_WINDOW = 9  # frames of the quadratic fit whose residual is a trajectory's wobble (_body_centre)
 
 
+def _ok_runs(ok: np.ndarray, W: int) -> list:
+    """The runs of consecutive ``ok (T,)`` frames at least ``W`` long, each an int64 array of its frames, in order
+    (the frames :func:`_highpass` and :func:`_hp_windows` read)."""
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return []
+    return [r for r in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(r) >= W]
+
+
 def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray]:
     """``(b (F, 3), A (F, 3, 3))``: the residuals of the centres ``c (T, 3)`` and rotations ``R (T, 3, 3)`` about
     a quadratic Savitzky-Golay fit of ``W`` frames, within runs of ``ok (T,)`` frames at least ``W`` long, for the
@@ -1160,12 +1169,7 @@ def _highpass(c: np.ndarray, R: np.ndarray, ok: np.ndarray, W: int) -> tuple[np.
     from scipy.signal import savgol_filter
 
     bs, As = [], []
-    idx = np.flatnonzero(ok)
-    if not len(idx):
-        return np.zeros((0, 3)), np.zeros((0, 3, 3))
-    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
-        if len(run) < W:
-            continue
+    for run in _ok_runs(ok, W):
         a, e = int(run[0]), int(run[-1]) + 1
         bs.append(c[a:e] - savgol_filter(c[a:e], W, 2, axis=0, mode="interp"))
         Rr = R[a:e].reshape(e - a, 9)
@@ -1179,8 +1183,7 @@ def _hp_windows(ok: np.ndarray, W: int) -> tuple[np.ndarray, np.ndarray]:
     """``(frames (F,), start (F,))`` int64: the frames :func:`_highpass` gives rows for, in its order (runs of
     ``ok (T,)`` at least ``W`` long), and the first frame of the ``W`` frames each row's fit reads (a centred window,
     shifted inside the run at its ends as ``savgol_filter``'s ``mode="interp"`` does)."""
-    idx = np.flatnonzero(ok)
-    runs = [r for r in (np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []) if len(r) >= W]
+    runs = _ok_runs(ok, W)
     if not runs:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     frames = np.concatenate(runs).astype(np.int64)
