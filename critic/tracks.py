@@ -2763,34 +2763,6 @@ def _body_parts(body: np.ndarray) -> list:
     return [np.flatnonzero(lab == i) for i in range(m)]
 
 
-def _tri_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    """Euclidean distances ``(n, m)`` (m) from points ``p (n, 3)`` to triangles ``tri (m, 3, 3)`` (the closest point
-    of each triangle, Ericson's region test)."""
-    a, b, c = tri[None, :, 0], tri[None, :, 1], tri[None, :, 2]
-    x = p[:, None, :]
-    ab, ac, ax = b - a, c - a, x - a
-    d1, d2 = (ab * ax).sum(-1), (ac * ax).sum(-1)
-    bx = x - b
-    d3, d4 = (ab * bx).sum(-1), (ac * bx).sum(-1)
-    cx = x - c
-    d5, d6 = (ab * cx).sum(-1), (ac * cx).sum(-1)
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        den = np.where(va + vb + vc == 0, 1e-300, va + vb + vc)
-        v, w = vb / den, vc / den  # interior: barycentric
-        q = a + ab * v[..., None] + ac * w[..., None]
-        cand = [(d1 <= 0) & (d2 <= 0), (d3 >= 0) & (d4 <= d3), (d6 >= 0) & (d5 <= d6),
-                (vc <= 0) & (d1 >= 0) & (d3 <= 0), (vb <= 0) & (d2 >= 0) & (d6 <= 0),
-                (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)]
-        t_ab = np.clip(d1 / np.where(d1 - d3 == 0, 1e-300, d1 - d3), 0, 1)
-        t_ac = np.clip(d2 / np.where(d2 - d6 == 0, 1e-300, d2 - d6), 0, 1)
-        t_bc = np.clip((d4 - d3) / np.where((d4 - d3) + (d5 - d6) == 0, 1e-300, (d4 - d3) + (d5 - d6)), 0, 1)
-    pts = [a, b, c, a + ab * t_ab[..., None], a + ac * t_ac[..., None], b + (c - b) * t_bc[..., None]]
-    for m, qq in zip(cand[::-1], pts[::-1]):  # the first region that holds wins
-        q = np.where(m[..., None], qq, q)
-    return np.linalg.norm(x - q, axis=-1)
-
-
 def hull_depth(loc: np.ndarray, hull, floor: float) -> np.ndarray:
     """Signed depths (m) of points ``loc (..., 3)`` in a scipy ``ConvexHull``: inside, the distance to the nearest
     face (> 0); outside, minus the Euclidean distance to the hull, computed exactly for the points whose face-plane
@@ -2799,12 +2771,11 @@ def hull_depth(loc: np.ndarray, hull, floor: float) -> np.ndarray:
     dep = -(loc @ hull.equations[:, :3].T + hull.equations[:, 3]).max(-1)
     near = (dep < 0) & (dep > floor)
     if near.any():
-        tri = hull.points[hull.simplices]
-        pts = loc[near]
-        out = np.empty(len(pts))
-        for i in range(0, len(pts), 2048):  # (chunk, triangles) arrays
-            out[i:i + 2048] = _tri_distance(pts[i:i + 2048], tri).min(1)
-        dep[near] = -out
+        import trimesh
+        from trimesh.proximity import ProximityQuery
+
+        surface = trimesh.Trimesh(hull.points, hull.simplices, process=False)
+        dep[near] = -ProximityQuery(surface).on_surface(loc[near])[1]  # distance to the closest surface point
     return dep
 
 
