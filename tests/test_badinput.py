@@ -291,12 +291,21 @@ def test_subprocess_bad_input_exit_2(tmp_path):
     assert len(lines) == 1 and str(tmp_path) in lines[0] and "metadata.json" in lines[0], proc.stderr
 
 
+def _default_sigint():
+    """In the child before exec: SIGINT back to its default action. A shell that starts this test run as a
+    background job (``cmd &``) hands its children SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler, so the test's Ctrl-C would never arrive (a fault of the launch, not of
+    ``worldline``, which rightly keeps an inherited ignore)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
     """SIGINT during a long simulation: exit 130, no rollout file, no temporary file."""
     out = tmp_path / "rollout.npz"
     proc = subprocess.Popen([sys.executable, "-m", "worldline", "simulate",
                              str(ROOT / "assets" / "scenes" / "push_blocks.toml"), "--steps", "100000", "--out",
-                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path,
+                            preexec_fn=_default_sigint)
     # wait for the progress bar: the simulation is running
     deadline = time.time() + 240
     seen = ""
