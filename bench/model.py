@@ -509,7 +509,7 @@ def main(argv=None):
                         ("objects single-scene step (+ exact constraints)", r["obj_step_s_constrained"]),
                         (f"objects replan: {r['candidates']} candidates x {r['horizon']} steps (ObjectBackend.predict)",
                          r["replan_s"]),
-                        (f"objects replan + exact constraints every step", r["replan_s_constrained"])):
+                        ("objects replan + exact constraints every step", r["replan_s_constrained"])):
             print(f"| {name:64} | {v:>10.3e} |")
         print(f"objects step / Newton step = {r['obj_step_s'] / r['newton_step_s']:.3f} (target <= 0.2; medians of "
               f"{len(r['step_ratios'])} alternated rounds, Newton / objects per round "

@@ -890,7 +890,6 @@ def _keep_unlinked(sim: Sim, kicked: Sim, k: int, f: int) -> np.ndarray:
 
 def _inject_penetration(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
     spec, r, T = sim.spec, sim.spec.r, sim.spec.frames
-    N = sim.rollout.scene.num_particles
     clean = sim.rollout.positions
     for k in rng.permutation(len(spec.bodies)):
         rest = _resting_run(sim, int(k))
@@ -1157,7 +1156,7 @@ def _inject_floating(sim: Sim, rng, variant: Optional[str] = None) -> Optional[t
 
 
 def _inject_energy(sim: Sim, rng, variant: Optional[str] = None) -> Optional[tuple]:
-    spec, r, T, dt = sim.spec, sim.spec.r, sim.spec.frames, sim.spec.dt
+    spec, r, T = sim.spec, sim.spec.r, sim.spec.frames
     for _ in range(40):
         k = int(rng.integers(len(spec.bodies)))
         body = sim.objects[k]

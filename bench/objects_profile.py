@@ -174,7 +174,7 @@ def main(argv=None):
         print("|---|---|")
         for k, v in ops.most_common(12):
             print(f"| {k} | {v / steps:.1f} |")
-        print(f"\n| part (nested: a part includes those below it that it calls) | CPU ms / step | CPU ms / call of predict |")
+        print("\n| part (nested: a part includes those below it that it calls) | CPU ms / step | CPU ms / call of predict |")
         print("|---|---|---|")
         for _, _, label in PARTS:
             if label in parts:

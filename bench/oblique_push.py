@@ -23,7 +23,6 @@ Never collected as a test::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from pathlib import Path
 

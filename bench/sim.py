@@ -266,8 +266,8 @@ def main():
     print(f"device: {wp.get_device(args.device)}, cpu cores: {os.cpu_count()}")
     rows = throughput(args.materials, args.sizes, args.frames, args.budget, args.device)
     print()
-    print(f"| material | particles | build s | frames/s | particle-frames/s | note |")
-    print(f"|---|---:|---:|---:|---:|---|")
+    print("| material | particles | build s | frames/s | particle-frames/s | note |")
+    print("|---|---:|---:|---:|---:|---|")
     for m, n, build, fps, pfs, note in rows:
         f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
         print(f"| {m} | {n} | {f(build, '.2f')} | {f(fps, '.2f')} | {f(pfs, '.3g')} | {note} |")

@@ -12,7 +12,7 @@ positions (``4 * eps32 * max|x|``, m), added so that no check fires on round-off
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
 import numpy as np
 
@@ -941,7 +941,6 @@ def check_jitter(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     big_obj = ctx.obj_step_max > 2 * amp  # (T-1, K): a reversal needs two steps longer than 2A
     out_t, out_p, out_v = [], [], []
     events: list[Event] = []
-    frames_rev = np.arange(1, ctx.T - 1)
     for k in range(ctx.K):
         if not ctx.counts[k] or ctx.obj_kinematic[k] or not (big_obj[1:, k] & big_obj[:-1, k]).any():
             continue

@@ -454,7 +454,7 @@ def showcase(ro: Rollout, categories=None, gap: float = 0.3, seed: int = 0) -> t
     ``<category>/<name>``. Returns the rollout (positions ``(T, 7 N, 3)`` float32, m) and one
     :class:`Label` per copy, its object and location in the showcase's numbering and frame."""
     cats = list(categories or SHOWCASE)
-    T, N, K = ro.num_frames, ro.scene.num_particles, ro.scene.num_objects
+    T, K = ro.num_frames, ro.scene.num_objects
     sc = ro.scene
     finite = ro.positions[np.isfinite(ro.positions).all(2)]
     width = float(np.ptp(finite[:, 1])) + gap if len(finite) else gap

@@ -26,7 +26,6 @@ What the corpus covers, per input kind:
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import sys
 from dataclasses import dataclass, field
@@ -716,7 +715,6 @@ def build(root) -> list[Case]:
     json_dir.mkdir(exist_ok=True)
     ro_dir = root / "readonly"
     ro_dir.mkdir(exist_ok=True)
-    under_file = blocker / "x.npz"
     for command, make, target in (
             ("lift", lambda o: ["lift", scene, "--out", o], "npz"),
             ("simulate", lambda o: ["simulate", scene, "--steps", "3", "--out", o], "npz"),

@@ -289,7 +289,6 @@ def test_pair_search_with_verlet_lists_matches_all_pairs():
     an all-pairs reference on three objects that wander, collide and rest."""
     rng = np.random.default_rng(7)
     T = 25
-    t = np.arange(T) * DT
     objs = [
         (still(block((3, 3, 2)), [0, 0, rest_z(2)], T) + rng.normal(0, 0.05 * R, (T, 18, 3)), "rigid", False),
         (moving(block(), lambda t: np.stack([0.06 - 0.8 * t, 0.01 * np.sin(9 * t), 0 * t + rest_z()], 1), T), "rigid", False),

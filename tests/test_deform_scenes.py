@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dynamics.sim import SimConfig
-from dynamics.sim.scenes import (ELASTIC_E_RANGE, HELDOUT_ELASTIC_E, SCENE_KINDS, random_setup)
+from dynamics.sim.scenes import (ELASTIC_E_RANGE, HELDOUT_ELASTIC_E, random_setup)
 from particles import KINEMATIC
 
 #: kind -> the materials its free objects must include (besides optional rigid/static ones)

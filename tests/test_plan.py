@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics.plan import CEM, MPPI, PlannerConfig, REJECT_COST, TaskCost, correlated_noise, make_planner
-from dynamics.tasks import (ConstraintsBackend, Observation, Task, ToolLimits, goal_measures, integrate_controls,
+from dynamics.plan import MPPI, PlannerConfig, REJECT_COST, TaskCost, correlated_noise, make_planner
+from dynamics.tasks import (ConstraintsBackend, Task, ToolLimits, goal_measures, integrate_controls,
                             observe, run_episode)
 from worldline.cli import main
 

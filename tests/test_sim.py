@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from particles import KINEMATIC, ParticleState
-from dynamics.sim import NewtonSimulator, ObjectShape, SimConfig
+from dynamics.sim import ObjectShape, SimConfig
 from dynamics.sim.scenes import PrimitiveSpec, build_setup, push_action, random_setup
 
 R = 0.01  # particle radius, m
