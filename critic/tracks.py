@@ -121,6 +121,15 @@ FALL_CONE = 8.0
 _MIN_POSE = 4  # visible tracks an object needs in a frame for a pose of its own
 _SHRINK = 5.0  # residuals within this many sigma of the fit are tracker noise
 _OUTLIER = 5.0  # observations further than this many robust sigma (3D) from the rigid fit are left out of it
+#: Largest ratio of the farthest known track's distance ``D`` from a frame's visible (known, inlier) tracks' centroid
+#: to ``sqrt(lambda_min)`` of their inertia ``J`` (unit masses, m^2) for that frame to get a pose of its own in
+#: :func:`fit_object`. A rigid fit to tracks of noise ``sigma`` turns about its least-constrained axis with std
+#: ``sigma / sqrt(lambda_min)``, which moves that farthest track by ``D sigma / sqrt(lambda_min)``: beyond
+#: ``_SHRINK`` (= ``_OUTLIER``) sigma, the cut past which residuals count as a change of shape, not noise, the frame's
+#: pose alone would push well-tracked points out of the fit and into the filled points' shape. Collinear tracks (an
+#: edge: ``lambda_min`` ~ 0) leave the turn about their line arbitrary: seed 4's ``throw_1`` showed 6 collinear known
+#: tracks in one frame (ratio 9e6), whose pose, 158 mm off, cost 14 tracks every inlier.
+_POSE_LEVER = 5.0
 _MAX_ANCHORS = 400  # tracks grouped pairwise; the rest join the group they keep constant distances to
 _GROUP_FRAMES = 120  # frames sampled for grouping
 _BROKEN_SHARE = 0.05  # share of co-visible frames in which a pair of one object may break rigidity (noise)
@@ -1093,7 +1102,7 @@ def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: i
     inlier = np.ones(V.shape, bool)  # observations within _OUTLIER robust sigma of the fit (all, at first)
     for it in range(iterations + 1):
         w = (V & known[None] & inlier).astype(np.float64)
-        posed = w.sum(1) >= min(_MIN_POSE, n)
+        posed = (w.sum(1) >= min(_MIN_POSE, n)) & _well_posed(body, known, w)
         r, t = kabsch(body, Xz, weights=w + 1e-300 * ~posed[:, None])
         rot[posed], c[posed] = r[posed], t[posed]
         if not posed.any():
@@ -1107,8 +1116,19 @@ def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: i
         body_new[has] = (np.where(use[..., None], loc, 0.0).sum(0)[has] / use.sum(0)[has, None])
         mu = body_new[has].mean(0)
         body_new[has] -= mu
+        # a known track that lost every inlier (its frames were all posed badly, or it left the shape) keeps the body
+        # coordinates it had (in the new origin), not the centroid's: filled from the pose there, a hidden spell of
+        # it would sit 100+ mm off its seen positions and read as a shake
+        kept = known & ~has
+        body_new[kept] = body[kept] - mu
+        # a track seen only in frames without a pose of their own (too few tracks, or collinear) is placed from the
+        # poses interpolated there (it does not pose frames itself), not at the centroid
+        late = ~has & ~kept & (V & inlier).any(0)
+        if late.any():
+            u = V[:, late] & inlier[:, late]
+            body_new[late] = np.where(u[..., None], loc[:, late], 0.0).sum(0) / u.sum(0)[:, None] - mu
         c = c + np.einsum("tij,j->ti", rot, mu)
-        body, known = body_new, has
+        body, known = body_new, has | kept
         if it < iterations:
             # a change of shape for a spell (a glitch to judge) would bend every frame's fit through the body
             # coordinates it averages in and swell the noise estimate: observations further than _OUTLIER times the
@@ -1128,6 +1148,24 @@ def fit_object(P: np.ndarray, vis: np.ndarray, tracks: np.ndarray, iterations: i
     res = (X - fit)[use]
     noise = float(1.4826 * np.median(np.abs(res))) if len(res) else 0.0
     return ObjectFit(tracks, body, rot, c, posed, noise, cnt)
+
+
+def _well_posed(body: np.ndarray, known: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames whose weighted tracks (``w (T, n)`` float64 weights of ``body (n, 3)`` m) fix the turn well
+    enough that the farthest ``known (n,)`` track is placed within :data:`_POSE_LEVER` noise std by it:
+    ``D^2 <= _POSE_LEVER^2 lambda_min(J)``, ``J`` the weighted tracks' inertia about their centroid and ``D`` the
+    distance from that centroid to the farthest known track (the turn's std is ``sigma / sqrt(lambda_min)``)."""
+    W = w.sum(1)
+    Wn = np.maximum(W, 1e-300)
+    m = (w @ body) / Wn[:, None]  # (T, 3)
+    S = np.einsum("tn,ni,nj->tij", w, body, body) - W[:, None, None] * np.einsum("ti,tj->tij", m, m)
+    ev = np.linalg.eigvalsh(0.5 * (S + np.swapaxes(S, 1, 2)))  # ascending
+    lam = np.maximum(ev[:, 0] + ev[:, 1], 0.0)  # J = tr(S) I - S: its least eigenvalue
+    bk = body[known]
+    if not len(bk):
+        return np.zeros(len(W), bool)
+    D2 = ((bk[None] - m[:, None]) ** 2).sum(-1).max(1)
+    return D2 <= _POSE_LEVER ** 2 * lam
 
 
 def fill_hidden(fit: ObjectFit, P: np.ndarray, vis: np.ndarray, shrink: float = _SHRINK) -> np.ndarray:
