@@ -1755,6 +1755,43 @@ def collective_rigidity(ctx, ev: Event, ts: Optional["TrackScene"] = None) -> Op
     return replace(ev, frame=first, end_frame=last, location=loc, message=msg)
 
 
+def bends_read_as_teleports(ts: "TrackScene", cfg: AuditConfig, events: list) -> list:
+    """``events`` with each pose teleport of an object that part of its tracks did not make read as the change of
+    shape it is (a ``rigidity`` event at its frame): at the jump's frame or the next, at least
+    :data:`MIN_DEFORMED` tracks seen in both frames of a step moved against the object's robust pose by more than
+    the rigidity tolerance (:func:`_pose_moves`). A body that jumps carries every track along and its tracks keep
+    their body coordinates; a bend whose moved part the camera sees most of (seed 4's throw_1 and tumble_0: the
+    bent half faced the camera) drags the pose with it, and the few tracks of the other half in view are left
+    behind. Two such events of one object are one bend, from the first to the frame before the second (the shape
+    comes back there)."""
+    from .context import AuditContext
+
+    if not any(e.category == "teleport" and e.object is not None for e in events):
+        return events
+    ctx = AuditContext(ts.rollout, cfg)
+    tol = cfg.rigidity_tolerance * ctx.r + ctx.eps_pos
+    T = ts.rollout.num_frames
+    out, bends = [], {}
+    for e in events:
+        if e.category != "teleport" or e.object is None or not 1 <= e.frame < T - 1:
+            out.append(e)
+            continue
+        k = int(e.object)
+        fr = np.arange(e.frame - 1, min(e.frame + 2, T))
+        if not _pose_moves(ts, k, fr, tol)[1:].any():
+            out.append(e)
+            continue
+        if k in bends:  # the shape coming back: the end of the bend before
+            i = bends.pop(k)
+            out[i] = replace(out[i], end_frame=max(out[i].frame, int(e.frame) - 1))
+            continue
+        msg = (e.message + f" Tracks of object {k} moved against its pose there: part of it changed shape, dragging "
+               f"the pose fitted to the tracks in view.")
+        bends[k] = len(out)
+        out.append(replace(e, category="rigidity", message=msg))
+    return out
+
+
 def _ff_ssr(c: np.ndarray, t: np.ndarray, g: np.ndarray) -> float:
     """Sum of squared residuals (m^2) of centres ``c (n, 3)`` at times ``t (n,)`` (s) about the best free fall
     ``c0 + v0 t + g t^2 / 2`` (``c0``, ``v0`` fitted, ``g`` known)."""
@@ -2952,6 +2989,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
 
     if any(e.category in _LOCAL_CHECKS for e in rep.events):
         rep = replace(rep, events=tuple(local_precision(ts, config, list(rep.events))))
+    if "rigidity" in cfg.checks and any(e.category == "teleport" for e in rep.events):
+        rep = replace(rep, events=tuple(bends_read_as_teleports(ts, cfg, list(rep.events))))
 
     def as_tracks(evs):  # rollout particle ids -> track indices
         return [replace(e, particles=tuple(int(ts.track_index[p]) if p >= 0 else -1 - int(p) for p in e.particles))
