@@ -37,8 +37,10 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    more than 5 robust sigma (and r / 4) off the last fit (a part bent for a spell neither bends the poses nor swells
    the noise). Each object's noise ``sigma_k``
    is the robust scatter of its visible tracks about the fitted poses (per axis, m): the high-frequency
-   residual about its rigid-pose trajectory. Frames with fewer than 4 visible tracks have no pose of
-   their own (poses are interpolated there, and the object is unobserved: missing data). The tracks sample the
+   residual about its rigid-pose trajectory. Frames with fewer than 4 visible tracks, or whose visible tracks fix the
+   turn too loosely (the farthest track moved by more than 5 sigma by the turn's std: collinear tracks, a small
+   patch; :data:`_POSE_LEVER`), have no pose of their own (poses are interpolated there, and the object is
+   unobserved: missing data); a track seen only there is placed from the interpolated poses. The tracks sample the
    surface the camera saw, so their centroid is not the body's centre of mass: :func:`recentre` moves the pose
    centre to the body point whose trajectory is smoothest (least third differences; a rolling body's centroid
    wobbles once per turn, its centre of mass does not) and weights the tracks' masses so that their centre of
@@ -58,10 +60,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
-   point of which falls freely is falling (:func:`falls_about_body_point`). A teleport or jitter is re-judged with
-   its thresholds raised by the precision of its own frames (a teleport's centre, a jitter's farthest track: centre
-   and turn) when that exceeds ``sigma_p``
-   (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
+   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). A
+   teleport or jitter is re-judged with its thresholds raised by the precision of its own frames (a teleport's
+   centre for its jump and farthest track for its turn, a jitter's farthest track: centre and turn) when that exceeds
+   ``sigma_p`` (:func:`local_precision`); a pose teleport that some of the object's tracks did not make is a change
+   of shape that dragged the pose, a ``rigidity`` event (:func:`bends_read_as_teleports`); shakes are also judged as alternating departures of the pose centre from its local
    path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
    Object-object penetration is judged by the hulls of the tracks' bodies
    (:func:`containment_events`), and by pair distances only for pairs whose tracks start further apart than two
