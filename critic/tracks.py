@@ -2362,7 +2362,7 @@ SHAKE_RUN = 7
 SHAKE_Z = 3.0
 
 
-def shake_events(ts: TrackScene, config: AuditConfig) -> list[Event]:
+def shake_events(ts: TrackScene, config: AuditConfig, jumps: Optional[dict] = None) -> list[Event]:
     """Rigid objects whose pose centre shakes about a smooth path, judged against the precision of each frame's own
     pose rather than a support allowance raised by the scene's pose noise.
 
@@ -2384,6 +2384,15 @@ def shake_events(ts: TrackScene, config: AuditConfig) -> list[Event]:
 
     A body shaken on a support it groups with is judged as a part of its group (:func:`part_shake_events`).
 
+    ``jumps``: ``{object: [frame, ...]}``, the frames where the teleport check found the object's pose jump for one
+    frame. A jump leaves 4 alternating departures (``+1, -3, +3, -1`` times the jump over 8) and an impact's kink 3
+    more, so a jump just before a bounce read as a 7-frame shake (seed 2's ``teleport_00_throw_1_c0``: a 153 mm jump
+    at frame 12, the bounce at 15). A spell with exactly one such jump in it (or 2 frames either side) is dropped when
+    its departures there have a jump's shape (:func:`_jump_shaped`) and it no longer shakes on the path with that
+    jump taken out (each frame from the jump on moved back by the jump's step less the mean of the steps either side
+    of it): a shake's departures are even, its steps many, and the teleport check finds them over spans of frames or
+    at several (a shake of r at an impact, 8 frames at 30 fps, had one found).
+
     Returns jitter events with rollout particle ids (``location``: the centre at the first frame, m;
     ``severity = 1 - threshold / departure`` at the worst frame)."""
     ro = ts.rollout
@@ -2398,11 +2407,39 @@ def shake_events(ts: TrackScene, config: AuditConfig) -> list[Event]:
         if spell is None:
             continue
         hit, d, thr = spell
+        if jumps and jumps.get(k):
+            rows = np.flatnonzero(hit) + 1  # the spell's frames (hit covers frames 1 .. T-2)
+            inside = [t for t in jumps[k] if rows[0] - 2 <= t <= rows[-1] + 2]
+            if len(inside) == 1 and _jump_shaped(d, inside[0]) and \
+                    _shake_spells(_without_jumps(f.centre, inside), s, ok, floor) is None:
+                continue
         ids = np.flatnonzero(ro.scene.object_id == k)
         out += _spell_events(k, f.centre, hit, d, thr, floor, ids, config,
                              "its pose centre leaves its local quadratic path")
     out += part_shake_events(ts, config)
     return out
+
+
+def _jump_shaped(d: np.ndarray, t: int) -> bool:
+    """Whether the departures ``d (T - 2,)`` (m, ``|y|`` of frames 1..T-2, :func:`_shake_spells`) about a jump into
+    frame ``t`` have a jump's shape, ``1, 3, 3, 1`` at frames ``t-2 .. t+1``, not a shake's even one: the middle two
+    sum to more than twice the outer two (a jump: 3 times; a shake: once)."""
+    i = t - 1  # d's index of frame t
+    if i - 2 < 0 or i + 1 >= len(d):
+        return False
+    return bool(d[i - 1] + d[i] > 2.0 * (d[i - 2] + d[i + 1]))
+
+
+def _without_jumps(c: np.ndarray, frames) -> np.ndarray:
+    """(T, 3) float64 m: the centre path ``c`` with a jump at each of ``frames`` (the first frame after it) taken
+    out: every frame from it on moved back by the step into it less the mean of the steps either side."""
+    c = np.array(c, np.float64)
+    T = len(c)
+    for t in sorted(int(x) for x in frames):
+        if 2 <= t <= T - 2:
+            jump = (c[t] - c[t - 1]) - 0.5 * ((c[t - 1] - c[t - 2]) + (c[t + 1] - c[t]))
+            c[t:] -= jump
+    return c
 
 
 def _shake_spells(c: np.ndarray, s: np.ndarray, ok: np.ndarray, floor: float):
@@ -3001,7 +3038,11 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
 
     events = list(rep.events)
     if "jitter" in cfg.checks:  # shakes judged frame by frame against their own poses' precision (unraised floors)
-        events += shake_events(ts, config)
+        jumps: dict = {}
+        for e in events:
+            if e.category == "teleport" and e.object is not None and e.frame == e.end_frame:  # a jump of one frame
+                jumps.setdefault(int(e.object), []).append(int(e.frame))
+        events += shake_events(ts, config, jumps)
     if "penetration" in cfg.checks:
         # object pairs whose tracks sit closer than two radii from spacing from the start are judged by their hulls
         # alone (the pair distances' overlap is then the radius estimate's); every pair by its hulls too
