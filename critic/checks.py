@@ -356,8 +356,9 @@ def check_teleport(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
     return _particle_events(ctx, "teleport", frames, pi, value, bound, message) + pose_events
 
 
-def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[Event]:
-    """Teleports of rigid objects, judged on their pose (:attr:`AuditContext.rigid`); see check_teleport."""
+def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray, turns: bool = True) -> list[Event]:
+    """Teleports of rigid objects, judged on their pose (:attr:`AuditContext.rigid`); see check_teleport. With
+    ``turns`` False the centre's jump alone is judged (the step rotations' term left out)."""
     events: list[Event] = []
     if ctx.T < 4:
         return events
@@ -388,7 +389,7 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray) -> list[
         rf = _rotvec(w[1:-1] @ np.swapaxes(w[:-2], -1, -2))
         rb = _rotvec(w[1:-1] @ np.swapaxes(w[2:], -1, -2))
         last_r = np.linalg.norm(_rotvec(w[2:] @ np.swapaxes(w[:-2], -1, -2)), axis=1)
-        turn = np.maximum(_common(rf, rb) - last_r, 0.0)
+        turn = np.maximum(_common(rf, rb) - last_r, 0.0) if turns else np.zeros(len(jump))
         value = jump + 2.0 * rho * np.sin(0.5 * np.minimum(turn, np.pi))
         push = np.maximum(push_all[:-1, k], push_all[1:, k])  # strikers at t-1 .. t+1
         # a contact solver may move a body within the overlap it is allowed from frame to frame

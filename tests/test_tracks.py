@@ -800,7 +800,7 @@ def test_shake_at_an_impact_found_against_its_own_poses_precision(tumble, monkey
                           noise_seed=1007)
     found = [e for e in audit_tracks(tr, fps=30).events if e.category == "jitter" and abs(e.frame - f) <= 2]
     assert found, audit_tracks(tr, fps=30).events
-    monkeypatch.setattr(ct, "shake_events", lambda ts, config: [])
+    monkeypatch.setattr(ct, "shake_events", lambda ts, config, jumps=None: [])
     assert not [e for e in audit_tracks(tr, fps=30).events if e.category == "jitter" and abs(e.frame - f) <= 2]
 
 
@@ -1321,7 +1321,8 @@ def _spinning_throw(spin=32.0, fps=120.0, T=60, n=60, sigma=0.0017, hover=False,
     X = np.einsum("tij,nj->tni", rot, body) + com[:, None]
     vis = rng.random(X.shape[:2]) > 0.2
     fit = fit_object(X + rng.normal(0, sigma, X.shape), vis, np.arange(n))
-    return SimpleNamespace(fits=[fit], tracks=SimpleNamespace(visible=vis), fps=fps, loose=np.zeros((T, 1), bool))
+    return SimpleNamespace(fits=[fit], tracks=SimpleNamespace(visible=vis), fps=fps, loose=np.zeros((T, 1), bool),
+                           radius=0.005)
 
 
 def test_fast_spin_in_free_fall_falls_about_a_point_of_its_own():
@@ -1374,3 +1375,114 @@ def test_turn_noise_of_a_thin_edge_is_no_shake():
         assert rep.events == (), (seed, [(e.category, e.frame) for e in rep.events])
     rep = audit_tracks(_resting_strip(0, shake_at=15), fps=30, config=jitter_only)
     assert any(e.category == "jitter" and abs(e.frame - 15) <= 2 for e in rep.events), rep.events
+
+
+def _box_seen_on_an_edge(T=30, seed=0):
+    """(T, 50, 3) noise-free (float32-rounded) tracks of a turning, drifting box and their visibility: 6 tracks on
+    one top edge seen in every frame, 30 on the top face seen but in frames 14-15, 14 on a side face seen only in
+    frames 14-15. In those two frames the only tracks the fit knows from its first frame are the 6 collinear ones."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    a, b, h = 0.10, 0.075, 0.05
+    edge = np.c_[np.linspace(-a, a, 6), np.full(6, -b), np.full(6, h)]
+    top = np.c_[rng.uniform(-a, a, 30), rng.uniform(-b + 0.01, b, 30), np.full(30, h)]
+    side = np.c_[rng.uniform(-a, a, 14), np.full(14, b), rng.uniform(-h, h, 14)]
+    body = np.r_[edge, top, side]
+    rot = Rotation.from_rotvec(np.outer(np.arange(T) * 0.08, [0.2, 0.9, 0.4])).as_matrix()
+    c = np.outer(np.arange(T), [0.01, 0.0, 0.004]) + [0.0, 0.0, 0.5]
+    X = (np.einsum("tij,nj->tni", rot, body) + c[:, None]).astype(np.float32).astype(np.float64)
+    vis = np.zeros(X.shape[:2], bool)
+    vis[:, :6] = True
+    vis[np.r_[0:14, 16:30], 6:36] = True
+    vis[14:16, 36:] = True
+    return X, vis
+
+
+def test_frames_seen_only_on_a_line_of_tracks_get_no_pose_of_their_own():
+    """Seed 4's throw_1 (noise 0): in one frame the only known tracks visible lay on a line, the turn about it was
+    arbitrary (158 mm residuals), 14 tracks lost every inlier and were filled at the centroid, 100-130 mm from where
+    they were seen, which read as two shakes. Such a frame is now interpolated, and tracks seen only there are
+    placed from the interpolated poses: every filled point stays within a millimetre (the old fit: 273 mm)."""
+    from critic.tracks import fill_hidden, fit_object
+
+    X, vis = _box_seen_on_an_edge()
+    fit = fit_object(X, vis, np.arange(X.shape[1]))
+    assert not fit.posed[14:16].any() and fit.posed[:14].all() and fit.posed[16:].all()
+    err = np.linalg.norm(fill_hidden(fit, X, vis) - X, axis=-1)
+    assert err.max() < 0.001, err.max(0)
+
+
+def test_one_frame_floating_event_is_judged_on_enough_frames_to_tell_a_hover():
+    """Seed 4's mixed_1 (noise 0) raised a floating event of one frame: with its neighbours 3 frames, too few for the
+    9 numbers of a free fall about a point of the body, so the spinner falling freely about a point off its tracks'
+    centroid was kept as floating. The frames read now widen around a short event until a hover would fail the
+    fit; a hovering body, spinning or still, still does at any one frame."""
+    from critic.tracks import falls_about_body_point
+
+    ts = _spinning_throw()
+    for F in (0, 20, 59):
+        assert falls_about_body_point(ts, _event("floating", F, F)), F
+    for still in (_spinning_throw(hover=True), _spinning_throw(spin=0.0, hover=True)):
+        for F in (0, 20, 59):
+            assert not falls_about_body_point(still, _event("floating", F, F)), F
+
+
+def test_turn_noise_of_a_long_box_is_no_teleport_but_its_jump_is():
+    """slide_0_n0.50_c1 of the seed-4 bench (120 fps, static camera without extrinsics, noise 0.5 r): 25 tracks of a
+    box whose farthest track is 129 mm from its centre turn with 2 degrees of noise per frame, 4.4 mm at that
+    track against 1.8 mm for the centre. The teleport check adds the step's turn at that distance to the centre's
+    jump, and judged at the centre's precision that read 38.9 mm against 29.9 mm allowed: a teleport at frame 16.
+    The turn is now judged at the turn's precision and the centre's jump at the centre's, so the clean film raises
+    nothing and a 6 r jump of the box (as the bench injects) is still found at its frame."""
+    ro = tg.referee_rollout("slide", 4, 0, quick=True, dt=1 / 120)
+    tr, keep, cam, vis = tg.film(ro, np.random.default_rng([4, 88]), noise_frac=0.5, extrinsics=False, noise_seed=88)
+    rep = audit_tracks(tr, fps=120)
+    assert rep.events == (), [e.message for e in rep.events]
+    pos, hide, label = tg.inject(ro, "teleport", 0.5 * ro.scene.radius, np.random.default_rng(3), vis_world=vis)
+    tr2, _, _, _ = tg.film(ro, np.random.default_rng(0), noise_frac=0.5, extrinsics=False, positions=pos, hide=hide,
+                           camera=cam, keep=keep, noise_seed=1000)
+    evs = audit_tracks(tr2, fps=120).events
+    assert any(e.category == "teleport" and abs(e.frame - label.frame) <= 2 for e in evs), evs
+
+
+def test_bend_that_drags_the_pose_is_a_change_of_shape_not_a_teleport():
+    """rigidity_01_throw_1_c1 of the seed-4 bench (30 fps, noise 0.5 r, static camera without extrinsics): half of the
+    thrown body is bent 8 r out for frames 11-18, and that half faces the camera, so the pose fitted to the tracks in
+    view jumps with it and the few tracks of the other half in view are left behind: it read as teleports at 11 and
+    19. Tracks that move against the pose at the jump make it a change of shape, found at its frame; the same body
+    jumping whole (every track with it) is still a teleport."""
+    from types import SimpleNamespace
+
+    ro = tg.referee_rollout("throw", 4, 1, quick=True, dt=1 / 30)
+    _, keep, cam, vis = tg.film(ro, np.random.default_rng([4, 25]), noise_frac=0.5, extrinsics=False, noise_seed=25)
+    # the bench's draw (the glitch at frame 11), and a direction for the jump
+    at_11 = SimpleNamespace(shuffle=lambda x: None, integers=lambda a, b: 11, uniform=np.random.default_rng(1).uniform)
+    for category in ("rigidity", "teleport"):
+        pos, hide, label = tg.inject(ro, category, 0.5 * ro.scene.radius, at_11, vis_world=vis)
+        tr, _, _, _ = tg.film(ro, np.random.default_rng(0), noise_frac=0.5, extrinsics=False, positions=pos,
+                              hide=hide, camera=cam, keep=keep, noise_seed=1001)
+        evs = audit_tracks(tr, fps=30).events
+        assert any(e.category == category and abs(e.frame - 11) <= 2 for e in evs), (category, evs)
+        assert not any(e.category == ({"rigidity", "teleport"} - {category}).pop() for e in evs), (category, evs)
+
+
+def test_jump_just_before_a_bounce_is_a_teleport_not_a_shake():
+    """teleport_00_throw_1_c0 of the seed-2 bench (30 fps, noise 0.5 r, static camera with extrinsics; rebuilt from
+    the referee scene with the bench's draws): the body jumps 6 r sideways at frame 12 and bounces at 15. The jump's
+    4 alternating departures from the local path and the bounce's 3 made 7 in a row, a shake from frame 10, which
+    outranked the teleport. With the jump taken out the path no longer shakes, so it is the teleport; a shake of the
+    same body at the same frame (as the bench injects it) is still a shake."""
+    from types import SimpleNamespace
+
+    ro = tg.referee_rollout("throw", 2, 1, quick=True, dt=1 / 30)
+    _, keep, cam, vis = tg.film(ro, np.random.default_rng([2, 24]), noise_frac=0.5, extrinsics=True, noise_seed=24)
+    rng1 = np.random.default_rng(1)
+    at_12 = SimpleNamespace(shuffle=lambda x: None, integers=lambda a, b: 12, uniform=lambda a, b: 1.19193,
+                            normal=rng1.normal)  # the bench's draws: frame 12 and the jump's direction
+    for category in ("teleport", "jitter"):
+        pos, hide, label = tg.inject(ro, category, 0.5 * ro.scene.radius, at_12, vis_world=vis)
+        tr, _, _, _ = tg.film(ro, np.random.default_rng(0), noise_frac=0.5, extrinsics=True, positions=pos,
+                              hide=hide, camera=cam, keep=keep, noise_seed=1000)
+        evs = audit_tracks(tr, fps=30).events
+        assert any(e.category == category and abs(e.frame - 12) <= 2 for e in evs), (category, evs)
