@@ -58,7 +58,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
-   point of which falls freely is falling (:func:`falls_about_body_point`). A teleport or jitter is re-judged with
+   point of which falls freely is falling (:func:`falls_about_body_point`). An energy gain is kept only when no
+   plausible centre of mass takes it away (:func:`energy_explained` over :func:`centre_candidates`: the tracks fix
+   the motion, not where the centre is). A teleport or jitter is re-judged with
    its thresholds raised by the precision of its own frames (a teleport's centre, a jitter's farthest track: centre
    and turn) when that exceeds ``sigma_p``
    (:func:`local_precision`); shakes are also judged as alternating departures of the pose centre from its local
