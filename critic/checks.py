@@ -24,7 +24,7 @@ from .report import Event
 
 __all__ = [
     "check_penetration", "check_teleport", "check_vanish", "check_rigidity", "check_floating", "check_energy",
-    "check_jitter", "CHECKS", "REQUIRES",
+    "check_jitter", "CHECKS", "REQUIRES", "energy_rise",
 ]
 
 _N_IDS = 4  # particle ids quoted per event
@@ -663,6 +663,54 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 # ====================================================================== energy
 
 
+def energy_rise(ctx: AuditContext, k: int, e: np.ndarray, ke: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`check_energy`'s judgement of object ``k``'s energy over the steps: ``(flags, rise, budget, tol)``,
+    each shaped as ``e``. ``e`` (T-1,) or (T-1, C) float64, J: the object's mechanical energy per step (C candidate
+    series, e.g. the energy of other plausible centres of mass of the same motion, judged at once); ``ke`` the
+    kinetic part (J, same shape), which sets the velocity term of the tolerance. ``flags`` (bool): the rise above
+    the budget exceeds ``tol``. Contact, sources and impacts are the context's, shared by all columns; a step is
+    judged where every column is finite."""
+    one = e.ndim == 1
+    e2 = e.reshape(len(e), -1)
+    ke2 = ke.reshape(len(ke), -1)
+    h = ctx.config.energy_tolerance * ctx.r + ctx.eps_pos
+    contact = ctx.contact[:-1] | ctx.contact[1:]
+    giver = (ctx.obj_tool[None, :] | ctx.obj_dynamic[None, :]) & ctx.moving  # (T-1, K): works during step s
+    sourced = (contact[:, k] & giver).any(axis=1)
+    chord = ctx.g_mag ** 2 * ctx.dt ** 2 / 8.0  # J/kg
+    look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))  # steps the energy must stay down
+    m = ctx.obj_mass[k]
+    if ctx.obj_rigid[k]:
+        dv = 2.0 * np.sqrt(3.0) * ctx.pose_noise[k] / ctx.dt
+    else:
+        dv = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # m/s
+    ok = np.isfinite(e2).all(axis=1)
+    v = np.sqrt(2 * np.maximum(np.nan_to_num(ke2), 0.0) / m)
+    unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
+    tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0)[:, None])
+    # the budget follows the energy down only to the highest energy of the next L steps
+    fwd = e2.copy()
+    for j in range(1, look + 1):
+        fwd[:-j] = np.fmax(fwd[:-j], e2[j:])
+    budget = np.full(e2.shape, np.nan)
+    b = np.full(e2.shape[1], np.nan)
+    for s in range(len(e2)):
+        if not ok[s] or sourced[s]:
+            b[:] = np.nan
+            continue
+        if np.isnan(b[0]):
+            b = e2[s].copy() if s == 0 or not ok[s - 1] else np.maximum(e2[s], e2[s - 1])
+        budget[s] = b
+        if not unreliable[s]:
+            b = np.where(e2[s] <= b + tol[s], np.minimum(b, fwd[s]), b)
+    rise = e2 - budget
+    with np.errstate(invalid="ignore"):
+        flags = np.nan_to_num(rise, nan=-np.inf) > tol
+    if one:
+        return flags[:, 0], rise[:, 0], budget[:, 0], tol[:, 0]
+    return flags, rise, budget, tol
+
+
 def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] = None) -> list[Event]:
     """An object gains energy that no working contact explains.
 
@@ -697,51 +745,16 @@ def check_energy(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None] =
     events = []
     if not ctx.has_objects or ctx.T < 3:
         return events
-    h = ctx.config.energy_tolerance * ctx.r + ctx.eps_pos
-    dv_particle = 2.0 * (ctx.config.jitter_amplitude * ctx.r + ctx.eps_pos) / ctx.dt  # m/s
-    ke_p = ctx.kinetic  # (T-1, K)
     c = ctx.com
     mid = 0.5 * (c[1:] + c[:-1])  # (T-1, K, 3)
     pe = -ctx.obj_mass[None, :] * (mid @ ctx.g)
-    contact = ctx.contact[:-1] | ctx.contact[1:]
-    giver = (ctx.obj_tool[None, :] | ctx.obj_dynamic[None, :]) & ctx.moving  # (T-1, K): works during step s
-    sourced = (contact & giver[:, None, :]).any(axis=2)
     steps = np.arange(ctx.T - 1)
-    chord = ctx.g_mag ** 2 * ctx.dt ** 2 / 8.0  # J/kg
-    look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))  # steps the energy must stay down
     for k in np.flatnonzero(ctx.obj_dynamic):
         if ctx.materials[k] not in _ENERGY_MATERIALS:
             continue
-        m = ctx.obj_mass[k]
-        if ctx.obj_rigid[k]:
-            ke = ctx.rigid["ke"][:, k]
-            dv = 2.0 * np.sqrt(3.0) * ctx.pose_noise[k] / ctx.dt
-        else:
-            ke = ke_p[:, k]
-            dv = dv_particle
+        ke = ctx.rigid["ke"][:, k] if ctx.obj_rigid[k] else ctx.kinetic[:, k]
         e = ke + pe[:, k]
-        ok = np.isfinite(e)
-        v = np.sqrt(2 * np.maximum(np.nan_to_num(ke), 0.0) / m)
-        unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
-        tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0))
-        # the budget follows the energy down only to the highest energy of the next L steps
-        fwd = e.copy()
-        for j in range(1, look + 1):
-            fwd[:-j] = np.fmax(fwd[:-j], e[j:])
-        budget = np.full(len(e), np.nan)
-        b = np.nan
-        for s in range(len(e)):
-            if not ok[s] or sourced[s, k]:
-                b = np.nan
-                continue
-            if np.isnan(b):
-                b = e[s] if s == 0 or not ok[s - 1] else max(e[s], e[s - 1])
-            budget[s] = b
-            if not unreliable[s] and e[s] <= b + tol[s]:
-                b = min(b, fwd[s])
-        rise = e - budget
-        with np.errstate(invalid="ignore"):
-            flags = np.nan_to_num(rise, nan=-np.inf) > tol
+        flags, rise, budget, tol = energy_rise(ctx, int(k), e, ke)
         if not flags.any():
             continue
         sev = 1.0 - tol / np.maximum(rise, 1e-30)

@@ -60,7 +60,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
-   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). A
+   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). An
+   energy gain is kept only when no plausible centre of mass takes it away (:func:`energy_explained` over
+   :func:`centre_candidates`: the tracks fix the motion, not where the centre is). A
    teleport or jitter is re-judged with its thresholds raised by the precision of its own frames (a teleport's
    centre for its jump and farthest track for its turn, a jitter's farthest track: centre and turn) when that exceeds
    ``sigma_p`` (:func:`local_precision`); a pose teleport that some of the object's tracks did not make is a change
@@ -1059,6 +1061,11 @@ class ObjectFit:
     """Per-axis std of the visible tracks about the fit (robust), m."""
     visible_count: np.ndarray
     """(T,) int64 visible tracks per frame."""
+    centre_region: Optional[tuple] = None
+    """``(p (3,), H (3, 3), s2)`` from :func:`recentre`, body coordinates about ``centre`` (m, m^-0, m^2): the body
+    point whose path wobbles least (``p``), the normal matrix of that fit (``H``) and its residual variance per
+    number (``s2``): a point ``d`` fits the tracks' wobble as well as ``p`` unless ``(d - p)^T H (d - p) / 3 > 20 s2``
+    (the F test :func:`_body_centre` accepts a centre by). None when the fit was not made."""
 
 
 def _interp_poses(rot: np.ndarray, c: np.ndarray, posed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1239,7 +1246,8 @@ def _trim(res: np.ndarray, floor: float) -> np.ndarray:
     return (res <= max(3.0 * np.quantile(res, _CENTRE_QUANTILE), floor) + 1e-15).astype(np.float64)
 
 
-def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optional[float] = None) -> np.ndarray:
+def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optional[float] = None,
+                 out: Optional[dict] = None) -> np.ndarray:
     """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
     smoothest, taken as the body's centre of mass.
 
@@ -1265,7 +1273,9 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
     and neighbouring residuals are correlated): a centre fitted to noise or to the small jerks of contact forces
     (a slide's friction, a body at rest) does neither. A tenfold drop is kept whatever ``floor``: a fast tumble
     at a fine frame rate wobbles by micrometres per window, yet a centroid 3 r off its centre skews its energy by
-    8 %."""
+    8 %. ``out`` (a dict), when given, receives the fit whether it is kept or not: ``p`` (3,), its normal matrix
+    ``H`` (3, 3) and residual variance per number ``s2`` (m^2), over the frames it was fitted on
+    (:attr:`ObjectFit.centre_region`)."""
     ok = fit.posed & (fit.visible_count >= _MIN_POSE)
     T = len(ok)
     if T < 8 or len(fit.body) < 4:
@@ -1314,6 +1324,10 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
         if np.array_equal(w_new, w):
             break
         w = w_new
+    if out is not None:
+        M = np.einsum("f,fji,fjk->ik", w, A, A)
+        nw = float(w.sum())
+        out.update(p=p.copy(), H=M, s2=float(np.einsum("f,fi,fi->", w, b + A @ p, b + A @ p)) / max(3 * nw - 3, 1.0))
     # the centre of mass lies inside the body: a point outside the tracks' box (body coordinates) is the pivot of a
     # body turning in contact (a spinner's axis moves more smoothly than its jiggling centre), not its centre
     lo, hi = fit.body.min(0), fit.body.max(0)
@@ -1360,14 +1374,19 @@ def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.
 def recentre(fit: ObjectFit, floor: float, calm: Optional[float] = None) -> np.ndarray:
     """Move ``fit``'s pose centre to its body's centre of mass (:func:`_body_centre`), in place; returns the
     tracks' mass weights ``(n,)`` (mean 1) whose weighted centroid is that centre (the checks take the centre of
-    mass of the particles); ``floor`` (m) as in :func:`_body_centre`."""
-    p = _body_centre(fit, floor, calm=calm)
-    if not np.any(p):
-        return np.ones(len(fit.body))
-    w = _centre_weights(fit.body, p)
-    q = (w[:, None] * fit.body).sum(0) / w.sum()
-    fit.body = fit.body - q
-    fit.centre = fit.centre + np.einsum("tij,j->ti", fit.rot, q)
+    mass of the particles); ``floor`` (m) as in :func:`_body_centre`. Sets ``fit.centre_region`` (the fit's
+    statistics about the new centre) when the fit was made."""
+    region: dict = {}
+    p = _body_centre(fit, floor, calm=calm, out=region)
+    q = np.zeros(3)
+    w = np.ones(len(fit.body))
+    if np.any(p):
+        w = _centre_weights(fit.body, p)
+        q = (w[:, None] * fit.body).sum(0) / w.sum()
+        fit.body = fit.body - q
+        fit.centre = fit.centre + np.einsum("tij,j->ti", fit.rot, q)
+    if region:
+        fit.centre_region = (region["p"] - q, region["H"], region["s2"])
     return w
 
 
@@ -2047,6 +2066,113 @@ def energy_onset(ctx, ev: Event, W: int) -> Event:
             best, best_t = cost, ts_
     return _moved_onset(ctx, ev, best_t, f" On the raw poses its motion changes at frame {best_t} (the smoothing over "
                                          f"{W} frames moved the rise to frame {F}).")
+
+
+#: Grid points per axis of the plausible centres of mass (:func:`centre_candidates`).
+CENTRE_GRID = 9
+
+#: The F statistic (3 parameters) beyond which a body point's path wobbles more than the best one's: the threshold
+#: :func:`_body_centre` accepts a centre by (noise alone gives 5.4 at p = 0.001; neighbouring residuals correlate).
+CENTRE_F = 20.0
+
+
+def centre_candidates(body: np.ndarray, region: Optional[tuple] = None, n: int = CENTRE_GRID) -> np.ndarray:
+    """(C, 3) float64, m: body points (coordinates of ``body (n_tracks, 3)``, m, about the audited centre, which
+    comes first) where the centre of mass of the tracked body may lie.
+
+    Tracks sample the surface the camera saw, so the centre of mass is not their centroid, and :func:`recentre`
+    finds it only in the directions the body's turns reveal. A plausible centre is
+    - inside the body: in the tracks' box along their principal axes, its thinnest axis (the view's depth, for a
+      body seen from one side) extended on both sides (the hidden one is not known) until it is as long as the
+      second: the body is taken to be no thinner than its visible width, and where tracks span it in 3D the
+      centre lies within their box;
+    - and, given ``region = (p, H, s2)`` (:attr:`ObjectFit.centre_region`), a point whose path wobbles about as
+      little as the best point ``p``'s: ``(d - p)^T H (d - p) <= 3 CENTRE_F s2`` (the F test by which a centre is
+      told from another). Directions a turn never reveals (a spin axis; a slow roll's) stay free within the box.
+    Sampled on a grid of ``n`` points per axis of that ellipsoid (its unseen axes cut to the box)."""
+    x = np.asarray(body, np.float64)
+    mu = x.mean(0)
+    _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
+    q = (x - mu) @ vt.T  # (n_tracks, 3) principal coordinates
+    lo, hi = q.min(0), q.max(0)
+    ext = hi - lo
+    thin = int(np.argmin(ext))
+    grow = 0.5 * max(float(np.median(ext)) - float(ext[thin]), 0.0)
+    lo[thin] -= grow
+    hi[thin] += grow
+    half = 0.5 * float(np.linalg.norm(hi - lo))
+    if region is None:
+        p0, V, a = 0.5 * (lo + hi) @ vt + mu, np.eye(3), np.full(3, half)
+        H, s2 = np.zeros((3, 3)), 1.0
+    else:
+        p0, H, s2 = np.asarray(region[0], np.float64), np.asarray(region[1], np.float64), float(region[2])
+        lam, V = np.linalg.eigh(H)
+        a = np.minimum(np.sqrt(3.0 * CENTRE_F * max(s2, 1e-300) / np.maximum(lam, 1e-300)), half)
+    u = np.linspace(-1.0, 1.0, n)
+    g = np.stack(np.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3) * a
+    d = np.concatenate([[np.zeros(3)], g]) @ V.T + p0  # p0 first
+    keep = np.einsum("ci,ij,cj->c", d - p0, H, d - p0) <= 3.0 * CENTRE_F * s2 * (1 + 1e-9)
+    qd = (d - mu) @ vt.T
+    keep &= ((qd >= lo - 1e-12) & (qd <= hi + 1e-12)).all(1)
+    return np.concatenate([np.zeros((1, 3)), d[keep]])
+
+
+def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidates: Optional[np.ndarray] = None) -> bool:
+    """True when some plausible centre of mass of ``ev``'s object takes away every energy gain of the event
+    (``ev`` an energy event of ``check_energy`` on ``ctx``'s rollout, frames as it gives them): the points of
+    :func:`centre_candidates` for ``ts.fits[ev.object]``, or ``candidates (C, 3)`` (m, the rollout's reference
+    shape's axes about its centre).
+
+    The tracks fix a body's motion, not where its centre of mass is: the energy the check reads is that of the
+    particles' centre ``c_t``, whose path wobbles once per turn when it is off the true centre. The body point
+    ``p`` (reference shape's axes) moves along ``c_t + R_t p``; with the true centre there, the energy of step
+    ``s`` is ``M |dc_s + (R_{s+1} - R_s) p|^2 / (2 dt^2) + KE_rot - M g . (c_mid + R_mid p)``, exact rigid-body
+    kinematics (the rotational part, about the body's own centre, is the check's). Each candidate series is judged
+    as ``check_energy`` judges the audited one (:func:`critic.checks.energy_rise`: same budget, contacts and
+    tolerance); the gain is explained when one candidate raises no flag over the event's steps, the energy window
+    either side included. A push changes the velocity for good and raises the energy from its frame on, whatever
+    the centre: a fixed body point cannot cancel it over a turn, nor at all on a body that does not turn."""
+    from .checks import energy_rise
+
+    k = ev.object
+    if k is None or not ctx.obj_rigid[k] or k not in ctx._summary["shapes"]:
+        return False
+    rot = ctx._summary["rot"][:, k]  # (T, 3, 3)
+    c = ctx.com[:, k]  # (T, 3)
+    x0c = ctx._summary["shapes"][k][1]  # (3, n) about the centre of mass, the reference frame's axes
+    fstat = None
+    if candidates is None:
+        if ts is None:
+            return False
+        f = ts.fits[k]
+        P = centre_candidates(f.body, f.centre_region)
+        if f.centre_region is not None:  # how much worse than the best point's each candidate's path wobbles
+            p0, H, s2 = f.centre_region
+            fstat = np.einsum("ci,ij,cj->c", P - p0, H, P - p0) / (3.0 * max(float(s2), 1e-300))
+        m = ctx.mass[ctx.ids(k)].astype(np.float64)
+        Rb, tb = kabsch(f.body, x0c.T[None], weights=m[None])  # body coordinates -> the reference shape's
+        P = P @ Rb[0].T + tb[0]
+        P[0] = 0.0
+    else:
+        P = np.asarray(candidates, np.float64)
+    if len(P) < 2:
+        return False
+    fstat = np.zeros(len(P)) if fstat is None else fstat
+    p = c[:, None, :] + np.einsum("tij,cj->tci", rot, P)  # (T, C, 3)
+    M = float(ctx.obj_mass[k])
+    dp = p[1:] - p[:-1]
+    th = ctx.rigid["dthb"][:, k]
+    rot_e = np.einsum("si,ij,sj->s", th, ctx.rigid["inertia"][k], th)
+    ke = 0.5 * (M * (dp * dp).sum(-1) + rot_e[:, None]) / ctx.dt ** 2  # (T-1, C)
+    e = ke - M * (0.5 * (p[1:] + p[:-1]) @ ctx.g)
+    _, rise, _, tol = energy_rise(ctx, int(k), e, ke)
+    look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))
+    a, b = max(int(ev.frame) - 1 - look, 0), min(int(ev.end_frame) + look, len(rise))
+    worst = np.nanmax(np.maximum(np.nan_to_num(rise[a:b], nan=0.0), 0.0) / tol[a:b], axis=0, initial=0.0)  # (C,)
+    # the share of the energy tolerance a candidate uses plus the share of the wobble's bound it uses (the F statistic
+    # grows as the square of the distance from the best point) within one: a centre barely plausible by its wobble
+    # has no energy tolerance left for its own gain
+    return bool(((worst[1:] + np.sqrt(fstat[1:] / CENTRE_F)) <= 1.0).any())
 
 
 def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
@@ -3066,6 +3192,11 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
                         pose_noise=max(config.pose_noise, 2 * ts.pose_noise * (1.5 / np.sqrt(W) if W >= 5 else 1.0)))
         rep_s = audit(ro_s, cfg_s, source=src, progress=progress)
         evs_s = list(rep_s.events)
+        if any(e.category == "energy" for e in evs_s):
+            # a gain that some plausible centre of mass of the body takes away is the tracks' ignorance of where
+            # that centre is, not energy from nowhere
+            ctx_s = AuditContext(ro_s, cfg_s)
+            evs_s = [e for e in evs_s if not (e.category == "energy" and energy_explained(ctx_s, e, ts))]
         if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
             evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else energy_onset(ctx0, e, W)
                      if e.category == "energy" else e for e in _join_close(evs_s, W)]

@@ -1486,3 +1486,80 @@ def test_jump_just_before_a_bounce_is_a_teleport_not_a_shake():
                               hide=hide, camera=cam, keep=keep, noise_seed=1000)
         evs = audit_tracks(tr, fps=30).events
         assert any(e.category == category and abs(e.frame - 12) <= 2 for e in evs), (category, evs)
+
+
+@pytest.fixture(scope="module")
+def roll4():
+    """bench/critic_tracks.py's roll_1 of seed 4: a ball of 3.2 mm particles rolling slowly beside a box, 60 fps,
+    73 frames."""
+    return tg.referee_rollout("roll", 4, 1, quick=True, dt=1 / 60)
+
+
+def test_rolling_ball_seen_on_one_side_gains_no_energy_from_where_its_centre_is_unknown(roll4):
+    """Seed 4's roll_1 at noise 0 with the world frame given (issue 15): the ball is tracked on the side the camera
+    sees, so the tracks' centroid sits 4.6 mm off its centre of mass and circles the axis as it rolls; the energy
+    of that point swings by 0.1 J/kg (an energy event at frame 45 before the fix) while the ball's own is constant.
+    recentre's fit finds a point 1.7 mm from the centre but an absolute floor refuses it. The gain is explained by
+    a centre of mass the tracks allow (inside the body and fitting their wobble), so no event is raised."""
+    from critic.context import AuditConfig, AuditContext
+
+    assert not audit(roll4).events  # the source is clean
+    j = 36  # the bench's job index of roll_1 at noise 0, static camera with extrinsics
+    tr, keep, _, _ = tg.film(roll4, np.random.default_rng([4, j]), noise_frac=0.0, moving=False, extrinsics=True,
+                             noise_seed=j)
+    ts = tracks_to_rollout(tr, fps=60)
+    true_com = AuditContext(roll4, AuditConfig()).com[:, 0]
+    assert np.linalg.norm(ts.fits[0].centre - true_com, axis=1).max() > 1.0 * roll4.scene.radius  # centre unknown
+    rep = audit_tracks(tr, fps=60)
+    assert rep.events == (), [e.message for e in rep.events]
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_push_on_a_ball_rolling_with_an_unknown_centre_is_still_found(roll4, noise):
+    """The same rolling ball pushed 0.5 m/s + s/dt along its motion from frame 30 (as tracks_gen pushes): no body
+    point's path can take the gain away over the turns that follow, so the energy event is still found at the push
+    (+-2 frames), at noise 0 and 0.5 r."""
+    r, dt = roll4.scene.radius, roll4.dt
+    pos = roll4.positions.astype(np.float64).copy()
+    ids = np.flatnonzero(roll4.scene.object_id == 0)
+    c = pos[:, ids].mean(1)
+    f = 30
+    u = c[f] - c[f - 1]
+    u[2] = 0.0
+    u /= np.linalg.norm(u)
+    tau = (np.arange(roll4.num_frames) - (f - 1))[f:, None] * dt
+    pos[f:, ids] += ((0.5 + 0.5 * noise * r / dt) * tau * u)[:, None, :]
+    j = 36
+    tr, keep, _, _ = tg.film(roll4, np.random.default_rng([4, j]), noise_frac=noise, moving=False, extrinsics=True,
+                             positions=pos, noise_seed=j)
+    rep = audit_tracks(tr, fps=60)
+    truth = {o["object"]: int(np.bincount(roll4.scene.object_id[keep[np.asarray(o["tracks"])]]).argmax())
+             for o in rep.info["objects"]}
+    hits = [e for e in rep.events if e.category == "energy" and abs(e.frame - f) <= 2 and truth.get(e.object) == 0]
+    assert hits, [(e.category, e.frame, truth.get(e.object)) for e in rep.events]
+
+
+def test_energy_rise_judges_candidate_series_as_the_check_judges_one():
+    """critic.checks.energy_rise on a (T-1, C) batch of energy series gives, column by column, what it gives each
+    series alone (the budget, the tolerance from each column's kinetic energy, the flags): the candidate centres of
+    critic.tracks.energy_explained are judged exactly as check_energy judges the audited one."""
+    from critic.checks import check_energy, energy_rise
+    from critic.context import AuditConfig, AuditContext
+
+    ro = tg.referee_rollout("slide", 0, 0, quick=True, dt=1 / 60)
+    ctx = AuditContext(ro, AuditConfig())
+    k = 0
+    rng = np.random.default_rng(0)
+    ke0 = ctx.rigid["ke"][:, k]
+    pe0 = -ctx.obj_mass[k] * (0.5 * (ctx.com[1:, k] + ctx.com[:-1, k]) @ ctx.g)
+    ke = ke0[:, None] * np.concatenate([[1.0], 1 + 0.3 * rng.random(4)])[None]
+    gain = ctx.obj_mass[k] * np.where(np.arange(len(ke0)) > 20, 1.0, 0.0)  # 1 J/kg from step 21 on
+    e = ke + pe0[:, None] + np.linspace(0, 1, 5)[None] * gain[:, None]
+    batch = energy_rise(ctx, k, e, ke)
+    for i in range(5):
+        one = energy_rise(ctx, k, e[:, i], ke[:, i])
+        for a, b in zip(batch, one):
+            np.testing.assert_array_equal(a[:, i], b)
+    assert batch[0][:, -1].any() and not batch[0][:, 0].any()  # the added gain is flagged, the clean series not
+    flags = energy_rise(ctx, k, ke0 + pe0, ke0)[0]
+    assert not flags.any() and not [x for x in check_energy(ro, ctx) if x.object == k]
