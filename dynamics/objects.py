@@ -168,8 +168,8 @@ class ObjectConfig:
     """Coulomb-structured ground response (0: off, checkpoints before it; else the friction coefficient of
     the ground the data was simulated on, Newton's ``SimConfig.ground_friction``, 0.5). For a body touching
     the ground the tangential part of the ground's response is not a decoded acceleration but Coulomb
-    friction, ``a_f = -u_hat min(lambda mu L, |u|)``: against the body's tangential velocity ``u`` (m/frame,
-    its last velocity plus what its contacts add this frame), never more than stops it within the frame
+    friction, ``a_f = -u_hat min(lambda mu L, |u|)``: against the tangential slip ``u`` (m/frame) of the body's
+    ground contact, never more than stops it within the frame
     (friction never drives a body nor reverses its slip: a body at rest stays at rest unless a contact
     moves it), with ``mu = (mu_body + ground_coulomb) / 2`` (XPBD's averaged friction) a multiplier and
     ``L`` (m/frame^2) the normal load per unit of the body's mass: its own decoded normal push plus the
@@ -177,10 +177,11 @@ class ObjectConfig:
     decodes only ``lambda`` in [0, 1], the share of the cone in use (1: sliding; below 1: rolling, a
     body partly lifted), as ``-(S psi_t) . u_hat / (ground_coulomb |g|)``; so how far a slippery or rough
     body slides scales with its friction by Coulomb's law, also outside the trained range, and the ground
-    decelerates bodies of any density alike. The ground's turning about the vertical is held to the same
+    decelerates bodies of any density alike. ``u`` is the slip of the body's ground contact point (below its
+    lowest surface particles, as for ``ground_stick``): a body rolling without slipping feels no friction. The ground's turning about the vertical is held to the same
     rule (it only slows the spin, never reverses it). The friction input of the node features is replaced
-    by the dimensionless slip number ``ln(1 + |v_t| / (mu |g|))`` (``v_t`` the last tangential velocity:
-    frames of Coulomb braking it takes to stop), so no raw friction outside the trained range reaches the
+    by the dimensionless slip number ``ln(1 + |v_t| / (mu |g|))`` (``v_t`` the contact point's last tangential
+    velocity: frames of Coulomb braking it takes to stop the slip), so no raw friction outside the trained range reaches the
     network. Bodies carried only by other bodies keep the decoded tangential response."""
 
     def __post_init__(self):
@@ -914,7 +915,10 @@ class ObjectNet(nn.Module):
             up = k_.gdir
             mu_g = (batch.physics[:, 0:1].to(dtype) + self.config.ground_coulomb) / 2
             g_norm = k_.g.norm(dim=1, keepdim=True)
-            vt_last = v_last - (v_last * up).sum(1, keepdim=True) * up
+            # the ground contact: below the lowest surface particles' centroid, r under the lowest one
+            lever_g = torch.cat([low_c[:, :2] * k_.size[:, None], (zmin - r - c[:, 2])[:, None]], 1)
+            slip_last = v_last + torch.linalg.cross(w_last, lever_g, dim=1)  # m/frame: how the contact point moved
+            vt_last = slip_last - (slip_last * up).sum(1, keepdim=True) * up
             slip = torch.log1p(vt_last.norm(dim=1, keepdim=True) / (mu_g * g_norm).clamp_min(1e-30))
             node_a = torch.cat([slip, node_a[:, 1:]], 1)
         node = torch.cat([
@@ -952,18 +956,19 @@ class ObjectNet(nn.Module):
             push = normal_push * up + tangential * (cap / torch.maximum(norm, cap).clamp_min(1e-30))
         a_contact = torch.zeros_like(push).index_add(0, i, force) / mass[:, None]
         torque = torch.zeros_like(push).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
-        on_ground = None
-        if coulomb:
-            on_ground = ground_gate > 0
-            push = self._coulomb_push(push, s * psi[:, :3], up, mu_g, g_norm, mass, support, i, j, on_ground,
-                                      v_last + a_contact)
-        a = g + push + a_contact
-        if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
-            lever_g = low_c * k_.size[:, None]
-            torque = torque + torch.linalg.cross(lever_g, push * mass[:, None], dim=1)
 
         def inv_inertia(t):  # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps)), as R (J (R^T t))
             return (rot * (k_.inv_inertia * (rot * t[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
+
+        on_ground = None
+        if coulomb:  # the contact point's slip before the ground acts: last motion plus what the contacts add
+            on_ground = ground_gate > 0
+            slip = v_last + a_contact + torch.linalg.cross(w_last + inv_inertia(torque), lever_g, dim=1)
+            push = self._coulomb_push(push, s * psi[:, :3], up, mu_g, g_norm, mass, support, i, j, on_ground, slip)
+        a = g + push + a_contact
+        if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
+            lever_t = low_c * k_.size[:, None]
+            torque = torque + torch.linalg.cross(lever_t, push * mass[:, None], dim=1)
 
         ground_alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:]
         alpha_contact = inv_inertia(torque)
@@ -990,7 +995,8 @@ class ObjectNet(nn.Module):
             up: (O, 3) unit, against gravity. mu_g: (O, 1) the contact's friction. g_norm: (O, 1) |g| m/frame^2.
             mass: (O,) kg. support: (E,) how much edge ``(i[e], j[e])``'s receiver rests on its sender (0-1).
             on_ground: (O,) bool, bodies touching the ground (their own gate > 0).
-            u: (O, 3) m/frame, each body's velocity before the ground acts (last velocity plus its contacts').
+            u: (O, 3) m/frame, the velocity of each body's ground contact point before the ground acts (its last
+                motion plus what its contacts add): its slip, zero for a body rolling without slipping.
         """
         normal = (push * up).sum(1, keepdim=True)
         tangential = push - normal * up

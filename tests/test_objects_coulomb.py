@@ -171,3 +171,30 @@ def test_old_configs_load_without_it_and_it_refuses_the_cone_beside_it():
         ObjectConfig(dt=DT, radius=R, ground_coulomb=0.5, ground_friction=0.5)
     with pytest.raises(ValidationError):
         ObjectConfig(dt=DT, radius=R, ground_coulomb=-1.0)
+
+
+def test_a_ball_rolling_without_slip_feels_no_friction_and_a_sliding_one_does():
+    """The friction acts against the slip of the ground contact point (below the lowest particles), so a
+    ball rolling at v = w h (h: centre to ground) is not braked, even with the decoder asking to brake
+    fully; the same ball sliding unturned is braked by mu g."""
+    from dynamics.sim.scenes import lattice_sphere
+
+    ball = lattice_sphere(0.055, R, (0.0, 0.0, 0.055))
+    ball[:, 2] += R - ball[:, 2].min()
+    sc = _scene([ball], [0.3])
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    x = torch.tensor(ball, dtype=torch.float64)
+    cen = x.mean(0)
+    h = float(cen[2])  # the ground is at 0
+    v = 2e-3
+    w = v / h  # rad/frame about +y: rolling along +x
+
+    def roty(ang):
+        return torch.tensor([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]], dtype=torch.float64)
+
+    hist = torch.stack([(x - cen) @ roty(-k * w).T + cen + torch.tensor([-k * v, 0.0, 0.0], dtype=torch.float64)
+                        for k in (2, 1, 0)])
+    _, a, _ = _step(_net(BRAKE), b, hist)
+    assert abs(float(a[0, 0])) < 1e-3 * 0.4 * G, a  # rolling: (nearly) no slip at the contact, no braking
+    _, a, _ = _step(_net(BRAKE), b, _history(ball, [[v, 0.0, 0.0]], sc.object_id))
+    assert float(a[0, 0]) == pytest.approx(-(0.3 + 0.5) / 2 * G, rel=1e-6)  # sliding: kinetic friction
