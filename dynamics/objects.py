@@ -183,6 +183,13 @@ class ObjectConfig:
     by the dimensionless slip number ``ln(1 + |v_t| / (mu |g|))`` (``v_t`` the contact point's last tangential
     velocity: frames of Coulomb braking it takes to stop the slip), so no raw friction outside the trained range reaches the
     network. Bodies carried only by other bodies keep the decoded tangential response."""
+    coulomb_torque: bool = False
+    """With ``ground_coulomb``: the friction acts at the ground contact point, so it also turns the body
+    (``I^-1 (lever x M a_f)``), except the tipping part for a body with a flat base (as ``ground_stick``:
+    3+ lowest particles level within 0.2 r, spread over 2 r; its base's pressure balances it): a sliding
+    ball or lying capsule is spun up until it rolls without slipping and then coasts, as Newton's do.
+    The cap that keeps the friction from reversing the slip counts the turning (the contact's effective
+    mass along the slip). False: friction moves the body's centre only."""
 
     def __post_init__(self):
         for name in ("dt", "radius"):
@@ -219,6 +226,11 @@ class ObjectConfig:
         if mc > 0 and mu > 0:
             raise ValidationError("ground_coulomb", "replaces ground_friction's cone: set one of them")
         object.__setattr__(self, "ground_coulomb", mc)
+        if not isinstance(self.coulomb_torque, (bool, np.bool_)):
+            raise ValidationError("coulomb_torque", f"must be true or false, got {self.coulomb_torque!r}")
+        object.__setattr__(self, "coulomb_torque", bool(self.coulomb_torque))
+        if self.coulomb_torque and mc == 0:
+            raise ValidationError("coulomb_torque", "needs ground_coulomb > 0")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -960,11 +972,22 @@ class ObjectNet(nn.Module):
         def inv_inertia(t):  # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps)), as R (J (R^T t))
             return (rot * (k_.inv_inertia * (rot * t[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
 
-        on_ground = None
+        on_ground = alpha_f = None
         if coulomb:  # the contact point's slip before the ground acts: last motion plus what the contacts add
             on_ground = ground_gate > 0
             slip = v_last + a_contact + torch.linalg.cross(w_last + inv_inertia(torque), lever_g, dim=1)
-            push = self._coulomb_push(push, s * psi[:, :3], up, mu_g, g_norm, mass, support, i, j, on_ground, slip)
+            turn = None
+            if self.config.coulomb_torque:
+                band = (z < (zmin + 0.2 * r)[:, None]) & smask
+                bandf = band.to(dtype)
+                nb = bandf.sum(1)
+                bc = (pts * bandf[..., None]).sum(1) / nb.clamp_min(1.0)[:, None]
+                dp = pts - bc[:, None]
+                dp = dp - (dp * up[:, None]).sum(-1, keepdim=True) * up[:, None]
+                spread = torch.where(band, dp.norm(dim=-1), 0.0).amax(1)
+                turn = (lever_g, inv_inertia, ((nb >= 3) & (spread > 2 * r))[:, None])
+            push, alpha_f = self._coulomb_push(push, s * psi[:, :3], up, mu_g, g_norm, mass, support, i, j, on_ground,
+                                               slip, turn)
         a = g + push + a_contact
         if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
             lever_t = low_c * k_.size[:, None]
@@ -979,6 +1002,8 @@ class ObjectNet(nn.Module):
             held = -sign * torch.minimum((-sign * turn).clamp_min(0.0), spin.abs())
             ground_alpha = ground_alpha + torch.where(on_ground, held - turn, 0.0)[:, None] * up
         alpha = ground_alpha + alpha_contact
+        if alpha_f is not None:  # the friction turns the body at its ground contact (ObjectConfig.coulomb_torque)
+            alpha = alpha + alpha_f
         if stick is not None:
             a, alpha = self._ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v_last, w_last,
                                              torch.cat([low_c[:, :2] * k_.size[:, None], (zmin - r - c[:, 2])[:, None]], 1),
@@ -986,7 +1011,7 @@ class ObjectNet(nn.Module):
                                              r, inv_inertia)
         return torch.where(k_.kin2, 0.0, a), torch.where(k_.kin2, 0.0, alpha)
 
-    def _coulomb_push(self, push, decoded, up, mu_g, g_norm, mass, support, i, j, on_ground, u):
+    def _coulomb_push(self, push, decoded, up, mu_g, g_norm, mass, support, i, j, on_ground, u, turn=None):
         """The ground's push ``(O, 3)`` m/frame^2 with its tangential part Coulomb friction (ObjectConfig.ground_coulomb).
 
         Args:
@@ -997,6 +1022,13 @@ class ObjectNet(nn.Module):
             on_ground: (O,) bool, bodies touching the ground (their own gate > 0).
             u: (O, 3) m/frame, the velocity of each body's ground contact point before the ground acts (its last
                 motion plus what its contacts add): its slip, zero for a body rolling without slipping.
+            turn: None (friction moves the centre only), or ``(lever (O, 3) m, inv_inertia, flat (O, 1) bool)``
+                (ObjectConfig.coulomb_torque): the contact point from the centre, the world inverse inertia
+                (torque -> rad/frame^2) and the flat-based bodies, whose friction torque keeps only its part
+                about ``up``.
+
+        Returns:
+            the push (O, 3) m/frame^2 and, with ``turn``, the friction's angular acceleration (O, 3) rad/frame^2 (else None).
         """
         normal = (push * up).sum(1, keepdim=True)
         tangential = push - normal * up
@@ -1012,8 +1044,20 @@ class ObjectNet(nn.Module):
         lam = share.clamp(0.0, 1.0)
         if share.requires_grad:  # the same values; outside [0, 1] a tenth of the gradient still reaches the decoder
             lam = lam + COULOMB_LEAK * (share - share.detach()) * ((share < 0) | (share > 1)).to(share.dtype)
-        friction = -u_hat * torch.minimum(lam * mu_g * per_mass, speed)
-        return normal * up + torch.where(on_ground[:, None], friction, tangential)
+        if turn is None:
+            friction = -u_hat * torch.minimum(lam * mu_g * per_mass, speed)
+            return normal * up + torch.where(on_ground[:, None], friction, tangential), None
+        lever, inv_inertia, flat = turn
+
+        def spin(f):  # rad/frame^2: the turning of friction f (m/frame^2 per unit mass) acting at the contact
+            t = torch.linalg.cross(lever, f * mass[:, None], dim=1)
+            return inv_inertia(torch.where(flat, (t * up).sum(1, keepdim=True) * up, t))
+
+        # the slip's change per unit of friction against it: 1 from the centre's motion plus the turning's
+        k = (1.0 - (torch.linalg.cross(spin(-u_hat), lever, dim=1) * u_hat).sum(1, keepdim=True)).clamp_min(1.0)
+        friction = -u_hat * torch.minimum(lam * mu_g * per_mass, speed / k)
+        friction = torch.where(on_ground[:, None], friction, 0.0)
+        return normal * up + torch.where(on_ground[:, None], friction, tangential), spin(friction)
 
     @staticmethod
     def _ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v, w, lever, pts, z, zmin, smask,

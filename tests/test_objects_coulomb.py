@@ -198,3 +198,43 @@ def test_a_ball_rolling_without_slip_feels_no_friction_and_a_sliding_one_does():
     assert abs(float(a[0, 0])) < 1e-3 * 0.4 * G, a  # rolling: (nearly) no slip at the contact, no braking
     _, a, _ = _step(_net(BRAKE), b, _history(ball, [[v, 0.0, 0.0]], sc.object_id))
     assert float(a[0, 0]) == pytest.approx(-(0.3 + 0.5) / 2 * G, rel=1e-6)  # sliding: kinetic friction
+
+
+def _net_turning(psi):
+    net = _net(psi)
+    import dataclasses
+
+    cfg = dataclasses.replace(net.config, coulomb_torque=True)
+    out = ObjectNet(cfg).double()
+    out.load_state_dict(net.state_dict())
+    return out.eval()
+
+
+def test_with_coulomb_torque_a_sliding_ball_spins_up_to_rolling_and_coasts():
+    """``coulomb_torque``: friction acting at the contact spins a ball thrown sliding (no spin) on slippery
+    ground (0.05, never trained) until it rolls without slipping; from then on it coasts at the rolling
+    speed v0 / (1 + I / (M h^2)) (h: centre to ground, I: its inertia about the rolling axis), as a rigid
+    ball does. A box sliding flat brakes as without the option and is not tipped."""
+    from dynamics.sim.scenes import lattice_sphere
+
+    ball = lattice_sphere(0.055, R, (0.0, 0.0, 0.055))
+    ball[:, 2] += R - ball[:, 2].min()
+    sc = _scene([ball], [0.05])
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    v0 = 3e-3
+    hist = _history(ball, [[v0, 0.0, 0.0]], sc.object_id)
+    _, pc, pr = object_rollout(_net_turning(BRAKE), b, hist, 60, poses=True)
+    v = np.diff(pc[:, 0, 0].numpy())
+    h = float(hist[-1, :, 2].mean())
+    m, iyy = float(b.mass[0]), float(b.inertia[0, 1, 1])
+    rolling = v0 / (1 + iyy / (m * h * h))  # angular momentum about the contact point is kept
+    decel = (0.05 + 0.5) / 2 * G
+    assert v[0] < v0 - 0.9 * decel  # sliding at first: braked by about mu g
+    # then rolls at the rolling speed, (nearly) unbraked: the lattice's lowest particles shift as it turns
+    np.testing.assert_allclose(v[-20:], rolling, rtol=1e-2)
+    assert np.ptp(v[-20:]) < 1e-2 * rolling
+    box = _box()
+    sc = _scene([box], [0.05])
+    b = pack_objects([sc], DT, dtype=torch.float64)
+    _, a, alpha = _step(_net_turning(BRAKE), b, _history(box, [[v0, 0.0, 0.0]], sc.object_id))
+    assert float(a[0, 0]) == pytest.approx(-decel, rel=1e-6) and float(alpha.abs().max()) < 1e-12
