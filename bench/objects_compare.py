@@ -9,7 +9,9 @@ of bench/model.py) and plain constant velocity. ``--rules`` adds each checkpoint
 rules ``worldline evaluate`` steps it with (``dynamics.objects.RULES``: the constraints, the energy law,
 the tool's shape contacts, sliding friction) and, beside it, the same rules driving the first
 checkpoint with its decoders zeroed (``zero-acceleration + rules``: constant velocity through the same
-constraints and rules, the baseline that removes the learning from that row). bench/model.py prints the same object columns beside
+constraints and rules, the baseline that removes the learning from that row); ``--zero`` adds the same
+zero-acceleration twin through the constraints alone (``zero-acceleration + constraints``), the baseline of
+the ``+ constraints`` rows. bench/model.py prints the same object columns beside
 the GNN's; this one skips the GNN, so several checkpoints fit in one short run.
 
     PYTHONPATH=$PWD python bench/objects_compare.py --dataset /tmp/ds_obj3 --split heldout \\
@@ -39,6 +41,8 @@ def main() -> None:
     ap.add_argument("--objects", action="append", required=True, help="object-model checkpoint (repeatable)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-audit", action="store_true")
+    ap.add_argument("--zero", action="store_true",
+                    help="also the first checkpoint with its decoders zeroed through the constraints (zero-acceleration + constraints)")
     ap.add_argument("--rules", action="store_true",
                     help="also each checkpoint with dynamics.objects.RULES, and the zero-acceleration baseline with them")
     args = ap.parse_args()
@@ -48,7 +52,7 @@ def main() -> None:
         from critic import audit
     models = [(p, load_object_model(p)) for p in args.objects]
     c = max(m.config.history for _, m in models)
-    zero = zero_acceleration_model(models[0][1]) if args.rules else None
+    zero = zero_acceleration_model(models[0][1]) if args.rules or args.zero else None
     trajs = [ro for ro in load_dataset(args.dataset, args.split) if not supports(ro.scene)]
     cols: dict = {}
 
@@ -69,6 +73,8 @@ def main() -> None:
             add(f"{path} + constraints", predict_trajectory_objects(model, ro, c, steps, collide=True), ro, steps)
             if args.rules:
                 add(f"{path} + rules", predict_trajectory_objects(model, ro, c, steps, rules=RULES), ro, steps)
+        if args.zero:
+            add("zero-acceleration + constraints", predict_trajectory_objects(zero, ro, c, steps, collide=True), ro, steps)
         if args.rules:
             add("zero-acceleration + rules", predict_trajectory_objects(zero, ro, c, steps, rules=RULES), ro, steps)
         add("cv + projections", constant_velocity_constrained(ro, c, steps), ro, steps)

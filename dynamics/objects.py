@@ -48,7 +48,11 @@ acts at the centroid ``p_g`` of the body's lowest surface particles, adding ``I_
 (a_ext - g)`` to ``alpha_i`` (friction turns a sliding sphere toward rolling, as a contact does); with ``ground_friction`` the push's
 tangential part is kept inside Coulomb's cone, ``|push_t| <= mu push_n`` with ``mu`` the average of the body's
 and the ground's friction (XPBD's contact rule), so a slippery or rough body's sliding follows its friction
-also outside the trained range. ``S``, ``S_w``: the data's acceleration scales.
+also outside the trained range; with ``ground_coulomb`` the tangential part of the ground's response on a
+body touching it is not decoded at all but Coulomb friction, against the body's slip and never more than
+stops it, ``mu`` times the normal load (its own and what rests on it) times a decoded share of the cone in
+[0, 1], and friction reaches the node features only as a dimensionless slip number
+(:attr:`ObjectConfig.ground_coulomb`). ``S``, ``S_w``: the data's acceleration scales.
 
 Integration (semi-implicit Euler, per frame): ``v' = v + a``, ``c' = c + v'``, ``w' = w + alpha``,
 ``R' = exp(w') R``. Features are translation invariant (all relative, heights relative to the
@@ -103,6 +107,10 @@ OBJECT_KIND = "objects"
 SUPPORT_DEPTH = 3
 #: Contact radius of new configs, in particle radii (see the module docstring).
 CONTACT_RADII = 3.1
+#: ``ground_coulomb``: the share of the gradient that reaches the decoder where its share of the friction
+#: cone lies outside [0, 1] (the clamp's own is 0 there: a warm start decoding a forward push would never learn
+#: to brake). Forward values are the clamp's.
+COULOMB_LEAK = 0.1
 
 
 def _vec3(name, value):
@@ -156,6 +164,32 @@ class ObjectConfig:
     stays put: static friction), limited to the cone ``mu x`` its normal load (then it slides). A body with
     a flat base (3+ lowest particles level within 0.2 r, spread over 2 r) is not tipped by it (its base's
     pressure balances the tipping), only turned about the vertical. False: checkpoints before it."""
+    ground_coulomb: float = 0.0
+    """Coulomb-structured ground response (0: off, checkpoints before it; else the friction coefficient of
+    the ground the data was simulated on, Newton's ``SimConfig.ground_friction``, 0.5). For a body touching
+    the ground the tangential part of the ground's response is not a decoded acceleration but Coulomb
+    friction, ``a_f = -u_hat min(lambda mu L, |u|)``: against the tangential slip ``u`` (m/frame) of the body's
+    ground contact, never more than stops it within the frame
+    (friction never drives a body nor reverses its slip: a body at rest stays at rest unless a contact
+    moves it), with ``mu = (mu_body + ground_coulomb) / 2`` (XPBD's averaged friction) a multiplier and
+    ``L`` (m/frame^2) the normal load per unit of the body's mass: its own decoded normal push plus the
+    loads of the bodies resting on it (through the same support contacts as the ground gate). The network
+    decodes only ``lambda`` in [0, 1], the share of the cone in use (1: sliding; below 1: rolling, a
+    body partly lifted), as ``-(S psi_t) . u_hat / (ground_coulomb |g|)``; so how far a slippery or rough
+    body slides scales with its friction by Coulomb's law, also outside the trained range, and the ground
+    decelerates bodies of any density alike. ``u`` is the slip of the body's ground contact point (below its
+    lowest surface particles, as for ``ground_stick``): a body rolling without slipping feels no friction. The ground's turning about the vertical is held to the same
+    rule (it only slows the spin, never reverses it). The friction input of the node features is replaced
+    by the dimensionless slip number ``ln(1 + |v_t| / (mu |g|))`` (``v_t`` the contact point's last tangential
+    velocity: frames of Coulomb braking it takes to stop the slip), so no raw friction outside the trained range reaches the
+    network. Bodies carried only by other bodies keep the decoded tangential response."""
+    coulomb_torque: bool = False
+    """With ``ground_coulomb``: the friction acts at the ground contact point, so it also turns the body
+    (``I^-1 (lever x M a_f)``), except the tipping part for a body with a flat base (as ``ground_stick``:
+    3+ lowest particles level within 0.2 r, spread over 2 r; its base's pressure balances it): a sliding
+    ball or lying capsule is spun up until it rolls without slipping and then coasts, as Newton's do.
+    The cap that keeps the friction from reversing the slip counts the turning (the contact's effective
+    mass along the slip). False: friction moves the body's centre only."""
 
     def __post_init__(self):
         for name in ("dt", "radius"):
@@ -186,6 +220,17 @@ class ObjectConfig:
         object.__setattr__(self, "ground_stick", bool(self.ground_stick))
         if self.ground_stick and mu == 0:
             raise ValidationError("ground_stick", "needs ground_friction > 0 (the cone's friction)")
+        mc = float(self.ground_coulomb)
+        if not (math.isfinite(mc) and mc >= 0):
+            raise ValidationError("ground_coulomb", f"must be a friction coefficient >= 0 (0: off), got {self.ground_coulomb!r}")
+        if mc > 0 and mu > 0:
+            raise ValidationError("ground_coulomb", "replaces ground_friction's cone: set one of them")
+        object.__setattr__(self, "ground_coulomb", mc)
+        if not isinstance(self.coulomb_torque, (bool, np.bool_)):
+            raise ValidationError("coulomb_torque", f"must be true or false, got {self.coulomb_torque!r}")
+        object.__setattr__(self, "coulomb_torque", bool(self.coulomb_torque))
+        if self.coulomb_torque and mc == 0:
+            raise ValidationError("coulomb_torque", "needs ground_coulomb > 0")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -876,10 +921,22 @@ class ObjectNet(nn.Module):
             prev, gate = gate, torch.maximum(ground_gate, torch.zeros_like(gate).scatter_reduce(0, i, support * take_j(held), "amax"))
             if not torch.is_grad_enabled() and torch.equal(gate, prev):  # settled: further rounds change nothing
                 break
+        node_a = k_.node_a
+        coulomb = self.config.ground_coulomb > 0
+        if coulomb:  # friction reaches the network only as the dimensionless slip number (ObjectConfig.ground_coulomb)
+            up = k_.gdir
+            mu_g = (batch.physics[:, 0:1].to(dtype) + self.config.ground_coulomb) / 2
+            g_norm = k_.g.norm(dim=1, keepdim=True)
+            # the ground contact: below the lowest surface particles' centroid, r under the lowest one
+            lever_g = torch.cat([low_c[:, :2] * k_.size[:, None], (zmin - r - c[:, 2])[:, None]], 1)
+            slip_last = v_last + torch.linalg.cross(w_last, lever_g, dim=1)  # m/frame: how the contact point moved
+            vt_last = slip_last - (slip_last * up).sum(1, keepdim=True) * up
+            slip = torch.log1p(vt_last.norm(dim=1, keepdim=True) / (mu_g * g_norm).clamp_min(1e-30))
+            node_a = torch.cat([slip, node_a[:, 1:]], 1)
         node = torch.cat([
             (v / self.vel_scale.to(dtype)).permute(1, 0, 2).reshape(len(c), -1),
             (w / self.ang_scale.to(dtype)).permute(1, 0, 2).reshape(len(c), -1),
-            k_.node_a, gdir_body, k_.kinf, clear.clamp(-1.0, 3.0)[:, None], share[:, None], gate[:, None], low_c,
+            node_a, gdir_body, k_.kinf, clear.clamp(-1.0, 3.0)[:, None], share[:, None], gate[:, None], low_c,
             k_.node_b], 1)
         h = _mlp_call(self.node_encoder, node)
         e = _mlp_call(self.edge_encoder, efeat)
@@ -909,23 +966,98 @@ class ObjectNet(nn.Module):
                 tangential = torch.where(stick[:, None], 0.0, tangential)
             norm = tangential.norm(dim=1, keepdim=True)
             push = normal_push * up + tangential * (cap / torch.maximum(norm, cap).clamp_min(1e-30))
-        a = g + push
-        a = a + torch.zeros_like(a).index_add(0, i, force) / mass[:, None]
-        torque = torch.zeros_like(a).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
-        if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
-            lever_g = low_c * k_.size[:, None]
-            torque = torque + torch.linalg.cross(lever_g, push * mass[:, None], dim=1)
+        a_contact = torch.zeros_like(push).index_add(0, i, force) / mass[:, None]
+        torque = torch.zeros_like(push).index_add(0, i, torch.linalg.cross(lever_i, force, dim=1))
 
         def inv_inertia(t):  # world inverse inertia R (I + eps)^-1 R^T (== inv(R I R^T + eps)), as R (J (R^T t))
             return (rot * (k_.inv_inertia * (rot * t[:, :, None]).sum(1)[:, None, :]).sum(2)[:, None, :]).sum(2)
 
-        alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:] + inv_inertia(torque)
+        on_ground = alpha_f = None
+        if coulomb:  # the contact point's slip before the ground acts: last motion plus what the contacts add
+            on_ground = ground_gate > 0
+            slip = v_last + a_contact + torch.linalg.cross(w_last + inv_inertia(torque), lever_g, dim=1)
+            turn = None
+            if self.config.coulomb_torque:
+                band = (z < (zmin + 0.2 * r)[:, None]) & smask
+                bandf = band.to(dtype)
+                nb = bandf.sum(1)
+                bc = (pts * bandf[..., None]).sum(1) / nb.clamp_min(1.0)[:, None]
+                dp = pts - bc[:, None]
+                dp = dp - (dp * up[:, None]).sum(-1, keepdim=True) * up[:, None]
+                spread = torch.where(band, dp.norm(dim=-1), 0.0).amax(1)
+                turn = (lever_g, inv_inertia, ((nb >= 3) & (spread > 2 * r))[:, None])
+            push, alpha_f = self._coulomb_push(push, s * psi[:, :3], up, mu_g, g_norm, mass, support, i, j, on_ground,
+                                               slip, turn)
+        a = g + push + a_contact
+        if self.config.ground_torque:  # the push acts at the ground contact (low_c: its centroid over the body size)
+            lever_t = low_c * k_.size[:, None]
+            torque = torque + torch.linalg.cross(lever_t, push * mass[:, None], dim=1)
+
+        ground_alpha = gate[:, None] * self.ang_acc_scale.to(dtype) * psi[:, 3:]
+        alpha_contact = inv_inertia(torque)
+        if on_ground is not None:  # the ground only slows a spin about its normal (ObjectConfig.ground_coulomb)
+            spin = ((w_last + alpha_contact) * up).sum(1)
+            turn = (ground_alpha * up).sum(1)
+            sign = torch.sign(spin)
+            held = -sign * torch.minimum((-sign * turn).clamp_min(0.0), spin.abs())
+            ground_alpha = ground_alpha + torch.where(on_ground, held - turn, 0.0)[:, None] * up
+        alpha = ground_alpha + alpha_contact
+        if alpha_f is not None:  # the friction turns the body at its ground contact (ObjectConfig.coulomb_torque)
+            alpha = alpha + alpha_f
         if stick is not None:
             a, alpha = self._ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v_last, w_last,
                                              torch.cat([low_c[:, :2] * k_.size[:, None], (zmin - r - c[:, 2])[:, None]], 1),
                                              pts, z, zmin, smask,
                                              r, inv_inertia)
         return torch.where(k_.kin2, 0.0, a), torch.where(k_.kin2, 0.0, alpha)
+
+    def _coulomb_push(self, push, decoded, up, mu_g, g_norm, mass, support, i, j, on_ground, u, turn=None):
+        """The ground's push ``(O, 3)`` m/frame^2 with its tangential part Coulomb friction (ObjectConfig.ground_coulomb).
+
+        Args:
+            push: (O, 3) the decoded push ``gate (S psi - g)``; its normal part is kept.
+            decoded: (O, 3) ``S psi`` (the decoded response before the gate), m/frame^2.
+            up: (O, 3) unit, against gravity. mu_g: (O, 1) the contact's friction. g_norm: (O, 1) |g| m/frame^2.
+            mass: (O,) kg. support: (E,) how much edge ``(i[e], j[e])``'s receiver rests on its sender (0-1).
+            on_ground: (O,) bool, bodies touching the ground (their own gate > 0).
+            u: (O, 3) m/frame, the velocity of each body's ground contact point before the ground acts (its last
+                motion plus what its contacts add): its slip, zero for a body rolling without slipping.
+            turn: None (friction moves the centre only), or ``(lever (O, 3) m, inv_inertia, flat (O, 1) bool)``
+                (ObjectConfig.coulomb_torque): the contact point from the centre, the world inverse inertia
+                (torque -> rad/frame^2) and the flat-based bodies, whose friction torque keeps only its part
+                about ``up``.
+
+        Returns:
+            the push (O, 3) m/frame^2 and, with ``turn``, the friction's angular acceleration (O, 3) rad/frame^2 (else None).
+        """
+        normal = (push * up).sum(1, keepdim=True)
+        tangential = push - normal * up
+        own = mass * normal[:, 0].clamp_min(0.0)  # kg m/frame^2
+        load = own
+        for _ in range(SUPPORT_DEPTH):  # what rests on a body presses it on the ground
+            load = own.index_add(0, j, support * load.index_select(0, i))
+        per_mass = (load / mass.clamp_min(1e-30))[:, None]
+        ut = u - (u * up).sum(1, keepdim=True) * up
+        speed = ut.norm(dim=1, keepdim=True)
+        u_hat = ut / speed.clamp_min(1e-30)
+        share = -(decoded * u_hat).sum(1, keepdim=True) / (self.config.ground_coulomb * g_norm)
+        lam = share.clamp(0.0, 1.0)
+        if share.requires_grad:  # the same values; outside [0, 1] a tenth of the gradient still reaches the decoder
+            lam = lam + COULOMB_LEAK * (share - share.detach()) * ((share < 0) | (share > 1)).to(share.dtype)
+        if turn is None:
+            friction = -u_hat * torch.minimum(lam * mu_g * per_mass, speed)
+            return normal * up + torch.where(on_ground[:, None], friction, tangential), None
+        lever, inv_inertia, flat = turn
+
+        def spin(f):  # rad/frame^2: the turning of friction f (m/frame^2 per unit mass) acting at the contact
+            t = torch.linalg.cross(lever, f * mass[:, None], dim=1)
+            return inv_inertia(torch.where(flat, (t * up).sum(1, keepdim=True) * up, t))
+
+        # the slip's change per unit of friction against it: 1 from the centre's motion plus the turning's
+        k = (1.0 - (torch.linalg.cross(spin(-u_hat), lever, dim=1) * u_hat).sum(1, keepdim=True)).clamp_min(1.0)
+        friction = -u_hat * torch.minimum(lam * mu_g * per_mass, speed / k)
+        friction = torch.where(on_ground[:, None], friction, 0.0)
+        return normal * up + torch.where(on_ground[:, None], friction, tangential), spin(friction)
 
     @staticmethod
     def _ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v, w, lever, pts, z, zmin, smask,

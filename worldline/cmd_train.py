@@ -67,7 +67,8 @@ def _check_resumable(path: Path) -> None:
 
 def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent,
                    message_steps, history, hidden_layers, unroll, max_minutes, threads, progress, init=None,
-                   ground_torque: bool = False, ground_friction: float = 0.0, ground_stick: bool = False) -> None:
+                   ground_torque: bool = False, ground_friction: float = 0.0, ground_stick: bool = False,
+                   ground_coulomb: float = 0.0, coulomb_torque: bool = False) -> None:
     """``worldline train --model objects``: :func:`dynamics.objects.train_objects` on the rigid-only
     trajectories of DATASET's train split; writes RUN/model.pt and RUN/log.jsonl."""
     import json
@@ -114,6 +115,16 @@ def _train_objects(dataset: Path, out: Path, steps, batch_size, lr, lr_final, lr
         if not ground_friction:
             raise BadInput("--ground-stick needs --ground-friction (the friction of the cone)")
         arch["ground_stick"] = True
+    if ground_coulomb:
+        if not (ground_coulomb > 0 and ground_coulomb != float("inf")):
+            raise BadInput(f"--ground-coulomb must be a friction coefficient > 0 (0: off), got {ground_coulomb}")
+        if ground_friction:
+            raise BadInput("--ground-coulomb replaces --ground-friction's cone: give one of them")
+        arch["ground_coulomb"] = float(ground_coulomb)
+    if coulomb_torque:
+        if not ground_coulomb:
+            raise BadInput("--coulomb-torque needs --ground-coulomb (the friction it turns bodies with)")
+        arch["coulomb_torque"] = True
     torch.set_num_threads(threads)
     train = load_dataset(dataset, "train")
     try:
@@ -184,6 +195,11 @@ def register(app: typer.Typer) -> None:
                                               "ground's push, with the data's ground friction (Newton's 0.5; 0: off)."),
         ground_stick: bool = typer.Option(False, "--ground-stick", help="--model objects, with --ground-friction: the "
                                           "ground's friction is solved as a Coulomb contact (static friction, rolling)."),
+        ground_coulomb: float = typer.Option(0.0, "--ground-coulomb", help="--model objects: the ground's tangential "
+                                             "response is Coulomb friction, mu x the normal load times a decoded share "
+                                             "of the cone, with the data's ground friction (Newton's 0.5; 0: off)."),
+        coulomb_torque: bool = typer.Option(False, "--coulomb-torque", help="--model objects, with --ground-coulomb: "
+                                            "the friction acts at the ground contact and turns round bodies (rolling)."),
     ):
         """Train the GNN on DATASET; write checkpoints and a log to RUN.
 
@@ -197,7 +213,7 @@ def register(app: typer.Typer) -> None:
         if model == "objects":
             _train_objects(dataset, out, steps, batch_size, lr, lr_final, lr_decay_steps, seed, latent, message_steps,
                            history, hidden_layers, unroll, max_minutes, threads, progress, init, ground_torque,
-                           ground_friction, ground_stick)
+                           ground_friction, ground_stick, ground_coulomb, coulomb_torque)
             return
         import torch
         import warp as wp
