@@ -190,7 +190,6 @@ def inject(ro: Rollout, category: str, noise: float, rng: np.random.Generator,
         body, R, c = _poses(pos, ids)
         zmin = pos[:, ids, 2].min(1)
         resting = zmin <= r * 1.6
-        speed = np.r_[0.0, np.linalg.norm(np.diff(c, axis=0), axis=1) / dt]
         f = int(rng.integers(lo_f, hi_f))
         if category == "teleport":
             ang = rng.uniform(0, 2 * np.pi)

@@ -364,7 +364,6 @@ def _scene_from_reader(r: _NpzReader, positions: np.ndarray, prefix: str = "", s
     ``missing`` so callers can skip checks that need them."""
     n = positions.shape[0] if positions.ndim >= 2 else 0
     missing: list[str] = []
-    g = lambda key, **kw: r.get(prefix + key, field=key, **kw)  # noqa: E731
     oid = r.numbers(prefix + "object_id", required=strict, field="object_id")
     mats = r.strings(prefix + "object_material", required=strict) if strict or r.has(prefix + "object_material") else None
     if oid is None:
