@@ -12,17 +12,22 @@ the largest particle-position difference (m) from /tmp/ds_model/.work's file at 
 
 Prints one line per scene; never collected as a test. (The paths are fixed: it was written for one trace.)
 """
-import sys, os
+import inspect
+import os
+import sys
+
 import numpy as np
 from worldline.cmd_dataset import simulate_scene
 tag = sys.argv[1]
 for i in [int(a) for a in sys.argv[2:]]:
     out = f"/tmp/o2/sim_{tag}"
     os.makedirs(out + "/.work", exist_ok=True)
-    p = simulate_scene(out, i, 7, 100, 1 / 60, 0.01, 0.25, 6, True)
+    args = (out, i, 7, 100, 1 / 60, 0.01, 0.25, 6)
+    # trees before the audited truth (ca37419) take no ``check`` and keep every draw
+    p = simulate_scene(*args, True) if "check" in inspect.signature(simulate_scene).parameters else simulate_scene(*args)
     a = np.load(p)
     b = np.load(f"/tmp/ds_model/.work/scene_{i:05d}.npz")
     pa, pb = a["positions"], b["positions"]
     d = np.abs(pa - pb).max(axis=(1, 2)) if pa.shape == pb.shape else None
-    print(tag, i, "attempt", int(a["attempt"]), "types", np.unique(b["particle_type"]) if "particle_type" in b.files else "",
+    print(tag, i, "attempt", int(a["attempt"]) if "attempt" in a.files else "-", "types", np.unique(b["particle_type"]) if "particle_type" in b.files else "",
           "max|dx| at frames 1,10,50,99:", None if d is None else [f"{d[k]:.2e}" for k in (1, 10, 50, 99)], flush=True)
