@@ -61,8 +61,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
    point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). An
-   energy gain is kept only when no plausible centre of mass takes it away (:func:`energy_explained` over
-   :func:`centre_candidates`: the tracks fix the motion, not where the centre is). A
+   unsupported body's spell of loose frames (seen through too few tracks for ``sigma_p``) is judged for floating
+   again at its own pose noise (:func:`loose_floating_events`). An
+   energy gain is kept only when no plausible centre of mass and inertia takes it away (:func:`energy_explained` over
+   :func:`centre_candidates` and :data:`INERTIA_BLEND`: the tracks fix the motion, not where the centre is nor how
+   the mass is spread). A
    teleport or jitter is re-judged with its thresholds raised by the precision of its own frames (a teleport's
    centre for its jump and farthest track for its turn, a jitter's farthest track: centre and turn) when that exceeds
    ``sigma_p`` (:func:`local_precision`); a pose teleport that some of the object's tracks did not make is a change
@@ -1638,34 +1641,6 @@ def _sg_accel_noise(sigma_p: float, dt: float, W: int) -> float:
     d2[1:-1] -= 2 * k
     d2[:-2] += k
     return sigma_p * float(np.sqrt((d2 * d2).sum())) / dt ** 2
-
-
-def _sg_velocity_noise(W: int) -> float:
-    """Per-axis std of a step's displacement (m, over ``dt`` a velocity) of positions of unit white noise smoothed as
-    :func:`smoothed` does (two passes of a quadratic Savitzky-Golay filter of ``W`` frames): the norm of the first
-    difference of the two passes' combined weights; ``sqrt(2)`` without smoothing (``W < 5``). At ``W`` = 5, 9, 15,
-    31: 0.48, 0.19, 0.085, 0.028 (a raw step: 1.41)."""
-    if W < 5:
-        return float(np.sqrt(2.0))
-    from scipy.signal import savgol_coeffs
-
-    h = savgol_coeffs(W, 2)
-    k = np.convolve(h, h)
-    d1 = np.zeros(len(k) + 1)
-    d1[1:] += k
-    d1[:-1] -= k
-    return float(np.sqrt((d1 * d1).sum()))
-
-
-def smoothed_pose_noise(sigma_p: float, W: int) -> float:
-    """The pose noise (m) :func:`critic.checks.check_energy` is given on poses smoothed over ``W`` frames, so its
-    velocity resolution ``dv = 2 sqrt(3) pose_noise / dt`` is the same multiple of the smoothed velocity's noise as
-    on raw poses. On raw poses the track audit floors the pose noise at ``POSE_TRUST sigma_p`` (the worst centre noise
-    of a judged frame, :func:`noise_config`), so ``dv`` there is ``sqrt(6)`` times the per-axis std of a raw step,
-    ``sqrt(2) POSE_TRUST sigma_p / dt``; smoothed, that std is ``POSE_TRUST sigma_p s_W / dt`` with ``s_W``
-    :func:`_sg_velocity_noise`, hence ``POSE_TRUST sigma_p s_W / sqrt(2)`` (``POSE_TRUST sigma_p`` unsmoothed).
-    The rule it replaces, ``3 sigma_p / sqrt(W)``, was 2.0, 3.8, 6.5 and 13 times this at ``W`` = 5, 9, 15, 31."""
-    return POSE_TRUST * float(sigma_p) * _sg_velocity_noise(W) / np.sqrt(2.0)
 
 
 def _smooth_turns(R: np.ndarray, W: int) -> np.ndarray:
@@ -3298,7 +3273,7 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         q = _sg_accel_noise(ts.pose_noise, ro.dt, W)
         cfg_s = replace(cfg, checks=slow_checks, dedupe=False,
                         floating_tolerance=cfg.floating_tolerance + 4.0 * q / 9.81,
-                        pose_noise=max(config.pose_noise, smoothed_pose_noise(ts.pose_noise, W)))
+                        pose_noise=max(config.pose_noise, 2 * ts.pose_noise * (1.5 / np.sqrt(W) if W >= 5 else 1.0)))
         rep_s = audit(ro_s, cfg_s, source=src, progress=progress)
         evs_s = list(rep_s.events)
         if any(e.category == "energy" for e in evs_s):
