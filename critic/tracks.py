@@ -61,8 +61,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
    point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). An
-   energy gain is kept only when no plausible centre of mass takes it away (:func:`energy_explained` over
-   :func:`centre_candidates`: the tracks fix the motion, not where the centre is). A
+   unsupported body's spell of loose frames (seen through too few tracks for ``sigma_p``) is judged for floating
+   again at its own pose noise (:func:`loose_floating_events`). An
+   energy gain is kept only when no plausible centre of mass and inertia takes it away (:func:`energy_explained` over
+   :func:`centre_candidates` and :data:`INERTIA_BLEND`: the tracks fix the motion, not where the centre is nor how
+   the mass is spread). A
    teleport or jitter is re-judged with its thresholds raised by the precision of its own frames (a teleport's
    centre for its jump and farthest track for its turn, a jitter's farthest track: centre and turn) when that exceeds
    ``sigma_p`` (:func:`local_precision`); a pose teleport that some of the object's tracks did not make is a change
@@ -2068,6 +2071,68 @@ def energy_onset(ctx, ev: Event, W: int) -> Event:
                                          f"{W} frames moved the rise to frame {F}).")
 
 
+#: Fewest consecutive loose frames of an unsupported object that :func:`loose_floating_events` judges (at its fps,
+#: at least ``floating_window`` of them too): a hover seen through a few tracks is a spell, not a frame.
+_LOOSE_SPELL = 6
+
+
+def loose_floating_events(ts: "TrackScene", cfg: AuditConfig, ctx0) -> list[Event]:
+    """Floating events found in the frames :attr:`TrackScene.loose` hides, each object's loose frames judged at
+    their own precision. ``cfg`` the noise-raised config, ``ctx0`` the context of ``ts.rollout`` (raw poses).
+
+    A frame whose few visible tracks fix the pose centre worse than ``POSE_TRUST sigma_p`` is missing data to the
+    checks at ``sigma_p``, so a body that hovers while only a patch of it is in view (seed 5's tumbles: 6-8 of 68
+    tracks seen through the whole 15-frame hover) is not judged at all, though a hover departs from free fall by
+    ``g`` over the spell and poses a few times noisier still show it. For each object with a run of at least
+    :data:`_LOOSE_SPELL` loose frames (and ``floating_window``) in which it touches nothing, the frames are
+    judged again with the pose noise ``sigma_L``, the median :func:`centre_noise` over those frames (frames beyond
+    ``POSE_TRUST sigma_L`` stay hidden, as at ``sigma_p``): smoothed over ``W_L = _savgol_window(sigma_L)`` frames,
+    the floating tolerance raised by ``4 q_L`` (:func:`_sg_accel_noise`), exactly as the main pass does at
+    ``sigma_p``. Only events of that object that start or end within ``W_L`` frames of one of its loose runs are
+    returned (the rest the main pass judged), with the onset on the raw poses (:func:`floating_onset`); the
+    caller applies the same support and free-fall filters as to the main pass's."""
+    ro = ts.rollout
+    dt = ro.dt
+    oid = ro.scene.object_id
+    w_min = max(_LOOSE_SPELL, int(round(cfg.floating_window / dt)))
+    out = []
+    for k, f in enumerate(ts.fits):
+        free = ts.loose[:, k] & f.posed & ~ctx0.touching[:, k]
+        runs = [(int(r[0]), int(r[-1]) + 1) for r in _ok_runs(free, w_min)]
+        if not runs:
+            continue
+        cn = centre_noise(f, ts.tracks.visible)
+        spell = np.zeros(len(free), bool)
+        for a, b in runs:
+            spell[a:b] = True
+        sig = float(np.median(cn[spell & np.isfinite(cn)])) if np.isfinite(cn[spell]).any() else np.inf
+        if not np.isfinite(sig):
+            continue
+        W = _savgol_window(sig, dt)
+        trusted = f.posed & (cn <= POSE_TRUST * sig) & ts.loose[:, k]  # the loose frames judged now
+        cols = np.flatnonzero(oid == k)
+        vis = ro.visibility.copy()
+        vis[:, cols] |= ts.tracks.visible[:, ts.track_index[cols]] & trusted[:, None]
+        ro_l = replace(ro, visibility=vis)
+        cfg_l = replace(cfg, checks=("floating",), dedupe=False)
+        from .audit import audit
+        from .context import AuditContext
+
+        ctx_l = AuditContext(ro_l, cfg_l)
+        ro_ls = smoothed(ro_l, ctx_l.touching, W, ctx_l.impact) if W >= 5 else ro_l
+        q = _sg_accel_noise(sig, dt, W)
+        cfg_ls = replace(cfg_l, floating_tolerance=cfg.floating_tolerance + 4.0 * q / 9.81)
+        evs = [e for e in audit(ro_ls, cfg_ls).events if e.category == "floating" and e.object == k]
+        for e in _join_close(evs, W):
+            if W >= 5:
+                e = floating_onset(ctx_l, e, W)
+            if any(a - W <= e.frame <= b + W or a - W <= e.end_frame <= b + W for a, b in runs):
+                out.append(replace(e, message=e.message + f" (frames {runs[0][0]}-{runs[-1][1] - 1} seen through few "
+                                                          f"tracks, judged at their pose noise {sig:.3g} m, "
+                                                          f"smoothed over {W} frames)"))
+    return out
+
+
 #: Grid points per axis of the plausible centres of mass (:func:`centre_candidates`).
 CENTRE_GRID = 9
 
@@ -2117,6 +2182,15 @@ def centre_candidates(body: np.ndarray, region: Optional[tuple] = None, n: int =
     return np.concatenate([np.zeros((1, 3)), d[keep]])
 
 
+#: Blends ``a`` of the inertias :func:`energy_explained` tries: ``(1 - a) I_tracks + a tr(I_tracks) / 3``. The
+#: tracks sample the surface the camera saw, so their inertia's anisotropy is the seen patch's, not the body's: a
+#: body tumbling freely, its spin axis wandering through it at a steady rate, keeps its own rotational energy while
+#: the tracks' inertia reads it rising and falling by up to ``|w|^2 (l_max - l_min) / 2`` (seed 4 spin_0 at 0.5 r: a
+#: 28-track patch of a 39 rad/s tumbler gained 0.12 J of 3.4 J over 8 frames, its translation and height to 0.01 J).
+#: A spin-up raises the energy at every such inertia (all positive definite); a push, translation, at none.
+INERTIA_BLEND = (0.0, 0.5, 1.0)
+
+
 def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidates: Optional[np.ndarray] = None) -> bool:
     """True when some plausible centre of mass of ``ev``'s object takes away every energy gain of the event
     (``ev`` an energy event of ``check_energy`` on ``ctx``'s rollout, frames as it gives them): the points of
@@ -2131,7 +2205,10 @@ def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidat
     as ``check_energy`` judges the audited one (:func:`critic.checks.energy_rise`: same budget, contacts and
     tolerance); the gain is explained when one candidate raises no flag over the event's steps, the energy window
     either side included. A push changes the velocity for good and raises the energy from its frame on, whatever
-    the centre: a fixed body point cannot cancel it over a turn, nor at all on a body that does not turn."""
+    the centre: a fixed body point cannot cancel it over a turn, nor at all on a body that does not turn.
+
+    Nor do the tracks fix the body's inertia (:data:`INERTIA_BLEND`): each centre is judged with the tracks' inertia
+    and with blends of it towards the isotropic inertia of the same trace."""
     from .checks import energy_rise
 
     k = ev.object
@@ -2162,9 +2239,16 @@ def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidat
     M = float(ctx.obj_mass[k])
     dp = p[1:] - p[:-1]
     th = ctx.rigid["dthb"][:, k]
-    rot_e = np.einsum("si,ij,sj->s", th, ctx.rigid["inertia"][k], th)
-    ke = 0.5 * (M * (dp * dp).sum(-1) + rot_e[:, None]) / ctx.dt ** 2  # (T-1, C)
-    e = ke - M * (0.5 * (p[1:] + p[:-1]) @ ctx.g)
+    I0 = ctx.rigid["inertia"][k]
+    iso = np.eye(3) * float(np.trace(I0)) / 3.0
+    # every centre with every inertia between the tracks' and the isotropic one of the same trace (INERTIA_BLEND);
+    # column 0 stays the audited centre with the tracks' inertia
+    rot_e = np.stack([np.einsum("si,ij,sj->s", th, (1.0 - a) * I0 + a * iso, th) for a in INERTIA_BLEND], 1)
+    ke_t = M * (dp * dp).sum(-1)  # (T-1, C)
+    ke = 0.5 * (ke_t[:, None, :] + rot_e[:, :, None]).reshape(len(ke_t), -1) / ctx.dt ** 2  # (T-1, A C)
+    pe = -M * (0.5 * (p[1:] + p[:-1]) @ ctx.g)
+    e = ke + np.tile(pe, (1, len(INERTIA_BLEND)))
+    fstat = np.tile(fstat, len(INERTIA_BLEND))
     _, rise, _, tol = energy_rise(ctx, int(k), e, ke)
     look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))
     a, b = max(int(ev.frame) - 1 - look, 0), min(int(ev.end_frame) + look, len(rise))
@@ -3205,6 +3289,11 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         # centroid, off its centre of mass, circles) falls with g
         evs_s = [e for e in evs_s if not (e.category == "floating" and (pivot_held(ts, e)
                                                                          or falls_about_body_point(ts, e)))]
+        if "floating" in slow_checks and ts.loose is not None and ts.loose.any():
+            # frames seen through too few tracks for sigma_p, judged at their own precision
+            ctx_raw = ctx0 if ctx0 is not None else AuditContext(ro, cfg)
+            evs_s += [e for e in loose_floating_events(ts, cfg, ctx_raw)
+                      if not (pivot_held(ts, e) or falls_about_body_point(ts, e))]
         events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
