@@ -2235,7 +2235,60 @@ def _view_turn(ts: TrackScene, f: "ObjectFit", t0: int, t1: int) -> float:
     return float(np.arccos(np.clip((np.trace(q) - 1) / 2, -1, 1)))
 
 
-def _part_vanish_events(ts: TrackScene) -> list[Event]:
+def _survivors_jump(ts: TrackScene, f: "ObjectFit", a: int, tol: float) -> Optional[tuple[float, float]]:
+    """``(jump, bound)`` (m) of object ``f``'s pose centre about frame ``a``, where a part of it is lost, as the tracks
+    still seen place it, or None when ``a`` has no two frames before it and one after or a step has no 2 tracks seen
+    at both its ends. Each of the three steps ``s_0, s_1, s_2`` (frames ``a - 2 .. a + 1``) is the mean, over the
+    ``n_i`` tracks seen at both its ends, of their step less the fitted turn's share (``x - R b``: each track's
+    estimate of the centre); the jump is the teleport check's pose test on them
+    (:func:`critic.checks._pose_teleport`: the part of ``s_1 - s_0 - g'`` and ``s_1 - s_2 + g'`` that they share,
+    less the change of velocity ``|s_2 - s_0 - 2 g'|`` left behind, the larger over ``g' in {g dt^2, 0}``). The bound
+    is ``tol`` plus 4.4 std of that test's noise (per axis ``sigma_k sqrt(2 (1 / n_1 + 1 / min(n_0, n_2)))`` for tracks
+    of noise ``sigma_k``; a 3D Gaussian passes 4.4 std with probability 1e-4) plus twice the largest step about ``a``
+    of any other object whose points (the filled positions the checks read) come within ``4 r`` plus a track spacing
+    of this one's in frames ``a - 1 .. a + 1`` (a striker hands on at most twice its speed)."""
+    from .checks import _common
+
+    T = ts.tracks.visible.shape[0]
+    if a < 2 or a + 1 >= T:
+        return None
+    V = ts.tracks.visible[a - 2:a + 2, f.tracks]
+    P = np.einsum("ij,tnj->tni", ts.frame.rotation, input_frame(ts.tracks, ts.scale)[a - 2:a + 2, f.tracks])
+    est = P - np.einsum("tij,nj->tni", f.rot[a - 2:a + 2], f.body)  # (4, n, 3): each track's centre
+    s, n = np.zeros((3, 3)), np.zeros(3)
+    for i in range(3):
+        both = V[i] & V[i + 1]
+        n[i] = both.sum()
+        if n[i] < 2:
+            return None
+        s[i] = (est[i + 1, both] - est[i, both]).mean(0)
+    g = np.array([0.0, 0.0, -9.81]) * ts.rollout.dt ** 2
+    jump = 0.0
+    for gg in (g, 0.0 * g):
+        fwd, bwd = s[1] - s[0] - gg, s[1] - s[2] + gg
+        last = float(np.linalg.norm(s[2] - s[0] - 2 * gg))
+        jump = max(jump, float(_common(fwd[None], bwd[None])[0]) - last)
+    noise = float(f.noise) * np.sqrt(2.0 * (1.0 / n[1] + 1.0 / min(n[0], n[2])))
+    from scipy.spatial import cKDTree
+
+    pos, oid = ts.rollout.positions, ts.rollout.scene.object_id
+    k = next(i for i, fj in enumerate(ts.fits) if fj is f)
+    mine = np.flatnonzero(oid == k)
+    nn = cKDTree(f.body).query(f.body, k=2)[0][:, 1] if len(f.body) >= 2 else np.zeros(1)
+    reach = 4.0 * ts.radius + float(np.median(nn))
+    push = 0.0
+    for j, fj in enumerate(ts.fits):
+        if j == k:
+            continue
+        theirs = np.flatnonzero(oid == j)
+        near = min(float(cKDTree(pos[t, theirs]).query(pos[t, mine])[0].min()) for t in range(a - 1, a + 2))
+        if near <= reach:  # a striker: it may have touched the object about frame a
+            push = max(push, float(np.linalg.norm(np.diff(fj.centre[a - 2:a + 2], axis=0), axis=1).max()))
+    bound = tol + 4.4 * noise + 2.0 * push
+    return jump, bound
+
+
+def _part_vanish_events(ts: TrackScene, tol: Optional[float] = None) -> list[Event]:
     """``vanish`` events for parts of objects: at least :data:`MIN_PART_TRACKS` tracks of an object, seen at frame
     ``a - 1``, are all lost at ``a`` and stay lost for :data:`_PART_HIDDEN_S` (at least 3 frames; or to the end) while the rest of
     the object is still seen and its visible count stays down by 3/4 of them (a turning body shows new tracks as
@@ -2284,6 +2337,17 @@ def _part_vanish_events(ts: TrackScene) -> list[Event]:
             covered = ((du * du + dv * dv <= rad[None] ** 2) & (zj[None] < z_[:, None] - 2 * r)).any(1)
             open_ = inside & ~covered
             share = float(open_.mean())
+            jb = _survivors_jump(ts, f, a, tol) if tol is not None and share > 0.5 else None
+            if jb is not None and jb[0] > jb[1]:
+                # the tracks still seen jumped with the lost ones: the object moved where those are hidden (behind
+                # its own or others' untracked surfaces), a teleport, not a part that vanished in place
+                msg = (f"Object {k} jumps at frame {a}: its {int(V[a].sum())} tracks still seen place its centre "
+                       f"{1000 * jb[0]:.1f} mm off the motion of both the frame before and the frame after "
+                       f"({1000 * jb[1]:.1f} mm allowed), while {int(lost.sum())} of its {n} tracks are lost there.")
+                events.append(Event("teleport", a, a, k, None, tuple(float(v) for v in f.centre[a]),
+                                    float(np.clip(1 - jb[1] / jb[0], 0, 1)), tuple(int(x) for x in f.tracks[lost][:4]),
+                                    msg))
+                continue
             if share > 0.5:
                 idx = f.tracks[lost]
                 msg = (f"Part of object {k} vanishes at frame {a}: {int(lost.sum())} of its {n} tracks are lost "
@@ -2383,7 +2447,7 @@ def permanence_events(ts: TrackScene, tol: float) -> list[Event]:
                            f"the fastest other object explain ({bound * 1000:.1f} mm).")
                     events.append(Event("teleport", b + 1, b + 1, k, None, tuple(f.centre[b + 1]),
                                         float(np.clip(1 - bound / e, 0, 1)), tuple(int(x) for x in f.tracks[:4]), msg))
-    events += _part_vanish_events(ts)
+    events += _part_vanish_events(ts, tol)
     return events
 
 
