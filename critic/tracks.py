@@ -816,42 +816,50 @@ _REL_POSE_STD = 10.0
 _CHI6_MEDIAN, _CHI6_1E4 = 2.3126, 5.2784
 
 
-#: Frames of a run at the clip's start or end whose mean relative pose may count as independent draws
-#: (:func:`_persistent_end`): pose errors of one cluster are correlated from frame to frame (its visible tracks change
-#: slowly), so a longer run averages its noise down no further in this test.
+#: Frames of a run at the clip's start or end whose mean relative pose counts as that many independent draws, and the
+#: shortest such run (:func:`_persistent_end`): pose errors of one cluster are correlated from frame to frame (its
+#: visible tracks change slowly), so a longer run averages its noise down no further in this test.
 _END_RUN_INDEPENDENT = 4
 
 
-def _persistent_end(e: np.ndarray, sd: np.ndarray, slack: float) -> bool:
+def _persistent_end(e: np.ndarray, sd: np.ndarray, slack: float, ends: tuple = (True, True)) -> bool:
     """Whether the relative pose of two clusters changes once for good: the common frames split into a run of
-    ``L >= 2`` at the start or at the end of the clip (at most half of them) and the rest, and the run's mean departure
-    ``e_t (6,)`` (m: translation and turn at ``rho``, as in :func:`_spell_only`) from the rest's median exceeds
-    ``slack + 5.28 k rms(s_t) / sqrt(min(L, 4))`` with every frame of the run departing that way (a positive dot
-    product with that mean). ``sd (n,)`` are the frames' per-axis stds ``s_t`` and ``k`` the departures' scale in units
-    of them, measured about each part's own median (over 2.31, :data:`_CHI6_MEDIAN`), so that the change itself does
-    not inflate it; :data:`_END_RUN_INDEPENDENT`. A body that passed into the one it rested on and stayed there is
-    two bodies (seed 5 stack_0: a box sunk 4 r into the one below from frame 20 of 31 moved its relative pose by
-    48-63 mm, within the per-frame 10 std of a 10-track patch's loose turn, 66-70 mm, and its last two frames within
-    the 5.28 k std of the two-frame test, 62-65 mm; stack_1: a box sunk from frame 31 of 61, half the clip, left the
-    overall median between the two halves). One body's clusters that changed shape for a spell come back before the
-    end."""
+    ``L >= 4`` at the start or at the end of the clip (at most half of them; shorter ones are the two-frame test's in
+    :func:`_spell_only`) and the rest, and the run's mean departure ``mu`` (``e_t (6,)`` m: translation and turn at
+    ``rho``, as in :func:`_spell_only`, from the rest's median) exceeds both ``4 slack`` (a particle radius: smaller
+    changes are left to the per-frame tests) and ``slack + 5.28 k rms(s_t) / 2`` (1e-4 noise of a mean of 4
+    independent frames, :data:`_END_RUN_INDEPENDENT`: pose errors are correlated over longer runs), with every frame
+    of the run departing along ``mu`` by more than half of it (a step that holds, not noise about the median).
+    ``sd (n,)`` are the frames' per-axis stds ``s_t`` and ``k`` the departures' scale in units of them, measured about
+    each part's own median (over 2.31, :data:`_CHI6_MEDIAN`), so that the change itself does not inflate it. A body
+    that passed into the one it rested on and stayed there is two bodies (seed 5 stack_0: a box sunk 4 r into the one
+    below from frame 20 of 31 moved its relative pose by 48-63 mm, within the per-frame 10 std of a 10-track patch's
+    loose turn, 66-70 mm, and its last two frames within the 5.28 k std of the two-frame test, 62-65 mm; stack_1: a
+    box sunk from frame 31 of 61, half the clip, left the overall median between the two halves). One body's
+    clusters that changed shape for a spell come back before the end. ``ends = (start, end)`` says at which ends a run
+    is judged: only where the common frames reach the clip's own first (last) frame, since a run where they stop short
+    of it may be a spell whose other side was not seen (seed 5 roll_1: a half bent for frames 30-59 and posed only
+    from its middle on)."""
     n = len(e)
     ok = np.isfinite(sd) & (sd > 0)
-    if n < 4 or not ok.all():
+    if n < 2 * _END_RUN_INDEPENDENT or not ok.all():
         return False
-    for L in range(2, n // 2 + 1):
-        for run in (np.arange(n - L, n), np.arange(L)):
+    for L in range(_END_RUN_INDEPENDENT, n // 2 + 1):
+        for run, judged in ((np.arange(n - L, n), ends[1]), (np.arange(L), ends[0])):
+            if not judged:
+                continue
             rest = np.setdiff1d(np.arange(n), run)
             ref = np.median(e[rest], axis=0)
             er = e[run] - ref
             mu = er.mean(0)
-            if not np.all(er @ mu > 0):
+            m = float(np.linalg.norm(mu))
+            if m <= 4.0 * slack or not np.all(er @ mu > 0.5 * m * m):
                 continue
             own = np.concatenate([np.linalg.norm(e[run] - np.median(e[run], axis=0), axis=1) / sd[run],
                                   np.linalg.norm(e[rest] - ref, axis=1) / sd[rest]])
             k = float(np.median(own)) / _CHI6_MEDIAN
             s = float(np.sqrt(np.mean(sd[run] ** 2)))
-            if np.linalg.norm(mu) > slack + _CHI6_1E4 * k * s / np.sqrt(min(L, _END_RUN_INDEPENDENT)):
+            if m > slack + _CHI6_1E4 * k * s / np.sqrt(_END_RUN_INDEPENDENT):
                 return True
     return False
 
@@ -912,7 +920,8 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
         for a0, a1 in ((0, 1), (-1, -2)):
             if far[a0] and far[a1] and float(e[a0] @ e[a1]) > 0:
                 return False
-        if _persistent_end(e, sd, slack):
+        T = len(fa.posed)
+        if _persistent_end(e, sd, slack, (bool(both[0] <= 2), bool(both[-1] >= T - 3))):
             return False
     badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tol
     if not badf.any():
