@@ -31,7 +31,8 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    together; average-linkage agglomeration over the pairs seen together, merging only clusters with tracks within
    :data:`_LINK_SPACINGS` track spacings of each other, gives the objects 0..K-1 (a track seen in
    too few frames for the pairs, at least 4, joins the one object it keeps to in every frame it is seen), and two
-   clusters that keep their distances except for one spell in mid-clip are one body that changed shape.
+   clusters that keep their distances except for one spell in mid-clip are one body that changed shape, unless
+   their relative pose changes once for good (:func:`_persistent_end`: a box sunk into the one it rests on).
 5. **Rigid poses** per object (:func:`fit_object`): body coordinates and one Kabsch fit per frame from
    the visible tracks (``particles.keypoints.kabsch``), refined three times, each refit leaving out the observations
    more than 5 robust sigma (and r / 4) off the last fit (a part bent for a spell neither bends the poses nor swells
@@ -80,7 +81,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    visible tracks as discs of their object's spacing); one that reappears further from where it was
    hidden than its speed, gravity and the fastest other object can bring it is a ``teleport``. Bodies at rest
    together are one object to rigid grouping, so a part of an object whose tracks (8 or more) are all lost in one
-   frame and stay lost, in view and uncovered, while the rest is seen, vanishes too (:func:`_part_vanish_events`).
+   frame and stay lost, in view and uncovered, while the rest is seen, vanishes too (:func:`_part_vanish_events`),
+   unless the tracks still seen jump at that frame (:func:`_survivors_jump`): then the body moved to where the lost
+   ones are hidden, a ``teleport``.
 
 Units: m, s. Every read problem raises :class:`particles.FileFormatError` naming the file and field.
 """
@@ -816,6 +819,54 @@ _REL_POSE_STD = 10.0
 _CHI6_MEDIAN, _CHI6_1E4 = 2.3126, 5.2784
 
 
+#: Frames of a run at the clip's start or end whose mean relative pose counts as that many independent draws, and the
+#: shortest such run (:func:`_persistent_end`): pose errors of one cluster are correlated from frame to frame (its
+#: visible tracks change slowly), so a longer run averages its noise down no further in this test.
+_END_RUN_INDEPENDENT = 4
+
+
+def _persistent_end(e: np.ndarray, sd: np.ndarray, slack: float, ends: tuple = (True, True)) -> bool:
+    """Whether the relative pose of two clusters changes once for good: the common frames split into a run of
+    ``L >= 4`` at the start or at the end of the clip (at most half of them; shorter ones are the two-frame test's in
+    :func:`_spell_only`) and the rest, and the run's mean departure ``mu`` (``e_t (6,)`` m: translation and turn at
+    ``rho``, as in :func:`_spell_only`, from the rest's median) exceeds both ``4 slack`` (a particle radius: smaller
+    changes are left to the per-frame tests) and ``slack + 5.28 k rms(s_t) / 2`` (1e-4 noise of a mean of 4
+    independent frames, :data:`_END_RUN_INDEPENDENT`: pose errors are correlated over longer runs), with every frame
+    of the run departing along ``mu`` by more than half of it (a step that holds, not noise about the median).
+    ``sd (n,)`` are the frames' per-axis stds ``s_t`` and ``k`` the departures' scale in units of them, measured about
+    each part's own median (over 2.31, :data:`_CHI6_MEDIAN`), so that the change itself does not inflate it. A body
+    that passed into the one it rested on and stayed there is two bodies (seed 5 stack_0: a box sunk 4 r into the one
+    below from frame 20 of 31 moved its relative pose by 48-63 mm, within the per-frame 10 std of a 10-track patch's
+    loose turn, 66-70 mm, and its last two frames within the 5.28 k std of the two-frame test, 62-65 mm; stack_1: a
+    box sunk from frame 31 of 61, half the clip, left the overall median between the two halves). One body's
+    clusters that changed shape for a spell come back before the end. ``ends = (start, end)`` says at which ends a run
+    is judged: only where the common frames reach the clip's own first (last) frame, since a run where they stop short
+    of it may be a spell whose other side was not seen (seed 5 roll_1: a half bent for frames 30-59 and posed only
+    from its middle on)."""
+    n = len(e)
+    ok = np.isfinite(sd) & (sd > 0)
+    if n < 2 * _END_RUN_INDEPENDENT or not ok.all():
+        return False
+    for L in range(_END_RUN_INDEPENDENT, n // 2 + 1):
+        for run, judged in ((np.arange(n - L, n), ends[1]), (np.arange(L), ends[0])):
+            if not judged:
+                continue
+            rest = np.setdiff1d(np.arange(n), run)
+            ref = np.median(e[rest], axis=0)
+            er = e[run] - ref
+            mu = er.mean(0)
+            m = float(np.linalg.norm(mu))
+            if m <= 4.0 * slack or not np.all(er @ mu > 0.5 * m * m):
+                continue
+            own = np.concatenate([np.linalg.norm(e[run] - np.median(e[run], axis=0), axis=1) / sd[run],
+                                  np.linalg.norm(e[rest] - ref, axis=1) / sd[rest]])
+            k = float(np.median(own)) / _CHI6_MEDIAN
+            s = float(np.sqrt(np.mean(sd[run] ** 2)))
+            if m > slack + _CHI6_1E4 * k * s / np.sqrt(_END_RUN_INDEPENDENT):
+                return True
+    return False
+
+
 def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.ndarray] = None,
                 slack: Optional[float] = None) -> bool:
     """Two fitted clusters keep their relative pose (``R_a^T (c_b - c_a)`` within ``tol_t`` of its median, and
@@ -837,7 +888,8 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
     :data:`_CHI6_1E4`): a change of relative pose that ends and stays (a box that slid for the clip's first frames
     and came to rest beside another: frames 0 and 1 depart by 13-38 and 7-12 of these stds, every later frame by
     4.5 or less, while each frame passes ``tol_t``, the lever arm of the poses' turn noise over 0.24 m) is two bodies
-    that moved against each other, where a spell that comes back is one body."""
+    that moved against each other, where a spell that comes back is one body; and so is a longer run at the start or
+    end whose mean departs from the rest beyond the noise of that mean (:func:`_persistent_end`)."""
     both = np.flatnonzero(fa.posed & fb.posed & (fa.visible_count >= _MIN_POSE) & (fb.visible_count >= _MIN_POSE))
     if len(both) < 6:
         return False
@@ -871,6 +923,9 @@ def _spell_only(fa: "ObjectFit", fb: "ObjectFit", tau: float, vis: Optional[np.n
         for a0, a1 in ((0, 1), (-1, -2)):
             if far[a0] and far[a1] and float(e[a0] @ e[a1]) > 0:
                 return False
+        T = len(fa.posed)
+        if _persistent_end(e, sd, slack, (bool(both[0] <= 2), bool(both[-1] >= T - 3))):
+            return False
     badf = (np.linalg.norm(d - med, axis=1) + rho * turn) > tol
     if not badf.any():
         return True
@@ -2319,7 +2374,60 @@ def _view_turn(ts: TrackScene, f: "ObjectFit", t0: int, t1: int) -> float:
     return float(np.arccos(np.clip((np.trace(q) - 1) / 2, -1, 1)))
 
 
-def _part_vanish_events(ts: TrackScene) -> list[Event]:
+def _survivors_jump(ts: TrackScene, f: "ObjectFit", a: int, tol: float) -> Optional[tuple[float, float]]:
+    """``(jump, bound)`` (m) of object ``f``'s pose centre about frame ``a``, where a part of it is lost, as the tracks
+    still seen place it, or None when ``a`` has no two frames before it and one after or a step has no 2 tracks seen
+    at both its ends. Each of the three steps ``s_0, s_1, s_2`` (frames ``a - 2 .. a + 1``) is the mean, over the
+    ``n_i`` tracks seen at both its ends, of their step less the fitted turn's share (``x - R b``: each track's
+    estimate of the centre); the jump is the teleport check's pose test on them
+    (:func:`critic.checks._pose_teleport`: the part of ``s_1 - s_0 - g'`` and ``s_1 - s_2 + g'`` that they share,
+    less the change of velocity ``|s_2 - s_0 - 2 g'|`` left behind, the larger over ``g' in {g dt^2, 0}``). The bound
+    is ``tol`` plus 4.4 std of that test's noise (per axis ``sigma_k sqrt(2 (1 / n_1 + 1 / min(n_0, n_2)))`` for tracks
+    of noise ``sigma_k``; a 3D Gaussian passes 4.4 std with probability 1e-4) plus twice the largest step about ``a``
+    of any other object whose points (the filled positions the checks read) come within ``4 r`` plus a track spacing
+    of this one's in frames ``a - 1 .. a + 1`` (a striker hands on at most twice its speed)."""
+    from .checks import _common
+
+    T = ts.tracks.visible.shape[0]
+    if a < 2 or a + 1 >= T:
+        return None
+    V = ts.tracks.visible[a - 2:a + 2, f.tracks]
+    P = np.einsum("ij,tnj->tni", ts.frame.rotation, input_frame(ts.tracks, ts.scale)[a - 2:a + 2, f.tracks])
+    est = P - np.einsum("tij,nj->tni", f.rot[a - 2:a + 2], f.body)  # (4, n, 3): each track's centre
+    s, n = np.zeros((3, 3)), np.zeros(3)
+    for i in range(3):
+        both = V[i] & V[i + 1]
+        n[i] = both.sum()
+        if n[i] < 2:
+            return None
+        s[i] = (est[i + 1, both] - est[i, both]).mean(0)
+    g = np.array([0.0, 0.0, -9.81]) * ts.rollout.dt ** 2
+    jump = 0.0
+    for gg in (g, 0.0 * g):
+        fwd, bwd = s[1] - s[0] - gg, s[1] - s[2] + gg
+        last = float(np.linalg.norm(s[2] - s[0] - 2 * gg))
+        jump = max(jump, float(_common(fwd[None], bwd[None])[0]) - last)
+    noise = float(f.noise) * np.sqrt(2.0 * (1.0 / n[1] + 1.0 / min(n[0], n[2])))
+    from scipy.spatial import cKDTree
+
+    pos, oid = ts.rollout.positions, ts.rollout.scene.object_id
+    k = next(i for i, fj in enumerate(ts.fits) if fj is f)
+    mine = np.flatnonzero(oid == k)
+    nn = cKDTree(f.body).query(f.body, k=2)[0][:, 1] if len(f.body) >= 2 else np.zeros(1)
+    reach = 4.0 * ts.radius + float(np.median(nn))
+    push = 0.0
+    for j, fj in enumerate(ts.fits):
+        if j == k:
+            continue
+        theirs = np.flatnonzero(oid == j)
+        near = min(float(cKDTree(pos[t, theirs]).query(pos[t, mine])[0].min()) for t in range(a - 1, a + 2))
+        if near <= reach:  # a striker: it may have touched the object about frame a
+            push = max(push, float(np.linalg.norm(np.diff(fj.centre[a - 2:a + 2], axis=0), axis=1).max()))
+    bound = tol + 4.4 * noise + 2.0 * push
+    return jump, bound
+
+
+def _part_vanish_events(ts: TrackScene, tol: Optional[float] = None) -> list[Event]:
     """``vanish`` events for parts of objects: at least :data:`MIN_PART_TRACKS` tracks of an object, seen at frame
     ``a - 1``, are all lost at ``a`` and stay lost for :data:`_PART_HIDDEN_S` (at least 3 frames; or to the end) while the rest of
     the object is still seen and its visible count stays down by 3/4 of them (a turning body shows new tracks as
@@ -2328,7 +2436,10 @@ def _part_vanish_events(ts: TrackScene) -> list[Event]:
     the image, in front of the camera, with no visible track (of any object, this one included, or ungrouped) in
     front of them (within a disc of ``f 2 r / z`` pixels, nearer by more than ``2 r``). Bodies at rest together all
     along are one object to rigid grouping (a can on a base), so a body of such a group that vanishes takes only part
-    of the group's tracks with it; a part that turns away or goes behind something tracked is covered."""
+    of the group's tracks with it; a part that turns away or goes behind something tracked is covered. With ``tol``
+    (m, the teleport tolerance), such a part whose object's tracks still seen jump at ``a`` (:func:`_survivors_jump`)
+    is a ``teleport`` at ``a`` instead: the body moved to where the lost tracks are hidden (seed 5 mixed_0: a 6 r jump
+    hid 18 of 24 tracks behind untracked surfaces, and the vanish outranked the pose teleport)."""
     vis_all = ts.tracks.visible
     T = vis_all.shape[0]
     hold = max(3, int(round(_PART_HIDDEN_S * ts.fps))) if ts.fps > 0 else 3
@@ -2368,6 +2479,17 @@ def _part_vanish_events(ts: TrackScene) -> list[Event]:
             covered = ((du * du + dv * dv <= rad[None] ** 2) & (zj[None] < z_[:, None] - 2 * r)).any(1)
             open_ = inside & ~covered
             share = float(open_.mean())
+            jb = _survivors_jump(ts, f, a, tol) if tol is not None and share > 0.5 else None
+            if jb is not None and jb[0] > jb[1]:
+                # the tracks still seen jumped with the lost ones: the object moved where those are hidden (behind
+                # its own or others' untracked surfaces), a teleport, not a part that vanished in place
+                msg = (f"Object {k} jumps at frame {a}: its {int(V[a].sum())} tracks still seen place its centre "
+                       f"{1000 * jb[0]:.1f} mm off the motion of both the frame before and the frame after "
+                       f"({1000 * jb[1]:.1f} mm allowed), while {int(lost.sum())} of its {n} tracks are lost there.")
+                events.append(Event("teleport", a, a, k, None, tuple(float(v) for v in f.centre[a]),
+                                    float(np.clip(1 - jb[1] / jb[0], 0, 1)), tuple(int(x) for x in f.tracks[lost][:4]),
+                                    msg))
+                continue
             if share > 0.5:
                 idx = f.tracks[lost]
                 msg = (f"Part of object {k} vanishes at frame {a}: {int(lost.sum())} of its {n} tracks are lost "
@@ -2467,7 +2589,7 @@ def permanence_events(ts: TrackScene, tol: float) -> list[Event]:
                            f"the fastest other object explain ({bound * 1000:.1f} mm).")
                     events.append(Event("teleport", b + 1, b + 1, k, None, tuple(f.centre[b + 1]),
                                         float(np.clip(1 - bound / e, 0, 1)), tuple(int(x) for x in f.tracks[:4]), msg))
-    events += _part_vanish_events(ts)
+    events += _part_vanish_events(ts, tol)
     return events
 
 
