@@ -380,13 +380,7 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray, turns: b
             bwd = dc[1:-1] - (dc[2:] - gg)
             # minus the velocity the step leaves behind: a kick that friction then slows also sticks out
             # from both sides, but a jump leaves the motion as it was
-            left = dc[2:] - dc[:-2] - 2 * gg
-            if ctx.config.teleport_jump_axis:  # only its part along the jump can explain the jump
-                ax = fwd + bwd
-                ax = ax / np.maximum(np.linalg.norm(ax, axis=1, keepdims=True), 1e-30)
-                last = np.abs((left * ax).sum(1))
-            else:
-                last = np.linalg.norm(left, axis=1)
+            last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * gg, axis=1)
             j = np.maximum(_common(fwd, bwd) - last, 0.0)
             if gg is not g_dt2:  # no net gravity only where a support holds the body all along
                 j = np.where(held, j, 0.0)

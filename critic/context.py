@@ -57,12 +57,6 @@ class AuditConfig:
     teleport_tolerance: float = 1.0
     """Extra one-frame displacement allowed beyond momentum, gravity and contacts, in particle
     radii (a contact solver may project a particle out of an overlap of up to ``r``)."""
-    teleport_jump_axis: bool = False
-    """Whether the rigid pose teleport test subtracts only the part of the change of velocity left behind that lies
-    along the jump (see :func:`critic.checks.check_teleport`) rather than all of it. A change of velocity across
-    the jump can only explain the part of the jump's deviation along itself: an impact beginning the frame after a
-    sideways jump (a vertical change) takes nothing from it. Set by :func:`critic.tracks.audit_tracks`; off for
-    rollouts."""
     rigidity_tolerance: float = 0.25
     """Deviation of a rigid object's particle from its best rigid motion, in particle radii."""
     floating_tolerance: float = 0.25
@@ -103,7 +97,7 @@ class AuditConfig:
 
     def __post_init__(self):
         for f in fields(self):
-            if f.name in ("checks", "dedupe", "device", "merge_gap", "workers", "teleport_jump_axis"):
+            if f.name in ("checks", "dedupe", "device", "merge_gap", "workers"):
                 continue
             v = getattr(self, f.name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
@@ -113,8 +107,6 @@ class AuditConfig:
                 raise ValueError(f"{name}: must be a positive time in s, got {getattr(self, name)!r}")
         if not isinstance(self.merge_gap, int) or isinstance(self.merge_gap, bool) or self.merge_gap < 0:
             raise ValueError(f"merge_gap: must be a non-negative integer number of frames, got {self.merge_gap!r}")
-        if not isinstance(self.teleport_jump_axis, bool):
-            raise ValueError(f"teleport_jump_axis: must be true or false, got {self.teleport_jump_axis!r}")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise ValueError(f"workers: must be a positive integer, got {self.workers!r}")
         checks = tuple(self.checks)

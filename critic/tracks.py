@@ -3344,9 +3344,7 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
     tracks = source if isinstance(source, Tracks) else load_tracks(source)
     src = None if isinstance(source, Tracks) else str(source)
     ts = tracks_to_rollout(tracks, fps, up=up, scale=scale, radius=radius)
-    # a change of velocity left behind a pose jump explains only its part along the jump (an impact the frame after a
-    # sideways jump takes nothing from it: seed 5 tumble_0)
-    config = replace(config or AuditConfig(), teleport_jump_axis=True)
+    config = config or AuditConfig()
     cfg = noise_config(config, ts.radius, ts.pose_noise)
     ro = ts.rollout
     main_checks = tuple(c for c in cfg.checks if c not in ("floating", "energy"))
