@@ -861,7 +861,7 @@ class ObjectNet(nn.Module):
         """
         dtype = c_hist.dtype
         k_ = _constants(batch, dtype)
-        kin, free, r = k_.kin, k_.free, k_.r
+        kin, r = k_.kin, k_.r
         c, rot = c_hist[-1], r_hist[-1]
         v = c_hist[1:] - c_hist[:-1]  # (C, O, 3)
         w = angular_velocity(r_hist[1:], r_hist[:-1]) if w_hist is None else w_hist  # (C, O, 3)
@@ -1459,7 +1459,6 @@ class _ToolShapes:
         if not self.any or self.touching is None:
             return c1, r1
         with torch.no_grad():
-            dtype = c1.dtype
             i = self.i
             c, rot = cs[-1], rs[-1]
             _, n = self._sep(t, c, rot)
@@ -1561,7 +1560,6 @@ class _ToolShapes:
                 return c1, r1
             r = p - c[i]
             r = r - r[:, 2:3] * up
-            g = self.batch.gravity[i].to(dtype).norm(dim=1)  # m/frame^2
             mu_g = 0.5 * (self.batch.physics[i, 0].to(dtype) + GROUND_FRICTION)
             mu_c = 0.5 * (self.batch.physics[i, 0].to(dtype) + self.batch.physics[j, 0].to(dtype))
             hz = (self.half[i] * (1.0 - (up[:, None, :] @ axes_b)[:, 0] ** 2)).pow(2).sum(1).sqrt()  # corner distance
