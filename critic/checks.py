@@ -376,12 +376,7 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray, turns: b
         held = sup[:-3] & sup[1:-2] & sup[2:-1] & sup[3:]  # in contact all along the steps t-2 .. t+1
         jump = np.zeros(len(dc) - 2)
         for gg in (g_dt2, 0.0 * g_dt2):
-            fwd = dc[1:-1] - (dc[:-2] + gg)
-            bwd = dc[1:-1] - (dc[2:] - gg)
-            # minus the velocity the step leaves behind: a kick that friction then slows also sticks out
-            # from both sides, but a jump leaves the motion as it was
-            last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * gg, axis=1)
-            j = np.maximum(_common(fwd, bwd) - last, 0.0)
+            j = np.maximum(step_jump(dc, gg), 0.0)
             if gg is not g_dt2:  # no net gravity only where a support holds the body all along
                 j = np.where(held, j, 0.0)
             jump = np.fmax(jump, j)
@@ -410,6 +405,19 @@ def _pose_teleport(ctx: AuditContext, tol: float, push_all: np.ndarray, turns: b
 
         events += _frame_events(ctx, "teleport", int(k), flags, frames, sev, make)
     return events
+
+
+def step_jump(dc: np.ndarray, gg) -> np.ndarray:
+    """(S-2,) m: how far each inner step of the centre steps ``dc (S, 3)`` m sticks out from both its neighbours the
+    same way (:func:`_common` of its departures from the step before and the step after, each less the gravity step
+    ``gg (3,)`` m, ``g dt^2`` or zero), minus the change of velocity it leaves behind (``|dc_{s+1} - dc_{s-1} - 2 gg|``:
+    a kick that friction then slows also sticks out from both sides, but a jump leaves the motion as it was). May be
+    negative. The pose teleport test (check_teleport) and the tracks' test of the tracks still seen
+    (``critic.tracks._survivors_jump``) judge a jump with it."""
+    fwd = dc[1:-1] - (dc[:-2] + gg)
+    bwd = dc[1:-1] - (dc[2:] - gg)
+    last = np.linalg.norm(dc[2:] - dc[:-2] - 2 * gg, axis=1)
+    return _common(fwd, bwd) - last
 
 
 def _common(f: np.ndarray, b: np.ndarray) -> np.ndarray:

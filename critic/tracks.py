@@ -2146,6 +2146,9 @@ def loose_floating_events(ts: "TrackScene", cfg: AuditConfig, ctx0) -> list[Even
     ``sigma_p``. Only events of that object that start or end within ``W_L`` frames of one of its loose runs are
     returned (the rest the main pass judged), with the onset on the raw poses (:func:`floating_onset`); the
     caller applies the same support and free-fall filters as to the main pass's."""
+    from .audit import audit
+    from .context import AuditContext
+
     ro = ts.rollout
     dt = ro.dt
     oid = ro.scene.object_id
@@ -2170,9 +2173,6 @@ def loose_floating_events(ts: "TrackScene", cfg: AuditConfig, ctx0) -> list[Even
         vis[:, cols] |= ts.tracks.visible[:, ts.track_index[cols]] & trusted[:, None]
         ro_l = replace(ro, visibility=vis)
         cfg_l = replace(cfg, checks=("floating",), dedupe=False)
-        from .audit import audit
-        from .context import AuditContext
-
         ctx_l = AuditContext(ro_l, cfg_l)
         ro_ls = smoothed(ro_l, ctx_l.touching, W, ctx_l.impact) if W >= 5 else ro_l
         q = _sg_accel_noise(sig, dt, W)
@@ -2379,14 +2379,15 @@ def _survivors_jump(ts: TrackScene, f: "ObjectFit", a: int, tol: float) -> Optio
     still seen place it, or None when ``a`` has no two frames before it and one after or a step has no 2 tracks seen
     at both its ends. Each of the three steps ``s_0, s_1, s_2`` (frames ``a - 2 .. a + 1``) is the mean, over the
     ``n_i`` tracks seen at both its ends, of their step less the fitted turn's share (``x - R b``: each track's
-    estimate of the centre); the jump is the teleport check's pose test on them
-    (:func:`critic.checks._pose_teleport`: the part of ``s_1 - s_0 - g'`` and ``s_1 - s_2 + g'`` that they share,
-    less the change of velocity ``|s_2 - s_0 - 2 g'|`` left behind, the larger over ``g' in {g dt^2, 0}``). The bound
+    estimate of the centre); the jump is the teleport check's pose test on them (:func:`critic.checks.step_jump`, as
+    :func:`critic.checks._pose_teleport` uses it: the part of ``s_1 - s_0 - g'`` and ``s_1 - s_2 + g'`` that they
+    share, less the change of velocity ``|s_2 - s_0 - 2 g'|`` left behind, the larger over ``g' in {g dt^2, 0}``,
+    and none below zero). The bound
     is ``tol`` plus 4.4 std of that test's noise (per axis ``sigma_k sqrt(2 (1 / n_1 + 1 / min(n_0, n_2)))`` for tracks
     of noise ``sigma_k``; a 3D Gaussian passes 4.4 std with probability 1e-4) plus twice the largest step about ``a``
     of any other object whose points (the filled positions the checks read) come within ``4 r`` plus a track spacing
     of this one's in frames ``a - 1 .. a + 1`` (a striker hands on at most twice its speed)."""
-    from .checks import _common
+    from .checks import step_jump
 
     T = ts.tracks.visible.shape[0]
     if a < 2 or a + 1 >= T:
@@ -2402,11 +2403,7 @@ def _survivors_jump(ts: TrackScene, f: "ObjectFit", a: int, tol: float) -> Optio
             return None
         s[i] = (est[i + 1, both] - est[i, both]).mean(0)
     g = np.array([0.0, 0.0, -9.81]) * ts.rollout.dt ** 2
-    jump = 0.0
-    for gg in (g, 0.0 * g):
-        fwd, bwd = s[1] - s[0] - gg, s[1] - s[2] + gg
-        last = float(np.linalg.norm(s[2] - s[0] - 2 * gg))
-        jump = max(jump, float(_common(fwd[None], bwd[None])[0]) - last)
+    jump = max(0.0, *(float(step_jump(s, gg)[0]) for gg in (g, 0.0 * g)))
     noise = float(f.noise) * np.sqrt(2.0 * (1.0 / n[1] + 1.0 / min(n[0], n[2])))
     from scipy.spatial import cKDTree
 
@@ -3409,13 +3406,11 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
         # a body tipping or spinning on a corner no track sees turns about a point of the ground beneath it
         # and a body in free fall about a point of its own that is not its pose centre (a fast spin whose tracks'
         # centroid, off its centre of mass, circles) falls with g
-        evs_s = [e for e in evs_s if not (e.category == "floating" and (pivot_held(ts, e)
-                                                                         or falls_about_body_point(ts, e)))]
         if "floating" in slow_checks and ts.loose is not None and ts.loose.any():
             # frames seen through too few tracks for sigma_p, judged at their own precision
-            ctx_raw = ctx0 if ctx0 is not None else AuditContext(ro, cfg)
-            evs_s += [e for e in loose_floating_events(ts, cfg, ctx_raw)
-                      if not (pivot_held(ts, e) or falls_about_body_point(ts, e))]
+            evs_s += loose_floating_events(ts, cfg, ctx0 if ctx0 is not None else AuditContext(ro, cfg))
+        evs_s = [e for e in evs_s if not (e.category == "floating" and (pivot_held(ts, e)
+                                                                         or falls_about_body_point(ts, e)))]
         events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
