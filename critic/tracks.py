@@ -69,8 +69,11 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    the mass is spread). A
    teleport or jitter is re-judged with its thresholds raised by the precision of its own frames (a teleport's
    centre for its jump and farthest track for its turn, a jitter's farthest track: centre and turn) when that exceeds
-   ``sigma_p`` (:func:`local_precision`); a pose teleport that some of the object's tracks did not make is a change
-   of shape that dragged the pose, a ``rigidity`` event (:func:`bends_read_as_teleports`); shakes are also judged as alternating departures of the pose centre from its local
+   ``sigma_p`` (:func:`local_precision`), and a jump in frames seen through too few tracks for ``sigma_p`` is judged
+   at those frames' own precision (:func:`loose_teleport_events`); a pose teleport that some of the object's tracks
+   did not make, or at which the tracks in view fit the body's shape worse than in its other frames
+   (:func:`shape_swells`), is a change of shape that dragged the pose, a ``rigidity`` event
+   (:func:`bends_read_as_teleports`); shakes are also judged as alternating departures of the pose centre from its local
    path against each frame's own pose precision, with the rollout critic's unraised floor (:func:`shake_events`).
    Object-object penetration is judged by the hulls of the tracks' bodies
    (:func:`containment_events`), and by pair distances only for pairs whose tracks start further apart than two
@@ -1837,7 +1840,8 @@ def collective_rigidity(ctx, ev: Event, ts: Optional["TrackScene"] = None) -> Op
 
 #: Robust stds (over the object's frames) by which a frame's median track residual must exceed the object's usual
 #: one for the tracks in view to have left the body's shape (:func:`shape_swells`). Measured on seed 6's track bench
-#: (noise 0.5 r): clean films' frames reach 3.4, a bend the pose fit turned 27 degrees to absorb 9.9.
+#: (noise 0.5 r): the clean newton_drop film by the orbiting camera reaches 3.4, a bend that the pose fit turned 27
+#: degrees to absorb reaches 9.9.
 SWELL_Z = 6.0
 
 
