@@ -2053,7 +2053,10 @@ def _gap_hidden(ts: "TrackScene", k: int, t: int, spac: list) -> bool:
     :func:`permanence_events` reads cover) at a depth less than the point's plus ``2 r``: a surface in front of it
     or at it. A point covered by nothing, or only by tracks behind it, is seen empty: the camera looked through it.
     One column hidden everywhere is enough for a support to be out of sight; a body hovering in view has some
-    seen-empty point in every column (the ground beneath it, seen past the body's edge)."""
+    seen-empty point in every column (the ground beneath it, seen past the body's edge). A column counts only if
+    the hidden part it implies fits the body in every frame: the column's foot, fixed in the body, stays above the
+    ground (less a band of ``2 r``) in all the object's posed frames (a body that bounces or lands elsewhere in the
+    clip has no hidden part below its tracks that would have gone into the ground)."""
     from scipy.spatial import cKDTree
 
     f = ts.fits[k]
@@ -2089,7 +2092,16 @@ def _gap_hidden(ts: "TrackScene", k: int, t: int, spac: list) -> bool:
         return True
     uv, zc, rad = np.concatenate(uv), np.concatenate(zc), np.concatenate(rad)
     tree = cKDTree(uv)
+    # the hidden part reaching down to the support is the body's own: fixed in it, it must stay above the ground
+    # (within the ground band 2 r) in every posed frame of the clip, or the body would have pushed it into the
+    # ground (a ball bouncing elsewhere in the clip has nothing hidden beneath it)
+    posed = np.flatnonzero(f.posed)
+    base = np.einsum("ji,nj->ni", f.rot[t], np.c_[pts[:, :2], top] - f.centre[t])  # (n, 3) body coordinates
+    lowest = (np.einsum("sij,nj->sni", f.rot[posed], base)[..., 2] + f.centre[posed, None, 2]).min(0)
+    fits_body = lowest >= float(g) - 2.0 * r
     for i in np.argsort(-top):  # shortest columns first: the likeliest to be hidden
+        if not fits_body[i]:
+            continue
         hs = np.arange(top[i], z_low, r)
         if not len(hs):
             return True  # the support reaches the body's lowest seen height: nothing to see between them
