@@ -61,7 +61,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
-   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). An
+   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover); one
+   with a column between its lowest seen height and a support below it hidden from the camera in every frame of the
+   event may rest on a part no track saw (:func:`support_hidden`): a hover counts only where its gap is seen. An
    unsupported body's spell of loose frames (seen through too few tracks for ``sigma_p``) is judged for floating
    again at its own pose noise (:func:`loose_floating_events`). An
    energy gain is kept only when no plausible centre of mass and inertia takes it away (:func:`energy_explained` over
