@@ -61,7 +61,9 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    what the two passes leave in second differences (:func:`_sg_accel_noise`), and floating and energy onsets are
    then located on the raw poses (:func:`floating_onset`, :func:`energy_onset`); a floating body that turns about a
    point of the ground beneath it in every frame of the event is held up there (:func:`pivot_held`), and one some
-   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover). An
+   point of which falls freely is falling (:func:`falls_about_body_point`, over enough frames to tell a hover); one
+   with a column between its lowest seen height and a support below it hidden from the camera in every frame of the
+   event may rest on a part no track saw (:func:`support_hidden`): a hover counts only where its gap is seen. An
    unsupported body's spell of loose frames (seen through too few tracks for ``sigma_p``) is judged for floating
    again at its own pose noise (:func:`loose_floating_events`). An
    energy gain is kept only when no plausible centre of mass and inertia takes it away (:func:`energy_explained` over
@@ -2092,6 +2094,111 @@ def falls_about_body_point(ts: "TrackScene", ev: Event) -> bool:
         lo, hi = max(lo - 1, 0), min(hi + 1, T - 1)
 
 
+def _gap_hidden(ts: "TrackScene", k: int, t: int, spac: list) -> bool:
+    """Whether, at frame ``t``, a support of object ``k`` may lie where the camera could not see: some column under
+    the body, from a support below it up to the body's lowest seen height, is hidden in every point.
+
+    The body's points at ``t`` are its tracks posed there (hidden ones filled from the pose), ``z_low`` the lowest.
+    Under each point's ``(x, y)`` the support is the highest point of another posed object within ``2 r``
+    horizontally and below ``z_low``, else the ground. The column from the support up to ``z_low`` (a point every
+    ``r``) is the gap a resting body's untracked lower part would fill. A column point is hidden when it projects
+    outside the image or behind the camera, or when a visible track of any object (this one included) covers its
+    pixel (within a disc of ``f s / z`` pixels, ``s`` that object's median track spacing, as
+    :func:`permanence_events` reads cover) at a depth less than the point's plus ``2 r``: a surface in front of it
+    or at it. A point covered by nothing, or only by tracks behind it, is seen empty: the camera looked through it.
+    One column hidden everywhere is enough for a support to be out of sight; a body hovering in view has some
+    seen-empty point in every column (the ground beneath it, seen past the body's edge). A column counts only if
+    the hidden part it implies fits the body in every frame: the column's foot, fixed in the body, stays above the
+    ground (less a band of ``2 r``) in all the object's posed frames (a body that bounces or lands elsewhere in the
+    clip has no hidden part below its tracks that would have gone into the ground)."""
+    from scipy.spatial import cKDTree
+
+    f = ts.fits[k]
+    g = ts.frame.ground
+    if not f.posed[t] or g is None:
+        return False
+    r = float(ts.radius)
+    intr = ts.tracks.intrinsics
+    Wi, Hi = ts.tracks.image_size
+    vis = ts.tracks.visible[t]
+    pts = np.einsum("ij,nj->ni", f.rot[t], f.body) + f.centre[t]  # (n, 3) m, audited frame
+    z_low = float(pts[:, 2].min())
+    top = np.full(len(pts), float(g))  # the support's height under each column
+    for j, fj in enumerate(ts.fits):
+        if j == k or not fj.posed[t]:
+            continue
+        q = np.einsum("ij,nj->ni", fj.rot[t], fj.body) + fj.centre[t]
+        q = q[q[:, 2] < z_low]
+        if not len(q):
+            continue
+        for i, near in enumerate(cKDTree(q[:, :2]).query_ball_point(pts[:, :2], 2.0 * r)):
+            if near:
+                top[i] = max(top[i], float(q[near, 2].max()))
+    uv, zc, rad = [], [], []
+    for j, fj in enumerate(ts.fits):
+        vj = vis[fj.tracks]
+        if vj.any():
+            u, v, z = _project(ts.camera_xyz[t, fj.tracks[vj]], intr)
+            uv.append(np.c_[u, v])
+            zc.append(z)
+            rad.append(intr[0] * spac[j] / np.maximum(z, 1e-9))
+    if not uv:
+        return True
+    uv, zc, rad = np.concatenate(uv), np.concatenate(zc), np.concatenate(rad)
+    tree = cKDTree(uv)
+    # the hidden part reaching down to the support is the body's own: fixed in it, it must stay above the ground
+    # (within the ground band 2 r) in every posed frame of the clip, or the body would have pushed it into the
+    # ground (a ball bouncing elsewhere in the clip has nothing hidden beneath it)
+    posed = np.flatnonzero(f.posed)
+    base = np.einsum("ji,nj->ni", f.rot[t], np.c_[pts[:, :2], top] - f.centre[t])  # (n, 3) body coordinates
+    lowest = (np.einsum("sij,nj->sni", f.rot[posed], base)[..., 2] + f.centre[posed, None, 2]).min(0)
+    fits_body = lowest >= float(g) - 2.0 * r
+    for i in np.argsort(-top):  # shortest columns first: the likeliest to be hidden
+        if not fits_body[i]:
+            continue
+        hs = np.arange(top[i], z_low, r)
+        if not len(hs):
+            return True  # the support reaches the body's lowest seen height: nothing to see between them
+        col = np.c_[np.full(len(hs), pts[i, 0]), np.full(len(hs), pts[i, 1]), hs]
+        u, v, z = _project(_to_camera(ts, t, col), intr)
+        out = ~((z > 0) & (u >= 0) & (u < Wi) & (v >= 0) & (v < Hi))
+        hidden = True
+        for m in range(len(col)):
+            if out[m]:
+                continue
+            c = np.asarray(tree.query_ball_point([u[m], v[m]], float(rad.max())), np.int64)
+            if not len(c):
+                hidden = False
+                break
+            d2 = (uv[c, 0] - u[m]) ** 2 + (uv[c, 1] - v[m]) ** 2
+            if not np.any((d2 <= rad[c] ** 2) & (zc[c] < z[m] + 2.0 * r)):
+                hidden = False
+                break
+        if hidden:
+            return True
+    return False
+
+
+def support_hidden(ts: "TrackScene", ev: Event) -> bool:
+    """Whether floating event ``ev`` may be a body resting on a support the camera could not see: in every posed
+    frame of the event some column between the body's lowest seen height and a support below it (the ground or
+    another object) is hidden from the camera (:func:`_gap_hidden`). Tracks sample the surface the camera saw, so a
+    large body's lower part can stay untracked all along (seed 6's ``slide_0``: a body 33 cm tall whose tracks end
+    5-7 cm above the ground it rests on, hidden behind its own front), and then nothing under the tracks shows it
+    resting. A hover counts only where the gap beneath the body is seen: in some frame of the event every column
+    under it has a point the camera looked through. A body glitched to hover in flight (6 r or more above the ground,
+    clear of the others) leaves the ground under it in view past its edge."""
+    k = ev.object
+    if k is None:
+        return False
+    from scipy.spatial import cKDTree
+
+    spac = [float(np.median(cKDTree(fj.body).query(fj.body, k=2)[0][:, 1])) if len(fj.body) >= 2
+            else 2.0 * float(ts.radius) for fj in ts.fits]
+    f = ts.fits[k]
+    frames = [t for t in range(max(int(ev.frame), 0), min(int(ev.end_frame), len(f.posed) - 1) + 1) if f.posed[t]]
+    return bool(frames) and all(_gap_hidden(ts, k, t, spac) for t in frames)
+
 def _onset_run(ctx, k: int, F: int, ok: np.ndarray, lo: int, hi: int):
     """The run of ``ok (T,)`` frames around frame ``F`` (itself ``ok``) of object ``k``, kept within frames ``lo ..
     hi``: ``(a, b, c (n, 3) float64 m, t (n,) s)`` with the object's centre ``c`` over frames ``a .. b``; None when
@@ -3516,7 +3623,8 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
             # frames seen through too few tracks for sigma_p, judged at their own precision
             evs_s += loose_floating_events(ts, cfg, ctx0 if ctx0 is not None else AuditContext(ro, cfg))
         evs_s = [e for e in evs_s if not (e.category == "floating" and (pivot_held(ts, e)
-                                                                         or falls_about_body_point(ts, e)))]
+                                                                         or falls_about_body_point(ts, e)
+                                                                         or support_hidden(ts, e)))]
         events += as_tracks(evs_s)
         notices += [s for s in rep_s.skipped if s not in notices]
         if W >= 5:
