@@ -1517,6 +1517,16 @@ def _spacing_radius(fits: list) -> Optional[float]:
     return 0.5 * med if med > 0 else None
 
 
+def _track_spacings(fits: list, r: float) -> list[float]:
+    """Each object's track spacing (m): the median over its tracks of the distance to the nearest other track in body
+    coordinates; ``2 r`` for an object of one track. The disc a visible track covers in the image is ``f s / z``
+    pixels with this ``s`` (:func:`permanence_events`, :func:`support_hidden`)."""
+    from scipy.spatial import cKDTree
+
+    return [float(np.median(cKDTree(f.body).query(f.body, k=2)[0][:, 1])) if len(f.body) >= 2 else 2.0 * r
+            for f in fits]
+
+
 def _pose_noise(fits: list) -> float:
     """sigma_p (m): the largest object noise over the square root of its visible tracks (10th percentile over
     its posed frames)."""
@@ -2191,13 +2201,11 @@ def support_hidden(ts: "TrackScene", ev: Event) -> bool:
     k = ev.object
     if k is None:
         return False
-    from scipy.spatial import cKDTree
-
-    spac = [float(np.median(cKDTree(fj.body).query(fj.body, k=2)[0][:, 1])) if len(fj.body) >= 2
-            else 2.0 * float(ts.radius) for fj in ts.fits]
+    spac = _track_spacings(ts.fits, float(ts.radius))
     f = ts.fits[k]
     frames = [t for t in range(max(int(ev.frame), 0), min(int(ev.end_frame), len(f.posed) - 1) + 1) if f.posed[t]]
     return bool(frames) and all(_gap_hidden(ts, k, t, spac) for t in frames)
+
 
 def _onset_run(ctx, k: int, F: int, ok: np.ndarray, lo: int, hi: int):
     """The run of ``ok (T,)`` frames around frame ``F`` (itself ``ok``) of object ``k``, kept within frames ``lo ..
@@ -2679,15 +2687,7 @@ def permanence_events(ts: TrackScene, tol: float) -> list[Event]:
     intr = ts.tracks.intrinsics
     vis_all = ts.tracks.visible
     events = []
-    from scipy.spatial import cKDTree
-
-    spac = []
-    for f in ts.fits:
-        if len(f.body) >= 2:
-            d, _ = cKDTree(f.body).query(f.body, k=2)
-            spac.append(float(np.median(d[:, 1])))
-        else:
-            spac.append(2 * r)
+    spac = _track_spacings(ts.fits, r)
     speed = np.zeros((T, len(ts.fits)))
     for k, f in enumerate(ts.fits):
         s = np.linalg.norm(np.diff(f.centre, axis=0), axis=1) / dt
