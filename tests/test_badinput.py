@@ -365,3 +365,26 @@ def test_installed_typer_and_click_meet_the_declared_bounds():
         low = tuple(int(x) for x in spec.split(">=")[1].split(",")[0].strip().split("."))
         have = tuple(int(x) for x in re.findall(r"\d+", version(name))[:len(low)])
         assert have >= low, (name, version(name), spec)
+
+
+def test_entry_point_leaves_with_130_after_an_interrupt(monkeypatch):
+    """``worldline.cli.run`` (the console script and ``python -m worldline``) ends an interrupted run with
+    ``os._exit(130)``, so that no SIGINT re-raised at interpreter exit can turn the status into -2; other codes go
+    through ``sys.exit`` unchanged."""
+    import worldline.cli as cli
+
+    left = []
+
+    def fake_exit(code):
+        left.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(cli, "main", lambda: cli.EXIT_INTERRUPTED)
+    with pytest.raises(SystemExit):
+        cli.run()
+    assert left == [130]
+    monkeypatch.setattr(cli, "main", lambda: 2)
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == 2 and left == [130]

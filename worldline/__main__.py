@@ -1,7 +1,5 @@
 """``python -m worldline`` (also what ``torchrun -m worldline`` runs)."""
 
-import sys
+from worldline.cli import run
 
-from worldline.cli import main
-
-sys.exit(main())
+run()
