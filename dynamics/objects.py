@@ -137,6 +137,10 @@ CONTACT_FLAT = 0.1
 #: body of revolution). The generators' shell-filled capsules and long cylinders measure within 0.5-3%,
 #: their distinct moment 10-65% away; short cylinders 2-9% (those above 5% are left to the band test).
 CONTACT_ROUND = 0.05
+#: :func:`ground_contact`: the third moment must differ from the pair by this share of the largest for its
+#: axis to be the symmetry axis: a nearly isotropic fill's (a cylinder about as long as wide, 2-9% apart)
+#: distinct axis is set by the sampling, not the shape (one measured 50 deg off the cylinder's axis).
+CONTACT_DISTINCT = 0.15
 #: :func:`ground_contact`: the height (in ``r``) above the lowest particle within which particles are level.
 #: A lattice face is level to float round-off; the surface samples of a round body within 0.02 r of its
 #: lowest span at most 1.53 r across (2.1 r within 0.05 r, and up to 3.4 r within 0.2 r, the old flat test's
@@ -159,7 +163,8 @@ def ground_contact(pts: torch.Tensor, z: torch.Tensor, zmin: torch.Tensor, smask
       ``CONTACT_SPREAD r`` along both of that plane's directions (a flat base tilted by up to about 10 deg):
       its friction torque keeps only its part about ``up`` (the turn about the vertical);
     - else a LINE contact along its symmetry axis if it is a body of revolution (two principal moments of
-      inertia within ``CONTACT_ROUND`` of the largest, the third not: a cylinder or capsule) whose axis lies
+      inertia within ``CONTACT_ROUND`` of the largest, the third ``CONTACT_DISTINCT`` away from them: a
+      capsule, a long or a short cylinder) whose axis lies
       within 30 deg of the ground plane (the sparse surface samples of a short lying cylinder do not show
       its axis; its inertia does);
     - else a LINE contact if its low band is more than ``CONTACT_LINE r`` longer (along its main in-plane
@@ -232,7 +237,9 @@ def ground_contact(pts: torch.Tensor, z: torch.Tensor, zmin: torch.Tensor, smask
         lam, vec = torch.linalg.eigh(rd3 @ inertia.detach().double() @ rd3.transpose(1, 2))  # ascending
         tol = CONTACT_ROUND * lam[:, 2].clamp_min(1e-30)
         low_pair, high_pair = (lam[:, 1] - lam[:, 0]) < tol, (lam[:, 2] - lam[:, 1]) < tol
-        prolate, oblate = high_pair & ~low_pair, low_pair & ~high_pair  # symmetry axis: the smallest / largest moment
+        distinct = CONTACT_DISTINCT * lam[:, 2].clamp_min(1e-30)
+        prolate = high_pair & ((lam[:, 1] - lam[:, 0]) > distinct)  # symmetry axis: the smallest moment's
+        oblate = low_pair & ((lam[:, 2] - lam[:, 1]) > distinct)  # the largest moment's
         sym = torch.where(prolate[:, None], vec[..., 0], vec[..., 2])
         lying = (prolate | oblate) & ((sym * upd).sum(1).abs() < math.sin(math.radians(30.0)))
         line = (line | lying) & ~area
