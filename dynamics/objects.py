@@ -97,7 +97,7 @@ __all__ = [
     "angular_velocity", "object_rollout", "ObjectBackend", "PackedObjects", "ObjectTrainConfig", "train_objects",
     "save_object_model", "load_object_model", "object_model_from_checkpoint", "is_object_checkpoint", "supports", "OBJECT_FORMAT",
     "object_statistics", "predict_trajectory_objects", "lattice_box", "box_separation", "RULES", "object_backend",
-    "zero_acceleration_model",
+    "zero_acceleration_model", "ground_contact", "POINT_CONTACT", "LINE_CONTACT", "AREA_CONTACT",
 ]
 
 OBJECT_FORMAT = "worldline.object_checkpoint"
@@ -112,6 +112,143 @@ CONTACT_RADII = 3.1
 #: to brake). Forward values are the clamp's.
 COULOMB_LEAK = 0.1
 
+
+#: :func:`ground_contact`'s kinds: a point (a ball; the full friction torque), a line (a lying cylinder or
+#: capsule; rolling about the line and turning about the vertical, no tipping), an area (a flat base; turning
+#: about the vertical only).
+POINT_CONTACT, LINE_CONTACT, AREA_CONTACT = 0, 1, 2
+#: :func:`ground_contact`: the in-plane extent (in particle radii ``r``) beyond which a flat band of lowest
+#: particles counts as spread along a direction. The lattice spacing is ``2 r``: a face's single row of
+#: particles spans 0 across, two adjacent rows exactly ``2 r`` (the 4 cm wide boxes of the tests, flat in
+#: Newton), three ``4 r`` (the narrowest box base generated). The faceted meshes the round bodies are filled
+#: from leave level strips of surface samples up to 1.53 r wide (lying capsules and cylinders of radius
+#: 4.6-6.5 r, 4 fill seeds, within ``CONTACT_LEVEL``); 1.75 r lies between them and two rows.
+CONTACT_SPREAD = 1.75
+#: :func:`ground_contact`: how much longer than wide (in ``r``) the lowest particles (within ``r`` of the
+#: lowest one) of a round body must be to make a line. Measured on the generators' fills (sparse shell
+#: samples): balls of radius 4.6-6.5 r 0.6-1.8 r, lying cylinders and capsules 3.1-8.2 r (one lattice spacing,
+#: 2 r, of sampling noise above the balls' and more than that below the shortest lying bodies').
+CONTACT_LINE = 2.5
+#: :func:`ground_contact`: the RMS distance (in ``r``) of the lowest particles (within ``r`` of the lowest
+#: one) from their best-fit plane below which they are one flat face (a lattice face: 0; the strip of a lying
+#: cylinder or a ball of radius 4.6-6.5 r: 0.16-0.35 r).
+CONTACT_FLAT = 0.1
+#: :func:`ground_contact`: two principal moments of inertia within this share of the largest are equal (a
+#: body of revolution). The generators' shell-filled capsules and long cylinders measure within 0.5-3%,
+#: their distinct moment 10-65% away; short cylinders 2-9% (those above 5% are left to the band test).
+CONTACT_ROUND = 0.05
+#: :func:`ground_contact`: the third moment must differ from the pair by this share of the largest for its
+#: axis to be the symmetry axis: a nearly isotropic fill's (a cylinder about as long as wide, 2-9% apart)
+#: distinct axis is set by the sampling, not the shape (one measured 50 deg off the cylinder's axis).
+CONTACT_DISTINCT = 0.15
+#: :func:`ground_contact`: the height (in ``r``) above the lowest particle within which particles are level.
+#: A lattice face is level to float round-off; the surface samples of a round body within 0.02 r of its
+#: lowest span at most 1.53 r across (2.1 r within 0.05 r, and up to 3.4 r within 0.2 r, the old flat test's
+#: band: as wide as a box base). A tilted face is left to the plane test (``CONTACT_FLAT``).
+CONTACT_LEVEL = 0.02
+
+
+def ground_contact(pts: torch.Tensor, z: torch.Tensor, zmin: torch.Tensor, smask: torch.Tensor, r: torch.Tensor,
+                   up: torch.Tensor, rot: torch.Tensor, inertia: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How each body touches the ground, from its lowest surface particles, and the projector that keeps the
+    part of a ground friction torque its contact can take (the rest its contact's pressure balances).
+
+    Two bands of each body's surface particles: the level band (within ``CONTACT_LEVEL r`` of the lowest
+    one) and the low band (within ``r``, the ground gate's). Extents are max minus min of the particles'
+    offsets (m) along in-plane directions (normal to ``up``). A body is
+
+    - an AREA contact (a box, an upright cylinder on its base) if its level band spreads more than
+      ``CONTACT_SPREAD r`` along both its in-plane principal directions, or if its low band lies on one plane
+      (4 or more particles, RMS off it below ``CONTACT_FLAT r``, normal within 30 deg of ``up``) spread more than
+      ``CONTACT_SPREAD r`` along both of that plane's directions (a flat base tilted by up to about 10 deg):
+      its friction torque keeps only its part about ``up`` (the turn about the vertical);
+    - else a LINE contact along its symmetry axis if it is a body of revolution (two principal moments of
+      inertia within ``CONTACT_ROUND`` of the largest, the third ``CONTACT_DISTINCT`` away from them: a
+      capsule, a long or a short cylinder) whose axis lies
+      within 30 deg of the ground plane (the sparse surface samples of a short lying cylinder do not show
+      its axis; its inertia does);
+    - else a LINE contact if its low band is more than ``CONTACT_LINE r`` longer (along its main in-plane
+      direction, each particle weighted by how level it is with the lowest: the line's axis) than wide (a
+      box on an edge, a long body the inertia test misses);
+    - else a POINT contact (a ball, a capsule on its cap).
+
+    A LINE contact's friction torque keeps its parts about the axis (rolling) and about ``up`` and loses
+    the part about the in-plane direction normal to the line (tipping); a POINT contact's is kept whole.
+
+    No gradient flows through the classification or the line's axis (both read from the detached pose).
+
+    Args:
+        pts: (O, P, 3) world surface points of each body, m (padded slots anywhere).
+        z: (O, P) their height along z, m (padded or non-surface slots large). zmin: (O,) the lowest, m.
+        smask: (O, P) bool, real surface slots. r: (O,) particle radius, m. up: (O, 3) unit, against gravity.
+        rot: (O, 3, 3) each body's rotation from its body frame. inertia: (O, 3, 3) kg m^2, body-frame inertia.
+
+    Returns:
+        ``kind`` (O,) int64 (:data:`POINT_CONTACT`, :data:`LINE_CONTACT`, :data:`AREA_CONTACT`) and ``proj``
+        (O, 3, 3) in ``pts``' dtype: the projector applied to a torque (``proj @ t``).
+    """
+    with torch.no_grad():
+        d, upd, rd = pts.detach().double(), up.detach().double(), r.detach().double()
+        zd, zmd = z.detach().double(), zmin.detach().double()
+        eye = torch.eye(3, dtype=d.dtype, device=d.device).expand(len(d), 3, 3)
+        big = torch.finfo(d.dtype).max
+
+        def offsets(band, flat, weight=None):
+            # offsets (O, P, 3) m from the band's centroid (0 outside; flat: in-plane), count, (weighted) covariance's eigh
+            bf = band.to(d.dtype)[..., None]
+            nb = bf.sum(1)
+            dp = (d - ((d * bf).sum(1) / nb.clamp_min(1.0))[:, None]) * bf
+            if flat:
+                dp = dp - (dp * upd[:, None]).sum(-1, keepdim=True) * upd[:, None]
+            wp = dp if weight is None else dp * weight[..., None]
+            return dp, nb[:, 0], torch.linalg.eigh(wp.transpose(1, 2) @ dp / nb.clamp_min(1.0)[:, :, None])
+
+        def extent(dp, band, direction):  # (O,) m: max minus min of the band's offsets along direction (O, 3)
+            x = (dp * direction[:, None]).sum(-1)
+            return (torch.where(band, x, -big).amax(1) - torch.where(band, x, big).amin(1)).clamp_min(0.0)
+
+        def in_plane(vec):  # (O, 3) unit, the in-plane part of vec (x where that vanishes)
+            vec = vec - (vec * upd).sum(1, keepdim=True) * upd
+            seed = torch.zeros_like(vec)
+            seed[:, 0] = 1.0
+            vec = torch.where(vec.norm(dim=1, keepdim=True) > 1e-6, vec, seed - (seed * upd).sum(1, keepdim=True) * upd)
+            return vec / vec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+        spread = CONTACT_SPREAD * rd
+        level = (zd < (zmd + CONTACT_LEVEL * rd)[:, None]) & smask
+        dp, nb, (_, vec) = offsets(level, True)
+        axis = in_plane(vec[..., 2])
+        across = torch.linalg.cross(upd, axis, dim=1)
+        area = (nb >= 3) & (extent(dp, level, axis) > spread) & (extent(dp, level, across) > spread)
+        low = (zd < (zmd + rd)[:, None]) & smask
+        dw, nw, (ev, vec) = offsets(low, False)
+        area = area | ((nw >= 4) & (ev[:, 0].clamp_min(0.0).sqrt() < CONTACT_FLAT * rd)
+                       & ((vec[..., 0] * upd).sum(1).abs() > math.cos(math.radians(30.0)))
+                       & (extent(dw, low, vec[..., 1]) > spread) & (extent(dw, low, vec[..., 2]) > spread))
+        # the line's axis: the main in-plane direction of the low band, each particle weighted by how level it is
+        # with the lowest (1 there, 0 at r above it), so a short lying cylinder's axis is its level row, not
+        # the wider curve across it
+        dw, _, (_, vec) = offsets(low, True, (1.0 - (zd - zmd[:, None]) / rd[:, None]).clamp(0.0, 1.0))
+        axis = in_plane(vec[..., 2])
+        across = torch.linalg.cross(upd, axis, dim=1)
+        line = ~area & (extent(dw, low, axis) - extent(dw, low, across) > CONTACT_LINE * rd)
+        # bodies of revolution: the line is the symmetry axis, if it lies (ObjectBatch.inertia about the centre)
+        rd3 = rot.detach().double()
+        lam, vec = torch.linalg.eigh(rd3 @ inertia.detach().double() @ rd3.transpose(1, 2))  # ascending
+        tol = CONTACT_ROUND * lam[:, 2].clamp_min(1e-30)
+        low_pair, high_pair = (lam[:, 1] - lam[:, 0]) < tol, (lam[:, 2] - lam[:, 1]) < tol
+        distinct = CONTACT_DISTINCT * lam[:, 2].clamp_min(1e-30)
+        prolate = high_pair & ((lam[:, 1] - lam[:, 0]) > distinct)  # symmetry axis: the smallest moment's
+        oblate = low_pair & ((lam[:, 2] - lam[:, 1]) > distinct)  # the largest moment's
+        sym = torch.where(prolate[:, None], vec[..., 0], vec[..., 2])
+        lying = (prolate | oblate) & ((sym * upd).sum(1).abs() < math.sin(math.radians(30.0)))
+        line = (line | lying) & ~area
+        axis = torch.where(lying[:, None], in_plane(sym), axis)
+        across = torch.linalg.cross(upd, axis, dim=1)
+        kind = torch.where(area, AREA_CONTACT, torch.where(line, LINE_CONTACT, POINT_CONTACT))
+        proj = torch.where(area[:, None, None], upd[:, :, None] * upd[:, None, :],
+                           torch.where(line[:, None, None], eye - across[:, :, None] * across[:, None, :], eye))
+    return kind, proj.to(pts.dtype)
 
 def _vec3(name, value):
     try:
@@ -161,9 +298,10 @@ class ObjectConfig:
     """With ``ground_friction``: the ground's friction on a body touching it is not decoded but solved, as
     one Coulomb contact at the ground below its lowest particles: the impulse that stops that point's
     tangential motion over the frame (through the body's mass and inertia: a ball rolls, a resting body
-    stays put: static friction), limited to the cone ``mu x`` its normal load (then it slides). A body with
-    a flat base (3+ lowest particles level within 0.2 r, spread over 2 r) is not tipped by it (its base's
-    pressure balances the tipping), only turned about the vertical. False: checkpoints before it."""
+    stays put: static friction), limited to the cone ``mu x`` its normal load (then it slides). The friction
+    torque is cut to what the body's ground contact takes (:func:`ground_contact`): a flat base is only
+    turned about the vertical (its base's pressure balances the tipping), a lying cylinder or capsule rolls
+    about its axis and turns about the vertical, a ball takes all of it. False: checkpoints before it."""
     ground_coulomb: float = 0.0
     """Coulomb-structured ground response (0: off, checkpoints before it; else the friction coefficient of
     the ground the data was simulated on, Newton's ``SimConfig.ground_friction``, 0.5). For a body touching
@@ -185,9 +323,11 @@ class ObjectConfig:
     network. Bodies carried only by other bodies keep the decoded tangential response."""
     coulomb_torque: bool = False
     """With ``ground_coulomb``: the friction acts at the ground contact point, so it also turns the body
-    (``I^-1 (lever x M a_f)``), except the tipping part for a body with a flat base (as ``ground_stick``:
-    3+ lowest particles level within 0.2 r, spread over 2 r; its base's pressure balances it): a sliding
-    ball or lying capsule is spun up until it rolls without slipping and then coasts, as Newton's do.
+    (``I^-1 (lever x M a_f)``), less what the body's ground contact balances (:func:`ground_contact`, as
+    ``ground_stick``): a flat base (an area contact) keeps only the turn about the vertical, a lying
+    cylinder or capsule (a line contact) the roll about its axis and the turn about the vertical, a ball
+    (a point contact) all of it. So a sliding ball or lying capsule is spun up until it rolls without
+    slipping and then coasts, as Newton's do.
     The cap that keeps the friction from reversing the slip counts the turning (the contact's effective
     mass along the slip). False: friction moves the body's centre only."""
 
@@ -978,14 +1118,7 @@ class ObjectNet(nn.Module):
             slip = v_last + a_contact + torch.linalg.cross(w_last + inv_inertia(torque), lever_g, dim=1)
             turn = None
             if self.config.coulomb_torque:
-                band = (z < (zmin + 0.2 * r)[:, None]) & smask
-                bandf = band.to(dtype)
-                nb = bandf.sum(1)
-                bc = (pts * bandf[..., None]).sum(1) / nb.clamp_min(1.0)[:, None]
-                dp = pts - bc[:, None]
-                dp = dp - (dp * up[:, None]).sum(-1, keepdim=True) * up[:, None]
-                spread = torch.where(band, dp.norm(dim=-1), 0.0).amax(1)
-                turn = (lever_g, inv_inertia, ((nb >= 3) & (spread > 2 * r))[:, None])
+                turn = (lever_g, inv_inertia, ground_contact(pts, z, zmin, smask, r, up, rot, batch.inertia)[1])
             push, alpha_f = self._coulomb_push(push, s * psi[:, :3], up, mu_g, g_norm, mass, support, i, j, on_ground,
                                                slip, turn)
         a = g + push + a_contact
@@ -1007,8 +1140,7 @@ class ObjectNet(nn.Module):
         if stick is not None:
             a, alpha = self._ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v_last, w_last,
                                              torch.cat([low_c[:, :2] * k_.size[:, None], (zmin - r - c[:, 2])[:, None]], 1),
-                                             pts, z, zmin, smask,
-                                             r, inv_inertia)
+                                             ground_contact(pts, z, zmin, smask, r, up, rot, batch.inertia)[1], inv_inertia)
         return torch.where(k_.kin2, 0.0, a), torch.where(k_.kin2, 0.0, alpha)
 
     def _coulomb_push(self, push, decoded, up, mu_g, g_norm, mass, support, i, j, on_ground, u, turn=None):
@@ -1022,10 +1154,10 @@ class ObjectNet(nn.Module):
             on_ground: (O,) bool, bodies touching the ground (their own gate > 0).
             u: (O, 3) m/frame, the velocity of each body's ground contact point before the ground acts (its last
                 motion plus what its contacts add): its slip, zero for a body rolling without slipping.
-            turn: None (friction moves the centre only), or ``(lever (O, 3) m, inv_inertia, flat (O, 1) bool)``
+            turn: None (friction moves the centre only), or ``(lever (O, 3) m, inv_inertia, proj (O, 3, 3))``
                 (ObjectConfig.coulomb_torque): the contact point from the centre, the world inverse inertia
-                (torque -> rad/frame^2) and the flat-based bodies, whose friction torque keeps only its part
-                about ``up``.
+                (torque -> rad/frame^2) and :func:`ground_contact`'s projector of the friction torque (a flat
+                base keeps its part about ``up``, a line contact loses its tipping part, a point keeps all).
 
         Returns:
             the push (O, 3) m/frame^2 and, with ``turn``, the friction's angular acceleration (O, 3) rad/frame^2 (else None).
@@ -1047,11 +1179,11 @@ class ObjectNet(nn.Module):
         if turn is None:
             friction = -u_hat * torch.minimum(lam * mu_g * per_mass, speed)
             return normal * up + torch.where(on_ground[:, None], friction, tangential), None
-        lever, inv_inertia, flat = turn
+        lever, inv_inertia, proj = turn
 
         def spin(f):  # rad/frame^2: the turning of friction f (m/frame^2 per unit mass) acting at the contact
             t = torch.linalg.cross(lever, f * mass[:, None], dim=1)
-            return inv_inertia(torch.where(flat, (t * up).sum(1, keepdim=True) * up, t))
+            return inv_inertia((proj @ t[:, :, None])[:, :, 0])
 
         # the slip's change per unit of friction against it: 1 from the centre's motion plus the turning's
         k = (1.0 - (torch.linalg.cross(spin(-u_hat), lever, dim=1) * u_hat).sum(1, keepdim=True)).clamp_min(1.0)
@@ -1060,8 +1192,7 @@ class ObjectNet(nn.Module):
         return normal * up + torch.where(on_ground[:, None], friction, tangential), spin(friction)
 
     @staticmethod
-    def _ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v, w, lever, pts, z, zmin, smask,
-                         r, inv_inertia):
+    def _ground_friction(a, alpha, stick, up, mu_g, normal_push, force, i, mass, v, w, lever, proj, inv_inertia):
         """``(a, alpha)`` with the ground's Coulomb friction on the ``stick`` bodies (ObjectConfig.ground_stick).
 
         At the contact point ``c + lever`` (m: below the lowest surface particles' centroid, r under the lowest
@@ -1069,20 +1200,14 @@ class ObjectNet(nn.Module):
         the tangential impulse ``J`` (kg m/frame^2 over one frame) that brings the point's velocity after the
         frame, ``u = (v + a) + (w + alpha) x lever`` (m/frame), to zero through the contact's effective mass,
         ``K J = J / M + (I^-1 P (lever x J)) x lever``, limited to ``mu_g`` times the normal load (the
-        ground's normal push times the mass, plus what contacts press down). ``P`` keeps only the vertical
-        part of the friction torque for a flat-based body (3 or more lowest particles level within 0.2 r,
-        spread over more than 2 r): its base's pressure balances the tipping part."""
-        band = (z < (zmin + 0.2 * r)[:, None]) & smask
-        bandf = band.to(a.dtype)
-        nb = bandf.sum(1)
-        bc = (pts * bandf[..., None]).sum(1) / nb.clamp_min(1.0)[:, None]
-        d = pts - bc[:, None]
-        d = d - (d * up[:, None]).sum(-1, keepdim=True) * up[:, None]
-        spread = torch.where(band, d.norm(dim=-1), 0.0).amax(1)
-        flat = ((nb >= 3) & (spread > 2 * r))[:, None]
+        ground's normal push times the mass, plus what contacts press down). ``P`` is ``proj`` (O, 3, 3),
+        :func:`ground_contact`'s projector of the friction torque: a flat base keeps only its vertical part
+        (its base's pressure balances the tipping), a lying cylinder or capsule (a line contact) its parts
+        about its axis and the vertical, a ball all of it."""
+        projector = proj
 
         def proj(t):
-            return torch.where(flat, (t * up).sum(1, keepdim=True) * up, t)
+            return (projector @ t[:, :, None])[:, :, 0]
 
         def eff(j):  # velocity change of the contact point per unit impulse j (O, 3)
             return j / mass[:, None] + torch.linalg.cross(inv_inertia(proj(torch.linalg.cross(lever, j, dim=1))), lever, dim=1)
