@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dir", type=Path)
     ap.add_argument("--seed", type=int, default=None, help="the run's --seed (default: from a DIR named sN)")
+    ap.add_argument("--camera", default=None, help="only the films of this camera kind (as printed)")
     ap.add_argument("--show", type=float, default=1.0, help="list files whose up is more than this many degrees off")
     args = ap.parse_args(argv)
     seed = args.seed
@@ -53,6 +54,8 @@ def main(argv=None) -> int:
     man = json.loads((args.dir / "manifest.json").read_text())
     ang, src, off = defaultdict(list), defaultdict(Counter), []
     for j, e in enumerate(man["clean"]):
+        if args.camera and e["camera"] != args.camera:
+            continue
         tr = load_tracks(e["file"])
         truth = true_up(seed, j, tr.w2c is not None)
         try:
