@@ -1310,7 +1310,7 @@ def _trim(res: np.ndarray, floor: float) -> np.ndarray:
 
 
 def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optional[float] = None,
-                 out: Optional[dict] = None) -> np.ndarray:
+                 out: Optional[dict] = None, vis: Optional[np.ndarray] = None) -> np.ndarray:
     """(3,) float64, m: the point of ``fit``'s body (body coordinates) whose trajectory ``c_t + R_t p`` is the
     smoothest, taken as the body's centre of mass.
 
@@ -1338,7 +1338,9 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
     at a fine frame rate wobbles by micrometres per window, yet a centroid 3 r off its centre skews its energy by
     8 %. ``out`` (a dict), when given, receives the fit whether it is kept or not: ``p`` (3,), its normal matrix
     ``H`` (3, 3) and residual variance per number ``s2`` (m^2), over the frames it was fitted on
-    (:attr:`ObjectFit.centre_region`)."""
+    (:attr:`ObjectFit.centre_region`); with ``vis (T, N)`` (the tracks' visibility), ``H`` less what the rotations'
+    own noise puts into it (:func:`_turn_noise_normal`: the wobble's rows are noisy regressors, and where the body
+    turns too slowly for its wobble to show, their noise is all ``H`` holds)."""
     ok = fit.posed & (fit.visible_count >= _MIN_POSE)
     T = len(ok)
     if T < 8 or len(fit.body) < 4:
@@ -1347,6 +1349,7 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
     if T < _HP_WINDOW:
         return np.zeros(3)
     b, A = _highpass(c, R, ok, _HP_WINDOW)  # (F, 3), (F, 3, 3)
+    rows = [(_hp_windows(ok, _HP_WINDOW)[0], _HP_WINDOW)]  # each row's frame and window (for _turn_noise_normal)
     calm = floor if calm is None else calm
     # a slow turn (a roll at a fine frame rate) bends a point's path within 9 frames by less than tracker noise:
     # windows as many times longer as it turns slower than _HP_TURN per frame, up to _HP_LONG times, show its wobble
@@ -1371,6 +1374,7 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
                 lo_ = _hp_windows(ok, W2)[1]
                 keep = n_still[lo_ + W2] - n_still[lo_] == W2
                 b, A = np.concatenate([b, b2[keep]]), np.concatenate([A, A2[keep]])
+                rows.append((_hp_windows(ok, W2)[0][keep], W2))
     if len(b) < 6:
         return np.zeros(3)
     p = np.zeros(3)
@@ -1390,6 +1394,9 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
     if out is not None:
         M = np.einsum("f,fji,fjk->ik", w, A, A)
         nw = float(w.sum())
+        if vis is not None:  # the part of H the rotations' noise makes, not the wobble: a noisy regressor's
+            lam_, V_ = np.linalg.eigh(M - _turn_noise_normal(fit, vis, rows, w))
+            M = (V_ * np.maximum(lam_, 0.0)) @ V_.T
         out.update(p=p.copy(), H=M, s2=float(np.einsum("f,fi,fi->", w, b + A @ p, b + A @ p)) / max(3 * nw - 3, 1.0))
     # the centre of mass lies inside the body: a point outside the tracks' box (body coordinates) is the pivot of a
     # body turning in contact (a spinner's axis moves more smoothly than its jiggling centre), not its centre
@@ -1413,6 +1420,41 @@ def _body_centre(fit: ObjectFit, floor: float, iterations: int = 10, calm: Optio
     return np.zeros(3)
 
 
+def _turn_noise_normal(fit: ObjectFit, vis: np.ndarray, rows: list, w: np.ndarray) -> np.ndarray:
+    """(3, 3) float64, m^0: the expected share of the tracker's noise in :func:`_body_centre`'s normal matrix
+    ``H = sum_f w_f A_f^T A_f``. ``rows``: ``[(frames (F_i,), W_i)]``, each row's frame and window, in the order of
+    ``w (sum F_i,)``; ``vis (T, N)`` the tracks' visibility.
+
+    ``A_f p`` is the high-passed motion of body point ``p`` due to the turn, and each frame's fitted turn carries
+    noise: a rigid fit to ``n`` visible tracks of per-axis noise ``sigma`` (``fit.noise``) turns by a small body-frame
+    angle ``d`` of covariance ``C = sigma^2 J^-1`` (``J`` their inertia about their centroid, unit masses), which moves
+    ``p`` by ``d x p``, of expected square ``p^T (tr(C) I - C) p``. A quadratic Savitzky-Golay fit of ``W`` frames
+    passes white noise at the window's centre with variance ``1 - h`` (``h`` its centre weight), so the noise's share
+    of a row is ``(1 - h) (tr(C_f) I - C_f)``. A slow roll turns so little within a window that its wobble is under
+    this: seed 7's ``roll_0`` (a capsule at 3 rad/s, 120 fps, noise 0.5 r) had ``H`` all noise, which made the true
+    centre, 35 mm from the best point, look implausible (F = 31 > :data:`CENTRE_F`)."""
+    from scipy.signal import savgol_coeffs
+
+    V = vis[:, fit.tracks]
+    s2 = float(fit.noise) ** 2
+    T = V.shape[0]
+    per = np.zeros((T, 3, 3))
+    for t in np.flatnonzero(V.sum(1) >= _MIN_POSE):
+        q = fit.body[V[t]] - fit.body[V[t]].mean(0)
+        J = (q * q).sum() * np.eye(3) - q.T @ q
+        if np.linalg.cond(J) > 1e12:  # collinear: the fit leaves that turn free; nothing to subtract there
+            continue
+        C = s2 * np.linalg.inv(J)
+        per[t] = np.trace(C) * np.eye(3) - C
+    out = np.zeros((3, 3))
+    i = 0
+    for frames, W in rows:
+        h = float(savgol_coeffs(W, 2)[W // 2])
+        out += (1.0 - h) * np.einsum("f,fij->ij", w[i:i + len(frames)], per[frames])
+        i += len(frames)
+    return out
+
+
 def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.ndarray:
     """(n,) float64 weights of mean 1, at least ``floor``, whose weighted mean of the centred ``body (n, 3)`` is
     ``p`` (or as near as such weights allow): the least change from equal weights, ``w_i = max(floor, a_0 + a .
@@ -1434,13 +1476,14 @@ def _centre_weights(body: np.ndarray, p: np.ndarray, floor: float = 0.05) -> np.
     return w / w.mean()
 
 
-def recentre(fit: ObjectFit, floor: float, calm: Optional[float] = None) -> np.ndarray:
+def recentre(fit: ObjectFit, floor: float, calm: Optional[float] = None, vis: Optional[np.ndarray] = None) -> np.ndarray:
     """Move ``fit``'s pose centre to its body's centre of mass (:func:`_body_centre`), in place; returns the
     tracks' mass weights ``(n,)`` (mean 1) whose weighted centroid is that centre (the checks take the centre of
     mass of the particles); ``floor`` (m) as in :func:`_body_centre`. Sets ``fit.centre_region`` (the fit's
-    statistics about the new centre) when the fit was made."""
+    statistics about the new centre) when the fit was made; ``vis (T, N)``, the tracks' visibility, lets its ``H``
+    leave out the rotations' noise (:func:`_turn_noise_normal`)."""
     region: dict = {}
-    p = _body_centre(fit, floor, calm=calm, out=region)
+    p = _body_centre(fit, floor, calm=calm, out=region, vis=vis)
     q = np.zeros(3)
     w = np.ones(len(fit.body))
     if np.any(p):
@@ -1623,7 +1666,7 @@ def tracks_to_rollout(tracks: Tracks, fps: float, up: Optional[np.ndarray] = Non
     if not fits:
         raise ValueError(f"no group of at least {MIN_OBJECT_TRACKS} tracks with 4 visible in some frame: nothing to "
                          "audit")
-    weights = [recentre(f, 0.01 * r0, calm=POSE_FLOOR * r0) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
+    weights = [recentre(f, 0.01 * r0, calm=POSE_FLOOR * r0, vis=vis) for f in fits]  # pose centres at the bodies' centres of mass, not the tracks' centroids
     sigma_fits = _pose_noise(fits)  # the poses' precision: free fall, the ground's support and its bounces
     fall = None
     if up is None and tracks.w2c is None:
