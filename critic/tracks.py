@@ -2487,9 +2487,13 @@ def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidat
         if ts is None:
             return False
         f = ts.fits[k]
-        P = centre_candidates(f.body, f.centre_region)
-        if f.centre_region is not None:  # how much worse than the best point's each candidate's path wobbles
-            p0, H, s2 = f.centre_region
+        # only free flight pins the centre of mass by its path: there its acceleration is g, a parabola, and any other
+        # body point wobbles about one; in contact the support's push varies (an eccentric roller's centre of mass
+        # rises and falls each turn), and the smoothest point is the axis or the pivot, not the centre
+        region = f.centre_region if (~ctx.supported[:, k] & ctx.obj_observed[:, k]).any() else None
+        P = centre_candidates(f.body, region)
+        if region is not None:  # how much worse than the best point's each candidate's path wobbles
+            p0, H, s2 = region
             fstat = np.einsum("ci,ij,cj->c", P - p0, H, P - p0) / (3.0 * max(float(s2), 1e-300))
         m = ctx.mass[ctx.ids(k)].astype(np.float64)
         Rb, tb = kabsch(f.body, x0c.T[None], weights=m[None])  # body coordinates -> the reference shape's
