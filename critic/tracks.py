@@ -2514,7 +2514,8 @@ def centre_candidates(body: np.ndarray, region: Optional[tuple] = None, n: int =
 INERTIA_BLEND = (0.0, 0.5, 1.0)
 
 
-def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidates: Optional[np.ndarray] = None) -> bool:
+def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidates: Optional[np.ndarray] = None,
+                     out: Optional[dict] = None) -> bool:
     """True when some plausible centre of mass of ``ev``'s object takes away every energy gain of the event
     (``ev`` an energy event of ``check_energy`` on ``ctx``'s rollout, frames as it gives them): the points of
     :func:`centre_candidates` for ``ts.fits[ev.object]``, or ``candidates (C, 3)`` (m, the rollout's reference
@@ -2531,7 +2532,11 @@ def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidat
     the centre: a fixed body point cannot cancel it over a turn, nor at all on a body that does not turn.
 
     Nor do the tracks fix the body's inertia (:data:`INERTIA_BLEND`): each centre is judged with the tracks' inertia
-    and with blends of it towards the isotropic inertia of the same trace."""
+    and with blends of it towards the isotropic inertia of the same trace.
+
+    ``out`` (a dict), when given, receives ``from``: the first frame up to which no one centre explains the gains
+    since the window's start (None when one explains them all): a drift of the audited centre's height on a rolling
+    body, which a truer centre takes away, may start an event that a push ends, and the push's frame is that one."""
     from .checks import energy_rise
 
     k = ev.object
@@ -2588,11 +2593,15 @@ def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidat
     _, rise, _, tol = energy_rise(ctx, int(k), e, ke)
     look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))
     a, b = max(int(ev.frame) - 1 - look, 0), min(int(ev.end_frame) + look, len(rise))
-    worst = np.nanmax(np.maximum(np.nan_to_num(rise[a:b], nan=0.0), 0.0) / tol[a:b], axis=0, initial=0.0)  # (C,)
     # the share of the energy tolerance a candidate uses plus the share of the wobble's bound it uses (the F statistic
     # grows as the square of the distance from the best point) within one: a centre barely plausible by its wobble
     # has no energy tolerance left for its own gain
-    return bool(((worst[1:] + np.sqrt(fstat[1:] / CENTRE_F)) <= 1.0).any())
+    share = np.maximum(np.nan_to_num(rise[a:b], nan=0.0), 0.0) / tol[a:b]  # (S, C)
+    held = np.maximum.accumulate(share[:, 1:], axis=0) + np.sqrt(np.maximum(fstat[1:], 0.0) / CENTRE_F) <= 1.0
+    fine = held.any(axis=1)  # (S,): some one centre takes away every gain from step a to this one
+    if out is not None:
+        out["from"] = None if fine.all() else a + int(np.argmin(fine)) + 1  # the first frame no centre explains
+    return bool(len(fine) and fine[-1])
 
 
 def noise_config(base: AuditConfig, r: float, sigma_p: float) -> AuditConfig:
@@ -3734,7 +3743,15 @@ def audit_tracks(source, fps: float, up: Optional[np.ndarray] = None, scale: flo
 
             # a gain that some plausible centre of mass of the body takes away is the tracks' ignorance of where
             # that centre is, not energy from nowhere
-            evs_s += [e for e in check_energy(ro_s, ctx_s) if not energy_explained(ctx_s, e, ts)]
+            for e in check_energy(ro_s, ctx_s):
+                why: dict = {}
+                if energy_explained(ctx_s, e, ts, out=why):
+                    continue
+                f = why.get("from")
+                # the gain no centre takes away starts at `from`: a push after an explained drift (the onset is then
+                # searched about it)
+                evs_s.append(_moved_onset(ctx_s, e, f, f" No centre of mass explains the gain from frame {f} on.")
+                             if f is not None and e.frame < f <= e.end_frame else e)
         if W >= 5:  # smoothing spreads a hover's onset over the window: locate it on the raw poses
             evs_s = [floating_onset(ctx0, e, W) if e.category == "floating" else energy_onset(ctx0, e, W)
                      if e.category == "energy" else e for e in _join_close(evs_s, W)]
