@@ -68,7 +68,12 @@ the one judgement only tracks need, object permanence (docs/ARCHITECTURE.md):
    again at its own pose noise (:func:`loose_floating_events`). An
    energy gain is kept only when no plausible centre of mass and inertia takes it away (:func:`energy_explained` over
    :func:`centre_candidates` and :data:`INERTIA_BLEND`: the tracks fix the motion, not where the centre is nor how
-   the mass is spread). A
+   the mass is spread; the plausible centres are those whose path wobbles about as little as the best one's, by a
+   normal matrix without the fitted turns' own noise, :func:`_turn_noise_normal`, and anywhere in the body of one
+   that only rolls, whose non-slipping contact supports an eccentric centre), and it starts where no one centre
+   explains the gains any more. The energy of smoothed poses is judged at their own precision: the velocity noise
+   the two smoothing passes leave (:func:`energy_pose_noise`) and the turn's noise in the rotational energy
+   (:func:`turn_energy_noise`). A
    teleport or jitter is re-judged with its thresholds raised by the precision of its own frames (a teleport's
    centre for its jump and farthest track for its turn, a jitter's farthest track: centre and turn) when that exceeds
    ``sigma_p`` (:func:`local_precision`), and a jump in frames seen through too few tracks for ``sigma_p`` is judged
