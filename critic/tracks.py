@@ -2605,14 +2605,12 @@ def energy_explained(ctx, ev: Event, ts: Optional["TrackScene"] = None, candidat
     _, rise, _, tol = energy_rise(ctx, int(k), e, ke)
     look = max(2, int(np.ceil(ctx.config.energy_window / ctx.dt)))
     a, b = max(int(ev.frame) - 1 - look, 0), min(int(ev.end_frame) + look, len(rise))
-    # a centre of mass is the body's for the whole run of judged steps the event lies in, not for the event alone:
-    # one far from the axis of a roller swings its height by the body's size each turn, and the budget follows its
-    # fall (a loss is dissipation), which hid a push on seed 3's roll_0 for 15 frames (a point 95 mm off the axis
-    # fell by 1.5 J/kg meanwhile), but not its rise again
+    # a centre of mass is the body's since the start of the run of judged steps the event lies in, not for the event
+    # alone: one far from the axis of a roller swings its height by the body's size each turn, and the budget follows
+    # its fall (a loss is dissipation), which hid a push on seed 3's roll_0 for 15 frames (a point 95 mm off the axis
+    # fell by 1.5 J/kg meanwhile); the steps after the event are not its (a later push is another event's)
     while a > 0 and np.isfinite(rise[a - 1, 0]):
         a -= 1
-    while b < len(rise) and np.isfinite(rise[b, 0]):
-        b += 1
     # the share of the energy tolerance a candidate uses plus the share of the wobble's bound it uses (the F statistic
     # grows as the square of the distance from the best point) within one: a centre barely plausible by its wobble
     # has no energy tolerance left for its own gain
