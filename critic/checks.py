@@ -673,7 +673,8 @@ def check_floating(rollout: Rollout, ctx: Union[AuditContext, AuditConfig, None]
 
 def energy_rise(ctx: AuditContext, k: int, e: np.ndarray, ke: np.ndarray) -> tuple[np.ndarray, ...]:
     """:func:`check_energy`'s judgement of object ``k``'s energy over the steps: ``(flags, rise, budget, tol)``,
-    each shaped as ``e``. ``e`` (T-1,) or (T-1, C) float64, J: the object's mechanical energy per step (C candidate
+    each shaped as ``e``; ``tol`` also holds ``ctx.energy_slack (T-1, K)`` (J) where a caller set it (critic.tracks:
+    the turn's own noise in the rotational energy). ``e`` (T-1,) or (T-1, C) float64, J: the object's mechanical energy per step (C candidate
     series, e.g. the energy of other plausible centres of mass of the same motion, judged at once); ``ke`` the
     kinetic part (J, same shape), which sets the velocity term of the tolerance. ``flags`` (bool): the rise above
     the budget exceeds ``tol``. Contact, sources and impacts are the context's, shared by all columns; a step is
@@ -696,6 +697,9 @@ def energy_rise(ctx: AuditContext, k: int, e: np.ndarray, ke: np.ndarray) -> tup
     v = np.sqrt(2 * np.maximum(np.nan_to_num(ke2), 0.0) / m)
     unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
     tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0)[:, None])
+    slack = getattr(ctx, "energy_slack", None)  # (T-1, K) J a caller knows more of (the tracks' turn noise)
+    if slack is not None:
+        tol = tol + slack[:, k][:, None]
     # the budget follows the energy down only to the highest energy of the next L steps
     fwd = e2.copy()
     for j in range(1, look + 1):
