@@ -176,7 +176,16 @@ def main(argv=None) -> int:
         path = out / "injected" / f"{cat}_{n:02d}_{name}_c{ci}.npz"
         tg.write(path, tr)
         t1 = time.perf_counter()
-        rep = audit_tracks(path, fps=1.0 / ro.dt)
+        try:
+            rep = audit_tracks(path, fps=1.0 / ro.dt)
+        except ValueError as exc:  # the critic refuses the file (e.g. no group of tracks to audit): a miss, not a crash
+            t_audit += time.perf_counter() - t1
+            n_audit += 1
+            rows[cat]["n"] += 1
+            manifest["injected"].append({"file": str(path), "scene": name, "camera": cam_name,
+                                         "label": tg.label_dict(label), "found": False, "refused": str(exc)})
+            missed.append((path.name, label, [("refused", str(exc))]))
+            continue
         t_audit += time.perf_counter() - t1
         n_audit += 1
         omap = object_map(rep.info, keep, ro.scene.object_id)
