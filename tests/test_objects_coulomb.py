@@ -18,12 +18,12 @@ S = 3e-4  # m/frame^2: the config's acceleration scale
 G = 9.81 * DT * DT  # m/frame^2
 
 
-def _net(psi, ground_coulomb: float = 0.5, ground_friction: float = 0.0) -> ObjectNet:
+def _net(psi, ground_coulomb: float = 0.5, ground_friction: float = 0.0, **config) -> ObjectNet:
     """A model whose ground decoder always answers ``psi`` (6 values, in units of the scales) and whose
-    contact decoder is silent."""
+    contact decoder is silent; ``config``: further ObjectConfig fields (coulomb_torque, ground_stick)."""
     cfg = ObjectConfig(dt=DT, radius=R, history=2, latent=16, vel_scale=(2e-3,) * 3, ang_scale=(5e-3,) * 3,
                        acc_scale=(S,) * 3, ang_acc_scale=(3e-3,) * 3, ground_coulomb=ground_coulomb,
-                       ground_friction=ground_friction)
+                       ground_friction=ground_friction, **config)
     net = ObjectNet(cfg).double()
     with torch.no_grad():
         for dec in (net.ground_decoder, net.force_decoder):

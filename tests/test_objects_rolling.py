@@ -13,6 +13,7 @@ from particles import ParticleScene
 from dynamics.objects import (ObjectConfig, ObjectNet, angular_velocity, fit_poses, object_rollout, pack_objects,
                               surface_points)
 from dynamics.sim.scenes import lattice_box, lattice_sphere
+from test_objects_coulomb import _net as _decoded_net
 
 R = 0.01
 DT = 1.0 / 60.0
@@ -153,22 +154,27 @@ def _bodies():
 def _coulomb_net(psi, torque=True, stick=False) -> ObjectNet:
     """``coulomb_torque`` (or, ``stick``, the solved ``ground_stick`` friction) with a ground decoder that
     always answers ``psi`` (6 values, units of the scales) and a silent contact decoder."""
-    kw = dict(ground_friction=0.5, ground_stick=True) if stick else dict(ground_coulomb=0.5, coulomb_torque=torque)
-    cfg = ObjectConfig(dt=DT, radius=R, history=2, latent=16, vel_scale=(2e-3,) * 3, ang_scale=(5e-3,) * 3,
-                       acc_scale=(S,) * 3, ang_acc_scale=(3e-3,) * 3, **kw)
-    net = ObjectNet(cfg).double()
-    with torch.no_grad():
-        for dec in (net.ground_decoder, net.force_decoder):
-            dec[-1].weight.zero_()
-            dec[-1].bias.zero_()
-        net.ground_decoder[-1].bias[:] = torch.as_tensor(psi, dtype=torch.float64)
-    return net.eval()
+    if stick:
+        return _decoded_net(psi, ground_coulomb=0.0, ground_friction=0.5, ground_stick=True)
+    return _decoded_net(psi, coulomb_torque=torque)
 
 
 def _one(pts, friction):
     sc = ParticleScene(pts, np.zeros(len(pts), np.int32), ("rigid",), R, ground=0.0,
                        object_friction=np.array([friction], np.float32))
     return pack_objects([sc], DT, dtype=torch.float64)
+
+
+def _sliding(name, friction, vx):
+    """One of :func:`_bodies` resting on the ground and sliding along +x at ``vx`` (m/frame) for two frames:
+    its points (P, 3) float32 m, packed batch, history (3, P, 3) float64 m and fitted poses."""
+    pts = _resting(_bodies()[name])
+    b = _one(pts, friction)
+    x = torch.tensor(pts, dtype=torch.float64)
+    v = torch.tensor([vx, 0.0, 0.0], dtype=torch.float64)
+    hist = torch.stack([x - 2 * v, x - v, x])
+    c, rot = fit_poses(b, hist)
+    return pts, b, hist, c, rot
 
 
 def test_ground_contact_tells_areas_lines_and_points():
@@ -256,12 +262,7 @@ def test_a_box_beside_them_is_not_tipped_and_a_ball_still_rolls():
 def test_an_upright_capsule_on_its_cap_keeps_the_full_friction_torque():
     """Near miss: a capsule standing on its cap touches at a point, as before: the friction's torque
     ``I^-1 (lever x M a_f)`` is applied whole (lever: centre to the ground contact), tipping part included."""
-    pts = _resting(_bodies()["upright_capsule"])
-    b = _one(pts, 0.05)
-    x = torch.tensor(pts, dtype=torch.float64)
-    v = torch.tensor([3e-3, 0.0, 0.0], dtype=torch.float64)
-    hist = torch.stack([x - 2 * v, x - v, x])
-    c, rot = fit_poses(b, hist)
+    pts, b, hist, c, rot = _sliding("upright_capsule", 0.05, 3e-3)
     a, alpha = _coulomb_net(BRAKE)(c, rot, b, hist[-1][b.index], hist[-1][b.index])
     a, alpha = a[0].detach().numpy(), alpha[0].detach().numpy()
     assert a[0] < 0  # braked
@@ -278,12 +279,7 @@ def test_solved_ground_friction_rolls_a_lying_capsule():
     """``ground_stick``: a lying capsule sliding across its axis ends the frame rolling without slip at its
     ground contact (as the ball does), with a spin about +y; before, its
     line contact was taken for a flat base and it was only braked, unturned."""
-    pts = _resting(_bodies()["lying_capsule"])
-    b = _one(pts, 0.6)
-    x = torch.tensor(pts, dtype=torch.float64)
-    v = torch.tensor([2e-3, 0.0, 0.0], dtype=torch.float64)
-    hist = torch.stack([x - 2 * v, x - v, x])
-    c, rot = fit_poses(b, hist)
+    pts, b, hist, c, rot = _sliding("lying_capsule", 0.6, 2e-3)
     a, alpha = _coulomb_net((5.0, -3.0, 0.0, 0.0, 0.0, 0.0), stick=True)(c, rot, b, hist[-1][b.index], hist[-1][b.index])
     a, alpha = a[0].detach().numpy(), alpha[0].detach().numpy()
     surf = pts[surface_points(pts, R)].astype(np.float64)
