@@ -1204,13 +1204,11 @@ class ObjectNet(nn.Module):
         :func:`ground_contact`'s projector of the friction torque: a flat base keeps only its vertical part
         (its base's pressure balances the tipping), a lying cylinder or capsule (a line contact) its parts
         about its axis and the vertical, a ball all of it."""
-        projector = proj
-
-        def proj(t):
-            return (projector @ t[:, :, None])[:, :, 0]
+        def project(t):  # the part (O, 3) of a torque t the ground contact takes
+            return (proj @ t[:, :, None])[:, :, 0]
 
         def eff(j):  # velocity change of the contact point per unit impulse j (O, 3)
-            return j / mass[:, None] + torch.linalg.cross(inv_inertia(proj(torch.linalg.cross(lever, j, dim=1))), lever, dim=1)
+            return j / mass[:, None] + torch.linalg.cross(inv_inertia(project(torch.linalg.cross(lever, j, dim=1))), lever, dim=1)
 
         # tangent basis of the ground plane
         ex = torch.zeros_like(up)
@@ -1236,7 +1234,7 @@ class ObjectNet(nn.Module):
         norm = jt.norm(dim=1, keepdim=True)
         jt = jt * (cap / torch.maximum(norm, cap).clamp_min(1e-30))
         jt = torch.where(stick[:, None], jt, 0.0)
-        return a + jt / mass[:, None], alpha + inv_inertia(proj(torch.linalg.cross(lever, jt, dim=1)))
+        return a + jt / mass[:, None], alpha + inv_inertia(project(torch.linalg.cross(lever, jt, dim=1)))
 
     def step(self, c_hist, r_hist, batch, kin_now, kin_next, w_hist=None, contact_gate=None, kin_inputs=None):
         """Next pose ``(c (O, 3), R (O, 3, 3))`` by semi-implicit Euler from :meth:`forward`'s accelerations
