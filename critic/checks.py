@@ -697,9 +697,8 @@ def energy_rise(ctx: AuditContext, k: int, e: np.ndarray, ke: np.ndarray) -> tup
     v = np.sqrt(2 * np.maximum(np.nan_to_num(ke2), 0.0) / m)
     unreliable = ctx.impact[:-1, k] | ctx.impact[1:, k]
     tol = m * (ctx.g_mag * h + v * dv + 0.5 * dv * dv + np.where(unreliable, chord, 0.0)[:, None])
-    slack = getattr(ctx, "energy_slack", None)  # (T-1, K) J a caller knows more of (the tracks' turn noise)
-    if slack is not None:
-        tol = tol + slack[:, k][:, None]
+    if ctx.energy_slack is not None:  # (T-1, K) J a caller knows more of (the tracks' turn noise)
+        tol = tol + ctx.energy_slack[:, k][:, None]
     # the budget follows the energy down only to the highest energy of the next L steps
     fwd = e2.copy()
     for j in range(1, look + 1):

@@ -243,6 +243,9 @@ class AuditContext:
         self.has_types = "particle_type" not in self.missing
         self.vis: Optional[np.ndarray] = rollout.visibility
         """(T, N) bool or None: which particles were observed (see :attr:`obj_observed`)."""
+        self.energy_slack: Optional[np.ndarray] = None
+        """(T-1, K) float64 J or None: what a caller knows the energy check's tolerance must add per step and object
+        (critic.tracks: the noise of a tracked body's turn in its rotational energy); None for a rollout."""
         self.obj = scene.object_id.astype(np.int64)
         self.mass = scene.mass.astype(np.float64)
         self.kin = scene.kinematic.copy() if self.has_types else np.zeros(self.N, bool)
